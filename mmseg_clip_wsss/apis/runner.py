@@ -1,0 +1,115 @@
+"""The machinery behind ``tools/train.py`` and ``tools/test.py``.
+
+The command lines follow mmseg's own tools (``--work-dir``, ``--resume``, ``--amp``,
+``--cfg-options``, ``--launcher``), so an mmseg user needs nothing new. The differences: the plugin
+is imported first (its registries and compatibility shims are then in place for any config, ours or
+``mmseg::`` / ``mmdet::`` ones), and the functions take ``argv`` so that tests drive them in-process.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+
+import mmseg_clip_wsss  # noqa: F401  registers modules and applies compat shims
+
+
+def _add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, as key=value pairs (mmengine DictAction syntax), '
+        'e.g. train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    # work_dir priority: command line > config > ./work_dirs/<config name>
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_train_config(argv: Optional[List[str]] = None) -> Config:
+    """Parse ``tools/train.py`` arguments and return the final config."""
+    parser = argparse.ArgumentParser(description='Train a segmentor (mmseg_clip_wsss)')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--resume', action='store_true',
+                        help='resume from the latest checkpoint in the work_dir')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
+    _add_common_args(parser)
+    args = parser.parse_args(argv)
+    cfg = _load_config(args)
+
+    if args.amp:
+        wrapper = cfg.optim_wrapper.type
+        if wrapper == 'AmpOptimWrapper':
+            print_log('AMP training is already enabled in the config.', logger='current',
+                      level=logging.WARNING)
+        elif wrapper != 'OptimWrapper':
+            raise ValueError(f'--amp needs optim_wrapper.type="OptimWrapper", got "{wrapper}"')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.resume = args.resume
+    return cfg
+
+
+def build_test_config(argv: Optional[List[str]] = None) -> Config:
+    """Parse ``tools/test.py`` arguments and return the final config."""
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a segmentor')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='directory to save predictions for offline evaluation')
+    parser.add_argument('--show-dir', help='directory to save painted predictions')
+    parser.add_argument('--tta', action='store_true', help='test time augmentation')
+    _add_common_args(parser)
+    args = parser.parse_args(argv)
+    cfg = _load_config(args)
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        if 'visualization' not in cfg.default_hooks:
+            raise RuntimeError('--show-dir needs default_hooks.visualization '
+                               '(e.g. dict(type="SegVisualizationHook")) in the config')
+        cfg.default_hooks.visualization.draw = True
+        cfg.visualizer.save_dir = args.show_dir
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg
+
+
+def _build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+
+
+def train_main(argv: Optional[List[str]] = None):
+    """Entry point of ``tools/train.py``; returns the runner after training."""
+    runner = _build_runner(build_train_config(argv))
+    runner.train()
+    return runner
+
+
+def test_main(argv: Optional[List[str]] = None):
+    """Entry point of ``tools/test.py``; returns the metrics."""
+    return _build_runner(build_test_config(argv)).test()
