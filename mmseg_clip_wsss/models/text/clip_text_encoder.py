@@ -1,0 +1,280 @@
+"""CLIP text encoder with prompt learning: class names -> one unit-norm embedding per class.
+
+Registry name: ``'CLIPPromptTextEncoder'`` -- mmseg 1.x already registers a different
+``CLIPTextEncoder`` (SAN's text encoder, ``mmseg/models/text_encoder``) under the plain class name, so
+configs write ``dict(type='CLIPPromptTextEncoder', ...)``; the Python class stays ``CLIPTextEncoder``.
+"""
+import logging
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple, Union
+
+import open_clip
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from mmseg_clip_wsss.registry import DET_MODELS, MODELS
+from .prompt_learner import BasePromptLearner, build_prompt_learner
+from .text_tower import TextTower
+from .tiny_clip import register_tiny_clip
+from .vocabularies import ClassNames, default_background_words, readable_name, resolve_class_prompts
+
+__all__ = ['CLIPTextEncoder']
+
+_CHECKPOINT_EXTS = ('.pt', '.pth', '.bin', '.safetensors', '.npz', '.npy', '.ckpt')
+
+
+def _load_open_clip(model_name: str,
+                    pretrained: Optional[str],
+                    cache_dir: Optional[str],
+                    quick_gelu: Optional[bool] = None) -> nn.Module:
+    """Create an open_clip model through open_clip's own loader, with clear errors for bad inputs.
+
+    open_clip only *warns* when a tag was trained with QuickGELU (OpenAI's weights) but the model
+    config uses GELU (``'ViT-B-16'`` + ``'openai'``); the features are then subtly wrong. Here the
+    tag's own ``quick_gelu`` flag is applied unless ``quick_gelu`` says otherwise.
+    """
+    register_tiny_clip()
+    has_schema = model_name.startswith(('hf-hub:', 'local-dir:'))
+    clean_name = model_name.replace('/', '-')
+    if not has_schema and open_clip.get_model_config(clean_name) is None:
+        raise ValueError(
+            f'CLIPPromptTextEncoder: model_name={model_name!r} is not an open_clip model config '
+            '(see open_clip.list_models(), e.g. \'ViT-B-16\').')
+    if has_schema:
+        pretrained = None  # open_clip takes the weights from the schema source
+    elif pretrained:
+        pretrained = osp.expanduser(str(pretrained))
+        tag_cfg = open_clip.get_pretrained_cfg(clean_name, pretrained)
+        is_tag = bool(tag_cfg)
+        if is_tag and quick_gelu is None:
+            quick_gelu = bool(tag_cfg.get('quick_gelu', False))
+        if not is_tag and not osp.isfile(pretrained):
+            tags = open_clip.list_pretrained_tags_by_model(clean_name)
+            looks_like_path = (osp.sep in pretrained or pretrained.endswith(_CHECKPOINT_EXTS)
+                               or pretrained.startswith('.'))
+            if looks_like_path:
+                raise FileNotFoundError(
+                    f'CLIPPromptTextEncoder: pretrained checkpoint file {pretrained!r} does not exist. '
+                    f'Set `pretrained` to an existing open_clip state-dict file or to a tag of '
+                    f'{model_name!r}: {tags}.')
+            raise ValueError(
+                f'CLIPPromptTextEncoder: pretrained={pretrained!r} is neither an open_clip tag of '
+                f'{model_name!r} ({tags}) nor an existing checkpoint file.')
+    else:
+        print_log(
+            f'CLIPPromptTextEncoder: pretrained is empty, the {model_name} text tower is randomly '
+            'initialised.',
+            logger='current',
+            level=logging.WARNING)
+    return open_clip.create_model(model_name,
+                                  pretrained=pretrained or None,
+                                  device='cpu',
+                                  cache_dir=cache_dir,
+                                  force_quick_gelu=bool(quick_gelu))
+
+
+def _drop_frozen_tower(module: 'CLIPTextEncoder', state_dict: dict, prefix: str,
+                       local_metadata: dict) -> None:
+    """``state_dict`` post-hook: leave out the weights of a frozen text tower."""
+    if any(p.requires_grad for p in module.text_tower.parameters()):
+        return
+    tower_prefix = prefix + 'text_tower.'
+    for key in [k for k in state_dict if k.startswith(tower_prefix)]:
+        del state_dict[key]
+
+
+def _fill_missing_tower(module: 'CLIPTextEncoder', state_dict: dict, prefix: str, *args) -> None:
+    """``load_state_dict`` pre-hook: text-tower weights absent from the state dict keep their values."""
+    tower_prefix = prefix + 'text_tower.'
+    for name, value in module.text_tower.state_dict().items():
+        state_dict.setdefault(tower_prefix + name, value)
+
+
+@DET_MODELS.register_module(name='CLIPPromptTextEncoder')
+@MODELS.register_module(name='CLIPPromptTextEncoder')
+class CLIPTextEncoder(BaseModule):
+    """Frozen CLIP text tower + prompt learner -> class text embeddings (K, D).
+
+    Registered as ``'CLIPPromptTextEncoder'`` in mmseg's and mmdet's ``MODELS`` (mmseg's own
+    ``'CLIPTextEncoder'`` is SAN's encoder).
+
+    The open_clip model is created through open_clip's real loader (model-config name + ``pretrained``
+    tag or local checkpoint file); only its text tower is kept, the vision tower is dropped.
+    :meth:`forward` returns one L2-normalised row per class in ``class_names`` order.
+
+    Caching: when nothing that shapes the embeddings needs a gradient (grad mode off, or no prompt
+    parameter and no text-tower parameter requires grad) the embeddings are computed once and
+    reused until a prompt parameter or the tower changes (tracked by each tensor's version counter
+    and storage, plus a value snapshot of the small prompt parameters, which also catches fused
+    optimiser steps). When they do need a gradient every call recomputes them, once: the segmentor
+    calls the encoder once per training iteration. The learnable background embedding is applied
+    after the cache (it needs no text-tower call).
+
+    Args:
+        class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'`` or a list of class
+            names in dataset order (an entry may be a list of synonyms). Defaults to ``'voc'``.
+        model_name (str): open_clip model-config name (``'ViT-B-16'``, or
+            ``mmseg_clip_wsss.models.text.TINY_CLIP_NAME`` in tests). Defaults to ``'ViT-B-16'``.
+        pretrained (str, optional): open_clip pretrained tag (``'openai'``) or a local checkpoint
+            path; None/'' gives a random init. Defaults to ``'openai'``.
+        prompt (dict, optional): Prompt learner, ``dict(type=<mode>, **options)`` with mode
+            ``'template'`` (default), ``'learnable'`` (CoOp) or ``'learnable_ensemble'``; see
+            :mod:`mmseg_clip_wsss.models.text.prompt_learner`.
+        background_words (str | Sequence[str], optional): Background prompts. A list of words (or
+            ``'default'`` for :data:`BACKGROUND_WORDS` minus the foreground names): the
+            ``'background'`` row (class 0) becomes the normalised mean of the prompted words. None:
+            the class name ``'background'`` itself is prompted. Defaults to None.
+        learnable_background (bool): Replace row 0 by a learnable embedding initialised from the
+            prompted background. Defaults to False.
+        freeze_text_tower (bool): Freeze every text-tower parameter. Defaults to True.
+        quick_gelu (bool, optional): Build the model with QuickGELU. None: as the pretrained tag was
+            trained (OpenAI's weights: True); give True for OpenAI weights loaded from a local file
+            with a GELU config such as ``'ViT-B-16'`` (or use ``'ViT-B-16-quickgelu'``).
+            Defaults to None.
+        cache_dir (str, optional): open_clip download cache for pretrained tags. Defaults to None.
+        init_cfg (dict, optional): mmengine init config. Defaults to None.
+    """
+
+    def __init__(self,
+                 class_names: ClassNames = 'voc',
+                 model_name: str = 'ViT-B-16',
+                 pretrained: Optional[str] = 'openai',
+                 prompt: Optional[dict] = None,
+                 background_words: Union[str, Sequence[str], None] = None,
+                 learnable_background: bool = False,
+                 freeze_text_tower: bool = True,
+                 quick_gelu: Optional[bool] = None,
+                 cache_dir: Optional[str] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        class_prompts = resolve_class_prompts(class_names)
+        self.class_names: List[str] = [names[0] for names in class_prompts]
+        self.num_classes = len(class_prompts)
+        has_background = self.class_names[0].lower() == 'background'
+
+        if background_words is not None:
+            if not has_background:
+                raise ValueError(
+                    'CLIPPromptTextEncoder: background_words needs class 0 of class_names to be '
+                    f"'background', got {self.class_names[0]!r}.")
+            class_prompts[0] = self._background_prompts(background_words, self.class_names[1:])
+        if learnable_background and not has_background:
+            raise ValueError(
+                'CLIPPromptTextEncoder: learnable_background=True needs class 0 of class_names to '
+                f"be 'background', got {self.class_names[0]!r}.")
+        self.class_prompts = class_prompts
+        self.model_name = model_name
+        self.freeze_text_tower = bool(freeze_text_tower)
+
+        clip_model = _load_open_clip(model_name, pretrained, cache_dir, quick_gelu)
+        tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
+        self.text_tower = TextTower(clip_model)
+        del clip_model  # the vision tower and logit scale go with it
+        if self.freeze_text_tower:
+            self.text_tower.requires_grad_(False)
+            self.text_tower.eval()
+        self.embed_dim = self.text_tower.embed_dim
+
+        self.prompt_learner: BasePromptLearner = build_prompt_learner(prompt, class_prompts, tokenizer,
+                                                                      self.text_tower)
+        self._cache: Optional[Tuple[tuple, List[torch.Tensor], torch.Tensor]] = None
+        self.register_state_dict_post_hook(_drop_frozen_tower)
+        self.register_load_state_dict_pre_hook(_fill_missing_tower)
+
+        self.learnable_background = bool(learnable_background)
+        if self.learnable_background:
+            with torch.no_grad():
+                init = self.prompt_learner(self.text_tower)[0]  # (D, )
+            self.background_embedding = nn.Parameter(init.detach().clone())
+
+    @staticmethod
+    def _background_prompts(words: Union[str, Sequence[str]], foreground: Sequence[str]) -> List[str]:
+        """Validated, readable background words."""
+        if isinstance(words, str):
+            if words != 'default':
+                raise ValueError(
+                    f"background_words must be a list of words, 'default' or None, got {words!r}.")
+            words = default_background_words(foreground)
+        words = [readable_name(w) for w in words]
+        if not words:
+            raise ValueError("background_words is empty; give a list of words, 'default' or None.")
+        clash = sorted({w for w in words if w.lower() in {f.lower() for f in foreground}})
+        if clash:
+            raise ValueError(
+                f'background_words {clash} are foreground classes of class_names; remove them '
+                "(background_words='default' drops them automatically).")
+        return words
+
+    # ------------------------------------------------------------------ caching
+    def _prompt_params(self) -> List[nn.Parameter]:
+        return list(self.prompt_learner.parameters())
+
+    def _cache_key(self) -> tuple:
+        """Identity of every tensor the embeddings depend on (storage, version, device, dtype)."""
+        tensors = list(self.text_tower.parameters()) + self._prompt_params()
+        return tuple((t.data_ptr(), t._version, t.device, t.dtype, tuple(t.shape)) for t in tensors)
+
+    def _cache_valid(self, key: tuple) -> bool:
+        if self._cache is None or self._cache[0] != key:
+            return False
+        snapshot = self._cache[1]
+        return all(torch.equal(p, s) for p, s in zip(self._prompt_params(), snapshot))
+
+    def invalidate_cache(self) -> None:
+        """Drop the cached embeddings (the next call runs the text tower)."""
+        self._cache = None
+
+    def _encode(self) -> torch.Tensor:
+        return self.prompt_learner(self.text_tower)  # (K, D)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self) -> torch.Tensor:
+        """Class text embeddings.
+
+        Returns:
+            Tensor: (K, D) float32, every row unit L2 norm, rows in ``class_names`` order. A cached
+            tensor may be returned: do not modify it in place.
+        """
+        tower_trainable = any(p.requires_grad for p in self.text_tower.parameters())
+        needs_grad = torch.is_grad_enabled() and (tower_trainable or any(p.requires_grad
+                                                                         for p in self._prompt_params()))
+        # A trainable tower may be changed by optimisers that bypass version counters; only eval mode
+        # caches it.
+        can_cache = not (tower_trainable and self.training)
+        if needs_grad:
+            embeds = self._encode()
+            if can_cache:
+                self._cache = (self._cache_key(), [p.detach().clone()
+                                                   for p in self._prompt_params()], embeds.detach())
+        elif not can_cache:
+            with torch.no_grad():
+                embeds = self._encode()
+        else:
+            key = self._cache_key()
+            if not self._cache_valid(key):
+                with torch.no_grad():
+                    embeds = self._encode()
+                self._cache = (key, [p.detach().clone() for p in self._prompt_params()], embeds)
+            embeds = self._cache[2]
+        return self._apply_background(embeds).float()
+
+    def _apply_background(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Put the learnable background embedding (normalised) into row 0."""
+        if not self.learnable_background:
+            return embeds
+        background = F.normalize(self.background_embedding.to(embeds.dtype), dim=0)  # (D, )
+        return torch.cat([background[None], embeds[1:]], dim=0)  # (K, D)
+
+    def train(self, mode: bool = True):
+        """Set train/eval mode; a frozen text tower always stays in eval mode."""
+        super().train(mode)
+        if self.freeze_text_tower:
+            self.text_tower.eval()
+        return self
+
+    def extra_repr(self) -> str:
+        return (f'model_name={self.model_name!r}, num_classes={self.num_classes}, '
+                f'embed_dim={self.embed_dim}, learnable_background={self.learnable_background}')

@@ -1,0 +1,142 @@
+"""Class vocabularies and readable prompt names for the CLIP text side.
+
+Dataset class lists are kept exactly as the datasets spell them (``VOC_CLASSES`` matches mmseg's
+``PascalVOCDataset``, ``COCO_CLASSES`` is ``'background'`` + mmdet's ``CocoDataset`` classes), so that
+row ``k`` of the text embeddings is class ``k`` of the dataset. What goes into a prompt is the
+*readable* name: ``'tvmonitor'`` is prompted as ``'tv monitor'``, ``'hair drier'`` as
+``'hair dryer'``, and so on (see :data:`PROMPT_NAMES`).
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    'VOC_CLASSES', 'COCO_CLASSES', 'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names',
+    'resolve_class_prompts', 'get_dataset_classes', 'default_background_words', 'readable_name'
+]
+
+#: PASCAL VOC 2012: background + 20 classes, in dataset (label index) order.
+VOC_CLASSES: Tuple[str, ...] = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
+                                'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
+                                'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+
+#: MS COCO 2014/2017 (WSSS protocol): background + the 80 object classes, in dataset order.
+COCO_CLASSES: Tuple[str,
+                    ...] = ('background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
+                            'train', 'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
+                            'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
+                            'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
+                            'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
+                            'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
+                            'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana',
+                            'apple', 'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
+                            'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'dining table',
+                            'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
+                            'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock',
+                            'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
+
+#: Readable prompt names for dataset spellings that CLIP reads badly (keys are lower case,
+#: underscores already turned into spaces). Names not listed are prompted as they are.
+PROMPT_NAMES = {
+    'tvmonitor': 'tv monitor',
+    'pottedplant': 'potted plant',
+    'diningtable': 'dining table',
+    'motorbike': 'motorbike',
+    'aeroplane': 'aeroplane',
+    'tv': 'television',
+    'hair drier': 'hair dryer',
+    'mouse': 'computer mouse',
+    'remote': 'remote control',
+    'cell phone': 'cell phone',
+    'couch': 'couch',
+    'sports ball': 'sports ball',
+}
+
+#: Words for stuff that is never a foreground object (CLIP-ES style background prompts).
+#: Each word is prompted like a class and the background row is their normalised mean.
+BACKGROUND_WORDS: Tuple[str, ...] = ('ground', 'land', 'grass', 'tree', 'building', 'wall', 'sky',
+                                     'lake', 'water', 'river', 'sea', 'railway', 'railroad', 'keyboard',
+                                     'helmet', 'cloud', 'house', 'mountain', 'ocean', 'road', 'rock',
+                                     'street', 'valley', 'bridge', 'sign')
+
+_DATASETS = {'voc': VOC_CLASSES, 'coco': COCO_CLASSES}
+
+ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
+
+
+def get_dataset_classes(name: str) -> Tuple[str, ...]:
+    """Class list of a known dataset, as the dataset spells it.
+
+    Args:
+        name (str): ``'voc'`` or ``'coco'`` (case-insensitive).
+
+    Returns:
+        tuple[str]: The dataset's classes, index 0 = ``'background'``.
+    """
+    key = name.lower()
+    if key not in _DATASETS:
+        raise ValueError(f'class_names={name!r} is not a known vocabulary; use one of '
+                         f'{sorted(_DATASETS)} or pass a list of class names.')
+    return _DATASETS[key]
+
+
+def readable_name(name: str) -> str:
+    """The prompt-ready spelling of one class name (``'tvmonitor'`` -> ``'tv monitor'``).
+
+    Underscores become spaces, whitespace is collapsed and :data:`PROMPT_NAMES` is applied.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f'class_names: every class name must be a non-empty string, got {name!r}.')
+    clean = ' '.join(name.replace('_', ' ').split())
+    return PROMPT_NAMES.get(clean.lower(), clean)
+
+
+def resolve_class_prompts(class_names: ClassNames) -> List[List[str]]:
+    """All prompt names of every class (one list of synonyms per class).
+
+    Args:
+        class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'``, or a list with
+            one entry per class; an entry is a name or a list of synonyms (e.g.
+            ``['tv monitor', 'television']``) that are all prompted and averaged.
+
+    Returns:
+        list[list[str]]: For every class, its readable names (at least one).
+    """
+    if isinstance(class_names, str):
+        class_names = get_dataset_classes(class_names)
+    if class_names is None or len(class_names) == 0:
+        raise ValueError('class_names is empty: give a vocabulary name (\'voc\', \'coco\') or a '
+                         'non-empty list of class names.')
+    prompts = []
+    for entry in class_names:
+        synonyms = [entry] if isinstance(entry, str) else list(entry)
+        if not synonyms:
+            raise ValueError('class_names: a synonym list must hold at least one name.')
+        prompts.append([readable_name(s) for s in synonyms])
+    return prompts
+
+
+def resolve_class_names(class_names: ClassNames) -> List[str]:
+    """Prompt-ready names, one per class, in dataset order.
+
+    Args:
+        class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'`` or a list of class
+            names (an entry may be a list of synonyms; its first name is returned).
+
+    Returns:
+        list[str]: e.g. ``resolve_class_names('voc')[-1] == 'tv monitor'``.
+    """
+    return [synonyms[0] for synonyms in resolve_class_prompts(class_names)]
+
+
+def default_background_words(foreground_names: Optional[Sequence[str]] = None) -> List[str]:
+    """:data:`BACKGROUND_WORDS` minus any word that is a foreground class of the vocabulary.
+
+    (``'keyboard'`` is a COCO class, so it is no background word for COCO.)
+
+    Args:
+        foreground_names (Sequence[str], optional): Prompt names of the foreground classes.
+
+    Returns:
+        list[str]: The background words to prompt.
+    """
+    taken = {n.lower() for n in (foreground_names or [])}
+    return [w for w in BACKGROUND_WORDS if w not in taken]
