@@ -1,0 +1,311 @@
+"""Weakly supervised encoder-decoder with (optional) CLIP text guidance and an RSC-A neck."""
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.config import ConfigDict
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.utils import resize
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
+from torch import Tensor
+
+from mmseg_clip_wsss.registry import MODELS
+from mmseg_clip_wsss.structures import stack_image_labels
+from ..heads.weak_decode_head import WeakDecodeHead
+
+_CAM_BACKGROUND = ('auto', 'score', 'zero')
+_CAM_NORM = ('relu', 'minmax')
+
+
+def _window_starts(size: int, crop: int, stride: int) -> List[int]:
+    """Top/left corners of sliding windows of length ``crop`` covering ``size`` (last one flush)."""
+    if size <= crop:
+        return [0]
+    return sorted(set(list(range(0, size - crop, stride)) + [size - crop]))
+
+
+@MODELS.register_module()
+class WSSSEncoderDecoder(EncoderDecoder):
+    """Encoder-decoder trained from image-level labels (or masks), text-guided when configured.
+
+    Differences from :class:`mmseg.models.EncoderDecoder`:
+
+    - ``text_encoder`` (e.g. ``dict(type='CLIPPromptTextEncoder', ...)``) is called **once** per
+      ``loss``/``predict``/``tensor`` call; its (K, D) class embeddings are passed to the head.
+      ``num_classes`` of the head (and of the neck's memory bank) must equal the encoder's K.
+    - Weak supervision (``decode_head.supervision='weak'``): :meth:`loss` reads the image-level labels
+      (:func:`~mmseg_clip_wsss.structures.stack_image_labels`), returns the head's image-level losses
+      (``decode.*``) and, when the neck has a memory bank (:class:`RSCANeck`), the regional contrast
+      loss (``neck.*``) with the memory update. Full supervision: the head's per-pixel loss on
+      ``gt_sem_seg``, like ``EncoderDecoder``.
+    - :meth:`compute_cams` gives CAMs (B, K, H, W) at input resolution: non-negative, each class map
+      scaled to max 1, zero for classes absent from the image labels; the background channel holds
+      the model's background score (``cam_background='score'``) or zeros (``'zero'``).
+    - ``test_cfg.output='cam'`` (or ``test_cfg.mode='cam'``) makes :meth:`predict` return these CAMs
+      as ``seg_logits`` (absent classes are 0, so ``pred_sem_seg`` is the arg-max over the image's
+      classes, background where nothing is active). It needs ``gt_image_labels`` in the data samples.
+    - Without ``text_encoder`` and ``neck`` and with :class:`CAMClassifierHead` this is the plain CAM
+      baseline on the same backbone.
+
+    Args:
+        backbone (dict): Backbone config.
+        decode_head (dict): Head config (:class:`TextGuidedHead`, :class:`CAMClassifierHead`, or any
+            mmseg decode head for full supervision).
+        neck (dict, optional): Neck config (e.g. :class:`RSCANeck`). Defaults to None.
+        text_encoder (dict, optional): Text encoder config. Defaults to None.
+        auxiliary_head (dict, optional): Auxiliary head config (full supervision). Defaults to None.
+        train_cfg (dict, optional): Training config. Defaults to None.
+        test_cfg (dict, optional): Test config: ``mode`` ('whole' | 'slide' | 'cam'), ``crop_size`` and
+            ``stride`` for 'slide', ``output`` ('seg' | 'cam'). Defaults to ``dict(mode='whole')``.
+        data_preprocessor (dict, optional): Data preprocessor config. Defaults to None.
+        pretrained (str, optional): Backbone checkpoint. Defaults to None.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+        background_index (int, optional): Background class index; None when the class list has no
+            background. Defaults to 0.
+        cam_background (str): Background channel of the CAMs: ``'score'`` (the model's own
+            background score, e.g. background prompts), ``'zero'``, or ``'auto'`` (``'score'`` with a
+            text encoder, ``'zero'`` without). Defaults to ``'auto'``.
+        cam_norm (str): ``'relu'`` (ReLU of the score, then / per-class max) or ``'minmax'``
+            (score minus its per-image min, then / max). Defaults to ``'relu'``.
+        region_contrast (bool): Use the neck's regional contrast loss and memory update in weak
+            training when the neck has them. Defaults to True.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 neck: OptConfigType = None,
+                 text_encoder: OptConfigType = None,
+                 auxiliary_head: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None,
+                 background_index: Optional[int] = 0,
+                 cam_background: str = 'auto',
+                 cam_norm: str = 'relu',
+                 region_contrast: bool = True):
+        if cam_background not in _CAM_BACKGROUND:
+            raise ValueError(f'WSSSEncoderDecoder: cam_background={cam_background!r} must be one of '
+                             f'{_CAM_BACKGROUND}.')
+        if cam_norm not in _CAM_NORM:
+            raise ValueError(f'WSSSEncoderDecoder: cam_norm={cam_norm!r} must be one of {_CAM_NORM}.')
+        super().__init__(
+            backbone=backbone,
+            decode_head=decode_head,
+            neck=neck,
+            auxiliary_head=auxiliary_head,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor,
+            pretrained=pretrained,
+            init_cfg=init_cfg)
+        self.train_cfg = ConfigDict(train_cfg or {})
+        self.test_cfg = ConfigDict(test_cfg or dict(mode='whole'))
+        self.text_encoder = MODELS.build(text_encoder) if text_encoder is not None else None
+        self.background_index = background_index
+        if cam_background == 'auto':
+            cam_background = 'score' if self.text_encoder is not None else 'zero'
+        self.cam_background = cam_background
+        self.cam_norm = cam_norm
+        self.region_contrast = region_contrast
+        self._check_components()
+
+    # ----------------------------------------------------------------- checks
+    def _check_components(self) -> None:
+        head = self.decode_head
+        if self.text_encoder is not None:
+            k_text = int(self.text_encoder.num_classes)
+            if k_text != head.num_classes:
+                raise ValueError(
+                    f'WSSSEncoderDecoder: decode_head.num_classes={head.num_classes} but the text '
+                    f'encoder has {k_text} classes (one row per class name): set '
+                    f'num_classes={k_text} in the decode_head (and neck) config or fix '
+                    'text_encoder.class_names.')
+            d_head = getattr(head, 'embed_dim', None)
+            if d_head is not None and d_head != self.text_encoder.embed_dim:
+                raise ValueError(
+                    f'WSSSEncoderDecoder: decode_head.embed_dim={d_head} but the text encoder '
+                    f'embeds into {self.text_encoder.embed_dim} dims: set '
+                    f'embed_dim={self.text_encoder.embed_dim} in the decode_head config.')
+        elif hasattr(head, 'embed_dim'):
+            raise ValueError(f'WSSSEncoderDecoder: {type(head).__name__} scores pixels against class '
+                             'text embeddings but no `text_encoder` is configured; add '
+                             'text_encoder=dict(type="CLIPPromptTextEncoder", ...) to the model config.')
+        k_neck = getattr(self.neck, 'num_classes', None) if self.with_neck else None
+        if k_neck is not None and k_neck != head.num_classes:
+            raise ValueError(f'WSSSEncoderDecoder: neck.num_classes={k_neck} (memory bank rows) but '
+                             f'decode_head.num_classes={head.num_classes}: set both to the same K.')
+
+    @property
+    def with_text_encoder(self) -> bool:
+        """bool: whether class text embeddings guide the head."""
+        return self.text_encoder is not None
+
+    @property
+    def _weak_head(self) -> bool:
+        return isinstance(self.decode_head, WeakDecodeHead)
+
+    @property
+    def _neck_contrasts(self) -> bool:
+        return self.with_neck and self.region_contrast and hasattr(self.neck, 'region_contrast_loss')
+
+    # ---------------------------------------------------------------- pieces
+    def encode_text(self) -> Optional[Tensor]:
+        """Class text embeddings (K, D), or None without a text encoder."""
+        return self.text_encoder() if self.text_encoder is not None else None
+
+    def _head_forward(self, x, text_embeds: Optional[Tensor], return_embeds: bool = False):
+        if self._weak_head:
+            return self.decode_head(x, text_embeds, return_embeds=return_embeds)
+        return self.decode_head(x)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict],
+                      text_embeds: Optional[Tensor] = None) -> Tensor:
+        """Score maps (B, K, H, W) resized to the input (pad) size.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W).
+            batch_img_metas (list[dict]): Image metas.
+            text_embeds (Tensor, optional): (K, D); computed here if None and a text encoder exists.
+        """
+        x = self.extract_feat(inputs)
+        if not self._weak_head:
+            return self.decode_head.predict(x, batch_img_metas, self.test_cfg)
+        if text_embeds is None:
+            text_embeds = self.encode_text()
+        return self.decode_head.predict(x, batch_img_metas, self.test_cfg, text_embeds)
+
+    def slide_inference(self, inputs: Tensor, batch_img_metas: List[dict],
+                        text_embeds: Optional[Tensor] = None) -> Tensor:
+        """Average of the score maps of overlapping ``test_cfg.crop_size`` windows (B, K, H, W)."""
+        if text_embeds is None:
+            text_embeds = self.encode_text()
+        h_stride, w_stride = self.test_cfg.stride
+        h_crop, w_crop = self.test_cfg.crop_size
+        b, _, h, w = inputs.shape
+        logits = inputs.new_zeros((b, self.out_channels, h, w))
+        counts = inputs.new_zeros((1, 1, h, w))
+        for y in _window_starts(h, h_crop, h_stride):
+            for x in _window_starts(w, w_crop, w_stride):
+                crop = inputs[:, :, y:y + h_crop, x:x + w_crop]
+                metas = [dict(meta, img_shape=crop.shape[2:]) for meta in batch_img_metas]
+                ch, cw = crop.shape[2:]
+                logits[:, :, y:y + ch, x:x + cw] += self.encode_decode(crop, metas, text_embeds)
+                counts[:, :, y:y + ch, x:x + cw] += 1
+        return logits / counts
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Whole or sliding-window score maps (B, K, H, W); the text encoder runs once."""
+        mode = self.test_cfg.get('mode', 'whole')
+        if mode not in ('whole', 'slide', 'cam'):
+            raise ValueError(f"WSSSEncoderDecoder: test_cfg.mode={mode!r} must be 'whole', 'slide' or "
+                             "'cam'.")
+        text_embeds = self.encode_text()
+        if mode == 'slide':
+            return self.slide_inference(inputs, batch_img_metas, text_embeds)
+        return self.encode_decode(inputs, batch_img_metas, text_embeds)
+
+    # ------------------------------------------------------------------ CAMs
+    def scores_to_cams(self, scores: Tensor, image_labels: Tensor,
+                       size: Optional[Sequence[int]] = None) -> Tensor:
+        """Turn score maps into CAMs.
+
+        Args:
+            scores (Tensor): (B, K, h, w) score maps.
+            image_labels (Tensor): (B, K) multi-hot labels.
+            size (Sequence[int], optional): Output (H, W); bilinear resize of the scores first.
+
+        Returns:
+            Tensor: (B, K, H, W) non-negative, per-class max 1 (or all 0), zero for absent classes
+            (and for the background channel with ``cam_background='zero'``).
+        """
+        if image_labels.shape != scores.shape[:2]:
+            raise ValueError(f'WSSSEncoderDecoder: image labels {tuple(image_labels.shape)} do not '
+                             f'match the score maps {tuple(scores.shape)} (expected (B, K) with K = '
+                             f'{scores.shape[1]}).')
+        if size is not None and tuple(scores.shape[-2:]) != tuple(size):
+            scores = resize(scores, size=tuple(size), mode='bilinear', align_corners=self.align_corners)
+        if self.cam_norm == 'relu':
+            cams = scores.relu()
+        else:
+            cams = scores - scores.amin(dim=(2, 3), keepdim=True)
+        cams = cams / cams.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
+        keep = image_labels > 0  # (B, K)
+        if self.background_index is not None and self.cam_background == 'zero':
+            keep = keep.clone()
+            keep[:, self.background_index] = False
+        return cams * keep[:, :, None, None].to(cams.dtype)
+
+    def compute_cams(self, inputs: Tensor, image_labels: Tensor) -> Tensor:
+        """CAMs of normalised images, restricted to their labels.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) normalised images.
+            image_labels (Tensor): (B, K) multi-hot labels.
+
+        Returns:
+            Tensor: (B, K, H, W) at input resolution (see :meth:`scores_to_cams`).
+        """
+        scores = self._forward(inputs)  # (B, K, h, w)
+        return self.scores_to_cams(scores, image_labels.to(scores.device), size=inputs.shape[-2:])
+
+    # ------------------------------------------------------------ interfaces
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> Dict[str, Tensor]:
+        """Losses of a batch.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W).
+            data_samples (list[SegDataSample]): With ``gt_image_labels`` (weak) or ``gt_sem_seg`` (full).
+
+        Returns:
+            dict[str, Tensor]: ``decode.*`` (head), ``neck.*`` (regional contrast), ``aux*.*``.
+        """
+        feats = self.backbone(inputs)
+        fused = None
+        if self.with_neck:
+            if self._neck_contrasts:
+                x, fused = self.neck(feats, return_fused=True)
+            else:
+                x = self.neck(feats)
+        else:
+            x = feats
+        text_embeds = self.encode_text()
+
+        losses = dict()
+        if self._weak_head and self.decode_head.is_weak:
+            labels = stack_image_labels(data_samples).to(inputs.device)
+            scores, pixel_embeds = self.decode_head(x, text_embeds, return_embeds=True)
+            losses.update(add_prefix(
+                self.decode_head.loss_weak(scores, pixel_embeds, text_embeds, labels), 'decode'))
+            if fused is not None:
+                cams = self.scores_to_cams(scores.detach(), labels)  # (B, K, h, w)
+                losses.update(add_prefix(self.neck.region_contrast_loss(fused, cams, labels), 'neck'))
+        elif self._weak_head:
+            losses.update(add_prefix(
+                self.decode_head.loss(x, data_samples, self.train_cfg, text_embeds), 'decode'))
+        else:
+            losses.update(self._decode_head_forward_train(x, data_samples))
+        if self.with_auxiliary_head:
+            losses.update(self._auxiliary_head_forward_train(x, data_samples))
+        return losses
+
+    def _cam_output(self) -> bool:
+        return self.test_cfg.get('output', 'seg') == 'cam' or self.test_cfg.get('mode') == 'cam'
+
+    def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Segmentation results (``seg_logits`` (K, H, W) and ``pred_sem_seg`` (1, H, W) per image).
+
+        With ``test_cfg.output='cam'`` (or ``mode='cam'``), ``seg_logits`` are the CAMs of
+        :meth:`compute_cams` (needs ``gt_image_labels`` in ``data_samples``).
+        """
+        if not self._cam_output():
+            return super().predict(inputs, data_samples)
+        if data_samples is None:
+            raise ValueError('WSSSEncoderDecoder: CAM output (test_cfg.output="cam") needs data samples '
+                             'carrying `gt_image_labels`.')
+        cams = self.compute_cams(inputs, stack_image_labels(data_samples))
+        return self.postprocess_result(cams, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
+        """Raw score maps (B, K, h, w) at the head's resolution."""
+        return self._head_forward(self.extract_feat(inputs), self.encode_text())
