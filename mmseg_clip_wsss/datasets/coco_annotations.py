@@ -1,0 +1,182 @@
+"""MS COCO instances json -> image-level label file, split file and (optionally) semantic masks.
+
+The command line is ``tools/dataset_converters/coco_to_labels.py``. Category ids of COCO are not
+contiguous (1..90 with gaps); each category is mapped **by name** to its index in the dataset's
+class list (``'background'`` = 0, then the 80 classes), which is also the value written into the
+semantic masks.
+"""
+import json
+import os
+import os.path as osp
+import warnings
+from collections import OrderedDict, defaultdict
+from functools import partial
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.utils import ProgressBar, track_parallel_progress
+from PIL import Image
+
+from .image_labels import BACKGROUND, write_image_labels
+from .palette import voc_colormap
+
+__all__ = ['coco_category_to_label', 'render_coco_mask', 'coco_to_labels', 'save_palette_mask']
+
+
+def coco_category_to_label(categories: Sequence[dict], classes: Sequence[str]) -> Dict[int, int]:
+    """Map COCO category ids to contiguous label indices by category name.
+
+    Args:
+        categories (Sequence[dict]): The json's ``categories`` (``id`` and ``name``).
+        classes (Sequence[str]): The dataset's classes, ``'background'`` first.
+
+    Returns:
+        dict[int, int]: ``category id -> index in classes`` (1..K-1).
+
+    Raises:
+        ValueError: for a category whose name is not in ``classes``.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    mapping = {}
+    for cat in categories:
+        if cat['name'] not in index or cat['name'] == BACKGROUND:
+            raise ValueError(f"COCO category {cat['name']!r} (id {cat['id']}) is not one of the "
+                             f'classes {tuple(classes[1:])}; pass the class list of this json.')
+        mapping[int(cat['id'])] = index[cat['name']]
+    return mapping
+
+
+def _annotation_mask(segmentation, height: int, width: int) -> np.ndarray:
+    """(H, W) uint8 0/1 mask of one COCO ``segmentation`` (polygons or RLE)."""
+    from pycocotools import mask as mask_utils
+    if isinstance(segmentation, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation.get('counts'), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:  # compressed RLE
+        rle = segmentation
+    with warnings.catch_warnings():
+        # pycocotools' decode passes copy=False to numpy 2's __array__ protocol: a harmless
+        # DeprecationWarning per call on the modern stack.
+        warnings.filterwarnings(
+            'ignore', message='__array__ implementation', category=DeprecationWarning)
+        return mask_utils.decode(rle)
+
+
+def render_coco_mask(annotations: Sequence[dict], height: int, width: int,
+                     cat_to_label: Dict[int, int]) -> np.ndarray:
+    """Semantic mask of one image from its instance annotations.
+
+    Larger objects are drawn first so that smaller ones (often in front) stay visible; crowd
+    regions are drawn as their class.
+
+    Args:
+        annotations (Sequence[dict]): The image's annotations (``segmentation``, ``category_id``,
+            ``area``).
+        height (int): Image height.
+        width (int): Image width.
+        cat_to_label (dict[int, int]): From :func:`coco_category_to_label`.
+
+    Returns:
+        np.ndarray: (H, W) uint8 label map, 0 = background.
+    """
+    mask = np.zeros((height, width), dtype=np.uint8)  # (H, W)
+    for ann in sorted(annotations, key=lambda a: (-float(a.get('area', 0)), a.get('id', 0))):
+        if not ann.get('segmentation'):
+            continue
+        instance = _annotation_mask(ann['segmentation'], height, width)  # (H, W)
+        mask[instance.astype(bool)] = cat_to_label[int(ann['category_id'])]
+    return mask
+
+
+def save_palette_mask(mask: np.ndarray, path: str) -> None:
+    """Save a (H, W) uint8 label map as a VOC-palette PNG (mode 'P')."""
+    image = Image.fromarray(mask.astype(np.uint8))  # mode 'L'; putpalette makes it 'P'
+    image.putpalette(voc_colormap(256).reshape(-1).tolist())
+    image.save(path, format='PNG')
+
+
+def _write_mask(task, masks_out: str, cat_to_label: Dict[int, int]) -> None:
+    image_id, height, width, annotations = task
+    save_palette_mask(render_coco_mask(annotations, height, width, cat_to_label),
+                      osp.join(masks_out, image_id + '.png'))
+
+
+def coco_to_labels(ann_file: str,
+                   out_file: str,
+                   classes: Sequence[str],
+                   split_out: Optional[str] = None,
+                   masks_out: Optional[str] = None,
+                   nproc: int = 1,
+                   show_progress: bool = True) -> Dict:
+    """Convert a COCO instances json into the files a :class:`COCOWSSSDataset` reads.
+
+    Args:
+        ann_file (str): ``annotations/instances_train2014.json`` (or val).
+        out_file (str): Image-level label file to write; one line per image of the json, in file
+            name order (images without annotation get an id-only line).
+        classes (Sequence[str]): ``'background'`` + the json's category names.
+        split_out (str, optional): Also write a split file with the ids of the images that have
+            at least one annotation (the usual COCO WSSS image sets).
+        masks_out (str, optional): Also render one VOC-palette PNG per image into this directory
+            (value = class index, 0 = background).
+        nproc (int): Processes for mask rendering. Defaults to 1.
+        show_progress (bool): Show a progress bar for mask rendering. Defaults to True.
+
+    Returns:
+        dict: Summary with ``out_file``, ``num_images``, ``num_empty``, ``image_counts`` and
+        ``object_counts`` (per class), ``split_out`` and ``masks_out``.
+    """
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'COCO annotation file {ann_file} does not exist: download '
+                                'annotations_trainval2014.zip into data/coco/annotations '
+                                '(docs/datasets.md).')
+    with open(ann_file, encoding='utf-8') as f:
+        coco = json.load(f)
+    cat_to_label = coco_category_to_label(coco['categories'], classes)
+    by_image: Dict[int, List[dict]] = defaultdict(list)
+    for ann in coco['annotations']:
+        by_image[int(ann['image_id'])].append(ann)
+    images = sorted(coco['images'], key=lambda im: im['file_name'])
+
+    object_counts = {name: 0 for name in classes if name != BACKGROUND}
+    image_counts = dict(object_counts)
+    labels: 'OrderedDict[str, List[str]]' = OrderedDict()
+    tasks = []
+    for image in images:
+        image_id = osp.splitext(image['file_name'])[0]
+        anns = by_image.get(int(image['id']), [])
+        present = sorted({cat_to_label[int(a['category_id'])] for a in anns})
+        for ann in anns:
+            object_counts[classes[cat_to_label[int(ann['category_id'])]]] += 1
+        for label in present:
+            image_counts[classes[label]] += 1
+        labels[image_id] = [classes[label] for label in present]
+        tasks.append((image_id, int(image['height']), int(image['width']), anns))
+
+    write_image_labels(out_file, labels, header=[f'made from {osp.basename(ann_file)}'])
+    if split_out is not None:
+        os.makedirs(osp.dirname(osp.abspath(split_out)), exist_ok=True)
+        with open(split_out, 'w', encoding='utf-8', newline='\n') as f:
+            f.writelines(image_id + '\n' for image_id, names in labels.items() if names)
+    if masks_out is not None:
+        os.makedirs(masks_out, exist_ok=True)
+        worker = partial(_write_mask, masks_out=masks_out, cat_to_label=cat_to_label)
+        if nproc > 1:
+            track_parallel_progress(worker, tasks, nproc=nproc)
+        else:
+            progress = ProgressBar(len(tasks)) if show_progress and tasks else None
+            for task in tasks:
+                worker(task)
+                if progress is not None:
+                    progress.update()
+            if progress is not None:
+                print()
+    return dict(
+        out_file=out_file,
+        num_images=len(labels),
+        num_empty=sum(1 for names in labels.values() if not names),
+        image_counts=image_counts,
+        object_counts=object_counts,
+        split_out=split_out,
+        masks_out=masks_out)

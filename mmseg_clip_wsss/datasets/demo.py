@@ -1,0 +1,47 @@
+"""The synthetic demo dataset written by ``tools/make_demo_data.py`` (VOC devkit layout)."""
+from ..registry import DATASETS
+from .palette import voc_palette
+from .wsss_dataset import WSSSDataset
+
+__all__ = ['DemoWSSSDataset', 'DEMO_CLASSES', 'DEMO_TEXTURES', 'DEMO_COOCCURRING']
+
+#: Background + 8 object classes, each a shape. Every texture is shared by two classes and every
+#: colour by all of them, so a class is told apart by its shape *and* texture, never by colour.
+DEMO_CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon',
+                'crescent')
+
+#: The surface pattern of each class (two tones of the object's colour).
+DEMO_TEXTURES = {
+    'disc': 'stripes',
+    'ring': 'checks',
+    'square': 'dots',
+    'triangle': 'stripes',
+    'star': 'solid',
+    'cross': 'checks',
+    'hexagon': 'solid',
+    'crescent': 'dots',
+}
+
+#: Pairs of classes that often appear together (like person + horse in VOC), so that image-level
+#: labels alone do not say which region is which.
+DEMO_COOCCURRING = (('disc', 'ring'), ('star', 'cross'), ('square', 'triangle'),
+                    ('hexagon', 'crescent'))
+
+
+@DATASETS.register_module()
+class DemoWSSSDataset(WSSSDataset):
+    """The demo dataset: ``data_root='data/demo'`` laid out like ``VOCdevkit/VOC2012``.
+
+    ``JPEGImages/``, ``SegmentationClass/`` (VOC palette PNGs), ``Annotations/*.xml``,
+    ``ImageSets/Segmentation/{train,val}.txt`` and ``ImageLabels/{train,val}.txt`` (made from the XML
+    by the VOC converter).
+
+    Args:
+        **kwargs: See :class:`WSSSDataset`.
+    """
+    METAINFO = dict(classes=DEMO_CLASSES, palette=voc_palette(len(DEMO_CLASSES)))
+
+    def __init__(self, ann_file: str = '', img_suffix: str = '.jpg', seg_map_suffix: str = '.png',
+                 **kwargs) -> None:
+        super().__init__(
+            ann_file=ann_file, img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)

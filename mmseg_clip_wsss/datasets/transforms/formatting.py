@@ -1,0 +1,33 @@
+"""Packing image-level labels into the data sample."""
+from mmseg.datasets.transforms import PackSegInputs
+
+from ...registry import TRANSFORMS
+from ...structures import IMAGE_LABELS, set_image_labels
+
+__all__ = ['PackWSSSInputs']
+
+
+@TRANSFORMS.register_module()
+class PackWSSSInputs(PackSegInputs):
+    """mmseg's ``PackSegInputs`` that also packs the image-level labels.
+
+    ``results['gt_image_labels']`` (a ``(K,)`` multi-hot from a :class:`WSSSDataset`) becomes the
+    ``gt_image_labels`` float tensor of the :class:`~mmseg.structures.SegDataSample` (see
+    :mod:`mmseg_clip_wsss.structures`). A GT mask is packed as usual when the pipeline loaded one.
+
+    Args:
+        meta_keys (Sequence[str]): Meta keys to pack; mmseg's defaults plus ``img_id``.
+    """
+
+    def __init__(self,
+                 meta_keys=('img_path', 'img_id', 'seg_map_path', 'ori_shape', 'img_shape',
+                            'pad_shape', 'scale_factor', 'flip', 'flip_direction',
+                            'reduce_zero_label')):
+        super().__init__(meta_keys=meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        """Pack ``results`` into ``dict(inputs=(3, H, W) tensor, data_samples=SegDataSample)``."""
+        packed = super().transform(results)
+        if IMAGE_LABELS in results:
+            set_image_labels(packed['data_samples'], results[IMAGE_LABELS])
+        return packed

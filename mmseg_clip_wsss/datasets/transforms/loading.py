@@ -1,0 +1,165 @@
+"""Loading transforms that fail clearly on bad files (missing, corrupt, wrong channel count)."""
+from typing import Optional
+
+import mmcv
+import mmengine.fileio as fileio
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmseg.datasets.transforms import LoadAnnotations
+
+from ...registry import TRANSFORMS
+
+__all__ = ['CorruptImageError', 'LoadImageWSSS', 'LoadWSSSAnnotations', 'jpeg_is_complete']
+
+_DOCS = 'docs/datasets.md'
+
+
+class CorruptImageError(OSError):
+    """An image or mask file exists but cannot be decoded (corrupt, truncated, not an image)."""
+
+
+def jpeg_is_complete(data: bytes) -> bool:
+    """Whether JPEG bytes end their last scan with an end-of-image marker.
+
+    A truncated JPEG (interrupted download or extraction) loses the ``FFD9`` end-of-image marker
+    after its last start-of-scan ``FFDA``; decoders such as OpenCV then fill the missing part with
+    grey and only print a warning. ``FF`` bytes inside entropy-coded data are always stuffed, so the
+    marker cannot appear by chance; trailing bytes after the marker are allowed.
+
+    Args:
+        data (bytes): File contents starting with the JPEG SOI marker ``FFD8``.
+
+    Returns:
+        bool: True when an ``FFD9`` follows the last ``FFDA``.
+    """
+    last_scan = data.rfind(b'\xff\xda')
+    return last_scan >= 0 and data.rfind(b'\xff\xd9') > last_scan
+
+
+@TRANSFORMS.register_module()
+class LoadImageWSSS(LoadImageFromFile):
+    """``LoadImageFromFile`` that names the file and the fix when an image cannot be used.
+
+    * a missing file raises :class:`FileNotFoundError` with its path;
+    * undecodable bytes, or a JPEG cut short (see :func:`jpeg_is_complete`), raise
+      :class:`CorruptImageError` with its path;
+    * grayscale, single-channel and RGBA results are turned into 3-channel images.
+
+    Required keys: ``img_path``. Modified keys: ``img``, ``img_shape``, ``ori_shape``.
+
+    Args:
+        to_float32 (bool): Convert the image to float32. Defaults to False.
+        color_type (str): ``mmcv.imfrombytes`` flag. Defaults to 'color'.
+        imdecode_backend (str): ``mmcv.imfrombytes`` backend. Defaults to 'cv2'.
+        ignore_empty (bool): Return ``None`` instead of raising (mmengine then refetches another
+            sample in training). Defaults to False.
+        check_jpeg_end (bool): Reject truncated JPEGs. Defaults to True.
+        backend_args (dict, optional): File backend arguments. Defaults to None.
+    """
+
+    def __init__(self,
+                 to_float32: bool = False,
+                 color_type: str = 'color',
+                 imdecode_backend: str = 'cv2',
+                 ignore_empty: bool = False,
+                 check_jpeg_end: bool = True,
+                 *,
+                 backend_args: Optional[dict] = None) -> None:
+        super().__init__(
+            to_float32=to_float32,
+            color_type=color_type,
+            imdecode_backend=imdecode_backend,
+            ignore_empty=ignore_empty,
+            backend_args=backend_args)
+        self.check_jpeg_end = check_jpeg_end
+
+    def _fail(self, error: Exception) -> None:
+        if self.ignore_empty:
+            return None
+        raise error
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['img_path']``.
+
+        Args:
+            results (dict): Data info with ``img_path``.
+
+        Returns:
+            dict: ``results`` with ``img`` (H, W, 3), ``img_shape`` and ``ori_shape``.
+        """
+        filename = results['img_path']
+        try:
+            img_bytes = fileio.get(filename, backend_args=self.backend_args)
+        except FileNotFoundError as e:
+            error = FileNotFoundError(
+                f'image file {filename} does not exist: restore it (re-extract the dataset, see '
+                f'{_DOCS}) or remove its id from the split file.')
+            error.__cause__ = e
+            return self._fail(error)
+        hint = ('re-download/re-extract it (see ' + _DOCS + '), or remove its id from the split '
+                'file')
+        if self.check_jpeg_end and img_bytes[:2] == b'\xff\xd8' and not jpeg_is_complete(img_bytes):
+            return self._fail(CorruptImageError(
+                f'image file {filename} is a truncated JPEG (no end-of-image marker after its last '
+                f'scan): {hint}.'))
+        try:
+            img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+        except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, cv2.error)
+            return self._fail(CorruptImageError(
+                f'image file {filename} cannot be decoded ({type(e).__name__}: {e}): {hint}.'))
+        if img is None or img.size == 0:
+            return self._fail(CorruptImageError(
+                f'image file {filename} cannot be decoded (corrupt or not an image): {hint}.'))
+        if img.ndim == 2:  # (H, W) -> (H, W, 3)
+            img = np.repeat(img[..., None], 3, axis=2)
+        elif img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        elif img.shape[2] == 4:  # drop alpha
+            img = np.ascontiguousarray(img[..., :3])
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(ignore_empty={self.ignore_empty}, '
+                f'to_float32={self.to_float32}, color_type={self.color_type!r}, '
+                f'imdecode_backend={self.imdecode_backend!r}, '
+                f'check_jpeg_end={self.check_jpeg_end}, backend_args={self.backend_args})')
+
+
+@TRANSFORMS.register_module()
+class LoadWSSSAnnotations(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` (GT mask -> ``gt_seg_map``) with clear errors, for evaluation.
+
+    * a data info without ``seg_map_path`` (a dataset built with ``with_gt_masks=False``, i.e. WSSS
+      training data) raises :class:`KeyError` saying so;
+    * a missing mask raises :class:`FileNotFoundError` with its path;
+    * an undecodable mask raises :class:`CorruptImageError` with its path.
+
+    Args:
+        **kwargs: See :class:`mmseg.datasets.transforms.LoadAnnotations`.
+    """
+
+    def _load_seg_map(self, results: dict) -> None:
+        """Load ``results['seg_map_path']`` into ``results['gt_seg_map']`` (H, W) uint8."""
+        if not results.get('seg_map_path'):
+            raise KeyError(
+                f"no ground-truth mask path for {results.get('img_path')}: the dataset was built "
+                'with with_gt_masks=False (WSSS training data never loads masks). Set '
+                "with_gt_masks=True and data_prefix['seg_map_path'] for evaluation datasets.")
+        path = results['seg_map_path']
+        try:
+            super()._load_seg_map(results)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f'ground-truth mask {path} does not exist: evaluation reads GT masks; prepare them '
+                f'as {_DOCS} describes.') from e
+        except AssertionError:  # mmseg's own reduce_zero_label consistency check
+            raise
+        except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, ...)
+            raise CorruptImageError(
+                f'ground-truth mask {path} cannot be decoded ({type(e).__name__}: {e}): restore '
+                f'it (see {_DOCS}).') from e

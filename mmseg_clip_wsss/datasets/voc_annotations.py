@@ -1,0 +1,131 @@
+"""PASCAL VOC XML annotations -> image-level label file.
+
+The command line is ``tools/dataset_converters/voc_xml_to_labels.py``; the logic lives here so that
+``tools/make_demo_data.py`` and the tests use the very same code.
+"""
+import os
+import os.path as osp
+import xml.etree.ElementTree as ET
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.utils import ProgressBar
+
+from .image_labels import BACKGROUND, write_image_labels
+
+__all__ = ['parse_voc_xml', 'voc_xml_to_labels']
+
+
+def parse_voc_xml(xml_path: str, skip_difficult: bool = False) -> List[str]:
+    """Object class names of one VOC XML annotation, in file order (repeats kept).
+
+    Args:
+        xml_path (str): ``Annotations/<id>.xml``.
+        skip_difficult (bool): Leave out objects marked ``<difficult>1</difficult>``.
+
+    Returns:
+        list[str]: ``object/name`` of every object.
+
+    Raises:
+        ValueError: naming the file when it is not valid XML or an object has no ``name``.
+    """
+    try:
+        root = ET.parse(xml_path).getroot()
+    except ET.ParseError as e:
+        raise ValueError(f'{xml_path} is not valid XML ({e}): restore the VOC Annotations '
+                         'directory (re-extract VOCtrainval_11-May-2012.tar).') from e
+    names = []
+    for obj in root.findall('object'):
+        name = obj.findtext('name')
+        if name is None or not name.strip():
+            raise ValueError(f'{xml_path}: an <object> has no <name>; fix the annotation or '
+                             're-extract the VOC Annotations directory.')
+        difficult = (obj.findtext('difficult') or '0').strip()
+        if skip_difficult and difficult == '1':
+            continue
+        names.append(name.strip())
+    return names
+
+
+def voc_xml_to_labels(data_root: str,
+                      out_file: str,
+                      classes: Sequence[str],
+                      split_file: Optional[str] = None,
+                      ann_dir: str = 'Annotations',
+                      skip_difficult: bool = False,
+                      show_progress: bool = True) -> Dict:
+    """Write the image-level label file of a VOC-layout dataset from its XML annotations.
+
+    Args:
+        data_root (str): The devkit root, e.g. ``data/VOCdevkit/VOC2012``.
+        out_file (str): Label file to write (relative paths are taken under ``data_root``).
+        classes (Sequence[str]): The dataset's classes (``'background'`` first); every object name
+            must be one of them.
+        split_file (str, optional): Split file of image ids (relative paths under ``data_root``).
+            ``None``: every ``*.xml`` in ``ann_dir``, sorted.
+        ann_dir (str): XML directory under ``data_root``. Defaults to 'Annotations'.
+        skip_difficult (bool): Ignore objects marked difficult. Defaults to False (all objects, the
+            usual WSSS protocol).
+        show_progress (bool): Show a progress bar. Defaults to True.
+
+    Returns:
+        dict: Summary with ``out_file``, ``num_images``, ``num_empty`` (images with no object),
+        ``image_counts`` (class -> number of images containing it) and ``object_counts``
+        (class -> number of objects).
+
+    Raises:
+        FileNotFoundError: for a missing split file or an id without XML.
+        ValueError: for an object name that is not in ``classes`` (naming the XML file).
+    """
+    def under_root(path):
+        return path if osp.isabs(path) else osp.join(data_root, path)
+
+    xml_dir = under_root(ann_dir)
+    out_file = under_root(out_file)
+    if split_file is not None:
+        split_file = under_root(split_file)
+        if not osp.isfile(split_file):
+            raise FileNotFoundError(f'split file {split_file} does not exist: check --split '
+                                    '(relative paths are taken under the dataset root).')
+        with open(split_file, encoding='utf-8') as f:
+            image_ids = [line.strip() for line in f if line.strip()]
+    else:
+        if not osp.isdir(xml_dir):
+            raise FileNotFoundError(f'annotation directory {xml_dir} does not exist: is '
+                                    f'{data_root} a VOC devkit root (VOCdevkit/VOC2012)?')
+        image_ids = sorted(name[:-4] for name in os.listdir(xml_dir) if name.endswith('.xml'))
+    index = {name: i for i, name in enumerate(classes)}
+    labels: 'OrderedDict[str, List[str]]' = OrderedDict()
+    object_counts = {name: 0 for name in classes if name != BACKGROUND}
+    image_counts = dict(object_counts)
+    progress = ProgressBar(len(image_ids)) if show_progress and image_ids else None
+    for image_id in image_ids:
+        xml_path = osp.join(xml_dir, image_id + '.xml')
+        if not osp.isfile(xml_path):
+            raise FileNotFoundError(
+                f'{xml_path} does not exist but {image_id!r} is listed in '
+                f'{split_file or xml_dir}: restore the VOC Annotations directory or fix the split.')
+        names = parse_voc_xml(xml_path, skip_difficult=skip_difficult)
+        for name in names:
+            if name not in index or name == BACKGROUND:
+                raise ValueError(f'{xml_path}: object class {name!r} is not one of the classes '
+                                 f'{tuple(classes[1:])}; pass the right class list (--classes) '
+                                 'or fix the annotation.')
+            object_counts[name] += 1
+        present = sorted(set(names), key=index.__getitem__)
+        for name in present:
+            image_counts[name] += 1
+        labels[image_id] = present
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        print()
+    source = osp.relpath(split_file, data_root) if split_file else ann_dir
+    write_image_labels(out_file, labels, header=[f'made from {ann_dir}/*.xml for {source}'])
+    return dict(
+        out_file=out_file,
+        num_images=len(labels),
+        num_empty=sum(1 for names in labels.values() if not names),
+        image_counts=image_counts,
+        object_counts=object_counts)
+

@@ -1,0 +1,172 @@
+"""Segmentation dataset with image-level labels (the weak supervision of WSSS)."""
+import logging
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.logging import print_log
+from mmseg.datasets import BaseSegDataset
+
+from ..registry import DATASETS
+from ..structures import IMAGE_LABELS
+from .image_labels import load_image_labels, labels_to_multi_hot
+
+__all__ = ['WSSSDataset']
+
+_DOCS = 'docs/datasets.md'
+
+
+@DATASETS.register_module()
+class WSSSDataset(BaseSegDataset):
+    """A :class:`mmseg.datasets.BaseSegDataset` whose samples carry image-level labels.
+
+    Each data info gets ``gt_image_labels``: a float32 ``(K,)`` multi-hot over ``classes`` read from
+    ``label_file`` (see :mod:`mmseg_clip_wsss.datasets.image_labels` for the format), with index 0
+    (``'background'``) always 1. Ground-truth masks (``seg_map_path``) are only put into the data
+    infos when ``with_gt_masks=True``, i.e. for evaluation; a WSSS training dataset has no mask
+    path at all, so no transform can read one.
+
+    Images are listed by ``ann_file`` (a split file of ids, mmseg's convention) or, when it is
+    empty, by the images found under ``data_prefix['img_path']``.
+
+    Args:
+        ann_file (str): Split file, one image id per line. Defaults to ''.
+        label_file (str, optional): Image-level label file (relative paths are taken under
+            ``data_root``). ``None``: samples carry no labels (plain evaluation/inference).
+        with_gt_masks (bool): Put ``seg_map_path`` into the data infos (needed by
+            ``LoadAnnotations``/``LoadWSSSAnnotations`` and ``IoUMetric``). Defaults to False.
+        skip_empty_labels (bool): Drop (and report: count and first ids) images whose labels have no
+            foreground class. Defaults to True.
+        check_files (bool): At load time, check that every listed image (and GT mask when
+            ``with_gt_masks``) exists, so a missing file fails at once with its path rather than
+            mid-epoch. Only for local paths. Defaults to True.
+        img_suffix (str): Image suffix. Defaults to '.jpg'.
+        seg_map_suffix (str): Mask suffix. Defaults to '.png'.
+        **kwargs: The other arguments of :class:`mmseg.datasets.BaseSegDataset`.
+    """
+
+    def __init__(self,
+                 ann_file: str = '',
+                 label_file: Optional[str] = None,
+                 with_gt_masks: bool = False,
+                 skip_empty_labels: bool = True,
+                 check_files: bool = True,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '.png',
+                 **kwargs) -> None:
+        self.label_file = label_file
+        self.with_gt_masks = with_gt_masks
+        self.skip_empty_labels = skip_empty_labels
+        self.check_files = check_files
+        #: ids of the images dropped for having no foreground label (filled by ``load_data_list``)
+        self.empty_label_images: List[str] = []
+        super().__init__(
+            ann_file=ann_file, img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+
+    def _join_prefix(self) -> None:
+        """Join ``data_root`` with ``ann_file``, ``data_prefix`` and ``label_file``."""
+        super()._join_prefix()
+        if self.label_file and self.data_root is not None and not osp.isabs(self.label_file):
+            self.label_file = osp.join(self.data_root, self.label_file)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _check_inputs(self) -> None:
+        """Fail with the path and the fix when the split file or image directory is absent."""
+        img_dir = self.data_prefix.get('img_path', '')
+        if self._local and self.data_root and not osp.isdir(self.data_root):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: dataset root {self.data_root} (data_root) does not exist. '
+                f'Prepare the dataset as {_DOCS} describes, or point data_root to it (e.g. '
+                '--cfg-options train_dataloader.dataset.data_root=...).')
+        if self.ann_file and not osp.isfile(self.ann_file):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: split file {self.ann_file} does not exist (ann_file, '
+                f'data_root={self.data_root!r}). Prepare the dataset as {_DOCS} describes, or fix '
+                'data_root/ann_file in the config.')
+        if self._local and img_dir and not osp.isdir(img_dir):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: image directory {img_dir} does not exist '
+                f"(data_prefix['img_path'], data_root={self.data_root!r}). Prepare the dataset as "
+                f'{_DOCS} describes, or fix data_root/data_prefix in the config.')
+
+    @property
+    def _local(self) -> bool:
+        return not self.backend_args or self.backend_args.get('backend', 'local') == 'local'
+
+    def _image_id(self, img_path: str) -> str:
+        img_dir = self.data_prefix.get('img_path', '') or ''
+        rel = osp.relpath(img_path, img_dir) if img_dir else img_path
+        return rel[:-len(self.img_suffix)] if self.img_suffix and rel.endswith(self.img_suffix) \
+            else osp.splitext(rel)[0]
+
+    def _report_missing(self, kind: str, missing: List[str], what_to_do: str) -> None:
+        shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
+        source = f'listed in {self.ann_file}' if self.ann_file else \
+            f"found under {self.data_prefix.get('img_path')}"
+        raise FileNotFoundError(f'{type(self).__name__}: {len(missing)} {kind} of the images '
+                                f'{source} do not exist: {shown}. {what_to_do}')
+
+    # -- loading -------------------------------------------------------------------------------
+    def load_data_list(self) -> List[dict]:
+        """Load the image list, attach image-level labels, drop label-less images, check files.
+
+        Returns:
+            list[dict]: Data infos with ``img_path``, ``img_id``, ``gt_image_labels`` (when a
+            label file is given) and ``seg_map_path`` (only when ``with_gt_masks``).
+        """
+        self._check_inputs()
+        data_list = super().load_data_list()
+        classes = self._metainfo['classes']
+        for info in data_list:
+            info['img_id'] = self._image_id(info['img_path'])
+            if not self.with_gt_masks:
+                info.pop('seg_map_path', None)
+            elif 'seg_map_path' not in info:
+                raise ValueError(f"{type(self).__name__}: with_gt_masks=True needs "
+                                 "data_prefix['seg_map_path'] (the GT mask directory).")
+
+        if self.label_file:
+            known = type(self).METAINFO.get('classes')
+            labels = load_image_labels(self.label_file, classes, known_classes=known)
+            unlabelled = [info['img_id'] for info in data_list if info['img_id'] not in labels]
+            if unlabelled:
+                shown = ', '.join(unlabelled[:5]) + (', ...' if len(unlabelled) > 5 else '')
+                raise ValueError(
+                    f'{type(self).__name__}: {len(unlabelled)} of {len(data_list)} images of '
+                    f'{self.ann_file or self.data_prefix.get("img_path")} have no line in label '
+                    f'file {self.label_file} ({shown}). Make the label file for this split with '
+                    f'the converter ({_DOCS}) or point label_file to the right file.')
+            kept = []
+            self.empty_label_images = []
+            for info in data_list:
+                names = labels[info['img_id']]
+                if not names and self.skip_empty_labels:
+                    self.empty_label_images.append(info['img_id'])
+                    continue
+                info[IMAGE_LABELS] = labels_to_multi_hot(names, classes)  # (K,)
+                kept.append(info)
+            if self.empty_label_images:
+                n = len(self.empty_label_images)
+                shown = ', '.join(self.empty_label_images[:10]) + (', ...' if n > 10 else '')
+                print_log(
+                    f'{type(self).__name__}: skipped {n} of {len(data_list)} images whose line in '
+                    f'{self.label_file} has no foreground class of {tuple(classes[1:])}: {shown}',
+                    logger='current', level=logging.WARNING)
+            data_list = kept
+
+        if self.check_files and self._local:
+            missing = [info['img_path'] for info in data_list if not osp.isfile(info['img_path'])]
+            if missing:
+                self._report_missing(
+                    'image file(s)', missing,
+                    'Restore the images (re-extract the dataset, see ' + _DOCS + ') or remove '
+                    'their ids from the split file.')
+            if self.with_gt_masks:
+                missing = [info['seg_map_path'] for info in data_list
+                           if not osp.isfile(info['seg_map_path'])]
+                if missing:
+                    self._report_missing(
+                        'ground-truth mask(s)', missing,
+                        'Evaluation reads GT masks: prepare them as ' + _DOCS + ' describes (or '
+                        'regenerate the demo data with tools/make_demo_data.py), or set '
+                        'with_gt_masks=False where no mask is needed (WSSS training).')
+        return data_list

@@ -1,0 +1,173 @@
+"""tools/make_demo_data.py: the VOC devkit layout, byte-identical output per seed, XML/labels/masks
+that agree, a dataset that is not trivial, and the demo dataset config on top of it."""
+import copy
+import hashlib
+import importlib.util
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import DATASETS
+from PIL import Image
+
+import mmseg_clip_wsss  # noqa: F401  (registration)
+from mmseg_clip_wsss.datasets import (DEMO_CLASSES, DEMO_COOCCURRING, DEMO_TEXTURES,
+                                      load_image_labels, voc_colormap)
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CFG = REPO / 'configs/_base_/datasets/demo_wsss.py'
+
+
+def load_tool(rel_path):
+    spec = importlib.util.spec_from_file_location(Path(rel_path).stem, REPO / rel_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_demo = load_tool('tools/make_demo_data.py')
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    init_default_scope('mmseg')
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    """The small deterministic version: 8 train + 4 val images at the default 128 px."""
+    root = tmp_path_factory.mktemp('demo') / 'demo'
+    info = make_demo.make_demo_data(str(root), seed=0, num_train=8, num_val=4,
+                                    show_progress=False)
+    return root, info
+
+
+def file_hashes(root: Path):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob('*')) if p.is_file()}
+
+
+def test_same_seed_gives_byte_identical_files(demo, tmp_path):
+    root, _ = demo
+    again = tmp_path / 'again'
+    make_demo.make_demo_data(str(again), seed=0, num_train=8, num_val=4, show_progress=False)
+    first, second = file_hashes(root), file_hashes(again)
+    assert len(first) == 3 * 12 + 3 + 2 + 1  # jpg/png/xml per image, 3 splits, 2 labels, info
+    assert first == second
+    other = tmp_path / 'other'
+    make_demo.make_demo_data(str(other), seed=1, num_train=8, num_val=4, show_progress=False)
+    third = file_hashes(other)
+    assert third.keys() == first.keys()
+    assert third['JPEGImages/train_00000.jpg'] != first['JPEGImages/train_00000.jpg']
+
+
+def test_voc_layout_and_consistent_annotations(demo):
+    root, info = demo
+    splits = {s: (root / f'ImageSets/Segmentation/{s}.txt').read_text().split()
+              for s in ('train', 'val', 'trainval')}
+    assert len(splits['train']) == 8 and len(splits['val']) == 4
+    assert splits['trainval'] == splits['train'] + splits['val']
+    assert info['classes'] == list(DEMO_CLASSES) and json.loads(
+        (root / 'demo_info.json').read_text()) == json.loads(json.dumps(info))
+    for split in ('train', 'val'):
+        labels = load_image_labels(str(root / f'ImageLabels/{split}.txt'), DEMO_CLASSES)
+        assert list(labels) == splits[split]
+        for image_id in splits[split]:
+            img = Image.open(root / 'JPEGImages' / f'{image_id}.jpg')
+            assert img.mode == 'RGB' and img.size == (128, 128)
+            png = Image.open(root / 'SegmentationClass' / f'{image_id}.png')
+            assert png.mode == 'P'
+            assert np.array(png.getpalette()[:768]).reshape(256, 3).tolist() == \
+                voc_colormap().tolist()
+            mask = np.array(png)
+            xml = ET.parse(root / 'Annotations' / f'{image_id}.xml').getroot()
+            assert xml.findtext('filename') == f'{image_id}.jpg'
+            assert xml.findtext('size/width') == '128' and xml.findtext('segmented') == '1'
+            objects = xml.findall('object')
+            assert 1 <= len(objects) <= 4
+            names = {o.findtext('name') for o in objects}
+            assert names == set(labels[image_id])  # labels equal the objects written
+            assert names == {DEMO_CLASSES[k] for k in np.unique(mask) if k != 0}
+            for obj in objects:  # each box lies on pixels of its class
+                x0, y0, x1, y1 = (int(obj.findtext(f'bndbox/{k}'))
+                                  for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+                assert 1 <= x0 <= x1 <= 128 and 1 <= y0 <= y1 <= 128
+                region = mask[y0 - 1:y1, x0 - 1:x1]
+                assert (region == DEMO_CLASSES.index(obj.findtext('name'))).any()
+
+
+def test_dataset_is_not_trivial(tmp_path):
+    root = tmp_path / 'wide'
+    info = make_demo.make_demo_data(str(root), seed=3, num_train=60, num_val=0, size=64,
+                                    show_progress=False)
+    assert 6 <= len(DEMO_CLASSES) - 1 <= 10
+    # every texture is shared by two classes: texture alone does not give the class
+    assert sorted(list(DEMO_TEXTURES.values()).count(t) for t in set(DEMO_TEXTURES.values())) == \
+        [2, 2, 2, 2]
+    counts = info['splits']['train']['image_counts']
+    assert all(counts[name] > 0 for name in DEMO_CLASSES[1:])
+    labels = load_image_labels(str(root / 'ImageLabels/train.txt'), DEMO_CLASSES)
+    sizes = [len(v) for v in labels.values()]
+    assert min(sizes) == 1 and max(sizes) >= 3
+    assert any(set(pair) <= set(v) for v in labels.values() for pair in DEMO_COOCCURRING)
+    # colour is not the class: one class is rendered in different colours
+    rng = np.random.default_rng(0)
+    colours = set()
+    for _ in range(12):
+        img, label, _ = make_demo.draw_image(rng, 64)
+        square = label == DEMO_CLASSES.index('square')
+        if square.sum() > 30:
+            colours.add(tuple(np.median(img[square], axis=0).round(-1)))
+    assert len(colours) >= 2
+    # objects cover a range of scales
+    areas = []
+    for _ in range(20):
+        _, label, objects = make_demo.draw_image(rng, 64)
+        areas += [np.sum(label == DEMO_CLASSES.index(o['name'])) for o in objects]
+    assert max(areas) > 4 * min(areas)
+
+
+def test_demo_config_loads_and_gt_vs_gt_miou_is_100(demo):
+    root, _ = demo
+    cfg = Config.fromfile(str(DEMO_CFG))
+    assert cfg.train_dataloader.dataset.with_gt_masks is False
+    assert not any('Annotation' in t['type'] for t in cfg.train_pipeline)
+    val_cfg = copy.deepcopy(cfg.val_dataloader.dataset)
+    val_cfg.data_root = str(root)
+    dataset = DATASETS.build(val_cfg)
+    assert len(dataset) == 4 and dataset.metainfo['classes'] == DEMO_CLASSES
+    metric = IoUMetric(iou_metrics=['mIoU'])
+    metric.dataset_meta = dataset.metainfo
+    for i in range(len(dataset)):
+        sample = dataset[i]['data_samples']
+        gt = sample.gt_sem_seg.data
+        assert gt.shape == (1, 128, 128) and gt.dtype == torch.int64
+        metric.process({}, [dict(pred_sem_seg=dict(data=gt.clone()),
+                                 gt_sem_seg=dict(data=gt.clone()))])
+    assert metric.evaluate(len(dataset))['mIoU'] == pytest.approx(100.0)
+
+
+def test_cli_and_out_dir_guard(tmp_path, monkeypatch, capsys):
+    out = tmp_path / 'cli'
+    argv = ['make_demo_data.py', '--out', str(out), '--num-train', '3', '--num-val', '2',
+            '--size', '48', '--no-progress']
+    monkeypatch.setattr(sys, 'argv', argv)
+    make_demo.main()
+    printed = capsys.readouterr().out
+    assert 'demo data (3 train + 2 val, 48x48 px, seed 0)' in printed
+    assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 5
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        make_demo.main()
+    (out / 'keep.txt').write_text('not ours')
+    monkeypatch.setattr(sys, 'argv', argv[:4] + ['1', '--num-val', '1', '--size', '48',
+                                                 '--no-progress', '--overwrite'])
+    make_demo.main()
+    assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 2  # stale files are gone
+    assert (out / 'keep.txt').read_text() == 'not ours'
