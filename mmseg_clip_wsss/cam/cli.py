@@ -1,0 +1,192 @@
+"""The machinery behind ``tools/make_pseudo_masks.py``.
+
+``python tools/make_pseudo_masks.py CONFIG CHECKPOINT --out-dir DIR [--split train] [--eval]
+[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
+[--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--cfg-options ...]``
+
+Config keys it reads (all optional except the model and a dataloader):
+
+- ``cam_cfg``: defaults for the options above -- ``scales``, ``flip``, ``refine`` (``'par'``,
+  ``'crf'``, ``'none'`` or ``dict(type='par', num_iters=10, dilations=(1, 2, 4, 8),
+  colour_sigma=0.3, pos_sigma=0.5)``), ``bg_mode``, ``bg_threshold``, ``ignore_band``,
+  ``ignore_margin``, ``size_divisor``, ``batch_size``. The command line wins over ``cam_cfg``.
+- ``cam_dataloader``: the dataloader for ``--split train``, used as given (its pipeline must load the
+  images without random augmentation and pack ``gt_image_labels``, e.g. with ``PackWSSSInputs``).
+- otherwise ``<split>_dataloader`` (``train_dataloader`` for ``--split train``): its dataset (dataset
+  wrappers are unwrapped) with the pipeline replaced by ``cam_pipeline`` if the config has one, else
+  ``[LoadImageFromFile, PackWSSSInputs]``; batch size ``cam_cfg.batch_size`` (default 1, images of a
+  batch must share a size), no shuffling.
+"""
+import argparse
+import copy
+import os.path as osp
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner, load_checkpoint
+
+from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
+from .generate import generate_pseudo_masks
+from .pseudo_mask import BG_MODES
+
+__all__ = ['parse_args', 'build_cam_dataloader_cfg', 'build_cam_model', 'make_pseudo_masks_main',
+           'DEFAULT_CAM_PIPELINE']
+
+DEFAULT_CAM_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
+_CAM_DEFAULTS = dict(scales=(1.0, 0.5, 1.5), flip=True, refine='par', bg_mode='threshold',
+                     bg_threshold=0.35, ignore_band=None, ignore_margin=None, size_divisor=None,
+                     batch_size=1)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line of ``tools/make_pseudo_masks.py``."""
+    parser = argparse.ArgumentParser(
+        description='Write CAM pseudo masks (VOC palette PNGs) for a dataset split')
+    parser.add_argument('config', help='config file of the stage-1 (or CAM baseline) model')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out-dir', required=True, help='directory for <img_id>.png pseudo masks')
+    parser.add_argument('--split', default='train',
+                        help='which dataloader of the config to use: train (cam_dataloader if present, '
+                        'else train_dataloader), val, test')
+    parser.add_argument('--eval', action='store_true',
+                        help='compute mIoU vs the ground-truth masks and write OUT_DIR/metrics.json')
+    parser.add_argument('--scales', type=float, nargs='+', help='CAM scales (default 1.0 0.5 1.5)')
+    parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip augmentation')
+    parser.add_argument('--refine', choices=['par', 'crf', 'none'],
+                        help='refinement: par (pixel-adaptive, torch), crf (needs pydensecrf), none')
+    parser.add_argument('--bg-mode', choices=BG_MODES,
+                        help='background by a threshold on the CAMs, or the background-prompt channel')
+    parser.add_argument('--bg-threshold', type=float, help='background score in threshold mode')
+    parser.add_argument('--ignore-band', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                        help='foreground CAM between LOW and HIGH -> ignore (255)')
+    parser.add_argument('--ignore-margin', type=float,
+                        help='top-1 minus top-2 score below this -> ignore (255)')
+    parser.add_argument('--batch-size', type=int, help='images per batch (same-size images only)')
+    parser.add_argument('--device', default=None,
+                        help='cpu, cuda, cuda:0 ... (default: cuda if available)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='rewrite existing masks (default: skip valid existing PNGs, i.e. resume)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')
+    return parser.parse_args(argv)
+
+
+def _unwrap_dataset(ds_cfg: dict) -> dict:
+    """Strip dataset wrappers (RepeatDataset, ClassBalancedDataset, ...) that hold ``dataset``."""
+    ds_cfg = copy.deepcopy(ds_cfg)
+    while 'dataset' in ds_cfg and isinstance(ds_cfg['dataset'], dict) and 'pipeline' not in ds_cfg:
+        ds_cfg = ds_cfg['dataset']
+    return ds_cfg
+
+
+def _set_pipeline(ds_cfg: dict, pipeline: list) -> dict:
+    if 'datasets' in ds_cfg and 'pipeline' not in ds_cfg:  # ConcatDataset
+        ds_cfg['datasets'] = [_set_pipeline(_unwrap_dataset(d), pipeline) for d in ds_cfg['datasets']]
+    else:
+        ds_cfg['pipeline'] = copy.deepcopy(pipeline)
+    return ds_cfg
+
+
+def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int = 1) -> dict:
+    """The dataloader config used for pseudo masks (see the module docstring).
+
+    Raises:
+        KeyError: if the config has no usable dataloader for ``split``.
+    """
+    if split == 'train' and cfg.get('cam_dataloader') is not None:
+        dl = copy.deepcopy(cfg.cam_dataloader)
+    else:
+        key = f'{split}_dataloader'
+        if cfg.get(key) is None:
+            raise KeyError(f'make_pseudo_masks: the config has no `{key}` (nor `cam_dataloader` for '
+                           f'--split train); add one or choose another --split.')
+        src = copy.deepcopy(cfg[key])
+        pipeline = cfg.get('cam_pipeline') or DEFAULT_CAM_PIPELINE
+        for step in pipeline:
+            name = step.get('type')
+            if isinstance(name, str) and name == 'PackWSSSInputs' and TRANSFORMS.get(name) is None:
+                raise KeyError('make_pseudo_masks: the default CAM pipeline needs the `PackWSSSInputs` '
+                               'transform (mmseg_clip_wsss.datasets); set `cam_pipeline` (or '
+                               '`cam_dataloader`) in the config to a pipeline that packs '
+                               '`gt_image_labels`.')
+        dl = dict(batch_size=batch_size, num_workers=src.get('num_workers', 0),
+                  dataset=_set_pipeline(_unwrap_dataset(src['dataset']), pipeline))
+    dl = dict(dl)
+    dl['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    dl.pop('batch_sampler', None)
+    if not dl.get('num_workers'):
+        dl['num_workers'] = 0
+        dl['persistent_workers'] = False
+    dl.setdefault('batch_size', batch_size)
+    return dl
+
+
+def build_cam_model(cfg: Config, checkpoint: str, device: Optional[str] = None):
+    """Build ``cfg.model``, load ``checkpoint`` and move the model to ``device`` in eval mode."""
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'make_pseudo_masks: checkpoint {checkpoint} does not exist (train the '
+                                'model first with tools/train.py, or give the right path).')
+    model = MODELS.build(cfg.model)
+    if not hasattr(model, 'compute_cams'):
+        raise TypeError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) has no `compute_cams`; '
+                        'use a WSSSEncoderDecoder / CAM-baseline config.')
+    load_checkpoint(model, checkpoint, map_location='cpu')
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model.cfg = cfg
+    return model.to(device).eval()
+
+
+def _option(args_value, cam_cfg: dict, key: str):
+    if args_value is not None:
+        return args_value
+    return cam_cfg.get(key, _CAM_DEFAULTS[key])
+
+
+def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
+    """Run ``tools/make_pseudo_masks.py`` with ``argv``; returns :func:`generate_pseudo_masks`'s dict."""
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cam_cfg = dict(cfg.get('cam_cfg') or {})
+    unknown = set(cam_cfg) - set(_CAM_DEFAULTS)
+    if unknown:
+        raise KeyError(f'make_pseudo_masks: unknown cam_cfg keys {sorted(unknown)}; known: '
+                       f'{sorted(_CAM_DEFAULTS)}.')
+    refine = _option(args.refine, cam_cfg, 'refine')
+    if isinstance(refine, ConfigDict):
+        refine = refine.to_dict()
+    ignore_band = _option(args.ignore_band, cam_cfg, 'ignore_band')
+
+    model = build_cam_model(cfg, args.checkpoint, args.device)
+    dl_cfg = build_cam_dataloader_cfg(cfg, args.split, _option(args.batch_size, cam_cfg, 'batch_size'))
+    dataloader = Runner.build_dataloader(dl_cfg)
+    dataset = dataloader.dataset
+    meta = getattr(dataset, 'metainfo', {}) or {}
+    print_log(f'pseudo masks for {len(dataset)} images of split "{args.split}" -> {args.out_dir}',
+              logger='current')
+    return generate_pseudo_masks(
+        model,
+        dataloader,
+        args.out_dir,
+        scales=tuple(_option(args.scales, cam_cfg, 'scales')),
+        flip=False if args.no_flip else bool(cam_cfg.get('flip', True)),
+        bg_mode=_option(args.bg_mode, cam_cfg, 'bg_mode'),
+        bg_threshold=float(_option(args.bg_threshold, cam_cfg, 'bg_threshold')),
+        ignore_band=tuple(ignore_band) if ignore_band is not None else None,
+        ignore_margin=_option(args.ignore_margin, cam_cfg, 'ignore_margin'),
+        refine=refine,
+        background_index=getattr(model, 'background_index', 0),
+        size_divisor=cam_cfg.get('size_divisor'),
+        skip_existing=not args.overwrite,
+        evaluate=args.eval,
+        classes=meta.get('classes'),
+        reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
+        show_progress=not args.no_progress)

@@ -1,0 +1,229 @@
+"""CAM refinement: a pixel-adaptive propagation in torch, and dense CRF where ``pydensecrf`` exists.
+
+:class:`PixelAdaptiveRefiner` follows the idea of pixel-adaptive refinement (PAR, as used in recent
+single-stage WSSS): every pixel gets a kernel over a local, dilated neighbourhood whose weights come
+from colour similarity (scaled by the local colour spread, so the kernel adapts to the contrast
+around the pixel) and spatial distance, softmax-normalised over the neighbourhood; the CAMs are then
+propagated with this kernel for a few iterations. Activations spread inside regions of coherent colour
+and stop at colour edges. Each step is a convex combination per class, so zero maps (absent classes)
+stay zero and values stay in the input range.
+
+:class:`DenseCRFRefiner` wraps the fully connected CRF of ``pydensecrf`` (optional dependency).
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmseg_clip_wsss.registry import MODELS
+
+__all__ = ['PixelAdaptiveRefiner', 'DenseCRFRefiner', 'pixel_adaptive_refine', 'build_refiner',
+           'CRF_INSTALL_HINT']
+
+CRF_INSTALL_HINT = ('dense CRF refinement needs the optional package `pydensecrf`: install it with '
+                    '`pip install git+https://github.com/lucasb-eyer/pydensecrf.git` (or `pip install '
+                    'pydensecrf`), or use the torch refinement instead (`--refine par`, '
+                    "cam_cfg.refine=dict(type='par')).")
+
+
+def _neighbour_offsets(dilations: Sequence[int]) -> Tuple[list, list]:
+    """Offsets (dy, dx) of the centre and the 8 neighbours at every dilation, with their lengths."""
+    offsets = [(0, 0)]
+    for d in dilations:
+        for dy in (-d, 0, d):
+            for dx in (-d, 0, d):
+                if dy or dx:
+                    offsets.append((dy, dx))
+    lengths = [math.hypot(dy, dx) for dy, dx in offsets]
+    return offsets, lengths
+
+
+def _shifted(padded: Tensor, dy: int, dx: int, pad: int, h: int, w: int) -> Tensor:
+    """View of ``padded`` (replicate-padded by ``pad``) shifted by (dy, dx): value at p + (dy, dx)."""
+    return padded[..., pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+
+
+@MODELS.register_module()
+class PixelAdaptiveRefiner(nn.Module):
+    """Pixel-adaptive CAM refinement (colour + position affinities, iterated propagation).
+
+    Args:
+        num_iters (int): Propagation steps. Defaults to 10.
+        dilations (Sequence[int]): Dilations of the 3x3 neighbourhoods that form the kernel support.
+            Defaults to (1, 2, 4, 8).
+        colour_sigma (float): Width of the colour term relative to the local colour spread (smaller is
+            more edge-preserving). Defaults to 0.3.
+        pos_sigma (float, optional): Width of the position term relative to the largest dilation;
+            None uses colour only. Defaults to 0.5.
+        renormalise (bool): Scale every class map to max 1 after propagation. Defaults to False.
+    """
+
+    def __init__(self,
+                 num_iters: int = 10,
+                 dilations: Sequence[int] = (1, 2, 4, 8),
+                 colour_sigma: float = 0.3,
+                 pos_sigma: Optional[float] = 0.5,
+                 renormalise: bool = False):
+        super().__init__()
+        if num_iters < 0:
+            raise ValueError(f'PixelAdaptiveRefiner: num_iters must be >= 0, got {num_iters}.')
+        if not dilations or any(int(d) < 1 for d in dilations):
+            raise ValueError(f'PixelAdaptiveRefiner: dilations must be positive integers, got '
+                             f'{dilations}.')
+        if colour_sigma <= 0:
+            raise ValueError(f'PixelAdaptiveRefiner: colour_sigma must be > 0, got {colour_sigma}.')
+        if pos_sigma is not None and pos_sigma <= 0:
+            raise ValueError(f'PixelAdaptiveRefiner: pos_sigma must be > 0 or None, got {pos_sigma}.')
+        self.num_iters = int(num_iters)
+        self.dilations = tuple(int(d) for d in dilations)
+        self.colour_sigma = float(colour_sigma)
+        self.pos_sigma = None if pos_sigma is None else float(pos_sigma)
+        self.renormalise = renormalise
+        self.offsets, lengths = _neighbour_offsets(self.dilations)
+        self.register_buffer('lengths', torch.tensor(lengths, dtype=torch.float32), persistent=False)
+
+    def kernel(self, images: Tensor) -> Tensor:
+        """Per-pixel propagation weights.
+
+        Args:
+            images (Tensor): (B, C, H, W) images (any consistent scaling, e.g. normalised inputs).
+
+        Returns:
+            Tensor: (B, N, H, W) weights over the N neighbourhood offsets, summing to 1 per pixel.
+        """
+        b, _, h, w = images.shape
+        pad = max(self.dilations)
+        padded = F.pad(images.float(), (pad, pad, pad, pad), mode='replicate')
+        centre = images.float()
+        dist = torch.stack([
+            (_shifted(padded, dy, dx, pad, h, w) - centre).pow(2).mean(dim=1)
+            for dy, dx in self.offsets
+        ], dim=1)  # (B, N, H, W) squared colour distances
+        spread = dist[:, 1:].mean(dim=1, keepdim=True)  # (B, 1, H, W) local colour spread
+        logits = -dist / (2 * self.colour_sigma ** 2 * spread + 1e-8)  # (B, N, H, W)
+        if self.pos_sigma is not None:
+            rel = self.lengths.to(images.device) / pad  # (N,)
+            logits = logits - (rel ** 2 / (2 * self.pos_sigma ** 2))[None, :, None, None]
+        return logits.softmax(dim=1)
+
+    def forward(self, cams: Tensor, images: Tensor) -> Tensor:
+        """Refine CAMs.
+
+        Args:
+            cams (Tensor): (B, K, H, W) class activation maps.
+            images (Tensor): (B, C, H', W') the images; resized to (H, W) if needed.
+
+        Returns:
+            Tensor: (B, K, H, W) refined maps.
+        """
+        if cams.dim() != 4 or images.dim() != 4 or cams.shape[0] != images.shape[0]:
+            raise ValueError(f'PixelAdaptiveRefiner: expected cams (B, K, H, W) and images '
+                             f'(B, C, H, W), got {tuple(cams.shape)} and {tuple(images.shape)}.')
+        b, k, h, w = cams.shape
+        if tuple(images.shape[-2:]) != (h, w):
+            images = F.interpolate(images.float(), size=(h, w), mode='bilinear', align_corners=False)
+        weights = self.kernel(images.to(cams.device))  # (B, N, H, W)
+        pad = max(self.dilations)
+        out = cams.float()
+        for _ in range(self.num_iters):
+            padded = F.pad(out, (pad, pad, pad, pad), mode='replicate')  # (B, K, H+2p, W+2p)
+            acc = torch.zeros_like(out)
+            for n, (dy, dx) in enumerate(self.offsets):
+                acc += weights[:, n:n + 1] * _shifted(padded, dy, dx, pad, h, w)
+            out = acc
+        if self.renormalise:
+            out = out / out.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
+        return out.to(cams.dtype)
+
+
+def pixel_adaptive_refine(cams: Tensor, images: Tensor, **kwargs) -> Tensor:
+    """Functional form of :class:`PixelAdaptiveRefiner` (``kwargs`` are its arguments)."""
+    return PixelAdaptiveRefiner(**kwargs).to(cams.device)(cams, images)
+
+
+class DenseCRFRefiner:
+    """Fully connected CRF over the classes present in each image (needs ``pydensecrf``).
+
+    Args:
+        num_iters (int): Mean-field iterations. Defaults to 10.
+        pos_sxy (float): Spatial width of the smoothness kernel. Defaults to 3.
+        pos_compat (float): Weight of the smoothness kernel. Defaults to 3.
+        bi_sxy (float): Spatial width of the appearance kernel. Defaults to 50.
+        bi_srgb (float): Colour width of the appearance kernel. Defaults to 13.
+        bi_compat (float): Weight of the appearance kernel. Defaults to 10.
+
+    Raises:
+        ImportError: At construction when ``pydensecrf`` is not installed (message says how to fix).
+    """
+
+    def __init__(self,
+                 num_iters: int = 10,
+                 pos_sxy: float = 3,
+                 pos_compat: float = 3,
+                 bi_sxy: float = 50,
+                 bi_srgb: float = 13,
+                 bi_compat: float = 10):
+        try:
+            import pydensecrf.densecrf as dcrf
+            from pydensecrf.utils import unary_from_softmax
+        except ImportError as err:
+            raise ImportError(CRF_INSTALL_HINT) from err
+        self._dcrf = dcrf
+        self._unary_from_softmax = unary_from_softmax
+        self.num_iters = num_iters
+        self.pos_sxy, self.pos_compat = pos_sxy, pos_compat
+        self.bi_sxy, self.bi_srgb, self.bi_compat = bi_sxy, bi_srgb, bi_compat
+
+    def __call__(self, scores: Tensor, images: Union[Tensor, np.ndarray], keep: Tensor) -> Tensor:
+        """Refine score maps into CRF marginals.
+
+        Args:
+            scores (Tensor): (B, K, H, W) non-negative scores with the background channel filled.
+            images (Tensor | np.ndarray): (B, H, W, 3) uint8 images.
+            keep (Tensor): (B, K) bool, the classes allowed in each image (background included).
+
+        Returns:
+            Tensor: (B, K, H, W) marginals over the kept classes, 0 elsewhere.
+        """
+        b, k, h, w = scores.shape
+        images = images.cpu().numpy() if isinstance(images, Tensor) else np.asarray(images)
+        out = torch.zeros_like(scores, dtype=torch.float32)
+        for i in range(b):  # one CRF per image (the C++ inference is per image)
+            idx = torch.nonzero(keep[i], as_tuple=False).flatten().cpu()
+            if idx.numel() == 0:
+                continue
+            probs = scores[i, idx].float().clamp(min=1e-5).cpu()  # (k', H, W)
+            probs = (probs / probs.sum(dim=0, keepdim=True)).numpy()
+            crf = self._dcrf.DenseCRF2D(w, h, len(idx))
+            crf.setUnaryEnergy(np.ascontiguousarray(self._unary_from_softmax(probs)))
+            crf.addPairwiseGaussian(sxy=self.pos_sxy, compat=self.pos_compat)
+            crf.addPairwiseBilateral(sxy=self.bi_sxy, srgb=self.bi_srgb,
+                                     rgbim=np.ascontiguousarray(images[i].astype(np.uint8)),
+                                     compat=self.bi_compat)
+            q = np.asarray(crf.inference(self.num_iters), dtype=np.float32).reshape(len(idx), h, w)
+            out[i, idx.to(out.device)] = torch.from_numpy(q).to(out.device)
+        return out
+
+
+def build_refiner(cfg: Union[None, str, dict]):
+    """Build a refiner from ``None`` / ``'none'``, ``'par'``, ``'crf'`` or ``dict(type=..., **kwargs)``.
+
+    Returns:
+        PixelAdaptiveRefiner | DenseCRFRefiner | None
+    """
+    if cfg is None:
+        return None
+    if isinstance(cfg, str):
+        cfg = dict(type=cfg)
+    cfg = dict(cfg)
+    kind = str(cfg.pop('type', 'par')).lower()
+    if kind == 'none':
+        return None
+    if kind in ('par', 'pixeladaptiverefiner'):
+        return PixelAdaptiveRefiner(**cfg)
+    if kind in ('crf', 'densecrf', 'densecrfrefiner'):
+        return DenseCRFRefiner(**cfg)
+    raise ValueError(f"refine type {kind!r} is unknown: use 'par', 'crf' or 'none'.")

@@ -1,0 +1,401 @@
+"""CAM -> pseudo mask: multi-scale + flip inference, refinement, pseudo-mask files, evaluation, tool."""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmseg.models.data_preprocessor import SegDataPreProcessor
+from mmseg.structures import SegDataSample
+from PIL import Image
+from torch import nn
+
+from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, PixelAdaptiveRefiner, build_refiner,
+                                 cams_to_pseudo_mask, compute_miou, generate_pseudo_masks,
+                                 is_valid_png, multi_scale_flip_cams, voc_palette, write_palette_png)
+from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
+from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
+from mmseg_clip_wsss.structures import set_image_labels
+
+CLASSES = ('background', 'red', 'green', 'blue')
+K = len(CLASSES)
+MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
+
+# --------------------------------------------------------------------------- helpers
+@MODELS.register_module(name='CAMTestStub', force=True)
+class CAMTestStub(BaseModel):
+    """A tiny fixed-conv 'segmentor' exposing ``compute_cams`` (stride-2 scores, bilinear up)."""
+
+    def __init__(self, num_classes: int = K, seed: int = 0):
+        super().__init__(data_preprocessor=SegDataPreProcessor(mean=MEAN, std=STD, bgr_to_rgb=True))
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(3, num_classes, 5, padding=2)  # asymmetric kernels: not flip-invariant
+        self.background_index = 0
+
+    def compute_cams(self, inputs, image_labels):
+        scores = F.avg_pool2d(self.conv(inputs), 2)  # (B, K, H/2, W/2)
+        scores = F.interpolate(scores, size=inputs.shape[-2:], mode='bilinear', align_corners=False)
+        cams = scores.relu()
+        cams = cams / cams.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
+        keep = (image_labels > 0).float()
+        keep[:, 0] = 0  # no background score of its own
+        return cams * keep[:, :, None, None]
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        raise NotImplementedError
+
+
+@MODELS.register_module(name='CAMTestColourOracle', force=True)
+class CAMTestColourOracle(CAMTestStub):
+    """CAMs that know the synthetic data: class c (1..3) = how much RGB channel c-1 dominates."""
+
+    def __init__(self, size_divisor=None):
+        super().__init__()
+        self.data_preprocessor = SegDataPreProcessor(
+            mean=MEAN, std=STD, bgr_to_rgb=True, size_divisor=size_divisor,
+            test_cfg=dict(size_divisor=size_divisor) if size_divisor else None)
+
+    def compute_cams(self, inputs, image_labels):
+        mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(STD).view(1, 3, 1, 1)
+        rgb = inputs * std + mean  # (B, 3, H, W), RGB in [0, 255] (padding = the mean colour)
+        scores = [torch.zeros_like(rgb[:, :1])]
+        for c in range(3):
+            others = torch.cat([rgb[:, i:i + 1] for i in range(3) if i != c], dim=1)
+            others = others.amax(dim=1, keepdim=True)
+            scores.append((rgb[:, c:c + 1] - others).relu())
+        cams = torch.cat(scores, dim=1)
+        cams = cams / cams.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
+        keep = (image_labels > 0).float()
+        keep[:, 0] = 0
+        return cams * keep[:, :, None, None]
+
+
+@TRANSFORMS.register_module(name='CAMTestSetImageLabels', force=True)
+class CAMTestSetImageLabels:
+    """Put fixed image-level labels (from a dict keyed by file stem) into packed data samples."""
+
+    def __init__(self, labels: dict):
+        self.labels = labels
+
+    def __call__(self, results):
+        stem = osp.splitext(osp.basename(results['data_samples'].metainfo['img_path']))[0]
+        set_image_labels(results['data_samples'], self.labels[stem])
+        return results
+
+
+def _blur(x, sigma):
+    r = int(3 * sigma)
+    t = torch.arange(-r, r + 1).float()
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode='replicate'), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1),
+                 groups=c)  # separable Gaussian: rows ...
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode='replicate'), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1),
+                    groups=c)  # ... then columns
+
+
+def _synthetic_scene(h=48, w=48, seed=0):
+    """A known 3-class mask (rectangle + disc), an image with those colours plus noise, and the
+    CAMs a weak classifier would give: the one-hot mask blurred and under-activated on one side."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(h, w, dtype=torch.long)
+    mask[6:26, 8:30] = 1
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    mask[((yy - 33) ** 2 + (xx - 32) ** 2) < 11 ** 2] = 2
+    colours = torch.tensor([[0.2, 0.3, 0.7], [0.9, 0.2, 0.1], [0.1, 0.8, 0.2]])
+    image = colours[mask].permute(2, 0, 1)[None] + 0.1 * torch.randn(1, 3, h, w, generator=g)
+    cams = _blur(F.one_hot(mask, 3).permute(2, 0, 1)[None].float(), 4.0)
+    cams = cams * (0.35 + 0.65 * xx.float() / w)[None, None]  # weak on the left (partial activation)
+    cams = cams / cams.amax(dim=(2, 3), keepdim=True)
+    cams[:, 0] = 0
+    return image, cams, mask
+
+
+def _miou(cams, labels, mask, classes=('bg', 'a', 'b')):
+    pred = cams_to_pseudo_mask(cams, labels, bg_threshold=0.5)[0]
+    return compute_miou([pred], [mask], classes, log_table=False)['mIoU']
+
+
+def _write_dataset(root, sizes=((40, 48), (40, 48), (36, 44))):
+    """Images (BGR-agnostic colour blocks), VOC-palette GT masks and image labels."""
+    os.makedirs(osp.join(root, 'img'))
+    os.makedirs(osp.join(root, 'ann'))
+    rng = np.random.default_rng(0)
+    labels = {}
+    for i, (h, w) in enumerate(sizes):
+        gt = np.zeros((h, w), np.uint8)
+        gt[4:20, 4:24] = 1 + i % 3
+        gt[22:34, 26:40] = 1 + (i + 1) % 3
+        img = (rng.random((h, w, 3)) * 60).astype(np.uint8)
+        img[gt == 1] = (220, 30, 30)
+        img[gt == 2] = (30, 220, 30)
+        img[gt == 3] = (30, 30, 220)
+        Image.fromarray(img).save(osp.join(root, 'img', f'im{i}.png'))
+        write_palette_png(osp.join(root, 'ann', f'im{i}.png'), gt)
+        lab = np.zeros(K, np.float32)
+        lab[0] = 1
+        lab[np.unique(gt)] = 1
+        labels[f'im{i}'] = lab.tolist()
+    return labels
+
+
+def _batches(root, labels, names, size=(32, 32)):
+    """mmseg-style batches (one image each) resized to ``size`` like a test pipeline would."""
+    for name in names:
+        img = np.array(Image.open(osp.join(root, 'img', f'{name}.png')))[..., ::-1]  # BGR
+        ori = img.shape[:2]
+        resized = np.array(Image.fromarray(np.ascontiguousarray(img)).resize(size[::-1], Image.BILINEAR))
+        sample = SegDataSample(metainfo=dict(img_path=osp.join(root, 'img', f'{name}.png'),
+                                             seg_map_path=osp.join(root, 'ann', f'{name}.png'),
+                                             ori_shape=ori, img_shape=size))
+        set_image_labels(sample, labels[name])
+        inputs = torch.from_numpy(resized).permute(2, 0, 1).contiguous()  # (3, h, w) uint8 BGR
+        yield dict(inputs=[inputs], data_samples=[sample])
+
+
+# --------------------------------------------------------------------------- pseudo masks
+def test_pseudo_mask_never_uses_absent_class():
+    torch.manual_seed(0)
+    cams = torch.rand(2, K, 16, 16) * 0.5
+    cams[:, 2] = 10.0  # class 2 has by far the largest CAM everywhere ...
+    labels = torch.tensor([[1, 1, 0, 1], [1, 0, 0, 0]], dtype=torch.float32)  # ... but is absent
+    for kwargs in (dict(), dict(ignore_band=(0.2, 0.4)), dict(ignore_margin=0.05),
+                   dict(bg_mode='prompt'), dict(bg_mode='prompt', ignore_margin=0.1)):
+        masks = cams_to_pseudo_mask(cams, labels, bg_threshold=0.3, **kwargs)
+        assert masks.shape == (2, 16, 16) and masks.dtype == torch.uint8
+        values = set(masks.unique().tolist())
+        assert 2 not in values, kwargs
+        assert set(masks[1].unique().tolist()) <= {0, 255}, kwargs  # only background is present
+        assert values <= {0, 1, 3, 255}
+
+
+def test_pseudo_mask_background_threshold_and_ignore_band():
+    cams = torch.zeros(1, K, 1, 4)
+    cams[0, 1, 0] = torch.tensor([0.1, 0.3, 0.5, 0.9])
+    labels = torch.tensor([[1, 1, 0, 0]], dtype=torch.float32)
+    assert cams_to_pseudo_mask(cams, labels, bg_threshold=0.4)[0, 0].tolist() == [0, 0, 1, 1]
+    banded = cams_to_pseudo_mask(cams, labels, ignore_band=(0.2, 0.6))[0, 0].tolist()
+    assert banded == [0, 255, 255, 1]
+    no_bg = cams_to_pseudo_mask(cams[:, 1:], labels[:, 1:], bg_threshold=0.4, background_index=None)
+    assert no_bg[0, 0].tolist() == [255, 255, 0, 0]  # classes without background: low -> ignore
+    with pytest.raises(ValueError, match='ignore_margin'):
+        cams_to_pseudo_mask(cams, labels, bg_mode='prompt', ignore_band=(0.2, 0.6))
+    with pytest.raises(ValueError, match='bg_mode'):
+        cams_to_pseudo_mask(cams, labels, bg_mode='otsu')
+
+
+def test_write_palette_png_values_and_palette(tmp_path):
+    torch.manual_seed(0)
+    cams = torch.rand(1, K, 20, 24)
+    labels = torch.ones(1, K)
+    mask = cams_to_pseudo_mask(cams, labels, ignore_margin=0.1)[0]
+    assert (mask == 255).any()
+    path = write_palette_png(str(tmp_path / 'a.png'), mask)
+    with Image.open(path) as img:
+        assert img.mode == 'P' and img.size == (24, 20)
+        values = np.array(img)
+        palette = np.array(img.getpalette()[:768]).reshape(-1, 3)
+    assert set(np.unique(values).tolist()) <= set(range(K)) | {255}
+    np.testing.assert_array_equal(values, mask.numpy())
+    np.testing.assert_array_equal(palette, voc_palette(256))
+    assert palette[255].tolist() == [224, 224, 192] and palette[1].tolist() == [128, 0, 0]
+    assert os.listdir(tmp_path) == ['a.png']  # no temporary files left
+
+
+def test_atomic_write_and_validity(tmp_path, monkeypatch):
+    path = str(tmp_path / 'm.png')
+    old = np.ones((8, 10), np.uint8)
+    write_palette_png(path, old)
+    assert is_valid_png(path, (8, 10))
+    assert not is_valid_png(path, (10, 8))
+    assert not is_valid_png(str(tmp_path / 'missing.png'))
+
+    def broken_save(self, fp, *args, **kwargs):
+        fp.write(b'\x89PNG\r\n\x1a\n partial')
+        raise KeyboardInterrupt('interrupted while writing')
+
+    monkeypatch.setattr(Image.Image, 'save', broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        write_palette_png(path, np.zeros((8, 10), np.uint8))
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ['m.png']  # temp file cleaned up, old file intact
+    with Image.open(path) as img:
+        np.testing.assert_array_equal(np.array(img), old)
+
+    truncated = str(tmp_path / 't.png')
+    with open(path, 'rb') as f:
+        data = f.read()
+    with open(truncated, 'wb') as f:
+        f.write(data[:len(data) // 2])
+    assert not is_valid_png(truncated, (8, 10))
+
+
+# --------------------------------------------------------------------------- refinement
+def test_refinement_keeps_shapes_and_improves_miou():
+    image, cams, mask = _synthetic_scene()
+    labels = torch.ones(1, 3)
+    before = _miou(cams, labels, mask)
+    refiner = PixelAdaptiveRefiner(num_iters=10, dilations=(1, 2, 4, 8), colour_sigma=0.3)
+    refined = refiner(cams, image)
+    assert refined.shape == cams.shape
+    assert torch.equal(refined[:, 0], torch.zeros_like(refined[:, 0]))  # zero maps stay zero
+    assert refined.min() >= 0 and refined.max() <= 1 + 1e-5
+    after = _miou(refined, labels, mask)
+    assert before < 90
+    assert after >= before + 8, (before, after)
+
+    # batched, different channel count, image at another resolution
+    cams4 = torch.rand(2, 5, 24, 20)
+    out = PixelAdaptiveRefiner(num_iters=2, dilations=(1, 3))(cams4, torch.rand(2, 3, 48, 40))
+    assert out.shape == cams4.shape
+    assert build_refiner('none') is None
+    assert isinstance(build_refiner(dict(type='par', num_iters=3)), PixelAdaptiveRefiner)
+
+
+def test_crf_refiner_needs_pydensecrf():
+    try:
+        import pydensecrf  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match='pydensecrf') as err:
+            build_refiner('crf')
+        assert str(err.value) == CRF_INSTALL_HINT
+    else:  # installed: it must run and keep shapes
+        refiner = build_refiner('crf')
+        scores = torch.rand(1, K, 12, 14)
+        keep = torch.tensor([[True, True, False, True]])
+        out = refiner(scores, torch.randint(0, 255, (1, 12, 14, 3), dtype=torch.uint8), keep)
+        assert out.shape == scores.shape and torch.all(out[:, 2] == 0)
+
+
+# --------------------------------------------------------------------------- multi-scale + flip
+def test_multi_scale_flip_is_flip_equivariant():
+    model = CAMTestStub().eval()
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 32, 40)
+    labels = torch.tensor([[1, 1, 0, 1], [1, 0, 1, 1]], dtype=torch.float32)
+    cams = multi_scale_flip_cams(model, x, labels, scales=(1.0, 0.5, 1.5), flip=True)
+    assert cams.shape == (2, K, 32, 40)
+    assert torch.all(cams[0, 2] == 0) and torch.all(cams[1, 1] == 0)  # absent classes
+    assert torch.all(cams[:, 0] == 0)  # the stub has no background score
+    np.testing.assert_allclose(cams.amax(dim=(2, 3))[labels.bool() & (torch.arange(K) > 0)].numpy(), 1,
+                               atol=1e-5)
+    flipped = multi_scale_flip_cams(model, x.flip(-1), labels, scales=(1.0, 0.5, 1.5), flip=True)
+    torch.testing.assert_close(flipped, cams.flip(-1), atol=1e-5, rtol=1e-4)
+    # without flip augmentation the stub is not equivariant: the check above has teeth
+    no_flip = multi_scale_flip_cams(model, x, labels, scales=(1.0,), flip=False)
+    no_flip_f = multi_scale_flip_cams(model, x.flip(-1), labels, scales=(1.0,), flip=False)
+    assert (no_flip_f - no_flip.flip(-1)).abs().max() > 1e-2
+
+
+# --------------------------------------------------------------------------- evaluation
+def test_compute_miou_through_iou_metric():
+    gt = np.array([[0, 0, 1, 1], [0, 0, 1, 255]], np.uint8)
+    perfect = compute_miou([gt.copy()], [gt], ('bg', 'fg'), log_table=False)
+    assert perfect['mIoU'] == 100 and perfect['num_images'] == 1
+    pred = np.array([[0, 0, 1, 0], [0, 255, 1, 1]], np.uint8)
+    m = compute_miou([pred], [gt], ('bg', 'fg'), log_table=False)
+    # bg: inter 3, union 4 + 4 - 3 = 5 -> 60; fg: inter 2, union 3 + 2 - 2 = 3 -> 66.67 (the pixel
+    # predicted 255 where GT is bg counts as a miss; the GT-255 pixel is skipped)
+    assert m['per_class_iou'] == {'bg': 60.0, 'fg': 66.67}
+    assert m['mIoU'] == pytest.approx(63.33, abs=0.01)
+    assert m['ignored_ratio'] == pytest.approx(1 / 7, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- generation + tool
+def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
+    root = str(tmp_path / 'data')
+    labels = _write_dataset(root)
+    names = sorted(labels)
+    model = CAMTestStub().eval()
+    out = str(tmp_path / 'pseudo')
+    kwargs = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=3), bg_threshold=0.3,
+                  classes=CLASSES, show_progress=False)
+    res = generate_pseudo_masks(model, _batches(root, labels, names), out, evaluate=True, **kwargs)
+    assert res['written'] == 3 and res['skipped'] == 0
+    assert sorted(os.listdir(out)) == ['im0.png', 'im1.png', 'im2.png', 'metrics.json']
+    for name in names:
+        with Image.open(osp.join(out, f'{name}.png')) as img:
+            assert img.mode == 'P'
+            values = np.array(img)
+        gt = np.array(Image.open(osp.join(root, 'ann', f'{name}.png')))
+        assert values.shape == gt.shape  # back at the original size
+        present = {i for i, v in enumerate(labels[name]) if v > 0}
+        assert set(np.unique(values).tolist()) <= present | {255}
+    metrics = json.load(open(osp.join(out, 'metrics.json')))
+    assert 0 <= metrics['mIoU'] <= 100 and metrics['num_images'] == 3
+    assert set(metrics['per_class_iou']) == set(CLASSES)
+
+    # resume: valid files are skipped and untouched; a corrupt one is rewritten
+    stamp = os.stat(osp.join(out, 'im0.png')).st_mtime_ns
+    with open(osp.join(out, 'im1.png'), 'r+b') as f:
+        f.truncate(20)
+    res2 = generate_pseudo_masks(model, _batches(root, labels, names), out, **kwargs)
+    assert res2['written'] == 1 and res2['skipped'] == 2
+    assert os.stat(osp.join(out, 'im0.png')).st_mtime_ns == stamp
+    assert is_valid_png(osp.join(out, 'im1.png'), (40, 48))
+    assert not [f for f in os.listdir(out) if f.endswith('.tmp')]
+
+
+def test_make_pseudo_masks_tool(tmp_path):
+    root = str(tmp_path / 'data')
+    labels = _write_dataset(root)
+    model = CAMTestStub()
+    ckpt = str(tmp_path / 'stub.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    cfg_path = tmp_path / 'cfg.py'
+    cfg_path.write_text(f"""
+default_scope = 'mmseg'
+model = dict(type='CAMTestStub')
+train_pipeline = [dict(type='LoadImageFromFile'), dict(type='RandomFlip', prob=1.0)]
+train_dataloader = dict(
+    batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='RepeatDataset', times=3, dataset=dict(
+        type='BaseSegDataset', data_root={root!r}, img_suffix='.png', seg_map_suffix='.png',
+        data_prefix=dict(img_path='img', seg_map_path='ann'),
+        metainfo=dict(classes={CLASSES!r}), pipeline=train_pipeline)))
+cam_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(32, 32), keep_ratio=False),
+    dict(type='PackSegInputs'),
+    dict(type='CAMTestSetImageLabels', labels={labels!r}),
+]
+cam_cfg = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=2), bg_threshold=0.3)
+""")
+    out = str(tmp_path / 'masks')
+    res = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--eval', '--no-progress',
+                                  '--device', 'cpu'])
+    assert res['written'] == 3  # the RepeatDataset wrapper is unwrapped: each image once
+    metrics = json.load(open(osp.join(out, 'metrics.json')))
+    assert metrics['num_images'] == 3 and 0 <= metrics['mIoU'] <= 100
+    for name in labels:
+        with Image.open(osp.join(out, f'{name}.png')) as img:
+            gt = Image.open(osp.join(root, 'ann', f'{name}.png'))
+            assert img.mode == 'P' and img.size == gt.size
+    res2 = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress',
+                                   '--refine', 'none', '--scales', '1.0', '--no-flip'])
+    assert res2['written'] == 0 and res2['skipped'] == 3
+    with pytest.raises(FileNotFoundError, match='checkpoint'):
+        make_pseudo_masks_main([str(cfg_path), str(tmp_path / 'nope.pth'), '--out-dir', out])
+    with pytest.raises(KeyError, match='val_dataloader'):
+        make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--split', 'val'])
+
+
+def test_generate_with_padding_and_resize_recovers_ground_truth(tmp_path):
+    """An oracle CAM model through padding (size_divisor), resizing and refinement gives the GT back."""
+    root = str(tmp_path / 'data')
+    labels = _write_dataset(root)
+    names = sorted(labels)
+    model = CAMTestColourOracle(size_divisor=16).eval()  # 30x30 inputs are padded to 32x32
+    for refine in ('none', dict(type='par', num_iters=5)):
+        out = str(tmp_path / f'pseudo_{refine if isinstance(refine, str) else "par"}')
+        res = generate_pseudo_masks(model, _batches(root, labels, names, size=(30, 30)), out,
+                                    scales=(1.0, 0.75), refine=refine, bg_threshold=0.5,
+                                    evaluate=True, classes=CLASSES, show_progress=False)
+        assert res['written'] == 3
+        assert res['metrics']['mIoU'] >= 90, res['metrics']
