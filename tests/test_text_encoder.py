@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.models.text import (BACKGROUND_WORDS, COCO_CLASSES, TINY_CLIP_NAME, VOC_CLASSES,
-                                         CLIPTextEncoder, CoOpPromptLearner, EnsemblePromptLearner,
+                                         CLIPPromptTextEncoder, CoOpPromptLearner, EnsemblePromptLearner,
                                          TemplatePromptLearner, TextTower, default_background_words,
                                          resolve_class_names, resolve_class_prompts,
                                          write_random_clip_checkpoint)
@@ -394,12 +394,12 @@ def test_bad_inputs_raise_clear_errors(tiny_clip, tmp_path):
 
 
 def test_registry_names_do_not_shadow_mmseg():
-    """mmseg's own (SAN) 'CLIPTextEncoder' stays what it is; ours is 'CLIPPromptTextEncoder'."""
-    assert MODELS.get('CLIPPromptTextEncoder') is CLIPTextEncoder
-    assert MODELS.get('CLIPTextEncoder') is not CLIPTextEncoder
+    """mmseg's own (SAN) 'CLIPPromptTextEncoder' stays what it is; ours is 'CLIPPromptTextEncoder'."""
+    assert MODELS.get('CLIPPromptTextEncoder') is CLIPPromptTextEncoder
+    assert MODELS.get('CLIPPromptTextEncoder') is not CLIPPromptTextEncoder
     assert MODELS.get('CoOpPromptLearner') is CoOpPromptLearner
     from mmseg_clip_wsss.registry import DET_MODELS
-    assert DET_MODELS.get('CLIPPromptTextEncoder') is CLIPTextEncoder
+    assert DET_MODELS.get('CLIPPromptTextEncoder') is CLIPPromptTextEncoder
 
 
 def test_pretrained_tag_uses_open_clip_download_and_the_tags_quick_gelu(tiny_clip, monkeypatch):

@@ -1,14 +1,10 @@
 """The synthetic demo dataset written by ``tools/make_demo_data.py`` (VOC devkit layout)."""
+from ..models.text.vocabularies import DEMO_CLASSES
 from ..registry import DATASETS
 from .palette import voc_palette
 from .wsss_dataset import WSSSDataset
 
 __all__ = ['DemoWSSSDataset', 'DEMO_CLASSES', 'DEMO_TEXTURES', 'DEMO_COOCCURRING']
-
-#: Background + 8 object classes, each a shape. Every texture is shared by two classes and every
-#: colour by all of them, so a class is told apart by its shape *and* texture, never by colour.
-DEMO_CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon',
-                'crescent')
 
 #: The surface pattern of each class (two tones of the object's colour).
 DEMO_TEXTURES = {

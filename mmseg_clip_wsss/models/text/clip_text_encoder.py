@@ -1,8 +1,8 @@
 """CLIP text encoder with prompt learning: class names -> one unit-norm embedding per class.
 
 Registry name: ``'CLIPPromptTextEncoder'`` -- mmseg 1.x already registers a different
-``CLIPTextEncoder`` (SAN's text encoder, ``mmseg/models/text_encoder``) under the plain class name, so
-configs write ``dict(type='CLIPPromptTextEncoder', ...)``; the Python class stays ``CLIPTextEncoder``.
+``CLIPPromptTextEncoder`` (SAN's text encoder, ``mmseg/models/text_encoder``) under the plain class name, so
+configs write ``dict(type='CLIPPromptTextEncoder', ...)``; the Python class stays ``CLIPPromptTextEncoder``.
 """
 import logging
 import os.path as osp
@@ -21,7 +21,7 @@ from .text_tower import TextTower
 from .tiny_clip import register_tiny_clip
 from .vocabularies import ClassNames, default_background_words, readable_name, resolve_class_prompts
 
-__all__ = ['CLIPTextEncoder']
+__all__ = ['CLIPPromptTextEncoder']
 
 _CHECKPOINT_EXTS = ('.pt', '.pth', '.bin', '.safetensors', '.npz', '.npy', '.ckpt')
 
@@ -76,7 +76,7 @@ def _load_open_clip(model_name: str,
                                   force_quick_gelu=bool(quick_gelu))
 
 
-def _drop_frozen_tower(module: 'CLIPTextEncoder', state_dict: dict, prefix: str,
+def _drop_frozen_tower(module: 'CLIPPromptTextEncoder', state_dict: dict, prefix: str,
                        local_metadata: dict) -> None:
     """``state_dict`` post-hook: leave out the weights of a frozen text tower."""
     if any(p.requires_grad for p in module.text_tower.parameters()):
@@ -86,20 +86,20 @@ def _drop_frozen_tower(module: 'CLIPTextEncoder', state_dict: dict, prefix: str,
         del state_dict[key]
 
 
-def _fill_missing_tower(module: 'CLIPTextEncoder', state_dict: dict, prefix: str, *args) -> None:
+def _fill_missing_tower(module: 'CLIPPromptTextEncoder', state_dict: dict, prefix: str, *args) -> None:
     """``load_state_dict`` pre-hook: text-tower weights absent from the state dict keep their values."""
     tower_prefix = prefix + 'text_tower.'
     for name, value in module.text_tower.state_dict().items():
         state_dict.setdefault(tower_prefix + name, value)
 
 
-@DET_MODELS.register_module(name='CLIPPromptTextEncoder')
-@MODELS.register_module(name='CLIPPromptTextEncoder')
-class CLIPTextEncoder(BaseModule):
+@DET_MODELS.register_module()
+@MODELS.register_module()
+class CLIPPromptTextEncoder(BaseModule):
     """Frozen CLIP text tower + prompt learner -> class text embeddings (K, D).
 
     Registered as ``'CLIPPromptTextEncoder'`` in mmseg's and mmdet's ``MODELS`` (mmseg's own
-    ``'CLIPTextEncoder'`` is SAN's encoder).
+    ``'CLIPPromptTextEncoder'`` is SAN's encoder).
 
     The open_clip model is created through open_clip's real loader (model-config name + ``pretrained``
     tag or local checkpoint file); only its text tower is kept, the vision tower is dropped.

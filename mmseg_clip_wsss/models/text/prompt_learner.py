@@ -1,6 +1,6 @@
 """Prompt learners: class names -> prompts -> one text embedding per class.
 
-Three modes, picked by ``prompt=dict(type=...)`` in :class:`CLIPTextEncoder`'s config:
+Three modes, picked by ``prompt=dict(type=...)`` in :class:`CLIPPromptTextEncoder`'s config:
 
 ``'template'`` (:class:`TemplatePromptLearner`)
     Hand-written template ensemble. Every class name is put into every template

@@ -4,7 +4,7 @@ Importing this module registers :data:`TINY_CLIP_NAME` as an open_clip model con
 ``open_clip.create_model(TINY_CLIP_NAME, pretrained=<file>)`` and ``open_clip.get_tokenizer`` work
 exactly as for ``'ViT-B-16'``: same code path, same BPE tokenizer (vocab 49408, context 77), only a
 much smaller text transformer (width 64, 2 layers, 4 heads) and a token-sized vision tower (open_clip's
-``CLIP`` always builds one; :class:`CLIPTextEncoder` drops it after loading).
+``CLIP`` always builds one; :class:`CLIPPromptTextEncoder` drops it after loading).
 
 :func:`write_random_clip_checkpoint` saves a randomly initialised, seed-deterministic state dict, to be
 loaded back by path through open_clip's real loader (``create_model(..., pretrained=path)``).
@@ -36,7 +36,7 @@ def register_tiny_clip() -> None:
 
     open_clip keeps its configs in ``open_clip.factory._MODEL_CONFIGS``, which
     ``add_model_config`` rebuilds from its JSON search paths; an in-memory entry therefore has to be
-    re-added after such a rescan. :class:`CLIPTextEncoder` calls this before every model build.
+    re-added after such a rescan. :class:`CLIPPromptTextEncoder` calls this before every model build.
     """
     if TINY_CLIP_NAME not in _oc_factory._MODEL_CONFIGS:
         _oc_factory._MODEL_CONFIGS[TINY_CLIP_NAME] = copy.deepcopy(TINY_CLIP_CFG)
@@ -57,7 +57,7 @@ def write_random_clip_checkpoint(path: str, model_name: str = TINY_CLIP_NAME, se
         seed (int): Seed of the random init. Defaults to 0.
 
     Returns:
-        str: ``path``, to pass as ``pretrained=`` of :class:`CLIPTextEncoder` or open_clip.
+        str: ``path``, to pass as ``pretrained=`` of :class:`CLIPPromptTextEncoder` or open_clip.
     """
     register_tiny_clip()
     path = str(path)

@@ -9,7 +9,7 @@ row ``k`` of the text embeddings is class ``k`` of the dataset. What goes into a
 from typing import List, Optional, Sequence, Tuple, Union
 
 __all__ = [
-    'VOC_CLASSES', 'COCO_CLASSES', 'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names',
+    'VOC_CLASSES', 'COCO_CLASSES', 'DEMO_CLASSES', 'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names',
     'resolve_class_prompts', 'get_dataset_classes', 'default_background_words', 'readable_name'
 ]
 
@@ -32,6 +32,12 @@ COCO_CLASSES: Tuple[str,
                             'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
                             'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock',
                             'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
+
+#: The generated demo dataset (``tools/make_demo_data.py``): background + 8 shapes. Every texture is
+#: shared by two classes and every colour by all of them, so a class is told apart by its shape *and*
+#: texture, never by colour.
+DEMO_CLASSES: Tuple[str, ...] = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross',
+                                 'hexagon', 'crescent')
 
 #: Readable prompt names for dataset spellings that CLIP reads badly (keys are lower case,
 #: underscores already turned into spaces). Names not listed are prompted as they are.
@@ -57,7 +63,7 @@ BACKGROUND_WORDS: Tuple[str, ...] = ('ground', 'land', 'grass', 'tree', 'buildin
                                      'helmet', 'cloud', 'house', 'mountain', 'ocean', 'road', 'rock',
                                      'street', 'valley', 'bridge', 'sign')
 
-_DATASETS = {'voc': VOC_CLASSES, 'coco': COCO_CLASSES}
+_DATASETS = {'voc': VOC_CLASSES, 'coco': COCO_CLASSES, 'demo': DEMO_CLASSES}
 
 ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
 
@@ -66,7 +72,7 @@ def get_dataset_classes(name: str) -> Tuple[str, ...]:
     """Class list of a known dataset, as the dataset spells it.
 
     Args:
-        name (str): ``'voc'`` or ``'coco'`` (case-insensitive).
+        name (str): ``'voc'``, ``'coco'`` or ``'demo'`` (case-insensitive).
 
     Returns:
         tuple[str]: The dataset's classes, index 0 = ``'background'``.
