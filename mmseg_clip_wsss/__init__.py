@@ -9,6 +9,6 @@ from .version import __version__
 
 compat.apply_all()
 
-from . import models, datasets, cam  # noqa: E402,F401  (registration side effects)
+from . import models, datasets, cam, engine  # noqa: E402,F401  (registration side effects)
 
 __all__ = ['__version__']

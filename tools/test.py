@@ -1,5 +1,10 @@
 """Test a model: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--cfg-options ...]``."""
-from mmseg_clip_wsss.apis import test_main
+import sys
+
+from mmseg_clip_wsss.apis import USER_ERRORS, test_main
 
 if __name__ == '__main__':
-    test_main()
+    try:
+        test_main()
+    except USER_ERRORS as err:  # a clear message, not a traceback
+        sys.exit(f'error: {err}')

@@ -1,5 +1,10 @@
 """Train a model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]``."""
-from mmseg_clip_wsss.apis import train_main
+import sys
+
+from mmseg_clip_wsss.apis import USER_ERRORS, train_main
 
 if __name__ == '__main__':
-    train_main()
+    try:
+        train_main()
+    except USER_ERRORS as err:  # a clear message, not a traceback
+        sys.exit(f'error: {err}')

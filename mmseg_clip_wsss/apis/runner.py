@@ -15,6 +15,15 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 import mmseg_clip_wsss  # noqa: F401  registers modules and applies compat shims
+from mmseg_clip_wsss.engine.dist import (adapt_config_to_cpu_distributed, cpu_distributed,
+                                         setup_cpu_distributed)
+from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
+from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
+from .preflight import (ConfigMismatchError, MissingAssetError, check_config_assets,
+                        check_config_classes)
+
+#: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
+USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError)
 
 
 def _add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -97,19 +106,37 @@ def build_test_config(argv: Optional[List[str]] = None) -> Config:
     return cfg
 
 
+def _prepare_distributed(cfg: Config) -> None:
+    """On a machine without CUDA, run a distributed launcher with gloo (see :mod:`..engine.dist`)."""
+    launcher = cfg.get('launcher', 'none')
+    if not cpu_distributed(launcher):
+        return
+    changes = adapt_config_to_cpu_distributed(cfg)
+    setup_cpu_distributed(launcher, timeout_s=int(cfg.env_cfg.dist_cfg.get('timeout', 1800)))
+    if changes:
+        print_log('distributed training on CPU (gloo): ' + '; '.join(changes), logger='current')
+
+
 def _build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    _prepare_distributed(cfg)
     return Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
 
 
 def train_main(argv: Optional[List[str]] = None):
     """Entry point of ``tools/train.py``; returns the runner after training."""
-    runner = _build_runner(build_train_config(argv))
+    cfg = build_train_config(argv)
+    check_config_assets(cfg, ('train_dataloader', 'val_dataloader'))
+    check_config_classes(cfg, ('train_dataloader', 'val_dataloader'))
+    runner = _build_runner(cfg)
     runner.train()
     return runner
 
 
 def test_main(argv: Optional[List[str]] = None):
     """Entry point of ``tools/test.py``; returns the metrics."""
-    return _build_runner(build_test_config(argv)).test()
+    cfg = build_test_config(argv)
+    check_config_assets(cfg, ('test_dataloader', ))
+    check_config_classes(cfg, ('test_dataloader', ))
+    return _build_runner(cfg).test()

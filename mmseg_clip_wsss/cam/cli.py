@@ -16,6 +16,11 @@ Config keys it reads (all optional except the model and a dataloader):
   wrappers are unwrapped) with the pipeline replaced by ``cam_pipeline`` if the config has one, else
   ``[LoadImageFromFile, PackWSSSInputs]``; batch size ``cam_cfg.batch_size`` (default 1, images of a
   batch must share a size), no shuffling.
+
+Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --launcher pytorch`` (or
+``tools/dist_make_pseudo_masks.sh``) gives every process a disjoint share of the images, so each PNG
+is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
+is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
 """
 import argparse
 import copy
@@ -26,8 +31,10 @@ import torch
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
+from mmseg_clip_wsss.engine.checkpoint_check import check_checkpoint_fits
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from .generate import generate_pseudo_masks
 from .pseudo_mask import BG_MODES
@@ -70,6 +77,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite existing masks (default: skip valid existing PNGs, i.e. resume)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher: with pytorch (torchrun) or slurm (srun) every process '
+                        'writes the masks of its share of the images')
+    # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')
@@ -117,7 +129,8 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
         dl = dict(batch_size=batch_size, num_workers=src.get('num_workers', 0),
                   dataset=_set_pipeline(_unwrap_dataset(src['dataset']), pipeline))
     dl = dict(dl)
-    dl['sampler'] = dict(type='DefaultSampler', shuffle=False)
+    # in order; under a distributed launcher every image goes to exactly one rank (no padding)
+    dl['sampler'] = dict(type='DefaultSampler', shuffle=False, round_up=False)
     dl.pop('batch_sampler', None)
     if not dl.get('num_workers'):
         dl['num_workers'] = 0
@@ -135,11 +148,31 @@ def build_cam_model(cfg: Config, checkpoint: str, device: Optional[str] = None):
     if not hasattr(model, 'compute_cams'):
         raise TypeError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) has no `compute_cams`; '
                         'use a WSSSEncoderDecoder / CAM-baseline config.')
-    load_checkpoint(model, checkpoint, map_location='cpu')
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
+    check_checkpoint_fits(model, ckpt.get('state_dict', ckpt), osp.abspath(checkpoint))
+    _load_checkpoint_to_model(model, ckpt)
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     model.cfg = cfg
     return model.to(device).eval()
+
+
+def _init_distributed(cfg: Config, launcher: str) -> Optional[str]:
+    """Start the process group of ``launcher``; returns this rank's device (None: the default)."""
+    if launcher == 'none':
+        return None
+    import os
+
+    from mmengine.dist import init_dist
+
+    from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
+    if cpu_distributed(launcher):
+        setup_cpu_distributed(launcher)
+        return 'cpu'
+    dist_cfg = dict((cfg.get('env_cfg') or {}).get('dist_cfg') or dict(backend='nccl'))
+    init_dist(launcher, **dist_cfg)
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
 def _option(args_value, cam_cfg: dict, key: str):
@@ -165,7 +198,8 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
         refine = refine.to_dict()
     ignore_band = _option(args.ignore_band, cam_cfg, 'ignore_band')
 
-    model = build_cam_model(cfg, args.checkpoint, args.device)
+    device = _init_distributed(cfg, args.launcher)
+    model = build_cam_model(cfg, args.checkpoint, args.device or device)
     dl_cfg = build_cam_dataloader_cfg(cfg, args.split, _option(args.batch_size, cam_cfg, 'batch_size'))
     dataloader = Runner.build_dataloader(dl_cfg)
     dataset = dataloader.dataset

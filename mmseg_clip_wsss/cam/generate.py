@@ -4,12 +4,16 @@
 directly with a built model and any iterable of mmseg-style batches
 (``dict(inputs=[(3, H, W) uint8], data_samples=[SegDataSample with gt_image_labels])``).
 """
+import glob
+import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_world_size,
+                           is_main_process)
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 from torch import Tensor
@@ -85,6 +89,17 @@ def _dataset_of(dataloader):
     return getattr(dataloader, 'dataset', None)
 
 
+def _remove_stale_temporaries(out_dir: str) -> int:
+    """Delete the temporary files a killed run left (``.<name>.png.<random>.tmp``); returns the count."""
+    stale = glob.glob(osp.join(glob.escape(out_dir), '.*.png.*.tmp'))
+    for path in stale:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+    return len(stale)
+
+
 def generate_pseudo_masks(model,
                           dataloader,
                           out_dir: str,
@@ -129,9 +144,15 @@ def generate_pseudo_masks(model,
         reduce_zero_label (bool): Ground-truth convention for ``evaluate``. Defaults to False.
         show_progress (bool): Show a progress bar. Defaults to True.
 
+    Distributed (a process group is initialised and the dataloader's sampler shards the images,
+    e.g. ``DefaultSampler(shuffle=False, round_up=False)``): every rank writes the PNGs of its
+    shard, the counts and file lists are combined over the ranks and rank 0 evaluates all images.
+    Temporary files left by a killed run are removed first (by rank 0, before any rank writes).
+
     Returns:
-        dict: ``written``, ``skipped`` (counts), ``files`` (list of PNG paths in loader order),
-        ``seconds``, and ``metrics`` (dict, with ``evaluate``).
+        dict: ``written``, ``skipped`` (counts over all ranks), ``written_per_rank``, ``files``
+        (list of PNG paths in loader order, rank after rank when distributed), ``seconds``, and
+        ``metrics`` (dict, with ``evaluate``).
     """
     if not hasattr(model, 'compute_cams'):
         raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
@@ -151,12 +172,21 @@ def generate_pseudo_masks(model,
                          'or use a dataset with metainfo["classes"]).')
 
     start = time.time()
+    world_size = get_world_size()
+    if is_main_process() and osp.isdir(out_dir):
+        _remove_stale_temporaries(out_dir)
+    if world_size > 1:
+        barrier()  # no rank writes while rank 0 removes the leftovers of a killed run
     model.eval()
     param = next(iter(model.parameters()), None)
     if isinstance(refiner, PixelAdaptiveRefiner) and param is not None:
         refiner = refiner.to(param.device)
-    total = len(dataset) if dataset is not None and hasattr(dataset, '__len__') else 0
-    bar = ProgressBar(total) if show_progress and total else None
+    if world_size > 1:  # this rank's shard
+        sampler = getattr(dataloader, 'sampler', None)
+        total = len(sampler) if sampler is not None and hasattr(sampler, '__len__') else 0
+    else:
+        total = len(dataset) if dataset is not None and hasattr(dataset, '__len__') else 0
+    bar = ProgressBar(total) if show_progress and total and is_main_process() else None
     files: List[str] = []
     pairs: List[Tuple[str, str]] = []
     written = skipped = 0
@@ -207,13 +237,27 @@ def generate_pseudo_masks(model,
     if bar is not None:
         bar.file.write('\n')
 
+    written_per_rank = [written]
+    if world_size > 1:  # every rank wrote its own shard: combine the counts and lists
+        shards = all_gather_object(dict(written=written, skipped=skipped, files=files, pairs=pairs))
+        written_per_rank = [shard['written'] for shard in shards]
+        written = sum(written_per_rank)
+        skipped = sum(shard['skipped'] for shard in shards)
+        files = [f for shard in shards for f in shard['files']]
+        pairs = [p for shard in shards for p in shard['pairs']]
     result = dict(written=written, skipped=skipped, files=files, out_dir=out_dir,
-                  seconds=round(time.time() - start, 2))
-    print_log(f'pseudo masks: {written} written, {skipped} already there, in {out_dir}',
+                  seconds=round(time.time() - start, 2), written_per_rank=written_per_rank)
+    per_rank = f' (per rank: {", ".join(map(str, written_per_rank))})' if world_size > 1 else ''
+    print_log(f'pseudo masks: {written} written{per_rank}, {skipped} already there, in {out_dir}',
               logger='current')
     if evaluate:
-        metrics = evaluate_pseudo_masks(pairs, classes, reduce_zero_label=reduce_zero_label)
-        write_metrics_json(osp.join(out_dir, 'metrics.json'), metrics)
+        metrics = [None]
+        if is_main_process():
+            metrics[0] = evaluate_pseudo_masks(pairs, classes, reduce_zero_label=reduce_zero_label)
+            write_metrics_json(osp.join(out_dir, 'metrics.json'), metrics[0])
+        if world_size > 1:
+            broadcast_object_list(metrics)
+        metrics = metrics[0]
         print_log(f'pseudo masks vs ground truth: mIoU {metrics["mIoU"]:.2f} '
                   f'(aAcc {metrics["aAcc"]:.2f}, ignored {100 * metrics["ignored_ratio"]:.1f}% of '
                   f'pixels, {metrics["num_images"]} images)', logger='current')

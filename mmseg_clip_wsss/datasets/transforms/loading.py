@@ -1,6 +1,7 @@
 """Loading transforms that fail clearly on bad files (missing, corrupt, wrong channel count)."""
 from typing import Optional
 
+import cv2
 import mmcv
 import mmengine.fileio as fileio
 import numpy as np
@@ -9,13 +10,33 @@ from mmseg.datasets.transforms import LoadAnnotations
 
 from ...registry import TRANSFORMS
 
-__all__ = ['CorruptImageError', 'LoadImageWSSS', 'LoadWSSSAnnotations', 'jpeg_is_complete']
+__all__ = ['CorruptImageError', 'LoadImageWSSS', 'LoadWSSSAnnotations', 'jpeg_is_complete',
+           'png_bit_depth', 'to_uint8']
 
 _DOCS = 'docs/datasets.md'
 
 
 class CorruptImageError(OSError):
     """An image or mask file exists but cannot be decoded (corrupt, truncated, not an image)."""
+
+
+def png_bit_depth(data: bytes) -> int:
+    """Bit depth of a PNG's samples from its header (IHDR), 0 for anything that is not a PNG."""
+    if data[:8] != b'\x89PNG\r\n\x1a\n' or len(data) < 25 or data[12:16] != b'IHDR':
+        return 0
+    return data[24]
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """16-bit (uint16, or int32 as Pillow returns 16-bit grey) images -> uint8 by their high byte.
+
+    8-bit images are returned as they are.
+    """
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype in (np.uint16, np.int32, np.uint32, np.int64):
+        return (np.clip(img, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
+    return img
 
 
 def jpeg_is_complete(data: bytes) -> bool:
@@ -43,7 +64,8 @@ class LoadImageWSSS(LoadImageFromFile):
     * a missing file raises :class:`FileNotFoundError` with its path;
     * undecodable bytes, or a JPEG cut short (see :func:`jpeg_is_complete`), raise
       :class:`CorruptImageError` with its path;
-    * grayscale, single-channel and RGBA results are turned into 3-channel images.
+    * grayscale, single-channel, RGBA and 16-bit images are turned into 3-channel 8-bit images
+      (16-bit samples keep their high byte).
 
     Required keys: ``img_path``. Modified keys: ``img``, ``img_shape``, ``ori_shape``.
 
@@ -103,17 +125,23 @@ class LoadImageWSSS(LoadImageFromFile):
                 f'image file {filename} is a truncated JPEG (no end-of-image marker after its last '
                 f'scan): {hint}.'))
         try:
-            img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+            if png_bit_depth(img_bytes) == 16:
+                # decoders differ on 16-bit PNGs (Pillow clips them at 255 converting to RGB): read
+                # all 16 bits, keep the high byte below (BGR(A) order, as mmcv loads images)
+                img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_UNCHANGED)
+            else:
+                img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
         except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, cv2.error)
             return self._fail(CorruptImageError(
                 f'image file {filename} cannot be decoded ({type(e).__name__}: {e}): {hint}.'))
         if img is None or img.size == 0:
             return self._fail(CorruptImageError(
                 f'image file {filename} cannot be decoded (corrupt or not an image): {hint}.'))
+        img = to_uint8(img)  # 16-bit -> 8-bit
         if img.ndim == 2:  # (H, W) -> (H, W, 3)
             img = np.repeat(img[..., None], 3, axis=2)
-        elif img.shape[2] == 1:
-            img = np.repeat(img, 3, axis=2)
+        elif img.shape[2] in (1, 2):  # grey (+ alpha)
+            img = np.repeat(img[..., :1], 3, axis=2)
         elif img.shape[2] == 4:  # drop alpha
             img = np.ascontiguousarray(img[..., :3])
         if self.to_float32:

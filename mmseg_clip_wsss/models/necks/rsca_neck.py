@@ -6,9 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmengine.dist import get_world_size, is_distributed
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from mmseg_clip_wsss.engine.dist import all_gather_rows
 from mmseg_clip_wsss.registry import MODELS, register_seg_and_det
 
 
@@ -29,7 +31,8 @@ class RSCANeck(BaseModule):
 
     ``forward(feats)`` needs no labels, so the neck drops into any mmseg/mmdet model. The bank lives in
     buffers (``memory_bank`` (K, C), ``memory_initialized`` (K,) bool), so it is saved in checkpoints
-    and restored on resume.
+    and restored on resume. In distributed training every rank updates it with the regions of all
+    ranks (:meth:`gather_regions`), so the banks stay identical across ranks.
 
     Args:
         in_channels (Sequence[int]): Channels of every backbone level.
@@ -237,12 +240,27 @@ class RSCANeck(BaseModule):
         return losses
 
     def gather_regions(self, region_embeds: Tensor, image_labels: Tensor) -> Tuple[Tensor, Tensor]:
-        """Collect the regions of the memory update.
+        """Collect the regions of the memory update from every rank.
 
-        Single-process: returns its inputs. Hook point for distributed training: gather
-        ``(region_embeds, image_labels)`` from all ranks here so every rank applies the same update.
+        Single process: returns its inputs. Distributed: the regions and labels of all ranks,
+        concatenated in rank order (ranks may hold different batch sizes), so every rank applies the
+        same update and the memory banks stay identical without broadcasting buffers.
+
+        Args:
+            region_embeds (Tensor): (B_r, K, C) region embeddings of this rank.
+            image_labels (Tensor): (B_r, K) multi-hot labels of this rank.
+
+        Returns:
+            tuple[Tensor, Tensor]: (sum_r B_r, K, C) and (sum_r B_r, K).
         """
-        return region_embeds, image_labels
+        if not is_distributed() or get_world_size() == 1:
+            return region_embeds, image_labels
+        k, c = region_embeds.shape[1:]
+        labels = image_labels.to(region_embeds.dtype)
+        # one collective for both: (B_r, K * C + K)
+        rows = torch.cat([region_embeds.reshape(len(region_embeds), k * c), labels], dim=1)
+        rows = all_gather_rows(rows)
+        return rows[:, :k * c].reshape(-1, k, c), rows[:, k * c:].to(image_labels.dtype)
 
     @torch.no_grad()
     def update_memory(self, region_embeds: Tensor, image_labels: Tensor) -> None:

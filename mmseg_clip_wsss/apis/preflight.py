@@ -1,0 +1,158 @@
+"""Checks run before a runner is built, so a missing dataset or weight file fails at once.
+
+Without them a missing VOC directory surfaces only after the model (and its pretrained weights) has
+been built, as an error deep inside a dataloader. :func:`check_config_assets` names the missing path,
+the config key that points to it and the documentation that prepares it.
+"""
+import os.path as osp
+from typing import Iterator, List, Tuple
+
+from mmengine.config import Config
+
+__all__ = ['MissingAssetError', 'ConfigMismatchError', 'check_config_assets', 'check_config_classes']
+
+_DATA_DOCS = 'docs/datasets.md (README: "Datasets")'
+_WEIGHT_DOCS = 'README: "Pretrained weights"'
+_WEIGHT_SUFFIXES = ('.pth', '.pt', '.bin', '.ckpt', '.safetensors')
+
+
+class MissingAssetError(FileNotFoundError):
+    """A dataset directory or weight file named by the config does not exist."""
+
+
+class ConfigMismatchError(ValueError):
+    """Parts of a config disagree (class counts of the model, the vocabulary, the prompts, the data)."""
+
+
+def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, dict]]:
+    for key in loaders:
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        dataset = loader.get('dataset', {})
+        while 'dataset' in dataset:  # dataset wrappers (RepeatDataset, ...)
+            dataset = dataset['dataset']
+        for i, ds in enumerate(dataset.get('datasets', [dataset])):  # ConcatDataset
+            yield (f'{key}.dataset' if 'datasets' not in dataset else f'{key}.dataset.datasets[{i}]',
+                   ds)
+
+
+def _local_weight_files(cfg: Config) -> Iterator[Tuple[str, str]]:
+    model = cfg.get('model', {})
+    text = model.get('text_encoder') or {}
+    pretrained = text.get('pretrained')
+    if isinstance(pretrained, str) and pretrained.endswith(_WEIGHT_SUFFIXES):
+        yield 'model.text_encoder.pretrained', pretrained
+    for part in ('backbone', 'neck', 'decode_head'):
+        init_cfg = (model.get(part) or {}).get('init_cfg') or {}
+        ckpt = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
+        if isinstance(ckpt, str) and '://' not in ckpt and not ckpt.startswith(('torchvision', 'open-mmlab')):
+            yield f'model.{part}.init_cfg.checkpoint', ckpt
+
+
+def check_config_assets(cfg: Config, loaders: Tuple[str, ...] = ('train_dataloader',
+                                                                  'val_dataloader')) -> None:
+    """Raise :class:`MissingAssetError` naming every missing data root / local weight file.
+
+    Args:
+        cfg (Config): The final config (after ``--cfg-options``).
+        loaders (tuple[str]): The dataloader keys that the job will use.
+    """
+    problems: List[str] = []
+    for key, ds in _datasets(cfg, loaders):
+        root = ds.get('data_root')
+        if root and '://' not in root and not osp.isdir(root):
+            problems.append(f'{key}.data_root: directory {osp.abspath(root)} does not exist. '
+                            f'Prepare the dataset as {_DATA_DOCS} describes, or point to it with '
+                            f'--cfg-options {key}.data_root=/path/to/it')
+    for key, path in _local_weight_files(cfg):
+        if not osp.isfile(path):
+            problems.append(f'{key}: file {osp.abspath(path)} does not exist. Download it as '
+                            f'{_WEIGHT_DOCS} describes, or set --cfg-options {key}=/path/to/it')
+    if problems:
+        raise MissingAssetError('config needs files that are not here:\n  - ' +
+                                '\n  - '.join(dict.fromkeys(problems)))
+
+
+def _dataset_classes(ds: dict):
+    """Class names of a dataset config: ``metainfo.classes``, else its type's ``METAINFO``."""
+    classes = (ds.get('metainfo') or {}).get('classes')
+    if classes is not None:
+        return list(classes)
+    ds_type = ds.get('type')
+    if not isinstance(ds_type, str):
+        return None
+    from mmengine.registry import DATASETS as ENGINE_DATASETS
+    from mmseg.registry import DATASETS
+    cls = DATASETS.get(ds_type) or ENGINE_DATASETS.get(ds_type)
+    meta = getattr(cls, 'METAINFO', None) or {}
+    return list(meta['classes']) if meta.get('classes') is not None else None
+
+
+def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
+    from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
+
+    problems: List[str] = []
+    model = cfg.get('model') or {}
+    head = model.get('decode_head')
+    k_head = head.get('num_classes') if isinstance(head, dict) else None
+    neck = model.get('neck')
+    k_neck = neck.get('num_classes') if isinstance(neck, dict) else None
+    if k_neck is not None and k_head is not None and k_neck != k_head:
+        problems.append(f'model.neck.num_classes={k_neck} (memory bank rows) but '
+                        f'model.decode_head.num_classes={k_head}: set both to the same K.')
+    text = model.get('text_encoder')
+    if isinstance(text, dict) and text.get('type') == 'CLIPPromptTextEncoder':
+        names = text.get('class_names', 'voc')
+        try:
+            k_text = len(resolve_class_prompts(names))
+        except ValueError as err:
+            problems.append(f'model.text_encoder.class_names={names!r}: {err}')
+            k_text = None
+        if k_text is not None and k_head is not None and k_text != k_head:
+            problems.append(
+                f'model.decode_head.num_classes={k_head} but the vocabulary '
+                f'model.text_encoder.class_names={names if isinstance(names, str) else "[...]"!r} '
+                f'has {k_text} classes: set num_classes={k_text} in decode_head and neck, or give '
+                f'{k_head} class names.')
+        prompt = text.get('prompt') or {}
+        k_prompt = prompt.get('num_classes') if isinstance(prompt, dict) else None
+        if k_text is not None and k_prompt is not None and k_prompt != k_text:
+            problems.append(f'model.text_encoder.prompt.num_classes={k_prompt} disagrees with the '
+                            f'{k_text} classes of model.text_encoder.class_names: drop '
+                            'prompt.num_classes or fix it.')
+        ctx_init = prompt.get('ctx_init') if isinstance(prompt, dict) else None
+        if k_text is not None and isinstance(ctx_init, (list, tuple)) and len(ctx_init) != k_text:
+            problems.append(f'model.text_encoder.prompt.ctx_init has {len(ctx_init)} phrases but '
+                            f'there are {k_text} classes: give one phrase per class, in class order.')
+    for key, ds in _datasets(cfg, loaders):
+        classes = _dataset_classes(ds)
+        if classes is None:
+            continue
+        if not classes:
+            problems.append(f'{key}.metainfo.classes is empty: list the class names of the dataset '
+                            '(or drop metainfo to use those of its type).')
+        elif k_head is not None and len(classes) != k_head:
+            problems.append(f'{key} has {len(classes)} classes but model.decode_head.num_classes='
+                            f'{k_head}: make them agree (decode_head, neck and text encoder '
+                            'class_names change together).')
+    return problems
+
+
+def check_config_classes(cfg: Config, loaders: Tuple[str, ...] = ('train_dataloader',
+                                                                   'val_dataloader')) -> None:
+    """Raise :class:`ConfigMismatchError` naming the config file when its class counts disagree.
+
+    Checked before anything is built: ``decode_head.num_classes`` against ``neck.num_classes``, the
+    text encoder's vocabulary (``class_names``: empty, unknown, or of another size), its prompts
+    (``prompt.num_classes``, class-specific ``prompt.ctx_init``) and the classes of the datasets.
+
+    Args:
+        cfg (Config): The final config (after ``--cfg-options``).
+        loaders (tuple[str]): The dataloader keys that the job will use.
+    """
+    problems = _class_problems(cfg, loaders)
+    if problems:
+        source = getattr(cfg, 'filename', None) or 'the config'
+        raise ConfigMismatchError(f'config {source} is inconsistent:\n  - ' +
+                                  '\n  - '.join(dict.fromkeys(problems)))

@@ -1,0 +1,13 @@
+"""Runner-side pieces: hooks (exact resume, non-finite losses, checkpoint checks) and distributed
+helpers."""
+from .checkpoint_check import CheckpointMismatchError, check_checkpoint_fits
+from .dist import (adapt_config_to_cpu_distributed, all_gather_rows, cpu_distributed,
+                   setup_cpu_distributed)
+from .hooks import (CheckpointShapeCheckHook, NonFiniteLossError, NonFiniteLossHook, RNGStateHook,
+                    capture_rng_state, restore_rng_state)
+
+__all__ = [
+    'RNGStateHook', 'NonFiniteLossHook', 'NonFiniteLossError', 'CheckpointShapeCheckHook',
+    'CheckpointMismatchError', 'check_checkpoint_fits', 'capture_rng_state', 'restore_rng_state',
+    'all_gather_rows', 'cpu_distributed', 'setup_cpu_distributed', 'adapt_config_to_cpu_distributed'
+]

@@ -1,0 +1,94 @@
+"""Refuse a checkpoint that does not fit the model, naming the file, the keys and both shapes.
+
+mmengine's ``load_checkpoint`` (``load_from``, ``--resume``, ``tools/test.py``) loads with
+``strict=False`` and only *warns* about tensors whose shape differs: the model then runs with
+randomly initialised layers wherever the checkpoint came from another config (other
+``num_classes``, channels, depths). :func:`check_checkpoint_fits` turns that into an error.
+"""
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import torch.nn as nn
+
+__all__ = ['CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes']
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint's tensors do not fit the model (shape mismatch or missing weights)."""
+
+
+def loadable_shapes(model: nn.Module) -> Dict[str, Tuple[int, ...]]:
+    """Shape of every parameter and persistent buffer ``load_state_dict`` may fill, by key."""
+    shapes = {}
+    for prefix, module in model.named_modules():
+        prefix = f'{prefix}.' if prefix else ''
+        for name, param in module._parameters.items():
+            if param is not None:
+                shapes[prefix + name] = tuple(param.shape)
+        for name, buf in module._buffers.items():
+            if buf is not None and name not in module._non_persistent_buffers_set:
+                shapes[prefix + name] = tuple(buf.shape)
+    return shapes
+
+
+def _revise(keys: Iterable[str], revise_keys: Sequence[Tuple[str, str]]) -> Dict[str, str]:
+    out = {}
+    for key in keys:
+        new = key
+        for pattern, repl in revise_keys:
+            new = re.sub(pattern, repl, new)
+        out[new] = key
+    return out
+
+
+def _shown(keys: List[str], limit: int = 10) -> str:
+    return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+
+def check_checkpoint_fits(model: nn.Module,
+                          state_dict: dict,
+                          filename: Optional[str] = None,
+                          revise_keys: Sequence[Tuple[str, str]] = ((r'^module\.', ''), ),
+                          allow_missing: bool = False) -> None:
+    """Raise :class:`CheckpointMismatchError` when ``state_dict`` does not fit ``model``.
+
+    Args:
+        model (nn.Module): The model (unwrapped).
+        state_dict (dict): The checkpoint's state dict (``checkpoint['state_dict']``).
+        filename (str, optional): The checkpoint file, for the message.
+        revise_keys (Sequence[tuple]): ``(pattern, replacement)`` applied to the checkpoint keys
+            first, as mmengine does (``module.`` of DDP checkpoints is dropped). Defaults to
+            ``((r'^module\\.', ''),)``.
+        allow_missing (bool): Accept weights of the model that the checkpoint lacks (a partial
+            checkpoint, e.g. of the backbone only). Defaults to False.
+
+    Raises:
+        CheckpointMismatchError: Any tensor of a different shape (key, checkpoint shape, model
+            shape), or, unless ``allow_missing``, model weights absent from the checkpoint.
+    """
+    ckpt = _revise(state_dict.keys(), revise_keys)
+    shapes = loadable_shapes(model)
+    mismatched = []
+    for key, original in ckpt.items():
+        value = state_dict[original]
+        if key in shapes and hasattr(value, 'shape') and tuple(value.shape) != shapes[key]:
+            mismatched.append(f'{key}: checkpoint {tuple(value.shape)} vs model {shapes[key]}')
+    # keys the model itself saves (state-dict hooks may leave some out, e.g. a frozen text tower)
+    missing = [] if allow_missing else [k for k in model.state_dict() if k not in ckpt]
+    if not mismatched and not missing:
+        return
+    source = f'checkpoint {filename}' if filename else 'the checkpoint'
+    lines = [f'{source} does not fit the model: it was saved from another config.']
+    if mismatched:
+        lines.append(f'  shape mismatch ({len(mismatched)} tensor(s)):')
+        lines += [f'    {m}' for m in mismatched[:20]]
+        if len(mismatched) > 20:
+            lines.append(f'    ... ({len(mismatched)} in all)')
+    if missing:
+        lines.append(f'  weights of the model missing from the checkpoint: {_shown(missing)}')
+    lines.append(
+        '  fix: use the config the checkpoint was trained with (mmengine stores it in the checkpoint '
+        "as checkpoint['meta']['cfg'], and its work_dir holds a copy), or a checkpoint trained "
+        'with this config; for weights of a part only (e.g. the backbone) use that part\'s '
+        "init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...) instead of load_from.")
+    raise CheckpointMismatchError('\n'.join(lines))
