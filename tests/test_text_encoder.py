@@ -394,9 +394,9 @@ def test_bad_inputs_raise_clear_errors(tiny_clip, tmp_path):
 
 
 def test_registry_names_do_not_shadow_mmseg():
-    """mmseg's own (SAN) 'CLIPPromptTextEncoder' stays what it is; ours is 'CLIPPromptTextEncoder'."""
+    """mmseg's own (SAN) 'CLIPTextEncoder' stays what it is; ours is 'CLIPPromptTextEncoder'."""
     assert MODELS.get('CLIPPromptTextEncoder') is CLIPPromptTextEncoder
-    assert MODELS.get('CLIPPromptTextEncoder') is not CLIPPromptTextEncoder
+    assert MODELS.get('CLIPTextEncoder') is not CLIPPromptTextEncoder
     assert MODELS.get('CoOpPromptLearner') is CoOpPromptLearner
     from mmseg_clip_wsss.registry import DET_MODELS
     assert DET_MODELS.get('CLIPPromptTextEncoder') is CLIPPromptTextEncoder

@@ -1,8 +1,8 @@
 """CLIP text encoder with prompt learning: class names -> one unit-norm embedding per class.
 
 Registry name: ``'CLIPPromptTextEncoder'`` -- mmseg 1.x already registers a different
-``CLIPPromptTextEncoder`` (SAN's text encoder, ``mmseg/models/text_encoder``) under the plain class name, so
-configs write ``dict(type='CLIPPromptTextEncoder', ...)``; the Python class stays ``CLIPPromptTextEncoder``.
+``CLIPTextEncoder`` (SAN's text encoder, ``mmseg/models/text_encoder``), so ours has its own name:
+configs write ``dict(type='CLIPPromptTextEncoder', ...)``.
 """
 import logging
 import os.path as osp
@@ -99,7 +99,7 @@ class CLIPPromptTextEncoder(BaseModule):
     """Frozen CLIP text tower + prompt learner -> class text embeddings (K, D).
 
     Registered as ``'CLIPPromptTextEncoder'`` in mmseg's and mmdet's ``MODELS`` (mmseg's own
-    ``'CLIPPromptTextEncoder'`` is SAN's encoder).
+    ``'CLIPTextEncoder'`` is SAN's encoder).
 
     The open_clip model is created through open_clip's real loader (model-config name + ``pretrained``
     tag or local checkpoint file); only its text tower is kept, the vision tower is dropped.
