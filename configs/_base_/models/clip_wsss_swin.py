@@ -7,7 +7,7 @@
 # K (num_classes) below is VOC's 21 (background + 20); change decode_head.num_classes,
 # neck.num_classes and text_encoder.class_names together. SyncBN falls back to BN when mmengine's
 # runner trains without a distributed launcher.
-custom_imports = dict(imports=['mmseg_clip_wsss'], allow_failed_imports=False)
+# The plugin is imported by the dataset bases (or the top-level config: custom_imports).
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(

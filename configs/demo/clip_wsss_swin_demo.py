@@ -1,0 +1,35 @@
+# Stage 1 on the generated demo data: a small Swin (random init) -> RSC-A neck -> text-guided head,
+# class embeddings from a tiny open_clip text tower with learnable (CoOp) prompts. Image-level labels
+# only. `make demo` (tools/run_demo.py) writes the data and the tiny text tower, then runs
+#   python tools/train.py configs/demo/clip_wsss_swin_demo.py
+_base_ = [
+    'mmseg::_base_/default_runtime.py', '../_base_/models/clip_wsss_swin.py',
+    '../_base_/datasets/demo_wsss.py', '../_base_/schedules/schedule_demo.py'
+]
+# A random-init open_clip text tower saved by tools/run_demo.py; loaded through open_clip's real
+# loader exactly like 'ViT-B-16' + a local checkpoint file.
+tiny_clip_checkpoint = 'data/demo/wsss_tiny_clip.pt'
+num_classes = 9  # background + 8 shapes
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    data_preprocessor=dict(size=(128, 128)),
+    backbone=dict(
+        pretrain_img_size=128,
+        embed_dims=32,
+        depths=[1, 1, 2, 1],
+        num_heads=[1, 2, 4, 8],
+        window_size=4,
+        drop_path_rate=0.1,
+        init_cfg=None),
+    neck=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=num_classes,
+              norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=64, channels=64, num_classes=num_classes, embed_dim=32,
+                     norm_cfg=norm_cfg),
+    text_encoder=dict(
+        class_names='demo',
+        model_name='WSSS-Tiny-CLIP',
+        pretrained=tiny_clip_checkpoint,
+        prompt=dict(type='learnable', n_ctx=4, ctx_init='a photo of a')))
+# CAM -> pseudo mask protocol (tools/make_pseudo_masks.py)
+cam_cfg = dict(scales=(1.0, 0.75, 1.5), flip=True, refine='par', bg_mode='threshold',
+               bg_threshold=0.35)

@@ -1,0 +1,83 @@
+"""A picture of the CAM -> pseudo-mask pipeline: one row per image, image | CAMs | pseudo mask | GT."""
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from .pseudo_mask import voc_palette
+
+__all__ = ['draw_overview']
+
+
+def _colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W) class indices (255 = ignore, drawn white) -> (H, W, 3) uint8."""
+    out = palette[np.clip(mask, 0, len(palette) - 1)].astype(np.uint8)
+    out[mask == 255] = 255
+    return out
+
+
+def draw_overview(images: Sequence[np.ndarray],
+                  cams: Sequence[np.ndarray],
+                  image_labels: Sequence[Sequence[int]],
+                  pseudo_masks: Sequence[np.ndarray],
+                  gt_masks: Sequence[np.ndarray],
+                  class_names: Sequence[str],
+                  out_file: str,
+                  titles: Optional[Sequence[str]] = None,
+                  palette: Optional[np.ndarray] = None) -> str:
+    """Draw and save the overview figure.
+
+    Args:
+        images (Sequence[ndarray]): RGB images, each (H, W, 3) uint8.
+        cams (Sequence[ndarray]): CAMs of each image, (K, H, W) in [0, 1].
+        image_labels (Sequence[Sequence[int]]): Foreground class indices present in each image; one CAM
+            column is drawn per present class (a heat map over the greyed image).
+        pseudo_masks (Sequence[ndarray]): (H, W) pseudo masks (class indices, 255 = ignore).
+        gt_masks (Sequence[ndarray]): (H, W) ground-truth masks.
+        class_names (Sequence[str]): Class names, index = class.
+        out_file (str): PNG path (parent directories are created).
+        titles (Sequence[str], optional): Row titles (e.g. image ids).
+        palette (ndarray, optional): (N, 3) class colours; the VOC colour map by default.
+
+    Returns:
+        str: ``out_file``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    n = len(images)
+    if not n or not (len(cams) == len(image_labels) == len(pseudo_masks) == len(gt_masks) == n):
+        raise ValueError(f'draw_overview: need the same positive number of images ({n}), CAMs '
+                         f'({len(cams)}), labels ({len(image_labels)}), pseudo masks '
+                         f'({len(pseudo_masks)}) and GT masks ({len(gt_masks)}).')
+    palette = voc_palette(256) if palette is None else np.asarray(palette)
+    max_cams = max(1, max(len(labels) for labels in image_labels))
+    cols = 1 + max_cams + 2
+    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 1.9 * n + 0.6), squeeze=False)
+    for r in range(n):
+        grey = images[r].mean(axis=2, keepdims=True).repeat(3, axis=2) / 255.0  # (H, W, 3)
+        panels: List[tuple] = [(images[r], 'image' if titles is None else titles[r])]
+        for k in image_labels[r]:
+            heat = plt.get_cmap('jet')(np.clip(cams[r][k], 0, 1))[..., :3]
+            panels.append((0.5 * grey + 0.5 * heat, f'CAM: {class_names[k]}'))
+        panels += [(None, '')] * (max_cams - len(image_labels[r]))
+        panels += [(_colour_mask(pseudo_masks[r], palette), 'pseudo mask'),
+                   (_colour_mask(gt_masks[r], palette), 'ground truth')]
+        for c, (picture, title) in enumerate(panels):
+            ax = axes[r, c]
+            ax.axis('off')
+            if picture is not None:
+                ax.imshow(picture)
+                ax.set_title(title, fontsize=8)
+    present = sorted({int(k) for m in gt_masks for k in np.unique(m) if k != 255})
+    fig.legend(handles=[Patch(color=palette[k] / 255.0, label=class_names[k]) for k in present] +
+               [Patch(facecolor='white', edgecolor='black', label='ignore')],
+               loc='lower center', ncol=min(len(present) + 1, 10), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file, dpi=110)
+    plt.close(fig)
+    return out_file
