@@ -129,7 +129,10 @@ class RSCANeck(BaseModule):
                 x, size=size, mode='bilinear', align_corners=self.align_corners) for x in laterals
         ]
         if self.fusion == 'sum':
-            return self.fuse_conv(torch.stack(laterals).sum(dim=0))
+            total = laterals[0]
+            for x in laterals[1:]:  # a running sum: no (L, B, C, H, W) stack
+                total = total + x
+            return self.fuse_conv(total)
         return self.fuse_conv(torch.cat(laterals, dim=1))
 
     def aggregate(self, fused: Tensor) -> Tensor:
@@ -144,18 +147,31 @@ class RSCANeck(BaseModule):
         if not self.use_aggregation:
             return fused
         b, c, h, w = fused.shape
+        valid = self.memory_initialized.clone()  # (K,)
+        has_memory = bool(valid.any())
+        if not has_memory and not torch.is_grad_enabled():
+            return fused  # nothing to read, no graph to keep
         # a copy: the bank is updated in place after the forward, before the backward
         bank = self.memory_bank.to(fused.dtype, copy=True)  # (K, C)
-        valid = self.memory_initialized.clone()  # (K,)
-        q = self.query(fused).flatten(2).transpose(1, 2)  # (B, HW, C)
         k = self.key(bank)  # (K, C)
         v = self.value(bank)  # (K, C)
-        logits = q @ k.t() / math.sqrt(c)  # (B, HW, K)
-        has_memory = bool(valid.any())
+        # The 1x1 query and output convs are linear, and only K prototypes are read, so both fold
+        # into the K rows instead of running on every pixel (same result, C*C*H*W fewer MACs each):
+        #   q_p . k_j = x_p . (W_q^T k_j) + b_q . k_j
+        #   W_o (sum_j a_pj v_j) + b_o = sum_j a_pj (W_o v_j + b_o)     (softmax rows sum to 1)
+        w_q = self.query.weight.flatten(1)  # (C, C) out x in
+        w_o = self.out_proj.weight.flatten(1)  # (C, C)
+        k_fold = k @ w_q  # (K, C)
+        logits = k_fold @ fused.flatten(2)  # (B, K, HW)
+        if self.query.bias is not None:
+            logits = logits + (k @ self.query.bias)[:, None]
+        logits = logits / math.sqrt(c)
         if has_memory:
-            logits = logits.masked_fill(~valid, float('-inf'))
-        read = (logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, c, h, w)  # (B, C, H, W)
-        read = self.out_proj(read)
+            logits = logits.masked_fill(~valid[:, None], float('-inf'))
+        v_fold = v @ w_o.t()  # (K, C)
+        if self.out_proj.bias is not None:
+            v_fold = v_fold + self.out_proj.bias
+        read = (v_fold.t() @ logits.softmax(dim=1)).reshape(b, c, h, w)  # (B, C, H, W)
         if not has_memory:
             # keep every parameter in the graph (distributed training) but add nothing
             read = read * 0.0

@@ -1,0 +1,93 @@
+"""Speed, memory, FLOPs and size of our models next to mmseg's Swin-T UperNet, measured in one run.
+
+::
+
+    python tools/benchmark.py                       # 512x512, the default comparison set
+    OMP_NUM_THREADS=2 python tools/benchmark.py --input-size 256 --repeats 3     # small CPU run
+    python tools/benchmark.py --device cuda         # CUDA: peak memory = max allocated
+    python tools/benchmark.py --configs upernet=mmseg::swin/...py ours=configs/clip_wsss_swin_voc.py \\
+        --baseline upernet
+
+Every model starts from random weights (nothing is downloaded). Timings are taken round-robin over the
+models (median of ``--repeats`` rounds after ``--warmup``), peak memory in a fresh process per model.
+Writes ``benchmark.json``, ``benchmark.md`` and ``profile_<model>.txt`` to ``--out-dir``
+(see ``mmseg_clip_wsss.benchmark`` and docs/benchmarks.md).
+"""
+import argparse
+import os
+import shlex
+import sys
+
+import torch
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from mmseg_clip_wsss.benchmark import DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_TARGET_MODEL
+    parser = argparse.ArgumentParser(description='Benchmark models side by side (one run, interleaved)')
+    parser.add_argument('--configs', nargs='+', metavar='[NAME=]CONFIG',
+                        help='models to compare (default: mmseg Swin-T UperNet, ours, ours without '
+                        'RSC-A, the CAM baseline); CONFIG may be an mmseg:: config')
+    parser.add_argument('--baseline', default=None,
+                        help=f'name of the model the ratios refer to (default: {DEFAULT_BASELINE} '
+                        'for the default set, else the first model)')
+    parser.add_argument('--input-size', type=int, nargs='+', default=[512],
+                        help='H [W] of the inputs (default 512; 256 for a quick CPU run)')
+    parser.add_argument('--repeats', type=int, default=5, help='timed rounds (median reported)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
+    parser.add_argument('--batch-size', type=int, default=1, help='inference batch')
+    parser.add_argument('--train-batch-size', type=int, default=2, help='training-step batch')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: as OMP_NUM_THREADS / torch decides)')
+    parser.add_argument('--out-dir', default='work_dirs/benchmark')
+    parser.add_argument('--num-classes', type=int,
+                        help='num_classes of the heads of models without a text encoder')
+    parser.add_argument('--pseudo-mask-models', nargs='*', default=None,
+                        help=f'models whose pseudo-mask throughput is measured (default: '
+                        f'{DEFAULT_TARGET_MODEL}); none: skip')
+    parser.add_argument('--pseudo-mask-repeats', type=int, help='timed rounds of the pseudo-mask '
+                        'settings (default: min(--repeats, 3))')
+    parser.add_argument('--target-model', nargs='+', default=[DEFAULT_TARGET_MODEL],
+                        help='our model(s) whose targets are checked')
+    parser.add_argument('--cam-model', default=DEFAULT_CAM_MODEL)
+    parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
+    parser.add_argument('--no-train', action='store_true', help='skip the training-step timing')
+    parser.add_argument('--no-profile', action='store_true', help='skip the torch.profiler reports')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(args.threads)
+    from mmseg_clip_wsss.benchmark import (DEFAULT_BASELINE, DEFAULT_SPECS, DEFAULT_TARGET_MODEL,
+                                           parse_model_arg, run_benchmark)
+    if args.configs:
+        specs = [parse_model_arg(c) for c in args.configs]
+        known = {spec.config: spec for spec in DEFAULT_SPECS}
+        for spec in specs:  # a config of the default set keeps its description and overrides
+            if spec.config in known:
+                spec.description = known[spec.config].description
+                spec.cfg_options = dict(known[spec.config].cfg_options)
+        baseline = args.baseline or specs[0].name
+    else:
+        specs = list(DEFAULT_SPECS)
+        baseline = args.baseline or DEFAULT_BASELINE
+    pseudo = args.pseudo_mask_models
+    if pseudo is None:
+        pseudo = [DEFAULT_TARGET_MODEL]
+    command = ' '.join(shlex.quote(a) for a in ['python', 'tools/benchmark.py', *sys.argv[1:]]) \
+        if argv is None else ' '.join(['python', 'tools/benchmark.py', *argv])
+    return run_benchmark(
+        specs, baseline=baseline, input_size=args.input_size, repeats=args.repeats,
+        warmup=args.warmup, batch_size=args.batch_size, train_batch_size=args.train_batch_size,
+        device=args.device, out_dir=args.out_dir, memory=not args.no_memory, train=not args.no_train,
+        profile=not args.no_profile, pseudo_mask_models=pseudo,
+        pseudo_mask_repeats=args.pseudo_mask_repeats, target_model=args.target_model,
+        cam_model=args.cam_model, num_classes=args.num_classes, seed=args.seed, command=command)
+
+
+if __name__ == '__main__':
+    main()
