@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmseg_clip_wsss_installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo clean
+.PHONY: install test demo det-demo clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ test: install
 
 demo: install
 	$(PY) tools/run_demo.py --work-dir work_dirs/demo
+
+# weakly supervised detection on the demo data: GT boxes vs boxes from the demo's pseudo masks
+det-demo: demo
+	$(PY) tools/run_det_demo.py
 
 clean:
 	rm -rf work_dirs build *.egg-info

@@ -166,14 +166,16 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     #   stage 1 -> its pseudo masks -> stage 2;  hand-written prompts -> pseudo masks -> CAM baseline -> ...
     summary: Dict = {}
     checkpoints: Dict[str, str] = {}
+    # read in this thread: mmengine's config parsing is not thread-safe
+    max_iters = {config: _max_iters(config, args.iters) for config in [c for _, c, _ in STAGE1] + [STAGE2]}
 
     def stage1_chain(names):
         for name in names:
             config = dict((n, c) for n, c, _ in STAGE1)[name]
             run_dir = osp.join(work_dir, name)
             extra = text_option if name != 'cam_baseline' else []
-            checkpoints[name] = train(name, config, run_dir, options + extra,
-                                      _max_iters(config, args.iters), args.fresh, threads)
+            checkpoints[name] = train(name, config, run_dir, options + extra, max_iters[config],
+                                      args.fresh, threads)
             metrics = pseudo_masks(name, config, checkpoints[name], osp.join(run_dir, 'pseudo_masks'),
                                    options + extra, args.fresh, threads)
             summary[SUMMARY_KEYS[name]] = round(float(metrics['mIoU']), 2)
@@ -186,7 +188,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                     f"model.backbone.init_cfg.checkpoint={checkpoints['stage1']}"
                 ]
                 checkpoints['stage2'] = train('stage2', STAGE2, stage2_dir, stage2_options,
-                                              _max_iters(STAGE2, args.iters), args.fresh, threads)
+                                              max_iters[STAGE2], args.fresh, threads)
                 summary['stage2_val_miou'] = round(last_val_miou(stage2_dir), 2)
 
     chains = [['stage1'], ['handcrafted', 'cam_baseline']]
