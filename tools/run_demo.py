@@ -142,6 +142,7 @@ def last_val_miou(work_dir: str) -> float:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
+    """Run the demo; returns what ``summary.json`` holds."""
     args = parse_args(argv)
     start = time.time()
     os.chdir(REPO)
@@ -163,13 +164,13 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     text_option = [f'model.text_encoder.pretrained={tiny_clip}']
 
     # 2-4. two chains of steps, run side by side when jobs=2:
-    #   stage 1 -> its pseudo masks -> stage 2;  hand-written prompts -> pseudo masks -> CAM baseline -> ...
+    #   stage 1 -> pseudo masks -> stage 2  |  hand-written prompts -> pseudo masks -> CAM baseline -> pseudo masks
     summary: Dict = {}
     checkpoints: Dict[str, str] = {}
     # read in this thread: mmengine's config parsing is not thread-safe
     max_iters = {config: _max_iters(config, args.iters) for config in [c for _, c, _ in STAGE1] + [STAGE2]}
 
-    def stage1_chain(names):
+    def run_chain(names):
         for name in names:
             config = dict((n, c) for n, c, _ in STAGE1)[name]
             run_dir = osp.join(work_dir, name)
@@ -195,7 +196,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     if jobs == 1:
         chains = [['stage1', 'handcrafted', 'cam_baseline']]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in [pool.submit(stage1_chain, chain) for chain in chains]:
+        for future in [pool.submit(run_chain, chain) for chain in chains]:
             future.result()
 
     # 5. picture, table, summary
