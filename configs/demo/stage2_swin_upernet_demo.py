@@ -26,7 +26,7 @@ model = dict(
         seg_pad_val=255,
         size=(128, 128)),
     backbone=dict(
-        type='SwinTransformer',
+        type='ConvStemSwinTransformer',
         pretrain_img_size=128,
         embed_dims=32,
         patch_size=4,
@@ -70,3 +70,12 @@ train_dataloader = dict(
         with_gt_masks=True,
         data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
         pipeline=train_pipeline))
+# 600 iterations (stage 1 trains 1000): stage 2 starts from the stage-1 backbone and is the last step
+# of `make demo`, which must finish within 15 minutes on 2 cores.
+max_iters = 600
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=30),
+    dict(type='PolyLR', eta_min=1e-6, power=0.9, by_epoch=False, begin=30, end=max_iters),
+]
+default_hooks = dict(checkpoint=dict(interval=max_iters))
