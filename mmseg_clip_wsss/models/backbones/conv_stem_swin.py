@@ -60,7 +60,8 @@ class ConvStemSwinTransformer(SwinTransformer):
     except the stem's.
 
     Args:
-        stem_channels (int): Width of the stem's hidden convolutions. Defaults to ``embed_dims // 2``.
+        stem_channels (int): Width of the stem's hidden convolutions. Defaults to ``embed_dims // 2``
+            (at least 8).
         stem_norm_cfg (dict): Norm layer of the stem convolutions. Defaults to BN.
         **kwargs: Arguments of :class:`mmseg.models.backbones.SwinTransformer`; its first stride
             (``patch_size``) must be a power of 2.
