@@ -47,3 +47,11 @@ def test_conv_stem_swin_rejects_a_first_stride_that_is_not_a_power_of_2():
     with pytest.raises(ValueError, match='power-of-2 stride'):
         MODELS.build(dict(type='ConvStemSwinTransformer', patch_size=3, strides=(3, 2, 2, 2),
                           **SMALL_SWIN))
+
+
+def test_conv_stem_follows_swin_patch_norm_flag():
+    with_norm = MODELS.build(dict(type='ConvStemSwinTransformer', **SMALL_SWIN))
+    without = MODELS.build(dict(type='ConvStemSwinTransformer', patch_norm=False, **SMALL_SWIN))
+    assert isinstance(with_norm.patch_embed.token_norm, torch.nn.LayerNorm)
+    assert isinstance(without.patch_embed.token_norm, torch.nn.Identity)
+    assert without(torch.randn(1, 3, 64, 64))[0].shape == (1, 16, 16, 16)

@@ -1,10 +1,10 @@
 """mmseg's Swin Transformer with a convolutional stem in place of the patchify layer."""
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn import ConvModule
 from mmseg.models.backbones import SwinTransformer
 
 from mmseg_clip_wsss.registry import register_seg_and_det
@@ -14,7 +14,7 @@ class ConvStem(nn.Module):
     """Stacked 3x3 stride-2 convolutions that turn an image into Swin tokens.
 
     Drop-in replacement of Swin's ``PatchEmbed``: the same output, ``(tokens, hw_shape)``, with
-    tokens (B, H / stride * W / stride, embed_dims) after a LayerNorm.
+    tokens (B, H / stride * W / stride, embed_dims), normalised by ``token_norm`` when given.
 
     Args:
         in_channels (int): Image channels.
@@ -22,11 +22,11 @@ class ConvStem(nn.Module):
         stride (int): Total down-sampling, a power of 2 (Swin's first stride, 4).
         stem_channels (int): Width of the hidden convolutions.
         norm_cfg (dict): Norm layer of the convolutions.
-        token_norm_cfg (dict): Norm layer of the tokens (Swin's ``norm_cfg``).
+        token_norm (nn.Module, optional): Norm of the tokens (Swin's patch norm), or None.
     """
 
     def __init__(self, in_channels: int, embed_dims: int, stride: int, stem_channels: int,
-                 norm_cfg: dict, token_norm_cfg: dict):
+                 norm_cfg: dict, token_norm: Optional[nn.Module]):
         super().__init__()
         num_convs = int(round(math.log2(stride)))
         if stride < 2 or 2**num_convs != stride:
@@ -38,7 +38,7 @@ class ConvStem(nn.Module):
             channels = stem_channels
         self.convs = nn.Sequential(*convs)
         self.proj = nn.Conv2d(channels, embed_dims, 1)
-        self.token_norm = build_norm_layer(token_norm_cfg, embed_dims)[1]
+        self.token_norm = token_norm if token_norm is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         x = self.proj(self.convs(x))  # (B, C, H / s, W / s)
@@ -69,11 +69,10 @@ class ConvStemSwinTransformer(SwinTransformer):
 
     def __init__(self, stem_channels: int = None, stem_norm_cfg: dict = dict(type='BN'), **kwargs):
         super().__init__(**kwargs)
-        in_channels = kwargs.get('in_channels', 3)
-        embed_dims = kwargs.get('embed_dims', 96)
-        stride = kwargs.get('strides', (4, 2, 2, 2))[0]  # == patch_size (mmseg's Swin checks)
-        self.patch_embed = ConvStem(in_channels, embed_dims, stride,
+        patchify = self.patch_embed.projection  # the parent's layer: its sizes, its patch norm
+        embed_dims = patchify.out_channels
+        self.patch_embed = ConvStem(patchify.in_channels, embed_dims, patchify.stride[0],
                                     stem_channels or max(embed_dims // 2, 8), stem_norm_cfg,
-                                    kwargs.get('norm_cfg', dict(type='LN')))
+                                    self.patch_embed.norm)
         if self.frozen_stages >= 0:  # the parent froze the patchify layer it built
             self._freeze_stages()
