@@ -258,6 +258,20 @@ def test_refinement_keeps_shapes_and_improves_miou():
     assert isinstance(build_refiner(dict(type='par', num_iters=3)), PixelAdaptiveRefiner)
 
 
+def test_refinement_skips_all_zero_maps_exactly():
+    # classes absent from every image of the batch are skipped; the others come out as if the absent
+    # ones had never been there, and the skipped ones stay zero
+    refiner = PixelAdaptiveRefiner(num_iters=4, dilations=(1, 2, 4))
+    image, present = torch.rand(2, 3, 20, 24), torch.rand(2, 2, 20, 24)
+    cams = torch.zeros(2, 5, 20, 24)
+    cams[:, [1, 3]] = present
+    cams[1, 1] = 0  # zero in one image only: still propagated (stays zero there)
+    present[1, 0] = 0
+    out = refiner(cams, image)
+    assert torch.allclose(out[:, [1, 3]], refiner(present, image), atol=1e-6)
+    assert torch.all(out[:, [0, 2, 4]] == 0) and torch.all(out[1, 1] == 0)
+
+
 def test_crf_refiner_needs_pydensecrf():
     try:
         import pydensecrf  # noqa: F401

@@ -127,7 +127,10 @@ class PixelAdaptiveRefiner(nn.Module):
             images = F.interpolate(images.float(), size=(h, w), mode='bilinear', align_corners=False)
         weights = self.kernel(images.to(cams.device))  # (B, N, H, W)
         pad = max(self.dilations)
-        out = cams.float()
+        # propagation is linear and the same for every class: maps that are zero everywhere (the
+        # classes absent from every image of the batch) stay zero and are skipped
+        active = cams.flatten(2).abs().amax(dim=2).amax(dim=0) > 0  # (K,)
+        out = cams.float()[:, active]  # (B, K', H, W)
         for _ in range(self.num_iters):
             padded = F.pad(out, (pad, pad, pad, pad), mode='replicate')  # (B, K, H+2p, W+2p)
             acc = torch.zeros_like(out)
@@ -136,7 +139,9 @@ class PixelAdaptiveRefiner(nn.Module):
             out = acc
         if self.renormalise:
             out = out / out.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
-        return out.to(cams.dtype)
+        refined = torch.zeros_like(cams)
+        refined[:, active] = out.to(cams.dtype)
+        return refined
 
 
 def pixel_adaptive_refine(cams: Tensor, images: Tensor, **kwargs) -> Tensor:
