@@ -270,6 +270,7 @@ def test_refinement_skips_all_zero_maps_exactly():
     out = refiner(cams, image)
     assert torch.allclose(out[:, [1, 3]], refiner(present, image), atol=1e-6)
     assert torch.all(out[:, [0, 2, 4]] == 0) and torch.all(out[1, 1] == 0)
+    assert torch.equal(refiner(torch.zeros(1, 3, 8, 8), image[:1]), torch.zeros(1, 3, 8, 8))
 
 
 def test_crf_refiner_needs_pydensecrf():

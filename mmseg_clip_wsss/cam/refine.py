@@ -130,6 +130,9 @@ class PixelAdaptiveRefiner(nn.Module):
         # propagation is linear and the same for every class: maps that are zero everywhere (the
         # classes absent from every image of the batch) stay zero and are skipped
         active = cams.flatten(2).abs().amax(dim=2).amax(dim=0) > 0  # (K,)
+        refined = torch.zeros_like(cams)
+        if not active.any():
+            return refined
         out = cams.float()[:, active]  # (B, K', H, W)
         for _ in range(self.num_iters):
             padded = F.pad(out, (pad, pad, pad, pad), mode='replicate')  # (B, K, H+2p, W+2p)
@@ -139,7 +142,6 @@ class PixelAdaptiveRefiner(nn.Module):
             out = acc
         if self.renormalise:
             out = out / out.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
-        refined = torch.zeros_like(cams)
         refined[:, active] = out.to(cams.dtype)
         return refined
 
