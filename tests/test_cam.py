@@ -392,9 +392,18 @@ cam_cfg = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=2), bg_thres
         with Image.open(osp.join(out, f'{name}.png')) as img:
             gt = Image.open(osp.join(root, 'ann', f'{name}.png'))
             assert img.mode == 'P' and img.size == gt.size
-    res2 = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress',
-                                   '--refine', 'none', '--scales', '1.0', '--no-flip'])
-    assert res2['written'] == 0 and res2['skipped'] == 3
+    res2 = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress'])
+    assert res2['written'] == 0 and res2['skipped'] == 3  # same protocol: resumed, nothing redone
+    # another protocol into the same directory would mix masks of two protocols: refused ...
+    changed = ['--refine', 'none', '--scales', '1.0', '--no-flip']
+    with pytest.raises(ValueError, match=r"another protocol \(flip: True -> False; refine:"):
+        make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress', *changed])
+    # ... unless asked to replace them; the directory then records the new protocol
+    res3 = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress', '--overwrite',
+                                   *changed])
+    assert res3['written'] == 3
+    protocol = json.load(open(osp.join(out, 'protocol.json')))
+    assert protocol['refine'] == 'none' and protocol['scales'] == [1.0] and protocol['flip'] is False
     with pytest.raises(FileNotFoundError, match='checkpoint'):
         make_pseudo_masks_main([str(cfg_path), str(tmp_path / 'nope.pth'), '--out-dir', out])
     with pytest.raises(KeyError, match='val_dataloader'):

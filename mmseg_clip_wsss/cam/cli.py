@@ -21,14 +21,19 @@ Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --laun
 ``tools/dist_make_pseudo_masks.sh``) gives every process a disjoint share of the images, so each PNG
 is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
 is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
+``OUT_DIR/protocol.json`` records the checkpoint, split and options of the masks; resuming into a
+directory whose masks were made otherwise is refused (``--overwrite`` replaces them).
 """
 import argparse
 import copy
+import json
+import os
 import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -43,6 +48,8 @@ __all__ = ['parse_args', 'build_cam_dataloader_cfg', 'build_cam_model', 'make_ps
            'DEFAULT_CAM_PIPELINE']
 
 DEFAULT_CAM_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
+#: Written into the output directory: the checkpoint, split and options its masks were made with.
+PROTOCOL_FILE = 'protocol.json'
 _CAM_DEFAULTS = dict(scales=(1.0, 0.5, 1.5), flip=True, refine='par', bg_mode='threshold',
                      bg_threshold=0.35, ignore_band=None, ignore_margin=None, size_divisor=None,
                      batch_size=1)
@@ -198,6 +205,16 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
         refine = refine.to_dict()
     ignore_band = _option(args.ignore_band, cam_cfg, 'ignore_band')
 
+    options = dict(
+        scales=[float(v) for v in _option(args.scales, cam_cfg, 'scales')],
+        flip=False if args.no_flip else bool(cam_cfg.get('flip', True)),
+        bg_mode=_option(args.bg_mode, cam_cfg, 'bg_mode'),
+        bg_threshold=float(_option(args.bg_threshold, cam_cfg, 'bg_threshold')),
+        ignore_band=tuple(ignore_band) if ignore_band is not None else None,
+        ignore_margin=_option(args.ignore_margin, cam_cfg, 'ignore_margin'),
+        refine=refine,
+        size_divisor=cam_cfg.get('size_divisor'))
+
     device = _init_distributed(cfg, args.launcher)
     model = build_cam_model(cfg, args.checkpoint, args.device or device)
     dl_cfg = build_cam_dataloader_cfg(cfg, args.split, _option(args.batch_size, cam_cfg, 'batch_size'))
@@ -206,21 +223,56 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
     meta = getattr(dataset, 'metainfo', {}) or {}
     print_log(f'pseudo masks for {len(dataset)} images of split "{args.split}" -> {args.out_dir}',
               logger='current')
+    protocol = dict(checkpoint=osp.abspath(args.checkpoint), split=args.split, **options)
+    if not args.overwrite:
+        check_protocol(args.out_dir, protocol)
+    if is_main_process():
+        write_protocol(args.out_dir, protocol)
     return generate_pseudo_masks(
         model,
         dataloader,
         args.out_dir,
-        scales=tuple(_option(args.scales, cam_cfg, 'scales')),
-        flip=False if args.no_flip else bool(cam_cfg.get('flip', True)),
-        bg_mode=_option(args.bg_mode, cam_cfg, 'bg_mode'),
-        bg_threshold=float(_option(args.bg_threshold, cam_cfg, 'bg_threshold')),
-        ignore_band=tuple(ignore_band) if ignore_band is not None else None,
-        ignore_margin=_option(args.ignore_margin, cam_cfg, 'ignore_margin'),
-        refine=refine,
         background_index=getattr(model, 'background_index', 0),
-        size_divisor=cam_cfg.get('size_divisor'),
         skip_existing=not args.overwrite,
         evaluate=args.eval,
         classes=meta.get('classes'),
         reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
-        show_progress=not args.no_progress)
+        show_progress=not args.no_progress,
+        **options)
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))  # tuples -> lists, as read back from the file
+
+
+def check_protocol(out_dir: str, protocol: Dict) -> None:
+    """Refuse to resume into ``out_dir`` when its masks were made by another protocol.
+
+    ``out_dir/protocol.json`` (written by :func:`write_protocol`) records the checkpoint, split and
+    CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already there, so a
+    changed protocol would silently mix masks of two protocols.
+
+    Raises:
+        ValueError: naming the options that differ and the two ways out.
+    """
+    path = osp.join(out_dir, PROTOCOL_FILE)
+    if not osp.isfile(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    new = _jsonable(protocol)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        details = '; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)
+        raise ValueError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another protocol '
+                         f'({details}; see {path}). Pass --overwrite to replace them, or write to '
+                         f'another --out-dir.')
+
+
+def write_protocol(out_dir: str, protocol: Dict) -> str:
+    """Record the protocol of the masks in ``out_dir`` (``protocol.json``); returns its path."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = osp.join(out_dir, PROTOCOL_FILE)
+    with open(path, 'w') as f:
+        json.dump(_jsonable(protocol), f, indent=2)
+    return path
