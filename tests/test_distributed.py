@@ -165,7 +165,8 @@ def test_dist_pseudo_masks_write_each_file_once_and_resume(tiny_run):
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     assert 'pseudo masks: 6 written (per rank: 3, 3), 2 already there' in log
-    assert sorted(os.listdir(out)) == sorted([f'{i}.png' for i in ids] + ['metrics.json'])
+    expected = [f'{i}.png' for i in ids] + ['metrics.json', 'protocol.json']
+    assert sorted(os.listdir(out)) == sorted(expected)
     for name in ids:
         assert is_valid_png(str(out / f'{name}.png'), (64, 64)), name
     for name, stamp in stamps.items():  # kept, not rewritten

@@ -50,8 +50,6 @@ val_dataloader = dict(
         data_root=data_root,
         data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
         ann_file='ImageSets/Segmentation/val.txt',
-        # image-level labels too: `make_pseudo_masks.py --split val` scores CAM protocols on val
-        label_file='ImageLabels/val.txt',
         with_gt_masks=True,
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
