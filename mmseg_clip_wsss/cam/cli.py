@@ -41,6 +41,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_mod
 
 from mmseg_clip_wsss.engine.checkpoint_check import check_checkpoint_fits
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
+from .evaluate import write_metrics_json
 from .generate import generate_pseudo_masks
 from .pseudo_mask import BG_MODES
 
@@ -226,8 +227,8 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
     protocol = dict(checkpoint=osp.abspath(args.checkpoint), split=args.split, **options)
     if not args.overwrite:
         check_protocol(args.out_dir, protocol)
-    if is_main_process():
-        write_protocol(args.out_dir, protocol)
+    if is_main_process():  # atomic: the other ranks read it in check_protocol
+        write_metrics_json(osp.join(args.out_dir, PROTOCOL_FILE), protocol)
     return generate_pseudo_masks(
         model,
         dataloader,
@@ -241,16 +242,12 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
         **options)
 
 
-def _jsonable(value):
-    return json.loads(json.dumps(value))  # tuples -> lists, as read back from the file
-
-
 def check_protocol(out_dir: str, protocol: Dict) -> None:
     """Refuse to resume into ``out_dir`` when its masks were made by another protocol.
 
-    ``out_dir/protocol.json`` (written by :func:`write_protocol`) records the checkpoint, split and
-    CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already there, so a
-    changed protocol would silently mix masks of two protocols.
+    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks_main`) records the checkpoint,
+    split and CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
+    there, so a changed protocol would silently mix masks of two protocols.
 
     Raises:
         ValueError: naming the options that differ and the two ways out.
@@ -260,7 +257,7 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
         return
     with open(path) as f:
         old = json.load(f)
-    new = _jsonable(protocol)
+    new = json.loads(json.dumps(protocol))  # tuples -> lists, as read back from the file
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
         details = '; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)
@@ -268,11 +265,3 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
                          f'({details}; see {path}). Pass --overwrite to replace them, or write to '
                          f'another --out-dir.')
 
-
-def write_protocol(out_dir: str, protocol: Dict) -> str:
-    """Record the protocol of the masks in ``out_dir`` (``protocol.json``); returns its path."""
-    os.makedirs(out_dir, exist_ok=True)
-    path = osp.join(out_dir, PROTOCOL_FILE)
-    with open(path, 'w') as f:
-        json.dump(_jsonable(protocol), f, indent=2)
-    return path
