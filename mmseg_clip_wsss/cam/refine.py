@@ -135,7 +135,7 @@ class PixelAdaptiveRefiner(nn.Module):
             return refined
         out = cams.float()[:, active]  # (B, K', H, W)
         for _ in range(self.num_iters):
-            padded = F.pad(out, (pad, pad, pad, pad), mode='replicate')  # (B, K, H+2p, W+2p)
+            padded = F.pad(out, (pad, pad, pad, pad), mode='replicate')  # (B, K', H+2p, W+2p)
             acc = torch.zeros_like(out)
             for n, (dy, dx) in enumerate(self.offsets):
                 acc += weights[:, n:n + 1] * _shifted(padded, dy, dx, pad, h, w)
