@@ -75,8 +75,8 @@ train_dataloader = dict(
 # after 600 iterations (val mIoU 13.3 vs 27.4 with lr_mult=10, both on the same pseudo masks).
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(decode_head=dict(lr_mult=10.))))
 # 500 iterations (stage 1 trains 1000): stage 2 is the last step of `make demo`, which must finish
-# within 15 minutes on 2 cores (600 iterations: val mIoU 32.2 instead of 30.1, but the demo had used
-# 881 s with its last pseudo masks and the overview, about 80 s, still to run).
+# within 15 minutes on 2 cores from a fresh clone (600 iterations: val mIoU 32.2 instead of 30.1, but
+# stage 2 then ended 881 s into the demo, before the overview and the 19 s of data generation).
 max_iters = 500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
