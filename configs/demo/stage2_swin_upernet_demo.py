@@ -2,7 +2,7 @@
 # mmseg's UPerHead, per-pixel cross-entropy) trained on the stage-1 pseudo masks and evaluated on the
 # GT masks of the val split. Only the training masks differ from a fully supervised config.
 #   python tools/train.py configs/demo/stage2_swin_upernet_demo.py
-# reads the masks from work_dirs/demo/pseudo_masks; point it elsewhere with
+# reads the stage-1 masks of `make demo` (work_dirs/demo/stage1/pseudo_masks); point it elsewhere with
 #   --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/pseudo_masks
 _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/datasets/demo_wsss.py',
@@ -10,7 +10,7 @@ _base_ = [
 ]
 # VOC palette PNGs of tools/make_pseudo_masks.py (absolute: data_prefix paths are otherwise taken
 # under data_root)
-pseudo_mask_dir = '{{fileDirname}}/../../work_dirs/demo/pseudo_masks'
+pseudo_mask_dir = '{{fileDirname}}/../../work_dirs/demo/stage1/pseudo_masks'
 # The backbone starts from the stage-1 backbone (same architecture; nothing else is pretrained in the
 # demo), as WSSS stage 2 usually starts from the pretrained backbone of stage 1.
 stage1_checkpoint = '{{fileDirname}}/../../work_dirs/demo/stage1/iter_1000.pth'
