@@ -78,8 +78,8 @@ optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(decode_head=dict(lr_mul
 # fresh clone), and it under-fits in that time. Measured on the same pseudo masks and init, same
 # ~4-minute window (docs/benchmarks.md): 500 iterations of batch 8 with drop path, head dropout and
 # PhotoMetricDistortion: val mIoU 30.1; without these regularisers: 33.3; and 900 iterations of batch
-# 4 (more, cheaper updates): 35.6. Colour jitter says nothing here anyway: every colour is shared
-# by all classes.
+# 4 (more, cheaper updates): 35.6. Colour carries no class information on this data (every colour
+# is shared by all classes), so colour jitter has little to teach here.
 max_iters = 900
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
