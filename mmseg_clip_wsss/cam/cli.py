@@ -264,4 +264,3 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
         raise ValueError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another protocol '
                          f'({details}; see {path}). Pass --overwrite to replace them, or write to '
                          f'another --out-dir.')
-
