@@ -258,8 +258,8 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
             counter.__exit__(None, None, None)
     for name, entry in by_name.items():
         seconds = median(times[name])
-        entry['infer_s_median'] = round(seconds, 5)
-        entry['infer_times_s'] = [round(t, 5) for t in times[name]]
+        entry['infer_s_median'] = round(seconds, 6)
+        entry['infer_times_s'] = [round(t, 6) for t in times[name]]
         entry['infer_img_per_s'] = round(batch_size / seconds, 4)
         entry['text_encoder_calls_during_inference'] = counters[name].count
 
@@ -309,9 +309,9 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
             seconds = median(pm_times[key])
             pseudo_rows.append(dict(model=name, setting=setting['setting'],
                                     scales=list(setting['scales']), flip=setting['flip'],
-                                    refine=setting['refine'], s_per_img=round(seconds, 5),
+                                    refine=setting['refine'], s_per_img=round(seconds, 6),
                                     img_per_s=round(1 / seconds, 4),
-                                    times_s=[round(t, 5) for t in pm_times[key]]))
+                                    times_s=[round(t, 6) for t in pm_times[key]]))
         for name in pm_models:
             for row in pseudo_rows:
                 if row['model'] == name:
@@ -329,8 +329,8 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
         say(f'training step: {warmup} warm-up + {repeats} timed rounds over {len(models)} models')
         times = interleaved_times(train_fns, warmup, repeats, device, log=say)
         for name, entry in by_name.items():
-            entry['train_step_s'] = round(median(times[name]), 5)
-            entry['train_step_times_s'] = [round(t, 5) for t in times[name]]
+            entry['train_step_s'] = round(median(times[name]), 6)
+            entry['train_step_times_s'] = [round(t, 6) for t in times[name]]
         for model in models.values():
             model.eval()
 
