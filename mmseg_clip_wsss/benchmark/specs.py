@@ -178,24 +178,21 @@ def build_benchmark_model(cfg: Config, device: str = 'cpu') -> torch.nn.Module:
 
 @torch.no_grad()
 def fill_memory_banks(model: torch.nn.Module, seed: int = 0) -> int:
-    """Give every RSC-A memory bank (``memory_bank``/``memory_initialized`` buffers) a full set of
-    unit-norm random prototypes, so the aggregation runs as in a trained model (an untrained bank has
-    no prototype yet).
+    """Give every :class:`~mmseg_clip_wsss.models.memory.ClassMemoryBank` a full set of unit-norm
+    random prototypes, so the aggregation runs as in a trained model (an untrained bank has no
+    prototype yet).
 
     Returns:
         int: Number of banks filled.
     """
+    from mmseg_clip_wsss.models.memory import ClassMemoryBank
     gen = torch.Generator().manual_seed(seed)
-    filled = 0
-    for module in model.modules():
-        bank = getattr(module, 'memory_bank', None)
-        valid = getattr(module, 'memory_initialized', None)
-        if isinstance(bank, torch.Tensor) and isinstance(valid, torch.Tensor):
-            rows = torch.randn(bank.shape, generator=gen)
-            bank.copy_(torch.nn.functional.normalize(rows, dim=-1).to(bank))
-            valid.fill_(True)
-            filled += 1
-    return filled
+    banks = [m for m in model.modules() if isinstance(m, ClassMemoryBank)]
+    for bank in banks:
+        rows = torch.randn(bank.prototypes.shape, generator=gen)
+        bank.prototypes.copy_(torch.nn.functional.normalize(rows, dim=-1).to(bank.prototypes))
+        bank.initialized.fill_(True)
+    return len(banks)
 
 
 def specs_by_name(specs: Sequence[ModelSpec]) -> Dict[str, ModelSpec]:

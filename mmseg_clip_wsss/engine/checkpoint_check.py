@@ -41,6 +41,17 @@ def _revise(keys: Iterable[str], revise_keys: Sequence[Tuple[str, str]]) -> Dict
     return out
 
 
+def _rename_legacy(model: nn.Module, keys: Dict[str, str]) -> Dict[str, str]:
+    """Apply the ``LEGACY_STATE_DICT_KEYS`` (old -> new local key) of the model's modules, as their
+    load hooks do."""
+    for prefix, module in model.named_modules():
+        prefix = f'{prefix}.' if prefix else ''
+        for old, new in getattr(module, 'LEGACY_STATE_DICT_KEYS', {}).items():
+            if prefix + old in keys and prefix + new not in keys:
+                keys[prefix + new] = keys.pop(prefix + old)
+    return keys
+
+
 def _shown(keys: List[str], limit: int = 10) -> str:
     return ', '.join(keys[:limit]) + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
@@ -58,7 +69,8 @@ def check_checkpoint_fits(model: nn.Module,
         filename (str, optional): The checkpoint file, for the message.
         revise_keys (Sequence[tuple]): ``(pattern, replacement)`` applied to the checkpoint keys
             first, as mmengine does (``module.`` of DDP checkpoints is dropped). Defaults to
-            ``((r'^module\\.', ''),)``.
+            ``((r'^module\\.', ''),)``. Keys that a module renamed since (its
+            ``LEGACY_STATE_DICT_KEYS``) are then mapped as its load hook maps them.
         allow_missing (bool): Accept weights of the model that the checkpoint lacks (a partial
             checkpoint, e.g. of the backbone only). Defaults to False.
 
@@ -66,7 +78,7 @@ def check_checkpoint_fits(model: nn.Module,
         CheckpointMismatchError: Any tensor of a different shape (key, checkpoint shape, model
             shape), or, unless ``allow_missing``, model weights absent from the checkpoint.
     """
-    ckpt = _revise(state_dict.keys(), revise_keys)
+    ckpt = _rename_legacy(model, _revise(state_dict.keys(), revise_keys))
     shapes = loadable_shapes(model)
     mismatched = []
     for key, original in ckpt.items():

@@ -1,5 +1,5 @@
-"""Models: text encoder, necks, heads, losses, segmentors, detectors and backbones (imported for
-registration)."""
-from . import backbones, detectors, heads, losses, necks, segmentors, text  # noqa: F401
+"""Models: text encoder, necks and their class memory bank, heads, losses, segmentors, detectors and
+backbones (imported for registration)."""
+from . import backbones, detectors, heads, losses, memory, necks, segmentors, text  # noqa: F401
 
-__all__ = ['backbones', 'detectors', 'heads', 'losses', 'necks', 'segmentors', 'text']
+__all__ = ['backbones', 'detectors', 'heads', 'losses', 'memory', 'necks', 'segmentors', 'text']

@@ -1,5 +1,5 @@
 """Two-stage detector that trains its RSC-A neck by regional semantic contrast."""
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 from mmdet.models.detectors import TwoStageDetector
@@ -72,6 +72,11 @@ def box_activation_maps(data_samples: SampleList, num_classes: int, feat_size: T
     return torch.stack(maps)  # (B, K, h, w)
 
 
+class _NeckOutputs(tuple):
+    """The neck's output levels, handed to ``TwoStageDetector.loss`` in place of the images (its
+    only use of them is :meth:`RSCATwoStageDetector.extract_feat`)."""
+
+
 @DET_MODELS.register_module()
 class RSCATwoStageDetector(TwoStageDetector):
     """mmdet ``TwoStageDetector`` (Faster / Mask R-CNN) with the RSC-A regional contrast.
@@ -110,21 +115,19 @@ class RSCATwoStageDetector(TwoStageDetector):
                 raise ValueError(f'RSCATwoStageDetector: neck.num_classes={self.neck.num_classes} but '
                                  f'roi_head.bbox_head.num_classes={head_classes}; set both to the number '
                                  'of detection classes.')
-        self._capture_fused = False
-        self._fused: Optional[Tensor] = None
 
-    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor]:
-        """Backbone + neck; inside :meth:`loss` the neck's fused map is kept for the contrast."""
-        feats = self.backbone(batch_inputs)
-        if not self.with_neck:
-            return feats
-        if self._capture_fused:
-            outs, self._fused = self.neck(feats, return_fused=True)
-            return outs
-        return self.neck(feats)
+    def extract_feat(self, batch_inputs: Union[Tensor, _NeckOutputs]) -> Tuple[Tensor]:
+        """Backbone + neck of images (B, 3, H, W); neck outputs that :meth:`loss` computed already
+        pass through."""
+        if isinstance(batch_inputs, _NeckOutputs):
+            return tuple(batch_inputs)
+        return super().extract_feat(batch_inputs)
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> Dict[str, Tensor]:
         """mmdet's two-stage losses plus ``neck.loss_region_nce`` (see the class docstring).
+
+        The neck runs once, returning its outputs and its fused map; mmdet's losses get the outputs
+        (through :meth:`extract_feat`), the regional contrast the fused map.
 
         Args:
             batch_inputs (Tensor): (B, 3, H, W).
@@ -135,15 +138,8 @@ class RSCATwoStageDetector(TwoStageDetector):
         """
         if not self.region_contrast:
             return super().loss(batch_inputs, batch_data_samples)
-        self._capture_fused = True
-        try:
-            losses = super().loss(batch_inputs, batch_data_samples)
-            fused = self._fused
-        finally:
-            self._capture_fused = False
-            self._fused = None
-        if fused is None:
-            raise RuntimeError('RSCATwoStageDetector: the neck did not return its fused map.')
+        outs, fused = self.neck(self.backbone(batch_inputs), return_fused=True)
+        losses = super().loss(_NeckOutputs(outs), batch_data_samples)
         num_classes = self.neck.num_classes
         labels = instance_image_labels(batch_data_samples, num_classes, fused.device)  # (B, K)
         cams = box_activation_maps(batch_data_samples, num_classes, fused.shape[-2:],

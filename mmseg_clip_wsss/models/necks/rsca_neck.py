@@ -1,17 +1,26 @@
 """RSC-A neck: multi-scale fusion, memory-bank aggregation and regional semantic contrast."""
 import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.dist import get_world_size, is_distributed
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmseg_clip_wsss.engine.dist import all_gather_rows
 from mmseg_clip_wsss.registry import MODELS, register_seg_and_det
+from ..memory import ClassMemoryBank
+
+#: Regions whose activation mass or embedding norm is below this are empty.
+_EMPTY = 1e-6
+
+
+def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Load checkpoints written before the bank was a submodule (exact key mapping)."""
+    for old, new in module.LEGACY_STATE_DICT_KEYS.items():
+        if prefix + old in state_dict and prefix + new not in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 @register_seg_and_det
@@ -27,12 +36,11 @@ class RSCANeck(BaseModule):
        Before any prototype exists the read-back is zero.
     3. **Regional semantic contrast** (training, labels passed explicitly): per present class an
        activation-weighted region embedding of the fused map, InfoNCE against the bank
-       (:class:`RegionMemoryInfoNCELoss`), then a momentum update of the rows of the present classes.
+       (:class:`RegionMemoryInfoNCELoss`), then a momentum update of the rows of the present classes
+       in the :class:`~mmseg_clip_wsss.models.memory.ClassMemoryBank` ``memory_bank`` (saved in
+       checkpoints, identical on every rank).
 
-    ``forward(feats)`` needs no labels, so the neck drops into any mmseg/mmdet model. The bank lives in
-    buffers (``memory_bank`` (K, C), ``memory_initialized`` (K,) bool), so it is saved in checkpoints
-    and restored on resume. In distributed training every rank updates it with the regions of all
-    ranks (:meth:`gather_regions`), so the banks stay identical across ranks.
+    ``forward(feats)`` needs no labels, so the neck drops into any mmseg/mmdet model.
 
     Args:
         in_channels (Sequence[int]): Channels of every backbone level.
@@ -46,7 +54,9 @@ class RSCANeck(BaseModule):
         gate_init (float): Initial value of the sigmoid gate, in (0, 1). Defaults to 0.1.
         memory_momentum (float): Momentum ``m`` of ``bank = m * bank + (1 - m) * new``. Defaults to 0.9.
         contrast_background (bool): Also contrast/update the background row. Defaults to False.
-        background_index (int): Background class index. Defaults to 0.
+        background_index (int, optional): Background class index; None when the class list has no
+            background (every row is contrasted). :class:`WSSSEncoderDecoder` sets it to its own.
+            Defaults to 0.
         loss_region (dict): Config of the region-memory loss. Defaults to
             ``dict(type='RegionMemoryInfoNCELoss', temperature=0.1, loss_weight=0.1)``.
         conv_cfg (dict, optional): Conv config. Defaults to None.
@@ -55,6 +65,11 @@ class RSCANeck(BaseModule):
         align_corners (bool): ``align_corners`` of the upsampling. Defaults to False.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
+
+    #: Checkpoint keys of the bank before it became a :class:`ClassMemoryBank` -> today's keys
+    #: (read by the load hook and by :func:`~mmseg_clip_wsss.engine.check_checkpoint_fits`).
+    LEGACY_STATE_DICT_KEYS = {'memory_bank': 'memory_bank.prototypes',
+                              'memory_initialized': 'memory_bank.initialized'}
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -67,7 +82,7 @@ class RSCANeck(BaseModule):
                  gate_init: float = 0.1,
                  memory_momentum: float = 0.9,
                  contrast_background: bool = False,
-                 background_index: int = 0,
+                 background_index: Optional[int] = 0,
                  loss_region: Optional[dict] = dict(
                      type='RegionMemoryInfoNCELoss', temperature=0.1, loss_weight=0.1),
                  conv_cfg: Optional[dict] = None,
@@ -85,8 +100,6 @@ class RSCANeck(BaseModule):
             raise ValueError(f"RSCANeck: fusion={fusion!r} must be 'sum' or 'concat'.")
         if not 0 < gate_init < 1:
             raise ValueError(f'RSCANeck: gate_init must be in (0, 1), got {gate_init}.')
-        if not 0 <= memory_momentum < 1:
-            raise ValueError(f'RSCANeck: memory_momentum must be in [0, 1), got {memory_momentum}.')
         if num_outs < 1:
             raise ValueError(f'RSCANeck: num_outs must be >= 1, got {num_outs}.')
         self.in_channels = in_channels
@@ -95,7 +108,6 @@ class RSCANeck(BaseModule):
         self.fusion = fusion
         self.num_outs = num_outs
         self.use_aggregation = use_aggregation
-        self.memory_momentum = memory_momentum
         self.contrast_background = contrast_background
         self.background_index = background_index
         self.align_corners = align_corners
@@ -116,8 +128,8 @@ class RSCANeck(BaseModule):
             self.gate = nn.Parameter(torch.tensor(math.log(gate_init / (1 - gate_init))))
 
         self.loss_region = MODELS.build(loss_region) if loss_region is not None else None
-        self.register_buffer('memory_bank', torch.zeros(num_classes, channels))  # (K, C)
-        self.register_buffer('memory_initialized', torch.zeros(num_classes, dtype=torch.bool))  # (K,)
+        self.memory_bank = ClassMemoryBank(num_classes, channels, memory_momentum)
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     # ------------------------------------------------------------------ forward
     def fuse(self, feats: Sequence[Tensor]) -> Tensor:
@@ -147,12 +159,10 @@ class RSCANeck(BaseModule):
         if not self.use_aggregation:
             return fused
         b, c, h, w = fused.shape
-        valid = self.memory_initialized.clone()  # (K,)
+        bank, valid = self.memory_bank.snapshot(fused.dtype)  # (K, C), (K,)
         has_memory = bool(valid.any())
         if not has_memory and not torch.is_grad_enabled():
             return fused  # nothing to read, no graph to keep
-        # a copy: the bank is updated in place after the forward, before the backward
-        bank = self.memory_bank.to(fused.dtype, copy=True)  # (K, C)
         k = self.key(bank)  # (K, C)
         v = self.value(bank)  # (K, C)
         # The 1x1 query and output convs are linear, and only K prototypes are read, so both fold
@@ -198,6 +208,20 @@ class RSCANeck(BaseModule):
         return (outs, fused) if return_fused else outs
 
     # ------------------------------------------------------- regional contrast
+    def _region_weights(self, fused: Tensor, cams: Tensor) -> Tensor:
+        """Non-negative, detached activation weights of every class on the fused grid, (B, K, HW)."""
+        cams = cams.detach().to(fused.dtype)
+        if cams.shape[-2:] != fused.shape[-2:]:
+            cams = F.interpolate(cams, size=fused.shape[-2:], mode='bilinear',
+                                 align_corners=self.align_corners)
+        return cams.clamp(min=0).flatten(2)
+
+    @staticmethod
+    def _pool(weights: Tensor, fused: Tensor) -> Tensor:
+        """Weighted means (B, K, C) of ``fused`` (B, C, H, W) under ``weights`` (B, K, HW)."""
+        weights = weights / weights.sum(dim=2, keepdim=True).clamp(min=_EMPTY)
+        return torch.einsum('bkn,bcn->bkc', weights, fused.flatten(2))
+
     def region_embeddings(self, fused: Tensor, cams: Tensor) -> Tensor:
         """Activation-weighted region embedding of every class of every image.
 
@@ -209,18 +233,13 @@ class RSCANeck(BaseModule):
         Returns:
             Tensor: (B, K, C) region embeddings (zero where a class has no activation).
         """
-        cams = cams.detach().to(fused.dtype)
-        if cams.shape[-2:] != fused.shape[-2:]:
-            cams = F.interpolate(cams, size=fused.shape[-2:], mode='bilinear',
-                                 align_corners=self.align_corners)
-        weights = cams.clamp(min=0).flatten(2)  # (B, K, HW)
-        weights = weights / weights.sum(dim=2, keepdim=True).clamp(min=1e-6)
-        return torch.einsum('bkn,bcn->bkc', weights, fused.flatten(2))  # (B, K, C)
+        return self._pool(self._region_weights(fused, cams), fused)
 
     def _contrast_mask(self, image_labels: Tensor) -> Tensor:
-        """Bool (B, K): the (image, class) pairs that take part in the contrast."""
+        """Bool (B, K): the present classes that take part in the contrast (not the background row
+        unless ``contrast_background``)."""
         present = image_labels > 0
-        if not self.contrast_background:
+        if self.background_index is not None and not self.contrast_background:
             present = present.clone()
             present[:, self.background_index] = False
         return present
@@ -228,6 +247,10 @@ class RSCANeck(BaseModule):
     def region_contrast_loss(self, fused: Tensor, cams: Tensor, image_labels: Tensor,
                              update_memory: bool = True) -> Dict[str, Tensor]:
         """Regional semantic contrast against the memory bank, then (training only) its update.
+
+        A present class whose region is empty (its activation map sums to ~0 on the fused grid, or
+        its embedding has norm ~0) takes part in neither the loss nor the update: its zero embedding
+        would set (and mark initialised) a prototype and add a constant to the InfoNCE.
 
         Args:
             fused (Tensor): Fused features (B, C, H, W) (``forward(feats, return_fused=True)[1]``).
@@ -243,67 +266,16 @@ class RSCANeck(BaseModule):
             raise ValueError(f'RSCANeck: image labels {tuple(image_labels.shape)} and CAMs '
                              f'{tuple(cams.shape)} must be (B, K) / (B, K, H, W) with K = num_classes '
                              f'= {self.num_classes}.')
-        embeds = self.region_embeddings(fused, cams)  # (B, K, C)
+        weights = self._region_weights(fused, cams)  # (B, K, HW)
+        embeds = self._pool(weights, fused)  # (B, K, C)
+        nonempty = (weights.sum(dim=2) > _EMPTY) & (embeds.detach().norm(dim=2) > _EMPTY)  # (B, K)
+        use = self._contrast_mask(image_labels) & nonempty
         losses = {}
         if self.loss_region is not None:
-            present = self._contrast_mask(image_labels)  # (B, K)
-            labels = torch.arange(self.num_classes, device=fused.device).expand_as(present)[present]
-            losses[self.loss_region.loss_name] = self.loss_region(
-                embeds[present], labels, self.memory_bank.to(embeds.dtype, copy=True),
-                self.memory_initialized.clone())
+            labels = torch.arange(self.num_classes, device=fused.device).expand_as(use)[use]
+            prototypes, initialized = self.memory_bank.snapshot(embeds.dtype)
+            losses[self.loss_region.loss_name] = self.loss_region(embeds[use], labels, prototypes,
+                                                                  initialized)
         if update_memory:
-            self.update_memory(embeds.detach(), image_labels)
+            self.memory_bank.update(embeds.detach(), use)
         return losses
-
-    def gather_regions(self, region_embeds: Tensor, image_labels: Tensor) -> Tuple[Tensor, Tensor]:
-        """Collect the regions of the memory update from every rank.
-
-        Single process: returns its inputs. Distributed: the regions and labels of all ranks,
-        concatenated in rank order (ranks may hold different batch sizes), so every rank applies the
-        same update and the memory banks stay identical without broadcasting buffers.
-
-        Args:
-            region_embeds (Tensor): (B_r, K, C) region embeddings of this rank.
-            image_labels (Tensor): (B_r, K) multi-hot labels of this rank.
-
-        Returns:
-            tuple[Tensor, Tensor]: (sum_r B_r, K, C) and (sum_r B_r, K).
-        """
-        if not is_distributed() or get_world_size() == 1:
-            return region_embeds, image_labels
-        k, c = region_embeds.shape[1:]
-        labels = image_labels.to(region_embeds.dtype)
-        # one collective for both: (B_r, K * C + K)
-        rows = torch.cat([region_embeds.reshape(len(region_embeds), k * c), labels], dim=1)
-        rows = all_gather_rows(rows)
-        return rows[:, :k * c].reshape(-1, k, c), rows[:, k * c:].to(image_labels.dtype)
-
-    @torch.no_grad()
-    def update_memory(self, region_embeds: Tensor, image_labels: Tensor) -> None:
-        """Momentum update of the prototypes of the classes present in the batch (training only).
-
-        Each present class's new prototype is the L2-normalised mean of its normalised region
-        embeddings over the images that contain it; an uninitialised row takes it as is, an
-        initialised one becomes ``normalize(m * bank + (1 - m) * new)``. Other rows are untouched.
-        A no-op in eval mode.
-
-        Args:
-            region_embeds (Tensor): (B, K, C) region embeddings (:meth:`region_embeddings`).
-            image_labels (Tensor): (B, K) multi-hot labels.
-        """
-        if not self.training:
-            return
-        region_embeds, image_labels = self.gather_regions(region_embeds, image_labels)
-        present = self._contrast_mask(image_labels).to(region_embeds.dtype)  # (B, K)
-        counts = present.sum(dim=0)  # (K,)
-        rows = counts > 0  # (K,)
-        if not bool(rows.any()):
-            return
-        summed = torch.einsum('bk,bkc->kc', present, F.normalize(region_embeds, dim=2))  # (K, C)
-        new = F.normalize(summed[rows], dim=1).to(self.memory_bank.dtype)  # (R, C)
-        old = self.memory_bank[rows]
-        was_init = self.memory_initialized[rows][:, None]  # (R, 1)
-        m = self.memory_momentum
-        mixed = F.normalize(m * old + (1 - m) * new, dim=1)
-        self.memory_bank[rows] = torch.where(was_init, mixed, new)
-        self.memory_initialized[rows] = True
