@@ -39,7 +39,9 @@ class TextGuidedHead(WeakDecodeHead):
         logit_scale_init (float): Initial scale (CLIP: 1 / 0.07). Defaults to 1 / 0.07.
         max_logit_scale (float): Upper clamp of the scale. Defaults to 100.
         learnable_logit_scale (bool): Learn the (log) scale. Defaults to True.
-        loss_itc (dict, optional): Image-text contrastive loss config; None disables it. Defaults to
+        loss_itc (dict, optional): Image-text contrastive loss config; None disables it. The head
+            passes its scale; whether the loss uses it is the loss's rule
+            (:meth:`ImageTextContrastiveLoss.scale`: a fixed ``temperature`` wins). Defaults to
             ``dict(type='ImageTextContrastiveLoss', temperature=0.07, loss_weight=0.1)``.
         in_index (int): Input feature index. Defaults to 0 (the neck's finest output).
         dropout_ratio (float): Dropout before the projection. Defaults to 0.1.
@@ -84,7 +86,7 @@ class TextGuidedHead(WeakDecodeHead):
             self.logit_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer('logit_scale', log_scale)
-        self.loss_itc = MODELS.build(loss_itc) if loss_itc is not None else None
+        self.loss_itc = self.build_weak_loss(loss_itc)
 
     @property
     def scale(self) -> Tensor:

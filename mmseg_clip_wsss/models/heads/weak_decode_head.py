@@ -8,6 +8,7 @@ from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
+from ..utils import with_background_index
 
 _SUPERVISIONS = ('weak', 'full')
 
@@ -29,7 +30,9 @@ class WeakDecodeHead(BaseDecodeHead):
         supervision (str): ``'weak'`` or ``'full'``. Defaults to ``'weak'``.
         loss_mlc (dict): Config of the multi-label loss on the score maps (weak mode). Defaults to
             ``dict(type='MultiLabelScoreLoss')``.
-        background_index (int): Index of the background class. Defaults to 0.
+        background_index (int, optional): Index of the background class, handed to the losses;
+            None when the class list has no background. :class:`WSSSEncoderDecoder` sets it to its
+            own. Defaults to 0.
         **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``, ``channels``, ``num_classes``,
             ``loss_decode`` for the full mode, ...).
     """
@@ -37,7 +40,7 @@ class WeakDecodeHead(BaseDecodeHead):
     def __init__(self,
                  supervision: str = 'weak',
                  loss_mlc: ConfigType = dict(type='MultiLabelScoreLoss'),
-                 background_index: int = 0,
+                 background_index: Optional[int] = 0,
                  init_cfg=None,
                  **kwargs):
         if supervision not in _SUPERVISIONS:
@@ -47,7 +50,12 @@ class WeakDecodeHead(BaseDecodeHead):
         del self.conv_seg  # unused: the subclasses score pixels their own way
         self.supervision = supervision
         self.background_index = background_index
-        self.loss_mlc = MODELS.build(loss_mlc)
+        self.loss_mlc = self.build_weak_loss(loss_mlc)
+
+    def build_weak_loss(self, cfg: Optional[ConfigType]):
+        """Build a weak loss of this head with the head's ``background_index`` (None: no loss)."""
+        cfg = with_background_index(cfg, self.background_index, type(self).__name__)
+        return MODELS.build(cfg) if cfg is not None else None
 
     @property
     def is_weak(self) -> bool:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
+from .utils import check_loss_name, foreground_columns
 
 _POOLINGS = ('gap', 'topk', 'lse')
 _LOSS_TYPES = ('bce', 'soft_margin')
@@ -35,7 +36,9 @@ class MultiLabelScoreLoss(nn.Module):
             familiarity). Defaults to ``'bce'``.
         ignore_background (bool): Leave the background channel out of the loss (it is present in
             every image, so it carries no image-level signal). Defaults to True.
-        background_index (int): Channel of the background class. Defaults to 0.
+        background_index (int, optional): Channel of the background class; None when the class list
+            has no background (every channel is trained). The head sets it to the segmentor's.
+            Defaults to 0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
         loss_name (str): Name of the loss item; must start with ``loss_`` to be back-propagated.
             Defaults to ``'loss_mlc'``.
@@ -47,7 +50,7 @@ class MultiLabelScoreLoss(nn.Module):
                  lse_r: float = 1.0,
                  loss_type: str = 'bce',
                  ignore_background: bool = True,
-                 background_index: int = 0,
+                 background_index: Optional[int] = 0,
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_mlc'):
         super().__init__()
@@ -60,9 +63,6 @@ class MultiLabelScoreLoss(nn.Module):
             raise ValueError(f'MultiLabelScoreLoss: topk_ratio must be in (0, 1], got {topk_ratio}.')
         if lse_r <= 0:
             raise ValueError(f'MultiLabelScoreLoss: lse_r must be > 0, got {lse_r}.')
-        if not loss_name.startswith('loss_'):
-            raise ValueError('MultiLabelScoreLoss: loss_name must start with "loss_", got '
-                             f'{loss_name!r}.')
         self.pooling = pooling
         self.topk_ratio = topk_ratio
         self.lse_r = lse_r
@@ -70,7 +70,7 @@ class MultiLabelScoreLoss(nn.Module):
         self.ignore_background = ignore_background
         self.background_index = background_index
         self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        self._loss_name = check_loss_name('MultiLabelScoreLoss', loss_name)
 
     def pool(self, score_maps: Tensor) -> Tensor:
         """Pool score maps (B, K, H, W) into image-level logits (B, K)."""
@@ -103,9 +103,8 @@ class MultiLabelScoreLoss(nn.Module):
                              '(expected (B, K)).')
         logits = self.pool(score_maps.float())  # (B, K), float32 whatever the autocast dtype
         targets = image_labels.to(logits.dtype)
-        if self.ignore_background:
-            keep = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
-            keep[self.background_index] = False
+        keep = foreground_columns(logits.shape[1], self.background_index, logits.device)
+        if self.ignore_background and keep is not None:
             logits, targets = logits[:, keep], targets[:, keep]
         if self.loss_type == 'soft_margin':
             per_image = F.multilabel_soft_margin_loss(logits, targets, reduction='none')  # (B,)

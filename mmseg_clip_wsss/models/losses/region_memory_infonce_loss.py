@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import register_seg_and_det
+from .utils import check_loss_name
 
 
 @register_seg_and_det
@@ -29,12 +30,9 @@ class RegionMemoryInfoNCELoss(nn.Module):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f'RegionMemoryInfoNCELoss: temperature must be > 0, got {temperature}.')
-        if not loss_name.startswith('loss_'):
-            raise ValueError('RegionMemoryInfoNCELoss: loss_name must start with "loss_", got '
-                             f'{loss_name!r}.')
         self.temperature = temperature
         self.loss_weight = loss_weight
-        self._loss_name = loss_name
+        self._loss_name = check_loss_name('RegionMemoryInfoNCELoss', loss_name)
 
     def forward(self,
                 region_embeds: Tensor,

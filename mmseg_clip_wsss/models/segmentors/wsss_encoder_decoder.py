@@ -10,9 +10,20 @@ from torch import Tensor
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
+from ..necks.rsca_neck import RSCANeck
+from ..utils import with_background_index
 
 _CAM_BACKGROUND = ('auto', 'score', 'zero')
 _CAM_NORM = ('relu', 'minmax')
+
+
+def _hand_down_background(cfg: OptConfigType, background_index: Optional[int]) -> OptConfigType:
+    """``cfg`` with the segmentor's ``background_index`` when it builds one of our heads or necks."""
+    kind = cfg.get('type') if cfg is not None else None
+    cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    if isinstance(cls, type) and issubclass(cls, (WeakDecodeHead, RSCANeck)):
+        return with_background_index(cfg, background_index, 'WSSSEncoderDecoder')
+    return cfg
 
 
 def _window_starts(size: int, crop: int, stride: int) -> List[int]:
@@ -39,9 +50,9 @@ class WSSSEncoderDecoder(EncoderDecoder):
     - :meth:`compute_cams` gives CAMs (B, K, H, W) at input resolution: non-negative, each class map
       scaled to max 1, zero for classes absent from the image labels; the background channel holds
       the model's background score (``cam_background='score'``) or zeros (``'zero'``).
-    - ``test_cfg.output='cam'`` (or ``test_cfg.mode='cam'``) makes :meth:`predict` return these CAMs
-      as ``seg_logits`` (absent classes are 0, so ``pred_sem_seg`` is the arg-max over the image's
-      classes, background where nothing is active). It needs ``gt_image_labels`` in the data samples.
+    - ``test_cfg.output='cam'`` makes :meth:`predict` return these CAMs as ``seg_logits`` (absent
+      classes are 0, so ``pred_sem_seg`` is the arg-max over the image's classes, background where
+      nothing is active). It needs ``gt_image_labels`` in the data samples.
     - Without ``text_encoder`` and ``neck`` and with :class:`CAMClassifierHead` this is the plain CAM
       baseline on the same backbone.
 
@@ -53,13 +64,15 @@ class WSSSEncoderDecoder(EncoderDecoder):
         text_encoder (dict, optional): Text encoder config. Defaults to None.
         auxiliary_head (dict, optional): Auxiliary head config (full supervision). Defaults to None.
         train_cfg (dict, optional): Training config. Defaults to None.
-        test_cfg (dict, optional): Test config: ``mode`` ('whole' | 'slide' | 'cam'), ``crop_size`` and
+        test_cfg (dict, optional): Test config: ``mode`` ('whole' | 'slide'), ``crop_size`` and
             ``stride`` for 'slide', ``output`` ('seg' | 'cam'). Defaults to ``dict(mode='whole')``.
         data_preprocessor (dict, optional): Data preprocessor config. Defaults to None.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
         background_index (int, optional): Background class index; None when the class list has no
-            background. Defaults to 0.
+            background (class 0 is then an object class like any other). The one source of truth:
+            it is handed to the decode head (and through it to the weak losses) and to the neck
+            when they are our modules; their configs need not repeat it. Defaults to 0.
         cam_background (str): Background channel of the CAMs: ``'score'`` (the model's own
             background score, e.g. background prompts), ``'zero'``, or ``'auto'`` (``'score'`` with a
             text encoder, ``'zero'`` without). Defaults to ``'auto'``.
@@ -89,6 +102,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
                              f'{_CAM_BACKGROUND}.')
         if cam_norm not in _CAM_NORM:
             raise ValueError(f'WSSSEncoderDecoder: cam_norm={cam_norm!r} must be one of {_CAM_NORM}.')
+        decode_head = _hand_down_background(decode_head, background_index)
+        neck = _hand_down_background(neck, background_index)
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -137,12 +152,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
                              f'decode_head.num_classes={head.num_classes}: set both to the same K.')
 
     @property
-    def with_text_encoder(self) -> bool:
-        """bool: whether class text embeddings guide the head."""
-        return self.text_encoder is not None
-
-    @property
-    def _weak_head(self) -> bool:
+    def _head_reads_text(self) -> bool:
+        """Whether the head takes the class text embeddings (ours do; mmseg's heads do not)."""
         return isinstance(self.decode_head, WeakDecodeHead)
 
     @property
@@ -155,7 +166,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
         return self.text_encoder() if self.text_encoder is not None else None
 
     def _head_forward(self, x, text_embeds: Optional[Tensor], return_embeds: bool = False):
-        if self._weak_head:
+        if self._head_reads_text:
             return self.decode_head(x, text_embeds, return_embeds=return_embeds)
         return self.decode_head(x)
 
@@ -169,7 +180,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
             text_embeds (Tensor, optional): (K, D); computed here if None and a text encoder exists.
         """
         x = self.extract_feat(inputs)
-        if not self._weak_head:
+        if not self._head_reads_text:
             return self.decode_head.predict(x, batch_img_metas, self.test_cfg)
         if text_embeds is None:
             text_embeds = self.encode_text()
@@ -197,9 +208,9 @@ class WSSSEncoderDecoder(EncoderDecoder):
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Whole or sliding-window score maps (B, K, H, W); the text encoder runs once."""
         mode = self.test_cfg.get('mode', 'whole')
-        if mode not in ('whole', 'slide', 'cam'):
-            raise ValueError(f"WSSSEncoderDecoder: test_cfg.mode={mode!r} must be 'whole', 'slide' or "
-                             "'cam'.")
+        if mode not in ('whole', 'slide'):
+            raise ValueError(f"WSSSEncoderDecoder: test_cfg.mode={mode!r} must be 'whole' or 'slide' "
+                             "(CAMs instead of segmentation scores: test_cfg.output='cam').")
         text_embeds = self.encode_text()
         if mode == 'slide':
             return self.slide_inference(inputs, batch_img_metas, text_embeds)
@@ -272,7 +283,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
         text_embeds = self.encode_text()
 
         losses = dict()
-        if self._weak_head and self.decode_head.is_weak:
+        if self._head_reads_text and self.decode_head.is_weak:
             labels = stack_image_labels(data_samples).to(inputs.device)
             scores, pixel_embeds = self.decode_head(x, text_embeds, return_embeds=True)
             losses.update(add_prefix(
@@ -280,7 +291,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
             if fused is not None:
                 cams = self.scores_to_cams(scores.detach(), labels)  # (B, K, h, w)
                 losses.update(add_prefix(self.neck.region_contrast_loss(fused, cams, labels), 'neck'))
-        elif self._weak_head:
+        elif self._head_reads_text:
             losses.update(add_prefix(
                 self.decode_head.loss(x, data_samples, self.train_cfg, text_embeds), 'decode'))
         else:
@@ -290,12 +301,12 @@ class WSSSEncoderDecoder(EncoderDecoder):
         return losses
 
     def _cam_output(self) -> bool:
-        return self.test_cfg.get('output', 'seg') == 'cam' or self.test_cfg.get('mode') == 'cam'
+        return self.test_cfg.get('output', 'seg') == 'cam'
 
     def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
         """Segmentation results (``seg_logits`` (K, H, W) and ``pred_sem_seg`` (1, H, W) per image).
 
-        With ``test_cfg.output='cam'`` (or ``mode='cam'``), ``seg_logits`` are the CAMs of
+        With ``test_cfg.output='cam'``, ``seg_logits`` are the CAMs of
         :meth:`compute_cams` (needs ``gt_image_labels`` in ``data_samples``).
         """
         if not self._cam_output():
