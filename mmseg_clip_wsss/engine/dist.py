@@ -14,6 +14,7 @@ from typing import List
 
 import torch
 import torch.distributed as torch_dist
+import torch.distributed.nn.functional as torch_dist_nn
 from mmengine.config import Config
 from mmengine.dist import all_gather, get_world_size, is_distributed
 from mmengine.logging import print_log
@@ -23,7 +24,7 @@ __all__ = ['all_gather_rows', 'cpu_distributed', 'setup_cpu_distributed',
            'adapt_config_to_cpu_distributed']
 
 
-def all_gather_rows(tensor: Tensor) -> Tensor:
+def all_gather_rows(tensor: Tensor, differentiable: bool = False) -> Tensor:
     """Concatenate ``tensor`` (N_r, ...) of every rank along dim 0, in rank order.
 
     The ranks may hold different N_r (e.g. the last, smaller batch of an epoch): the counts are
@@ -32,6 +33,10 @@ def all_gather_rows(tensor: Tensor) -> Tensor:
 
     Args:
         tensor (Tensor): (N_r, ...) rows of this rank; the trailing shape and dtype must agree.
+        differentiable (bool): Gather through ``torch.distributed.nn``, whose backward sums the
+            gradients of every rank into this rank's rows: a loss that every rank computes alike on
+            the gathered rows then trains as in one process holding all of them (DDP averages the
+            ranks' gradients). Defaults to False.
 
     Returns:
         Tensor: (sum_r N_r, ...) on the device of ``tensor``, identical on every rank.
@@ -45,7 +50,10 @@ def all_gather_rows(tensor: Tensor) -> Tensor:
     if tensor.shape[0] < longest:
         pad = tensor.new_zeros((longest - tensor.shape[0], ) + tuple(tensor.shape[1:]))
         padded = torch.cat([tensor, pad], dim=0)
-    parts = all_gather(padded.contiguous())
+    if differentiable:
+        parts = torch_dist_nn.all_gather(padded.contiguous())
+    else:
+        parts = all_gather(padded.contiguous())
     return torch.cat([part[:n] for part, n in zip(parts, counts)], dim=0)
 
 
