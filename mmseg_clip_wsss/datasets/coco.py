@@ -1,10 +1,22 @@
 """MS COCO 2014 with image-level labels (WSSS protocol: background + 80 classes)."""
-from ..models.text.vocabularies import COCO_CLASSES
 from ..registry import DATASETS
 from .palette import voc_palette
 from .wsss_dataset import WSSSDataset
 
-__all__ = ['COCOWSSSDataset']
+__all__ = ['COCOWSSSDataset', 'COCO_CLASSES']
+
+#: MS COCO 2014/2017 (WSSS protocol): background + mmdet's 80 ``CocoDataset`` classes, in label order.
+COCO_CLASSES = ('background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train',
+                'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign', 'parking meter',
+                'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow', 'elephant', 'bear', 'zebra',
+                'giraffe', 'backpack', 'umbrella', 'handbag', 'tie', 'suitcase', 'frisbee', 'skis',
+                'snowboard', 'sports ball', 'kite', 'baseball bat', 'baseball glove', 'skateboard',
+                'surfboard', 'tennis racket', 'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon',
+                'bowl', 'banana', 'apple', 'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog',
+                'pizza', 'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'dining table',
+                'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone', 'microwave',
+                'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock', 'vase', 'scissors',
+                'teddy bear', 'hair drier', 'toothbrush')
 
 
 @DATASETS.register_module()
@@ -24,9 +36,4 @@ class COCOWSSSDataset(WSSSDataset):
     Args:
         **kwargs: See :class:`WSSSDataset`.
     """
-    METAINFO = dict(classes=tuple(COCO_CLASSES), palette=voc_palette(len(COCO_CLASSES)))
-
-    def __init__(self, ann_file: str = '', img_suffix: str = '.jpg', seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            ann_file=ann_file, img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+    METAINFO = dict(classes=COCO_CLASSES, palette=voc_palette(len(COCO_CLASSES)).tolist())

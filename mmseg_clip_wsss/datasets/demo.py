@@ -1,10 +1,15 @@
-"""The synthetic demo dataset written by ``tools/make_demo_data.py`` (VOC devkit layout)."""
-from ..models.text.vocabularies import DEMO_CLASSES
+"""The synthetic demo dataset written by :func:`mmseg_clip_wsss.demo.make_demo_data` (VOC devkit
+layout)."""
 from ..registry import DATASETS
 from .palette import voc_palette
 from .wsss_dataset import WSSSDataset
 
 __all__ = ['DemoWSSSDataset', 'DEMO_CLASSES', 'DEMO_TEXTURES', 'DEMO_COOCCURRING']
+
+#: Background + 8 shapes. Every texture is shared by two classes and every colour by all of them,
+#: so a class is told apart by its shape *and* texture, never by colour.
+DEMO_CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon',
+                'crescent')
 
 #: The surface pattern of each class (two tones of the object's colour).
 DEMO_TEXTURES = {
@@ -35,9 +40,4 @@ class DemoWSSSDataset(WSSSDataset):
     Args:
         **kwargs: See :class:`WSSSDataset`.
     """
-    METAINFO = dict(classes=DEMO_CLASSES, palette=voc_palette(len(DEMO_CLASSES)))
-
-    def __init__(self, ann_file: str = '', img_suffix: str = '.jpg', seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            ann_file=ann_file, img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+    METAINFO = dict(classes=DEMO_CLASSES, palette=voc_palette(len(DEMO_CLASSES)).tolist())

@@ -1,17 +1,25 @@
-"""The PASCAL VOC colour map, used for every palette PNG the plugin reads or writes."""
-from typing import List
+"""The PASCAL VOC colour map and the palette PNG writer, used for every label mask the plugin writes
+(GT masks of the demo data and of the COCO converter, pseudo masks)."""
+import os
+import os.path as osp
+import secrets
+from typing import Optional, Sequence, Union
 
 import numpy as np
+from PIL import Image
+from torch import Tensor
 
-__all__ = ['voc_colormap', 'voc_palette']
+__all__ = ['voc_palette', 'write_palette_png']
 
 
-def voc_colormap(num: int = 256) -> np.ndarray:
+def voc_palette(num: int = 256) -> np.ndarray:
     """PASCAL VOC's colour map (the bit-interleaving one of the VOC devkit).
 
+    Index 0 is black, index 255 (the ignore value) the cream ``(224, 224, 192)``. A dataset's
+    ``METAINFO['palette']`` is ``voc_palette(K).tolist()``.
+
     Args:
-        num (int): Number of entries. Defaults to 256 (index 255, the ignore value, is
-            ``(224, 224, 192)``).
+        num (int): Number of entries. Defaults to 256.
 
     Returns:
         np.ndarray: ``(num, 3)`` uint8 RGB colours; entry ``k`` is the colour of label ``k``.
@@ -24,6 +32,50 @@ def voc_colormap(num: int = 256) -> np.ndarray:
     return cmap.astype(np.uint8)
 
 
-def voc_palette(num: int) -> List[List[int]]:
-    """The first ``num`` VOC colours as a list of ``[r, g, b]`` (mmseg's ``metainfo['palette']``)."""
-    return voc_colormap(256)[:num].tolist()
+def _as_uint8_mask(mask: Union[np.ndarray, Tensor]) -> np.ndarray:
+    if isinstance(mask, Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f'write_palette_png: mask must be (H, W), got shape {mask.shape}.')
+    if mask.size and (mask.min() < 0 or mask.max() > 255):
+        raise ValueError('write_palette_png: mask values must be in [0, 255].')
+    return mask.astype(np.uint8)
+
+
+def write_palette_png(path: str, mask: Union[np.ndarray, Tensor],
+                      palette: Optional[Sequence[Sequence[int]]] = None) -> str:
+    """Write a label mask as a palette PNG (mode ``'P'``), atomically.
+
+    The PNG goes to a temporary file in the same directory first and is then renamed
+    (:func:`os.replace`), so an interrupted run never leaves a half-written file.
+
+    Args:
+        path (str): Output file (parent directories are created).
+        mask (np.ndarray | Tensor): (H, W) labels in [0, 255] (255 = ignore, kept as is).
+        palette (Sequence[Sequence[int]], optional): RGB colours of the first classes; the remaining
+            entries come from the VOC colour map (so 255 keeps VOC's 'void' colour). Defaults to the
+            VOC colour map.
+
+    Returns:
+        str: ``path``.
+    """
+    mask = _as_uint8_mask(mask)
+    colours = voc_palette(256)
+    if palette is not None:
+        given = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:255]
+        colours[:len(given)] = given
+    img = Image.fromarray(mask)  # mode 'L'; putpalette turns it into 'P' with the same indices
+    img.putpalette(colours.flatten().tolist())
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = osp.join(directory, f'.{osp.basename(path)}.{secrets.token_hex(4)}.tmp')
+    try:
+        with open(tmp, 'xb') as f:
+            img.save(f, format='PNG')
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

@@ -4,7 +4,10 @@ from mmseg.datasets import PascalVOCDataset
 from ..registry import DATASETS
 from .wsss_dataset import WSSSDataset
 
-__all__ = ['VOCWSSSDataset']
+__all__ = ['VOCWSSSDataset', 'VOC_CLASSES']
+
+#: PASCAL VOC 2012: background + 20 classes, as mmseg's ``PascalVOCDataset`` spells them.
+VOC_CLASSES = tuple(PascalVOCDataset.METAINFO['classes'])
 
 
 @DATASETS.register_module()
@@ -24,10 +27,4 @@ class VOCWSSSDataset(WSSSDataset):
         **kwargs: See :class:`WSSSDataset` (``label_file``, ``with_gt_masks``, ...).
     """
     METAINFO = dict(
-        classes=tuple(PascalVOCDataset.METAINFO['classes']),
-        palette=[list(c) for c in PascalVOCDataset.METAINFO['palette']])
-
-    def __init__(self, ann_file: str = '', img_suffix: str = '.jpg', seg_map_suffix: str = '.png',
-                 **kwargs) -> None:
-        super().__init__(
-            ann_file=ann_file, img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+        classes=VOC_CLASSES, palette=[list(c) for c in PascalVOCDataset.METAINFO['palette']])

@@ -115,7 +115,6 @@ class WSSSDataset(BaseSegDataset):
         """
         self._check_inputs()
         data_list = super().load_data_list()
-        classes = self._metainfo['classes']
         for info in data_list:
             info['img_id'] = self._image_id(info['img_path'])
             if not self.with_gt_masks:
@@ -123,50 +122,58 @@ class WSSSDataset(BaseSegDataset):
             elif 'seg_map_path' not in info:
                 raise ValueError(f"{type(self).__name__}: with_gt_masks=True needs "
                                  "data_prefix['seg_map_path'] (the GT mask directory).")
-
         if self.label_file:
-            known = type(self).METAINFO.get('classes')
-            labels = load_image_labels(self.label_file, classes, known_classes=known)
-            unlabelled = [info['img_id'] for info in data_list if info['img_id'] not in labels]
-            if unlabelled:
-                shown = ', '.join(unlabelled[:5]) + (', ...' if len(unlabelled) > 5 else '')
-                raise ValueError(
-                    f'{type(self).__name__}: {len(unlabelled)} of {len(data_list)} images of '
-                    f'{self.ann_file or self.data_prefix.get("img_path")} have no line in label '
-                    f'file {self.label_file} ({shown}). Make the label file for this split with '
-                    f'the converter ({_DOCS}) or point label_file to the right file.')
-            kept = []
-            self.empty_label_images = []
-            for info in data_list:
-                names = labels[info['img_id']]
-                if not names and self.skip_empty_labels:
-                    self.empty_label_images.append(info['img_id'])
-                    continue
-                info[IMAGE_LABELS] = labels_to_multi_hot(names, classes)  # (K,)
-                kept.append(info)
-            if self.empty_label_images:
-                n = len(self.empty_label_images)
-                shown = ', '.join(self.empty_label_images[:10]) + (', ...' if n > 10 else '')
-                print_log(
-                    f'{type(self).__name__}: skipped {n} of {len(data_list)} images whose line in '
-                    f'{self.label_file} has no foreground class of {tuple(classes[1:])}: {shown}',
-                    logger='current', level=logging.WARNING)
-            data_list = kept
-
+            data_list = self._attach_labels(data_list)
         if self.check_files and self._local:
-            missing = [info['img_path'] for info in data_list if not osp.isfile(info['img_path'])]
+            self._check_files(data_list)
+        return data_list
+
+    def _attach_labels(self, data_list: List[dict]) -> List[dict]:
+        """``gt_image_labels`` of every image from the label file; images without a foreground
+        class are dropped (and reported) with ``skip_empty_labels``."""
+        classes = self._metainfo['classes']
+        labels = load_image_labels(self.label_file, classes,
+                                   known_classes=type(self).METAINFO.get('classes'))
+        unlabelled = [info['img_id'] for info in data_list if info['img_id'] not in labels]
+        if unlabelled:
+            shown = ', '.join(unlabelled[:5]) + (', ...' if len(unlabelled) > 5 else '')
+            raise ValueError(
+                f'{type(self).__name__}: {len(unlabelled)} of {len(data_list)} images of '
+                f'{self.ann_file or self.data_prefix.get("img_path")} have no line in label '
+                f'file {self.label_file} ({shown}). Make the label file for this split with '
+                f'the converter ({_DOCS}) or point label_file to the right file.')
+        kept = []
+        self.empty_label_images = []
+        for info in data_list:
+            names = labels[info['img_id']]
+            if not names and self.skip_empty_labels:
+                self.empty_label_images.append(info['img_id'])
+                continue
+            info[IMAGE_LABELS] = labels_to_multi_hot(names, classes)  # (K,)
+            kept.append(info)
+        if self.empty_label_images:
+            n = len(self.empty_label_images)
+            shown = ', '.join(self.empty_label_images[:10]) + (', ...' if n > 10 else '')
+            print_log(
+                f'{type(self).__name__}: skipped {n} of {len(data_list)} images whose line in '
+                f'{self.label_file} has no foreground class of {tuple(classes[1:])}: {shown}',
+                logger='current', level=logging.WARNING)
+        return kept
+
+    def _check_files(self, data_list: List[dict]) -> None:
+        """Fail now, naming the paths, when images (or GT masks) of the list do not exist."""
+        missing = [info['img_path'] for info in data_list if not osp.isfile(info['img_path'])]
+        if missing:
+            self._report_missing(
+                'image file(s)', missing,
+                'Restore the images (re-extract the dataset, see ' + _DOCS + ') or remove '
+                'their ids from the split file.')
+        if self.with_gt_masks:
+            missing = [info['seg_map_path'] for info in data_list
+                       if not osp.isfile(info['seg_map_path'])]
             if missing:
                 self._report_missing(
-                    'image file(s)', missing,
-                    'Restore the images (re-extract the dataset, see ' + _DOCS + ') or remove '
-                    'their ids from the split file.')
-            if self.with_gt_masks:
-                missing = [info['seg_map_path'] for info in data_list
-                           if not osp.isfile(info['seg_map_path'])]
-                if missing:
-                    self._report_missing(
-                        'ground-truth mask(s)', missing,
-                        'Evaluation reads GT masks: prepare them as ' + _DOCS + ' describes (or '
-                        'regenerate the demo data with tools/make_demo_data.py), or set '
-                        'with_gt_masks=False where no mask is needed (WSSS training).')
-        return data_list
+                    'ground-truth mask(s)', missing,
+                    'Evaluation reads GT masks: prepare them as ' + _DOCS + ' describes (or '
+                    'regenerate the demo data with tools/make_demo_data.py), or set '
+                    'with_gt_masks=False where no mask is needed (WSSS training).')

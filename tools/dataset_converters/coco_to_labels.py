@@ -12,7 +12,7 @@ per class, the number of images and objects.
 """
 import argparse
 
-from mmseg_clip_wsss.datasets import COCOWSSSDataset, coco_to_labels, format_label_summary
+from mmseg_clip_wsss.datasets import coco_to_labels, dataset_classes, format_label_summary
 
 
 def parse_args():
@@ -33,7 +33,7 @@ def main():
     summary = coco_to_labels(
         args.ann_file,
         args.out,
-        classes=COCOWSSSDataset.METAINFO['classes'],
+        classes=dataset_classes('coco'),
         split_out=args.split_out,
         masks_out=args.masks_out,
         nproc=args.nproc,

@@ -10,16 +10,7 @@ Relative ``--split``/``--out`` paths are taken under the dataset root. The logic
 """
 import argparse
 
-from mmseg_clip_wsss.datasets import DEMO_CLASSES, VOCWSSSDataset, voc_xml_to_coco
-
-
-def parse_classes(value: str):
-    """``voc``, ``demo``, or a comma-separated list of foreground class names."""
-    if value == 'voc':
-        return tuple(VOCWSSSDataset.METAINFO['classes'])
-    if value == 'demo':
-        return tuple(DEMO_CLASSES)
-    return ('background', ) + tuple(name.strip() for name in value.split(',') if name.strip())
+from mmseg_clip_wsss.datasets import parse_class_list, voc_xml_to_coco
 
 
 def parse_args():
@@ -29,7 +20,8 @@ def parse_args():
     parser.add_argument('--split', default=None,
                         help='split file of image ids (default: every image of --img-dir)')
     parser.add_argument('--classes', default='voc',
-                        help="'voc' (default), 'demo', or comma-separated foreground class names")
+                        help="'voc' (default), 'coco', 'demo' (the datasets' class lists), or "
+                        'comma-separated foreground class names')
     parser.add_argument('--ann-dir', default='Annotations', help='XML directory under data_root')
     parser.add_argument('--img-dir', default='JPEGImages', help='image directory under data_root')
     parser.add_argument('--skip-difficult', action='store_true',
@@ -39,7 +31,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    summary = voc_xml_to_coco(args.data_root, args.out, parse_classes(args.classes),
+    summary = voc_xml_to_coco(args.data_root, args.out, parse_class_list(args.classes),
                               split_file=args.split, ann_dir=args.ann_dir, img_dir=args.img_dir,
                               skip_difficult=args.skip_difficult)
     print(f"{summary['num_instances']} boxes in {summary['num_images']} images -> "

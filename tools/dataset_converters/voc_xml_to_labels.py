@@ -10,17 +10,7 @@ images and, per class, the number of images and objects.
 """
 import argparse
 
-from mmseg_clip_wsss.datasets import (DEMO_CLASSES, VOCWSSSDataset, format_label_summary,
-                                      voc_xml_to_labels)
-
-
-def parse_classes(value: str):
-    """``voc``, ``demo``, or a comma-separated list of foreground class names."""
-    if value == 'voc':
-        return tuple(VOCWSSSDataset.METAINFO['classes'])
-    if value == 'demo':
-        return tuple(DEMO_CLASSES)
-    return ('background', ) + tuple(name.strip() for name in value.split(',') if name.strip())
+from mmseg_clip_wsss.datasets import format_label_summary, parse_class_list, voc_xml_to_labels
 
 
 def parse_args():
@@ -32,7 +22,8 @@ def parse_args():
                         help='label file to write (default: ImageLabels/<split name>.txt, or '
                         'ImageLabels/all.txt without --split)')
     parser.add_argument('--classes', default='voc',
-                        help="'voc' (default), 'demo', or comma-separated foreground class names")
+                        help="'voc' (default), 'coco', 'demo' (the datasets' class lists), or "
+                        'comma-separated foreground class names')
     parser.add_argument('--ann-dir', default='Annotations', help='XML directory under data_root')
     parser.add_argument('--skip-difficult', action='store_true',
                         help='leave out objects marked difficult')
@@ -50,7 +41,7 @@ def main():
     summary = voc_xml_to_labels(
         args.data_root,
         out,
-        classes=parse_classes(args.classes),
+        classes=parse_class_list(args.classes),
         split_file=args.split,
         ann_dir=args.ann_dir,
         skip_difficult=args.skip_difficult,

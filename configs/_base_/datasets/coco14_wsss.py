@@ -8,7 +8,7 @@ dataset_type = 'COCOWSSSDataset'
 data_root = 'data/coco'
 crop_size = (448, 448)
 train_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
@@ -17,13 +17,13 @@ train_pipeline = [
     dict(type='PackWSSSInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     dict(type='LoadWSSSAnnotations'),
     dict(type='PackWSSSInputs')
 ]
 cam_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='LoadWSSSAnnotations'),
     dict(type='PackWSSSInputs')
 ]

@@ -6,9 +6,10 @@ custom_imports = dict(imports=['mmseg_clip_wsss'], allow_failed_imports=False)
 
 dataset_type = 'DemoWSSSDataset'
 data_root = 'data/demo'
+num_classes = 9  # background + 8 shapes (DemoWSSSDataset.METAINFO['classes'])
 crop_size = (128, 128)
 train_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='RandomResize', scale=(128, 128), ratio_range=(0.9, 1.25), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
@@ -17,13 +18,13 @@ train_pipeline = [
     dict(type='PackWSSSInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='Resize', scale=(128, 128), keep_ratio=True),
     dict(type='LoadWSSSAnnotations'),
     dict(type='PackWSSSInputs')
 ]
 cam_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='LoadWSSSAnnotations'),
     dict(type='PackWSSSInputs')
 ]

@@ -10,7 +10,7 @@ dataset_type = 'VOCWSSSDataset'
 data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (448, 448)
 train_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='RandomFlip', prob=0.5),
@@ -19,7 +19,7 @@ train_pipeline = [
     dict(type='PackWSSSInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='Resize', scale=(2048, 512), keep_ratio=True),
     # GT masks are loaded after ``Resize``: metrics compare at the original resolution
     dict(type='LoadWSSSAnnotations'),
@@ -27,13 +27,13 @@ test_pipeline = [
 ]
 # CAM / pseudo-mask evaluation: original resolution (multi-scale + flip happen in the CAM code)
 cam_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(type='LoadWSSSAnnotations'),
     dict(type='PackWSSSInputs')
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageWSSS'),
+    dict(type='LoadWSSSImage'),
     dict(
         type='TestTimeAug',
         transforms=[[dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],

@@ -1,7 +1,7 @@
 from .formatting import PackWSSSInputs
-from .loading import CorruptImageError, LoadImageWSSS, LoadWSSSAnnotations, jpeg_is_complete
+from .loading import CorruptImageError, LoadWSSSAnnotations, LoadWSSSImage, jpeg_is_complete
 
 __all__ = [
-    'PackWSSSInputs', 'LoadImageWSSS', 'LoadWSSSAnnotations', 'CorruptImageError',
+    'PackWSSSInputs', 'LoadWSSSImage', 'LoadWSSSAnnotations', 'CorruptImageError',
     'jpeg_is_complete'
 ]

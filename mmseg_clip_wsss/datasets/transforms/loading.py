@@ -10,7 +10,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 
 from ...registry import TRANSFORMS
 
-__all__ = ['CorruptImageError', 'LoadImageWSSS', 'LoadWSSSAnnotations', 'jpeg_is_complete',
+__all__ = ['CorruptImageError', 'LoadWSSSImage', 'LoadWSSSAnnotations', 'jpeg_is_complete',
            'png_bit_depth', 'to_uint8']
 
 _DOCS = 'docs/datasets.md'
@@ -58,7 +58,7 @@ def jpeg_is_complete(data: bytes) -> bool:
 
 
 @TRANSFORMS.register_module()
-class LoadImageWSSS(LoadImageFromFile):
+class LoadWSSSImage(LoadImageFromFile):
     """``LoadImageFromFile`` that names the file and the fix when an image cannot be used.
 
     * a missing file raises :class:`FileNotFoundError` with its path;

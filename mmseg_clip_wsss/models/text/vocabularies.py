@@ -1,43 +1,19 @@
-"""Class vocabularies and readable prompt names for the CLIP text side.
+"""Readable prompt names and background words for the CLIP text side.
 
-Dataset class lists are kept exactly as the datasets spell them (``VOC_CLASSES`` matches mmseg's
-``PascalVOCDataset``, ``COCO_CLASSES`` is ``'background'`` + mmdet's ``CocoDataset`` classes), so that
-row ``k`` of the text embeddings is class ``k`` of the dataset. What goes into a prompt is the
-*readable* name: ``'tvmonitor'`` is prompted as ``'tv monitor'``, ``'hair drier'`` as
-``'hair dryer'``, and so on (see :data:`PROMPT_NAMES`).
+A vocabulary name (``'voc'``, ``'coco'``, ``'demo'``) stands for the class list of that dataset, read
+from the dataset's ``METAINFO`` (:func:`mmseg_clip_wsss.datasets.dataset_classes`), so that row ``k``
+of the text embeddings is class ``k`` of the dataset. What goes into a prompt is the *readable* name:
+``'tvmonitor'`` is prompted as ``'tv monitor'``, ``'hair drier'`` as ``'hair dryer'``, and so on (see
+:data:`PROMPT_NAMES`).
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
+from mmseg_clip_wsss.datasets.class_lists import dataset_classes
+
 __all__ = [
-    'VOC_CLASSES', 'COCO_CLASSES', 'DEMO_CLASSES', 'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names',
-    'resolve_class_prompts', 'get_dataset_classes', 'default_background_words', 'readable_name'
+    'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
+    'default_background_words', 'readable_name'
 ]
-
-#: PASCAL VOC 2012: background + 20 classes, in dataset (label index) order.
-VOC_CLASSES: Tuple[str, ...] = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
-                                'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
-                                'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
-
-#: MS COCO 2014/2017 (WSSS protocol): background + the 80 object classes, in dataset order.
-COCO_CLASSES: Tuple[str,
-                    ...] = ('background', 'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus',
-                            'train', 'truck', 'boat', 'traffic light', 'fire hydrant', 'stop sign',
-                            'parking meter', 'bench', 'bird', 'cat', 'dog', 'horse', 'sheep', 'cow',
-                            'elephant', 'bear', 'zebra', 'giraffe', 'backpack', 'umbrella', 'handbag',
-                            'tie', 'suitcase', 'frisbee', 'skis', 'snowboard', 'sports ball', 'kite',
-                            'baseball bat', 'baseball glove', 'skateboard', 'surfboard', 'tennis racket',
-                            'bottle', 'wine glass', 'cup', 'fork', 'knife', 'spoon', 'bowl', 'banana',
-                            'apple', 'sandwich', 'orange', 'broccoli', 'carrot', 'hot dog', 'pizza',
-                            'donut', 'cake', 'chair', 'couch', 'potted plant', 'bed', 'dining table',
-                            'toilet', 'tv', 'laptop', 'mouse', 'remote', 'keyboard', 'cell phone',
-                            'microwave', 'oven', 'toaster', 'sink', 'refrigerator', 'book', 'clock',
-                            'vase', 'scissors', 'teddy bear', 'hair drier', 'toothbrush')
-
-#: The generated demo dataset (``tools/make_demo_data.py``): background + 8 shapes. Every texture is
-#: shared by two classes and every colour by all of them, so a class is told apart by its shape *and*
-#: texture, never by colour.
-DEMO_CLASSES: Tuple[str, ...] = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross',
-                                 'hexagon', 'crescent')
 
 #: Readable prompt names for dataset spellings that CLIP reads badly (keys are lower case,
 #: underscores already turned into spaces). Names not listed are prompted as they are.
@@ -63,25 +39,7 @@ BACKGROUND_WORDS: Tuple[str, ...] = ('ground', 'land', 'grass', 'tree', 'buildin
                                      'helmet', 'cloud', 'house', 'mountain', 'ocean', 'road', 'rock',
                                      'street', 'valley', 'bridge', 'sign')
 
-_DATASETS = {'voc': VOC_CLASSES, 'coco': COCO_CLASSES, 'demo': DEMO_CLASSES}
-
 ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
-
-
-def get_dataset_classes(name: str) -> Tuple[str, ...]:
-    """Class list of a known dataset, as the dataset spells it.
-
-    Args:
-        name (str): ``'voc'``, ``'coco'`` or ``'demo'`` (case-insensitive).
-
-    Returns:
-        tuple[str]: The dataset's classes, index 0 = ``'background'``.
-    """
-    key = name.lower()
-    if key not in _DATASETS:
-        raise ValueError(f'class_names={name!r} is not a known vocabulary; use one of '
-                         f'{sorted(_DATASETS)} or pass a list of class names.')
-    return _DATASETS[key]
 
 
 def readable_name(name: str) -> str:
@@ -107,7 +65,7 @@ def resolve_class_prompts(class_names: ClassNames) -> List[List[str]]:
         list[list[str]]: For every class, its readable names (at least one).
     """
     if isinstance(class_names, str):
-        class_names = get_dataset_classes(class_names)
+        class_names = dataset_classes(class_names)
     if class_names is None or len(class_names) == 0:
         raise ValueError('class_names is empty: give a vocabulary name (\'voc\', \'coco\') or a '
                          'non-empty list of class names.')

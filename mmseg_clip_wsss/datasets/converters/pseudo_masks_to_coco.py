@@ -4,7 +4,7 @@ A pseudo mask is a label map (VOC palette PNG, value = class index, 0 = backgrou
 as ``tools/make_pseudo_masks.py`` writes. Every connected component of every object class becomes one
 instance: its box ``[x, y, w, h]`` (pixel-inclusive extent: ``w = x_max - x_min + 1``), its pixel
 area and its mask as compressed RLE. Components smaller than ``min_area`` pixels are dropped. The
-command line is ``tools/pseudo_masks_to_coco.py``.
+command line is ``tools/dataset_converters/pseudo_masks_to_coco.py``.
 """
 import os.path as osp
 from typing import Dict, List, Optional, Sequence

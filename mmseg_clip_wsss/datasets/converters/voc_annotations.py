@@ -1,7 +1,7 @@
-"""PASCAL VOC XML annotations -> image-level label file.
+"""PASCAL VOC XML annotations: the parser, and the image-level label file made from them.
 
 The command line is ``tools/dataset_converters/voc_xml_to_labels.py``; the logic lives here so that
-``tools/make_demo_data.py`` and the tests use the very same code.
+the demo data generator and the tests use the very same code.
 """
 import os
 import os.path as osp
@@ -11,40 +11,58 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.utils import ProgressBar
 
-from .image_labels import BACKGROUND, write_image_labels
+from ..image_labels import BACKGROUND, write_image_labels
 
-__all__ = ['parse_voc_xml', 'voc_xml_to_labels']
+__all__ = ['parse_voc_xml', 'check_class_names', 'voc_xml_to_labels']
 
 
-def parse_voc_xml(xml_path: str, skip_difficult: bool = False) -> List[str]:
-    """Object class names of one VOC XML annotation, in file order (repeats kept).
+def parse_voc_xml(xml_path: str, skip_difficult: bool = False) -> List[Dict]:
+    """The objects of one VOC XML annotation, in file order (repeats kept).
 
     Args:
         xml_path (str): ``Annotations/<id>.xml``.
         skip_difficult (bool): Leave out objects marked ``<difficult>1</difficult>``.
 
     Returns:
-        list[str]: ``object/name`` of every object.
+        list[dict]: ``name`` (``object/name``, stripped), ``bbox`` ``(xmin, ymin, xmax, ymax)`` as
+        written (1-based, inclusive; None without ``<bndbox>``) and ``difficult`` (bool).
 
     Raises:
-        ValueError: naming the file when it is not valid XML or an object has no ``name``.
+        ValueError: naming the file when it is not valid XML, an object has no ``name`` or an
+            incomplete ``<bndbox>``.
     """
     try:
         root = ET.parse(xml_path).getroot()
     except ET.ParseError as e:
         raise ValueError(f'{xml_path} is not valid XML ({e}): restore the VOC Annotations '
                          'directory (re-extract VOCtrainval_11-May-2012.tar).') from e
-    names = []
+    objects = []
     for obj in root.findall('object'):
-        name = obj.findtext('name')
-        if name is None or not name.strip():
+        name = (obj.findtext('name') or '').strip()
+        if not name:
             raise ValueError(f'{xml_path}: an <object> has no <name>; fix the annotation or '
                              're-extract the VOC Annotations directory.')
-        difficult = (obj.findtext('difficult') or '0').strip()
-        if skip_difficult and difficult == '1':
+        difficult = (obj.findtext('difficult') or '0').strip() == '1'
+        if skip_difficult and difficult:
             continue
-        names.append(name.strip())
-    return names
+        box = obj.find('bndbox')
+        bbox = None
+        if box is not None:
+            try:
+                bbox = tuple(float(box.findtext(k)) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'{xml_path}: object {name!r} has an incomplete <bndbox>.') from e
+        objects.append(dict(name=name, bbox=bbox, difficult=difficult))
+    return objects
+
+
+def check_class_names(xml_path: str, objects: Sequence[Dict], classes: Sequence[str]) -> None:
+    """Raise a ValueError naming ``xml_path`` for an object whose class is not a foreground class."""
+    for obj in objects:
+        if obj['name'] not in classes or obj['name'] == BACKGROUND:
+            raise ValueError(f'{xml_path}: object class {obj["name"]!r} is not one of the classes '
+                             f'{tuple(classes[1:])}; pass the right class list (--classes) or fix '
+                             'the annotation.')
 
 
 def voc_xml_to_labels(data_root: str,
@@ -105,12 +123,10 @@ def voc_xml_to_labels(data_root: str,
             raise FileNotFoundError(
                 f'{xml_path} does not exist but {image_id!r} is listed in '
                 f'{split_file or xml_dir}: restore the VOC Annotations directory or fix the split.')
-        names = parse_voc_xml(xml_path, skip_difficult=skip_difficult)
+        objects = parse_voc_xml(xml_path)
+        check_class_names(xml_path, objects, classes)
+        names = [o['name'] for o in objects if not (skip_difficult and o['difficult'])]
         for name in names:
-            if name not in index or name == BACKGROUND:
-                raise ValueError(f'{xml_path}: object class {name!r} is not one of the classes '
-                                 f'{tuple(classes[1:])}; pass the right class list (--classes) '
-                                 'or fix the annotation.')
             object_counts[name] += 1
         present = sorted(set(names), key=index.__getitem__)
         for name in present:
@@ -128,4 +144,3 @@ def voc_xml_to_labels(data_root: str,
         num_empty=sum(1 for names in labels.values() if not names),
         image_counts=image_counts,
         object_counts=object_counts)
-

@@ -15,12 +15,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.utils import ProgressBar, track_parallel_progress
-from PIL import Image
 
-from .image_labels import BACKGROUND, write_image_labels
-from .palette import voc_colormap
+from ..image_labels import BACKGROUND, write_image_labels
+from ..palette import write_palette_png
 
-__all__ = ['coco_category_to_label', 'render_coco_mask', 'coco_to_labels', 'save_palette_mask']
+__all__ = ['coco_category_to_label', 'render_coco_mask', 'coco_to_labels']
 
 
 def coco_category_to_label(categories: Sequence[dict], classes: Sequence[str]) -> Dict[int, int]:
@@ -89,17 +88,10 @@ def render_coco_mask(annotations: Sequence[dict], height: int, width: int,
     return mask
 
 
-def save_palette_mask(mask: np.ndarray, path: str) -> None:
-    """Save a (H, W) uint8 label map as a VOC-palette PNG (mode 'P')."""
-    image = Image.fromarray(mask.astype(np.uint8))  # mode 'L'; putpalette makes it 'P'
-    image.putpalette(voc_colormap(256).reshape(-1).tolist())
-    image.save(path, format='PNG')
-
-
 def _write_mask(task, masks_out: str, cat_to_label: Dict[int, int]) -> None:
     image_id, height, width, annotations = task
-    save_palette_mask(render_coco_mask(annotations, height, width, cat_to_label),
-                      osp.join(masks_out, image_id + '.png'))
+    write_palette_png(osp.join(masks_out, image_id + '.png'),
+                      render_coco_mask(annotations, height, width, cat_to_label))
 
 
 def coco_to_labels(ann_file: str,

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from .image_labels import BACKGROUND
+from ..image_labels import BACKGROUND
 
 __all__ = ['IMAGE_EXTS', 'coco_categories', 'list_image_ids', 'find_image', 'image_entry',
            'dump_coco_json']

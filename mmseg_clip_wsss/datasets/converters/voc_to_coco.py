@@ -1,44 +1,12 @@
 """PASCAL VOC XML boxes -> COCO instances json (detection ground truth for mmdet's ``CocoDataset`` /
 ``CocoMetric``). The command line is ``tools/dataset_converters/voc_xml_to_coco.py``."""
 import os.path as osp
-import xml.etree.ElementTree as ET
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from .coco_det_format import coco_categories, dump_coco_json, image_entry, list_image_ids
+from .voc_annotations import check_class_names, parse_voc_xml
 
-__all__ = ['parse_voc_boxes', 'voc_xml_to_coco']
-
-
-def parse_voc_boxes(xml_path: str) -> List[Dict]:
-    """Objects of one VOC XML annotation with their boxes.
-
-    Args:
-        xml_path (str): ``Annotations/<id>.xml``.
-
-    Returns:
-        list[dict]: ``name``, ``bbox`` ``(xmin, ymin, xmax, ymax)`` as written (1-based,
-        inclusive) and ``difficult`` (bool), in file order.
-
-    Raises:
-        ValueError: naming the file for invalid XML or an object without name / bndbox.
-    """
-    try:
-        root = ET.parse(xml_path).getroot()
-    except ET.ParseError as e:
-        raise ValueError(f'{xml_path} is not valid XML ({e}).') from e
-    objects = []
-    for obj in root.findall('object'):
-        name = (obj.findtext('name') or '').strip()
-        box = obj.find('bndbox')
-        if not name or box is None:
-            raise ValueError(f'{xml_path}: an <object> has no <name> or <bndbox>.')
-        try:
-            coords = tuple(float(box.findtext(k)) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
-        except (TypeError, ValueError) as e:
-            raise ValueError(f'{xml_path}: object {name!r} has an incomplete <bndbox>.') from e
-        objects.append(dict(name=name, bbox=coords,
-                            difficult=(obj.findtext('difficult') or '0').strip() == '1'))
-    return objects
+__all__ = ['voc_xml_to_coco']
 
 
 def voc_xml_to_coco(data_root: str,
@@ -83,12 +51,13 @@ def voc_xml_to_coco(data_root: str,
         if not osp.isfile(xml_path):
             raise FileNotFoundError(f'{xml_path} does not exist but image {image_id!r} is listed: '
                                     'restore the Annotations directory or fix the split.')
-        for obj in parse_voc_boxes(xml_path):
-            if obj['name'] not in index:
-                raise ValueError(f'{xml_path}: object class {obj["name"]!r} is not one of '
-                                 f'{tuple(classes[1:])}; pass the right class list.')
+        objects = parse_voc_xml(xml_path)
+        check_class_names(xml_path, objects, classes)
+        for obj in objects:
             if skip_difficult and obj['difficult']:
                 continue
+            if obj['bbox'] is None:
+                raise ValueError(f'{xml_path}: object {obj["name"]!r} has no <bndbox>.')
             xmin, ymin, xmax, ymax = obj['bbox']
             x, y = max(xmin - 1, 0.0), max(ymin - 1, 0.0)
             w, h = min(xmax, width) - x, min(ymax, height) - y

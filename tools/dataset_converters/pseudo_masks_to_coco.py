@@ -2,7 +2,8 @@
 
 Example (the demo: pseudo masks of the train split written by ``make demo``)::
 
-    python tools/pseudo_masks_to_coco.py work_dirs/demo/stage1/pseudo_masks data/demo/JPEGImages \
+    python tools/dataset_converters/pseudo_masks_to_coco.py \
+        work_dirs/demo/stage1/pseudo_masks data/demo/JPEGImages \
         --split data/demo/ImageSets/Segmentation/train.txt --classes demo \
         --out data/demo/det/instances_train_pseudo.json --min-area 16
 
@@ -13,28 +14,20 @@ RLE mask); components below ``--min-area`` pixels are dropped. Category ``k`` is
 """
 import argparse
 
-from mmseg_clip_wsss.datasets import DEMO_CLASSES, VOCWSSSDataset, pseudo_masks_to_coco
-from mmseg_clip_wsss.models.text import COCO_CLASSES
-
-
-def parse_classes(value: str):
-    """``voc``, ``coco``, ``demo``, or a comma-separated list of foreground class names."""
-    known = dict(voc=tuple(VOCWSSSDataset.METAINFO['classes']), coco=tuple(COCO_CLASSES),
-                 demo=tuple(DEMO_CLASSES))
-    if value in known:
-        return known[value]
-    return ('background', ) + tuple(name.strip() for name in value.split(',') if name.strip())
+from mmseg_clip_wsss.datasets import parse_class_list, pseudo_masks_to_coco
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='pseudo masks (class-index PNGs) -> COCO instances json')
+    parser = argparse.ArgumentParser(
+        description='pseudo masks (class-index PNGs) -> COCO instances json')
     parser.add_argument('mask_dir', help='directory of <image id>.png pseudo masks')
     parser.add_argument('img_dir', help='directory of the images (json image entries are read here)')
     parser.add_argument('--out', required=True, help='COCO json to write')
     parser.add_argument('--split', default=None,
                         help='file of image ids to convert (default: every image of img_dir)')
     parser.add_argument('--classes', default='voc',
-                        help="'voc' (default), 'coco', 'demo', or comma-separated foreground names")
+                        help="'voc' (default), 'coco', 'demo' (the datasets' class lists), or "
+                        'comma-separated foreground class names')
     parser.add_argument('--min-area', type=int, default=16,
                         help='drop components with fewer pixels (default 16)')
     parser.add_argument('--connectivity', type=int, default=8, choices=(4, 8),
@@ -51,7 +44,7 @@ def main():
         args.mask_dir,
         args.img_dir,
         args.out,
-        classes=parse_classes(args.classes),
+        classes=parse_class_list(args.classes),
         split_file=args.split,
         min_area=args.min_area,
         connectivity=args.connectivity,
