@@ -7,6 +7,7 @@ the config's ``optim_wrapper`` (``OptimWrapper.update_params``). Timings of seve
 round-robin (:func:`interleaved_times`), so slow drifts of a shared machine hit all of them alike.
 """
 import contextlib
+import dataclasses
 import logging
 import math
 import statistics
@@ -368,41 +369,41 @@ def profile_inference(model: nn.Module, infer: Callable[[], None], iters: int = 
 def pseudo_mask_settings(cam_cfg: Optional[dict]) -> List[dict]:
     """The four CAM -> pseudo-mask settings: single scale or the config's multi-scale + flip, each
     with and without the pixel-adaptive refinement."""
-    cam_cfg = dict(cam_cfg or {})
-    scales = tuple(float(s) for s in cam_cfg.get('scales', (1.0, 0.5, 1.5)))
-    flip = bool(cam_cfg.get('flip', True))
-    refine = cam_cfg.get('refine', 'par')
+    from mmseg_clip_wsss.cam import CAMProtocol
+    protocol = CAMProtocol.from_cfg(cam_cfg)
+    refine = protocol.refine
     if not (refine == 'par' or (isinstance(refine, dict) and refine.get('type', 'par') == 'par')):
         refine = 'par'  # the torch refiner (dense CRF needs an optional package)
     settings = []
     for multi in (False, True):
         for ref in (None, refine):
             name = ('multi-scale + flip' if multi else 'single scale') + (' + PAR' if ref else '')
-            settings.append(dict(setting=name, scales=scales if multi else (1.0, ),
-                                 flip=flip if multi else False, refine=ref))
+            settings.append(dict(setting=name, scales=protocol.scales if multi else (1.0, ),
+                                 flip=protocol.flip if multi else False, refine=ref))
     return settings
 
 
 def make_pseudo_mask_fn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, setting: dict,
                         cam_cfg: Optional[dict] = None) -> Callable[[], None]:
     """CAMs (:func:`multi_scale_flip_cams`) -> refinement -> pseudo masks of one batch, no files."""
-    from mmseg_clip_wsss.cam import build_refiner, cams_to_pseudo_mask, multi_scale_flip_cams
-    cam_cfg = dict(cam_cfg or {})
-    refiner = build_refiner(setting['refine'])
+    from mmseg_clip_wsss.cam import (CAMProtocol, build_refiner, cams_to_pseudo_mask,
+                                     multi_scale_flip_cams)
+    protocol = dataclasses.replace(CAMProtocol.from_cfg(cam_cfg), scales=setting['scales'],
+                                   flip=setting['flip'], refine=setting['refine'])
+    refiner = build_refiner(protocol.refine)
     if refiner is not None:
         refiner = refiner.to(inputs.device)
-    size_divisor = cam_cfg.get('size_divisor')
     background_index = getattr(model, 'background_index', 0)
 
     def run() -> None:
         with torch.no_grad():
-            cams = multi_scale_flip_cams(model, inputs, labels, scales=setting['scales'],
-                                         flip=setting['flip'], size_divisor=size_divisor)
+            cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales,
+                                         flip=protocol.flip, size_divisor=protocol.size_divisor)
             if refiner is not None:
                 cams = refiner(cams, inputs)
-            cams_to_pseudo_mask(cams, labels, bg_mode='threshold',
-                                bg_threshold=float(cam_cfg.get('bg_threshold', 0.35)),
-                                ignore_band=cam_cfg.get('ignore_band'),
+            cams_to_pseudo_mask(cams, labels, bg_mode=protocol.bg_mode,
+                                bg_threshold=protocol.bg_threshold, ignore_band=protocol.ignore_band,
+                                ignore_margin=protocol.ignore_margin,
                                 background_index=background_index)
 
     return run

@@ -6,10 +6,9 @@
 
 Config keys it reads (all optional except the model and a dataloader):
 
-- ``cam_cfg``: defaults for the options above -- ``scales``, ``flip``, ``refine`` (``'par'``,
-  ``'crf'``, ``'none'`` or ``dict(type='par', num_iters=10, dilations=(1, 2, 4, 8),
-  colour_sigma=0.3, pos_sigma=0.5)``), ``bg_mode``, ``bg_threshold``, ``ignore_band``,
-  ``ignore_margin``, ``size_divisor``, ``batch_size``. The command line wins over ``cam_cfg``.
+- ``cam_cfg``: the fields of :class:`~mmseg_clip_wsss.cam.CAMProtocol` (defaults for the options
+  above, plus ``size_divisor`` and ``batch_size``; the protocol's defaults where absent). The command
+  line wins over ``cam_cfg``.
 - ``cam_dataloader``: the dataloader for ``--split train``, used as given (its pipeline must load the
   images without random augmentation and pack ``gt_image_labels``, e.g. with ``PackWSSSInputs``).
 - otherwise ``<split>_dataloader`` (``train_dataloader`` for ``--split train``): its dataset (dataset
@@ -21,7 +20,7 @@ Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --laun
 ``tools/dist_make_pseudo_masks.sh``) gives every process a disjoint share of the images, so each PNG
 is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
 is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
-``OUT_DIR/protocol.json`` records the checkpoint, split and options of the masks; resuming into a
+``OUT_DIR/protocol.json`` records the checkpoint, split and protocol of the masks; resuming into a
 directory whose masks were made otherwise is refused (``--overwrite`` replaces them).
 """
 import argparse
@@ -32,7 +31,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
@@ -43,17 +42,14 @@ from mmseg_clip_wsss.engine.checkpoint_check import check_checkpoint_fits
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from .evaluate import write_metrics_json
 from .generate import generate_pseudo_masks
-from .pseudo_mask import BG_MODES
+from .protocol import BG_MODES, CAMProtocol
 
-__all__ = ['parse_args', 'build_cam_dataloader_cfg', 'build_cam_model', 'make_pseudo_masks_main',
-           'DEFAULT_CAM_PIPELINE']
+__all__ = ['parse_args', 'build_cam_dataloader_cfg', 'build_cam_model', 'protocol_from_args',
+           'make_pseudo_masks_main', 'DEFAULT_CAM_PIPELINE']
 
 DEFAULT_CAM_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
 #: Written into the output directory: the checkpoint, split and options its masks were made with.
 PROTOCOL_FILE = 'protocol.json'
-_CAM_DEFAULTS = dict(scales=(1.0, 0.5, 1.5), flip=True, refine='par', bg_mode='threshold',
-                     bg_threshold=0.35, ignore_band=None, ignore_margin=None, size_divisor=None,
-                     batch_size=1)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -68,7 +64,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'else train_dataloader), val, test')
     parser.add_argument('--eval', action='store_true',
                         help='compute mIoU vs the ground-truth masks and write OUT_DIR/metrics.json')
-    parser.add_argument('--scales', type=float, nargs='+', help='CAM scales (default 1.0 0.5 1.5)')
+    parser.add_argument('--scales', type=float, nargs='+', help='CAM scales (default: cam_cfg, else '
+                        'CAMProtocol\'s)')
     parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip augmentation')
     parser.add_argument('--refine', choices=['par', 'crf', 'none'],
                         help='refinement: par (pixel-adaptive, torch), crf (needs pydensecrf), none')
@@ -76,7 +73,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='background by a threshold on the CAMs, or the background-prompt channel')
     parser.add_argument('--bg-threshold', type=float, help='background score in threshold mode')
     parser.add_argument('--ignore-band', type=float, nargs=2, metavar=('LOW', 'HIGH'),
-                        help='foreground CAM between LOW and HIGH -> ignore (255)')
+                        help='foreground CAM between LOW and HIGH -> ignore (255); the band must '
+                        'contain the background threshold')
     parser.add_argument('--ignore-margin', type=float,
                         help='top-1 minus top-2 score below this -> ignore (255)')
     parser.add_argument('--batch-size', type=int, help='images per batch (same-size images only)')
@@ -170,8 +168,6 @@ def _init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     """Start the process group of ``launcher``; returns this rank's device (None: the default)."""
     if launcher == 'none':
         return None
-    import os
-
     from mmengine.dist import init_dist
 
     from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
@@ -183,10 +179,12 @@ def _init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
-def _option(args_value, cam_cfg: dict, key: str):
-    if args_value is not None:
-        return args_value
-    return cam_cfg.get(key, _CAM_DEFAULTS[key])
+def protocol_from_args(cfg: Config, args: argparse.Namespace) -> CAMProtocol:
+    """The config's ``cam_cfg`` with the options given on the command line."""
+    return CAMProtocol.from_cfg(
+        cfg.get('cam_cfg'), scales=args.scales, flip=False if args.no_flip else None,
+        refine=args.refine, bg_mode=args.bg_mode, bg_threshold=args.bg_threshold,
+        ignore_band=args.ignore_band, ignore_margin=args.ignore_margin, batch_size=args.batch_size)
 
 
 def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
@@ -196,50 +194,30 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    cam_cfg = dict(cfg.get('cam_cfg') or {})
-    unknown = set(cam_cfg) - set(_CAM_DEFAULTS)
-    if unknown:
-        raise KeyError(f'make_pseudo_masks: unknown cam_cfg keys {sorted(unknown)}; known: '
-                       f'{sorted(_CAM_DEFAULTS)}.')
-    refine = _option(args.refine, cam_cfg, 'refine')
-    if isinstance(refine, ConfigDict):
-        refine = refine.to_dict()
-    ignore_band = _option(args.ignore_band, cam_cfg, 'ignore_band')
-
-    options = dict(
-        scales=[float(v) for v in _option(args.scales, cam_cfg, 'scales')],
-        flip=False if args.no_flip else bool(cam_cfg.get('flip', True)),
-        bg_mode=_option(args.bg_mode, cam_cfg, 'bg_mode'),
-        bg_threshold=float(_option(args.bg_threshold, cam_cfg, 'bg_threshold')),
-        ignore_band=tuple(ignore_band) if ignore_band is not None else None,
-        ignore_margin=_option(args.ignore_margin, cam_cfg, 'ignore_margin'),
-        refine=refine,
-        size_divisor=cam_cfg.get('size_divisor'))
-
+    protocol = protocol_from_args(cfg, args)
     device = _init_distributed(cfg, args.launcher)
     model = build_cam_model(cfg, args.checkpoint, args.device or device)
-    dl_cfg = build_cam_dataloader_cfg(cfg, args.split, _option(args.batch_size, cam_cfg, 'batch_size'))
-    dataloader = Runner.build_dataloader(dl_cfg)
+    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, args.split, protocol.batch_size))
     dataset = dataloader.dataset
     meta = getattr(dataset, 'metainfo', {}) or {}
     print_log(f'pseudo masks for {len(dataset)} images of split "{args.split}" -> {args.out_dir}',
               logger='current')
-    protocol = dict(checkpoint=osp.abspath(args.checkpoint), split=args.split, **options)
+    record = dict(checkpoint=osp.abspath(args.checkpoint), split=args.split, **protocol.record())
     if not args.overwrite:
-        check_protocol(args.out_dir, protocol)
+        check_protocol(args.out_dir, record)
     if is_main_process():  # atomic: the other ranks read it in check_protocol
-        write_metrics_json(osp.join(args.out_dir, PROTOCOL_FILE), protocol)
+        write_metrics_json(osp.join(args.out_dir, PROTOCOL_FILE), record)
     return generate_pseudo_masks(
         model,
         dataloader,
         args.out_dir,
+        protocol,
         background_index=getattr(model, 'background_index', 0),
         skip_existing=not args.overwrite,
         evaluate=args.eval,
         classes=meta.get('classes'),
         reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
-        show_progress=not args.no_progress,
-        **options)
+        show_progress=not args.no_progress)
 
 
 def check_protocol(out_dir: str, protocol: Dict) -> None:

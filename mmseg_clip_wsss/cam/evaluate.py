@@ -17,7 +17,7 @@ from mmseg.evaluation import IoUMetric
 from PIL import Image
 from torch import Tensor
 
-from .pseudo_mask import IGNORE_INDEX
+from .protocol import IGNORE_INDEX
 
 __all__ = ['compute_miou', 'evaluate_pseudo_masks', 'read_label_png', 'write_metrics_json']
 

@@ -8,24 +8,26 @@ import glob
 import os
 import os.path as osp
 import time
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_world_size,
                            is_main_process)
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
+from mmseg.models.utils import resize
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.palette import write_palette_png
 from mmseg_clip_wsss.structures import stack_image_labels
 from .evaluate import evaluate_pseudo_masks, write_metrics_json
 from .inference import multi_scale_flip_cams
-from .pseudo_mask import (BG_MODES, cams_to_pseudo_mask, fill_background, is_valid_png,
-                          write_palette_png)
+from .protocol import CAMProtocol
+from .pseudo_mask import cams_to_pseudo_mask, fill_background, is_valid_png
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 
-__all__ = ['generate_pseudo_masks', 'restore_to_original', 'sample_image_id', 'denormalise_images']
+__all__ = ['generate_pseudo_masks', 'sample_image_id', 'denormalise_images']
 
 
 def sample_image_id(data_sample) -> str:
@@ -46,32 +48,40 @@ def _ori_shape(data_sample) -> Tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
-def restore_to_original(maps: Tensor, data_sample, mode: str = 'bilinear') -> Tensor:
-    """Bring one image's maps from the network input frame back to the original image.
-
-    Removes the test-time padding (``padding_size`` / ``img_padding_size`` = left, right, top,
-    bottom), undoes a pipeline flip (``flip``/``flip_direction``) and resizes to ``ori_shape``, like
-    mmseg's ``postprocess_result``.
-
-    Args:
-        maps (Tensor): (K, H, W) maps of one image.
-        data_sample (SegDataSample): Its data sample.
-        mode (str): Interpolation mode. Defaults to 'bilinear'.
-
-    Returns:
-        Tensor: (K, H0, W0) at ``ori_shape``.
-    """
+def _padding(data_sample) -> Tuple[int, int, int, int]:
+    """(left, right, top, bottom) pixels the data preprocessor padded (mmseg's metainfo keys)."""
     meta = data_sample.metainfo
-    h, w = maps.shape[-2:]
-    left, right, top, bottom = meta.get('img_padding_size', meta.get('padding_size', [0, 0, 0, 0]))
-    maps = maps[:, top:h - bottom, left:w - right]
+    return tuple(int(v) for v in meta.get('img_padding_size', meta.get('padding_size', (0, 0, 0, 0))))
+
+
+def _crop_padding(inputs: Tensor, data_samples: Sequence) -> Tensor:
+    """The valid image of a padded batch (B, 3, H, W): CAMs are normalised and refined over the
+    image only, never over the padding.
+
+    Raises:
+        ValueError: when the images of the batch were padded differently (mmseg's preprocessor pads
+            a test batch of equal-size images alike).
+    """
+    paddings = {_padding(s) for s in data_samples}
+    if len(paddings) != 1:
+        raise ValueError(f'generate_pseudo_masks: the images of a batch were padded differently '
+                         f'({sorted(paddings)}); use images of one size per batch (batch_size=1).')
+    left, right, top, bottom = paddings.pop()
+    h, w = inputs.shape[-2:]
+    return inputs[..., top:h - bottom, left:w - right]
+
+
+def _to_original(maps: Tensor, data_sample) -> Tensor:
+    """One image's maps (K, h, w) on the unpadded network input -> (K, H0, W0) at ``ori_shape``,
+    undoing a pipeline flip as mmseg's ``postprocess_result`` does, resized with mmseg's ``resize``."""
+    meta = data_sample.metainfo
     if meta.get('flip', False):
         horizontal = meta.get('flip_direction', 'horizontal') == 'horizontal'
         maps = maps.flip(-1) if horizontal else maps.flip(-2)
     size = _ori_shape(data_sample)
     if tuple(maps.shape[-2:]) != size:
-        kwargs = dict(align_corners=False) if mode in ('bilinear', 'bicubic') else {}
-        maps = F.interpolate(maps[None].float(), size=size, mode=mode, **kwargs)[0]
+        maps = resize(maps[None].float(), size=size, mode='bilinear', align_corners=False,
+                      warning=False)[0]
     return maps
 
 
@@ -85,10 +95,6 @@ def denormalise_images(inputs: Tensor, data_preprocessor) -> Tensor:
     return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
-def _dataset_of(dataloader):
-    return getattr(dataloader, 'dataset', None)
-
-
 def _remove_stale_temporaries(out_dir: str) -> int:
     """Delete the temporary files a killed run left (``.<name>.png.<random>.tmp``); returns the count."""
     stale = glob.glob(osp.join(glob.escape(out_dir), '.*.png.*.tmp'))
@@ -100,30 +106,158 @@ def _remove_stale_temporaries(out_dir: str) -> int:
     return len(stale)
 
 
+Refiner = Union[None, PixelAdaptiveRefiner, DenseCRFRefiner]
+
+
+def _build_refiner(protocol: CAMProtocol, model) -> Refiner:
+    """The protocol's refiner, on the model's device."""
+    refiner = protocol.refine
+    if not isinstance(refiner, (PixelAdaptiveRefiner, DenseCRFRefiner)):
+        refiner = build_refiner(refiner)
+    if isinstance(refiner, DenseCRFRefiner) and protocol.ignore_band is not None:
+        raise ValueError('generate_pseudo_masks: ignore_band applies to CAM scores, not to CRF '
+                         'marginals; with refine=crf use ignore_margin.')
+    param = next(iter(model.parameters()), None)
+    if isinstance(refiner, PixelAdaptiveRefiner) and param is not None:
+        refiner = refiner.to(param.device)
+    return refiner
+
+
+def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
+                          refiner: Refiner, background_index: Optional[int]) -> List[Tensor]:
+    """Pseudo masks of one preprocessed batch.
+
+    Multi-scale + flip CAMs of the unpadded images, refinement (pixel-adaptive on the network input,
+    or dense CRF on the filled scores), back to the original size, :func:`cams_to_pseudo_mask`.
+
+    Args:
+        model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
+        inputs (Tensor): (B, 3, H, W) normalised (and possibly padded) images.
+        data_samples (Sequence[SegDataSample]): With ``gt_image_labels`` and the metainfo
+            ``ori_shape`` (and the preprocessor's padding).
+        protocol (CAMProtocol): The CAM -> mask options.
+        refiner: Built refiner or None.
+        background_index (int, optional): Background channel; None without background class.
+
+    Returns:
+        list[Tensor]: One (H0, W0) uint8 mask per image.
+    """
+    inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
+    labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
+    cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales, flip=protocol.flip,
+                                 size_divisor=protocol.size_divisor)  # (B, K, h, w)
+    bg_mode = protocol.bg_mode
+    if isinstance(refiner, DenseCRFRefiner):
+        scores = fill_background(cams, labels, bg_mode, protocol.bg_threshold, background_index)
+        keep = (labels > 0).clone()  # (B, K)
+        if background_index is not None:
+            keep[:, background_index] = True
+        cams = refiner(scores, denormalise_images(inputs, model.data_preprocessor), keep)
+        bg_mode = 'prompt'  # the marginals include the background
+    elif refiner is not None:
+        cams = refiner(cams, inputs)
+    return [
+        cams_to_pseudo_mask(_to_original(cams[j], sample)[None], labels[j:j + 1], bg_mode=bg_mode,
+                            bg_threshold=protocol.bg_threshold, ignore_band=protocol.ignore_band,
+                            ignore_margin=protocol.ignore_margin,
+                            background_index=background_index)[0]
+        for j, sample in enumerate(data_samples)
+    ]
+
+
+@dataclass
+class _Tally:
+    """What a rank did: its files (loader order), (mask, GT) pairs and counts."""
+    files: List[str] = field(default_factory=list)
+    pairs: List[Tuple[str, str]] = field(default_factory=list)
+    written: int = 0
+    skipped: int = 0
+
+
+def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol, refiner: Refiner,
+                   background_index: Optional[int], palette, skip_existing: bool, evaluate: bool,
+                   tally: _Tally) -> None:
+    """Write the masks of one loader batch that are not done yet; record every file."""
+    samples = data_batch['data_samples']
+    paths = [osp.join(out_dir, f'{sample_image_id(s)}.png') for s in samples]
+    todo = [i for i, (s, p) in enumerate(zip(samples, paths))
+            if not (skip_existing and is_valid_png(p, _ori_shape(s)))]
+    tally.skipped += len(samples) - len(todo)
+    tally.files.extend(paths)
+    if evaluate:
+        for s, p in zip(samples, paths):
+            gt_path = s.metainfo.get('seg_map_path')
+            if not gt_path:
+                raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
+                               'has no `seg_map_path` (ground-truth mask) in its metainfo.')
+            tally.pairs.append((p, gt_path))
+    if not todo:
+        return
+    sub_batch = dict(inputs=[data_batch['inputs'][i] for i in todo],
+                     data_samples=[samples[i] for i in todo])
+    with torch.no_grad():
+        data = model.data_preprocessor(sub_batch, False)
+        masks = pseudo_masks_of_batch(model, data['inputs'], data['data_samples'], protocol, refiner,
+                                      background_index)
+    for i, mask in zip(todo, masks):
+        write_palette_png(paths[i], mask, palette)
+    tally.written += len(todo)
+
+
+def _combine_ranks(tally: _Tally) -> Tuple[_Tally, List[int]]:
+    """Every rank wrote its own shard: the tally of all ranks (rank order) and the counts per rank."""
+    if get_world_size() == 1:
+        return tally, [tally.written]
+    shards = all_gather_object(tally)
+    combined = _Tally(files=[f for t in shards for f in t.files],
+                      pairs=[p for t in shards for p in t.pairs],
+                      written=sum(t.written for t in shards), skipped=sum(t.skipped for t in shards))
+    return combined, [t.written for t in shards]
+
+
+def _evaluate_on_rank0(pairs: List[Tuple[str, str]], classes: Sequence[str], out_dir: str,
+                       reduce_zero_label: bool) -> Dict:
+    """mIoU of all masks (rank 0 scores them, writes ``metrics.json`` and tells the other ranks)."""
+    metrics = [None]
+    if is_main_process():
+        metrics[0] = evaluate_pseudo_masks(pairs, classes, reduce_zero_label=reduce_zero_label)
+        write_metrics_json(osp.join(out_dir, 'metrics.json'), metrics[0])
+    if get_world_size() > 1:
+        broadcast_object_list(metrics)
+    metrics = metrics[0]
+    print_log(f'pseudo masks vs ground truth: mIoU {metrics["mIoU"]:.2f} (aAcc {metrics["aAcc"]:.2f}, '
+              f'ignored {100 * metrics["ignored_ratio"]:.1f}% of pixels, {metrics["num_images"]} '
+              'images)', logger='current')
+    return metrics
+
+
+def _progress_bar(dataloader, show: bool) -> Optional[ProgressBar]:
+    """A bar over this rank's images (its sampler's shard when distributed), on rank 0 only."""
+    if not show or not is_main_process():
+        return None
+    source = getattr(dataloader, 'sampler', None) if get_world_size() > 1 else \
+        getattr(dataloader, 'dataset', None)
+    total = len(source) if source is not None and hasattr(source, '__len__') else 0
+    return ProgressBar(total) if total else None
+
+
 def generate_pseudo_masks(model,
                           dataloader,
                           out_dir: str,
-                          scales: Sequence[float] = (1.0, 0.5, 1.5),
-                          flip: bool = True,
-                          bg_mode: str = 'threshold',
-                          bg_threshold: float = 0.35,
-                          ignore_band: Optional[Tuple[float, float]] = None,
-                          ignore_margin: Optional[float] = None,
-                          refine: Union[None, str, dict, PixelAdaptiveRefiner, DenseCRFRefiner] = 'par',
+                          protocol: Union[None, dict, CAMProtocol] = None,
                           background_index: Optional[int] = 0,
-                          size_divisor: Optional[int] = None,
                           palette: Optional[Sequence[Sequence[int]]] = None,
                           skip_existing: bool = True,
                           evaluate: bool = False,
                           classes: Optional[Sequence[str]] = None,
                           reduce_zero_label: bool = False,
-                          show_progress: bool = True) -> Dict:
+                          show_progress: bool = True,
+                          **protocol_options) -> Dict:
     """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``.
 
     Per batch: the images already done (valid PNG of the right size) are skipped; the rest go through
-    the model's data preprocessor, :func:`multi_scale_flip_cams` (restricted to each image's labels),
-    the refinement (pixel-adaptive on the network input, or dense CRF on the filled scores), back to
-    the original size, :func:`cams_to_pseudo_mask`, and :func:`write_palette_png` (atomic).
+    the model's data preprocessor and :func:`pseudo_masks_of_batch`, and are written by
+    :func:`~mmseg_clip_wsss.datasets.write_palette_png` (atomic).
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -131,11 +265,10 @@ def generate_pseudo_masks(model,
             ``gt_image_labels`` and the metainfo ``img_path``, ``ori_shape`` (and ``seg_map_path`` for
             ``evaluate``).
         out_dir (str): Output directory (created).
-        scales, flip, size_divisor: See :func:`multi_scale_flip_cams`.
-        bg_mode, bg_threshold, ignore_band, ignore_margin, background_index: See
-            :func:`cams_to_pseudo_mask`.
-        refine (None | str | dict | refiner): ``'par'`` (default settings), ``'crf'``, ``'none'``/None,
-            ``dict(type='par', num_iters=..., dilations=..., colour_sigma=...)``, or a built refiner.
+        protocol (CAMProtocol | dict, optional): The CAM -> mask options (a ``cam_cfg`` dict or a
+            :class:`CAMProtocol`); ``protocol_options`` (its field names: ``scales``, ``refine``,
+            ``bg_threshold``, ...) override single fields. Defaults to :data:`DEFAULT_PROTOCOL`.
+        background_index (int, optional): Background channel; None when the classes have none.
         palette (Sequence, optional): Class colours; VOC colour map by default.
         skip_existing (bool): Skip images whose PNG is already valid (resume). Defaults to True.
         evaluate (bool): Compute mIoU vs the ground truth (``seg_map_path``) with mmseg's IoUMetric and
@@ -156,110 +289,37 @@ def generate_pseudo_masks(model,
     """
     if not hasattr(model, 'compute_cams'):
         raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
-    if bg_mode not in BG_MODES:
-        raise ValueError(f'generate_pseudo_masks: bg_mode={bg_mode!r} must be one of {BG_MODES}.')
-    built = isinstance(refine, (PixelAdaptiveRefiner, DenseCRFRefiner))
-    refiner = refine if built else build_refiner(refine)
-    use_crf = isinstance(refiner, DenseCRFRefiner)
-    if use_crf and ignore_band is not None:
-        raise ValueError('generate_pseudo_masks: ignore_band applies to CAM scores, not to CRF '
-                         'marginals; with refine=crf use ignore_margin.')
-    dataset = _dataset_of(dataloader)
+    protocol = CAMProtocol.from_cfg(protocol, **protocol_options)
+    refiner = _build_refiner(protocol, model)
     if classes is None:
-        classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+        classes = (getattr(getattr(dataloader, 'dataset', None), 'metainfo', None) or {}).get('classes')
     if evaluate and not classes:
         raise ValueError('generate_pseudo_masks: evaluate=True needs the class names (pass `classes` '
                          'or use a dataset with metainfo["classes"]).')
 
     start = time.time()
-    world_size = get_world_size()
     if is_main_process() and osp.isdir(out_dir):
         _remove_stale_temporaries(out_dir)
-    if world_size > 1:
+    if get_world_size() > 1:
         barrier()  # no rank writes while rank 0 removes the leftovers of a killed run
     model.eval()
-    param = next(iter(model.parameters()), None)
-    if isinstance(refiner, PixelAdaptiveRefiner) and param is not None:
-        refiner = refiner.to(param.device)
-    if world_size > 1:  # this rank's shard
-        sampler = getattr(dataloader, 'sampler', None)
-        total = len(sampler) if sampler is not None and hasattr(sampler, '__len__') else 0
-    else:
-        total = len(dataset) if dataset is not None and hasattr(dataset, '__len__') else 0
-    bar = ProgressBar(total) if show_progress and total and is_main_process() else None
-    files: List[str] = []
-    pairs: List[Tuple[str, str]] = []
-    written = skipped = 0
-
+    bar = _progress_bar(dataloader, show_progress)
+    tally = _Tally()
     for data_batch in dataloader:
-        samples = data_batch['data_samples']
-        paths = [osp.join(out_dir, f'{sample_image_id(s)}.png') for s in samples]
-        todo = [i for i, (s, p) in enumerate(zip(samples, paths))
-                if not (skip_existing and is_valid_png(p, _ori_shape(s)))]
-        skipped += len(samples) - len(todo)
-        if evaluate:
-            for s, p in zip(samples, paths):
-                gt_path = s.metainfo.get('seg_map_path')
-                if not gt_path:
-                    raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
-                                   'has no `seg_map_path` (ground-truth mask) in its metainfo.')
-                pairs.append((p, gt_path))
-        files.extend(paths)
-        if todo:
-            sub_batch = dict(inputs=[data_batch['inputs'][i] for i in todo],
-                             data_samples=[samples[i] for i in todo])
-            with torch.no_grad():
-                data = model.data_preprocessor(sub_batch, False)
-                inputs, sub_samples = data['inputs'], data['data_samples']  # (b, 3, H, W)
-                labels = stack_image_labels(sub_samples).to(inputs.device)  # (b, K)
-                cams = multi_scale_flip_cams(model, inputs, labels, scales=scales, flip=flip,
-                                             size_divisor=size_divisor)  # (b, K, H, W)
-                mask_bg_mode = bg_mode
-                if use_crf:
-                    scores = fill_background(cams, labels, bg_mode, bg_threshold, background_index)
-                    keep = (labels > 0).clone()  # (b, K)
-                    if background_index is not None:
-                        keep[:, background_index] = True
-                    cams = refiner(scores, denormalise_images(inputs, model.data_preprocessor), keep)
-                    mask_bg_mode = 'prompt'  # the marginals include the background
-                elif refiner is not None:
-                    cams = refiner(cams, inputs)
-                for j, (sample, i) in enumerate(zip(sub_samples, todo)):
-                    cam = restore_to_original(cams[j], sample)  # (K, H0, W0)
-                    mask = cams_to_pseudo_mask(
-                        cam[None], labels[j:j + 1], bg_mode=mask_bg_mode, bg_threshold=bg_threshold,
-                        ignore_band=ignore_band, ignore_margin=ignore_margin,
-                        background_index=background_index)[0]  # (H0, W0)
-                    write_palette_png(paths[i], mask, palette)
-                    written += 1
+        _process_batch(model, data_batch, out_dir, protocol, refiner, background_index, palette,
+                       skip_existing, evaluate, tally)
         if bar is not None:
-            bar.update(len(samples))
+            bar.update(len(data_batch['data_samples']))
     if bar is not None:
         bar.file.write('\n')
 
-    written_per_rank = [written]
-    if world_size > 1:  # every rank wrote its own shard: combine the counts and lists
-        shards = all_gather_object(dict(written=written, skipped=skipped, files=files, pairs=pairs))
-        written_per_rank = [shard['written'] for shard in shards]
-        written = sum(written_per_rank)
-        skipped = sum(shard['skipped'] for shard in shards)
-        files = [f for shard in shards for f in shard['files']]
-        pairs = [p for shard in shards for p in shard['pairs']]
-    result = dict(written=written, skipped=skipped, files=files, out_dir=out_dir,
+    tally, written_per_rank = _combine_ranks(tally)
+    result = dict(written=tally.written, skipped=tally.skipped, files=tally.files, out_dir=out_dir,
                   seconds=round(time.time() - start, 2), written_per_rank=written_per_rank)
-    per_rank = f' (per rank: {", ".join(map(str, written_per_rank))})' if world_size > 1 else ''
-    print_log(f'pseudo masks: {written} written{per_rank}, {skipped} already there, in {out_dir}',
-              logger='current')
+    per_rank = f' (per rank: {", ".join(map(str, written_per_rank))})' if len(written_per_rank) > 1 \
+        else ''
+    print_log(f'pseudo masks: {tally.written} written{per_rank}, {tally.skipped} already there, in '
+              f'{out_dir}', logger='current')
     if evaluate:
-        metrics = [None]
-        if is_main_process():
-            metrics[0] = evaluate_pseudo_masks(pairs, classes, reduce_zero_label=reduce_zero_label)
-            write_metrics_json(osp.join(out_dir, 'metrics.json'), metrics[0])
-        if world_size > 1:
-            broadcast_object_list(metrics)
-        metrics = metrics[0]
-        print_log(f'pseudo masks vs ground truth: mIoU {metrics["mIoU"]:.2f} '
-                  f'(aAcc {metrics["aAcc"]:.2f}, ignored {100 * metrics["ignored_ratio"]:.1f}% of '
-                  f'pixels, {metrics["num_images"]} images)', logger='current')
-        result['metrics'] = metrics
+        result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)
     return result

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .protocol import DEFAULT_PROTOCOL
+
 __all__ = ['multi_scale_flip_cams', 'scaled_size']
 
 
@@ -43,10 +45,10 @@ def scaled_size(size: Sequence[int], scale: float,
 def multi_scale_flip_cams(model,
                           inputs: Tensor,
                           image_labels: Tensor,
-                          scales: Sequence[float] = (1.0, 0.5, 1.5),
-                          flip: bool = True,
+                          scales: Sequence[float] = DEFAULT_PROTOCOL.scales,
+                          flip: bool = DEFAULT_PROTOCOL.flip,
                           normalise: bool = True,
-                          size_divisor: Optional[int] = None) -> Tensor:
+                          size_divisor: Optional[int] = DEFAULT_PROTOCOL.size_divisor) -> Tensor:
     """CAMs merged over scales and horizontal flips, restricted to the image labels.
 
     For every scale the batch is resized (bilinear), concatenated with its horizontal flip when

@@ -5,7 +5,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .pseudo_mask import voc_palette
+from mmseg_clip_wsss.datasets.palette import voc_palette
 
 __all__ = ['draw_overview']
 

@@ -1,41 +1,20 @@
-"""From CAMs to pseudo masks, and the pseudo-mask files (VOC palette PNGs).
+"""From CAMs to pseudo masks, and the check that a pseudo-mask file is complete.
 
 Labels are in ``{0..K-1}`` plus ``255`` (ignore) for uncertain pixels; a class absent from an image's
-labels can never appear in its mask. Files are written atomically (temporary file in the same
-directory, then :func:`os.replace`), so an interrupted run never leaves a half-written PNG, and
-:func:`is_valid_png` lets a resumed run skip the masks that are already complete.
+labels can never appear in its mask. The files are VOC palette PNGs written atomically by
+:func:`~mmseg_clip_wsss.datasets.write_palette_png`, so an interrupted run never leaves a half-written
+PNG, and :func:`is_valid_png` lets a resumed run skip the masks that are already complete.
 """
-import os
 import os.path as osp
-import tempfile
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ['IGNORE_INDEX', 'BG_MODES', 'voc_palette', 'fill_background', 'cams_to_pseudo_mask',
-           'write_palette_png', 'is_valid_png']
+from .protocol import BG_MODES, DEFAULT_PROTOCOL, IGNORE_INDEX, check_ignore_band
 
-IGNORE_INDEX = 255
-BG_MODES = ('threshold', 'prompt')
-
-
-def voc_palette(num_colours: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (index 0 black, 255 the cream 'void' colour).
-
-    Returns:
-        np.ndarray: (num_colours, 3) uint8.
-    """
-    idx = np.arange(num_colours)
-    palette = np.zeros((num_colours, 3), dtype=np.int64)
-    c = idx.copy()
-    for j in range(8):  # 8 bit planes: bit 0/1/2 of every 3-bit group go to R/G/B, MSB first
-        for ch in range(3):
-            palette[:, ch] |= ((c >> ch) & 1) << (7 - j)
-        c = c >> 3
-    return palette.astype(np.uint8)
+__all__ = ['fill_background', 'cams_to_pseudo_mask', 'is_valid_png']
 
 
 def _present_mask(image_labels: Tensor, num_classes: int, background_index: Optional[int]) -> Tensor:
@@ -49,8 +28,9 @@ def _present_mask(image_labels: Tensor, num_classes: int, background_index: Opti
     return present
 
 
-def fill_background(cams: Tensor, image_labels: Tensor, bg_mode: str = 'threshold',
-                    bg_threshold: float = 0.35, background_index: Optional[int] = 0) -> Tensor:
+def fill_background(cams: Tensor, image_labels: Tensor, bg_mode: str = DEFAULT_PROTOCOL.bg_mode,
+                    bg_threshold: float = DEFAULT_PROTOCOL.bg_threshold,
+                    background_index: Optional[int] = 0) -> Tensor:
     """Scores with the background channel set: the constant ``bg_threshold`` or the model's own.
 
     Args:
@@ -75,10 +55,10 @@ def fill_background(cams: Tensor, image_labels: Tensor, bg_mode: str = 'threshol
 
 def cams_to_pseudo_mask(cams: Tensor,
                         image_labels: Tensor,
-                        bg_mode: str = 'threshold',
-                        bg_threshold: float = 0.35,
-                        ignore_band: Optional[Tuple[float, float]] = None,
-                        ignore_margin: Optional[float] = None,
+                        bg_mode: str = DEFAULT_PROTOCOL.bg_mode,
+                        bg_threshold: float = DEFAULT_PROTOCOL.bg_threshold,
+                        ignore_band: Optional[Tuple[float, float]] = DEFAULT_PROTOCOL.ignore_band,
+                        ignore_margin: Optional[float] = DEFAULT_PROTOCOL.ignore_margin,
                         background_index: Optional[int] = 0) -> Tensor:
     """Turn CAMs into pseudo masks.
 
@@ -87,9 +67,10 @@ def cams_to_pseudo_mask(cams: Tensor,
     channel of ``cams`` (``'prompt'``: the model's background-prompt score, or refined scores that
     already include it). Uncertain pixels get ``255``:
 
-    - ``ignore_band=(low, high)`` (threshold mode): the strongest foreground CAM decides --
-      ``>= high`` foreground arg-max, ``< low`` background, in between ignore (``bg_threshold`` is then
-      not used).
+    - ``ignore_band=(low, high)`` (threshold mode, ``low <= bg_threshold <= high``): the uncertain
+      zone around the threshold -- pixels whose strongest foreground CAM lies in ``[low, high)`` are
+      ignored; the others keep the threshold rule's label (see
+      :func:`~mmseg_clip_wsss.cam.protocol.check_ignore_band`).
     - ``ignore_margin=m`` (any mode): ignore where the best present class beats the second by less
       than ``m``.
 
@@ -113,14 +94,7 @@ def cams_to_pseudo_mask(cams: Tensor,
     if cams.shape[1] > IGNORE_INDEX:
         raise ValueError(f'cams_to_pseudo_mask: {cams.shape[1]} classes do not fit a uint8 mask with '
                          f'ignore value {IGNORE_INDEX}.')
-    if ignore_band is not None:
-        if bg_mode != 'threshold':
-            raise ValueError("cams_to_pseudo_mask: ignore_band applies to bg_mode='threshold'; with "
-                             "bg_mode='prompt' use ignore_margin.")
-        low, high = (float(v) for v in ignore_band)
-        if low > high:
-            raise ValueError(f'cams_to_pseudo_mask: ignore_band=(low, high) needs low <= high, got '
-                             f'{tuple(ignore_band)}.')
+    band = check_ignore_band(ignore_band, bg_threshold, bg_mode)
     b, k, h, w = cams.shape
     present = _present_mask(image_labels.to(cams.device), k, background_index)  # (B, K)
     scores = cams.float().clone()
@@ -131,70 +105,21 @@ def cams_to_pseudo_mask(cams: Tensor,
     top2 = scores.topk(min(2, k), dim=1)
     best, label = top2.values[:, 0], top2.indices[:, 0]  # (B, H, W)
     label = label.masked_fill(torch.isinf(best) & (best < 0), IGNORE_INDEX)
-    if bg_mode == 'threshold' and background_index is None and ignore_band is None:
+    if bg_mode == 'threshold' and background_index is None:
         label = label.masked_fill(best < float(bg_threshold), IGNORE_INDEX)  # no background class
-
-    if ignore_band is not None:
+    if band is not None:
         fg = scores
         if background_index is not None:
             fg = scores.clone()
             fg[:, background_index] = float('-inf')
-        fg_best, fg_label = fg.max(dim=1)  # (B, H, W)
-        bg_value = background_index if background_index is not None else IGNORE_INDEX
-        label = torch.where(fg_best >= high, fg_label, torch.full_like(fg_label, IGNORE_INDEX))
-        label = label.masked_fill(fg_best < low, bg_value)
+        fg_best = fg.amax(dim=1)  # (B, H, W)
+        label = label.masked_fill((fg_best >= band[0]) & (fg_best < band[1]), IGNORE_INDEX)
     if ignore_margin is not None and k > 1:
         second = top2.values[:, 1]
         uncertain = (best - second) < float(ignore_margin)
         uncertain &= ~torch.isinf(second)  # a single present class is never uncertain by margin
         label = label.masked_fill(uncertain, IGNORE_INDEX)
     return label.to(torch.uint8)
-
-
-def _as_uint8_mask(mask: Union[np.ndarray, Tensor]) -> np.ndarray:
-    if isinstance(mask, Tensor):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f'write_palette_png: mask must be (H, W), got shape {mask.shape}.')
-    if mask.size and (mask.min() < 0 or mask.max() > 255):
-        raise ValueError('write_palette_png: mask values must be in [0, 255].')
-    return mask.astype(np.uint8)
-
-
-def write_palette_png(path: str, mask: Union[np.ndarray, Tensor],
-                      palette: Optional[Sequence[Sequence[int]]] = None) -> str:
-    """Write a label mask as a palette PNG (mode ``'P'``), atomically.
-
-    Args:
-        path (str): Output file.
-        mask (np.ndarray | Tensor): (H, W) labels in [0, 255] (255 = ignore, kept as is).
-        palette (Sequence[Sequence[int]], optional): RGB colours of the first classes; the remaining
-            entries come from the VOC colour map (so 255 keeps VOC's 'void' colour). Defaults to the
-            VOC colour map.
-
-    Returns:
-        str: ``path``.
-    """
-    mask = _as_uint8_mask(mask)
-    colours = voc_palette(256)
-    if palette is not None:
-        given = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:255]
-        colours[:len(given)] = given
-    img = Image.fromarray(mask)  # mode 'L'; putpalette turns it into 'P' with the same indices
-    img.putpalette(colours.flatten().tolist())
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            img.save(f, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def is_valid_png(path: str, expected_size: Optional[Sequence[int]] = None,

@@ -20,8 +20,7 @@ from torch import Tensor, nn
 
 from mmseg_clip_wsss.registry import MODELS
 
-__all__ = ['PixelAdaptiveRefiner', 'DenseCRFRefiner', 'pixel_adaptive_refine', 'build_refiner',
-           'CRF_INSTALL_HINT']
+__all__ = ['PixelAdaptiveRefiner', 'DenseCRFRefiner', 'build_refiner', 'CRF_INSTALL_HINT']
 
 CRF_INSTALL_HINT = ('dense CRF refinement needs the optional package `pydensecrf`: install it with '
                     '`pip install git+https://github.com/lucasb-eyer/pydensecrf.git` (or `pip install '
@@ -144,11 +143,6 @@ class PixelAdaptiveRefiner(nn.Module):
             out = out / out.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
         refined[:, active] = out.to(cams.dtype)
         return refined
-
-
-def pixel_adaptive_refine(cams: Tensor, images: Tensor, **kwargs) -> Tensor:
-    """Functional form of :class:`PixelAdaptiveRefiner` (``kwargs`` are its arguments)."""
-    return PixelAdaptiveRefiner(**kwargs).to(cams.device)(cams, images)
 
 
 class DenseCRFRefiner:

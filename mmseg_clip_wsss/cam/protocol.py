@@ -1,0 +1,117 @@
+"""The CAM -> pseudo-mask protocol: its options and their defaults, defined once.
+
+A config's ``cam_cfg`` holds any of the fields of :class:`CAMProtocol`; ``tools/make_pseudo_masks.py``
+reads it (its command line wins), records the protocol in ``OUT_DIR/protocol.json`` and
+:func:`~mmseg_clip_wsss.cam.generate_pseudo_masks` runs it. The functions of the CAM package take
+their defaults from :data:`DEFAULT_PROTOCOL`.
+"""
+import dataclasses
+from typing import Optional, Tuple, Union
+
+__all__ = ['IGNORE_INDEX', 'BG_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL', 'check_ignore_band']
+
+#: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
+IGNORE_INDEX = 255
+#: How the background score is made: a constant threshold, or the model's own background channel.
+BG_MODES = ('threshold', 'prompt')
+
+
+def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: float,
+                      bg_mode: str) -> Optional[Tuple[float, float]]:
+    """Validate how an ignore band combines with the background threshold.
+
+    The band ``(low, high)`` is the uncertain zone *around* the threshold: the labels are those of
+    the threshold rule, except that pixels whose strongest foreground score lies in ``[low, high)``
+    become ignore. So it needs ``bg_mode='threshold'`` and ``low <= bg_threshold <= high``; a band
+    that leaves the threshold outside would contradict it and is refused.
+
+    Returns:
+        tuple[float, float] | None: ``(low, high)`` as floats.
+
+    Raises:
+        ValueError: naming the band, the threshold and the fix.
+    """
+    if ignore_band is None:
+        return None
+    if bg_mode != 'threshold':
+        raise ValueError("ignore_band applies to bg_mode='threshold'; with bg_mode='prompt' use "
+                         'ignore_margin.')
+    low, high = (float(v) for v in ignore_band)
+    if not low <= float(bg_threshold) <= high:
+        raise ValueError(f'ignore_band=({low}, {high}) must contain bg_threshold={bg_threshold} '
+                         '(low <= bg_threshold <= high): the band is the uncertain zone around the '
+                         'threshold. Move the threshold into the band or the band around it.')
+    return low, high
+
+
+@dataclasses.dataclass(frozen=True)
+class CAMProtocol:
+    """How CAMs become pseudo masks.
+
+    Args:
+        scales (tuple[float]): Resize factors of the multi-scale CAMs. Defaults to (1.0, 0.5, 1.5).
+        flip (bool): Also use the horizontally flipped images. Defaults to True.
+        refine (None | str | dict | refiner): ``'par'``, ``'crf'``, ``'none'``/None,
+            ``dict(type='par', num_iters=..., dilations=..., colour_sigma=...)`` or a built refiner.
+            Defaults to ``'par'``.
+        bg_mode (str): One of :data:`BG_MODES`. Defaults to ``'threshold'``.
+        bg_threshold (float): Background score in threshold mode. Defaults to 0.35.
+        ignore_band (tuple[float, float], optional): Uncertain zone around ``bg_threshold`` (see
+            :func:`check_ignore_band`). Defaults to None.
+        ignore_margin (float, optional): Ignore pixels whose best class beats the second by less.
+            Defaults to None.
+        size_divisor (int, optional): Round scaled sizes to multiples of it. Defaults to None.
+        batch_size (int): Images per batch (same-size images only). Defaults to 1.
+    """
+    scales: Tuple[float, ...] = (1.0, 0.5, 1.5)
+    flip: bool = True
+    refine: Union[None, str, dict, object] = 'par'
+    bg_mode: str = 'threshold'
+    bg_threshold: float = 0.35
+    ignore_band: Optional[Tuple[float, float]] = None
+    ignore_margin: Optional[float] = None
+    size_divisor: Optional[int] = None
+    batch_size: int = 1
+
+    def __post_init__(self):
+        if self.bg_mode not in BG_MODES:
+            raise ValueError(f'CAM protocol: bg_mode={self.bg_mode!r} must be one of {BG_MODES}.')
+        if not self.scales:
+            raise ValueError('CAM protocol: give at least one scale.')
+        refine = self.refine.to_dict() if hasattr(self.refine, 'to_dict') else self.refine
+        fields = dict(scales=tuple(float(s) for s in self.scales), flip=bool(self.flip),
+                      refine=dict(refine) if isinstance(refine, dict) else refine,
+                      bg_threshold=float(self.bg_threshold),
+                      ignore_band=check_ignore_band(self.ignore_band, self.bg_threshold,
+                                                    self.bg_mode))
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_cfg(cls, cfg: Union[None, dict, 'CAMProtocol'] = None, **overrides) -> 'CAMProtocol':
+        """A protocol from a ``cam_cfg`` dict (or a protocol), with ``overrides`` that are not None.
+
+        Raises:
+            KeyError: for keys that are no protocol field, naming the known ones.
+        """
+        values = cfg.to_dict() if isinstance(cfg, CAMProtocol) else dict(cfg or {})
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise KeyError(f'CAM protocol: unknown keys {unknown}; known: {sorted(known)}.')
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """Every field, by name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def record(self) -> dict:
+        """What decides the masks (every field but ``batch_size``), as ``protocol.json`` records it."""
+        values = self.to_dict()
+        del values['batch_size']
+        return values
+
+
+#: The defaults of every CAM -> pseudo-mask function.
+DEFAULT_PROTOCOL = CAMProtocol()
