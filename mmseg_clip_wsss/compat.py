@@ -1,10 +1,49 @@
 """Compatibility shims for the modern stack (numpy 2, torch >= 2.6, setuptools >= 77).
 
 Each shim is small, named after what it fixes, applied once at ``import mmseg_clip_wsss`` and covered
-by ``tests/test_compat.py``. Nothing of mmengine/mmseg/mmdet is edited in place.
+by ``tests/test_foundation.py``. Nothing of mmengine/mmseg/mmdet is edited in place.
 """
+import copyreg
+import pickle
+
 import numpy as np
 import torch
+
+#: The name under which pickle protocol 2 refers to ``getattr`` (checkpoints written before
+#: :func:`pickle_history_buffers_by_value` existed reference HistoryBuffer's methods through it).
+_GETATTR_GLOBAL = 'builtins.getattr'
+
+
+def _history_buffer_method(owner, name: str):
+    """What an old checkpoint's ``getattr(HistoryBuffer, <statistics method>)`` stands for.
+
+    Exactly mmengine's statistics methods of :class:`~mmengine.logging.HistoryBuffer` resolve;
+    every other ``getattr`` in a pickle is refused, so this is no general-purpose ``getattr``.
+    """
+    from mmengine.logging import HistoryBuffer
+    if owner is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({getattr(owner, "__name__", type(owner).__name__)}, {name!r}) in a '
+        'checkpoint: only the statistics methods of mmengine HistoryBuffer are allowed')
+
+
+def _reduce_history_buffer(buffer):
+    """Pickle a HistoryBuffer by its values only: ``HistoryBuffer(logs, counts, max_length)``."""
+    logs, counts = buffer.data
+    return type(buffer), (logs, counts, buffer.max_length)
+
+
+def pickle_history_buffers_by_value() -> None:
+    """Make mmengine's :class:`~mmengine.logging.HistoryBuffer` pickle without method references.
+
+    A message hub saved in a checkpoint holds HistoryBuffers; pickled the default way, their
+    statistics methods travel as ``getattr(HistoryBuffer, 'mean')`` (pickle protocol 2 names nested
+    functions through ``getattr``). Reduced to ``HistoryBuffer(logs, counts, max_length)`` -- the
+    class and two arrays -- a checkpoint needs nothing but allow-listed types.
+    """
+    from mmengine.logging import HistoryBuffer
+    copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
 
 
 def allow_mmengine_checkpoint_globals() -> None:
@@ -13,8 +52,12 @@ def allow_mmengine_checkpoint_globals() -> None:
     Since torch 2.6, ``torch.load`` defaults to ``weights_only=True`` and refuses any pickled global
     that is not allow-listed. mmengine's checkpoints hold numpy scalars/arrays in ``meta`` and
     :class:`mmengine.logging.HistoryBuffer` objects in the saved message hub, so ``load_checkpoint``
-    and ``--resume`` fail with ``WeightsUnpickler error``. Allow-listing exactly these types keeps
-    the safe loader (no arbitrary code) and makes mmengine checkpoints load again.
+    and ``--resume`` fail with ``WeightsUnpickler error``. Exactly these types are allow-listed (no
+    general-purpose builtin such as ``getattr``: allow-listing it opens a way from the safe loader to
+    code execution, pytorch/pytorch#189445), which keeps the safe loader and makes mmengine
+    checkpoints load again. Checkpoints written before :func:`pickle_history_buffers_by_value`
+    reference HistoryBuffer's methods through ``builtins.getattr``; that name maps to
+    :func:`_history_buffer_method`, which resolves those references and refuses every other.
     """
     from mmengine.logging import HistoryBuffer
 
@@ -25,12 +68,11 @@ def allow_mmengine_checkpoint_globals() -> None:
     # Checkpoints written under numpy 1.x name the same functions under ``numpy.core``.
     safe += [(multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
              (multiarray.scalar, 'numpy.core.multiarray.scalar')]
-    # HistoryBuffer pickles its statistics methods as ``getattr(HistoryBuffer, 'mean')``. Allowing
-    # ``getattr`` is safe here: the unpickler still only *calls* allow-listed callables.
-    safe.append(getattr)
+    safe.append((_history_buffer_method, _GETATTR_GLOBAL))
     torch.serialization.add_safe_globals(safe)
 
 
 def apply_all() -> None:
     """Apply every shim of this module (idempotent)."""
+    pickle_history_buffers_by_value()
     allow_mmengine_checkpoint_globals()
