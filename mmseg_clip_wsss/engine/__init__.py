@@ -5,9 +5,12 @@ from .dist import (adapt_config_to_cpu_distributed, all_gather_rows, cpu_distrib
                    setup_cpu_distributed)
 from .hooks import (CheckpointShapeCheckHook, NonFiniteLossError, NonFiniteLossHook, RNGStateHook,
                     capture_rng_state, restore_rng_state)
+from .mmengine_internals import (VERIFIED_MMENGINE, MMEngineInternalsError,
+                                 check_mmengine_internals)
 
 __all__ = [
     'RNGStateHook', 'NonFiniteLossHook', 'NonFiniteLossError', 'CheckpointShapeCheckHook',
     'CheckpointMismatchError', 'check_checkpoint_fits', 'capture_rng_state', 'restore_rng_state',
-    'all_gather_rows', 'cpu_distributed', 'setup_cpu_distributed', 'adapt_config_to_cpu_distributed'
+    'all_gather_rows', 'cpu_distributed', 'setup_cpu_distributed', 'adapt_config_to_cpu_distributed',
+    'VERIFIED_MMENGINE', 'MMEngineInternalsError', 'check_mmengine_internals'
 ]

@@ -18,6 +18,9 @@ uninterrupted run would have, and re-reading the skipped batches consumes yet mo
 
 With ``num_workers > 0`` the augmentation runs in the dataloader workers, which mmengine seeds
 from the run's seed; re-reading the skipped batches then replays their generators as well.
+
+The private mmengine internals this needs are reached through
+:mod:`mmseg_clip_wsss.engine.mmengine_internals` (verified on one pinned mmengine version).
 """
 import logging
 import random
@@ -28,9 +31,9 @@ import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_distributed
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.runner import BaseLoop
 
 from mmseg_clip_wsss.registry import register_hook_seg_and_det
+from ..mmengine_internals import rebuild_sampler_indices, restart_data_iterator, train_loop_of
 
 __all__ = ['RNGStateHook', 'capture_rng_state', 'restore_rng_state', 'CHECKPOINT_KEY']
 
@@ -96,8 +99,8 @@ class _RestoreBeforeFetch:
 
 def _train_sampler(runner):
     """The train dataloader's sampler that has a ``seed`` (mmengine's samplers), or None."""
-    loop = getattr(runner, '_train_loop', None)
-    loader = getattr(loop, 'dataloader', None) if isinstance(loop, BaseLoop) else None
+    loop = train_loop_of(runner)
+    loader = getattr(loop, 'dataloader', None)
     if loader is None:
         return None
     sampler = getattr(loader, 'sampler', None)
@@ -206,11 +209,8 @@ class RNGStateHook(Hook):
         print_log(f'RNGStateHook: train sampler seed {sampler.seed} -> {seed} (from the checkpoint)',
                   logger='current')
         sampler.seed = seed
-        if hasattr(sampler, '_indices_of_rank'):  # InfiniteSampler: a generator made at __init__
-            sampler.indices = sampler._indices_of_rank()
-        loop = runner.train_loop
-        if hasattr(loop, 'dataloader_iterator'):  # it may already hold indices of the old seed
-            loop.dataloader_iterator = type(loop.dataloader_iterator)(loop.dataloader)
+        rebuild_sampler_indices(sampler)
+        restart_data_iterator(runner.train_loop)  # it may already hold indices of the old seed
 
     def before_train(self, runner) -> None:
         loaded, self._loaded = self._loaded, None
