@@ -16,7 +16,7 @@ model = dict(
         class_names='coco',
         model_name='ViT-B-16',
         pretrained='openai',
-        prompt=dict(type='learnable', ctx_init='a photo of a', class_token_position='end'),
+        prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_token_position='end'),
         background_words='default'))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),

@@ -19,7 +19,7 @@ model = dict(
         class_names='voc',
         model_name='ViT-B-16',
         pretrained='openai',
-        prompt=dict(type='learnable', ctx_init='a photo of a', class_token_position='end'),
+        prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_token_position='end'),
         background_words='default'))
 train_dataloader = dict(batch_size=8)
 cam_cfg = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, refine='par', bg_mode='threshold',

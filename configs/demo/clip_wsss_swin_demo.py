@@ -32,7 +32,7 @@ model = dict(
         class_names='demo',
         model_name='WSSS-Tiny-CLIP',
         pretrained=tiny_clip_checkpoint,
-        prompt=dict(type='learnable', n_ctx=4, ctx_init='a photo of a')))
+        prompt=dict(type='CoOpPromptLearner', n_ctx=4, ctx_init='a photo of a')))
 # CAM -> pseudo mask protocol (tools/make_pseudo_masks.py), shared by every demo variant. The
 # refinement and the background threshold were chosen on the CAMs of the *val* split (which has
 # image labels and GT masks too), never on the train split the pseudo masks are scored on: wider

@@ -46,7 +46,7 @@ model = dict(
                 class_names={{_base_.coco_det_classes}},
                 model_name='ViT-B-16',
                 pretrained='openai',
-                prompt=dict(type='template')))))
+                prompt=dict(type='TemplatePromptLearner')))))
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs)

@@ -27,7 +27,7 @@ model = dict(
                 class_names={{_base_.coco_det_classes}},
                 model_name='ViT-B-16',
                 pretrained='openai',
-                prompt=dict(type='template')))))
+                prompt=dict(type='TemplatePromptLearner')))))
 optim_wrapper = dict(
     paramwise_cfg=dict(
         custom_keys={

@@ -74,7 +74,7 @@ model = dict(
         class_names='voc',
         model_name='ViT-B-16',
         pretrained='openai',
-        prompt=dict(type='learnable', ctx_init='a photo of a', class_token_position='end'),
+        prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_token_position='end'),
         freeze_text_tower=True),
     background_index=0,
     cam_background='auto',

@@ -59,7 +59,7 @@ model = dict(
                 class_names=classes,
                 model_name='WSSS-Tiny-CLIP',
                 pretrained=tiny_clip_checkpoint,
-                prompt=dict(type='learnable', n_ctx=4, ctx_init='a photo of a')))),
+                prompt=dict(type='CoOpPromptLearner', n_ctx=4, ctx_init='a photo of a')))),
     # fewer anchors / proposals / sampled RoIs than on COCO: 128 px images with 1-4 objects
     train_cfg=dict(
         rpn=dict(sampler=dict(num=128)),

@@ -16,7 +16,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmseg_clip_wsss.registry import DET_MODELS, MODELS
-from .prompt_learner import BasePromptLearner, build_prompt_learner
+from .prompt_learner import BasePromptLearner
 from .text_tower import TextTower
 from .tiny_clip import register_tiny_clip
 from .vocabularies import ClassNames, default_background_words, readable_name, resolve_class_prompts
@@ -120,8 +120,8 @@ class CLIPPromptTextEncoder(BaseModule):
             ``mmseg_clip_wsss.models.text.TINY_CLIP_NAME`` in tests). Defaults to ``'ViT-B-16'``.
         pretrained (str, optional): open_clip pretrained tag (``'openai'``) or a local checkpoint
             path; None/'' gives a random init. Defaults to ``'openai'``.
-        prompt (dict, optional): Prompt learner, ``dict(type=<mode>, **options)`` with mode
-            ``'template'`` (default), ``'learnable'`` (CoOp) or ``'learnable_ensemble'``; see
+        prompt (dict, optional): Prompt learner config, ``dict(type='TemplatePromptLearner')``
+            (default), ``'CoOpPromptLearner'`` or ``'EnsemblePromptLearner'`` with their options; see
             :mod:`mmseg_clip_wsss.models.text.prompt_learner`.
         background_words (str | Sequence[str], optional): Background prompts. A list of words (or
             ``'default'`` for :data:`BACKGROUND_WORDS` minus the foreground names): the
@@ -178,8 +178,7 @@ class CLIPPromptTextEncoder(BaseModule):
             self.text_tower.eval()
         self.embed_dim = self.text_tower.embed_dim
 
-        self.prompt_learner: BasePromptLearner = build_prompt_learner(prompt, class_prompts, tokenizer,
-                                                                      self.text_tower)
+        self.prompt_learner = self._build_prompt_learner(prompt, tokenizer)
         self._cache: Optional[Tuple[tuple, List[torch.Tensor], torch.Tensor]] = None
         self.register_state_dict_post_hook(_drop_frozen_tower)
         self.register_load_state_dict_pre_hook(_fill_missing_tower)
@@ -189,6 +188,30 @@ class CLIPPromptTextEncoder(BaseModule):
             with torch.no_grad():
                 init = self.prompt_learner(self.text_tower)[0]  # (D, )
             self.background_embedding = nn.Parameter(init.detach().clone())
+
+    def _build_prompt_learner(self, cfg: Optional[dict], tokenizer) -> BasePromptLearner:
+        """``MODELS.build(cfg)`` with the class prompts, the tokenizer and the text tower.
+
+        Raises:
+            ValueError: naming ``prompt.type`` or the option that the learner does not take.
+        """
+        cfg = dict(type='TemplatePromptLearner') if cfg is None else dict(cfg)
+        kind = cfg.get('type')
+        try:
+            learner = MODELS.build(cfg, default_args=dict(
+                class_prompts=self.class_prompts, tokenizer=tokenizer, tower=self.text_tower))
+        except KeyError as err:
+            raise ValueError(f'prompt.type={kind!r} is not a registered prompt learner; use '
+                             "'TemplatePromptLearner', 'CoOpPromptLearner' or "
+                             f"'EnsemblePromptLearner' ({err}).") from err
+        except TypeError as err:
+            if 'unexpected keyword' not in str(err):
+                raise
+            raise ValueError(f'prompt: {err} (see the options of prompt.type={kind!r}).') from err
+        if not isinstance(learner, BasePromptLearner):
+            raise ValueError(f'prompt.type={kind!r} builds a {type(learner).__name__}, not a prompt '
+                             'learner.')
+        return learner
 
     @staticmethod
     def _background_prompts(words: Union[str, Sequence[str]], foreground: Sequence[str]) -> List[str]:
@@ -222,10 +245,6 @@ class CLIPPromptTextEncoder(BaseModule):
             return False
         snapshot = self._cache[1]
         return all(torch.equal(p, s) for p, s in zip(self._prompt_params(), snapshot))
-
-    def invalidate_cache(self) -> None:
-        """Drop the cached embeddings (the next call runs the text tower)."""
-        self._cache = None
 
     def _encode(self) -> torch.Tensor:
         return self.prompt_learner(self.text_tower)  # (K, D)

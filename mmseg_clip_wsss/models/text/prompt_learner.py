@@ -1,27 +1,29 @@
 """Prompt learners: class names -> prompts -> one text embedding per class.
 
-Three modes, picked by ``prompt=dict(type=...)`` in :class:`CLIPPromptTextEncoder`'s config:
+Three learners, registered in mmseg's and mmdet's ``MODELS`` and picked by ``prompt=dict(type=...)`` in
+:class:`CLIPPromptTextEncoder`'s config (which builds them with ``MODELS.build``, handing over the
+class prompts, the tokenizer and the text tower):
 
-``'template'`` (:class:`TemplatePromptLearner`)
+``'TemplatePromptLearner'``
     Hand-written template ensemble. Every class name is put into every template
     (``'a photo of a {}.'``, ...), encoded, L2-normalised, averaged over the templates (and over the
     class's synonyms or background words) and normalised again. Nothing learns.
 
-``'learnable'`` (:class:`CoOpPromptLearner`)
+``'CoOpPromptLearner'``
     CoOp context optimisation: ``[SOT] ctx_1 ... ctx_n <class name> . [EOT]`` where the ``n_ctx``
     context vectors are learnable token embeddings, shared by all classes or one set per class
     (``class_specific=True``), initialised from a phrase (``ctx_init='a photo of a'``: its token
     embeddings) or randomly (normal, std 0.02). The class tokens go at the ``'end'`` (after the
     context), in the ``'middle'`` (half the context before, half after) or to the ``'front'``.
 
-``'learnable_ensemble'`` (:class:`EnsemblePromptLearner`)
+``'EnsemblePromptLearner'``
     A learnable template ensemble: one context set per hand-written template, initialised from that
     template's own token embeddings. ``'a photo of a {}.'`` gives 4 learnable vectors before the
     class name, ``'there is a {} in the scene.'`` 3 before and 3 after; a final ``'.'`` stays a fixed
-    token. At initialisation the output equals the ``'template'`` mode's exactly; training then moves
+    token. At initialisation the output equals the template learner's exactly; training then moves
     every template's context, and the class embedding stays the normalised mean over the templates.
 
-Every mode encodes all its prompts in a single batch through the (frozen) text tower, so one call of
+Every learner encodes all its prompts in a single batch through the (frozen) text tower, so one call of
 the learner is one call of the transformer.
 """
 from typing import List, Optional, Sequence, Tuple, Union
@@ -31,12 +33,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from mmseg_clip_wsss.registry import MODELS
+from mmseg_clip_wsss.registry import register_seg_and_det
 from .text_tower import TextTower
 
 __all__ = [
     'DEFAULT_TEMPLATES', 'BasePromptLearner', 'TemplatePromptLearner', 'CoOpPromptLearner',
-    'EnsemblePromptLearner', 'PROMPT_MODES', 'build_prompt_learner'
+    'EnsemblePromptLearner'
 ]
 
 #: Hand-written templates of the default ensemble.
@@ -130,9 +132,9 @@ class BasePromptLearner(BaseModule):
         return self.class_mean(feats)
 
 
-@MODELS.register_module()
+@register_seg_and_det
 class TemplatePromptLearner(BasePromptLearner):
-    """Hand-written template ensemble (mode ``'template'``).
+    """Hand-written template ensemble: nothing learns.
 
     Args:
         class_prompts, tokenizer, tower, num_classes, init_cfg: See :class:`BasePromptLearner`.
@@ -160,7 +162,7 @@ class TemplatePromptLearner(BasePromptLearner):
 
 
 class _ContextPromptLearner(BasePromptLearner):
-    """Shared machinery of the learnable modes: prompt groups with learnable context vectors.
+    """Shared machinery of the learnable prompt learners: prompt groups with learnable context vectors.
 
     A *group* is one prompt layout ``[SOT] pre_1..pre_a <name> post_1..post_b <tail> [EOT]`` with
     ``a + b`` learnable vectors (a parameter ``ctx[g]`` of shape (a + b, C), or (K, a + b, C) when
@@ -180,8 +182,9 @@ class _ContextPromptLearner(BasePromptLearner):
         """
         if not (hasattr(tokenizer, 'encode') and hasattr(tokenizer, 'sot_token_id')
                 and hasattr(tokenizer, 'eot_token_id')):
-            raise TypeError(f'prompt.type={self._mode!r} needs open_clip\'s BPE SimpleTokenizer, got '
-                            f"{type(tokenizer).__name__}; use prompt=dict(type='template') instead.")
+            raise TypeError(f'{type(self).__name__} needs open_clip\'s BPE SimpleTokenizer, got '
+                            f'{type(tokenizer).__name__}; use '
+                            "prompt=dict(type='TemplatePromptLearner') instead.")
         self.class_specific = bool(class_specific)
         sot, eot = tokenizer.sot_token_id, tokenizer.eot_token_id
         placeholder = tokenizer.encode('X')[0]
@@ -260,9 +263,9 @@ class _ContextPromptLearner(BasePromptLearner):
         return embeds.index_put((self.ctx_rows, self.ctx_pos), values)
 
 
-@MODELS.register_module()
+@register_seg_and_det
 class CoOpPromptLearner(_ContextPromptLearner):
-    """CoOp learnable context (mode ``'learnable'``).
+    """CoOp learnable context.
 
     Args:
         class_prompts, tokenizer, tower, num_classes, init_cfg: See :class:`BasePromptLearner`.
@@ -276,7 +279,6 @@ class CoOpPromptLearner(_ContextPromptLearner):
         class_token_position (str): ``'end'``, ``'middle'`` or ``'front'``. Defaults to ``'end'``.
         ctx_std (float): Std of the random init. Defaults to 0.02.
     """
-    _mode = 'learnable'
 
     def __init__(self,
                  class_prompts: List[List[str]],
@@ -336,13 +338,13 @@ class CoOpPromptLearner(_ContextPromptLearner):
         self._init_groups(tokenizer, tower, groups, self.class_specific, 'prompt.n_ctx')
 
 
-@MODELS.register_module()
+@register_seg_and_det
 class EnsemblePromptLearner(_ContextPromptLearner):
-    """Learnable template ensemble (mode ``'learnable_ensemble'``).
+    """Learnable template ensemble.
 
     One learnable context set per template, initialised from the template's token embeddings (the
     words before and after ``'{}'``; a final ``'.'`` stays fixed). Output at init = the
-    ``'template'`` mode's output for the same templates.
+    :class:`TemplatePromptLearner`'s output for the same templates.
 
     Args:
         class_prompts, tokenizer, tower, num_classes, init_cfg: See :class:`BasePromptLearner`.
@@ -350,7 +352,6 @@ class EnsemblePromptLearner(_ContextPromptLearner):
         class_specific (bool): One context set per (template, class) instead of per template.
             Defaults to False.
     """
-    _mode = 'learnable_ensemble'
 
     def __init__(self,
                  class_prompts: List[List[str]],
@@ -375,45 +376,3 @@ class EnsemblePromptLearner(_ContextPromptLearner):
             init = self._embed_ids(tower, pre_ids + post_ids)  # (n, C)
             groups.append(dict(n_pre=len(pre_ids), n_post=len(post_ids), tail=tail, init=init))
         self._init_groups(tokenizer, tower, groups, self.class_specific, 'prompt.templates')
-
-
-#: Prompt modes accepted as ``prompt=dict(type=...)``.
-PROMPT_MODES = {
-    'template': TemplatePromptLearner,
-    'learnable': CoOpPromptLearner,
-    'learnable_ensemble': EnsemblePromptLearner,
-}
-
-
-def build_prompt_learner(cfg: Optional[dict], class_prompts: List[List[str]], tokenizer,
-                         tower: TextTower) -> BasePromptLearner:
-    """Build a prompt learner from ``prompt=dict(type=..., **options)``.
-
-    Args:
-        cfg (dict, optional): ``type`` is a mode of :data:`PROMPT_MODES` or a registered prompt
-            learner class name; the other keys are its options. None: ``dict(type='template')``.
-        class_prompts (list[list[str]]): Names to prompt, per class.
-        tokenizer (callable): open_clip tokenizer.
-        tower (TextTower): The text tower.
-
-    Returns:
-        BasePromptLearner: The learner.
-    """
-    cfg = dict(type='template') if cfg is None else dict(cfg)
-    kind = cfg.pop('type', 'template')
-    if isinstance(kind, str) and kind in PROMPT_MODES:
-        cls = PROMPT_MODES[kind]
-    elif isinstance(kind, type) and issubclass(kind, BasePromptLearner):
-        cls = kind
-    else:
-        cls = MODELS.get(kind) if isinstance(kind, str) else None
-        if cls is None or not issubclass(cls, BasePromptLearner):
-            raise ValueError(f'prompt.type={kind!r} is not a prompt mode; use one of '
-                             f'{sorted(PROMPT_MODES)}.')
-    try:
-        return cls(class_prompts, tokenizer, tower, **cfg)
-    except TypeError as err:
-        if 'unexpected keyword' in str(err):
-            raise ValueError(f'prompt: {err} (options of prompt.type={kind!r}: see '
-                             f'{cls.__name__}).') from err
-        raise
