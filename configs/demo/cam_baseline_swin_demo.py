@@ -9,6 +9,6 @@ model = dict(
         type='CAMClassifierHead',
         in_channels=256,
         channels=256,
-        num_classes=9,
+        num_classes={{_base_.num_classes}},
         in_index=3,
         loss_mlc=dict(type='MultiLabelScoreLoss', pooling='gap', loss_weight=1.0)))

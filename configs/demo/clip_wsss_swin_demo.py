@@ -9,7 +9,6 @@ _base_ = [
 # A random-init open_clip text tower saved by tools/run_demo.py; loaded through open_clip's real
 # loader exactly like 'ViT-B-16' + a local checkpoint file.
 tiny_clip_checkpoint = 'data/demo/wsss_tiny_clip.pt'
-num_classes = 9  # background + 8 shapes
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=(128, 128)),
@@ -24,9 +23,9 @@ model = dict(
         window_size=4,
         drop_path_rate=0.1,
         init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=num_classes,
+    neck=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes={{_base_.num_classes}},
               norm_cfg=norm_cfg),
-    decode_head=dict(in_channels=64, channels=64, num_classes=num_classes, embed_dim=32,
+    decode_head=dict(in_channels=64, channels=64, num_classes={{_base_.num_classes}}, embed_dim=32,
                      norm_cfg=norm_cfg),
     text_encoder=dict(
         class_names='demo',

@@ -49,7 +49,7 @@ model = dict(
         pool_scales=(1, 2, 3),
         channels=64,
         dropout_ratio=0.0,
-        num_classes=9,
+        num_classes={{_base_.num_classes}},
         norm_cfg=norm_cfg,
         align_corners=False,
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),

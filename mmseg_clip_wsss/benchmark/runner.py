@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import platform
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -136,6 +136,170 @@ def write_results(result: Dict, out_dir: str) -> Dict[str, str]:
     return paths
 
 
+def _measure_memory(specs: Sequence[ModelSpec], by_name: Dict[str, Dict], size, batch_size: int,
+                    train_batch_size: int, device: str, seed: int, num_classes: Optional[int],
+                    say: Callable[[str], None]) -> None:
+    """Peak memory, one fresh process per model (before the models fill this process)."""
+    from .memory import measure_peak_memory
+    for spec in specs:
+        say(f'peak memory of {spec.name} (subprocess)')
+        mem = measure_peak_memory(spec.to_dict(), size, batch_size, train_batch_size, device,
+                                  torch.get_num_threads(), seed, num_classes)
+        entry = by_name[spec.name]
+        if 'error' in mem:
+            say(f'  {spec.name}: {mem["error"]}')
+            entry['memory_error'] = mem['error']
+        entry['peak_mem_mb'] = _round(mem.get('peak_mem_mb'), 1)
+        entry['infer_peak_mem_mb'] = _round(mem.get('infer_peak_mem_mb'), 1)
+        entry['memory_readings'] = {k: _round(v, 1) if isinstance(v, float) else v
+                                    for k, v in mem.items()
+                                    if k not in ('peak_mem_mb', 'infer_peak_mem_mb')}
+
+
+def _build_models(specs: Sequence[ModelSpec], by_name: Dict[str, Dict], size, device: str, seed: int,
+                  num_classes: Optional[int], say: Callable[[str], None]) -> Tuple[Dict, Dict]:
+    """Build every model; record its size and GFLOPs. Returns ``(models, configs)`` by name."""
+    models, cfgs = {}, {}
+    for spec in specs:
+        say(f'building {spec.name} ({spec.config})')
+        cfg = load_benchmark_config(spec, num_classes)
+        model = build_benchmark_model(cfg, device)
+        entry = by_name[spec.name]
+        entry['weights_off'] = list(cfg.benchmark_weights_off)
+        entry['memory_banks_filled'] = fill_memory_banks(model, seed)
+        entry.update({k: round(v, 3) for k, v in count_parameters(model).items()})
+        entry.update({k: _round(v) for k, v in text_encoder_cost(model, device).items()})
+        inputs, _ = make_inputs(1, size, device, seed)
+        with torch.no_grad():
+            model(inputs)  # fills a text encoder's cache before the FLOPs are counted
+        with ForwardCounter(text_tower_of(model)) as calls:
+            entry['gflops'] = round(complexity_gflops(model, inputs), 3)
+        entry['text_encoder_calls_during_flops'] = calls.count
+        models[spec.name], cfgs[spec.name] = model, cfg
+    return models, cfgs
+
+
+def _time_inference(models: Dict, by_name: Dict[str, Dict], size, batch_size: int, repeats: int,
+                    warmup: int, device: str, seed: int, say: Callable[[str], None]) -> Dict:
+    """Inference round-robin; returns the inference functions by name (for the profiles)."""
+    infer_fns, counters = {}, {}
+    for name, model in models.items():
+        inputs, metas = make_inputs(batch_size, size, device, seed)
+        infer_fns[name] = make_infer_fn(model, inputs, metas)
+    say(f'inference: {warmup} warm-up + {repeats} timed rounds over {len(models)} models')
+    # warm-up rounds run the text encoder once (it fills its cache); count only the timed ones
+    for name, fn in infer_fns.items():
+        for _ in range(warmup):
+            fn()
+    for name, model in models.items():
+        counters[name] = ForwardCounter(text_tower_of(model)).__enter__()
+    try:
+        times = interleaved_times(infer_fns, 0, repeats, device, log=say)
+    finally:
+        for counter in counters.values():
+            counter.__exit__(None, None, None)
+    for name, entry in by_name.items():
+        seconds = median(times[name])
+        entry['infer_s_median'] = round(seconds, 6)
+        entry['infer_times_s'] = [round(t, 6) for t in times[name]]
+        entry['infer_img_per_s'] = round(batch_size / seconds, 4)
+        entry['text_encoder_calls_during_inference'] = counters[name].count
+    return infer_fns
+
+
+def _write_profiles(models: Dict, infer_fns: Dict, by_name: Dict[str, Dict], size, batch_size: int,
+                    device: str, out_dir: str, say: Callable[[str], None]) -> None:
+    """``profile_<model>.txt``: torch.profiler tables of two inferences of every model."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name, model in models.items():
+        say(f'profiling {name}')
+        with ForwardCounter(text_tower_of(model)) as calls:
+            text, breakdown = profile_inference(model, infer_fns[name], iters=2, device=device)
+        path = osp.join(out_dir, f'profile_{name}.txt')
+        with open(path, 'w') as f:
+            f.write(f'# {name} ({by_name[name]["config"]}): inference (encode_decode) of a '
+                    f'batch of {batch_size} at {size[0]}x{size[1]} on {device}, '
+                    f'{torch.get_num_threads()} thread(s)\n')
+            f.write(f'# text-tower calls during the profiled inferences: {calls.count}\n')
+            f.write('# per-component ms per inference (under the profiler): '
+                    + json.dumps(breakdown) + '\n\n' + text)
+        by_name[name]['infer_breakdown_ms'] = breakdown
+        by_name[name]['profile'] = path
+
+
+def _time_pseudo_masks(models: Dict, cfgs: Dict, names: Sequence[str], size, repeats: int,
+                       warmup: int, device: str, seed: int, say: Callable[[str], None]) -> List[Dict]:
+    """Pseudo-mask throughput of every setting of :func:`pseudo_mask_settings`, round-robin."""
+    fns, keys = {}, {}
+    for name in names:
+        cam_cfg = cfgs[name].get('cam_cfg', None)
+        k = num_classes_of(models[name])
+        inputs, _ = make_inputs(1, size, device, seed)
+        labels = torch.zeros(1, k, device=device)
+        labels[0, [0, min(1, k - 1), min(k // 2, k - 1)]] = 1
+        for setting in pseudo_mask_settings(cam_cfg):
+            key = f'{name} | {setting["setting"]}'
+            fns[key] = make_pseudo_mask_fn(models[name], inputs, labels, setting, cam_cfg)
+            keys[key] = (name, setting)
+    say(f'pseudo masks: {len(fns)} settings, {warmup} warm-up + {repeats} timed rounds')
+    counters = {n: ForwardCounter(text_tower_of(models[n])).__enter__() for n in names}
+    try:
+        times = interleaved_times(fns, warmup, repeats, device, log=say)
+    finally:
+        for counter in counters.values():
+            counter.__exit__(None, None, None)
+    rows = []
+    for key, (name, setting) in keys.items():
+        seconds = median(times[key])
+        rows.append(dict(model=name, setting=setting['setting'], scales=list(setting['scales']),
+                         flip=setting['flip'], refine=setting['refine'], s_per_img=round(seconds, 6),
+                         img_per_s=round(1 / seconds, 4), times_s=[round(t, 6) for t in times[key]],
+                         text_encoder_calls=counters[name].count))
+    return rows
+
+
+def _time_training(models: Dict, cfgs: Dict, by_name: Dict[str, Dict], size, train_batch_size: int,
+                   repeats: int, warmup: int, device: str, seed: int,
+                   say: Callable[[str], None]) -> None:
+    """A training step (loss + backward + the config's optimiser step) of every model, round-robin."""
+    train_fns = {}
+    for name, model in models.items():
+        model.train()
+        wrapper = build_optim_wrapper(model, cfgs[name], device)
+        inputs, samples = make_train_batch(train_batch_size, size, num_classes_of(model), device, seed)
+        train_fns[name] = make_train_fn(model, wrapper, inputs, samples)
+    say(f'training step: {warmup} warm-up + {repeats} timed rounds over {len(models)} models')
+    times = interleaved_times(train_fns, warmup, repeats, device, log=say)
+    for name, entry in by_name.items():
+        entry['train_step_s'] = round(median(times[name]), 6)
+        entry['train_step_times_s'] = [round(t, 6) for t in times[name]]
+    for model in models.values():
+        model.eval()
+
+
+def _methods(batch_size: int, train_batch_size: int, repeats: int, warmup: int, device: str) -> Dict:
+    """How every number of ``benchmark.json`` was measured."""
+    return dict(
+        params_m='all parameters except a frozen CLIP text tower (run once per class list, '
+        'output cached, left out of checkpoints); params_total_m counts it',
+        gflops='mmengine.analysis.get_model_complexity_info of model(inputs) (raw score maps), '
+        'batch 1, no_grad; 1 multiply-add = 1 FLOP; the text encoder returns its cached '
+        'embeddings (text_encoder_gflops_once: computing them once)',
+        infer_img_per_s=f'batch {batch_size} / median seconds of model.encode_decode (eval, '
+        f'no_grad) over {repeats} round-robin rounds after {warmup} warm-up round(s)',
+        train_step_s=f'median seconds of loss + backward + optimiser step (the config\'s '
+        f'optim_wrapper), batch {train_batch_size}, round-robin; weak models read image-level '
+        'labels, mmseg models masks',
+        peak_mem_mb=('torch.cuda.max_memory_allocated of the training steps, fresh process '
+                     'per model' if str(device).startswith('cuda') else
+                     'RSS high-water mark after 2 training steps minus RSS after imports, fresh '
+                     'process per model (infer_peak_mem_mb: after 2 inferences)'),
+        memory_banks='RSC-A memory banks filled with random unit-norm prototypes, as after '
+        'training (an empty bank skips nothing but adds nothing)',
+        weights='random init everywhere (no pretrained weights, no downloads); the text '
+        'tower has its real architecture')
+
+
 def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
                   baseline: str = DEFAULT_BASELINE,
                   input_size: Sequence[int] = (512, 512),
@@ -188,151 +352,32 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
     start = time.time()
     size = (int(input_size[0]), int(input_size[-1]))
     specs = list(specs)
-    names = specs_by_name(specs)
-    if baseline not in names:
-        raise KeyError(f'benchmark: --baseline {baseline!r} is not among the models {list(names)}.')
+    if baseline not in specs_by_name(specs):
+        raise KeyError(f'benchmark: --baseline {baseline!r} is not among the models '
+                       f'{[s.name for s in specs]}.')
     if repeats < 1 or warmup < 0:
         raise ValueError('benchmark: repeats must be >= 1 and warmup >= 0.')
 
     def say(msg: str) -> None:
         log(f'[benchmark {time.time() - start:6.1f}s] {msg}')
 
-    entries: List[Dict] = []
-    for spec in specs:
-        entries.append(dict(name=spec.name, config=spec.config, description=spec.description,
-                            cfg_options=spec.cfg_options))
+    entries = [dict(name=spec.name, config=spec.config, description=spec.description,
+                    cfg_options=spec.cfg_options) for spec in specs]
     by_name = {e['name']: e for e in entries}
-
-    # 1. peak memory, one fresh process per model (before the models fill this process)
     if memory:
-        from .memory import measure_peak_memory
-        for spec in specs:
-            say(f'peak memory of {spec.name} (subprocess)')
-            mem = measure_peak_memory(spec.to_dict(), size, batch_size, train_batch_size, device,
-                                      torch.get_num_threads(), seed, num_classes)
-            entry = by_name[spec.name]
-            if 'error' in mem:
-                say(f'  {spec.name}: {mem["error"]}')
-                entry['memory_error'] = mem['error']
-            entry['peak_mem_mb'] = _round(mem.get('peak_mem_mb'), 1)
-            entry['infer_peak_mem_mb'] = _round(mem.get('infer_peak_mem_mb'), 1)
-            entry['memory_readings'] = {k: _round(v, 1) if isinstance(v, float) else v
-                                        for k, v in mem.items()
-                                        if k not in ('peak_mem_mb', 'infer_peak_mem_mb')}
-
-    # 2. build, size, FLOPs
-    models, cfgs = {}, {}
-    for spec in specs:
-        say(f'building {spec.name} ({spec.config})')
-        cfg = load_benchmark_config(spec, num_classes)
-        model = build_benchmark_model(cfg, device)
-        entry = by_name[spec.name]
-        entry['weights_off'] = list(cfg.benchmark_weights_off)
-        entry['memory_banks_filled'] = fill_memory_banks(model, seed)
-        entry.update({k: round(v, 3) for k, v in count_parameters(model).items()})
-        entry.update({k: _round(v) for k, v in text_encoder_cost(model, device).items()})
-        inputs, _ = make_inputs(1, size, device, seed)
-        with torch.no_grad():
-            model(inputs)  # fills a text encoder's cache before the FLOPs are counted
-        with ForwardCounter(text_tower_of(model)) as calls:
-            entry['gflops'] = round(complexity_gflops(model, inputs), 3)
-        entry['text_encoder_calls_during_flops'] = calls.count
-        models[spec.name], cfgs[spec.name] = model, cfg
-
-    # 3. inference, round-robin
-    infer_fns, counters = {}, {}
-    for name, model in models.items():
-        inputs, metas = make_inputs(batch_size, size, device, seed)
-        infer_fns[name] = make_infer_fn(model, inputs, metas)
-    say(f'inference: {warmup} warm-up + {repeats} timed rounds over {len(models)} models')
-    # warm-up rounds run the text encoder once (it fills its cache); count only the timed ones
-    for name, fn in infer_fns.items():
-        for _ in range(warmup):
-            fn()
-    for name, model in models.items():
-        counters[name] = ForwardCounter(text_tower_of(model)).__enter__()
-    try:
-        times = interleaved_times(infer_fns, 0, repeats, device, log=say)
-    finally:
-        for counter in counters.values():
-            counter.__exit__(None, None, None)
-    for name, entry in by_name.items():
-        seconds = median(times[name])
-        entry['infer_s_median'] = round(seconds, 6)
-        entry['infer_times_s'] = [round(t, 6) for t in times[name]]
-        entry['infer_img_per_s'] = round(batch_size / seconds, 4)
-        entry['text_encoder_calls_during_inference'] = counters[name].count
-
-    # 4. profiles
+        _measure_memory(specs, by_name, size, batch_size, train_batch_size, device, seed, num_classes,
+                        say)
+    models, cfgs = _build_models(specs, by_name, size, device, seed, num_classes, say)
+    infer_fns = _time_inference(models, by_name, size, batch_size, repeats, warmup, device, seed, say)
     if profile:
-        os.makedirs(out_dir, exist_ok=True)
-        for name, model in models.items():
-            say(f'profiling {name}')
-            with ForwardCounter(text_tower_of(model)) as calls:
-                text, breakdown = profile_inference(model, infer_fns[name], iters=2, device=device)
-            path = osp.join(out_dir, f'profile_{name}.txt')
-            with open(path, 'w') as f:
-                f.write(f'# {name} ({by_name[name]["config"]}): inference (encode_decode) of a '
-                        f'batch of {batch_size} at {size[0]}x{size[1]} on {device}, '
-                        f'{torch.get_num_threads()} thread(s)\n')
-                f.write(f'# text-tower calls during the profiled inferences: {calls.count}\n')
-                f.write('# per-component ms per inference (under the profiler): '
-                        + json.dumps(breakdown) + '\n\n' + text)
-            by_name[name]['infer_breakdown_ms'] = breakdown
-            by_name[name]['profile'] = path
-
-    # 5. pseudo-mask throughput
-    pseudo_rows = []
+        _write_profiles(models, infer_fns, by_name, size, batch_size, device, out_dir, say)
     pm_models = [n for n in (pseudo_mask_models or []) if n in models
                  and hasattr(models[n], 'compute_cams')]
-    if pm_models:
-        fns, keys = {}, {}
-        for name in pm_models:
-            cam_cfg = cfgs[name].get('cam_cfg', None)
-            k = num_classes_of(models[name])
-            inputs, _ = make_inputs(1, size, device, seed)
-            labels = torch.zeros(1, k, device=device)
-            labels[0, [0, min(1, k - 1), min(k // 2, k - 1)]] = 1
-            for setting in pseudo_mask_settings(cam_cfg):
-                key = f'{name} | {setting["setting"]}'
-                fns[key] = make_pseudo_mask_fn(models[name], inputs, labels, setting, cam_cfg)
-                keys[key] = (name, setting)
-        pm_repeats = pseudo_mask_repeats or min(repeats, 3)
-        say(f'pseudo masks: {len(fns)} settings, {warmup} warm-up + {pm_repeats} timed rounds')
-        pm_counters = {n: ForwardCounter(text_tower_of(models[n])).__enter__() for n in pm_models}
-        try:
-            pm_times = interleaved_times(fns, warmup, pm_repeats, device, log=say)
-        finally:
-            for counter in pm_counters.values():
-                counter.__exit__(None, None, None)
-        for key, (name, setting) in keys.items():
-            seconds = median(pm_times[key])
-            pseudo_rows.append(dict(model=name, setting=setting['setting'],
-                                    scales=list(setting['scales']), flip=setting['flip'],
-                                    refine=setting['refine'], s_per_img=round(seconds, 6),
-                                    img_per_s=round(1 / seconds, 4),
-                                    times_s=[round(t, 6) for t in pm_times[key]]))
-        for name in pm_models:
-            for row in pseudo_rows:
-                if row['model'] == name:
-                    row['text_encoder_calls'] = pm_counters[name].count
-
-    # 6. training step, round-robin
+    pseudo_rows = _time_pseudo_masks(models, cfgs, pm_models, size, pseudo_mask_repeats or
+                                     min(repeats, 3), warmup, device, seed, say) if pm_models else []
     if train:
-        train_fns = {}
-        for name, model in models.items():
-            model.train()
-            wrapper = build_optim_wrapper(model, cfgs[name], device)
-            inputs, samples = make_train_batch(train_batch_size, size, num_classes_of(model), device,
-                                               seed)
-            train_fns[name] = make_train_fn(model, wrapper, inputs, samples)
-        say(f'training step: {warmup} warm-up + {repeats} timed rounds over {len(models)} models')
-        times = interleaved_times(train_fns, warmup, repeats, device, log=say)
-        for name, entry in by_name.items():
-            entry['train_step_s'] = round(median(times[name]), 6)
-            entry['train_step_times_s'] = [round(t, 6) for t in times[name]]
-        for model in models.values():
-            model.eval()
+        _time_training(models, cfgs, by_name, size, train_batch_size, repeats, warmup, device, seed,
+                       say)
 
     add_ratios(entries, baseline)
     result = dict(
@@ -340,27 +385,8 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
         repeats=repeats, warmup=warmup, device=device, threads=torch.get_num_threads(),
         baseline=baseline,
         target_model=target_model if isinstance(target_model, str) else list(target_model),
-        cam_model=cam_model,
-        machine=machine_info(device), command=command,
-        methods=dict(
-            params_m='all parameters except a frozen CLIP text tower (run once per class list, '
-            'output cached, left out of checkpoints); params_total_m counts it',
-            gflops='mmengine.analysis.get_model_complexity_info of model(inputs) (raw score maps), '
-            'batch 1, no_grad; 1 multiply-add = 1 FLOP; the text encoder returns its cached '
-            'embeddings (text_encoder_gflops_once: computing them once)',
-            infer_img_per_s=f'batch {batch_size} / median seconds of model.encode_decode (eval, '
-            f'no_grad) over {repeats} round-robin rounds after {warmup} warm-up round(s)',
-            train_step_s=f'median seconds of loss + backward + optimiser step (the config\'s '
-            f'optim_wrapper), batch {train_batch_size}, round-robin; weak models read image-level '
-            'labels, mmseg models masks',
-            peak_mem_mb=('torch.cuda.max_memory_allocated of the training steps, fresh process '
-                         'per model' if str(device).startswith('cuda') else
-                         'RSS high-water mark after 2 training steps minus RSS after imports, fresh '
-                         'process per model (infer_peak_mem_mb: after 2 inferences)'),
-            memory_banks='RSC-A memory banks filled with random unit-norm prototypes, as after '
-            'training (an empty bank skips nothing but adds nothing)',
-            weights='random init everywhere (no pretrained weights, no downloads); the text '
-            'tower has its real architecture'),
+        cam_model=cam_model, machine=machine_info(device), command=command,
+        methods=_methods(batch_size, train_batch_size, repeats, warmup, device),
         models=entries, pseudo_masks=pseudo_rows,
         targets=compute_targets(entries, baseline, target_model, cam_model))
     result['seconds'] = round(time.time() - start, 1)

@@ -87,4 +87,3 @@ cam_dataloader = dict(
 
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
-cam_evaluator = val_evaluator

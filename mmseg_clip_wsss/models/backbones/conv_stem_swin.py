@@ -54,10 +54,9 @@ class ConvStemSwinTransformer(SwinTransformer):
     A non-overlapping 4x4 patchify layer makes a transformer slow to optimise from random
     initialisation; a few stride-2 3x3 convolutions instead make it train faster and more stably
     (Xiao et al., "Early Convolutions Help Transformers See Better", NeurIPS 2021). The demo trains
-    its small Swin from scratch on a CPU, where this matters most: with the stem, the demo's stage-1
-    pseudo masks rose from 36 to 52 mIoU at the same 1000 iterations (docs/benchmarks.md). With
-    ImageNet-pretrained Swin weights use mmseg's ``SwinTransformer``; such weights load here too,
-    except the stem's.
+    its small Swin from scratch on a CPU, where this matters most (docs/benchmarks.md measures both
+    stems). With ImageNet-pretrained Swin weights use mmseg's ``SwinTransformer``; such weights load
+    here too, except the stem's.
 
     Args:
         stem_channels (int): Width of the stem's hidden convolutions. Defaults to ``embed_dims // 2``
