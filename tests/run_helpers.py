@@ -46,8 +46,8 @@ class DumpRankStateHook(Hook):
         with torch.no_grad():
             text = model.text_encoder().clone()
         state = dict(
-            memory_bank=model.neck.memory_bank.clone(),
-            memory_initialized=model.neck.memory_initialized.clone(),
+            memory_bank=model.neck.memory_bank.prototypes.clone(),
+            memory_initialized=model.neck.memory_bank.initialized.clone(),
             prompt={k: v.detach().clone()
                     for k, v in model.text_encoder.prompt_learner.named_parameters()},
             params={k: v.detach().clone() for k, v in model.named_parameters()},

@@ -41,7 +41,7 @@ model = dict(
                      embed_dim=32, norm_cfg=norm_cfg),
     text_encoder=dict(type='CLIPPromptTextEncoder', class_names={CLASSES!r},
                       model_name='{TINY_CLIP_NAME}', pretrained='/nowhere/tiny_clip.pt',
-                      prompt=dict(type='learnable', ctx_init='a photo of a')),
+                      prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a')),
     train_cfg=dict(), test_cfg=dict(mode='whole'))
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4),
                      clip_grad=dict(max_norm=10.0))
@@ -240,16 +240,15 @@ def test_label_efficiency_aggregation_on_fixed_numbers():
 def test_label_efficiency_stage2_options_parse_and_merge():
     """The stage-2 overrides survive mmengine's --cfg-options parser (which cannot read "dict(...)")."""
     import argparse
-    import importlib.util
     from pathlib import Path
 
     from mmengine.config import Config, DictAction
-    tools = Path(__file__).resolve().parents[1] / 'tools'
-    spec = importlib.util.spec_from_file_location('label_efficiency_tool', tools / 'label_efficiency.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    options = tool._stage2_options(['randomness.seed=2'], '/runs/s2/ours/pseudo_masks',
-                                   '/runs/s2/ours/iter_400.pth')
+
+    from mmseg_clip_wsss.benchmark.label_efficiency import (DEFAULT_VARIANTS, VARIANTS,
+                                                            stage2_options)
+    repo = Path(__file__).resolve().parents[1]
+    options = stage2_options(['randomness.seed=2'], '/runs/s2/ours/pseudo_masks',
+                             '/runs/s2/ours/iter_400.pth')
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parsed = parser.parse_args(['--cfg-options', *options]).cfg_options
@@ -260,7 +259,7 @@ def test_label_efficiency_stage2_options_parse_and_merge():
     assert cfg.model.backbone.init_cfg == dict(type='Pretrained', prefix='backbone.',
                                                checkpoint='/runs/s2/ours/iter_400.pth')
     assert cfg.train_dataloader.dataset.data_prefix.seg_map_path == '/runs/s2/ours/pseudo_masks'
-    assert tool._stage2_options([], '/gt', None) == [
+    assert stage2_options([], '/gt', None) == [
         'train_dataloader.dataset.data_prefix.seg_map_path=/gt']
-    assert set(tool.DEFAULT_VARIANTS) <= set(tool.VARIANTS)
-    assert all(Path(tools.parent, cfg_path).is_file() for cfg_path, _, _ in tool.VARIANTS.values())
+    assert set(DEFAULT_VARIANTS) <= set(VARIANTS)
+    assert all(Path(repo, cfg_path).is_file() for cfg_path, _, _ in VARIANTS.values())

@@ -13,9 +13,10 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 from torch import nn
 
-from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, PixelAdaptiveRefiner, build_refiner,
-                                 cams_to_pseudo_mask, compute_miou, generate_pseudo_masks,
-                                 is_valid_png, multi_scale_flip_cams, voc_palette, write_palette_png)
+from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, CAMProtocol, PixelAdaptiveRefiner,
+                                 build_refiner, cams_to_pseudo_mask, compute_miou,
+                                 generate_pseudo_masks, is_valid_png, multi_scale_flip_cams)
+from mmseg_clip_wsss.datasets import voc_palette, write_palette_png
 from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from mmseg_clip_wsss.structures import set_image_labels

@@ -16,10 +16,10 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.datasets import (COCOWSSSDataset, VOCWSSSDataset, coco_category_to_label,
-                                      coco_to_labels, load_image_labels, parse_voc_xml,
-                                      voc_colormap, voc_xml_to_labels, write_image_labels)
-from mmseg_clip_wsss.models.text.vocabularies import COCO_CLASSES
+from mmseg_clip_wsss.datasets import (COCO_CLASSES, COCOWSSSDataset, VOCWSSSDataset,
+                                      coco_category_to_label, coco_to_labels, load_image_labels,
+                                      parse_voc_xml, voc_palette, voc_xml_to_labels,
+                                      write_image_labels)
 
 REPO = Path(__file__).resolve().parents[1]
 VOC_CLASSES = VOCWSSSDataset.METAINFO['classes']
@@ -95,10 +95,11 @@ def test_voc_xml_without_split_and_parse(tmp_path):
     summary = voc_xml_to_labels(str(root), 'ImageLabels/all.txt', VOC_CLASSES, show_progress=False)
     labels = load_image_labels(summary['out_file'], VOC_CLASSES)
     assert list(labels) == sorted(VOC_OBJECTS)
-    assert parse_voc_xml(str(root / 'Annotations/2007_000032.xml')) == [
-        'aeroplane', 'aeroplane', 'person', 'person']
-    assert parse_voc_xml(str(root / 'Annotations/2007_000032.xml'), skip_difficult=True) == [
-        'aeroplane', 'aeroplane', 'person']
+    objects = parse_voc_xml(str(root / 'Annotations/2007_000032.xml'))
+    assert [o['name'] for o in objects] == ['aeroplane', 'aeroplane', 'person', 'person']
+    assert objects[2] == dict(name='person', bbox=(1.0, 1.0, 5.0, 5.0), difficult=True)
+    easy = parse_voc_xml(str(root / 'Annotations/2007_000032.xml'), skip_difficult=True)
+    assert [o['name'] for o in easy] == ['aeroplane', 'aeroplane', 'person']
 
 
 def test_voc_xml_errors_name_the_file(tmp_path):
@@ -208,7 +209,7 @@ def test_coco_to_labels_split_and_masks(coco_fixture):
 
     png = Image.open(root / 'SegmentationClass/train2014/COCO_train2014_000000000009.png')
     assert png.mode == 'P'
-    assert np.array(png.getpalette()[:768]).reshape(256, 3).tolist() == voc_colormap().tolist()
+    assert np.array(png.getpalette()[:768]).reshape(256, 3).tolist() == voc_palette().tolist()
     mask = np.array(png)
     table = COCO_CLASSES.index('dining table')
     assert mask.shape == (20, 30)

@@ -1,7 +1,6 @@
 """WSSS datasets and transforms: image-level labels in, no mask ever opened by training, GT masks only
 for evaluation, and clear errors on bad input (corrupt/missing images, bad label files)."""
 import copy
-import importlib.util
 import shutil
 import sys
 import xml.etree.ElementTree as ET
@@ -22,22 +21,15 @@ from torch.utils.data import DataLoader
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.datasets import (DEMO_CLASSES, CorruptImageError, DemoWSSSDataset,
-                                      LoadImageWSSS, LoadWSSSAnnotations, PackWSSSInputs,
+                                      LoadWSSSAnnotations, LoadWSSSImage, PackWSSSInputs,
                                       VOCWSSSDataset, labels_to_multi_hot, load_image_labels,
                                       voc_xml_to_labels, write_image_labels)
+from mmseg_clip_wsss.demo import make_demo_data
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CFG = REPO / 'configs/_base_/datasets/demo_wsss.py'
 K = len(DEMO_CLASSES)
-
-
-def load_tool(rel_path):
-    """Import a script of tools/ as a module."""
-    spec = importlib.util.spec_from_file_location(Path(rel_path).stem, REPO / rel_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +41,7 @@ def _mmseg_scope():
 def demo_src(tmp_path_factory):
     """A tiny demo dataset (8 train + 4 val images of 64 px), written once per module."""
     root = tmp_path_factory.mktemp('demo_src') / 'demo'
-    load_tool('tools/make_demo_data.py').make_demo_data(
-        str(root), seed=0, num_train=8, num_val=4, size=64, show_progress=False)
+    make_demo_data(str(root), seed=0, num_train=8, num_val=4, size=64, show_progress=False)
     return root
 
 
@@ -269,7 +260,7 @@ def test_voc_dataset_on_voc_layout(tmp_path):
     cfg = copy.deepcopy(Config.fromfile(str(REPO / 'configs/_base_/datasets/voc12_wsss.py')))
     assert cfg.train_dataloader.dataset.with_gt_masks is False
     ds_cfg = cfg.train_dataloader.dataset
-    ds_cfg.update(data_root=str(root), pipeline=[dict(type='LoadImageWSSS'),
+    ds_cfg.update(data_root=str(root), pipeline=[dict(type='LoadWSSSImage'),
                                                  dict(type='PackWSSSInputs')])
     dataset = DATASETS.build(ds_cfg)
     assert len(dataset.metainfo['classes']) == 21
@@ -361,7 +352,7 @@ def test_loading_transforms_channels_and_mask_errors(tmp_path):
     rgba = tmp_path / 'rgba.png'
     Image.fromarray(np.full((4, 5, 4), 200, np.uint8), 'RGBA').save(rgba)
     for path, color_type in ((gray, 'color'), (gray, 'unchanged'), (rgba, 'unchanged')):
-        out = LoadImageWSSS(color_type=color_type)(dict(img_path=str(path)))
+        out = LoadWSSSImage(color_type=color_type)(dict(img_path=str(path)))
         assert out['img'].shape == (4, 5, 3) and out['ori_shape'] == (4, 5)
     # an info without a mask path (a with_gt_masks=False dataset) in an evaluation pipeline
     with pytest.raises(KeyError, match='with_gt_masks=False'):
@@ -370,4 +361,4 @@ def test_loading_transforms_channels_and_mask_errors(tmp_path):
         LoadWSSSAnnotations()(dict(seg_map_path=str(tmp_path / 'nope.png'),
                                    reduce_zero_label=False, seg_fields=[]))
     # ignore_empty keeps mmengine's refetch behaviour
-    assert LoadImageWSSS(ignore_empty=True)(dict(img_path=str(tmp_path / 'nope.jpg'))) is None
+    assert LoadWSSSImage(ignore_empty=True)(dict(img_path=str(tmp_path / 'nope.jpg'))) is None

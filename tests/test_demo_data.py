@@ -1,5 +1,6 @@
-"""tools/make_demo_data.py: the VOC devkit layout, byte-identical output per seed, XML/labels/masks
-that agree, a dataset that is not trivial, and the demo dataset config on top of it."""
+"""The demo data generator (``mmseg_clip_wsss.demo.data``, ``tools/make_demo_data.py``): the VOC
+devkit layout, byte-identical output per seed, XML/labels/masks that agree, a dataset that is not
+trivial, and the demo dataset config on top of it."""
 import copy
 import hashlib
 import importlib.util
@@ -19,7 +20,8 @@ from PIL import Image
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.datasets import (DEMO_CLASSES, DEMO_COOCCURRING, DEMO_TEXTURES,
-                                      load_image_labels, voc_colormap)
+                                      load_image_labels, voc_palette)
+from mmseg_clip_wsss.demo import data as make_demo
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CFG = REPO / 'configs/_base_/datasets/demo_wsss.py'
@@ -32,7 +34,7 @@ def load_tool(rel_path):
     return module
 
 
-make_demo = load_tool('tools/make_demo_data.py')
+make_demo_tool = load_tool('tools/make_demo_data.py')
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +87,7 @@ def test_voc_layout_and_consistent_annotations(demo):
             png = Image.open(root / 'SegmentationClass' / f'{image_id}.png')
             assert png.mode == 'P'
             assert np.array(png.getpalette()[:768]).reshape(256, 3).tolist() == \
-                voc_colormap().tolist()
+                voc_palette().tolist()
             mask = np.array(png)
             xml = ET.parse(root / 'Annotations' / f'{image_id}.xml').getroot()
             assert xml.findtext('filename') == f'{image_id}.jpg'
@@ -159,15 +161,15 @@ def test_cli_and_out_dir_guard(tmp_path, monkeypatch, capsys):
     argv = ['make_demo_data.py', '--out', str(out), '--num-train', '3', '--num-val', '2',
             '--size', '48', '--no-progress']
     monkeypatch.setattr(sys, 'argv', argv)
-    make_demo.main()
+    make_demo_tool.main()
     printed = capsys.readouterr().out
     assert 'demo data (3 train + 2 val, 48x48 px, seed 0)' in printed
     assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 5
     with pytest.raises(FileExistsError, match='--overwrite'):
-        make_demo.main()
+        make_demo_tool.main()
     (out / 'keep.txt').write_text('not ours')
     monkeypatch.setattr(sys, 'argv', argv[:4] + ['1', '--num-val', '1', '--size', '48',
                                                  '--no-progress', '--overwrite'])
-    make_demo.main()
+    make_demo_tool.main()
     assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 2  # stale files are gone
     assert (out / 'keep.txt').read_text() == 'not ours'

@@ -1,7 +1,6 @@
 """Detection: the RSC-A FPN neck, the text-embedding bbox head, the two-stage detector with regional
 contrast, the COCO detection configs, and the COCO json writers (VOC XML boxes, pseudo masks)."""
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,13 +19,13 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.datasets import (DEMO_CLASSES, mask_to_instances, pseudo_masks_to_coco,
-                                      save_palette_mask, voc_xml_to_coco)
+from mmseg_clip_wsss.datasets import (COCO_CLASSES, DEMO_CLASSES, mask_to_instances,
+                                      pseudo_masks_to_coco, voc_xml_to_coco, write_palette_png)
+from mmseg_clip_wsss.demo import detection as demo
 from mmseg_clip_wsss.models.detectors import (RSCATwoStageDetector, box_activation_maps,
                                               instance_image_labels)
 from mmseg_clip_wsss.models.heads import TextEmbeddingBBoxHead
 from mmseg_clip_wsss.models.necks import RSCAFPN
-from mmseg_clip_wsss.models.text import COCO_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 FASTER_CFG = REPO / 'configs/det/faster-rcnn_swin-t-p4-w7_rsca-fpn_text-head_1x_coco.py'
@@ -69,7 +68,7 @@ def tiny_coco(tmp_path_factory):
             img[y0:y1, x0:x1] = colours[k]
             label[y0:y1, x0:x1] = k
         Image.fromarray(img).save(root / 'images' / f'img_{i}.png')
-        save_palette_mask(label, str(root / 'masks' / f'img_{i}.png'))
+        write_palette_png(str(root / 'masks' / f'img_{i}.png'), label)
     pseudo_masks_to_coco(str(root / 'masks'), str(root / 'images'), str(root / 'ann.json'),
                          LABEL_CLASSES, min_area=4, show_progress=False)
     return root
@@ -180,7 +179,7 @@ def test_rsca_fpn_levels_and_contrast():
     cams = torch.rand(2, K, 16, 16)
     losses = neck.region_contrast_loss(fused, cams, labels)
     assert set(losses) == {'loss_region_nce'} and float(losses['loss_region_nce'].detach()) == 0.0
-    assert neck.memory_initialized.tolist() == [True, True, True]
+    assert neck.memory_bank.initialized.tolist() == [True, True, True]
     losses = neck.region_contrast_loss(fused, cams, labels)
     assert float(losses['loss_region_nce'].detach()) > 0
     # with prototypes, aggregation changes the outputs
@@ -198,7 +197,7 @@ def test_rsca_fpn_start_level_and_background_row():
     fused = torch.randn(1, C, 8, 8)
     neck.train()
     neck.region_contrast_loss(fused, torch.rand(1, K, 8, 8), torch.ones(1, K))
-    assert neck.memory_initialized.tolist() == [False, True, True]
+    assert neck.memory_bank.initialized.tolist() == [False, True, True]
 
 
 # ----------------------------------------------------------------------------- detector pieces
@@ -266,7 +265,7 @@ def test_detector_train_step_and_predict(path, tiny_clip, tiny_coco):
     with_mask = path == MASK_CFG
     detector = MODELS.build(
         tiny_detector_cfg(path, tiny_clip,
-                          prompt=dict(type='learnable', n_ctx=3, ctx_init='a photo of')))
+                          prompt=dict(type='CoOpPromptLearner', n_ctx=3, ctx_init='a photo of')))
     detector.init_weights()
     data = load_batch(tiny_coco, with_mask)
     optim = OptimWrapper(torch.optim.SGD(detector.parameters(), lr=0.01, momentum=0.9))
@@ -285,7 +284,7 @@ def test_detector_train_step_and_predict(path, tiny_clip, tiny_coco):
     assert float(log1['neck.loss_region_nce'].detach()) == 0.0
     assert float(log2['neck.loss_region_nce'].detach()) > 0.0
     present = sorted({k - 1 for i in (0, 2) for k, *_ in OBJECTS[i]})
-    assert torch.nonzero(detector.neck.memory_initialized).flatten().tolist() == present
+    assert torch.nonzero(detector.neck.memory_bank.initialized).flatten().tolist() == present
     # the learnable prompt context gets gradients through the text-embedding classifier
     ctx_after = torch.cat([p.detach().flatten() for p in prompt_learner.parameters()])
     assert not torch.equal(ctx_before, ctx_after)
@@ -296,13 +295,13 @@ def test_detector_train_step_and_predict(path, tiny_clip, tiny_coco):
     # checkpoint round trip: the memory bank travels, the frozen CLIP tower is left out and rebuilt
     state = detector.state_dict()
     assert not any('text_tower' in key for key in state)
-    assert 'neck.memory_bank' in state and 'roi_head.bbox_head.background_embedding' in state
+    assert 'neck.memory_bank.prototypes' in state and 'roi_head.bbox_head.background_embedding' in state
     restored = MODELS.build(tiny_detector_cfg(path, tiny_clip,
-                                              prompt=dict(type='learnable', n_ctx=3,
+                                              prompt=dict(type='CoOpPromptLearner', n_ctx=3,
                                                           ctx_init='a photo of')))
     restored.load_state_dict(state, strict=True)
     restored.eval()
-    assert torch.equal(restored.neck.memory_bank, detector.neck.memory_bank)
+    assert torch.equal(restored.neck.memory_bank.prototypes, detector.neck.memory_bank.prototypes)
     with torch.no_grad():
         again = restored.test_step(data)
     assert torch.allclose(again[0].pred_instances.bboxes, results[0].pred_instances.bboxes, atol=1e-4)
@@ -371,7 +370,7 @@ def test_pseudo_masks_to_coco(tmp_path):
     masks['b'][:, :] = 255  # all ignore: no instance
     for name, mask in masks.items():
         Image.new('RGB', (24, 16)).save(img_dir / f'{name}.jpg')
-        save_palette_mask(mask, str(mask_dir / f'{name}.png'))
+        write_palette_png(str(mask_dir / f'{name}.png'), mask)
     (tmp_path / 'split.txt').write_text('a\nb\n')
     out = tmp_path / 'det' / 'pseudo.json'
     summary = pseudo_masks_to_coco(str(mask_dir), str(img_dir), str(out), DEMO_CLASSES,
@@ -424,9 +423,6 @@ def test_voc_xml_to_coco_matches_mask_boxes(tmp_path):
 
 def test_det_demo_scoring_and_baseline(tmp_path):
     """The demo's CocoMetric scoring: perfect boxes score 100 mAP, the full-image baseline far less."""
-    spec = importlib.util.spec_from_file_location('run_det_demo', REPO / 'tools' / 'run_det_demo.py')
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     images = [dict(id=i + 1, file_name=f'{i}.jpg', width=64, height=64) for i in range(3)]
     anns = [dict(id=1, image_id=1, category_id=1, bbox=[4, 4, 20, 20], area=400, iscrowd=0),
             dict(id=2, image_id=2, category_id=2, bbox=[30, 10, 16, 24], area=384, iscrowd=0),

@@ -3,7 +3,7 @@
 - ``tools/dist_train.sh`` trains the tiny demo model; afterwards every rank holds the same memory
   bank, prompt parameters and text embeddings (the ranks saw different images);
 - the memory update of ranks with different batch sizes equals the single-process update on all
-  their regions;
+  their regions; the image-text loss of 2 ranks x batch 2 is that of 1 rank x batch 4;
 - ``tools/dist_make_pseudo_masks.sh`` shards the images over the ranks: each PNG is written once,
   existing valid PNGs are kept, leftovers of a killed run are removed;
 - ``tools/slurm_train.sh`` / ``slurm_test.sh`` hand srun the right job.
@@ -22,17 +22,17 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.cam import is_valid_png, write_palette_png
+from mmseg_clip_wsss.cam import is_valid_png
 from mmseg_clip_wsss.cam.cli import build_cam_dataloader_cfg
+from mmseg_clip_wsss.datasets import write_palette_png
+from mmseg_clip_wsss.demo import make_demo_data
 from mmseg_clip_wsss.engine import dist as wsss_dist
-from mmseg_clip_wsss.models.necks import RSCANeck
+from mmseg_clip_wsss.models.losses import ImageTextContrastiveLoss
+from mmseg_clip_wsss.models.memory import ClassMemoryBank
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_helpers import (REPO, cfg_options, run_env, write_config,  # noqa: E402
                          write_probe_module)
-
-sys.path.insert(0, str(REPO / 'tools'))
-from make_demo_data import make_demo_data  # noqa: E402
 
 NUM_TRAIN = 8
 
@@ -81,7 +81,7 @@ def test_dist_train_keeps_memory_bank_and_prompts_equal_across_ranks(tiny_run):
         assert torch.equal(r0['params'][name], r1['params'][name]), name
     # rank 0's checkpoint holds that bank
     ckpt = torch.load(tiny_run['work_dir'] / 'iter_3.pth', weights_only=False)
-    assert torch.equal(ckpt['state_dict']['neck.memory_bank'], r0['memory_bank'])
+    assert torch.equal(ckpt['state_dict']['neck.memory_bank.prototypes'], r0['memory_bank'])
     assert len(ckpt['rng_state']['states']) == 2  # the random states of both ranks
 
 
@@ -89,18 +89,18 @@ GATHER_SCRIPT = '''
 import sys
 import torch
 import torch.distributed as dist
-from mmseg_clip_wsss.models.necks import RSCANeck
+from mmseg_clip_wsss.models.memory import ClassMemoryBank
 
 dist.init_process_group('gloo')
 rank = dist.get_rank()
 torch.manual_seed(0)
 embeds = torch.randn(3, 4, 8)  # (B, K, C): images 0 | 1, 2 split over the ranks
-labels = torch.tensor([[1., 1., 0., 1.], [1., 0., 1., 1.], [1., 1., 1., 0.]])
+use = torch.tensor([[0, 1, 0, 1], [0, 0, 1, 1], [0, 1, 1, 0]]).bool()  # present, background out
 mine = slice(0, 1) if rank == 0 else slice(1, 3)
-neck = RSCANeck(in_channels=[8], channels=8, num_classes=4, memory_momentum=0.5).train()
-neck.update_memory(embeds[mine], labels[mine])
-neck.update_memory(embeds[mine].flip(0) * 2, labels[mine])
-torch.save(dict(bank=neck.memory_bank, init=neck.memory_initialized), sys.argv[1] + f'/rank{rank}.pt')
+bank = ClassMemoryBank(num_classes=4, channels=8, momentum=0.5).train()
+bank.update(embeds[mine], use[mine])
+bank.update(embeds[mine].flip(0) * 2, use[mine])
+torch.save(dict(bank=bank.prototypes, init=bank.initialized), sys.argv[1] + f'/rank{rank}.pt')
 dist.destroy_process_group()
 '''
 
@@ -117,13 +117,13 @@ def test_memory_update_gathers_variable_batch_sizes(tmp_path):
     # one process updating with all three images, twice
     torch.manual_seed(0)
     embeds = torch.randn(3, 4, 8)
-    labels = torch.tensor([[1., 1., 0., 1.], [1., 0., 1., 1.], [1., 1., 1., 0.]])
-    single = RSCANeck(in_channels=[8], channels=8, num_classes=4, memory_momentum=0.5).train()
-    single.update_memory(embeds, labels)
-    single.update_memory(torch.cat([embeds[:1].flip(0), embeds[1:].flip(0)]) * 2, labels)
+    use = torch.tensor([[0, 1, 0, 1], [0, 0, 1, 1], [0, 1, 1, 0]]).bool()
+    single = ClassMemoryBank(num_classes=4, channels=8, momentum=0.5).train()
+    single.update(embeds, use)
+    single.update(torch.cat([embeds[:1].flip(0), embeds[1:].flip(0)]) * 2, use)
     assert torch.equal(r0['bank'], r1['bank']) and torch.equal(r0['init'], r1['init'])
     assert r0['init'].tolist() == [False, True, True, True]
-    assert torch.allclose(r0['bank'], single.memory_bank, atol=1e-6)
+    assert torch.allclose(r0['bank'], single.prototypes, atol=1e-6)
     assert wsss_dist.all_gather_rows(embeds) is embeds  # single process: a no-op
 
 

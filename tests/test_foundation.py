@@ -1,6 +1,8 @@
 """The ground the plugin stands on: the stack imports, shims work, mmseg's own configs train and resume
 through our ``tools/train.py`` machinery."""
+import copyreg
 import io
+import pickle
 import subprocess
 import sys
 from pathlib import Path

@@ -11,6 +11,7 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
+from mmseg_clip_wsss.engine import check_checkpoint_fits
 from mmseg_clip_wsss.models.heads import CAMClassifierHead, TextGuidedHead
 from mmseg_clip_wsss.models.necks import RSCANeck
 from mmseg_clip_wsss.structures import set_image_labels
@@ -69,14 +70,15 @@ def test_neck_aggregation_reads_initialised_prototypes_only():
     assert torch.equal(neck(feats)[0], fused)
     assert abs(torch.sigmoid(neck.gate).item() - 0.1) < 1e-6
     # with prototypes: output changes, and only the initialised rows are read
-    neck.memory_bank.copy_(F.normalize(torch.randn(K, C), dim=1))
-    neck.memory_initialized[1] = True
+    neck.memory_bank.prototypes.copy_(F.normalize(torch.randn(K, C), dim=1))
+    neck.memory_bank.initialized[1] = True
     out1 = neck(feats)[0]
     assert not torch.allclose(out1, fused)
-    neck.memory_bank[2] += 5.0  # an uninitialised row: ignored
+    neck.memory_bank.prototypes[2] += 5.0  # an uninitialised row: ignored
     assert torch.allclose(neck(feats)[0], out1)
     # a single valid prototype: every pixel reads exactly its value
-    read = neck.out_proj(neck.value(neck.memory_bank[1])[None, :, None, None].expand(2, C, 16, 16))
+    value = neck.value(neck.memory_bank.prototypes[1])[None, :, None, None]
+    read = neck.out_proj(value.expand(2, C, 16, 16))
     assert torch.allclose(out1, fused + 0.1 * read, atol=1e-5)
     assert not _neck(use_aggregation=False).use_aggregation
 
@@ -105,23 +107,23 @@ def test_region_contrast_loss_and_memory_update_training_only():
     neck.eval()
     losses = neck.region_contrast_loss(fused, cams, labels)
     assert list(losses) == ['loss_region_nce']
-    assert not neck.memory_initialized.any() and neck.memory_bank.abs().sum() == 0
+    assert not neck.memory_bank.initialized.any() and neck.memory_bank.prototypes.abs().sum() == 0
     # training: only present foreground classes (1, 2, 3 -- background excluded by default) change
     neck.train()
     neck.region_contrast_loss(fused, cams, torch.tensor([[1., 1., 0., 0.], [1., 0., 1., 0.]]))
-    assert neck.memory_initialized.tolist() == [False, True, True, False]
+    assert neck.memory_bank.initialized.tolist() == [False, True, True, False]
     emb = F.normalize(neck.region_embeddings(fused, cams).detach(), dim=2)
-    assert torch.allclose(neck.memory_bank[1], F.normalize(emb[0, 1], dim=0), atol=1e-6)
-    assert neck.memory_bank[[0, 3]].abs().sum() == 0
+    assert torch.allclose(neck.memory_bank.prototypes[1], F.normalize(emb[0, 1], dim=0), atol=1e-6)
+    assert neck.memory_bank.prototypes[[0, 3]].abs().sum() == 0
     # momentum update of row 2 only
-    before = neck.memory_bank.clone()
+    before = neck.memory_bank.prototypes.clone()
     new_fused = torch.randn_like(fused)
     only_2 = torch.tensor([[1., 0., 1., 0.], [1., 0., 0., 0.]])
     losses = neck.region_contrast_loss(new_fused, cams, only_2)
     new = F.normalize(neck.region_embeddings(new_fused, cams)[0, 2], dim=0)
     expected = F.normalize(0.5 * before[2] + 0.5 * new, dim=0)
-    assert torch.allclose(neck.memory_bank[2], expected, atol=1e-6)
-    assert torch.equal(neck.memory_bank[[0, 1, 3]], before[[0, 1, 3]])
+    assert torch.allclose(neck.memory_bank.prototypes[2], expected, atol=1e-6)
+    assert torch.equal(neck.memory_bank.prototypes[[0, 1, 3]], before[[0, 1, 3]])
     assert losses['loss_region_nce'].item() > 0
     # the loss trains the fused features
     fused = neck(feats, return_fused=True)[1]

@@ -69,7 +69,8 @@ def build_model(tiny_clip):
                         pretrain_img_size=S, drop_path_rate=0.0, init_cfg=None)
     cfg.neck.update(in_channels=[32, 64, 128, 256], channels=32, num_classes=len(CLASSES))
     cfg.decode_head.update(in_channels=32, channels=32, num_classes=len(CLASSES), embed_dim=32)
-    cfg.text_encoder.update(class_names=CLASSES, prompt=dict(type='learnable', n_ctx=4), **tiny_clip)
+    cfg.text_encoder.update(class_names=CLASSES, prompt=dict(type='CoOpPromptLearner', n_ctx=4),
+                            **tiny_clip)
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg))
     model.init_weights()
@@ -112,7 +113,7 @@ def test_weak_training_reduces_loss_and_localises_objects(tiny_clip):
     assert last <= 0.5 * first, f'multi-label loss {first:.3f} -> {last:.3f} did not halve'
     assert all(not torch.equal(p, q) for p, q in zip(model.text_encoder.prompt_learner.parameters(),
                                                       prompts))  # the prompts learned
-    assert model.neck.memory_initialized[1:].all()  # every foreground class has a prototype
+    assert model.neck.memory_bank.initialized[1:].all()  # every foreground class has a prototype
 
     model.eval()
     images, masks, labels = make_batch(np.random.default_rng(123), batch=16)

@@ -11,11 +11,9 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
+from mmseg_clip_wsss.demo import make_demo_data, run_demo
 
-import run_demo  # noqa: E402
-from make_demo_data import make_demo_data  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py')
                  if '_base_' not in p.parts and not p.name.startswith('_'))
@@ -57,8 +55,7 @@ def test_demo_runner_output_contract(tmp_path):
     other tools read exist with their keys (the real demo's figures come from `make demo`)."""
     data_root = tmp_path / 'data'
     make_demo_data(str(data_root), seed=0, num_train=12, num_val=6, show_progress=False)
-    summary = run_demo.main(['--work-dir', str(tmp_path / 'work'), '--data-root', str(data_root),
-                             '--iters', '4', '--num-overview', '6'])
+    summary = run_demo(str(tmp_path / 'work'), str(data_root), iters=4, num_overview=6)
     written = json.loads((tmp_path / 'work' / 'summary.json').read_text())
     for key in ('pseudo_mask_miou', 'cam_baseline_miou', 'handcrafted_prompt_miou', 'stage2_val_miou',
                 'seconds'):
@@ -71,7 +68,6 @@ def test_demo_runner_output_contract(tmp_path):
     overview = Image.open(tmp_path / 'work' / 'overview.png')
     assert overview.size[1] > 6 * 150  # six image rows
     # a second run finds every result and does not train again
-    again = run_demo.main(['--work-dir', str(tmp_path / 'work'), '--data-root', str(data_root),
-                           '--iters', '4', '--num-overview', '6'])
+    again = run_demo(str(tmp_path / 'work'), str(data_root), iters=4, num_overview=6)
     assert again['pseudo_mask_miou'] == summary['pseudo_mask_miou']
     assert again['seconds'] < summary['seconds']

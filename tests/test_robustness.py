@@ -11,6 +11,7 @@ non-finite losses.
 import math
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -31,16 +32,16 @@ import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.apis import ConfigMismatchError, train_main
 from mmseg_clip_wsss.apis import test_main as run_test_tool  # not a test
 from mmseg_clip_wsss.cam.cli import build_cam_model
-from mmseg_clip_wsss.datasets import LoadImageWSSS
-from mmseg_clip_wsss.engine import (CheckpointMismatchError, NonFiniteLossError, capture_rng_state,
-                                    check_checkpoint_fits, restore_rng_state)
+from mmseg_clip_wsss.datasets import LoadWSSSImage
+from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.engine import (VERIFIED_MMENGINE, CheckpointMismatchError,
+                                    MMEngineInternalsError, NonFiniteLossError, RNGStateHook,
+                                    capture_rng_state, check_checkpoint_fits,
+                                    check_mmengine_internals, restore_rng_state)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_helpers import (DEMO_CONFIG, REPO, cfg_options, run_env, write_config,  # noqa: E402
                          write_probe_module)
-
-sys.path.insert(0, str(REPO / 'tools'))
-from make_demo_data import make_demo_data  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -133,7 +134,7 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, data_root,
             else:
                 assert value == other, (key, name)
     # what must be restored does change during training: the comparison is not vacuous
-    assert ref['state_dict']['neck.memory_initialized'].any()
+    assert ref['state_dict']['neck.memory_bank.initialized'].any()
     assert ref['optimizer']['state'] and ref['rng_state']['states']
 
 
@@ -158,7 +159,7 @@ def test_16_bit_images_are_converted_to_8_bit(tmp_path, backend):
     for path, expected in ((gray_path, np.repeat(gray16[..., None], 3, axis=2)),
                            (rgb_path, rgb16[..., ::-1])):  # the loader gives BGR, like mmcv
         for color_type in ('color', 'unchanged'):
-            out = LoadImageWSSS(color_type=color_type, imdecode_backend=backend)(
+            out = LoadWSSSImage(color_type=color_type, imdecode_backend=backend)(
                 dict(img_path=str(path)))
             img = out['img']
             assert img.dtype == np.uint8 and img.shape == (4, 5, 3), (path, color_type)
@@ -212,11 +213,12 @@ def test_checkpoint_of_another_config_names_file_keys_and_shapes(data_root, tiny
     message = str(err.value)
     assert f'checkpoint {ckpt}' in message
     assert 'shape mismatch (35 tensor(s))' in message
-    assert 'neck.memory_bank: checkpoint (9, 48) vs model (9, 64)' in message
+    assert 'neck.memory_bank.prototypes: checkpoint (9, 48) vs model (9, 64)' in message
     assert ('neck.lateral_convs.0.conv.weight: checkpoint (48, 32, 1, 1) vs model (64, 32, 1, 1)'
             in message)
     assert "checkpoint['meta']['cfg']" in message
-    with pytest.raises(CheckpointMismatchError, match='neck.memory_bank: checkpoint'):  # load_from
+    # load_from
+    with pytest.raises(CheckpointMismatchError, match='neck.memory_bank.prototypes: checkpoint'):
         train_main(demo_argv(data_root, clip, tmp_path / 'train', '--cfg-options',
                              f'load_from={ckpt}'))
     pseudo_cfg = Config.fromfile(str(DEMO_CONFIG))

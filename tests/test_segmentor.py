@@ -113,7 +113,7 @@ def test_tiny_model_shapes_losses_gradients_predict(path, tiny_clip):
     assert ctx and all(grads[n].abs().sum() > 0 for n in ctx)  # learnable prompts learn
     assert not any(p.requires_grad for p in model.text_encoder.text_tower.parameters())
     assert grads['backbone.' + next(n for n, _ in model.backbone.named_parameters())].abs().sum() > 0
-    assert model.neck.memory_initialized.tolist() == [False, True, True, True]
+    assert model.neck.memory_bank.initialized.tolist() == [False, True, True, True]
 
     # a second step reads the bank: the aggregation parameters get gradients too
     model.zero_grad()
@@ -180,7 +180,7 @@ def test_base_config_with_vit_b16_text_encoder_builds():
     cfg.backbone.init_cfg = None
     model = MODELS.build(cfg)
     assert (model.text_encoder.num_classes, model.text_encoder.embed_dim) == (21, 512)
-    assert model.decode_head.num_classes == 21 and model.neck.memory_bank.shape == (21, 256)
+    assert model.decode_head.num_classes == 21 and model.neck.memory_bank.prototypes.shape == (21, 256)
 
 
 # ------------------------------------------------------------- config checks
@@ -254,29 +254,30 @@ def test_memory_bank_training_only_and_checkpoint_roundtrip(tiny_clip, tmp_path)
     x = torch.randn(2, 3, S, S)
     model.eval()
     model.loss(x, samples(LABELS))  # e.g. a validation loss: no update
-    assert not model.neck.memory_initialized.any() and model.neck.memory_bank.abs().sum() == 0
+    assert not model.neck.memory_bank.initialized.any()
+    assert model.neck.memory_bank.prototypes.abs().sum() == 0
 
     model.train()
     model.loss(x, samples(torch.tensor([[1., 1., 0., 0.], [1., 1., 0., 0.]])))
-    assert model.neck.memory_initialized.tolist() == [False, True, False, False]
-    before = model.neck.memory_bank.clone()
+    assert model.neck.memory_bank.initialized.tolist() == [False, True, False, False]
+    before = model.neck.memory_bank.prototypes.clone()
     model.loss(x, samples(torch.tensor([[1., 0., 1., 0.], [1., 0., 0., 0.]])))
-    changed = (model.neck.memory_bank != before).any(dim=1)
+    changed = (model.neck.memory_bank.prototypes != before).any(dim=1)
     assert changed.tolist() == [False, False, True, False]  # only the present class's row
-    assert model.neck.memory_initialized.tolist() == [False, True, True, False]
+    assert model.neck.memory_bank.initialized.tolist() == [False, True, True, False]
     model.eval()
-    snapshot = model.neck.memory_bank.clone()
+    snapshot = model.neck.memory_bank.prototypes.clone()
     model.loss(x, samples(LABELS))
-    assert torch.equal(model.neck.memory_bank, snapshot)
+    assert torch.equal(model.neck.memory_bank.prototypes, snapshot)
 
     path = str(tmp_path / 'iter_2.pth')
     save_checkpoint(model.state_dict(), path)
     fresh = build(cfg, seed=1)
-    assert not fresh.neck.memory_initialized.any()
+    assert not fresh.neck.memory_bank.initialized.any()
     load_checkpoint(fresh, path, map_location='cpu', strict=True)
-    assert torch.equal(fresh.neck.memory_bank, model.neck.memory_bank)
-    assert torch.equal(fresh.neck.memory_initialized, model.neck.memory_initialized)
-    assert fresh.neck.memory_initialized.dtype == torch.bool
+    assert torch.equal(fresh.neck.memory_bank.prototypes, model.neck.memory_bank.prototypes)
+    assert torch.equal(fresh.neck.memory_bank.initialized, model.neck.memory_bank.initialized)
+    assert fresh.neck.memory_bank.initialized.dtype == torch.bool
     for name, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[name], value), name
 

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.models.text import (BACKGROUND_WORDS, COCO_CLASSES, TINY_CLIP_NAME, VOC_CLASSES,
-                                         CLIPPromptTextEncoder, CoOpPromptLearner, EnsemblePromptLearner,
+from mmseg_clip_wsss.datasets import COCO_CLASSES, VOC_CLASSES
+from mmseg_clip_wsss.models.text import (BACKGROUND_WORDS, TINY_CLIP_NAME, CLIPPromptTextEncoder,
+                                         CoOpPromptLearner, EnsemblePromptLearner,
                                          TemplatePromptLearner, TextTower, default_background_words,
                                          resolve_class_names, resolve_class_prompts,
                                          write_random_clip_checkpoint)
@@ -21,11 +22,12 @@ from mmseg_clip_wsss.registry import MODELS
 CUSTOM = ['background', 'red_square', ['tv monitor', 'television']]
 ONE_TEMPLATE = ['a photo of a {}.']
 MODES = [
-    dict(type='template', templates=['a photo of a {}.', 'there is a {} in the scene.']),
-    dict(type='learnable', n_ctx=4, ctx_init=None),
-    dict(type='learnable', ctx_init='a photo of a', class_specific=True, class_token_position='middle'),
-    dict(type='learnable_ensemble', templates=['a photo of a {}.', 'there is a {} in the scene.']),
-    dict(type='learnable_ensemble', templates=ONE_TEMPLATE, class_specific=True),
+    dict(type='TemplatePromptLearner', templates=['a photo of a {}.', 'there is a {} in the scene.']),
+    dict(type='CoOpPromptLearner', n_ctx=4, ctx_init=None),
+    dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_specific=True,
+         class_token_position='middle'),
+    dict(type='EnsemblePromptLearner', templates=['a photo of a {}.', 'there is a {} in the scene.']),
+    dict(type='EnsemblePromptLearner', templates=ONE_TEMPLATE, class_specific=True),
 ]
 
 
@@ -99,7 +101,7 @@ def test_random_checkpoint_is_deterministic_and_loads_through_open_clip(tiny_cli
     write_random_clip_checkpoint(str(tmp_path / 'rng.pt'), seed=5)
     assert torch.equal(a, torch.rand(3))
 
-    encoder = build(tiny_clip, prompt=dict(type='template', templates=ONE_TEMPLATE))
+    encoder = build(tiny_clip, prompt=dict(type='TemplatePromptLearner', templates=ONE_TEMPLATE))
     tower = encoder.text_tower
     assert torch.equal(tower.token_embedding.weight, saved['token_embedding.weight'])
     assert torch.equal(tower.text_projection, saved['text_projection'])
@@ -143,7 +145,7 @@ def test_tower_matches_open_clip_encode_text_for_both_layouts(tiny_clip):
 
 def test_template_embeddings_equal_open_clip_ensemble(tiny_clip):
     templates = ['a photo of a {}.', 'a close-up photo of the {}.']
-    encoder = build(tiny_clip, CUSTOM, dict(type='template', templates=templates))
+    encoder = build(tiny_clip, CUSTOM, dict(type='TemplatePromptLearner', templates=templates))
     model = open_clip.create_model(TINY_CLIP_NAME, pretrained=tiny_clip['pretrained'])
     tokenizer = open_clip.get_tokenizer(TINY_CLIP_NAME)
     rows = []
@@ -168,21 +170,21 @@ def test_each_prompt_mode_gives_unit_norm_class_embeddings(tiny_clip, prompt, cl
     sim = emb @ emb.t()
     assert (sim - torch.eye(k)).max() < 0.9999
     learnable = [p for p in encoder.parameters() if p.requires_grad]
-    assert bool(learnable) == (prompt['type'] != 'template')
-    assert emb.requires_grad == (prompt['type'] != 'template')
+    assert bool(learnable) == (prompt['type'] != 'TemplatePromptLearner')
+    assert emb.requires_grad == (prompt['type'] != 'TemplatePromptLearner')
 
 
 def test_learnable_modes_start_from_the_template_prompts(tiny_clip):
     """CoOp initialised from 'a photo of a' and the learnable ensemble equal the templates at init."""
-    template = build(tiny_clip, CUSTOM, dict(type='template', templates=ONE_TEMPLATE))()
-    coop = build(tiny_clip, CUSTOM, dict(type='learnable', ctx_init='a photo of a'))
+    template = build(tiny_clip, CUSTOM, dict(type='TemplatePromptLearner', templates=ONE_TEMPLATE))()
+    coop = build(tiny_clip, CUSTOM, dict(type='CoOpPromptLearner', ctx_init='a photo of a'))
     assert coop.prompt_learner.n_ctx == 4
     assert isinstance(coop.prompt_learner, CoOpPromptLearner)
     assert torch.allclose(coop(), template, atol=1e-5)
     templates = ['a photo of a {}.', 'there is a {} in the scene.', 'a bright photo of a {}']
-    fixed = build(tiny_clip, 'voc', dict(type='template', templates=templates))
+    fixed = build(tiny_clip, 'voc', dict(type='TemplatePromptLearner', templates=templates))
     ensemble = build(tiny_clip, 'voc',
-                     dict(type='learnable_ensemble', templates=templates, class_specific=True))
+                     dict(type='EnsemblePromptLearner', templates=templates, class_specific=True))
     assert isinstance(fixed.prompt_learner, TemplatePromptLearner)
     assert isinstance(ensemble.prompt_learner, EnsemblePromptLearner)
     # one context set per template: 4 words before; 3 before + 3 after; 5 before (class-specific)
@@ -195,7 +197,8 @@ def test_class_token_position_layouts(tiny_clip):
     prompts = {}
     for position in ('end', 'middle', 'front'):
         encoder = build(tiny_clip, ['background', 'cat'],
-                        dict(type='learnable', n_ctx=4, ctx_init=None, class_token_position=position))
+                        dict(type='CoOpPromptLearner', n_ctx=4, ctx_init=None,
+                             class_token_position=position))
         learner = encoder.prompt_learner
         row = int((learner.entry_class == 1).nonzero()[0])  # 'cat' is one BPE token
         positions = learner.ctx_pos[learner.ctx_rows == row].tolist()
@@ -231,7 +234,7 @@ def test_learnable_context_gets_gradients_and_frozen_tower_does_not(tiny_clip, p
 def test_unfrozen_text_tower_is_trainable(tiny_clip):
     encoder = build(tiny_clip,
                     CUSTOM,
-                    dict(type='template', templates=ONE_TEMPLATE),
+                    dict(type='TemplatePromptLearner', templates=ONE_TEMPLATE),
                     freeze_text_tower=False)
     counter = CallCounter(encoder)
     encoder.train()
@@ -248,7 +251,7 @@ def test_unfrozen_text_tower_is_trainable(tiny_clip):
 
 # --------------------------------------------------------------------------- caching
 def test_frozen_template_prompts_run_the_tower_once(tiny_clip):
-    encoder = build(tiny_clip, 'voc', dict(type='template'))
+    encoder = build(tiny_clip, 'voc', dict(type='TemplatePromptLearner'))
     counter = CallCounter(encoder)
     encoder.train()
     first = encoder()
@@ -264,7 +267,7 @@ def test_frozen_template_prompts_run_the_tower_once(tiny_clip):
 
 def test_learnable_prompts_cache_at_inference_and_recompute_after_a_step(tiny_clip):
     encoder = build(tiny_clip, CUSTOM,
-                    dict(type='learnable', ctx_init='a photo of a', class_specific=True))
+                    dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_specific=True))
     counter = CallCounter(encoder)
     optimizer = torch.optim.SGD(encoder.parameters(), lr=1.0)
     encoder.train()
@@ -311,7 +314,7 @@ def test_learnable_prompts_cache_at_inference_and_recompute_after_a_step(tiny_cl
 # --------------------------------------------------------------------------- background
 def test_background_words_replace_the_background_row(tiny_clip):
     words = ['sky', 'grass']
-    prompt = dict(type='template', templates=ONE_TEMPLATE)
+    prompt = dict(type='TemplatePromptLearner', templates=ONE_TEMPLATE)
     plain = build(tiny_clip, CUSTOM, prompt)()
     with_words = build(tiny_clip, CUSTOM, prompt, background_words=words)
     assert with_words.class_prompts[0] == words
@@ -324,7 +327,7 @@ def test_background_words_replace_the_background_row(tiny_clip):
     # learnable context is shared with the background words too
     learned = build(tiny_clip,
                     CUSTOM,
-                    dict(type='learnable', class_specific=True),
+                    dict(type='CoOpPromptLearner', class_specific=True),
                     background_words=words)
     assert_unit_rows(learned(), 3, 32)
     # 'default' drops background words that are foreground classes of the vocabulary
@@ -334,7 +337,7 @@ def test_background_words_replace_the_background_row(tiny_clip):
 
 
 def test_learnable_background_embedding(tiny_clip):
-    prompt = dict(type='template', templates=ONE_TEMPLATE)
+    prompt = dict(type='TemplatePromptLearner', templates=ONE_TEMPLATE)
     reference = build(tiny_clip, CUSTOM, prompt, background_words=['sky', 'road'])()
     encoder = build(tiny_clip,
                     CUSTOM,
@@ -370,21 +373,21 @@ def test_bad_inputs_raise_clear_errors(tiny_clip, tmp_path):
         build(tiny_clip, [])
     with pytest.raises(ValueError, match='prompt.ctx_init has 2 phrases but there are 3 classes'):
         build(tiny_clip, CUSTOM,
-              dict(type='learnable', class_specific=True, ctx_init=['a photo of', 'a b']))
+              dict(type='CoOpPromptLearner', class_specific=True, ctx_init=['a photo of', 'a b']))
     with pytest.raises(ValueError, match='prompt.num_classes=20'):
-        build(tiny_clip, 'voc', dict(type='learnable', class_specific=True, num_classes=20))
+        build(tiny_clip, 'voc', dict(type='CoOpPromptLearner', class_specific=True, num_classes=20))
     with pytest.raises(ValueError, match='prompt.n_ctx=8 disagrees with prompt.ctx_init'):
-        build(tiny_clip, CUSTOM, dict(type='learnable', n_ctx=8, ctx_init='a photo of a'))
+        build(tiny_clip, CUSTOM, dict(type='CoOpPromptLearner', n_ctx=8, ctx_init='a photo of a'))
     with pytest.raises(ValueError, match="prompt.type='coop'"):
         build(tiny_clip, CUSTOM, dict(type='coop'))
     with pytest.raises(ValueError, match='prompt.templates'):
-        build(tiny_clip, CUSTOM, dict(type='template', templates=['a photo']))
+        build(tiny_clip, CUSTOM, dict(type='TemplatePromptLearner', templates=['a photo']))
     with pytest.raises(ValueError, match='prompt.class_token_position'):
-        build(tiny_clip, CUSTOM, dict(type='learnable', class_token_position='left'))
+        build(tiny_clip, CUSTOM, dict(type='CoOpPromptLearner', class_token_position='left'))
     with pytest.raises(ValueError, match='prompt: .*unexpected keyword'):
-        build(tiny_clip, CUSTOM, dict(type='template', n_ctx=4))
+        build(tiny_clip, CUSTOM, dict(type='TemplatePromptLearner', n_ctx=4))
     with pytest.raises(ValueError, match='context length'):
-        build(tiny_clip, CUSTOM, dict(type='learnable', n_ctx=80, ctx_init=None))
+        build(tiny_clip, CUSTOM, dict(type='CoOpPromptLearner', n_ctx=80, ctx_init=None))
     with pytest.raises(ValueError, match="background_words needs class 0 .* 'background'"):
         build(tiny_clip, ['cat', 'dog'], background_words=['sky'])
     with pytest.raises(ValueError, match=r"background_words \['cat'\] are foreground classes"):
@@ -430,7 +433,7 @@ def test_pretrained_tag_uses_open_clip_download_and_the_tags_quick_gelu(tiny_cli
 
 def test_checkpoints_leave_out_the_frozen_tower_and_load_back(tiny_clip, tmp_path):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
-    prompt = dict(type='learnable', class_specific=True)
+    prompt = dict(type='CoOpPromptLearner', class_specific=True)
     encoder = build(tiny_clip, CUSTOM, prompt, learnable_background=True)
     keys = set(encoder.state_dict())
     assert keys == {'prompt_learner.ctx.0', 'background_embedding'}
