@@ -76,6 +76,18 @@ class CAMTestColourOracle(CAMTestStub):
         return cams * keep[:, :, None, None]
 
 
+class CAMTestPaddingBright(CAMTestStub):
+    """CAMs strongest where the normalised input is 0 -- the data preprocessor's padding value."""
+
+    def compute_cams(self, inputs, image_labels):
+        score = torch.exp(-inputs.abs().mean(dim=1, keepdim=True))  # (B, 1, H, W), 1 on padding
+        cams = score.expand(-1, image_labels.shape[1], -1, -1)
+        cams = cams / cams.amax(dim=(2, 3), keepdim=True)
+        keep = (image_labels > 0).float()
+        keep[:, 0] = 0
+        return cams * keep[:, :, None, None]
+
+
 @TRANSFORMS.register_module(name='CAMTestSetImageLabels', force=True)
 class CAMTestSetImageLabels:
     """Put fixed image-level labels (from a dict keyed by file stem) into packed data samples."""
@@ -189,6 +201,28 @@ def test_pseudo_mask_background_threshold_and_ignore_band():
         cams_to_pseudo_mask(cams, labels, bg_mode='prompt', ignore_band=(0.2, 0.6))
     with pytest.raises(ValueError, match='bg_mode'):
         cams_to_pseudo_mask(cams, labels, bg_mode='otsu')
+
+
+def test_ignore_band_is_the_uncertain_zone_around_the_threshold(tmp_path):
+    """The band and the threshold combine one way: the band must contain the threshold; outside the
+    band the threshold rule labels, inside it pixels are ignored. A band that contradicts the
+    threshold is refused (it used to override the threshold silently)."""
+    cams = torch.zeros(1, K, 1, 4)
+    cams[0, 1, 0] = torch.tensor([0.1, 0.3, 0.5, 0.9])
+    labels = torch.tensor([[1, 1, 0, 0]], dtype=torch.float32)
+    plain = cams_to_pseudo_mask(cams, labels, bg_threshold=0.4)[0, 0].tolist()
+    banded = cams_to_pseudo_mask(cams, labels, bg_threshold=0.4, ignore_band=(0.2, 0.6))[0, 0]
+    assert plain == [0, 0, 1, 1] and banded.tolist() == [0, 255, 255, 1]
+    assert all(b in (p, 255) for b, p in zip(banded.tolist(), plain))  # the band only ignores
+    with pytest.raises(ValueError, match=r'must contain bg_threshold=0\.2'):
+        cams_to_pseudo_mask(cams, labels, bg_threshold=0.2, ignore_band=(0.25, 0.45))
+    with pytest.raises(ValueError, match='must contain bg_threshold'):
+        CAMProtocol(bg_threshold=0.5, ignore_band=(0.25, 0.45))
+    protocol = CAMProtocol.from_cfg(dict(bg_threshold=0.35, ignore_band=[0.25, 0.45]), scales=[1.0])
+    assert protocol.record()['ignore_band'] == (0.25, 0.45)
+    assert protocol.record()['bg_threshold'] == 0.35 and 'batch_size' not in protocol.record()
+    with pytest.raises(KeyError, match="unknown keys \\['bg_thresh'\\]"):
+        CAMProtocol.from_cfg(dict(bg_thresh=0.3))
 
 
 def test_write_palette_png_values_and_palette(tmp_path):
@@ -409,6 +443,28 @@ cam_cfg = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=2), bg_thres
         make_pseudo_masks_main([str(cfg_path), str(tmp_path / 'nope.pth'), '--out-dir', out])
     with pytest.raises(KeyError, match='val_dataloader'):
         make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--split', 'val'])
+
+
+def test_padding_of_the_batch_changes_no_pseudo_mask(tmp_path):
+    """CAMs are normalised and refined over the valid image only: padding the inputs (a data
+    preprocessor with a size divisor) gives the very masks of the unpadded inputs."""
+    root = str(tmp_path / 'data')
+    labels = _write_dataset(root)
+    names = sorted(labels)
+    masks = {}
+    for divisor in (None, 32):  # 40x48 inputs, or padded to 64x64
+        model = CAMTestPaddingBright().eval()
+        model.data_preprocessor = SegDataPreProcessor(
+            mean=MEAN, std=STD, bgr_to_rgb=True,
+            test_cfg=dict(size_divisor=divisor) if divisor else None)
+        out = tmp_path / f'pseudo_{divisor}'
+        generate_pseudo_masks(model, _batches(root, labels, names, size=(40, 48)), str(out),
+                              scales=(1.0, ), flip=False, refine=dict(type='par', num_iters=3),
+                              bg_threshold=0.5, show_progress=False)
+        masks[divisor] = [np.array(Image.open(out / f'{name}.png')) for name in names]
+    assert any(len(np.unique(m)) > 1 for m in masks[None])  # the masks are not trivial
+    for unpadded, padded in zip(masks[None], masks[32]):
+        np.testing.assert_array_equal(padded, unpadded)
 
 
 def test_generate_with_padding_and_resize_recovers_ground_truth(tmp_path):

@@ -127,6 +127,48 @@ def test_memory_update_gathers_variable_batch_sizes(tmp_path):
     assert wsss_dist.all_gather_rows(embeds) is embeds  # single process: a no-op
 
 
+ITC_SCRIPT = '''
+import sys
+import torch
+import torch.distributed as dist
+from mmseg_clip_wsss.models.losses import ImageTextContrastiveLoss
+
+dist.init_process_group('gloo')
+rank = dist.get_rank()
+torch.manual_seed(0)
+images, text = torch.randn(4, 8), torch.randn(5, 8)  # images 0, 1 | 2, 3 on the two ranks
+labels = torch.tensor([[1., 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 1, 0, 1, 0], [1, 0, 0, 0, 1]])
+mine = images[2 * rank:2 * rank + 2].clone().requires_grad_()
+loss = ImageTextContrastiveLoss(temperature=0.1)(mine, text, labels[2 * rank:2 * rank + 2])
+loss.backward()
+torch.save(dict(loss=loss.detach(), grad=mine.grad), sys.argv[1] + f'/itc{rank}.pt')
+dist.destroy_process_group()
+'''
+
+
+def test_image_text_loss_of_2_ranks_x_batch_2_is_that_of_1_rank_x_batch_4(tmp_path):
+    """The image embeddings of every rank are gathered: each rank's loss is the loss of the whole
+    batch, and its gradient (summed over the ranks by the gather, averaged by DDP) is that of one
+    process holding the whole batch -- the text -> image half no longer degenerates per rank."""
+    script = tmp_path / 'itc.py'
+    script.write_text(ITC_SCRIPT)
+    env = run_env()
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+           f'--master_port={env["PORT"]}', str(script), str(tmp_path)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f'itc{r}.pt') for r in (0, 1))
+    torch.manual_seed(0)
+    images, text = torch.randn(4, 8), torch.randn(5, 8)
+    labels = torch.tensor([[1., 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 1, 0, 1, 0], [1, 0, 0, 0, 1]])
+    images.requires_grad_()
+    loss = ImageTextContrastiveLoss(temperature=0.1)(images, text, labels)
+    loss.backward()
+    assert torch.allclose(r0['loss'], loss.detach()) and torch.allclose(r1['loss'], loss.detach())
+    ddp_grad = torch.cat([r0['grad'], r1['grad']]) / 2  # DDP averages the ranks' gradients
+    assert torch.allclose(ddp_grad, images.grad, atol=1e-6)
+
+
 def test_cam_dataloader_shards_each_image_to_one_rank(tiny_run, monkeypatch):
     init_default_scope('mmseg')
     cfg = Config.fromfile(str(tiny_run['config']), import_custom_modules=False)

@@ -65,6 +65,55 @@ def test_weights_only_still_refuses_arbitrary_objects():
         torch.load(stream)
 
 
+class _GetattrOf:
+    """Pickles as ``getattr(owner, name)``: what a crafted checkpoint uses to reach a method."""
+
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+def _saved(obj) -> io.BytesIO:
+    stream = io.BytesIO()
+    torch.save(obj, stream)
+    stream.seek(0)
+    return stream
+
+
+@pytest.mark.parametrize('owner, name', [(np.ndarray, 'tofile'), (HistoryBuffer, '__init__'),
+                                         (HistoryBuffer, 'register_statistics')])
+def test_weights_only_refuses_a_crafted_getattr(owner, name):
+    """No general-purpose getattr is allow-listed: a pickle fetching an attribute through it fails."""
+    with pytest.raises(pickle.UnpicklingError, match='getattr'):
+        torch.load(_saved({'x': _GetattrOf(owner, name)}))
+
+
+def test_history_buffers_pickle_without_method_references():
+    buffer = HistoryBuffer()
+    buffer.update(1.0)
+    buffer.update(3.0, count=2)
+    data = pickle.dumps({'loss': buffer}, protocol=2)  # torch.save's protocol
+    assert b'getattr' not in data
+    loaded = torch.load(_saved({'loss': buffer}))['loss']
+    assert loaded.mean() == pytest.approx(4.0 / 3) and loaded.max_length == buffer.max_length
+    assert loaded.statistics('max') == 3.0
+
+
+def test_checkpoints_with_getattr_history_buffers_of_the_old_pickling_load(monkeypatch):
+    """Checkpoints written before (mmengine's own pickling: its statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``, ...) load through an exact mapping of those references."""
+    buffer = HistoryBuffer()
+    buffer.update(2.0)
+    monkeypatch.delitem(copyreg.dispatch_table, HistoryBuffer)  # mmengine's pickling, as before
+    stream = _saved({'message_hub': {'log_scalars': {'train/loss': buffer}}})
+    monkeypatch.undo()
+    assert b'getattr' in stream.getvalue()
+    loaded = torch.load(stream)['message_hub']['log_scalars']['train/loss']
+    assert isinstance(loaded, HistoryBuffer) and loaded.mean() == pytest.approx(2.0)
+
+
 def test_plugin_registers_into_mm_registries():
     from mmdet.registry import MODELS as DET_MODELS
     from mmseg.registry import MODELS

@@ -136,15 +136,49 @@ def test_region_contrast_loss_and_memory_update_training_only():
         neck.region_contrast_loss(fused, cams[:, :3], labels[:, :3])
 
 
+def test_empty_regions_take_no_part_in_the_contrast_or_the_memory():
+    """A present class whose CAM is all zero has no region: it neither sets (and marks initialised) its
+    prototype nor adds a constant term to the InfoNCE."""
+    torch.manual_seed(0)
+    neck = _neck().train()
+    fused = torch.randn(2, C, 8, 8)
+    cams = torch.rand(2, K, 8, 8)
+    cams[0, 2] = 0.0  # class 2 is in image 0's labels, but nothing of it activates
+    labels = torch.tensor([[1., 0., 1., 0.], [1., 1., 0., 0.]])
+    neck.region_contrast_loss(fused, cams, labels)
+    assert neck.memory_bank.initialized.tolist() == [False, True, False, False]
+    assert neck.memory_bank.prototypes[2].abs().sum() == 0
+    # with every prototype set, the empty region changes nothing in the loss
+    neck.memory_bank.prototypes.copy_(F.normalize(torch.randn(K, C), dim=1))
+    neck.memory_bank.initialized.fill_(True)
+    neck.eval()
+    with_empty = neck.region_contrast_loss(fused, cams, labels)['loss_region_nce']
+    without = neck.region_contrast_loss(fused, cams, torch.tensor([[1., 0., 0., 0.],
+                                                                   [1., 1., 0., 0.]]))['loss_region_nce']
+    assert torch.allclose(with_empty, without)
+
+
+def test_memory_bank_loads_checkpoints_of_the_bank_as_neck_buffers():
+    """Checkpoints written when the bank was two buffers of the neck load into the ClassMemoryBank."""
+    neck = _neck()
+    old = {k: v for k, v in neck.state_dict().items() if not k.startswith('memory_bank.')}
+    old['memory_bank'] = torch.full((K, C), 0.5)
+    old['memory_initialized'] = torch.tensor([False, True, False, True])
+    check_checkpoint_fits(neck, old)  # the shape check maps the old keys as the load does
+    neck.load_state_dict(old, strict=True)
+    assert torch.equal(neck.memory_bank.prototypes, old['memory_bank'])
+    assert neck.memory_bank.initialized.tolist() == [False, True, False, True]
+
+
 def test_memory_bank_is_in_state_dict():
     neck = _neck()
-    assert {'memory_bank', 'memory_initialized'} <= set(neck.state_dict())
-    neck.memory_bank.fill_(0.25)
-    neck.memory_initialized[2] = True
+    assert {'memory_bank.prototypes', 'memory_bank.initialized'} <= set(neck.state_dict())
+    neck.memory_bank.prototypes.fill_(0.25)
+    neck.memory_bank.initialized[2] = True
     other = _neck()
     other.load_state_dict(neck.state_dict())
-    assert torch.equal(other.memory_bank, neck.memory_bank)
-    assert torch.equal(other.memory_initialized, neck.memory_initialized)
+    assert torch.equal(other.memory_bank.prototypes, neck.memory_bank.prototypes)
+    assert torch.equal(other.memory_bank.initialized, neck.memory_bank.initialized)
 
 
 # ------------------------------------------------------------------- heads

@@ -165,3 +165,17 @@ def test_image_text_contrastive_logit_scale_and_grads():
     none = ImageTextContrastiveLoss()(images, text, torch.tensor([[1., 0., 0.], [1., 0., 0.]]))
     assert none.item() == 0 and none.requires_grad
     assert math.isclose(ImageTextContrastiveLoss(loss_weight=0.0)(images, text, labels).item(), 0.0)
+
+
+def test_image_text_contrastive_scale_rule():
+    """One rule, in one place: a configured temperature wins over the caller's (e.g. the head's
+    learnable) logit scale; temperature=None takes the caller's scale."""
+    torch.manual_seed(0)
+    images, text = torch.randn(3, 8), torch.randn(4, 8)
+    labels = torch.tensor([[1., 1., 0., 0.], [1., 0., 1., 0.], [1., 0., 0., 1.]])
+    fixed = ImageTextContrastiveLoss(temperature=0.5)
+    assert fixed.scale(torch.tensor(30.0)) == 2.0 and fixed.scale() == 2.0
+    assert torch.equal(fixed(images, text, labels, logit_scale=30.0), fixed(images, text, labels))
+    learned = ImageTextContrastiveLoss(temperature=None)
+    assert learned.scale(30.0) == 30.0
+    assert torch.allclose(learned(images, text, labels, logit_scale=2.0), fixed(images, text, labels))

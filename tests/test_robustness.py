@@ -138,6 +138,42 @@ def test_resume_after_sigkill_matches_the_uninterrupted_run(tmp_path, data_root,
     assert ref['optimizer']['state'] and ref['rng_state']['states']
 
 
+def test_mmengine_internals_of_exact_resume_are_pinned_and_present():
+    """Exact resume reaches into private mmengine internals: the version they were verified on is
+    pinned in one place (and agrees with the install pin), and each internal is checked by name."""
+    import mmengine
+    checked = check_mmengine_internals()
+    assert {'Runner._train_loop', 'InfiniteSampler._indices_of_rank',
+            'IterBasedTrainLoop.dataloader_iterator'} <= set(checked)
+    pinned = re.search(r'^mmengine==(\S+)', (REPO / 'requirements/runtime.txt').read_text(), re.M)
+    assert pinned.group(1) == VERIFIED_MMENGINE, 'requirements/runtime.txt and VERIFIED_MMENGINE differ'
+    assert mmengine.__version__ == VERIFIED_MMENGINE, (
+        f'mmengine {mmengine.__version__} is installed; exact resume was verified on '
+        f'{VERIFIED_MMENGINE}: re-verify mmseg_clip_wsss/engine/mmengine_internals.py')
+
+
+def test_a_missing_mmengine_internal_stops_the_resume_naming_it(monkeypatch):
+    """A changed internal fails loudly instead of skipping a step of the resume silently."""
+    from types import SimpleNamespace
+
+    from mmengine.dataset import InfiniteSampler
+    from mmengine.runner import BaseLoop
+
+    class Loop(BaseLoop):
+        def __init__(self, dataloader):
+            self.dataloader = dataloader
+
+        def run(self):
+            pass
+
+    sampler = InfiniteSampler(list(range(4)), shuffle=True, seed=0)
+    loop = Loop(SimpleNamespace(sampler=sampler, batch_sampler=None))
+    runner = SimpleNamespace(_train_loop=loop, train_loop=loop)
+    monkeypatch.delattr(InfiniteSampler, '_indices_of_rank')
+    with pytest.raises(MMEngineInternalsError, match='InfiniteSampler._indices_of_rank'):
+        RNGStateHook()._reseed_sampler(runner, seed=1)
+
+
 def test_rng_state_round_trip():
     state = capture_rng_state()
     first = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())

@@ -244,7 +244,26 @@ def test_full_supervision_mode(tiny_clip):
     losses = model.loss(torch.randn(2, 3, S, S), samples(LABELS, masks=True))
     assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}
     losses['decode.loss_ce'].backward()
-    assert not model.neck.memory_initialized.any()
+    assert not model.neck.memory_bank.initialized.any()
+
+
+def test_background_index_none_is_handed_down_and_class_0_learns(tiny_clip):
+    """Without a background class (background_index=None on the segmentor, nowhere else), class 0 is
+    trained by the multi-label loss, contrasted by the image-text loss and the RSC-A neck."""
+    model = build(model_cfg(SWIN_CFG, tiny_clip, background_index=None, cam_norm='minmax')).train()
+    head, neck = model.decode_head, model.neck
+    assert head.background_index is None and neck.background_index is None
+    assert head.loss_mlc.background_index is None and head.loss_itc.background_index is None
+    scores = torch.zeros(2, K, 4, 4, requires_grad=True)
+    head.loss_mlc(scores, LABELS).backward()
+    assert scores.grad[:, 0].abs().sum() > 0  # channel 0 is trained
+    only_class_0 = torch.tensor([[1., 0., 0., 0.], [1., 0., 0., 0.]])
+    assert head.loss_itc(torch.randn(2, 32), torch.randn(K, 32), only_class_0, 1.0) > 0
+    model.loss(torch.randn(2, 3, S, S), samples(only_class_0))
+    assert neck.memory_bank.initialized.tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match='set it once, as model.background_index'):
+        build(model_cfg(SWIN_CFG, tiny_clip, background_index=None,
+                        decode_head=dict(background_index=0)))
 
 
 # ------------------------------------------------------------- memory bank
