@@ -111,6 +111,8 @@ class RSCANeck(BaseModule):
         self.contrast_background = contrast_background
         self.background_index = background_index
         self.align_corners = align_corners
+        self.memory_bank = ClassMemoryBank(num_classes, channels, memory_momentum)
+        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 
         self.lateral_convs = nn.ModuleList([
             ConvModule(in_channels[i], channels, 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
@@ -128,8 +130,6 @@ class RSCANeck(BaseModule):
             self.gate = nn.Parameter(torch.tensor(math.log(gate_init / (1 - gate_init))))
 
         self.loss_region = MODELS.build(loss_region) if loss_region is not None else None
-        self.memory_bank = ClassMemoryBank(num_classes, channels, memory_momentum)
-        self.register_load_state_dict_pre_hook(_rename_legacy_keys)
 
     # ------------------------------------------------------------------ forward
     def fuse(self, feats: Sequence[Tensor]) -> Tensor:
