@@ -105,15 +105,21 @@ dist.destroy_process_group()
 '''
 
 
-def test_memory_update_gathers_variable_batch_sizes(tmp_path):
-    script = tmp_path / 'gather.py'
-    script.write_text(GATHER_SCRIPT)
+def run_on_two_ranks(script_text: str, tmp_path: Path, result_name: str):
+    """Run a script under torchrun with 2 gloo processes; each saves
+    ``<tmp_path>/<result_name><rank>.pt``, which are returned (rank 0, rank 1)."""
+    script = tmp_path / f'{result_name}.py'
+    script.write_text(script_text)
     env = run_env()
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
            f'--master_port={env["PORT"]}', str(script), str(tmp_path)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f'rank{r}.pt') for r in (0, 1))
+    return tuple(torch.load(tmp_path / f'{result_name}{r}.pt') for r in (0, 1))
+
+
+def test_memory_update_gathers_variable_batch_sizes(tmp_path):
+    r0, r1 = run_on_two_ranks(GATHER_SCRIPT, tmp_path, 'rank')
     # one process updating with all three images, twice
     torch.manual_seed(0)
     embeds = torch.randn(3, 4, 8)
@@ -150,14 +156,7 @@ def test_image_text_loss_of_2_ranks_x_batch_2_is_that_of_1_rank_x_batch_4(tmp_pa
     """The image embeddings of every rank are gathered: each rank's loss is the loss of the whole
     batch, and its gradient (summed over the ranks by the gather, averaged by DDP) is that of one
     process holding the whole batch -- the text -> image half no longer degenerates per rank."""
-    script = tmp_path / 'itc.py'
-    script.write_text(ITC_SCRIPT)
-    env = run_env()
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-           f'--master_port={env["PORT"]}', str(script), str(tmp_path)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    r0, r1 = (torch.load(tmp_path / f'itc{r}.pt') for r in (0, 1))
+    r0, r1 = run_on_two_ranks(ITC_SCRIPT, tmp_path, 'itc')
     torch.manual_seed(0)
     images, text = torch.randn(4, 8), torch.randn(5, 8)
     labels = torch.tensor([[1., 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 1, 0, 1, 0], [1, 0, 0, 0, 1]])
