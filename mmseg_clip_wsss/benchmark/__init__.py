@@ -1,10 +1,10 @@
-"""Side-by-side benchmarks against MM baselines (``tools/benchmark.py``) and the aggregation of the
-label-efficiency runs (``tools/label_efficiency.py``).
+"""Side-by-side benchmarks against MM baselines (``tools/benchmark.py``) and the label-efficiency runs
+on the demo data with their aggregation (``tools/label_efficiency.py``).
 
 Not imported by ``import mmseg_clip_wsss``; import it explicitly.
 """
 from .label_efficiency import (aggregate_label_efficiency, format_label_efficiency_markdown,
-                               mean_std)
+                               mean_std, run_label_efficiency)
 from .report import format_markdown
 from .runner import RATIO_KEYS, add_ratios, compute_targets, machine_info, run_benchmark
 from .specs import (DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_SPECS, DEFAULT_TARGET_MODEL,
@@ -16,5 +16,5 @@ __all__ = [
     'ModelSpec', 'DEFAULT_SPECS', 'DEFAULT_BASELINE', 'DEFAULT_TARGET_MODEL', 'DEFAULT_CAM_MODEL',
     'UPERNET_SWIN_T', 'parse_model_arg', 'load_benchmark_config', 'build_benchmark_model',
     'fill_memory_banks', 'strip_pretrained', 'mean_std', 'aggregate_label_efficiency',
-    'format_label_efficiency_markdown'
+    'format_label_efficiency_markdown', 'run_label_efficiency'
 ]
