@@ -27,7 +27,7 @@ from .protocol import CAMProtocol
 from .pseudo_mask import cams_to_pseudo_mask, fill_background, is_valid_png
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 
-__all__ = ['generate_pseudo_masks', 'sample_image_id', 'denormalise_images']
+__all__ = ['generate_pseudo_masks', 'pseudo_masks_of_batch', 'sample_image_id', 'denormalise_images']
 
 
 def sample_image_id(data_sample) -> str:
