@@ -1,7 +1,7 @@
 """Shared pytest fixtures."""
 import pytest
 
-from mmseg_clip_wsss.models.text import TINY_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.models import TINY_CLIP_NAME, write_random_clip_checkpoint
 
 
 @pytest.fixture(scope='session')

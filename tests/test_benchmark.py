@@ -11,7 +11,7 @@ from mmseg_clip_wsss.benchmark import (RATIO_KEYS, ModelSpec, add_ratios,
                                        aggregate_label_efficiency, compute_targets,
                                        format_label_efficiency_markdown, load_benchmark_config,
                                        mean_std, parse_model_arg, run_benchmark, strip_pretrained)
-from mmseg_clip_wsss.models.text import TINY_CLIP_NAME
+from mmseg_clip_wsss.models import TINY_CLIP_NAME
 
 CLASSES = ['background', 'cat', 'dog']
 TINY_SWIN = ("dict(type='SwinTransformer', pretrain_img_size=64, embed_dims=16, patch_size=4, "

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.datasets import COCO_CLASSES, VOC_CLASSES
-from mmseg_clip_wsss.models.text import (BACKGROUND_WORDS, TINY_CLIP_NAME, CLIPPromptTextEncoder,
-                                         CoOpPromptLearner, EnsemblePromptLearner,
-                                         TemplatePromptLearner, TextTower, default_background_words,
-                                         resolve_class_names, resolve_class_prompts,
-                                         write_random_clip_checkpoint)
+from mmseg_clip_wsss.models import TINY_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.text import (BACKGROUND_WORDS, CLIPPromptTextEncoder, CoOpPromptLearner,
+                                         EnsemblePromptLearner, TemplatePromptLearner, TextTower,
+                                         default_background_words, resolve_class_names,
+                                         resolve_class_prompts)
 from mmseg_clip_wsss.registry import MODELS
 
 CUSTOM = ['background', 'red_square', ['tv monitor', 'television']]

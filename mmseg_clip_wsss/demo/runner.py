@@ -63,7 +63,7 @@ def prepare_demo_assets(data_root: str, with_data: bool = True) -> str:
     Returns:
         str: Path of the tiny open_clip checkpoint (``<data_root>/wsss_tiny_clip.pt``).
     """
-    from mmseg_clip_wsss.models.text import write_random_clip_checkpoint
+    from mmseg_clip_wsss.models import write_random_clip_checkpoint
     from .data import make_demo_data
     if with_data and not osp.isfile(osp.join(data_root, 'demo_info.json')):
         make_demo_data(data_root)

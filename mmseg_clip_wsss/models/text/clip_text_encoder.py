@@ -4,76 +4,21 @@ Registry name: ``'CLIPPromptTextEncoder'`` -- mmseg 1.x already registers a diff
 ``CLIPTextEncoder`` (SAN's text encoder, ``mmseg/models/text_encoder``), so ours has its own name:
 configs write ``dict(type='CLIPPromptTextEncoder', ...)``.
 """
-import logging
-import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
 import open_clip
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from mmseg_clip_wsss.registry import DET_MODELS, MODELS
+from ..open_clip_models import load_open_clip
 from .prompt_learner import BasePromptLearner
 from .text_tower import TextTower
-from .tiny_clip import register_tiny_clip
 from .vocabularies import ClassNames, default_background_words, readable_name, resolve_class_prompts
 
 __all__ = ['CLIPPromptTextEncoder']
-
-_CHECKPOINT_EXTS = ('.pt', '.pth', '.bin', '.safetensors', '.npz', '.npy', '.ckpt')
-
-
-def _load_open_clip(model_name: str,
-                    pretrained: Optional[str],
-                    cache_dir: Optional[str],
-                    quick_gelu: Optional[bool] = None) -> nn.Module:
-    """Create an open_clip model through open_clip's own loader, with clear errors for bad inputs.
-
-    open_clip only *warns* when a tag was trained with QuickGELU (OpenAI's weights) but the model
-    config uses GELU (``'ViT-B-16'`` + ``'openai'``); the features are then subtly wrong. Here the
-    tag's own ``quick_gelu`` flag is applied unless ``quick_gelu`` says otherwise.
-    """
-    register_tiny_clip()
-    has_schema = model_name.startswith(('hf-hub:', 'local-dir:'))
-    clean_name = model_name.replace('/', '-')
-    if not has_schema and open_clip.get_model_config(clean_name) is None:
-        raise ValueError(
-            f'CLIPPromptTextEncoder: model_name={model_name!r} is not an open_clip model config '
-            '(see open_clip.list_models(), e.g. \'ViT-B-16\').')
-    if has_schema:
-        pretrained = None  # open_clip takes the weights from the schema source
-    elif pretrained:
-        pretrained = osp.expanduser(str(pretrained))
-        tag_cfg = open_clip.get_pretrained_cfg(clean_name, pretrained)
-        is_tag = bool(tag_cfg)
-        if is_tag and quick_gelu is None:
-            quick_gelu = bool(tag_cfg.get('quick_gelu', False))
-        if not is_tag and not osp.isfile(pretrained):
-            tags = open_clip.list_pretrained_tags_by_model(clean_name)
-            looks_like_path = (osp.sep in pretrained or pretrained.endswith(_CHECKPOINT_EXTS)
-                               or pretrained.startswith('.'))
-            if looks_like_path:
-                raise FileNotFoundError(
-                    f'CLIPPromptTextEncoder: pretrained checkpoint file {pretrained!r} does not exist. '
-                    f'Set `pretrained` to an existing open_clip state-dict file or to a tag of '
-                    f'{model_name!r}: {tags}.')
-            raise ValueError(
-                f'CLIPPromptTextEncoder: pretrained={pretrained!r} is neither an open_clip tag of '
-                f'{model_name!r} ({tags}) nor an existing checkpoint file.')
-    else:
-        print_log(
-            f'CLIPPromptTextEncoder: pretrained is empty, the {model_name} text tower is randomly '
-            'initialised.',
-            logger='current',
-            level=logging.WARNING)
-    return open_clip.create_model(model_name,
-                                  pretrained=pretrained or None,
-                                  device='cpu',
-                                  cache_dir=cache_dir,
-                                  force_quick_gelu=bool(quick_gelu))
 
 
 def _drop_frozen_tower(module: 'CLIPPromptTextEncoder', state_dict: dict, prefix: str,
@@ -117,7 +62,7 @@ class CLIPPromptTextEncoder(BaseModule):
         class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'`` or a list of class
             names in dataset order (an entry may be a list of synonyms). Defaults to ``'voc'``.
         model_name (str): open_clip model-config name (``'ViT-B-16'``, or
-            ``mmseg_clip_wsss.models.text.TINY_CLIP_NAME`` in tests). Defaults to ``'ViT-B-16'``.
+            ``mmseg_clip_wsss.models.TINY_CLIP_NAME`` in tests). Defaults to ``'ViT-B-16'``.
         pretrained (str, optional): open_clip pretrained tag (``'openai'``) or a local checkpoint
             path; None/'' gives a random init. Defaults to ``'openai'``.
         prompt (dict, optional): Prompt learner config, ``dict(type='TemplatePromptLearner')``
@@ -169,7 +114,7 @@ class CLIPPromptTextEncoder(BaseModule):
         self.model_name = model_name
         self.freeze_text_tower = bool(freeze_text_tower)
 
-        clip_model = _load_open_clip(model_name, pretrained, cache_dir, quick_gelu)
+        clip_model = load_open_clip(model_name, pretrained, cache_dir, quick_gelu)
         tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
         self.text_tower = TextTower(clip_model)
         del clip_model  # the vision tower and logit scale go with it

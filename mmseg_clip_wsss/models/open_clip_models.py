@@ -1,0 +1,153 @@
+"""open_clip models of this project, and the one loader every CLIP tower goes through.
+
+The project defines small open_clip model configs (:data:`PROJECT_CLIP_CONFIGS`) and makes them
+known to open_clip, so that ``open_clip.create_model(name, pretrained=<file>)`` and
+``open_clip.get_tokenizer(name)`` treat them exactly like ``'ViT-B-16'``: same model classes, same BPE
+tokenizer (vocabulary 49408), only smaller.
+
+- :data:`TINY_CLIP_NAME`: a token-sized CLIP for tests (text width 64, 2 layers; a 1-layer ViT).
+- :data:`DEMO_CLIP_NAME`: the CLIP that ``tools/pretrain_clip.py`` trains on the captioned corpus
+  of the demo world (a ModifiedResNet image tower of width 32 at 64 px, text width 128, 3 layers,
+  joint space of 128 dims). A convolutional tower learns the shapes of the demo world from a few
+  thousand steps on two CPU cores; a ViT of the same cost did not (docs/benchmarks.md).
+
+:func:`load_open_clip` is the loader of :class:`CLIPPromptTextEncoder` and :class:`CLIPVisionBackbone`:
+a model-config name plus an open_clip pretrained tag or a local checkpoint file, with errors that say
+what to fix.
+"""
+import copy
+import logging
+import os
+import os.path as osp
+from typing import Optional
+
+import open_clip
+import torch
+import torch.nn as nn
+from mmengine.logging import print_log
+from open_clip import factory as _oc_factory
+
+__all__ = ['TINY_CLIP_NAME', 'TINY_CLIP_CFG', 'DEMO_CLIP_NAME', 'DEMO_CLIP_CFG', 'PROJECT_CLIP_CONFIGS',
+           'register_project_clip_configs', 'load_open_clip', 'write_random_clip_checkpoint']
+
+_CHECKPOINT_EXTS = ('.pt', '.pth', '.bin', '.safetensors', '.npz', '.npy', '.ckpt')
+
+#: open_clip model-config name of the tiny CLIP for tests.
+TINY_CLIP_NAME = 'WSSS-Tiny-CLIP'
+TINY_CLIP_CFG = dict(
+    embed_dim=32,
+    vision_cfg=dict(image_size=32, layers=1, width=64, patch_size=16),
+    text_cfg=dict(context_length=77, vocab_size=49408, width=64, heads=4, layers=2),
+)
+#: open_clip model-config name of the demo world's CLIP (``tools/pretrain_clip.py``).
+DEMO_CLIP_NAME = 'WSSS-Demo-CLIP-RN'
+DEMO_CLIP_CFG = dict(
+    embed_dim=128,
+    vision_cfg=dict(image_size=64, layers=[1, 1, 1, 1], width=32),
+    text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=4, layers=3),
+)
+#: Every model config the project adds to open_clip.
+PROJECT_CLIP_CONFIGS = {TINY_CLIP_NAME: TINY_CLIP_CFG, DEMO_CLIP_NAME: DEMO_CLIP_CFG}
+
+
+def register_project_clip_configs() -> None:
+    """Make :data:`PROJECT_CLIP_CONFIGS` known to open_clip (idempotent).
+
+    open_clip keeps its configs in ``open_clip.factory._MODEL_CONFIGS``, which ``add_model_config``
+    rebuilds from its JSON search paths; in-memory entries therefore have to be re-added after such
+    a rescan. :func:`load_open_clip` calls this before every build.
+    """
+    for name, cfg in PROJECT_CLIP_CONFIGS.items():
+        if name not in _oc_factory._MODEL_CONFIGS:
+            _oc_factory._MODEL_CONFIGS[name] = copy.deepcopy(cfg)
+
+
+register_project_clip_configs()
+
+
+def load_open_clip(model_name: str,
+                   pretrained: Optional[str],
+                   cache_dir: Optional[str] = None,
+                   quick_gelu: Optional[bool] = None,
+                   owner: str = 'CLIPPromptTextEncoder',
+                   warn_random: bool = True) -> nn.Module:
+    """Create an open_clip model through open_clip's own loader, with clear errors for bad inputs.
+
+    open_clip only *warns* when a tag was trained with QuickGELU (OpenAI's weights) but the model
+    config uses GELU (``'ViT-B-16'`` + ``'openai'``); the features are then subtly wrong. Here the
+    tag's own ``quick_gelu`` flag is applied unless ``quick_gelu`` says otherwise.
+
+    Args:
+        model_name (str): open_clip model-config name (or ``hf-hub:``/``local-dir:`` source).
+        pretrained (str, optional): Pretrained tag or local checkpoint file; None/'' gives a random
+            init.
+        cache_dir (str, optional): open_clip download cache.
+        quick_gelu (bool, optional): Force QuickGELU (None: as the tag was trained).
+        owner (str): Module name used in error messages.
+        warn_random (bool): Log a warning when the weights are random.
+
+    Returns:
+        nn.Module: The open_clip ``CLIP`` / ``CustomTextCLIP`` model on the CPU.
+
+    Raises:
+        ValueError: unknown model name, or ``pretrained`` that is neither a tag nor a file.
+        FileNotFoundError: ``pretrained`` looks like a path but does not exist.
+    """
+    register_project_clip_configs()
+    has_schema = model_name.startswith(('hf-hub:', 'local-dir:'))
+    clean_name = model_name.replace('/', '-')
+    if not has_schema and open_clip.get_model_config(clean_name) is None:
+        raise ValueError(f'{owner}: model_name={model_name!r} is not an open_clip model config (see '
+                         "open_clip.list_models(), e.g. 'ViT-B-16').")
+    if has_schema:
+        pretrained = None  # open_clip takes the weights from the schema source
+    elif pretrained:
+        pretrained = osp.expanduser(str(pretrained))
+        tag_cfg = open_clip.get_pretrained_cfg(clean_name, pretrained)
+        if tag_cfg and quick_gelu is None:
+            quick_gelu = bool(tag_cfg.get('quick_gelu', False))
+        if not tag_cfg and not osp.isfile(pretrained):
+            tags = open_clip.list_pretrained_tags_by_model(clean_name)
+            looks_like_path = (osp.sep in pretrained or pretrained.endswith(_CHECKPOINT_EXTS)
+                               or pretrained.startswith('.'))
+            if looks_like_path:
+                raise FileNotFoundError(
+                    f'{owner}: pretrained checkpoint file {pretrained!r} does not exist. Set '
+                    f'`pretrained` to an existing open_clip state-dict file or to a tag of '
+                    f'{model_name!r}: {tags}.')
+            raise ValueError(f'{owner}: pretrained={pretrained!r} is neither an open_clip tag of '
+                             f'{model_name!r} ({tags}) nor an existing checkpoint file.')
+    elif warn_random:
+        print_log(f'{owner}: pretrained is empty, the {model_name} weights are randomly initialised.',
+                  logger='current', level=logging.WARNING)
+    previous_disable = logging.root.manager.disable
+    if not pretrained:  # open_clip warns about the random init too: said above, once
+        logging.disable(logging.WARNING)
+    try:
+        return open_clip.create_model(model_name, pretrained=pretrained or None, device='cpu',
+                                      cache_dir=cache_dir, force_quick_gelu=bool(quick_gelu))
+    finally:
+        logging.disable(previous_disable)
+
+
+def write_random_clip_checkpoint(path: str, model_name: str = TINY_CLIP_NAME, seed: int = 0) -> str:
+    """Save a randomly initialised open_clip model's state dict.
+
+    The global RNG state is left untouched (the init runs under a forked RNG seeded with ``seed``),
+    and the same ``seed`` always writes the same weights.
+
+    Args:
+        path (str): Output file (``.pt``/``.pth``); parent folders are created.
+        model_name (str): open_clip model-config name. Defaults to :data:`TINY_CLIP_NAME`.
+        seed (int): Seed of the random init. Defaults to 0.
+
+    Returns:
+        str: ``path``, to pass as ``pretrained=`` of :class:`CLIPPromptTextEncoder` or open_clip.
+    """
+    path = str(path)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = load_open_clip(model_name, None, warn_random=False)
+    torch.save(model.state_dict(), path)
+    return path
