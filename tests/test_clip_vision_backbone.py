@@ -1,0 +1,107 @@
+"""CLIPVisionBackbone: open_clip's image towers (ViT, ModifiedResNet) as dense backbones."""
+import copy
+
+import open_clip
+import pytest
+import torch
+from mmengine.runner.checkpoint import _load_checkpoint_with_prefix
+
+import mmseg_clip_wsss  # noqa: F401  (registration)
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.backbones import CLIPVisionBackbone, resize_pos_embed
+from mmseg_clip_wsss.registry import DET_MODELS, MODELS
+
+# a ViT that pools by averaging its patch tokens (open_clip pool_type='avg'), beside the tiny CLIP's
+# class-token pooling
+AVG_VIT_NAME = 'WSSS-Test-AvgViT'
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    from open_clip import factory
+    factory._MODEL_CONFIGS[AVG_VIT_NAME] = dict(
+        embed_dim=16, vision_cfg=dict(image_size=32, layers=2, width=32, patch_size=8, head_width=16,
+                                      pool_type='avg'),
+        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))
+    root = tmp_path_factory.mktemp('clip')
+    return {name: write_random_clip_checkpoint(str(root / f'{name}.pt'), name, seed=1)
+            for name in (TINY_CLIP_NAME, DEMO_CLIP_NAME, AVG_VIT_NAME)}
+
+
+@pytest.mark.parametrize('name', [TINY_CLIP_NAME, DEMO_CLIP_NAME, AVG_VIT_NAME])
+def test_pooled_embedding_equals_open_clip_encode_image(checkpoints, name):
+    model = open_clip.create_model(name, pretrained=checkpoints[name]).eval()
+    backbone = CLIPVisionBackbone(name, checkpoints[name]).eval()
+    size = model.visual.image_size
+    x = torch.randn(2, 3, *((size, size) if isinstance(size, int) else size))
+    with torch.no_grad():
+        assert torch.allclose(backbone.encode_image(x), model.encode_image(x), atol=1e-5)
+
+
+def test_vit_dense_maps_are_the_patch_tokens_and_the_projection(checkpoints):
+    model = open_clip.create_model(AVG_VIT_NAME, pretrained=checkpoints[AVG_VIT_NAME]).eval()
+    backbone = CLIPVisionBackbone(AVG_VIT_NAME, checkpoints[AVG_VIT_NAME], out_indices=(0, -1),
+                                  out_proj=True).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        first, last, proj = backbone(x)
+        out = model.visual.forward_intermediates(x, indices=[0, 1], output_fmt='NCHW')
+        assert first.shape == (2, 32, 4, 4) and proj.shape == (2, 16, 4, 4)
+        assert torch.allclose(first, out['image_intermediates'][0], atol=1e-5)
+        assert torch.allclose(last, out['image_intermediates'][1], atol=1e-5)
+        # avg pooling: the mean of the projected tokens is the image embedding
+        assert torch.allclose(proj.mean(dim=(2, 3)), model.encode_image(x), atol=1e-5)
+        # any input size: 48 x 40 px -> a 6 x 5 grid
+        assert [o.shape[-2:] for o in backbone(torch.randn(1, 3, 48, 40))] == [(6, 5)] * 3
+
+
+def test_resnet_stages_and_dense_projection(checkpoints):
+    backbone = CLIPVisionBackbone(DEMO_CLIP_NAME, checkpoints[DEMO_CLIP_NAME], out_proj=True).eval()
+    x = torch.randn(1, 3, 128, 96)
+    outs = backbone(x)
+    assert [tuple(o.shape[1:]) for o in outs] == [(128, 32, 24), (256, 16, 12), (512, 8, 6),
+                                                    (1024, 4, 3), (128, 4, 3)]
+
+
+def test_resized_position_embedding_resizes_back_to_the_original():
+    # a smooth field, like trained position embeddings: 4 channels of low-frequency waves on 8 x 8
+    yy, xx = torch.meshgrid(torch.arange(8.) / 8, torch.arange(8.) / 8, indexing='ij')
+    grid = torch.stack([torch.sin(2 * xx), torch.cos(3 * yy), xx * yy, torch.sin(xx + yy)], dim=-1)
+    pos = torch.cat([torch.randn(1, 4), grid.reshape(64, 4)])  # class token first
+    assert resize_pos_embed(pos, (8, 8)) is pos
+    assert resize_pos_embed(pos, (16, 12)).shape == (1 + 16 * 12, 4)
+    up = resize_pos_embed(pos, (16, 16))
+    assert torch.equal(up[0], pos[0])
+    back = resize_pos_embed(up, (8, 8))
+    assert (back - pos).abs().max() < 0.02
+    with pytest.raises(ValueError, match='not a square grid'):
+        resize_pos_embed(pos[:-1], (4, 4))
+
+
+def test_frozen_by_default_and_loads_through_init_cfg_with_no_missing_keys(checkpoints):
+    path = checkpoints[DEMO_CLIP_NAME]
+    backbone = MODELS.build(dict(type='CLIPVisionBackbone', model_name=DEMO_CLIP_NAME,
+                                 init_cfg=dict(type='Pretrained', checkpoint=path, prefix='visual.')))
+    assert DET_MODELS.get('CLIPVisionBackbone') is CLIPVisionBackbone
+    state = _load_checkpoint_with_prefix('visual.', path)
+    result = backbone.load_state_dict(state, strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    backbone.init_weights()
+    reference = CLIPVisionBackbone(DEMO_CLIP_NAME, path)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(backbone.state_dict()[key], value), key
+    assert not any(p.requires_grad for p in backbone.parameters())
+    backbone.train()
+    assert not backbone.training and not backbone.bn1.training
+    trainable = CLIPVisionBackbone(DEMO_CLIP_NAME, path, frozen=False).train()
+    assert all(p.requires_grad for p in trainable.parameters())
+    assert trainable.training and not trainable.bn1.training  # norm_eval keeps batch statistics
+
+
+def test_bad_arguments_name_the_fix(checkpoints):
+    with pytest.raises(ValueError, match='out_indices'):
+        CLIPVisionBackbone(DEMO_CLIP_NAME, checkpoints[DEMO_CLIP_NAME], out_indices=(4, ))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        CLIPVisionBackbone(DEMO_CLIP_NAME, '/no/such/clip.pt')
+    with pytest.raises(ValueError, match='not an open_clip model config'):
+        CLIPVisionBackbone('No-Such-Model', None)
