@@ -1,0 +1,67 @@
+"""open_clip's contrastive loss with several positives per image and per caption."""
+from typing import Optional
+
+import torch
+from open_clip.loss import ClipLoss
+from torch import Tensor
+
+__all__ = ['MultiPositiveClipLoss']
+
+
+class MultiPositiveClipLoss(ClipLoss):
+    """:class:`open_clip.loss.ClipLoss` whose targets may hold several positives per row.
+
+    In a generated corpus many captions describe more than their own image ("a disc." is true of
+    every image of one disc); counting those pairs as negatives teaches the model to tell apart
+    what the captions do not. With a target matrix ``T`` (``T[i, j] = 1`` when caption ``j`` is
+    true of image ``i``) each direction is a cross-entropy against the row-normalised targets, as in
+    UniCL (Yang et al., "Unified Contrastive Learning in Image-Text-Label Space", CVPR 2022)::
+
+        loss = ( CE(logits_per_image, T / T.sum(1)) + CE(logits_per_text, T.t() / T.t().sum(1)) ) / 2
+
+    With ``targets=None`` (or the identity) it is exactly ``ClipLoss``. The logits, the learnable
+    temperature (``logit_scale``) and the multi-process gather are open_clip's own
+    (:meth:`ClipLoss.get_logits`); with ``world_size > 1`` and ``local_loss=False`` the targets must
+    cover the gathered batch.
+
+    Args:
+        **kwargs: :class:`open_clip.loss.ClipLoss` arguments.
+    """
+
+    def forward(self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
+                targets: Optional[Tensor] = None, logit_bias: Optional[Tensor] = None,
+                output_dict: bool = False):
+        """Contrastive loss of normalised features.
+
+        Args:
+            image_features (Tensor): (N, D) L2-normalised image embeddings.
+            text_features (Tensor): (N, D) L2-normalised caption embeddings.
+            logit_scale (Tensor): Multiplicative scale (``exp`` of the learnable log-scale).
+            targets (Tensor, optional): (N_img, N_txt) non-negative; every row and column needs a
+                positive (the diagonal, for paired data). None: the identity.
+            logit_bias (Tensor, optional): See ``ClipLoss``.
+            output_dict (bool): Return ``{'contrastive_loss': loss}``.
+
+        Returns:
+            Tensor | dict: The loss.
+
+        Raises:
+            ValueError: targets of the wrong shape, or a row/column without a positive.
+        """
+        if targets is None:
+            return super().forward(image_features, text_features, logit_scale, logit_bias, output_dict)
+        logits_per_image, logits_per_text = self.get_logits(image_features, text_features, logit_scale,
+                                                            logit_bias)
+        if targets.shape != logits_per_image.shape:
+            raise ValueError(f'MultiPositiveClipLoss: targets {tuple(targets.shape)} must match the logits '
+                             f'{tuple(logits_per_image.shape)} (images x captions).')
+        targets = targets.to(logits_per_image)
+        if bool((targets.sum(1) <= 0).any()) or bool((targets.sum(0) <= 0).any()):
+            raise ValueError('MultiPositiveClipLoss: every image and every caption needs a positive '
+                             '(for paired data, the diagonal).')
+        image_to_text = -(targets / targets.sum(1, keepdim=True) *
+                          logits_per_image.log_softmax(1)).sum(1).mean()
+        t = targets.t()
+        text_to_image = -(t / t.sum(1, keepdim=True) * logits_per_text.log_softmax(1)).sum(1).mean()
+        loss = (image_to_text + text_to_image) / 2
+        return {'contrastive_loss': loss} if output_dict else loss

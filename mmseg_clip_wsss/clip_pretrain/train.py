@@ -1,0 +1,193 @@
+"""Contrastive pretraining of an open_clip model on a :class:`CaptionCorpus`.
+
+open_clip's model classes, BPE tokenizer and loss (:class:`MultiPositiveClipLoss`, a ``ClipLoss``
+whose targets are the corpus's true caption-image pairs) with a learnable temperature; AdamW
+(no weight decay on gains, biases, embeddings and the temperature), linear warm-up then cosine decay.
+``work_dir/latest.pth`` is written every ``checkpoint_interval`` steps (model, optimiser, schedule,
+step) and :func:`pretrain_clip` resumes from it with ``resume=True``; the result is
+``work_dir/clip.pt``, an open_clip state dict that ``open_clip.create_model(name, pretrained=path)``,
+:class:`CLIPPromptTextEncoder` and :class:`CLIPVisionBackbone` load like downloaded weights.
+"""
+import math
+import os
+import os.path as osp
+import time
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterator, Optional
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.model import get_model_preprocess_cfg
+from tqdm import tqdm
+
+from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
+from mmseg_clip_wsss.models.text.text_tower import TextTower
+from .captions import truth_matrix
+from .corpus import CaptionCorpus
+from .loss import MultiPositiveClipLoss
+
+__all__ = ['PretrainConfig', 'pretrain_clip', 'normalise_images', 'encode_captions']
+
+CLAIM_FIELDS = ('class_set', 'counts', 'objects', 'count_claims', 'descriptors')
+
+
+@dataclass
+class PretrainConfig:
+    """Pretraining schedule.
+
+    Args:
+        model_name (str): open_clip model config. Defaults to :data:`DEMO_CLIP_NAME`.
+        steps (int): Optimiser steps. Defaults to 400.
+        batch_size (int): Pairs per step. Defaults to 128.
+        lr (float): Peak learning rate. Defaults to 2e-3.
+        weight_decay (float): AdamW weight decay of the weight matrices. Defaults to 0.1.
+        warmup (float): Fraction of the steps with a linear warm-up. Defaults to 0.05.
+        logit_scale_lr_mult (float): Learning-rate factor of the temperature: Adam moves a parameter
+            by about ``lr`` per step, so a short schedule needs a larger step for the log-scale
+            to move at all. Defaults to 10.
+        seed (int): Seed of the initialisation and the batch order. Defaults to 0.
+        checkpoint_interval (int): Steps between ``latest.pth`` checkpoints. Defaults to 100.
+    """
+    model_name: str = DEMO_CLIP_NAME
+    steps: int = 400
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    warmup: float = 0.05
+    logit_scale_lr_mult: float = 10.0
+    seed: int = 0
+    checkpoint_interval: int = 100
+
+
+def normalise_images(model, images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float, normalised with the model's mean and std."""
+    cfg = get_model_preprocess_cfg(model)
+    mean = torch.tensor(cfg['mean']).view(1, 3, 1, 1) * 255
+    std = torch.tensor(cfg['std']).view(1, 3, 1, 1) * 255
+    return (torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() - mean) / std
+
+
+def encode_captions(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
+    """Caption embeddings (N, D) of token ids (N, L), cut after the last end-of-text token."""
+    return tower(tower.embed(tokens), tokens)
+
+
+def _batches(num: int, batch_size: int, seed: int, start_step: int) -> Iterator[np.ndarray]:
+    """Indices of every step from ``start_step`` on: shuffled epochs, the last partial batch dropped."""
+    per_epoch = num // batch_size
+    if per_epoch == 0:
+        raise ValueError(f'pretrain_clip: the corpus has {num} pairs, fewer than one batch of {batch_size}.')
+    step = start_step
+    while True:
+        epoch, k = divmod(step, per_epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(num)
+        yield order[k * batch_size:(k + 1) * batch_size]
+        step += 1
+
+
+def _param_groups(model, cfg: PretrainConfig):
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if name == 'logit_scale':
+            continue
+        (no_decay if param.ndim < 2 or 'embedding' in name else decay).append(param)
+    return [dict(params=decay, weight_decay=cfg.weight_decay),
+            dict(params=no_decay, weight_decay=0.0),
+            dict(params=[model.logit_scale], weight_decay=0.0, lr=cfg.lr * cfg.logit_scale_lr_mult)]
+
+
+def _schedule(cfg: PretrainConfig):
+    warm = max(1, int(round(cfg.warmup * cfg.steps)))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+
+    return factor
+
+
+def _save(obj: dict, path: str) -> None:
+    tmp = f'{path}.tmp'
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, resume: bool = False,
+                  show_progress: bool = True) -> Dict:
+    """Train an open_clip model on ``corpus``; write ``work_dir/clip.pt``.
+
+    Args:
+        corpus (CaptionCorpus): Images (at the model's input size), captions and claims.
+        cfg (PretrainConfig): Schedule.
+        work_dir (str): Output folder (``latest.pth``, ``clip.pt``).
+        resume (bool): Continue from ``work_dir/latest.pth`` if it exists. Defaults to False.
+        show_progress (bool): A progress bar with the loss and the temperature. Defaults to True.
+
+    Returns:
+        dict: ``checkpoint`` (path of ``clip.pt``), ``seconds`` (this run's training time),
+        ``loss`` (mean of the last 20 steps), ``logit_scale``, ``steps``.
+
+    Raises:
+        ValueError: a corpus whose image size is not the model's input size.
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = load_open_clip(cfg.model_name, None, warn_random=False)
+    size = get_model_preprocess_cfg(model)['size']
+    size = size if isinstance(size, int) else size[0]
+    if corpus.images.shape[1] != size:
+        raise ValueError(f'pretrain_clip: corpus images are {corpus.images.shape[1]} px but '
+                         f'{cfg.model_name} takes {size} px; draw the corpus with image_size={size}.')
+    tower = TextTower(model)
+    tokens = open_clip.get_tokenizer(cfg.model_name)(corpus.captions)  # (N, L)
+    claims = {f: torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS}
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
+    criterion = MultiPositiveClipLoss()
+    start = 0
+    latest = osp.join(work_dir, 'latest.pth')
+    if resume and osp.isfile(latest):
+        state = torch.load(latest, map_location='cpu', weights_only=True)
+        if state['config'] != asdict(cfg):
+            raise ValueError(f'pretrain_clip: {latest} was written with another configuration '
+                             f'({state["config"]}); remove it or pass the same options.')
+        model.load_state_dict(state['state_dict'])
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        start = int(state['step'])
+
+    model.train()
+    losses = []
+    begin = time.time()
+    bar = tqdm(total=cfg.steps, initial=start, desc='CLIP pretraining', disable=not show_progress,
+               dynamic_ncols=True)
+    batches = _batches(len(corpus), cfg.batch_size, cfg.seed, start)
+    for step in range(start, cfg.steps):
+        idx = torch.from_numpy(next(batches))
+        images = normalise_images(model, corpus.images[idx.numpy()])
+        image_features = F.normalize(model.encode_image(images), dim=-1)
+        text_features = F.normalize(encode_captions(tower, tokens[idx]), dim=-1)
+        targets = truth_matrix(*[claims[f][idx] for f in CLAIM_FIELDS])
+        loss = criterion(image_features, text_features, model.logit_scale.exp(), targets.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+        bar.set_postfix(loss=f'{losses[-1]:.3f}', temperature=f'{1 / model.logit_scale.exp().item():.4f}')
+        bar.update()
+        if (step + 1) % cfg.checkpoint_interval == 0 or step + 1 == cfg.steps:
+            _save(dict(state_dict=model.state_dict(), optimizer=optimizer.state_dict(),
+                       scheduler=scheduler.state_dict(), step=step + 1, config=asdict(cfg)), latest)
+    bar.close()
+    out = osp.join(work_dir, 'clip.pt')
+    _save(dict(state_dict=model.state_dict()), out)
+    return dict(checkpoint=out, seconds=round(time.time() - begin, 1),
+                loss=float(np.mean(losses[-20:])) if losses else None,
+                logit_scale=model.logit_scale.exp().item(), steps=cfg.steps)

@@ -1,0 +1,168 @@
+"""The captioned corpus, the multi-positive CLIP loss, pretraining and the pretrained CLIP as an asset."""
+import re
+from dataclasses import replace
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+from open_clip.loss import ClipLoss
+
+import mmseg_clip_wsss  # noqa: F401  (registration)
+from mmseg_clip_wsss.clip_pretrain.captions import GROUND_WORDS, truth_matrix
+from mmseg_clip_wsss.clip_pretrain.corpus import CorpusConfig, build_corpus, load_corpus, save_corpus
+from mmseg_clip_wsss.clip_pretrain.loss import MultiPositiveClipLoss
+from mmseg_clip_wsss.clip_pretrain.train import CLAIM_FIELDS, PretrainConfig, pretrain_clip
+from mmseg_clip_wsss.demo.world import world_preset
+from mmseg_clip_wsss.models import TINY_CLIP_NAME
+from mmseg_clip_wsss.models.backbones import CLIPVisionBackbone
+from mmseg_clip_wsss.models.text import CLIPPromptTextEncoder
+
+WORLD = world_preset('demo')
+NUMBERS = {'two': 2, 'three': 3, 'four': 4, 'five': 5, 'six': 6}
+
+
+def _named_classes(caption: str, world) -> dict:
+    """Count the objects a caption names, by class (articles, number words and plurals)."""
+    words = {}
+    for cls in world.classes + world.unseen:
+        for word in cls.words:
+            words[word] = cls.name
+    found = {}
+    text = caption.lower()
+    # longest words first, so 'crescent moon' is not read as 'crescent' + a stray word
+    for word in sorted(words, key=len, reverse=True):
+        plural = word + ('es' if word.endswith(('s', 'sh', 'ch', 'x')) else 's')
+        for m in re.finditer(rf'\b(a|an|{"|".join(NUMBERS)})\s+(?:[a-z]+\s+){{0,3}}?({re.escape(plural)}|'
+                             rf'{re.escape(word)})\b', text):
+            count = NUMBERS.get(m.group(1), 1)
+            found[words[word]] = found.get(words[word], 0) + count
+        text = re.sub(rf'\b({re.escape(plural)}|{re.escape(word)})\b', '#', text)
+    return found
+
+
+@pytest.fixture(scope='module')
+def corpus():
+    return build_corpus(WORLD, CorpusConfig(num_pairs=120, seed=7))
+
+
+def test_corpus_is_deterministic_and_worker_independent(corpus, tmp_path):
+    again = build_corpus(WORLD, CorpusConfig(num_pairs=120, seed=7), workers=2)
+    assert again.captions == corpus.captions
+    assert np.array_equal(again.images, corpus.images)
+    for field in CLAIM_FIELDS:
+        assert np.array_equal(again.claims[field], corpus.claims[field])
+    other = build_corpus(WORLD, CorpusConfig(num_pairs=120, seed=8))
+    assert other.captions != corpus.captions
+    read = load_corpus(save_corpus(corpus, str(tmp_path / 'corpus.npz')))
+    assert read.captions == corpus.captions and np.array_equal(read.images, corpus.images)
+    assert read.class_names == corpus.class_names == tuple(c.name for c in WORLD.classes + WORLD.unseen)
+
+
+def test_every_caption_names_exactly_the_objects_of_its_image(corpus):
+    names = corpus.class_names
+    kinds = set()
+    for caption, class_set, counts in zip(corpus.captions, corpus.claims['class_set'],
+                                          corpus.claims['counts']):
+        drawn = {names[c]: int(n) for c, n in enumerate(counts) if n}
+        assert {names[c] for c in range(len(names)) if class_set >> c & 1} == set(drawn)
+        named = _named_classes(caption, WORLD)
+        if not drawn:  # a crop of the ground
+            assert named == {} and any(w.split()[0] in caption for w in GROUND_WORDS), caption
+            kinds.add('ground')
+            continue
+        if ' of a ' not in caption.replace('a photo of', '').replace('an image of', '') \
+                and not re.search(r'(left|right) of|above|below', caption):
+            assert named == drawn, (caption, drawn)
+        assert set(named) == set(drawn), (caption, drawn)
+        kinds.add('objects')
+    assert kinds == {'ground', 'objects'}
+
+
+def test_truth_matrix_holds_each_pair_and_only_captions_of_the_same_classes(corpus):
+    claims = [torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS]
+    truth = truth_matrix(*claims)
+    assert truth.diag().all()
+    sets = claims[0]
+    assert not truth[sets[:, None] != sets[None, :]].any()
+    # shared captions exist (that is why the loss needs several positives)
+    assert (truth.sum(1) > 1).float().mean() > 0.3
+
+
+def test_multi_positive_loss_is_clip_loss_on_the_identity_and_uses_positives():
+    torch.manual_seed(0)
+    img = F.normalize(torch.randn(6, 8), dim=1)
+    txt = F.normalize(torch.randn(6, 8), dim=1)
+    scale = torch.tensor(10.0)
+    ours = MultiPositiveClipLoss()
+    assert torch.allclose(ours(img, txt, scale, torch.eye(6)), ClipLoss()(img, txt, scale))
+    assert torch.allclose(ours(img, txt, scale), ClipLoss()(img, txt, scale))
+    # caption 1 is true of image 0 too: the multi-positive loss pulls it towards image 0 (a negative
+    # gradient on their similarity), ClipLoss pushes it away; every row's target is uniform over its
+    # positives
+    targets = torch.eye(6)
+    targets[0, 1] = 1
+    targets[1, 0] = 1
+    logits = scale * img @ txt.t()
+    t = targets / targets.sum(1, keepdim=True)
+    expected = -((t * logits.log_softmax(1)).sum(1).mean() + (t * logits.t().log_softmax(1)).sum(1).mean()) / 2
+    assert torch.allclose(ours(img, txt, scale, targets), expected)
+    basis = torch.eye(6)  # with unit-vector images, logit (i, j) is scale * txt[j, i]
+    grads = []
+    for loss_fn in (lambda t_: ours(basis, t_, scale, targets), lambda t_: ClipLoss()(basis, t_, scale)):
+        txt_param = (0.1 * torch.randn(6, 6)).requires_grad_()
+        loss_fn(txt_param).backward()
+        grads.append(txt_param.grad[1, 0].item())
+    assert grads[0] < 0 < grads[1]
+    with pytest.raises(ValueError, match='every image and every caption needs a positive'):
+        ours(img, txt, scale, torch.zeros(6, 6))
+    with pytest.raises(ValueError, match='must match the logits'):
+        ours(img, txt, scale, torch.eye(5))
+
+
+def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads_like_real_weights(tmp_path):
+    world = replace(WORLD, image_size=64)
+    tiny = build_corpus(world, CorpusConfig(num_pairs=64, image_size=32, seed=3))
+    cfg = PretrainConfig(model_name=TINY_CLIP_NAME, steps=1, batch_size=32, lr=2e-3)
+    first = pretrain_clip(tiny, cfg, str(tmp_path / 'a'), show_progress=False)
+    more = pretrain_clip(tiny, replace(cfg, steps=40), str(tmp_path / 'b'), show_progress=False)
+    assert more['loss'] < first['loss'] - 0.3
+
+    # the checkpoint loads through open_clip's loader and the text encoder's, to the same embeddings
+    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=more['checkpoint']).eval()
+    encoder = CLIPPromptTextEncoder(class_names=['disc', 'ring'], model_name=TINY_CLIP_NAME,
+                                    pretrained=more['checkpoint'],
+                                    prompt=dict(type='template', templates=['a photo of a {}.']))
+    tokens = open_clip.get_tokenizer(TINY_CLIP_NAME)(['a photo of a disc.', 'a photo of a ring.'])
+    with torch.no_grad():
+        expected = F.normalize(model.encode_text(tokens), dim=-1)
+        assert torch.allclose(encoder(), expected, atol=1e-5)
+    random_model = open_clip.create_model(TINY_CLIP_NAME)
+    with torch.no_grad():
+        assert not torch.allclose(F.normalize(random_model.encode_text(tokens), dim=-1), expected, atol=1e-3)
+
+
+def test_resume_continues_to_the_same_weights(tmp_path, monkeypatch):
+    from mmseg_clip_wsss.clip_pretrain import train as train_module
+    tiny = build_corpus(replace(WORLD, image_size=64), CorpusConfig(num_pairs=64, image_size=32, seed=3))
+    cfg = PretrainConfig(model_name=TINY_CLIP_NAME, steps=6, batch_size=16, checkpoint_interval=3)
+    straight = pretrain_clip(tiny, cfg, str(tmp_path / 'straight'), show_progress=False)
+
+    save = train_module._save
+
+    def save_then_stop(obj, path):  # the run dies right after its first checkpoint
+        save(obj, path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, '_save', save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_clip(tiny, cfg, str(tmp_path / 'resumed'), show_progress=False)
+    monkeypatch.setattr(train_module, '_save', save)
+    resumed = pretrain_clip(tiny, cfg, str(tmp_path / 'resumed'), resume=True, show_progress=False)
+    a = torch.load(straight['checkpoint'], weights_only=True)['state_dict']
+    b = torch.load(resumed['checkpoint'], weights_only=True)['state_dict']
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with pytest.raises(ValueError, match='another configuration'):
+        pretrain_clip(tiny, replace(cfg, lr=1e-4), str(tmp_path / 'resumed'), resume=True,
+                      show_progress=False)
