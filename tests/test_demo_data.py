@@ -2,6 +2,7 @@
 devkit layout, byte-identical output per seed, XML/labels/masks that agree, a dataset that is not
 trivial, and the demo dataset config on top of it."""
 import copy
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -19,9 +20,11 @@ from mmseg.registry import DATASETS
 from PIL import Image
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.datasets import (DEMO_CLASSES, DEMO_COOCCURRING, DEMO_TEXTURES,
-                                      load_image_labels, voc_palette)
+from mmseg_clip_wsss.datasets import DEMO_CLASSES, load_image_labels, voc_palette
 from mmseg_clip_wsss.demo import data as make_demo
+from mmseg_clip_wsss.demo.world import world_preset
+
+DEMO_WORLD = world_preset('demo')
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CFG = REPO / 'configs/_base_/datasets/demo_wsss.py'
@@ -105,25 +108,29 @@ def test_voc_layout_and_consistent_annotations(demo):
                 assert (region == DEMO_CLASSES.index(obj.findtext('name'))).any()
 
 
+WORLD_64 = dataclasses.replace(DEMO_WORLD, image_size=64)
+
+
 def test_dataset_is_not_trivial(tmp_path):
     root = tmp_path / 'wide'
     info = make_demo.make_demo_data(str(root), seed=3, num_train=60, num_val=0, size=64,
                                     show_progress=False)
-    assert 6 <= len(DEMO_CLASSES) - 1 <= 10
+    assert DEMO_WORLD.class_names == DEMO_CLASSES
+    assert info['world'] == DEMO_WORLD.to_dict() | dict(image_size=64)
     # every texture is shared by two classes: texture alone does not give the class
-    assert sorted(list(DEMO_TEXTURES.values()).count(t) for t in set(DEMO_TEXTURES.values())) == \
-        [2, 2, 2, 2]
+    textures = [c.texture for c in DEMO_WORLD.classes]
+    assert sorted(textures.count(t) for t in set(textures)) == [2, 2, 2, 2]
     counts = info['splits']['train']['image_counts']
     assert all(counts[name] > 0 for name in DEMO_CLASSES[1:])
     labels = load_image_labels(str(root / 'ImageLabels/train.txt'), DEMO_CLASSES)
     sizes = [len(v) for v in labels.values()]
     assert min(sizes) == 1 and max(sizes) >= 3
-    assert any(set(pair) <= set(v) for v in labels.values() for pair in DEMO_COOCCURRING)
+    assert any(set(pair) <= set(v) for v in labels.values() for pair in DEMO_WORLD.cooccurring)
     # colour is not the class: one class is rendered in different colours
     rng = np.random.default_rng(0)
     colours = set()
     for _ in range(12):
-        img, label, _ = make_demo.draw_image(rng, 64)
+        img, label, _ = make_demo.draw_labelled_scene(rng, WORLD_64)
         square = label == DEMO_CLASSES.index('square')
         if square.sum() > 30:
             colours.add(tuple(np.median(img[square], axis=0).round(-1)))
@@ -131,7 +138,7 @@ def test_dataset_is_not_trivial(tmp_path):
     # objects cover a range of scales
     areas = []
     for _ in range(20):
-        _, label, objects = make_demo.draw_image(rng, 64)
+        _, label, objects = make_demo.draw_labelled_scene(rng, WORLD_64)
         areas += [np.sum(label == DEMO_CLASSES.index(o['name'])) for o in objects]
     assert max(areas) > 4 * min(areas)
 
@@ -159,17 +166,41 @@ def test_demo_config_loads_and_gt_vs_gt_miou_is_100(demo):
 def test_cli_and_out_dir_guard(tmp_path, monkeypatch, capsys):
     out = tmp_path / 'cli'
     argv = ['make_demo_data.py', '--out', str(out), '--num-train', '3', '--num-val', '2',
-            '--size', '48', '--no-progress']
+            '--num-openvocab', '2', '--size', '48', '--no-progress']
     monkeypatch.setattr(sys, 'argv', argv)
     make_demo_tool.main()
     printed = capsys.readouterr().out
-    assert 'demo data (3 train + 2 val, 48x48 px, seed 0)' in printed
-    assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 5
+    assert "demo data 'demo' (3 train + 2 val + 2 open-vocabulary, 48x48 px, seed 0)" in printed
+    assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 7
     with pytest.raises(FileExistsError, match='--overwrite'):
         make_demo_tool.main()
     (out / 'keep.txt').write_text('not ours')
-    monkeypatch.setattr(sys, 'argv', argv[:4] + ['1', '--num-val', '1', '--size', '48',
-                                                 '--no-progress', '--overwrite'])
+    monkeypatch.setattr(sys, 'argv', argv[:4] + ['1', '--num-val', '1', '--num-openvocab', '0',
+                                                 '--size', '48', '--no-progress', '--overwrite'])
     make_demo_tool.main()
     assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 2  # stale files are gone
     assert (out / 'keep.txt').read_text() == 'not ours'
+
+
+def test_openvocab_split_labels_unseen_classes_after_the_labelled_ones(tmp_path):
+    root = tmp_path / 'ov'
+    info = make_demo.make_demo_data(str(root), world=WORLD_64, num_train=2, num_val=0,
+                                    num_openvocab=12, show_progress=False)
+    vocab = info['open_vocab_classes']
+    assert vocab[:len(DEMO_CLASSES)] == list(DEMO_CLASSES)
+    assert vocab[len(DEMO_CLASSES):] == [c.name for c in DEMO_WORLD.unseen]
+    ids = (root / 'ImageSets/Segmentation/openvocab.txt').read_text().split()
+    assert len(ids) == 12
+    values = set()
+    for image_id in ids:
+        values |= set(np.unique(np.array(Image.open(root / 'SegmentationClass' / f'{image_id}.png'))))
+    assert max(values) >= len(DEMO_CLASSES)  # unseen classes are drawn and labelled
+    labels = load_image_labels(str(root / 'ImageLabels/openvocab.txt'), tuple(vocab))
+    assert any(set(v) - set(DEMO_CLASSES) for v in labels.values())
+    # the labelled splits never show an unseen class
+    train = load_image_labels(str(root / 'ImageLabels/train.txt'), DEMO_CLASSES)
+    assert all(set(v) <= set(DEMO_CLASSES) for v in train.values())
+    # a world without unseen classes has no open-vocabulary split
+    closed = make_demo.make_demo_data(str(tmp_path / 'closed'), num_train=2, num_val=0, num_openvocab=5,
+                                      world=dataclasses.replace(WORLD_64, unseen=()), show_progress=False)
+    assert closed['num_openvocab'] == 0 and 'openvocab' not in closed['splits']

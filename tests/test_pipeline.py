@@ -55,10 +55,12 @@ def test_demo_runner_output_contract(tmp_path):
     other tools read exist with their keys (the real demo's figures come from `make demo`)."""
     data_root = tmp_path / 'data'
     make_demo_data(str(data_root), seed=0, num_train=12, num_val=6, show_progress=False)
-    summary = run_demo(str(tmp_path / 'work'), str(data_root), iters=4, num_overview=6)
+    small_clip = ['--pairs', '64', '--steps', '2', '--batch-size', '16']
+    summary = run_demo(str(tmp_path / 'work'), str(data_root), iters=4, clip_args=small_clip, num_overview=6)
     written = json.loads((tmp_path / 'work' / 'summary.json').read_text())
-    for key in ('pseudo_mask_miou', 'cam_baseline_miou', 'handcrafted_prompt_miou', 'stage2_val_miou',
-                'seconds'):
+    for key in ('pseudo_mask_miou', 'cam_baseline_miou', 'handcrafted_prompt_miou', 'random_text_miou',
+                'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map', 'clip_random_zero_shot_map',
+                'clip_retrieval_r1', 'clip_pretrain_seconds', 'seconds'):
         assert 0 <= written[key] <= (100 if key != 'seconds' else 3600), key
         assert written[key] == summary[key]
     pngs = sorted((tmp_path / 'work' / 'stage1' / 'pseudo_masks').glob('*.png'))
@@ -68,6 +70,6 @@ def test_demo_runner_output_contract(tmp_path):
     overview = Image.open(tmp_path / 'work' / 'overview.png')
     assert overview.size[1] > 6 * 150  # six image rows
     # a second run finds every result and does not train again
-    again = run_demo(str(tmp_path / 'work'), str(data_root), iters=4, num_overview=6)
+    again = run_demo(str(tmp_path / 'work'), str(data_root), iters=4, clip_args=small_clip, num_overview=6)
     assert again['pseudo_mask_miou'] == summary['pseudo_mask_miou']
     assert again['seconds'] < summary['seconds']

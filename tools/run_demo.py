@@ -3,6 +3,7 @@
 ::
 
     python tools/run_demo.py [--work-dir work_dirs/demo] [--data-root data/demo]
+    python tools/run_demo.py --data-root data/shared-pairs-160 --world shared-pairs-160 --work-dir work_dirs/demo_160
 
 The steps and what they write: :mod:`mmseg_clip_wsss.demo.runner`.
 """
@@ -10,25 +11,32 @@ import argparse
 from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.demo import run_demo
+from mmseg_clip_wsss.demo.world import WORLD_PRESETS
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Run the WSSS demo end to end')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where everything is written')
-    parser.add_argument('--data-root', default='data/demo', help='demo data (generated if absent)')
+    parser.add_argument('--data-root', default='data/demo', help='demo data (generated if absent); its '
+                        'pretrained CLIP is cached in DATA_ROOT/clip')
+    parser.add_argument('--world', default='demo', choices=sorted(WORLD_PRESETS),
+                        help='world of the data written when DATA_ROOT holds none')
     parser.add_argument('--iters', type=int, help='training iterations of every model (default: config)')
     parser.add_argument('--num-overview', type=int, default=8, help='images in overview.png')
     parser.add_argument('--jobs', type=int, default=2,
                         help='steps run side by side (1 or 2); the cores are shared between them')
+    parser.add_argument('--clip-args', nargs=argparse.REMAINDER, default=[],
+                        help='the rest of the line goes to tools/pretrain_clip.py (e.g. --steps 200)')
     parser.add_argument('--fresh', action='store_true',
-                        help='redo every step even where its result exists')
+                        help='redo every step, the CLIP pretraining included, even where its result exists')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
-    return run_demo(args.work_dir, args.data_root, iters=args.iters, num_overview=args.num_overview,
-                    jobs=args.jobs, fresh=args.fresh)
+    return run_demo(args.work_dir, args.data_root, world=args.world, iters=args.iters,
+                    clip_args=args.clip_args, num_overview=args.num_overview, jobs=args.jobs,
+                    fresh=args.fresh)
 
 
 if __name__ == '__main__':

@@ -33,6 +33,8 @@ __all__ = ['mean_std', 'aggregate_label_efficiency', 'format_label_efficiency_ma
 
 #: Name of the fully supervised upper bound among the runs.
 FULL_VARIANT = 'gt_masks'
+#: The stage-2 config of every chain (its backbone starts from the chain's stage-1 checkpoint).
+STAGE2 = 'configs/demo/stage2_swin_upernet_demo.py'
 #: variant -> (stage-1 config, description, uses the text encoder)
 VARIANTS = {
     'ours': ('configs/demo/clip_wsss_swin_demo.py', 'ours: learned prompts + RSC-A', True),
@@ -174,16 +176,16 @@ def _run_chain(seed: int, variant: str, work_dir: str, data_root: str, tiny_clip
                             fresh, threads)
     pseudo_dir = osp.join(run_dir, 'pseudo_masks')
     metrics = demo.pseudo_masks(tag, config, checkpoint, pseudo_dir, options + extra, fresh, threads)
-    stage2_iters = demo.max_iters(demo.STAGE2, iters)
+    stage2_iters = demo.max_iters(STAGE2, iters)
     stage2_dir = osp.join(seed_dir, f'stage2_{variant}')
-    demo.train(f'stage2 {tag}', demo.STAGE2, stage2_dir, stage2_options(options, pseudo_dir, checkpoint),
+    demo.train(f'stage2 {tag}', STAGE2, stage2_dir, stage2_options(options, pseudo_dir, checkpoint),
                stage2_iters, fresh, threads)
     record(dict(variant=variant, seed=seed, stage2_miou=demo.last_val_miou(stage2_dir),
                 pseudo_mask_miou=float(metrics['mIoU']), stage1_checkpoint=checkpoint,
                 stage2_dir=stage2_dir))
     if variant == 'ours':
         gt_dir = osp.join(seed_dir, f'stage2_{FULL_VARIANT}')
-        demo.train(f'stage2 GT s{seed}', demo.STAGE2, gt_dir,
+        demo.train(f'stage2 GT s{seed}', STAGE2, gt_dir,
                    stage2_options(options, osp.join(data_root, 'SegmentationClass'), checkpoint),
                    stage2_iters, fresh, threads)
         record(dict(variant=FULL_VARIANT, seed=seed, stage2_miou=demo.last_val_miou(gt_dir),
@@ -229,13 +231,14 @@ def run_label_efficiency(work_dir: str = 'work_dirs/label_efficiency',
     Returns:
         dict: The summary of :func:`aggregate_label_efficiency`.
     """
-    from mmseg_clip_wsss.demo.runner import STAGE2, prepare_demo_assets
+    from mmseg_clip_wsss.demo.runner import prepare_demo_data, tiny_text_tower
     start = time.time()
     work_dir, data_root = osp.abspath(work_dir), osp.abspath(data_root)
     os.makedirs(work_dir, exist_ok=True)
     jobs = max(1, min(jobs, 2))
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    tiny_clip = prepare_demo_assets(data_root)
+    prepare_demo_data(data_root)
+    tiny_clip = tiny_text_tower(data_root)
     variants = list(dict.fromkeys(['ours', *variants]))
     meta = dict(seeds=list(seeds), variants=variants, iters=iters, data_root=data_root,
                 stage2_config=STAGE2, command=command,

@@ -6,7 +6,7 @@ from .coco import COCO_CLASSES, COCOWSSSDataset
 from .converters import (check_class_names, coco_category_to_label, coco_to_labels,
                          mask_to_instances, parse_voc_xml, pseudo_masks_to_coco, render_coco_mask,
                          voc_xml_to_coco, voc_xml_to_labels)
-from .demo import DEMO_CLASSES, DEMO_COOCCURRING, DEMO_TEXTURES, DemoWSSSDataset
+from .demo import DEMO_CLASSES, DemoWSSSDataset
 from .image_labels import (format_label_summary, labels_to_multi_hot, load_image_labels,
                            write_image_labels)
 from .palette import voc_palette, write_palette_png
@@ -17,7 +17,7 @@ from .wsss_dataset import WSSSDataset
 
 __all__ = [
     'WSSSDataset', 'VOCWSSSDataset', 'COCOWSSSDataset', 'DemoWSSSDataset', 'VOC_CLASSES',
-    'COCO_CLASSES', 'DEMO_CLASSES', 'DEMO_TEXTURES', 'DEMO_COOCCURRING', 'DATASET_TYPES',
+    'COCO_CLASSES', 'DEMO_CLASSES', 'DATASET_TYPES',
     'dataset_classes', 'parse_class_list', 'PackWSSSInputs', 'LoadWSSSImage', 'LoadWSSSAnnotations',
     'CorruptImageError', 'jpeg_is_complete', 'load_image_labels', 'write_image_labels',
     'labels_to_multi_hot', 'format_label_summary', 'voc_palette', 'write_palette_png',

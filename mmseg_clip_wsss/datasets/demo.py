@@ -4,29 +4,12 @@ from ..registry import DATASETS
 from .palette import voc_palette
 from .wsss_dataset import WSSSDataset
 
-__all__ = ['DemoWSSSDataset', 'DEMO_CLASSES', 'DEMO_TEXTURES', 'DEMO_COOCCURRING']
+__all__ = ['DemoWSSSDataset', 'DEMO_CLASSES']
 
-#: Background + 8 shapes. Every texture is shared by two classes and every colour by all of them,
-#: so a class is told apart by its shape *and* texture, never by colour.
+#: Background + the 8 labelled classes of the ``'demo'`` world (:mod:`mmseg_clip_wsss.demo.world`,
+#: which says what each looks like).
 DEMO_CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon',
                 'crescent')
-
-#: The surface pattern of each class (two tones of the object's colour).
-DEMO_TEXTURES = {
-    'disc': 'stripes',
-    'ring': 'checks',
-    'square': 'dots',
-    'triangle': 'stripes',
-    'star': 'solid',
-    'cross': 'checks',
-    'hexagon': 'solid',
-    'crescent': 'dots',
-}
-
-#: Pairs of classes that often appear together (like person + horse in VOC), so that image-level
-#: labels alone do not say which region is which.
-DEMO_COOCCURRING = (('disc', 'ring'), ('star', 'cross'), ('square', 'triangle'),
-                    ('hexagon', 'crescent'))
 
 
 @DATASETS.register_module()

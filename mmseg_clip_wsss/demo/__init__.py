@@ -5,6 +5,6 @@ Not imported by ``import mmseg_clip_wsss``; import it explicitly.
 """
 from .data import make_demo_data
 from .detection import run_det_demo
-from .runner import prepare_demo_assets, run_demo
+from .runner import prepare_demo_data, run_demo, tiny_text_tower
 
-__all__ = ['make_demo_data', 'run_demo', 'run_det_demo', 'prepare_demo_assets']
+__all__ = ['make_demo_data', 'run_demo', 'run_det_demo', 'prepare_demo_data', 'tiny_text_tower']

@@ -25,7 +25,7 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
 
-from .runner import REPO, prepare_demo_assets
+from .runner import REPO, tiny_text_tower
 
 __all__ = ['run_det_demo', 'check_inputs', 'coco_eval', 'box_predictions', 'percent', 'print_table']
 
@@ -199,7 +199,7 @@ def run_det_demo(data_root: str = 'data/demo',
     import mmseg_clip_wsss  # noqa: F401  (registration, compat shims)
 
     summary: Dict = dict(data_root=data_root, classes=list(_config_classes()))
-    tiny_clip = prepare_demo_assets(data_root, with_data=False)
+    tiny_clip = tiny_text_tower(data_root)
     jsons = _write_jsons(data_root, pseudo_dir, min_area, summary)
     # the trivial baseline: one full-image box per image-level label
     baseline = coco_eval(jsons['val'], summary['classes'], box_predictions(jsons['val'], True),

@@ -1,0 +1,4 @@
+# The stage-1 CLIP demo model with a randomly initialised text tower (the image tower stays
+# pretrained): what the pretrained class embeddings bring.
+_base_ = './clip_wsss_clip-rn_demo.py'
+model = dict(text_encoder=dict(pretrained=None))
