@@ -453,3 +453,18 @@ def test_checkpoints_leave_out_the_frozen_tower_and_load_back(tiny_clip, tmp_pat
     trainable = build(tiny_clip, CUSTOM, prompt, freeze_text_tower=False)
     assert 'text_tower.token_embedding.weight' in trainable.state_dict()
     trainable.load_state_dict(trainable.state_dict(), strict=True)
+
+
+def test_a_random_init_tower_is_kept_in_checkpoints(tiny_clip):
+    """A frozen tower without weights to load (``pretrained=None``) cannot be rebuilt from the config:
+    its weights go into the checkpoint, and a model built under another seed loads them back."""
+    random_tower = dict(tiny_clip, pretrained=None)
+    torch.manual_seed(0)
+    encoder = build(random_tower, CUSTOM, dict(type='CoOpPromptLearner'))
+    state = encoder.state_dict()
+    assert 'text_tower.token_embedding.weight' in state
+    torch.manual_seed(1)
+    other = build(random_tower, CUSTOM, dict(type='CoOpPromptLearner'))
+    assert not torch.allclose(other(), encoder())
+    other.load_state_dict(state, strict=True)
+    assert torch.allclose(other(), encoder(), atol=1e-6)

@@ -23,8 +23,9 @@ __all__ = ['CLIPPromptTextEncoder']
 
 def _drop_frozen_tower(module: 'CLIPPromptTextEncoder', state_dict: dict, prefix: str,
                        local_metadata: dict) -> None:
-    """``state_dict`` post-hook: leave out the weights of a frozen text tower."""
-    if any(p.requires_grad for p in module.text_tower.parameters()):
+    """``state_dict`` post-hook: leave out the weights of a frozen text tower that was loaded from
+    weights (the config rebuilds it); a random-init tower stays in (nothing else can rebuild it)."""
+    if not module.tower_from_weights or any(p.requires_grad for p in module.text_tower.parameters()):
         return
     tower_prefix = prefix + 'text_tower.'
     for key in [k for k in state_dict if k.startswith(tower_prefix)]:
@@ -113,6 +114,7 @@ class CLIPPromptTextEncoder(BaseModule):
         self.class_prompts = class_prompts
         self.model_name = model_name
         self.freeze_text_tower = bool(freeze_text_tower)
+        self.tower_from_weights = bool(pretrained)
 
         clip_model = load_open_clip(model_name, pretrained, cache_dir, quick_gelu)
         tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
