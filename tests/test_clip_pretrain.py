@@ -133,7 +133,7 @@ def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads_like_real_weights(t
     model = open_clip.create_model(TINY_CLIP_NAME, pretrained=more['checkpoint']).eval()
     encoder = CLIPPromptTextEncoder(class_names=['disc', 'ring'], model_name=TINY_CLIP_NAME,
                                     pretrained=more['checkpoint'],
-                                    prompt=dict(type='template', templates=['a photo of a {}.']))
+                                    prompt=dict(type='TemplatePromptLearner', templates=['a photo of a {}.']))
     tokens = open_clip.get_tokenizer(TINY_CLIP_NAME)(['a photo of a disc.', 'a photo of a ring.'])
     with torch.no_grad():
         expected = F.normalize(model.encode_text(tokens), dim=-1)
