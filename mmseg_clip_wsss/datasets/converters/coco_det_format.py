@@ -7,13 +7,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from PIL import Image
 
 from ..image_labels import BACKGROUND
+from ..split_file import IMAGE_EXTS, read_split_file
 
 __all__ = ['IMAGE_EXTS', 'coco_categories', 'list_image_ids', 'find_image', 'image_entry',
            'dump_coco_json']
-
-#: Image file extensions looked for in an image directory, in this order.
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
-
 
 def coco_categories(classes: Sequence[str]) -> List[Dict]:
     """COCO ``categories`` of a class list whose entry 0 is ``'background'``.
@@ -44,11 +41,7 @@ def list_image_ids(img_dir: str, split_file: Optional[str] = None) -> List[str]:
     if not osp.isdir(img_dir):
         raise FileNotFoundError(f'image directory {img_dir} does not exist.')
     if split_file is not None:
-        if not osp.isfile(split_file):
-            raise FileNotFoundError(f'split file {split_file} does not exist: check the split argument '
-                                    '(relative paths are taken under the dataset root).')
-        with open(split_file, encoding='utf-8') as f:
-            return [line.split()[0] for line in f if line.strip()]
+        return read_split_file(split_file)
     return sorted(
         osp.splitext(name)[0] for name in os.listdir(img_dir) if name.lower().endswith(IMAGE_EXTS))
 
