@@ -21,9 +21,10 @@ from torch import Tensor
 
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
+from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
 from mmseg_clip_wsss.datasets.palette import write_palette_png
 from mmseg_clip_wsss.structures import stack_image_labels
-from .evaluate import evaluate_pseudo_masks, write_metrics_json
+from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
 from .inference import multi_scale_flip_cams
 from .protocol import CAMProtocol
 from .pseudo_mask import cams_to_pseudo_mask, fill_background, is_valid_png
@@ -192,6 +193,9 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
             if not gt_path:
                 raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
                                'has no `seg_map_path` (ground-truth mask) in its metainfo.')
+            if osp.isfile(gt_path) and image_size(gt_path) != _ori_shape(s):  # header only
+                check_label_mask(  # refuses, naming the mask, its image and the fix
+                    read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
             tally.pairs.append((p, gt_path))
     if not todo:
         return

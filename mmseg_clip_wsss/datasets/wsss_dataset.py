@@ -119,7 +119,8 @@ class WSSSDataset(BaseSegDataset):
 
         Returns:
             list[dict]: Data infos with ``img_path``, ``img_id``, ``gt_image_labels`` (when a
-            label file is given) and ``seg_map_path`` (only when ``with_gt_masks``).
+            label file is given) and ``seg_map_path`` and ``num_classes`` (only when
+            ``with_gt_masks``).
         """
         self._check_inputs()
         data_list = self._list_images()
@@ -130,6 +131,8 @@ class WSSSDataset(BaseSegDataset):
             elif 'seg_map_path' not in info:
                 raise ValueError(f"{type(self).__name__}: with_gt_masks=True needs "
                                  "data_prefix['seg_map_path'] (the GT mask directory).")
+            elif self._metainfo.get('classes'):  # LoadWSSSAnnotations refuses other mask values
+                info['num_classes'] = len(self._metainfo['classes'])
         if self.label_file:
             data_list = self._attach_labels(data_list)
         if not data_list:

@@ -4,9 +4,8 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from PIL import Image
-
 from ..image_labels import BACKGROUND
+from ..label_mask import image_size
 from ..split_file import IMAGE_EXTS, read_split_file
 
 __all__ = ['IMAGE_EXTS', 'coco_categories', 'list_image_ids', 'find_image', 'image_entry',
@@ -56,10 +55,10 @@ def find_image(img_dir: str, image_id: str) -> str:
 
 
 def image_entry(img_dir: str, image_id: str, coco_id: int) -> Tuple[Dict, Tuple[int, int]]:
-    """COCO ``images`` entry of an image (size read from the file header) and its (H, W)."""
+    """COCO ``images`` entry of an image and its (H, W), as displayed (EXIF orientation applied, as
+    mmcv/mmdet load it: :func:`~mmseg_clip_wsss.datasets.label_mask.image_size`)."""
     file_name = find_image(img_dir, image_id)
-    with Image.open(osp.join(img_dir, file_name)) as img:
-        width, height = img.size
+    height, width = image_size(osp.join(img_dir, file_name))
     return dict(id=coco_id, file_name=file_name, width=width, height=height), (height, width)
 
 
