@@ -121,12 +121,14 @@ class CAMProtocol:
             return (f'pixels where no present class beats the background get class '
                     f'{background_index} (background)')
         refine = self.refine.get('type') if isinstance(self.refine, dict) else self.refine
-        if self.bg_mode == 'prompt' or refine == 'crf' or type(refine).__name__ == 'DenseCRFRefiner':
+        crf = refine == 'crf' or type(refine).__name__ == 'DenseCRFRefiner'
+        if self.bg_mode == 'prompt' or crf:
+            setting = "bg_mode='prompt'" if self.bg_mode == 'prompt' else "refine='crf'"
             raise ValueError(
-                f"the classes have no 'background', but bg_mode={self.bg_mode!r}, "
-                f'refine={refine!r} read a background channel, so every pixel would get an object '
-                "class: use bg_mode='threshold' without CRF (uncertain pixels then get the ignore "
-                f"value {IGNORE_INDEX}), or put 'background' first in the classes.")
+                f"the classes have no 'background', but {setting} reads a background channel, so "
+                "every pixel would get an object class: use bg_mode='threshold' without CRF "
+                f"(uncertain pixels then get the ignore value {IGNORE_INDEX}), or put 'background' "
+                'first in the classes.')
         return (f"no 'background' class: pixels where no present class reaches bg_threshold="
                 f'{self.bg_threshold} get the ignore value {IGNORE_INDEX}')
 
