@@ -197,6 +197,9 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    from mmseg_clip_wsss.apis.preflight import check_config_classes  # (apis imports this package)
+    check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
+                         cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
     protocol = protocol_from_args(cfg, args)
     device = _init_distributed(cfg, args.launcher)
     model = build_cam_model(cfg, args.checkpoint, args.device or device)
