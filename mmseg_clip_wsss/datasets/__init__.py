@@ -4,8 +4,8 @@ converters (:mod:`.converters`)."""
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
 from .coco import COCO_CLASSES, COCOWSSSDataset
 from .converters import (check_class_names, coco_category_to_label, coco_to_labels,
-                         colour_masks_to_labels, mask_to_instances, parse_voc_xml, pseudo_masks_to_coco, render_coco_mask,
-                         voc_xml_to_coco, voc_xml_to_labels)
+                         colour_masks_to_labels, mask_to_instances, parse_voc_xml,
+                         pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
 from .demo import DEMO_CLASSES, DEMO_COOCCURRING, DEMO_TEXTURES, DemoWSSSDataset
 from .errors import DatasetError
 from .image_labels import (background_index_of, check_class_list, format_label_summary,

@@ -11,6 +11,7 @@ from ..split_file import IMAGE_EXTS, read_split_file
 __all__ = ['IMAGE_EXTS', 'coco_categories', 'list_image_ids', 'find_image', 'image_entry',
            'dump_coco_json']
 
+
 def coco_categories(classes: Sequence[str]) -> List[Dict]:
     """COCO ``categories`` of a class list whose entry 0 is ``'background'``.
 
