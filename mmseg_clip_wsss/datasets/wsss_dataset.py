@@ -163,9 +163,9 @@ class WSSSDataset(BaseSegDataset):
         if self.empty_label_images:
             raise DatasetError(
                 f'{type(self).__name__}: none of the {len(self.empty_label_images)} images of '
-                f'{source} has a foreground class of {tuple(self._metainfo["classes"])} in label file '
-                f'{self.label_file}: make the label file with the converter for these classes '
-                f'({_DOCS}), or check metainfo=dict(classes=...).')
+                f'{source} has a foreground class (of the {len(self._metainfo["classes"])} dataset '
+                f'classes) in label file {self.label_file}: make the label file with the converter '
+                f'for these classes ({_DOCS}), or check metainfo=dict(classes=...).')
         raise DatasetError(f'{type(self).__name__}: {source} lists no image: give the split file '
                            f'of the images to use ({_DOCS}), or fix ann_file/data_prefix.')
 
