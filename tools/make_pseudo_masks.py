@@ -10,7 +10,8 @@ existing valid PNGs are skipped (resume). With ``--eval``: mIoU vs the ground-tr
 mmseg's ``IoUMetric``, written to ``DIR/metrics.json``. See :mod:`mmseg_clip_wsss.cam.cli` for the
 config keys (``cam_cfg``, ``cam_dataloader``, ``cam_pipeline``).
 """
+from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
 
 if __name__ == '__main__':
-    make_pseudo_masks_main()
+    run_tool(make_pseudo_masks_main)  # a clear message, not a traceback, for bad input

@@ -1,10 +1,5 @@
 """Train a model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]``."""
-import sys
-
-from mmseg_clip_wsss.apis import USER_ERRORS, train_main
+from mmseg_clip_wsss.apis import run_tool, train_main
 
 if __name__ == '__main__':
-    try:
-        train_main()
-    except USER_ERRORS as err:  # a clear message, not a traceback
-        sys.exit(f'error: {err}')
+    run_tool(train_main)  # a clear message, not a traceback, for bad input

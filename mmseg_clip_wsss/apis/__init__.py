@@ -1,8 +1,9 @@
 from .preflight import (ConfigMismatchError, MissingAssetError, check_config_assets,
                         check_config_classes)
-from .runner import USER_ERRORS, build_test_config, build_train_config, test_main, train_main
+from .runner import (USER_ERRORS, build_test_config, build_train_config, run_tool, test_main,
+                     train_main)
 
 __all__ = [
     'build_train_config', 'build_test_config', 'train_main', 'test_main', 'MissingAssetError',
-    'check_config_assets', 'ConfigMismatchError', 'check_config_classes', 'USER_ERRORS'
+    'check_config_assets', 'ConfigMismatchError', 'check_config_classes', 'USER_ERRORS', 'run_tool'
 ]

@@ -8,6 +8,10 @@ import os.path as osp
 from typing import Iterator, List, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import print_log
+
+from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
 
 __all__ = ['MissingAssetError', 'ConfigMismatchError', 'check_config_assets', 'check_config_classes']
 
@@ -78,7 +82,7 @@ def _dataset_classes(ds: dict):
     """Class names of a dataset config: ``metainfo.classes``, else its type's ``METAINFO``."""
     classes = (ds.get('metainfo') or {}).get('classes')
     if classes is not None:
-        return list(classes)
+        return classes  # checked by check_class_list (a string is refused, not split)
     ds_type = ds.get('type')
     if not isinstance(ds_type, str):
         return None
@@ -129,14 +133,38 @@ def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
         classes = _dataset_classes(ds)
         if classes is None:
             continue
-        if not classes:
-            problems.append(f'{key}.metainfo.classes is empty: list the class names of the dataset '
-                            '(or drop metainfo to use those of its type).')
-        elif k_head is not None and len(classes) != k_head:
+        try:
+            classes = check_class_list(classes, f'{key}.metainfo')
+        except DatasetError as err:
+            problems.append(str(err))
+            continue
+        if k_head is not None and len(classes) != k_head:
             problems.append(f'{key} has {len(classes)} classes but model.decode_head.num_classes='
                             f'{k_head}: make them agree (decode_head, neck and text encoder '
                             'class_names change together).')
+        problems += _background_problems(cfg, key, classes)
     return problems
+
+
+def _background_problems(cfg: Config, key: str, classes: Tuple[str, ...]) -> List[str]:
+    """Whether the dataset and a weakly supervised model agree on the background class, and what
+    pseudo masks of the config's ``cam_cfg`` hold without one (logged) or why they cannot be made."""
+    from mmseg_clip_wsss.cam.protocol import CAMProtocol
+
+    model = cfg.get('model') or {}
+    if model.get('type') != 'WSSSEncoderDecoder':
+        return []
+    background_index = model.get('background_index', 0)
+    mismatch = background_mismatch(classes, background_index)
+    if mismatch:
+        return [f'{key}: {mismatch}']
+    if background_index is None:
+        try:
+            rule = CAMProtocol.from_cfg(cfg.get('cam_cfg')).background_rule(None)
+        except ValueError as err:
+            return [f'{key} with cam_cfg: {err}']
+        print_log(f'{key}: pseudo masks: {rule}.', logger='current')
+    return []
 
 
 def check_config_classes(cfg: Config, loaders: Tuple[str, ...] = ('train_dataloader',
@@ -145,7 +173,10 @@ def check_config_classes(cfg: Config, loaders: Tuple[str, ...] = ('train_dataloa
 
     Checked before anything is built: ``decode_head.num_classes`` against ``neck.num_classes``, the
     text encoder's vocabulary (``class_names``: empty, unknown, or of another size), its prompts
-    (``prompt.num_classes``, class-specific ``prompt.ctx_init``) and the classes of the datasets.
+    (``prompt.num_classes``, class-specific ``prompt.ctx_init``), the classes of the datasets (a
+    tuple of names, not a string) and whether they and ``model.background_index`` agree on the
+    background class. Without one, the log says what pseudo masks of ``cam_cfg`` hold there (the
+    ignore value) or the check refuses a ``cam_cfg`` that needs one.
 
     Args:
         cfg (Config): The final config (after ``--cfg-options``).

@@ -9,7 +9,8 @@ import argparse
 import logging
 import os
 import os.path as osp
-from typing import List, Optional
+import sys
+from typing import Callable, List, Optional
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -17,13 +18,25 @@ from mmengine.logging import print_log
 import mmseg_clip_wsss  # noqa: F401  registers modules and applies compat shims
 from mmseg_clip_wsss.engine.dist import (adapt_config_to_cpu_distributed, cpu_distributed,
                                          setup_cpu_distributed)
+from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.transforms.loading import CorruptImageError
 from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 from .preflight import (ConfigMismatchError, MissingAssetError, check_config_assets,
                         check_config_classes)
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
-USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError)
+USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
+               DatasetError, CorruptImageError)
+
+
+def run_tool(main: Callable[[], object]) -> None:
+    """Run a command-line tool's ``main``; a :data:`USER_ERRORS` error ends it with its message
+    (``error: ...``, exit status 1) instead of a traceback."""
+    try:
+        main()
+    except USER_ERRORS as err:
+        sys.exit(f'error: {err}')
 
 
 def _add_common_args(parser: argparse.ArgumentParser) -> None:

@@ -21,10 +21,12 @@ Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --laun
 is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
 is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
 ``OUT_DIR/protocol.json`` records the checkpoint, split and protocol of the masks; resuming into a
-directory whose masks were made otherwise is refused (``--overwrite`` replaces them).
+directory whose masks were made otherwise, or that holds PNGs without that record, is refused
+(``--overwrite`` replaces them).
 """
 import argparse
 import copy
+import glob
 import json
 import os
 import os.path as osp
@@ -38,6 +40,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
+from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.engine.checkpoint_check import check_checkpoint_fits
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from .evaluate import write_metrics_json
@@ -194,6 +197,9 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    from mmseg_clip_wsss.apis.preflight import check_config_classes  # (apis imports this package)
+    check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
+                         cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
     protocol = protocol_from_args(cfg, args)
     device = _init_distributed(cfg, args.launcher)
     model = build_cam_model(cfg, args.checkpoint, args.device or device)
@@ -221,17 +227,25 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def check_protocol(out_dir: str, protocol: Dict) -> None:
-    """Refuse to resume into ``out_dir`` when its masks were made by another protocol.
+    """Refuse to resume into ``out_dir`` when its masks were made by another protocol, or by an
+    unknown one (PNGs without ``protocol.json``: another tool, an older run).
 
     ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks_main`) records the checkpoint,
     split and CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
     there, so a changed protocol would silently mix masks of two protocols.
 
     Raises:
-        ValueError: naming the options that differ and the two ways out.
+        DatasetError: naming the options that differ (or the missing record) and the two ways out.
     """
     path = osp.join(out_dir, PROTOCOL_FILE)
     if not osp.isfile(path):
+        masks = glob.glob(osp.join(glob.escape(out_dir), '*.png'))
+        if masks:
+            raise DatasetError(
+                f'make_pseudo_masks: {out_dir} already holds {len(masks)} PNG masks (e.g. '
+                f'{osp.basename(sorted(masks)[0])}) but no {PROTOCOL_FILE}, so it is unknown which '
+                'checkpoint, split and protocol made them and they cannot be resumed. Pass '
+                '--overwrite to replace them, or write to another --out-dir.')
         return
     with open(path) as f:
         old = json.load(f)
@@ -239,6 +253,6 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
         details = '; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)
-        raise ValueError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another protocol '
-                         f'({details}; see {path}). Pass --overwrite to replace them, or write to '
-                         f'another --out-dir.')
+        raise DatasetError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another '
+                           f'protocol ({details}; see {path}). Pass --overwrite to replace them, or '
+                           'write to another --out-dir.')

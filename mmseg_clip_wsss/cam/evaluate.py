@@ -8,7 +8,8 @@ import json
 import logging
 import os
 import os.path as osp
-from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+from itertools import tee
+from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from mmseg.evaluation import IoUMetric
 from PIL import Image
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.label_mask import check_label_mask
 from .protocol import IGNORE_INDEX
 
 __all__ = ['compute_miou', 'evaluate_pseudo_masks', 'read_label_png', 'write_metrics_json']
@@ -34,10 +37,7 @@ def read_label_png(path: str, reduce_zero_label: bool = False) -> np.ndarray:
     if not osp.isfile(path):
         raise FileNotFoundError(f'label mask {path} does not exist.')
     with Image.open(path) as img:
-        label = np.array(img)
-    if label.ndim != 2:
-        raise ValueError(f'label mask {path} has shape {label.shape}; expected a single-channel '
-                         '(palette or grey) PNG of class indices.')
+        label = check_label_mask(np.array(img), path)  # (H, W); colour masks are refused
     label = label.astype(np.uint8)
     if reduce_zero_label:
         label = label.astype(np.int64)
@@ -121,11 +121,27 @@ def evaluate_pseudo_masks(pairs: Iterable[Tuple[str, str]], classes: Sequence[st
 
     Returns:
         dict: See :func:`compute_miou`.
+
+    Raises:
+        DatasetError: naming both files when a pair differs in size (or a mask is no label map).
     """
-    pairs = list(pairs)
-    preds = (read_label_png(p) for p, _ in pairs)
-    gts = (read_label_png(g, reduce_zero_label) for _, g in pairs)
-    return compute_miou(preds, gts, classes, ignore_index=ignore_index, log_table=log_table)
+    preds, gts = tee(_read_pairs(pairs, reduce_zero_label))  # read in step: one pair at a time
+    return compute_miou((p for p, _ in preds), (g for _, g in gts), classes,
+                        ignore_index=ignore_index, log_table=log_table)
+
+
+def _read_pairs(pairs: Iterable[Tuple[str, str]],
+                reduce_zero_label: bool) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """(pseudo mask, ground truth) label maps of each pair of files, refused unless of one size."""
+    for pred_path, gt_path in pairs:
+        pred, gt = read_label_png(pred_path), read_label_png(gt_path, reduce_zero_label)
+        if pred.shape != gt.shape:
+            raise DatasetError(
+                f'pseudo mask {pred_path} is {pred.shape[0]}x{pred.shape[1]} (HxW) but its '
+                f'ground-truth mask {gt_path} is {gt.shape[0]}x{gt.shape[1]}: both must be at the '
+                "size of their image as loaded (EXIF orientation applied): check that they belong "
+                'to the same image, or make the pseudo masks again (make_pseudo_masks --overwrite).')
+        yield pred, gt
 
 
 def write_metrics_json(path: str, metrics: Dict, extra: Optional[Dict] = None) -> str:

@@ -19,9 +19,12 @@ from mmengine.utils import ProgressBar
 from mmseg.models.utils import resize
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
+from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
 from mmseg_clip_wsss.datasets.palette import write_palette_png
 from mmseg_clip_wsss.structures import stack_image_labels
-from .evaluate import evaluate_pseudo_masks, write_metrics_json
+from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
 from .inference import multi_scale_flip_cams
 from .protocol import CAMProtocol
 from .pseudo_mask import cams_to_pseudo_mask, fill_background, is_valid_png
@@ -190,6 +193,9 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
             if not gt_path:
                 raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
                                'has no `seg_map_path` (ground-truth mask) in its metainfo.')
+            if osp.isfile(gt_path) and image_size(gt_path) != _ori_shape(s):  # header only
+                check_label_mask(  # refuses, naming the mask, its image and the fix
+                    read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
             tally.pairs.append((p, gt_path))
     if not todo:
         return
@@ -268,7 +274,9 @@ def generate_pseudo_masks(model,
         protocol (CAMProtocol | dict, optional): The CAM -> mask options (a ``cam_cfg`` dict or a
             :class:`CAMProtocol`); ``protocol_options`` (its field names: ``scales``, ``refine``,
             ``bg_threshold``, ...) override single fields. Defaults to :data:`DEFAULT_PROTOCOL`.
-        background_index (int, optional): Background channel; None when the classes have none.
+        background_index (int, optional): Background channel; None when the classes have none (it
+            must agree with ``classes``: see
+            :func:`~mmseg_clip_wsss.datasets.image_labels.background_mismatch`).
         palette (Sequence, optional): Class colours; VOC colour map by default.
         skip_existing (bool): Skip images whose PNG is already valid (resume). Defaults to True.
         evaluate (bool): Compute mIoU vs the ground truth (``seg_map_path``) with mmseg's IoUMetric and
@@ -296,6 +304,14 @@ def generate_pseudo_masks(model,
     if evaluate and not classes:
         raise ValueError('generate_pseudo_masks: evaluate=True needs the class names (pass `classes` '
                          'or use a dataset with metainfo["classes"]).')
+    if classes:
+        classes = check_class_list(classes, 'generate_pseudo_masks')
+        mismatch = background_mismatch(classes, background_index)
+        if mismatch:
+            raise DatasetError(f'generate_pseudo_masks: {mismatch}')
+    rule = protocol.background_rule(background_index)  # refuses a protocol that needs a background
+    if background_index is None:
+        print_log(f'pseudo masks: {rule}.', logger='current')
 
     start = time.time()
     if is_main_process() and osp.isdir(out_dir):

@@ -106,6 +106,32 @@ class CAMProtocol:
         """Every field, by name."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
+    def background_rule(self, background_index: Optional[int]) -> str:
+        """What the masks of this protocol hold where no object class wins, as a sentence.
+
+        Args:
+            background_index (int, optional): The background class; None for a class list without
+                ``'background'``.
+
+        Raises:
+            ValueError: without a background class when the protocol reads a background channel
+                (``bg_mode='prompt'``, ``refine='crf'``): every pixel would get an object class.
+        """
+        if background_index is not None:
+            return (f'pixels where no present class beats the background get class '
+                    f'{background_index} (background)')
+        refine = self.refine.get('type') if isinstance(self.refine, dict) else self.refine
+        crf = refine == 'crf' or type(refine).__name__ == 'DenseCRFRefiner'
+        if self.bg_mode == 'prompt' or crf:
+            setting = "bg_mode='prompt'" if self.bg_mode == 'prompt' else "refine='crf'"
+            raise ValueError(
+                f"the classes have no 'background', but {setting} reads a background channel, so "
+                "every pixel would get an object class: use bg_mode='threshold' without CRF "
+                f"(uncertain pixels then get the ignore value {IGNORE_INDEX}), or put 'background' "
+                'first in the classes.')
+        return (f"no 'background' class: pixels where no present class reaches bg_threshold="
+                f'{self.bg_threshold} get the ignore value {IGNORE_INDEX}')
+
     def record(self) -> dict:
         """What decides the masks (every field but ``batch_size``), as ``protocol.json`` records it."""
         values = self.to_dict()

@@ -4,12 +4,15 @@ converters (:mod:`.converters`)."""
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
 from .coco import COCO_CLASSES, COCOWSSSDataset
 from .converters import (check_class_names, coco_category_to_label, coco_to_labels,
-                         mask_to_instances, parse_voc_xml, pseudo_masks_to_coco, render_coco_mask,
-                         voc_xml_to_coco, voc_xml_to_labels)
+                         colour_masks_to_labels, mask_to_instances, parse_voc_xml,
+                         pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
 from .demo import DEMO_CLASSES, DemoWSSSDataset
-from .image_labels import (format_label_summary, labels_to_multi_hot, load_image_labels,
-                           write_image_labels)
-from .palette import voc_palette, write_palette_png
+from .errors import DatasetError
+from .image_labels import (background_index_of, check_class_list, format_label_summary,
+                           labels_to_multi_hot, load_image_labels, write_image_labels)
+from .label_mask import check_label_mask, image_size
+from .palette import colours_to_labels, voc_palette, write_palette_png
+from .split_file import read_split_file
 from .transforms import (CorruptImageError, LoadWSSSAnnotations, LoadWSSSImage, PackWSSSInputs,
                          jpeg_is_complete)
 from .voc import VOC_CLASSES, VOCWSSSDataset
@@ -23,5 +26,6 @@ __all__ = [
     'labels_to_multi_hot', 'format_label_summary', 'voc_palette', 'write_palette_png',
     'parse_voc_xml', 'check_class_names', 'voc_xml_to_labels', 'coco_category_to_label',
     'coco_to_labels', 'render_coco_mask', 'mask_to_instances', 'pseudo_masks_to_coco',
-    'voc_xml_to_coco'
+    'voc_xml_to_coco', 'DatasetError', 'background_index_of', 'check_class_list', 'check_label_mask',
+    'image_size', 'colours_to_labels', 'colour_masks_to_labels', 'read_split_file'
 ]

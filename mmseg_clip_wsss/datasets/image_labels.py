@@ -22,8 +22,11 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .errors import DatasetError
+
 __all__ = [
-    'BACKGROUND', 'load_image_labels', 'write_image_labels', 'labels_to_multi_hot',
+    'BACKGROUND', 'check_class_list', 'background_index_of', 'background_mismatch',
+    'load_image_labels', 'write_image_labels', 'labels_to_multi_hot',
     'format_label_line', 'format_label_summary'
 ]
 
@@ -33,6 +36,70 @@ _FIX_HINT = ('make the label file again with the converter for this dataset '
              '(tools/dataset_converters/voc_xml_to_labels.py or coco_to_labels.py, see '
              'docs/datasets.md), or set the dataset\'s metainfo=dict(classes=...) to the class list '
              'the file was made for')
+
+
+def check_class_list(classes: Sequence[str], source: str) -> Tuple[str, ...]:
+    """A class list as a tuple of names; refused when it cannot be one.
+
+    Args:
+        classes (Sequence[str]): Class names in label order.
+        source (str): Where the list comes from, for the message (e.g. ``'VOCWSSSDataset metainfo'``).
+
+    Returns:
+        tuple[str]: The names.
+
+    Raises:
+        DatasetError: for a string (``'dog'`` would be read as the classes ``('d', 'o', 'g')``), an
+            empty list, a name that is no non-empty string, a repeated name, or ``'background'``
+            anywhere but first.
+    """
+    if isinstance(classes, str):
+        raise DatasetError(
+            f'{source}: classes={classes!r} is a string, which would be read as the classes '
+            f'{tuple(classes)[:5]}: give a tuple of class names, e.g. classes=({BACKGROUND!r}, '
+            f'{classes!r}).')
+    names = tuple(classes)
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1}, key=str)
+    if not names or bad or repeated:
+        found = 'no class' if not names else f'names {bad}' if bad else f'repeated names {repeated}'
+        raise DatasetError(f'{source}: classes={names!r} has {found}: give each class once, as a '
+                           'non-empty string, in label order.')
+    if BACKGROUND in names[1:]:
+        raise DatasetError(f'{source}: {BACKGROUND!r} is class {names.index(BACKGROUND)} of '
+                           f'{names!r}; it must be class 0 (or absent, when there is no background).')
+    return names
+
+
+def background_index_of(classes: Sequence[str]) -> Optional[int]:
+    """The background class of a class list: 0 when ``classes[0] == 'background'``, else None.
+
+    The one rule the datasets (:func:`labels_to_multi_hot`), the config checks and the pseudo-mask
+    writer share; a list without ``'background'`` has none (every class is an object class).
+    """
+    return 0 if len(classes) and classes[0] == BACKGROUND else None
+
+
+def background_mismatch(classes: Sequence[str], background_index: Optional[int]) -> Optional[str]:
+    """Why a model's ``background_index`` does not fit a class list (None when it does).
+
+    Args:
+        classes (Sequence[str]): The dataset's classes.
+        background_index (int, optional): The model's (``model.background_index``, default 0).
+
+    Returns:
+        str | None: The disagreement and its fix, or None.
+    """
+    expected = background_index_of(classes)
+    if background_index == expected:
+        return None
+    if expected is None:
+        return (f'the classes {tuple(classes)} have no {BACKGROUND!r} but model.background_index='
+                f'{background_index} makes class {background_index} ({classes[background_index]!r}) '
+                f'the background: set model.background_index=None, or put {BACKGROUND!r} first in '
+                'the classes.')
+    return (f'the classes {tuple(classes)[:4]}... have {BACKGROUND!r} as class {expected} but '
+            f'model.background_index={background_index}: set model.background_index={expected}.')
 
 
 def format_label_line(image_id: str, class_names: Iterable[str]) -> str:
@@ -155,8 +222,9 @@ def labels_to_multi_hot(class_names: Iterable[str], classes: Sequence[str]) -> n
     index = {name: i for i, name in enumerate(classes)}
     for name in class_names:
         multi_hot[index[name]] = 1.
-    if len(classes) and classes[0] == BACKGROUND:
-        multi_hot[0] = 1.
+    background = background_index_of(classes)
+    if background is not None:
+        multi_hot[background] = 1.
     return multi_hot
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-__all__ = ['voc_palette', 'write_palette_png']
+__all__ = ['voc_palette', 'write_palette_png', 'colours_to_labels']
 
 
 def voc_palette(num: int = 256) -> np.ndarray:
@@ -30,6 +30,29 @@ def voc_palette(num: int = 256) -> np.ndarray:
         for channel in range(3):
             cmap[:, channel] |= ((labels >> (3 * (7 - shift) + channel)) & 1) << shift
     return cmap.astype(np.uint8)
+
+
+def colours_to_labels(rgb: np.ndarray) -> np.ndarray:
+    """A mask drawn in the VOC colour map -> its class indices (the inverse of the palette).
+
+    Args:
+        rgb (np.ndarray): (H, W, 3) uint8 RGB colours.
+
+    Returns:
+        np.ndarray: (H, W) uint8 labels (the void colour ``(224, 224, 192)`` -> 255).
+
+    Raises:
+        ValueError: listing (up to 5) colours that are no entry of the colour map.
+    """
+    codes = voc_palette(256).astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])  # (256,)
+    pixels = rgb[..., :3].astype(np.int64) @ np.array([1 << 16, 1 << 8, 1])  # (H, W)
+    order = np.argsort(codes)
+    found = np.searchsorted(codes[order], pixels).clip(0, 255)
+    unknown = codes[order][found] != pixels
+    if unknown.any():
+        colours = [tuple(int(v) for v in c) for c in np.unique(rgb[..., :3][unknown], axis=0)[:5]]
+        raise ValueError(f'colours {colours} are not in the VOC colour map')
+    return order[found].astype(np.uint8)
 
 
 def _as_uint8_mask(mask: Union[np.ndarray, Tensor]) -> np.ndarray:

@@ -8,7 +8,9 @@ from mmseg.datasets import BaseSegDataset
 
 from ..registry import DATASETS
 from ..structures import IMAGE_LABELS
-from .image_labels import load_image_labels, labels_to_multi_hot
+from .errors import DatasetError
+from .image_labels import check_class_list, load_image_labels, labels_to_multi_hot
+from .split_file import read_split_file
 
 __all__ = ['WSSSDataset']
 
@@ -21,12 +23,15 @@ class WSSSDataset(BaseSegDataset):
 
     Each data info gets ``gt_image_labels``: a float32 ``(K,)`` multi-hot over ``classes`` read from
     ``label_file`` (see :mod:`mmseg_clip_wsss.datasets.image_labels` for the format), with index 0
-    (``'background'``) always 1. Ground-truth masks (``seg_map_path``) are only put into the data
-    infos when ``with_gt_masks=True``, i.e. for evaluation; a WSSS training dataset has no mask
-    path at all, so no transform can read one.
+    (``'background'``) always 1; ``metainfo`` classes without ``'background'`` have no background
+    class (see :func:`~mmseg_clip_wsss.datasets.image_labels.background_index_of`). Ground-truth
+    masks (``seg_map_path``) are only put into the data infos when ``with_gt_masks=True``, i.e. for
+    evaluation; a WSSS training dataset has no mask path at all, so no transform can read one.
 
-    Images are listed by ``ann_file`` (a split file of ids, mmseg's convention) or, when it is
-    empty, by the images found under ``data_prefix['img_path']``.
+    Images are listed by ``ann_file`` (a split file of ids, mmseg's convention, read by
+    :func:`~mmseg_clip_wsss.datasets.split_file.read_split_file`: BOMs, CRLF, blank lines, ``id.jpg``
+    and ``image mask`` pairs are understood, repeated ids reported) or, when it is empty, by the
+    images found under ``data_prefix['img_path']``. A dataset left without any image is refused.
 
     Args:
         ann_file (str): Split file, one image id per line. Defaults to ''.
@@ -57,6 +62,9 @@ class WSSSDataset(BaseSegDataset):
         self.with_gt_masks = with_gt_masks
         self.skip_empty_labels = skip_empty_labels
         self.check_files = check_files
+        metainfo = kwargs.get('metainfo') or {}
+        if metainfo.get('classes') is not None:
+            check_class_list(metainfo['classes'], f'{type(self).__name__} metainfo')
         #: ids of the images dropped for having no foreground label (filled by ``load_data_list``)
         self.empty_label_images: List[str] = []
         super().__init__(
@@ -111,10 +119,11 @@ class WSSSDataset(BaseSegDataset):
 
         Returns:
             list[dict]: Data infos with ``img_path``, ``img_id``, ``gt_image_labels`` (when a
-            label file is given) and ``seg_map_path`` (only when ``with_gt_masks``).
+            label file is given) and ``seg_map_path`` and ``num_classes`` (only when
+            ``with_gt_masks``).
         """
         self._check_inputs()
-        data_list = super().load_data_list()
+        data_list = self._list_images()
         for info in data_list:
             info['img_id'] = self._image_id(info['img_path'])
             if not self.with_gt_masks:
@@ -122,11 +131,43 @@ class WSSSDataset(BaseSegDataset):
             elif 'seg_map_path' not in info:
                 raise ValueError(f"{type(self).__name__}: with_gt_masks=True needs "
                                  "data_prefix['seg_map_path'] (the GT mask directory).")
+            elif self._metainfo.get('classes'):  # LoadWSSSAnnotations refuses other mask values
+                info['num_classes'] = len(self._metainfo['classes'])
         if self.label_file:
             data_list = self._attach_labels(data_list)
+        if not data_list:
+            self._refuse_empty()
         if self.check_files and self._local:
             self._check_files(data_list)
         return data_list
+
+    def _list_images(self) -> List[dict]:
+        """mmseg's data infos of the images of the split file (or of the image directory)."""
+        if not self.ann_file or osp.isdir(self.ann_file):
+            return super().load_data_list()
+        img_dir = self.data_prefix.get('img_path', '') or ''
+        ann_dir = self.data_prefix.get('seg_map_path')
+        data_list = []
+        for image_id in read_split_file(self.ann_file):
+            info = dict(img_path=osp.join(img_dir, image_id + self.img_suffix),
+                        label_map=self.label_map, reduce_zero_label=self.reduce_zero_label,
+                        seg_fields=[])
+            if ann_dir is not None:
+                info['seg_map_path'] = osp.join(ann_dir, image_id + self.seg_map_suffix)
+            data_list.append(info)
+        return data_list
+
+    def _refuse_empty(self) -> None:
+        source = f'split file {self.ann_file}' if self.ann_file else \
+            f"image directory {self.data_prefix.get('img_path')} (no *{self.img_suffix} file)"
+        if self.empty_label_images:
+            raise DatasetError(
+                f'{type(self).__name__}: none of the {len(self.empty_label_images)} images of '
+                f'{source} has a foreground class (of the {len(self._metainfo["classes"])} dataset '
+                f'classes) in label file {self.label_file}: make the label file with the converter '
+                f'for these classes ({_DOCS}), or check metainfo=dict(classes=...).')
+        raise DatasetError(f'{type(self).__name__}: {source} lists no image: give the split file '
+                           f'of the images to use ({_DOCS}), or fix ann_file/data_prefix.')
 
     def _attach_labels(self, data_list: List[dict]) -> List[dict]:
         """``gt_image_labels`` of every image from the label file; images without a foreground

@@ -12,6 +12,7 @@ per class, the number of images and objects.
 """
 import argparse
 
+from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import coco_to_labels, dataset_classes, format_label_summary
 
 
@@ -46,4 +47,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # a clear message, not a traceback, for bad input

@@ -14,6 +14,7 @@ RLE mask); components below ``--min-area`` pixels are dropped. Category ``k`` is
 """
 import argparse
 
+from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import parse_class_list, pseudo_masks_to_coco
 
 
@@ -58,4 +59,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # a clear message, not a traceback, for bad input

@@ -10,6 +10,7 @@ Relative ``--split``/``--out`` paths are taken under the dataset root. The logic
 """
 import argparse
 
+from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import parse_class_list, voc_xml_to_coco
 
 
@@ -39,4 +40,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # a clear message, not a traceback, for bad input

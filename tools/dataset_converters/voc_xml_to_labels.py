@@ -10,6 +10,7 @@ images and, per class, the number of images and objects.
 """
 import argparse
 
+from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import format_label_summary, parse_class_list, voc_xml_to_labels
 
 
@@ -50,4 +51,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)  # a clear message, not a traceback, for bad input

@@ -6,6 +6,7 @@ class list (``'background'`` = 0, then the 80 classes), which is also the value 
 semantic masks.
 """
 import json
+import logging
 import os
 import os.path as osp
 import warnings
@@ -14,6 +15,7 @@ from functools import partial
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.logging import print_log
 from mmengine.utils import ProgressBar, track_parallel_progress
 
 from ..image_labels import BACKGROUND, write_image_labels
@@ -45,11 +47,32 @@ def coco_category_to_label(categories: Sequence[dict], classes: Sequence[str]) -
     return mapping
 
 
+def _drawable_polygons(polygons: Sequence[Sequence[float]]) -> List[Sequence[float]]:
+    """The parts of a COCO polygon ``segmentation`` that enclose an area: at least 3 points.
+
+    pycocotools reads a 2-point part (4 numbers) as a box and fails with a ``TypeError``; such parts
+    (and odd-length ones) are left out.
+    """
+    return [p for p in polygons if len(p) >= 6 and len(p) % 2 == 0]
+
+
+def _undrawable_annotations(annotations: Sequence[dict], file_name: str) -> List[Dict]:
+    """The annotations of one image with polygon parts that cannot be drawn (id, image, points)."""
+    found = []
+    for ann in annotations:
+        polygons = ann.get('segmentation')
+        if isinstance(polygons, list) and len(_drawable_polygons(polygons)) < len(polygons):
+            found.append(dict(annotation_id=ann.get('id'), image=file_name,
+                              points=[len(p) / 2 for p in polygons]))
+    return found
+
+
 def _annotation_mask(segmentation, height: int, width: int) -> np.ndarray:
     """(H, W) uint8 0/1 mask of one COCO ``segmentation`` (polygons or RLE)."""
     from pycocotools import mask as mask_utils
     if isinstance(segmentation, list):  # polygons
-        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        rle = mask_utils.merge(mask_utils.frPyObjects(_drawable_polygons(segmentation), height,
+                                                      width))
     elif isinstance(segmentation.get('counts'), list):  # uncompressed RLE
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:  # compressed RLE
@@ -67,7 +90,8 @@ def render_coco_mask(annotations: Sequence[dict], height: int, width: int,
     """Semantic mask of one image from its instance annotations.
 
     Larger objects are drawn first so that smaller ones (often in front) stay visible; crowd
-    regions are drawn as their class.
+    regions are drawn as their class. Polygon parts of fewer than 3 points enclose nothing and are
+    left out.
 
     Args:
         annotations (Sequence[dict]): The image's annotations (``segmentation``, ``category_id``,
@@ -81,8 +105,10 @@ def render_coco_mask(annotations: Sequence[dict], height: int, width: int,
     """
     mask = np.zeros((height, width), dtype=np.uint8)  # (H, W)
     for ann in sorted(annotations, key=lambda a: (-float(a.get('area', 0)), a.get('id', 0))):
-        if not ann.get('segmentation'):
-            continue
+        segmentation = ann.get('segmentation')
+        if not segmentation or (isinstance(segmentation, list) and
+                                not _drawable_polygons(segmentation)):
+            continue  # no mask, or only polygons of fewer than 3 points (reported by coco_to_labels)
         instance = _annotation_mask(ann['segmentation'], height, width)  # (H, W)
         mask[instance.astype(bool)] = cat_to_label[int(ann['category_id'])]
     return mask
@@ -117,7 +143,9 @@ def coco_to_labels(ann_file: str,
 
     Returns:
         dict: Summary with ``out_file``, ``num_images``, ``num_empty``, ``image_counts`` and
-        ``object_counts`` (per class), ``split_out`` and ``masks_out``.
+        ``object_counts`` (per class), ``split_out``, ``masks_out`` and ``undrawable`` (the
+        annotations with polygon parts of fewer than 3 points, left out of the masks and reported:
+        ``annotation_id``, ``image``, ``points`` per part).
     """
     if not osp.isfile(ann_file):
         raise FileNotFoundError(f'COCO annotation file {ann_file} does not exist: download '
@@ -135,9 +163,11 @@ def coco_to_labels(ann_file: str,
     image_counts = dict(object_counts)
     labels: 'OrderedDict[str, List[str]]' = OrderedDict()
     tasks = []
+    undrawable: List[Dict] = []
     for image in images:
         image_id = osp.splitext(image['file_name'])[0]
         anns = by_image.get(int(image['id']), [])
+        undrawable += _undrawable_annotations(anns, image['file_name'])
         present = sorted({cat_to_label[int(a['category_id'])] for a in anns})
         for ann in anns:
             object_counts[classes[cat_to_label[int(ann['category_id'])]]] += 1
@@ -146,6 +176,13 @@ def coco_to_labels(ann_file: str,
         labels[image_id] = [classes[label] for label in present]
         tasks.append((image_id, int(image['height']), int(image['width']), anns))
 
+    if undrawable:
+        shown = ', '.join(f"annotation {a['annotation_id']} of image {a['image']} (parts of "
+                          f"{', '.join(f'{n:g}' for n in a['points'])} points)"
+                          for a in undrawable[:5]) + (', ...' if len(undrawable) > 5 else '')
+        print_log(f'{ann_file}: {len(undrawable)} annotation(s) have polygon parts of fewer than 3 '
+                  f'points, which enclose no area: the masks leave those parts out, the image-level '
+                  f'labels keep the objects. {shown}', logger='current', level=logging.WARNING)
     write_image_labels(out_file, labels, header=[f'made from {osp.basename(ann_file)}'])
     if split_out is not None:
         os.makedirs(osp.dirname(osp.abspath(split_out)), exist_ok=True)
@@ -171,4 +208,5 @@ def coco_to_labels(ann_file: str,
         image_counts=image_counts,
         object_counts=object_counts,
         split_out=split_out,
-        masks_out=masks_out)
+        masks_out=masks_out,
+        undrawable=undrawable)

@@ -4,15 +4,12 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from PIL import Image
-
 from ..image_labels import BACKGROUND
+from ..label_mask import image_size
+from ..split_file import IMAGE_EXTS, read_split_file
 
 __all__ = ['IMAGE_EXTS', 'coco_categories', 'list_image_ids', 'find_image', 'image_entry',
            'dump_coco_json']
-
-#: Image file extensions looked for in an image directory, in this order.
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def coco_categories(classes: Sequence[str]) -> List[Dict]:
@@ -44,11 +41,7 @@ def list_image_ids(img_dir: str, split_file: Optional[str] = None) -> List[str]:
     if not osp.isdir(img_dir):
         raise FileNotFoundError(f'image directory {img_dir} does not exist.')
     if split_file is not None:
-        if not osp.isfile(split_file):
-            raise FileNotFoundError(f'split file {split_file} does not exist: check the split argument '
-                                    '(relative paths are taken under the dataset root).')
-        with open(split_file, encoding='utf-8') as f:
-            return [line.split()[0] for line in f if line.strip()]
+        return read_split_file(split_file)
     return sorted(
         osp.splitext(name)[0] for name in os.listdir(img_dir) if name.lower().endswith(IMAGE_EXTS))
 
@@ -63,10 +56,10 @@ def find_image(img_dir: str, image_id: str) -> str:
 
 
 def image_entry(img_dir: str, image_id: str, coco_id: int) -> Tuple[Dict, Tuple[int, int]]:
-    """COCO ``images`` entry of an image (size read from the file header) and its (H, W)."""
+    """COCO ``images`` entry of an image and its (H, W), as displayed (EXIF orientation applied, as
+    mmcv/mmdet load it: :func:`~mmseg_clip_wsss.datasets.label_mask.image_size`)."""
     file_name = find_image(img_dir, image_id)
-    with Image.open(osp.join(img_dir, file_name)) as img:
-        width, height = img.size
+    height, width = image_size(osp.join(img_dir, file_name))
     return dict(id=coco_id, file_name=file_name, width=width, height=height), (height, width)
 
 

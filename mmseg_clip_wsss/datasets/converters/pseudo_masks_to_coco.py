@@ -15,6 +15,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
+from ..label_mask import check_label_mask
 from .coco_det_format import coco_categories, dump_coco_json, image_entry, list_image_ids
 
 __all__ = ['mask_to_instances', 'pseudo_masks_to_coco']
@@ -115,7 +116,8 @@ def pseudo_masks_to_coco(mask_dir: str,
 
     Raises:
         FileNotFoundError: naming the missing directory / mask and the fix.
-        ValueError: for a mask whose size differs from its image or with unknown values.
+        DatasetError: for a mask that cannot belong to its image (colour channels, another size than
+            the image as displayed, values that are no class), naming both files.
     """
     categories = coco_categories(classes)
     if not osp.isdir(mask_dir):
@@ -138,14 +140,9 @@ def pseudo_masks_to_coco(mask_dir: str,
         mask_path = osp.join(mask_dir, image_id + '.png')
         with Image.open(mask_path) as img:
             label_map = np.array(img)
-        if label_map.shape != (height, width):
-            raise ValueError(f'{mask_path} is {label_map.shape[:2]} but its image is '
-                             f'{(height, width)}: pseudo masks must be at image resolution.')
-        try:
-            found = mask_to_instances(label_map, len(classes), 0, connectivity, ignore_index,
-                                      with_masks)
-        except ValueError as e:
-            raise ValueError(f'{mask_path}: {e}') from e
+        check_label_mask(label_map, mask_path, osp.join(img_dir, entry['file_name']),
+                         (height, width), len(classes), ignore_index)
+        found = mask_to_instances(label_map, len(classes), 0, connectivity, ignore_index, with_masks)
         for inst in found:
             if inst['area'] < min_area:
                 num_small += 1

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence
 from mmengine.utils import ProgressBar
 
 from ..image_labels import BACKGROUND, write_image_labels
+from ..split_file import read_split_file
 
 __all__ = ['parse_voc_xml', 'check_class_names', 'voc_xml_to_labels']
 
@@ -102,11 +103,7 @@ def voc_xml_to_labels(data_root: str,
     out_file = under_root(out_file)
     if split_file is not None:
         split_file = under_root(split_file)
-        if not osp.isfile(split_file):
-            raise FileNotFoundError(f'split file {split_file} does not exist: check --split '
-                                    '(relative paths are taken under the dataset root).')
-        with open(split_file, encoding='utf-8') as f:
-            image_ids = [line.strip() for line in f if line.strip()]
+        image_ids = read_split_file(split_file)
     else:
         if not osp.isdir(xml_dir):
             raise FileNotFoundError(f'annotation directory {xml_dir} does not exist: is '

@@ -9,6 +9,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 
 from ...registry import TRANSFORMS
+from ..label_mask import check_label_mask
 
 __all__ = ['CorruptImageError', 'LoadWSSSImage', 'LoadWSSSAnnotations', 'jpeg_is_complete',
            'png_bit_depth', 'to_uint8']
@@ -65,7 +66,9 @@ class LoadWSSSImage(LoadImageFromFile):
     * undecodable bytes, or a JPEG cut short (see :func:`jpeg_is_complete`), raise
       :class:`CorruptImageError` with its path;
     * grayscale, single-channel, RGBA and 16-bit images are turned into 3-channel 8-bit images
-      (16-bit samples keep their high byte).
+      (16-bit samples keep their high byte);
+    * the EXIF orientation is applied (the image as displayed), as mmcv's ``'color'`` flag does: the
+      one orientation rule of :mod:`mmseg_clip_wsss.datasets.label_mask`.
 
     Required keys: ``img_path``. Modified keys: ``img``, ``img_shape``, ``ori_shape``.
 
@@ -127,8 +130,10 @@ class LoadWSSSImage(LoadImageFromFile):
         try:
             if png_bit_depth(img_bytes) == 16:
                 # decoders differ on 16-bit PNGs (Pillow clips them at 255 converting to RGB): read
-                # all 16 bits, keep the high byte below (BGR(A) order, as mmcv loads images)
-                img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8), cv2.IMREAD_UNCHANGED)
+                # all 16 bits, keep the high byte below (BGR order and EXIF orientation applied, as
+                # mmcv loads images)
+                img = cv2.imdecode(np.frombuffer(img_bytes, np.uint8),
+                                   cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR)
             else:
                 img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
         except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, cv2.error)
@@ -165,7 +170,11 @@ class LoadWSSSAnnotations(LoadAnnotations):
     * a data info without ``seg_map_path`` (a dataset built with ``with_gt_masks=False``, i.e. WSSS
       training data) raises :class:`KeyError` saying so;
     * a missing mask raises :class:`FileNotFoundError` with its path;
-    * an undecodable mask raises :class:`CorruptImageError` with its path.
+    * an undecodable mask raises :class:`CorruptImageError` with its path;
+    * a mask that cannot belong to its image (colour channels, another size than the loaded image's
+      ``ori_shape``, values outside the dataset's ``num_classes`` and 255) raises
+      :class:`~mmseg_clip_wsss.datasets.errors.DatasetError` naming both files and the fix (see
+      :func:`~mmseg_clip_wsss.datasets.label_mask.check_label_mask`).
 
     Args:
         **kwargs: See :class:`mmseg.datasets.transforms.LoadAnnotations`.
@@ -191,3 +200,5 @@ class LoadWSSSAnnotations(LoadAnnotations):
             raise CorruptImageError(
                 f'ground-truth mask {path} cannot be decoded ({type(e).__name__}: {e}): restore '
                 f'it (see {_DOCS}).') from e
+        check_label_mask(results['gt_seg_map'], path, results.get('img_path'),
+                         results.get('ori_shape'), results.get('num_classes'))
