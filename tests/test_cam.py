@@ -2,6 +2,7 @@
 import json
 import os
 import os.path as osp
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +21,9 @@ from mmseg_clip_wsss.datasets import voc_palette, write_palette_png
 from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from mmseg_clip_wsss.structures import set_image_labels
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from metric_reference import miou_of_files  # noqa: E402
 
 CLASSES = ('background', 'red', 'green', 'blue')
 K = len(CLASSES)
@@ -378,8 +382,12 @@ def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
         present = {i for i, v in enumerate(labels[name]) if v > 0}
         assert set(np.unique(values).tolist()) <= present | {255}
     metrics = json.load(open(osp.join(out, 'metrics.json')))
-    assert 0 <= metrics['mIoU'] <= 100 and metrics['num_images'] == 3
-    assert set(metrics['per_class_iou']) == set(CLASSES)
+    assert metrics['num_images'] == 3 and set(metrics['per_class_iou']) == set(CLASSES)
+    expected = miou_of_files([(osp.join(out, f'{n}.png'), osp.join(root, 'ann', f'{n}.png'))
+                              for n in names], K)
+    assert 5 < expected < 95  # neither a trivial nor a perfect result: the comparison has teeth
+    assert metrics['mIoU'] == pytest.approx(expected, abs=0.01)
+    assert res['metrics']['mIoU'] == metrics['mIoU']
 
     # resume: valid files are skipped and untouched; a corrupt one is rewritten
     stamp = os.stat(osp.join(out, 'im0.png')).st_mtime_ns
@@ -422,7 +430,10 @@ cam_cfg = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=2), bg_thres
                                   '--device', 'cpu'])
     assert res['written'] == 3  # the RepeatDataset wrapper is unwrapped: each image once
     metrics = json.load(open(osp.join(out, 'metrics.json')))
-    assert metrics['num_images'] == 3 and 0 <= metrics['mIoU'] <= 100
+    assert metrics['num_images'] == 3
+    expected = miou_of_files([(osp.join(out, f'{n}.png'), osp.join(root, 'ann', f'{n}.png'))
+                              for n in labels], K)
+    assert 5 < expected < 95 and metrics['mIoU'] == pytest.approx(expected, abs=0.01)
     for name in labels:
         with Image.open(osp.join(out, f'{name}.png')) as img:
             gt = Image.open(osp.join(root, 'ann', f'{name}.png'))
