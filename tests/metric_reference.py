@@ -1,12 +1,16 @@
-"""An independent mIoU (numpy, no mmseg) of label-map files, to check the figures the tools report."""
-from typing import Iterable, Tuple
+"""An independent mIoU (numpy, no mmseg) of label maps, to check the figures the tools report."""
+import os
+from typing import Iterable, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
+LabelMap = Union[str, os.PathLike, np.ndarray]  # a PNG path or an (H, W) array
 
-def miou_of_files(pairs: Iterable[Tuple[str, str]], num_classes: int, ignore_index: int = 255) -> float:
-    """mIoU (%) of (prediction PNG, GT PNG) pairs, accumulated over all pixels of all pairs.
+
+def reference_miou(pairs: Iterable[Tuple[LabelMap, LabelMap]], num_classes: int,
+                   ignore_index: int = 255) -> float:
+    """mIoU (%) of (prediction, GT) pairs, accumulated over all pixels of all pairs.
 
     A GT pixel equal to ``ignore_index`` is skipped; a prediction of ``ignore_index`` on a valid GT
     pixel counts as a miss. Classes that occur in neither predictions nor GT are left out of the mean
@@ -14,9 +18,10 @@ def miou_of_files(pairs: Iterable[Tuple[str, str]], num_classes: int, ignore_ind
     """
     inter = np.zeros(num_classes, np.int64)
     union = np.zeros(num_classes, np.int64)
-    for pred_path, gt_path in pairs:
-        pred, gt = (np.array(Image.open(p)).astype(np.int64) for p in (pred_path, gt_path))
-        assert pred.shape == gt.shape, (pred_path, pred.shape, gt.shape)
+    for pred, gt in pairs:
+        pred, gt = (np.array(Image.open(m) if isinstance(m, (str, os.PathLike)) else m)
+                    .astype(np.int64) for m in (pred, gt))
+        assert pred.shape == gt.shape, (pred.shape, gt.shape)
         valid = gt != ignore_index
         for k in range(num_classes):
             p, g = (pred == k) & valid, (gt == k) & valid

@@ -132,7 +132,8 @@ plain = all_gather_rows(rows)
 mine = rows.clone().requires_grad_()
 gathered = all_gather_rows(mine, differentiable=True)
 (gathered * torch.arange(1.0, len(gathered) + 1)[:, None]).sum().backward()
-torch.save(dict(plain=plain, gathered=gathered.detach(), grad=mine.grad), sys.argv[1] + f'/rows{rank}.pt')
+torch.save(dict(plain=plain, gathered=gathered.detach(), grad=mine.grad),
+           sys.argv[1] + f'/rows{rank}.pt')
 dist.destroy_process_group()
 '''
 

@@ -15,7 +15,7 @@ from mmseg_clip_wsss.demo import make_demo_data, run_demo
 from mmseg_clip_wsss.demo.runner import last_val_miou
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metric_reference import miou_of_files  # noqa: E402
+from metric_reference import reference_miou  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def test_demo_runner_output_contract(tmp_path):
         assert len(pngs) == 12, name
         values = np.unique(np.concatenate([np.unique(np.array(Image.open(p))) for p in pngs]))
         assert set(values.tolist()) <= set(range(9)) | {255}
-        expected = miou_of_files([(p, gt_dir / p.name) for p in pngs], num_classes=9)
+        expected = reference_miou([(p, gt_dir / p.name) for p in pngs], num_classes=9)
         assert written[key] == pytest.approx(expected, abs=0.01), name
     # stage 2 read the stage-1 pseudo masks, and its mIoU is its last validation's
     stage2_cfg = Config.fromfile(str(work / 'stage2' / 'stage2_swin_upernet_demo.py'))
