@@ -1,5 +1,6 @@
 """Shared pytest fixtures."""
 import pytest
+import torch
 
 from mmseg_clip_wsss.models import TINY_CLIP_NAME, write_random_clip_checkpoint
 
@@ -14,3 +15,27 @@ def tiny_clip(tmp_path_factory):
     """
     path = tmp_path_factory.mktemp('tiny_clip') / 'tiny_clip.pt'
     return dict(model_name=TINY_CLIP_NAME, pretrained=write_random_clip_checkpoint(str(path), seed=0))
+
+
+@pytest.fixture
+def torch_threads():
+    """``set_num_threads(n)`` for one test: torch's intra-op thread count is restored afterwards.
+
+    Returns:
+        Callable[[int], None]: ``torch.set_num_threads``.
+    """
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _threads_left_as_found(request):
+    """Fail a test that changes torch's thread count for the tests after it (use ``torch_threads``)."""
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f'{request.node.nodeid} left torch.get_num_threads() at {after} (was {before}): '
+                    'set threads through the torch_threads fixture.')

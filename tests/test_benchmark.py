@@ -9,8 +9,9 @@ import torch
 
 from mmseg_clip_wsss.benchmark import (RATIO_KEYS, ModelSpec, add_ratios,
                                        aggregate_label_efficiency, compute_targets,
-                                       format_label_efficiency_markdown, load_benchmark_config,
-                                       mean_std, parse_model_arg, run_benchmark, strip_pretrained)
+                                       format_label_efficiency_markdown, format_markdown,
+                                       load_benchmark_config, mean_std, parse_model_arg,
+                                       run_benchmark, strip_pretrained)
 from mmseg_clip_wsss.models import TINY_CLIP_NAME
 
 CLASSES = ['background', 'cat', 'dog']
@@ -77,20 +78,23 @@ def test_benchmark_writes_json_markdown_and_profiles(tiny_result):
         assert entry['config'].endswith(f'{name}.py')
         for key in ('params_m', 'gflops', 'infer_img_per_s', 'train_step_s'):
             assert entry[key] > 0, (name, key)
-        assert entry['peak_mem_mb'] is not None and entry['peak_mem_mb'] >= 0, entry
-        assert entry['infer_peak_mem_mb'] <= entry['peak_mem_mb'] + 1e-6
+        # memory: what the model adds to an idle process, from the readings of its own process
+        readings = entry['memory_readings']
+        assert 'memory_error' not in entry and entry['peak_mem_mb'] > 0, entry
+        assert entry['peak_mem_mb'] == pytest.approx(
+            readings['train_hwm_mb'] - readings['rss_import_mb'], abs=0.15)
+        assert 0 < entry['infer_peak_mem_mb'] <= entry['peak_mem_mb'] + 1e-6
         assert len(entry['infer_times_s']) == 2 and len(entry['train_step_times_s']) == 2
         assert entry['infer_img_per_s'] == pytest.approx(1 / entry['infer_s_median'], rel=1e-3)
         assert osp.isfile(entry['profile'])
         assert 'backbone' in entry['infer_breakdown_ms']
         # nothing pretrained is loaded or downloaded
         assert 'model.backbone.init_cfg' in entry['weights_off']
-    # the baseline's ratios are exactly 1
+    # the baseline's ratios are exactly 1; every value was measured (> 0 above), so every ratio exists
     for key in RATIO_KEYS:
         assert models['base'][f'{key}_ratio'] == 1.0
         ours = models['ours']
-        if ours[key] and models['base'][key]:
-            assert ours[f'{key}_ratio'] == pytest.approx(ours[key] / models['base'][key], rel=1e-2)
+        assert ours[f'{key}_ratio'] == pytest.approx(ours[key] / models['base'][key], rel=1e-3), key
     # the text tower: counted apart, never run by the timed inferences or the FLOP count
     ours, base = models['ours'], models['base']
     assert 'model.text_encoder.pretrained' in ours['weights_off']
@@ -199,6 +203,57 @@ def test_ratios_and_targets_on_fixed_numbers():
     assert targets['ours text-tower calls during timed inference']['passed'] is True
     with pytest.raises(KeyError, match='baseline'):
         add_ratios(entries, 'nope')
+
+
+def test_ratios_and_targets_with_zero_nan_none_and_exact_thresholds():
+    nan = float('nan')
+    entries = [dict(name='base', params_m=0.0, gflops=5.0, infer_img_per_s=2.5, train_step_s=nan,
+                    peak_mem_mb=None),
+               dict(name='ours', params_m=3.0, gflops=4.0, infer_img_per_s=3.0, train_step_s=2.0,
+                    peak_mem_mb=100.0, text_encoder_calls_during_inference=1),
+               dict(name='zero', params_m=0.0, gflops=0.0, infer_img_per_s=nan, train_step_s=None,
+                    peak_mem_mb=0.0)]
+    add_ratios(entries, 'base')
+    base, ours, zero = entries
+    # a base of 0, NaN or None gives no ratio; a value of 0 is a value (ratio 0), NaN or None is not
+    assert [ours[f'{k}_ratio'] for k in RATIO_KEYS] == [None, 0.8, 1.2, None, None]
+    assert [zero[f'{k}_ratio'] for k in RATIO_KEYS] == [None, 0.0, None, None, None]
+    assert [base[f'{k}_ratio'] for k in RATIO_KEYS] == [None, 1.0, 1.0, None, None]
+    json.dumps([{k: v for k, v in e.items() if k.endswith('_ratio')} for e in entries],
+               allow_nan=False)  # no NaN ratio reaches benchmark.json
+
+    # exactly at the thresholds: 1.2x the throughput and 0.8x the GFLOPs both pass
+    targets = {t['target']: t for t in compute_targets(entries, 'base', 'ours', None)}
+    assert targets['ours inference img/s vs base']['value'] == 1.2
+    assert targets['ours inference img/s vs base']['passed'] is True
+    assert targets['ours GFLOPs vs base']['value'] == 0.8
+    assert targets['ours GFLOPs vs base']['passed'] is True
+    assert targets['ours text-tower calls during timed inference']['passed'] is False  # 1 call
+    # just beyond them: missed
+    ours.update(infer_img_per_s=2.9975, gflops=4.0025)
+    targets = {t['target']: t for t in compute_targets(entries, 'base', 'ours', None)}
+    assert targets['ours inference img/s vs base']['passed'] is False
+    assert targets['ours GFLOPs vs base']['passed'] is False
+    # overhead over the CAM baseline: 0.15 passes, a little more does not; NaN / 0 / None are n/a
+    for cam_ips, passed in ((1.15, True), (1.1525, False), (nan, None), (None, None), (0.0, True)):
+        cam = dict(name='cam', infer_img_per_s=cam_ips)
+        ours.update(infer_img_per_s=1.0)
+        overhead = {t['target']: t for t in compute_targets(entries + [cam], 'base', 'ours', 'cam')}[
+            'ours extra inference time over cam']
+        assert overhead['passed'] is passed, cam_ips
+    ours.update(infer_img_per_s=0.0)  # our throughput 0: no ratio of the CAM baseline to it
+    overhead = compute_targets(entries + [dict(name='cam', infer_img_per_s=1.0)], 'base', 'ours',
+                               'cam')[-2]
+    assert overhead['target'] == 'ours extra inference time over cam' and overhead['passed'] is None
+    # a missing value reads as n/a in benchmark.md, a measured 0 calls as met
+    ours.update(text_encoder_calls_during_inference=0, infer_img_per_s=None, gflops=4.0)
+    rows = compute_targets(entries, 'base', 'ours', None)
+    assert [r['passed'] for r in rows] == [None, True, True]
+    table = format_markdown(dict(input_size=(8, 8), device='cpu', threads=1, baseline='base',
+                                 batch_size=1, train_batch_size=2, repeats=1, warmup=0,
+                                 models=[], targets=rows))
+    assert '| ours inference img/s vs base | - | >= 1.2 | n/a |' in table
+    assert '| ours text-tower calls during timed inference | 0 | == 0 | met |' in table
 
 
 def test_mean_std():

@@ -2,6 +2,8 @@
 import json
 import os
 import os.path as osp
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -20,6 +22,9 @@ from mmseg_clip_wsss.datasets import voc_palette, write_palette_png
 from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from mmseg_clip_wsss.structures import set_image_labels
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from metric_reference import reference_miou  # noqa: E402
 
 CLASSES = ('background', 'red', 'green', 'blue')
 K = len(CLASSES)
@@ -86,6 +91,40 @@ class CAMTestPaddingBright(CAMTestStub):
         keep = (image_labels > 0).float()
         keep[:, 0] = 0
         return cams * keep[:, :, None, None]
+
+
+class CAMTestRamp(CAMTestStub):
+    """Input-independent CAMs: the present foreground classes get a horizontal ramp column / (W - 1),
+    rising to the right for the first of them, falling for the second, rising for the third, ..."""
+
+    def compute_cams(self, inputs, image_labels):
+        b, _, h, w = inputs.shape
+        ramp = (torch.arange(w, dtype=torch.float32) / (w - 1)).expand(h, w)  # (H, W)
+        cams = torch.zeros(b, image_labels.shape[1], h, w)
+        for i in range(b):
+            present = [k for k in torch.nonzero(image_labels[i] > 0).flatten().tolist()
+                       if k != self.background_index]
+            for rank, k in enumerate(present):
+                cams[i, k] = ramp if rank % 2 == 0 else ramp.flip(-1)
+        return cams
+
+
+def _image_batch(image_rgb, labels, name='im'):
+    """One mmseg-style batch of an (H, W, 3) uint8 RGB image at its own size (no resize)."""
+    h, w = image_rgb.shape[:2]
+    sample = SegDataSample(metainfo=dict(img_path=f'{name}.png', ori_shape=(h, w), img_shape=(h, w)))
+    set_image_labels(sample, labels)
+    bgr = torch.from_numpy(np.ascontiguousarray(image_rgb[..., ::-1])).permute(2, 0, 1)
+    return dict(inputs=[bgr.contiguous()], data_samples=[sample])
+
+
+def _masks_of(model, batch, out_dir, **protocol):
+    """generate_pseudo_masks on one batch -> the (H, W) mask it wrote."""
+    protocol = dict(dict(scales=(1.0, ), flip=False, refine='none'), **protocol)
+    generate_pseudo_masks(model, [batch], str(out_dir), skip_existing=False, show_progress=False,
+                          background_index=model.background_index, **protocol)
+    name = batch['data_samples'][0].metainfo['img_path'][:-4]
+    return np.array(Image.open(osp.join(str(out_dir), f'{name}.png')))
 
 
 @TRANSFORMS.register_module(name='CAMTestSetImageLabels', force=True)
@@ -225,6 +264,34 @@ def test_ignore_band_is_the_uncertain_zone_around_the_threshold(tmp_path):
         CAMProtocol.from_cfg(dict(bg_thresh=0.3))
 
 
+def test_ignore_band_end_to_end_bounds_and_no_background(tmp_path):
+    """Through generate_pseudo_masks: CAM values 0, 1/8, ..., 1 along each row (9 columns); the band
+    [0.25, 0.5) around the threshold 0.375 ignores its lower bound and keeps its upper one."""
+    model = CAMTestRamp().eval()
+    batch = _image_batch(np.zeros((3, 9, 3), np.uint8), [1, 1, 0, 0])
+    plain = _masks_of(model, batch, tmp_path / 'plain', bg_threshold=0.375)
+    banded = _masks_of(model, batch, tmp_path / 'band', bg_threshold=0.375, ignore_band=(0.25, 0.5))
+    assert banded.tolist() == [[0, 0, 255, 255, 1, 1, 1, 1, 1]] * 3
+    assert plain[0, :3].tolist() == [0, 0, 0] and plain[0, 4:].tolist() == [1] * 5
+    # a band as wide as the threshold (low == threshold == high) ignores nothing
+    assert np.array_equal(_masks_of(model, batch, tmp_path / 'thin', bg_threshold=0.5,
+                                    ignore_band=(0.5, 0.5)),
+                          _masks_of(model, batch, tmp_path / 'thr', bg_threshold=0.5))
+    # low > high can hold no threshold: refused before anything is written
+    with pytest.raises(ValueError, match=r'ignore_band=\(0\.5, 0\.25\) must contain bg_threshold'):
+        _masks_of(model, batch, tmp_path / 'reversed', bg_threshold=0.375, ignore_band=(0.5, 0.25))
+    assert not (tmp_path / 'reversed').exists()
+
+    # classes without background: below the threshold is ignored, the band ignores up to its top
+    model.background_index = None
+    batch = _image_batch(np.zeros((3, 9, 3), np.uint8), [0, 1, 0, 0])
+    no_bg = _masks_of(model, batch, tmp_path / 'no_bg', bg_threshold=0.375)
+    assert no_bg[0].tolist() == [255, 255, 255, 1, 1, 1, 1, 1, 1]
+    no_bg_band = _masks_of(model, batch, tmp_path / 'no_bg_band', bg_threshold=0.375,
+                           ignore_band=(0.25, 0.5))
+    assert no_bg_band[0].tolist() == [255, 255, 255, 255, 1, 1, 1, 1, 1]
+
+
 def test_write_palette_png_values_and_palette(tmp_path):
     torch.manual_seed(0)
     cams = torch.rand(1, K, 20, 24)
@@ -323,6 +390,83 @@ def test_crf_refiner_needs_pydensecrf():
         assert out.shape == scores.shape and torch.all(out[:, 2] == 0)
 
 
+def _fake_pydensecrf(monkeypatch, transform):
+    """Put a stand-in ``pydensecrf`` into ``sys.modules``: its "inference" returns ``transform`` of the
+    softmax it was given as unary (``transform=lambda q: q`` is a CRF that changes nothing). Records
+    every call. The real package's numerics are not tested here; this checks the wiring around it."""
+    calls = []
+
+    class DenseCRF2D:
+
+        def __init__(self, width, height, n_labels):
+            calls.append(('init', width, height, n_labels))
+            self.shape = (n_labels, height, width)
+
+        def setUnaryEnergy(self, unary):
+            calls.append(('unary', unary.copy()))
+            self.unary = unary
+
+        def addPairwiseGaussian(self, sxy, compat):
+            calls.append(('gaussian', sxy, compat))
+
+        def addPairwiseBilateral(self, sxy, srgb, rgbim, compat):
+            calls.append(('bilateral', sxy, srgb, rgbim.copy(), compat))
+
+        def inference(self, num_iters):
+            calls.append(('inference', num_iters))
+            q = np.exp(-self.unary)
+            q = (q / q.sum(axis=0, keepdims=True)).reshape(self.shape)
+            return transform(q).reshape(self.shape[0], -1)
+
+    def unary_from_softmax(probs):  # -log p, (n_labels, H * W) float32 like the real one
+        return -np.log(probs).reshape(probs.shape[0], -1).astype(np.float32)
+
+    package = types.ModuleType('pydensecrf')
+    package.densecrf = types.ModuleType('pydensecrf.densecrf')
+    package.densecrf.DenseCRF2D = DenseCRF2D
+    package.utils = types.ModuleType('pydensecrf.utils')
+    package.utils.unary_from_softmax = unary_from_softmax
+    for name, module in (('pydensecrf', package), ('pydensecrf.densecrf', package.densecrf),
+                         ('pydensecrf.utils', package.utils)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return calls
+
+
+def test_crf_refinement_is_wired_into_pseudo_masks(tmp_path, monkeypatch):
+    """refine='crf' runs the dense CRF on the background-filled scores of the present classes and the
+    original RGB image, and labels the pixels by its marginals. A stand-in pydensecrf (the real one is
+    optional) shows each step: a CRF that changes nothing gives the masks of no refinement, a CRF that
+    mirrors its marginals gives mirrored masks."""
+    model = CAMTestRamp().eval()
+    image = np.random.default_rng(0).integers(0, 256, (4, 10, 3), dtype=np.uint8)
+    batch = _image_batch(image, [1, 1, 0, 1])  # ramp up for class 1, down for class 3
+    unrefined = _masks_of(model, batch, tmp_path / 'none', bg_threshold=0.6)
+    assert unrefined[0].tolist() == [3, 3, 3, 3, 0, 0, 1, 1, 1, 1]
+
+    calls = _fake_pydensecrf(monkeypatch, lambda q: q)
+    crf = dict(type='crf', num_iters=4, bi_srgb=7)
+    assert np.array_equal(_masks_of(model, batch, tmp_path / 'same', bg_threshold=0.6, refine=crf),
+                          unrefined)
+    kinds = [c[0] for c in calls]
+    assert kinds == ['init', 'unary', 'gaussian', 'bilateral', 'inference']
+    assert calls[0][1:] == (10, 4, 3)  # width, height, the 3 classes kept: background, 1 and 3
+    probs = np.exp(-calls[1][1]).reshape(3, 4, 10)  # the softmax handed to the CRF ...
+    ramp = np.arange(10) / 9
+    filled = np.stack([np.full(10, 0.6), ramp, ramp[::-1]]).clip(min=1e-5)  # ... of these scores
+    np.testing.assert_allclose(probs[:, 0], filled / filled.sum(axis=0), atol=1e-5)
+    np.testing.assert_array_equal(calls[3][3], image)  # the image itself, RGB, at mask size
+    assert calls[3][2] == 7 and calls[4][1] == 4  # the refine dict reaches the CRF
+
+    calls.clear()
+    _fake_pydensecrf(monkeypatch, lambda q: q[:, :, ::-1])
+    mirrored = _masks_of(model, batch, tmp_path / 'mirror', bg_threshold=0.6, refine=crf)
+    assert np.array_equal(mirrored, unrefined[:, ::-1])
+    # an ignore band is a statement about CAM scores, not CRF marginals: refused
+    with pytest.raises(ValueError, match='ignore_band applies to CAM scores'):
+        _masks_of(model, batch, tmp_path / 'band', bg_threshold=0.6, refine=crf,
+                  ignore_band=(0.5, 0.7))
+
+
 # --------------------------------------------------------------------------- multi-scale + flip
 def test_multi_scale_flip_is_flip_equivariant():
     model = CAMTestStub().eval()
@@ -378,8 +522,12 @@ def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
         present = {i for i, v in enumerate(labels[name]) if v > 0}
         assert set(np.unique(values).tolist()) <= present | {255}
     metrics = json.load(open(osp.join(out, 'metrics.json')))
-    assert 0 <= metrics['mIoU'] <= 100 and metrics['num_images'] == 3
-    assert set(metrics['per_class_iou']) == set(CLASSES)
+    assert metrics['num_images'] == 3 and set(metrics['per_class_iou']) == set(CLASSES)
+    expected = reference_miou([(osp.join(out, f'{n}.png'), osp.join(root, 'ann', f'{n}.png'))
+                              for n in names], K)
+    assert 5 < expected < 95  # neither a trivial nor a perfect result: the comparison has teeth
+    assert metrics['mIoU'] == pytest.approx(expected, abs=0.01)
+    assert res['metrics']['mIoU'] == metrics['mIoU']
 
     # resume: valid files are skipped and untouched; a corrupt one is rewritten
     stamp = os.stat(osp.join(out, 'im0.png')).st_mtime_ns
@@ -392,7 +540,12 @@ def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
     assert not [f for f in os.listdir(out) if f.endswith('.tmp')]
 
 
-def test_make_pseudo_masks_tool(tmp_path):
+def _tool_setup(tmp_path):
+    """Data, a CAMTestStub checkpoint and a config for tools/make_pseudo_masks.py.
+
+    Returns:
+        tuple: (config path, checkpoint path, data root, image labels by id)
+    """
     root = str(tmp_path / 'data')
     labels = _write_dataset(root)
     model = CAMTestStub()
@@ -417,12 +570,20 @@ cam_pipeline = [
 ]
 cam_cfg = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=2), bg_threshold=0.3)
 """)
+    return str(cfg_path), ckpt, root, labels
+
+
+def test_make_pseudo_masks_tool(tmp_path):
+    cfg_path, ckpt, root, labels = _tool_setup(tmp_path)
     out = str(tmp_path / 'masks')
     res = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--eval', '--no-progress',
                                   '--device', 'cpu'])
     assert res['written'] == 3  # the RepeatDataset wrapper is unwrapped: each image once
     metrics = json.load(open(osp.join(out, 'metrics.json')))
-    assert metrics['num_images'] == 3 and 0 <= metrics['mIoU'] <= 100
+    assert metrics['num_images'] == 3
+    expected = reference_miou([(osp.join(out, f'{n}.png'), osp.join(root, 'ann', f'{n}.png'))
+                              for n in labels], K)
+    assert 5 < expected < 95 and metrics['mIoU'] == pytest.approx(expected, abs=0.01)
     for name in labels:
         with Image.open(osp.join(out, f'{name}.png')) as img:
             gt = Image.open(osp.join(root, 'ann', f'{name}.png'))
@@ -443,6 +604,39 @@ cam_cfg = dict(scales=(1.0, 0.5), refine=dict(type='par', num_iters=2), bg_thres
         make_pseudo_masks_main([str(cfg_path), str(tmp_path / 'nope.pth'), '--out-dir', out])
     with pytest.raises(KeyError, match='val_dataloader'):
         make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--split', 'val'])
+
+
+def test_make_pseudo_masks_tool_ignore_band_and_a_change_of_band_alone(tmp_path):
+    cfg_path, ckpt, root, labels = _tool_setup(tmp_path)
+    plain_dir, band_dir = str(tmp_path / 'plain'), str(tmp_path / 'band')
+    common = [cfg_path, ckpt, '--no-progress', '--refine', 'none']
+    make_pseudo_masks_main([*common, '--out-dir', plain_dir])
+    res = make_pseudo_masks_main([*common, '--out-dir', band_dir, '--ignore-band', '0.2', '0.4'])
+    assert res['written'] == 3
+    assert json.load(open(osp.join(band_dir, 'protocol.json')))['ignore_band'] == [0.2, 0.4]
+
+    def masks(out_dir):
+        return {n: np.array(Image.open(osp.join(out_dir, f'{n}.png'))) for n in labels}
+
+    plain, banded = masks(plain_dir), masks(band_dir)
+    for name in labels:  # the band only turns labels into ignore
+        changed = plain[name] != banded[name]
+        assert np.all(banded[name][changed] == 255), name
+    ignored = sum(int(np.sum((b == 255) & (p != 255))) for p, b in zip(plain.values(), banded.values()))
+    assert ignored > 0
+    # a band wider than the threshold allows (0.3 is the config's bg_threshold): refused, nothing written
+    with pytest.raises(ValueError, match='must contain bg_threshold=0.3'):
+        make_pseudo_masks_main([*common, '--out-dir', str(tmp_path / 'bad'), '--ignore-band', '0.4',
+                                '0.2'])
+    assert not (tmp_path / 'bad').exists()
+    # a protocol that differs in the band alone is another protocol: refused, then replaced
+    with pytest.raises(ValueError, match=r'another protocol \(ignore_band: \[0\.2, 0\.4\] -> '
+                                         r'\[0\.25, 0\.45\]; see'):
+        make_pseudo_masks_main([*common, '--out-dir', band_dir, '--ignore-band', '0.25', '0.45'])
+    res = make_pseudo_masks_main([*common, '--out-dir', band_dir, '--ignore-band', '0.25', '0.45',
+                                  '--overwrite'])
+    assert res['written'] == 3
+    assert json.load(open(osp.join(band_dir, 'protocol.json')))['ignore_band'] == [0.25, 0.45]
 
 
 def test_padding_of_the_batch_changes_no_pseudo_mask(tmp_path):

@@ -26,6 +26,9 @@ from mmseg_clip_wsss.demo.world import world_preset
 
 DEMO_WORLD = world_preset('demo')
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metric_reference import reference_miou  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CFG = REPO / 'configs/_base_/datasets/demo_wsss.py'
 
@@ -154,13 +157,23 @@ def test_demo_config_loads_and_gt_vs_gt_miou_is_100(demo):
     assert len(dataset) == 4 and dataset.metainfo['classes'] == DEMO_CLASSES
     metric = IoUMetric(iou_metrics=['mIoU'])
     metric.dataset_meta = dataset.metainfo
+    partial = IoUMetric(iou_metrics=['mIoU'])
+    partial.dataset_meta = dataset.metainfo
+    pairs = []
     for i in range(len(dataset)):
         sample = dataset[i]['data_samples']
         gt = sample.gt_sem_seg.data
         assert gt.shape == (1, 128, 128) and gt.dtype == torch.int64
         metric.process({}, [dict(pred_sem_seg=dict(data=gt.clone()),
                                  gt_sem_seg=dict(data=gt.clone()))])
+        pred = gt.clone()
+        pred[:, :, :64] = 0  # the left half predicted as background: a known partial overlap
+        partial.process({}, [dict(pred_sem_seg=dict(data=pred), gt_sem_seg=dict(data=gt.clone()))])
+        pairs.append((pred[0].numpy(), root / 'SegmentationClass' / f'{Path(sample.img_path).stem}.png'))
     assert metric.evaluate(len(dataset))['mIoU'] == pytest.approx(100.0)
+    expected = reference_miou(pairs, len(DEMO_CLASSES))  # against the GT files as written
+    assert 20 < expected < 90
+    assert partial.evaluate(len(dataset))['mIoU'] == pytest.approx(expected, abs=0.01)
 
 
 def test_cli_and_out_dir_guard(tmp_path, monkeypatch, capsys):

@@ -312,10 +312,28 @@ def test_detector_train_step_and_predict(path, tiny_clip, tiny_coco):
         assert len(pred.bboxes) == len(pred.labels) == len(pred.scores) > 0
         assert int(pred.labels.min()) >= 0 and int(pred.labels.max()) < K
         assert bool((pred.bboxes[:, 2] >= pred.bboxes[:, 0]).all())
-        assert float(pred.scores.max()) <= 1.0
         if with_mask:
             assert pred.masks.shape[0] == len(pred.bboxes)
             assert tuple(pred.masks.shape[-2:]) == (S, S)
+
+    # the classes are scored against their text embeddings: handing class k the embedding of class
+    # perm[k] moves every detection of class perm[k] to class k; boxes (class-agnostic) and scores stay
+    perm = torch.tensor([2, 0, 1])
+    new_label = torch.argsort(perm)  # old label j -> new label k with perm[k] == j
+    head = detector.roi_head.bbox_head
+    classify = head.classify
+    head.classify = lambda roi_embeds, text_embeds=None: classify(roi_embeds, head.text_encoder()[perm])
+    with torch.no_grad():
+        permuted = detector.test_step(data)
+    del head.classify
+
+    def detections(pred, labels):
+        return sorted((int(k), round(float(s), 4), *[round(float(v), 2) for v in box])
+                      for k, s, box in zip(labels, pred.scores, pred.bboxes))
+
+    for before, after in zip(results, permuted):
+        old, new = before.pred_instances, after.pred_instances
+        assert detections(new, new.labels) == detections(old, new_label[old.labels])
 
 
 def test_detector_requires_rsca_neck(tiny_clip):
@@ -436,5 +454,14 @@ def test_det_demo_scoring_and_baseline(tmp_path):
                                            demo.box_predictions(str(ann_file), True), 'b'), 'b/')
     assert perfect['bbox_map'] == pytest.approx(100.0) and perfect['bbox_map50'] == pytest.approx(100.0)
     assert baseline['bbox_map'] < 5.0 and baseline['bbox_map50'] == pytest.approx(0.0)
+    # every box shifted right by a fifth of its width: IoU 0.8 / 1.2 = 2/3 with its GT box, a match
+    # at the IoU thresholds 0.50, 0.55, 0.60, 0.65 and at none of the six above -> mAP 40
+    shifted = demo.box_predictions(str(ann_file), False)
+    for pred in shifted:
+        boxes = pred['pred_instances']['bboxes']
+        boxes[:, [0, 2]] += (boxes[:, 2:3] - boxes[:, 0:1]) / 5
+    partial = demo.percent(demo.coco_eval(str(ann_file), ('disc', 'ring'), shifted, 's'), 's/')
+    assert partial['bbox_map50'] == pytest.approx(100.0)
+    assert partial['bbox_map'] == pytest.approx(40.0) and partial['bbox_map75'] == pytest.approx(0.0)
     with pytest.raises(SystemExit, match='make_demo_data'):
         demo.check_inputs(str(tmp_path / 'missing'), None)

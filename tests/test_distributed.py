@@ -105,21 +105,56 @@ dist.destroy_process_group()
 '''
 
 
-def run_on_two_ranks(script_text: str, tmp_path: Path, result_name: str):
-    """Run a script under torchrun with 2 gloo processes; each saves
-    ``<tmp_path>/<result_name><rank>.pt``, which are returned (rank 0, rank 1)."""
+def run_on_ranks(script_text: str, tmp_path: Path, result_name: str, ranks: int = 2):
+    """Run a script under torchrun with ``ranks`` gloo processes; each saves
+    ``<tmp_path>/<result_name><rank>.pt``, which are returned in rank order."""
     script = tmp_path / f'{result_name}.py'
     script.write_text(script_text)
     env = run_env()
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+    cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={ranks}',
            f'--master_port={env["PORT"]}', str(script), str(tmp_path)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    return tuple(torch.load(tmp_path / f'{result_name}{r}.pt') for r in (0, 1))
+    return tuple(torch.load(tmp_path / f'{result_name}{r}.pt') for r in range(ranks))
+
+
+GATHER_ROWS_SCRIPT = '''
+import sys
+import torch
+import torch.distributed as dist
+from mmseg_clip_wsss.engine.dist import all_gather_rows
+
+dist.init_process_group('gloo')
+rank = dist.get_rank()
+counts = [2, 0, 3]  # rank 1 holds no row; ranks 0 and 1 are padded to 3 rows for the gather
+rows = torch.tensor([[10.0 * rank + i] * 2 for i in range(counts[rank])]).reshape(-1, 2)  # (N_r, 2)
+plain = all_gather_rows(rows)
+mine = rows.clone().requires_grad_()
+gathered = all_gather_rows(mine, differentiable=True)
+(gathered * torch.arange(1.0, len(gathered) + 1)[:, None]).sum().backward()
+torch.save(dict(plain=plain, gathered=gathered.detach(), grad=mine.grad),
+           sys.argv[1] + f'/rows{rank}.pt')
+dist.destroy_process_group()
+'''
+
+
+def test_all_gather_rows_concatenates_ranks_in_order_without_padding(tmp_path):
+    results = run_on_ranks(GATHER_ROWS_SCRIPT, tmp_path, 'rows', ranks=3)
+    expected = torch.tensor([[0., 0.], [1., 1.], [20., 20.], [21., 21.], [22., 22.]])
+    for rank, result in enumerate(results):
+        assert torch.equal(result['plain'], expected), rank
+        assert torch.equal(result['gathered'], expected), rank
+    # differentiable: the gradient of row j of the gathered tensor, (j + 1), summed over the 3 ranks
+    # (each computes the same loss), reaches the rank that holds row j
+    assert torch.equal(results[0]['grad'], torch.tensor([[3., 3.], [6., 6.]]))
+    assert results[1]['grad'] is None or results[1]['grad'].numel() == 0
+    assert torch.equal(results[2]['grad'], torch.tensor([[9., 9.], [12., 12.], [15., 15.]]))
+    rows = torch.randn(4, 2)
+    assert wsss_dist.all_gather_rows(rows) is rows  # single process: a no-op
 
 
 def test_memory_update_gathers_variable_batch_sizes(tmp_path):
-    r0, r1 = run_on_two_ranks(GATHER_SCRIPT, tmp_path, 'rank')
+    r0, r1 = run_on_ranks(GATHER_SCRIPT, tmp_path, 'rank')
     # one process updating with all three images, twice
     torch.manual_seed(0)
     embeds = torch.randn(3, 4, 8)
@@ -156,7 +191,7 @@ def test_image_text_loss_of_2_ranks_x_batch_2_is_that_of_1_rank_x_batch_4(tmp_pa
     """The image embeddings of every rank are gathered: each rank's loss is the loss of the whole
     batch, and its gradient (summed over the ranks by the gather, averaged by DDP) is that of one
     process holding the whole batch -- the text -> image half no longer degenerates per rank."""
-    r0, r1 = run_on_two_ranks(ITC_SCRIPT, tmp_path, 'itc')
+    r0, r1 = run_on_ranks(ITC_SCRIPT, tmp_path, 'itc')
     torch.manual_seed(0)
     images, text = torch.randn(4, 8), torch.randn(5, 8)
     labels = torch.tensor([[1., 1, 0, 0, 0], [1, 0, 1, 0, 0], [1, 1, 0, 1, 0], [1, 0, 0, 0, 1]])

@@ -80,7 +80,21 @@ def test_neck_aggregation_reads_initialised_prototypes_only():
     value = neck.value(neck.memory_bank.prototypes[1])[None, :, None, None]
     read = neck.out_proj(value.expand(2, C, 16, 16))
     assert torch.allclose(out1, fused + 0.1 * read, atol=1e-5)
-    assert not _neck(use_aggregation=False).use_aggregation
+    # two valid prototypes: pixel-wise attention over exactly those rows (written out unfolded)
+    neck.memory_bank.initialized[3] = True
+    bank = neck.memory_bank.prototypes[[1, 3]]  # (2, C)
+    query = neck.query(fused).flatten(2)  # (B, C, HW)
+    attn = (neck.key(bank) @ query / C ** 0.5).softmax(dim=1)  # (B, 2, HW)
+    mixed = (neck.value(bank).t() @ attn).reshape(2, C, 16, 16)  # (B, C, H, W)
+    expected = fused + torch.sigmoid(neck.gate) * neck.out_proj(mixed)
+    assert torch.allclose(neck(feats)[0], expected, atol=1e-5)
+    assert attn.min() < 0.45 and attn.max() > 0.55  # the pixels read the two rows differently
+    # without aggregation the same filled bank is never read
+    plain = _neck(use_aggregation=False).eval()
+    plain.load_state_dict(neck.state_dict(), strict=False)
+    assert plain.memory_bank.initialized.any()
+    assert torch.equal(plain(feats)[0], plain.fuse(feats))
+    assert torch.equal(plain.fuse(feats), fused)  # same fusion weights: only the read-back differs
 
 
 def test_region_embeddings_are_activation_weighted_means():

@@ -2,7 +2,6 @@
 shapes), a few dozen iterations from image-level labels only cut the multi-label loss by half and
 produce CAMs that overlap the objects far better than chance."""
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +88,8 @@ def cam_iou(cams, masks, labels, thr=0.5):
     return float(np.mean(ious)), float(np.mean(chance))
 
 
-def test_weak_training_reduces_loss_and_localises_objects(tiny_clip):
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+def test_weak_training_reduces_loss_and_localises_objects(tiny_clip, torch_threads):
+    torch_threads(min(2, torch.get_num_threads()))
     model = build_model(tiny_clip)
     model.train()
     optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3,
@@ -98,7 +97,7 @@ def test_weak_training_reduces_loss_and_localises_objects(tiny_clip):
     rng = np.random.default_rng(0)
     prompts = [p.detach().clone() for p in model.text_encoder.prompt_learner.parameters()]
     assert prompts and all(p.requires_grad for p in model.text_encoder.prompt_learner.parameters())
-    mlc, start = [], time.time()
+    mlc = []
     for _ in range(ITERS):
         images, _, labels = make_batch(rng)
         losses = model.loss(images, data_samples(labels))
@@ -107,7 +106,6 @@ def test_weak_training_reduces_loss_and_localises_objects(tiny_clip):
         optim.step()
         assert all(torch.isfinite(v) for v in losses.values())
         mlc.append(losses['decode.loss_mlc'].item())
-    seconds = time.time() - start
 
     first, last = np.mean(mlc[:5]), np.mean(mlc[-5:])
     assert last <= 0.5 * first, f'multi-label loss {first:.3f} -> {last:.3f} did not halve'
@@ -125,4 +123,3 @@ def test_weak_training_reduces_loss_and_localises_objects(tiny_clip):
     swapped = cams.clone()
     swapped[:, 1:] = cams[:, [2, 3, 1]]
     assert cam_iou(swapped, masks, labels)[0] < iou
-    assert seconds < 120

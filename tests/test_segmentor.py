@@ -238,6 +238,26 @@ def test_slide_inference_calls_text_encoder_once(tiny_clip):
     assert len(calls) == 1
     assert results[0].seg_logits.data.shape[0] == K
 
+    # on a pointwise model the averaged windows equal whole inference, and the windows tile the image
+    weights = torch.randn(K, 3)
+    windows = []
+
+    def pointwise(crop, metas, text_embeds):  # (B, 3, h, w) -> (B, K, h, w), pixel by pixel
+        assert text_embeds is not None and metas[0]['img_shape'] == crop.shape[2:]
+        windows.append((int(crop[0, 0, 0, 0]), int(crop[0, 1, 0, 0])) + tuple(crop.shape[2:]))
+        return torch.einsum('kc,bchw->bkhw', weights, crop) + text_embeds.sum()
+
+    rows, cols = torch.meshgrid(torch.arange(S), torch.arange(80), indexing='ij')
+    x = torch.stack([rows.float(), cols.float(), torch.randn(S, 80)])[None]  # (1, 3, S, 80)
+    model.encode_decode = pointwise
+    with torch.no_grad():
+        slid = model.inference(x, [dict(img_shape=(S, 80))])
+        text = model.encode_text()
+    assert len(calls) == 3  # once for the sliding windows, once for `text` here
+    assert torch.allclose(slid, torch.einsum('kc,bchw->bkhw', weights, x) + text.sum(), atol=1e-4)
+    # windows of 32 px every 24 px, the last one flush with the border: (0, 24, 32) x (0, 24, 48)
+    assert sorted(windows) == [(y, x, 32, 32) for y in (0, 24, 32) for x in (0, 24, 48)]
+
 
 def test_full_supervision_mode(tiny_clip):
     model = build(model_cfg(SWIN_CFG, tiny_clip, decode_head=dict(supervision='full'))).train()

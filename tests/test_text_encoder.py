@@ -449,10 +449,21 @@ def test_checkpoints_leave_out_the_frozen_tower_and_load_back(tiny_clip, tmp_pat
     assert not torch.allclose(fresh.text_encoder(), expected)
     load_checkpoint(fresh, str(tmp_path / 'ckpt.pth'), strict=True)
     assert torch.allclose(fresh.text_encoder(), expected, atol=1e-6)
-    # a trainable tower is saved with the rest
+    # a trainable tower is saved with the rest: changed tower weights travel through the checkpoint
     trainable = build(tiny_clip, CUSTOM, prompt, freeze_text_tower=False)
     assert 'text_tower.token_embedding.weight' in trainable.state_dict()
-    trainable.load_state_dict(trainable.state_dict(), strict=True)
+    with torch.no_grad():
+        trainable.text_tower.token_embedding.weight.mul_(1.5)
+        trainable.prompt_learner.ctx[0].add_(1.0)
+    tuned = trainable().detach()
+    holder.text_encoder = trainable
+    save_checkpoint(holder.state_dict(), str(tmp_path / 'tuned.pth'))
+    fresh.text_encoder = build(tiny_clip, CUSTOM, prompt, freeze_text_tower=False)
+    assert not torch.allclose(fresh.text_encoder(), tuned)
+    load_checkpoint(fresh, str(tmp_path / 'tuned.pth'), strict=True)
+    assert torch.equal(fresh.text_encoder.text_tower.token_embedding.weight,
+                       trainable.text_tower.token_embedding.weight)
+    assert torch.allclose(fresh.text_encoder(), tuned, atol=1e-6)
 
 
 def test_a_random_init_tower_is_kept_in_checkpoints(tiny_clip):

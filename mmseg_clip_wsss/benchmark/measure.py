@@ -410,7 +410,8 @@ def make_pseudo_mask_fn(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
 
 
 def ratio(value: Optional[float], base: Optional[float]) -> Optional[float]:
-    """``value / base`` (None when either is missing or the base is 0)."""
-    if value is None or base is None or base == 0 or not math.isfinite(base):
+    """``value / base`` (None when either is missing or not finite, or the base is 0)."""
+    if value is None or base is None or base == 0 or not math.isfinite(base) or \
+            not math.isfinite(value):
         return None
     return value / base

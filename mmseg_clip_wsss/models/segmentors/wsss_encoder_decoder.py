@@ -62,7 +62,9 @@ class WSSSEncoderDecoder(EncoderDecoder):
             mmseg decode head for full supervision).
         neck (dict, optional): Neck config (e.g. :class:`RSCANeck`). Defaults to None.
         text_encoder (dict, optional): Text encoder config. Defaults to None.
-        auxiliary_head (dict, optional): Auxiliary head config (full supervision). Defaults to None.
+        auxiliary_head (dict, optional): Auxiliary head config (full supervision only: an auxiliary
+            head trains on ``gt_sem_seg``, so it is refused with a weakly supervised decode head).
+            Defaults to None.
         train_cfg (dict, optional): Training config. Defaults to None.
         test_cfg (dict, optional): Test config: ``mode`` ('whole' | 'slide'), ``crop_size`` and
             ``stride`` for 'slide', ``output`` ('seg' | 'cam'). Defaults to ``dict(mode='whole')``.
@@ -146,6 +148,11 @@ class WSSSEncoderDecoder(EncoderDecoder):
             raise ValueError(f'WSSSEncoderDecoder: {type(head).__name__} scores pixels against class '
                              'text embeddings but no `text_encoder` is configured; add '
                              'text_encoder=dict(type="CLIPPromptTextEncoder", ...) to the model config.')
+        if self.with_auxiliary_head and getattr(head, 'is_weak', False):
+            raise ValueError('WSSSEncoderDecoder: an auxiliary_head trains on masks (gt_sem_seg) but '
+                             'the decode head is weakly supervised (supervision="weak"), and weak '
+                             'training never reads masks: remove auxiliary_head from the model '
+                             'config (or train with decode_head.supervision="full" on masks).')
         k_neck = getattr(self.neck, 'num_classes', None) if self.with_neck else None
         if k_neck is not None and k_neck != head.num_classes:
             raise ValueError(f'WSSSEncoderDecoder: neck.num_classes={k_neck} (memory bank rows) but '
