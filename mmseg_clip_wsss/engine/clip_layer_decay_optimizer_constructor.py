@@ -36,12 +36,11 @@ class CLIPLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict = None):
-        paramwise_cfg = dict(paramwise_cfg or {})
-        decay_rate = paramwise_cfg.pop('decay_rate', None)
+        decay_rate = (paramwise_cfg or {}).get('decay_rate')
         if decay_rate is None or not 0 < float(decay_rate) <= 1:
             raise ValueError('CLIPLayerDecayOptimizerConstructor: set paramwise_cfg.decay_rate to a '
                              f'number in (0, 1], got {decay_rate!r}.')
-        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)  # non-empty: the base calls add_params
         self.decay_rate = float(decay_rate)
 
     def add_params(self, params: List[dict], module: nn.Module, **kwargs) -> None:
@@ -56,12 +55,12 @@ class CLIPLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
             if not param.requires_grad:
                 continue
             layer = backbone.layer_id(name[len('backbone.'):]) if name.startswith('backbone.') else top + 1
-            no_decay = param.ndim <= 1 or name.endswith('.bias')
+            no_decay = param.ndim <= 1 or name.endswith(('.bias', 'positional_embedding'))
             key = (layer, no_decay)
             if key not in groups:
                 scale = self.decay_rate ** max(top - layer, 0)
                 groups[key] = dict(params=[], lr=self.base_lr * scale, lr_scale=scale,
-                                   weight_decay=0. if no_decay else self.base_wd)
+                                   weight_decay=0. if no_decay else self.base_wd or 0.)
             groups[key]['params'].append(param)
         print_log('CLIPLayerDecayOptimizerConstructor: learning-rate scales by layer '
                   f'{ {layer: g["lr_scale"] for (layer, _), g in sorted(groups.items())} }',

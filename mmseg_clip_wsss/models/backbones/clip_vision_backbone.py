@@ -233,7 +233,7 @@ class CLIPVisionBackbone(BaseModule):
         x = self.act3(self.bn3(self.conv3(x)))
         return self.avgpool(x)
 
-    def _attention_pool(self, x: Tensor) -> Tensor:
+    def attention_pool(self, x: Tensor) -> Tensor:
         """open_clip's ``AttentionPool2d`` with its position embedding resized to ``x`` (B, C, h, w)."""
         pool = self.attnpool
         tokens = x.flatten(2).permute(2, 0, 1)  # (h * w, B, C)
@@ -255,7 +255,7 @@ class CLIPVisionBackbone(BaseModule):
         if self.arch == 'resnet':
             x = self.stem(x)
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self._attention_pool(x)
+            return self.attention_pool(x)
         x, _ = self.vit_tokens(x)
         return self.pool_tokens(self.transformer(x))
 

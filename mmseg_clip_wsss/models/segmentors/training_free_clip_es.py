@@ -188,7 +188,7 @@ class TrainingFreeCLIPES(BaseModel):
         b, c, h, w = x.shape
 
         def embed(tokens: Tensor) -> Tensor:
-            return bb._attention_pool(tokens.transpose(1, 2).reshape(b, c, h, w))
+            return bb.attention_pool(tokens.transpose(1, 2).reshape(b, c, h, w))
 
         cams = softmax_grad_cam(x.flatten(2).transpose(1, 2), embed, text, targets, competitors,
                                 self.logit_scale)  # (B, T, h * w)
