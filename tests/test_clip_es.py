@@ -121,9 +121,12 @@ def test_box_mask_and_class_aware_affinity_stay_inside_the_boxes():
     assert kept[0, 0, 4, 0] == 0 and abs(kept[0, 0, 1, 1] - 1) < 1e-5  # the weak pixel is outside every box
 
 
-def test_compute_cams_of_the_demo_resnet_clip(tmp_path):
-    ckpt = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
-    model = build_model(DEMO_CLIP_NAME, ckpt)
+@pytest.mark.parametrize('tower', ['vit', 'resnet'])
+def test_compute_cams_with_the_attention_affinity(vit_checkpoint, tmp_path, tower):
+    if tower == 'vit':
+        model = build_model(VIT_NAME, vit_checkpoint)
+    else:  # the demo CLIP's ModifiedResNet: the affinity of its attention pooling's query and key
+        model = build_model(DEMO_CLIP_NAME, write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME))
     labels = torch.tensor([[1., 0., 1., 0.], [1., 1., 1., 1.]])
     with torch.no_grad():
         cams = model.compute_cams(torch.randn(2, 3, 96, 128), labels)
