@@ -375,19 +375,33 @@ def test_refinement_skips_all_zero_maps_exactly():
     assert torch.equal(refiner(torch.zeros(1, 3, 8, 8), image[:1]), torch.zeros(1, 3, 8, 8))
 
 
-def test_crf_refiner_needs_pydensecrf():
-    try:
-        import pydensecrf  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match='pydensecrf') as err:
-            build_refiner('crf')
-        assert str(err.value) == CRF_INSTALL_HINT
-    else:  # installed: it must run and keep shapes
-        refiner = build_refiner('crf')
-        scores = torch.rand(1, K, 12, 14)
-        keep = torch.tensor([[True, True, False, True]])
-        out = refiner(scores, torch.randint(0, 255, (1, 12, 14, 3), dtype=torch.uint8), keep)
-        assert out.shape == scores.shape and torch.all(out[:, 2] == 0)
+def test_crf_refiner_runs_the_installed_pydensecrf():
+    # pydensecrf2 is a runtime requirement: the CRF path must run here, never be skipped
+    refiner = build_refiner(dict(type='crf', num_iters=10, pos_sxy=1, pos_compat=3, bi_sxy=67, bi_srgb=3,
+                                 bi_compat=4))  # CLIP-ES's parameters
+    # two colour halves; noisy scores that lean the right way on each half
+    image = torch.zeros(1, 24, 32, 3, dtype=torch.uint8)
+    image[:, :, :16] = torch.tensor([200, 40, 40], dtype=torch.uint8)
+    image[:, :, 16:] = torch.tensor([40, 40, 200], dtype=torch.uint8)
+    torch.manual_seed(0)
+    scores = torch.rand(1, K, 24, 32) * 0.8
+    scores[:, 1, :, :16] += 0.3
+    scores[:, 3, :, 16:] += 0.3
+    keep = torch.tensor([[True, True, False, True]])
+    out = refiner(scores, image, keep)
+    assert out.shape == scores.shape and torch.all(out[:, 2] == 0)
+    torch.testing.assert_close(out[:, keep[0]].sum(dim=1), torch.ones(1, 24, 32), atol=1e-4, rtol=0)
+    truth = torch.full((24, 32), 3)
+    truth[:, :16] = 1
+    assert (scores[0].argmax(0) == truth).float().mean() < 0.9  # the noisy scores are often wrong
+    assert (out[0].argmax(0) == truth).float().mean() > 0.99  # the CRF follows the colour edge
+
+
+def test_crf_refiner_without_pydensecrf_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'pydensecrf.densecrf', None)
+    with pytest.raises(ImportError, match='pydensecrf2') as err:
+        build_refiner('crf')
+    assert str(err.value) == CRF_INSTALL_HINT
 
 
 def _fake_pydensecrf(monkeypatch, transform):

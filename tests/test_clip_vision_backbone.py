@@ -1,5 +1,6 @@
 """CLIPVisionBackbone: open_clip's image towers (ViT, ModifiedResNet) as dense backbones."""
 import copy
+from pathlib import Path
 
 import open_clip
 import pytest
@@ -11,6 +12,7 @@ from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, write_random_
 from mmseg_clip_wsss.models.backbones import CLIPVisionBackbone, resize_pos_embed
 from mmseg_clip_wsss.registry import DET_MODELS, MODELS
 
+REPO = Path(__file__).resolve().parents[1]
 # a ViT that pools by averaging its patch tokens (open_clip pool_type='avg'), beside the tiny CLIP's
 # class-token pooling
 AVG_VIT_NAME = 'WSSS-Test-AvgViT'
@@ -105,3 +107,64 @@ def test_bad_arguments_name_the_fix(checkpoints):
         CLIPVisionBackbone(DEMO_CLIP_NAME, '/no/such/clip.pt')
     with pytest.raises(ValueError, match='not an open_clip model config'):
         CLIPVisionBackbone('No-Such-Model', None)
+
+
+def test_layer_wise_learning_rate_decay_of_a_trainable_tower(checkpoints):
+    from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    from torch import nn
+
+    from mmseg_clip_wsss.engine import CLIPLayerDecayOptimizerConstructor as Constructor
+    assert OPTIM_WRAPPER_CONSTRUCTORS.get('CLIPLayerDecayOptimizerConstructor') is Constructor
+
+    class Model(nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.backbone = CLIPVisionBackbone(name, checkpoints[name], frozen=False)
+            self.head = nn.Linear(4, 2)
+
+    model = Model(AVG_VIT_NAME)  # 2 blocks: layers 0 (embedding), 1, 2 (blocks), 3 (ln_post, proj)
+    wrapper = Constructor(dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05)),
+                          dict(decay_rate=0.5))(model)
+    lr_of = {id(p): (g['lr'], g['weight_decay']) for g in wrapper.optimizer.param_groups for p in g['params']}
+    bb = model.backbone
+    assert lr_of[id(bb.conv1.weight)] == (0.5 ** 3, 0.05)
+    assert lr_of[id(bb.positional_embedding)] == (0.5 ** 3, 0.)  # embeddings: no weight decay
+    assert lr_of[id(bb.transformer.resblocks[0].attn.in_proj_weight)] == (0.5 ** 2, 0.05)
+    assert lr_of[id(bb.transformer.resblocks[1].mlp.c_fc.weight)] == (0.5, 0.05)
+    assert lr_of[id(bb.proj)][0] == 1.0 and lr_of[id(model.head.weight)] == (1.0, 0.05)
+    assert len(lr_of) == sum(1 for _ in model.parameters())  # every parameter in exactly one group
+    resnet = Model(DEMO_CLIP_NAME).backbone
+    assert [resnet.layer_id(n) for n in ('conv1.weight', 'layer1.0.conv1.weight', 'layer4.0.bn1.bias',
+                                         'attnpool.q_proj.weight')] == [0, 1, 4, 5]
+    with pytest.raises(ValueError, match='decay_rate'):
+        Constructor(dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0)))
+
+
+def test_weclip_style_config_trains_with_the_tower_frozen_and_the_memory_bank_updating(checkpoints, tmp_path):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmseg_clip_wsss.demo import make_demo_data
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=4, num_val=1, size=64, show_progress=False)
+    cfg = Config.fromfile(str(REPO / 'configs/weclip/clip_wsss_frozen-demo-clip_demo.py'))
+    ckpt = checkpoints[DEMO_CLIP_NAME]
+    cfg.merge_from_dict({
+        'model.backbone.pretrained': ckpt, 'model.text_encoder.pretrained': ckpt,
+        'train_dataloader.dataset.data_root': str(root), 'train_dataloader.batch_size': 2,
+        'train_cfg.max_iters': 2, 'train_cfg.val_interval': 100, 'work_dir': str(tmp_path / 'work'),
+        'default_hooks.checkpoint.interval': 100, 'default_hooks.logger.interval': 1})
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}  # batch-norm statistics too
+    bank_before = model.neck.memory_bank.prototypes.clone()
+    head_before = {k: v.clone() for k, v in model.decode_head.state_dict().items()}
+    runner.train()
+    assert runner.iter == 2
+    assert all(p.grad is None and not p.requires_grad for p in model.backbone.parameters())
+    for key, value in model.backbone.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert model.neck.memory_bank.initialized.any()
+    assert not torch.equal(model.neck.memory_bank.prototypes, bank_before)
+    assert any(not torch.equal(v, head_before[k]) for k, v in model.decode_head.state_dict().items())

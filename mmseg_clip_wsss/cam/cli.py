@@ -1,8 +1,11 @@
 """The machinery behind ``tools/make_pseudo_masks.py``.
 
-``python tools/make_pseudo_masks.py CONFIG CHECKPOINT --out-dir DIR [--split train] [--eval]
+``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
 [--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
 [--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--cfg-options ...]``
+
+CHECKPOINT may be left out for a training-free model (one whose class sets ``training_free = True``,
+e.g. :class:`~mmseg_clip_wsss.models.segmentors.TrainingFreeCLIPES`): it is run as the config builds it.
 
 Config keys it reads (all optional except the model and a dataloader):
 
@@ -60,7 +63,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Write CAM pseudo masks (VOC palette PNGs) for a dataset split')
     parser.add_argument('config', help='config file of the stage-1 (or CAM baseline) model')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint file (none for a training-free model such as TrainingFreeCLIPES)')
     parser.add_argument('--out-dir', required=True, help='directory for <img_id>.png pseudo masks')
     parser.add_argument('--split', default='train',
                         help='which dataloader of the config to use: train (cam_dataloader if present, '
@@ -148,19 +152,26 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
     return dl
 
 
-def build_cam_model(cfg: Config, checkpoint: str, device: Optional[str] = None):
-    """Build ``cfg.model``, load ``checkpoint`` and move the model to ``device`` in eval mode."""
-    if not osp.isfile(checkpoint):
+def build_cam_model(cfg: Config, checkpoint: Optional[str], device: Optional[str] = None):
+    """Build ``cfg.model``, load ``checkpoint`` (None: a training-free model as built) and move the
+    model to ``device`` in eval mode."""
+    if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'make_pseudo_masks: checkpoint {checkpoint} does not exist (train the '
                                 'model first with tools/train.py, or give the right path).')
     model = MODELS.build(cfg.model)
     if not hasattr(model, 'compute_cams'):
         raise TypeError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) has no `compute_cams`; '
                         'use a WSSSEncoderDecoder / CAM-baseline config.')
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-    # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
-    check_checkpoint_fits(model, ckpt.get('state_dict', ckpt), osp.abspath(checkpoint))
-    _load_checkpoint_to_model(model, ckpt)
+    if checkpoint is None:
+        if not getattr(model, 'training_free', False):
+            raise ValueError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) is trained; give '
+                             'its CHECKPOINT after the config (only training-free models such as '
+                             'TrainingFreeCLIPES run without one).')
+    else:
+        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
+        check_checkpoint_fits(model, ckpt.get('state_dict', ckpt), osp.abspath(checkpoint))
+        _load_checkpoint_to_model(model, ckpt)
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     model.cfg = cfg
@@ -208,7 +219,8 @@ def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
     meta = getattr(dataset, 'metainfo', {}) or {}
     print_log(f'pseudo masks for {len(dataset)} images of split "{args.split}" -> {args.out_dir}',
               logger='current')
-    record = dict(checkpoint=osp.abspath(args.checkpoint), split=args.split, **protocol.record())
+    checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
+    record = dict(checkpoint=checkpoint, split=args.split, **protocol.record())
     if not args.overwrite:
         check_protocol(args.out_dir, record)
     if is_main_process():  # atomic: the other ranks read it in check_protocol

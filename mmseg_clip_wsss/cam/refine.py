@@ -1,4 +1,4 @@
-"""CAM refinement: a pixel-adaptive propagation in torch, and dense CRF where ``pydensecrf`` exists.
+"""CAM refinement: a pixel-adaptive propagation in torch (the CPU default), and dense CRF (``pydensecrf``).
 
 :class:`PixelAdaptiveRefiner` follows the idea of pixel-adaptive refinement (PAR, as used in recent
 single-stage WSSS): every pixel gets a kernel over a local, dilated neighbourhood whose weights come
@@ -8,7 +8,8 @@ propagated with this kernel for a few iterations. Activations spread inside regi
 and stop at colour edges. Each step is a convex combination per class, so zero maps (absent classes)
 stay zero and values stay in the input range.
 
-:class:`DenseCRFRefiner` wraps the fully connected CRF of ``pydensecrf`` (optional dependency).
+:class:`DenseCRFRefiner` wraps the fully connected CRF of ``pydensecrf`` (installed from the maintained
+``pydensecrf2`` package, requirements/runtime.txt).
 """
 import math
 from typing import Optional, Sequence, Tuple, Union
@@ -22,10 +23,9 @@ from mmseg_clip_wsss.registry import MODELS
 
 __all__ = ['PixelAdaptiveRefiner', 'DenseCRFRefiner', 'build_refiner', 'CRF_INSTALL_HINT']
 
-CRF_INSTALL_HINT = ('dense CRF refinement needs the optional package `pydensecrf`: install it with '
-                    '`pip install git+https://github.com/lucasb-eyer/pydensecrf.git` (or `pip install '
-                    'pydensecrf`), or use the torch refinement instead (`--refine par`, '
-                    "cam_cfg.refine=dict(type='par')).")
+CRF_INSTALL_HINT = ('dense CRF refinement needs `pydensecrf` (requirements/runtime.txt): install it with '
+                    '`pip install pydensecrf2` (it builds with a C++ compiler), or use the '
+                    "torch refinement instead (`--refine par`, cam_cfg.refine=dict(type='par')).")
 
 
 def _neighbour_offsets(dilations: Sequence[int]) -> Tuple[list, list]:

@@ -1,6 +1,7 @@
-"""Runner-side pieces: hooks (exact resume, non-finite losses, checkpoint checks) and distributed
-helpers."""
+"""Runner-side pieces: hooks (exact resume, non-finite losses, checkpoint checks), distributed
+helpers and the layer-wise learning-rate decay of CLIP image towers."""
 from .checkpoint_check import CheckpointMismatchError, check_checkpoint_fits
+from .clip_layer_decay_optimizer_constructor import CLIPLayerDecayOptimizerConstructor
 from .dist import (adapt_config_to_cpu_distributed, all_gather_rows, cpu_distributed,
                    setup_cpu_distributed)
 from .hooks import (CheckpointShapeCheckHook, NonFiniteLossError, NonFiniteLossHook, RNGStateHook,

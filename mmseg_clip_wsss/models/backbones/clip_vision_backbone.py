@@ -69,7 +69,8 @@ class CLIPVisionBackbone(BaseModule):
             to None: the last block of a ViT, the four stages of a ResNet.
         out_proj (bool): Append the projected map of the last block. Defaults to False.
         frozen (bool): Freeze every parameter and keep the tower in eval mode (batch-norm statistics
-            included). Defaults to True.
+            included). Defaults to True. To fine-tune, set False and train with layer-wise
+            learning-rate decay (:class:`CLIPLayerDecayOptimizerConstructor`, :meth:`layer_id`).
         norm_eval (bool): Keep batch-norm layers in eval mode while the rest trains. Defaults to True.
         interpolate_mode (str): Mode of the position-embedding resize. Defaults to 'bicubic'.
         quick_gelu (bool, optional): See :class:`CLIPPromptTextEncoder`. Defaults to None.
@@ -117,6 +118,8 @@ class CLIPVisionBackbone(BaseModule):
             self.add_module(name, child)
         for name, param in visual.named_parameters(recurse=False):
             self.register_parameter(name, param)
+        #: exp of CLIP's learned logit scale (100 for OpenAI's weights), for image-text scores
+        self.logit_scale = float(clip_model.logit_scale.detach().exp())
         del clip_model
         self.model_name = model_name
         self.out_proj = out_proj
@@ -134,6 +137,23 @@ class CLIPVisionBackbone(BaseModule):
             raise ValueError(f'CLIPVisionBackbone: out_indices {list(out_indices)} must be in '
                              f'[-{num_levels}, {num_levels}) for a tower of {num_levels} levels.')
         return sorted(i % num_levels for i in indices)
+
+    def layer_id(self, name: str) -> int:
+        """Depth of a parameter, by its name inside the backbone, for layer-wise learning-rate decay.
+
+        Returns:
+            int: 0 for the patch embedding / stem (class and position embeddings, ``ln_pre``), ``i + 1``
+            for block (ViT) or stage (ResNet, ``layer{i+1}``) ``i``, ``num_levels + 1`` for the output
+            (``ln_post``, ``proj``, ``attnpool``).
+        """
+        parts = name.split('.')
+        if parts[0] in ('ln_post', 'proj', 'attnpool'):
+            return self.num_levels + 1
+        if self.arch == 'vit' and parts[:2] == ['transformer', 'resblocks']:
+            return int(parts[2]) + 1
+        if self.arch == 'resnet' and parts[0] in ('layer1', 'layer2', 'layer3', 'layer4'):
+            return int(parts[0][-1])
+        return 0
 
     def train(self, mode: bool = True):
         """Train/eval mode; a frozen tower stays in eval mode, batch norms too with ``norm_eval``."""
@@ -185,10 +205,14 @@ class CLIPVisionBackbone(BaseModule):
         """Last-stage map (B, C, h, w) -> joint-space embeddings (B, D, h, w) (MaskCLIP)."""
         pool = self.attnpool
         b, c, h, w = x.shape
-        pos = resize_pos_embed(pool.positional_embedding, (h, w), 1, self.interpolate_mode)[1:]
+        pos = self.resize_pool_pos_embed((h, w))[1:]
         tokens = x.flatten(2).transpose(1, 2) + pos.to(x.dtype)  # (B, h * w, C)
         out = pool.c_proj(pool.v_proj(tokens))  # (B, h * w, D)
         return out.transpose(1, 2).reshape(b, -1, h, w)
+
+    def resize_pool_pos_embed(self, size: Tuple[int, int]) -> Tensor:
+        """The attention pooling's position embedding for a (h, w) last-stage map: (1 + h * w, C)."""
+        return resize_pos_embed(self.attnpool.positional_embedding, tuple(size), 1, self.interpolate_mode)
 
     def _forward_resnet(self, x: Tensor) -> List[Tensor]:
         x = self.stem(x)  # (B, width, H / 4, W / 4)
@@ -209,12 +233,12 @@ class CLIPVisionBackbone(BaseModule):
         x = self.act3(self.bn3(self.conv3(x)))
         return self.avgpool(x)
 
-    def _attention_pool(self, x: Tensor) -> Tensor:
+    def attention_pool(self, x: Tensor) -> Tensor:
         """open_clip's ``AttentionPool2d`` with its position embedding resized to ``x`` (B, C, h, w)."""
         pool = self.attnpool
         tokens = x.flatten(2).permute(2, 0, 1)  # (h * w, B, C)
         tokens = torch.cat([tokens.mean(dim=0, keepdim=True), tokens], dim=0)  # (1 + h * w, B, C)
-        pos = resize_pos_embed(pool.positional_embedding, x.shape[-2:], 1, self.interpolate_mode)
+        pos = self.resize_pool_pos_embed(x.shape[-2:])
         tokens = tokens + pos[:, None, :].to(tokens.dtype)
         out, _ = F.multi_head_attention_forward(
             query=tokens[:1], key=tokens, value=tokens, embed_dim_to_check=tokens.shape[-1],
@@ -231,14 +255,18 @@ class CLIPVisionBackbone(BaseModule):
         if self.arch == 'resnet':
             x = self.stem(x)
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-            return self._attention_pool(x)
+            return self.attention_pool(x)
         x, _ = self.vit_tokens(x)
-        x = self.transformer(x)
+        return self.pool_tokens(self.transformer(x))
+
+    def pool_tokens(self, tokens: Tensor) -> Tensor:
+        """The last block's tokens (B, 1 + h * w, C) -> the pooled image embedding (B, D), pooled as
+        the tower was trained (class token or patch mean; ``ln_post`` before or after pooling)."""
         if self.final_ln_after_pool:
-            pooled = x[:, 1:].mean(dim=1) if self.pool_type == 'avg' else x[:, 0]
+            pooled = tokens[:, 1:].mean(dim=1) if self.pool_type == 'avg' else tokens[:, 0]
             return self.ln_post(pooled) @ self.proj
-        x = self.ln_post(x)
-        pooled = x[:, 1:].mean(dim=1) if self.pool_type == 'avg' else x[:, 0]
+        tokens = self.ln_post(tokens)
+        pooled = tokens[:, 1:].mean(dim=1) if self.pool_type == 'avg' else tokens[:, 0]
         return pooled @ self.proj
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:

@@ -1,0 +1,24 @@
+# CLIP-ES training-free pseudo masks on the demo data, with the demo world's CLIP (a ModifiedResNet
+# image tower pretrained by tools/pretrain_clip.py). No training, no checkpoint of ours:
+#   python tools/make_pseudo_masks.py configs/clip_es/clip-es_demo-clip_demo.py --out-dir work_dirs/demo/clip_es --eval
+# What differs from the ViT-B/16 configs, and why:
+# - the tower is a ModifiedResNet: Grad-CAM at its last stage, the image embedding from its attention
+#   pooling, and the affinity from that pooling's query/key projections at every position (it has no
+#   patch self-attention; see TrainingFreeCLIPES);
+# - prompts, synonyms and background words are the demo world's (its captions' templates and ground words);
+# - the protocol (scales, background threshold) was chosen on the *val* split, never on train.
+_base_ = ['../_base_/models/clip_es_vit-b16.py', '../_base_/datasets/demo_wsss.py']
+clip_model = 'WSSS-Demo-CLIP-RN'
+clip_pretrained = 'data/demo/clip/clip.pt'  # written by tools/pretrain_clip.py --data-root data/demo
+model = dict(
+    backbone=dict(model_name=clip_model, pretrained=clip_pretrained, interpolate_mode='bicubic'),
+    text_encoder=dict(
+        model_name=clip_model,
+        pretrained=clip_pretrained,
+        prompt=dict(templates=('a photo of a {}.', 'a {}.', 'there is a {} in the picture.',
+                               'an image of a {}.'))),
+    class_names=['background', ['disc', 'circle'], ['ring', 'hoop'], 'square', 'triangle', 'star',
+                 ['cross', 'plus sign'], 'hexagon', ['crescent', 'crescent moon']],
+    background_words=('ground', 'background', 'lines', 'blobs', 'noise'))
+cam_cfg = dict(scales=(1.0, 1.5, 2.0), flip=True, size_divisor=32, bg_mode='threshold', bg_threshold=0.382,
+               refine='none')

@@ -1,0 +1,162 @@
+"""Training-free CLIP-ES pseudo masks: softmax Grad-CAM, class-aware affinity, the no-checkpoint tool."""
+import json
+import os.path as osp
+from pathlib import Path
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mmseg_clip_wsss  # noqa: F401  (registration)
+from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
+from mmseg_clip_wsss.cam.clip_es import (cam_box_mask, class_aware_affinity_refine, sinkhorn_affinity,
+                                         softmax_grad_cam)
+from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.demo.training_free import training_free_row
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.backbones import resize_pos_embed
+from mmseg_clip_wsss.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CFG = REPO / 'configs/clip_es/clip-es_demo-clip_demo.py'
+# a 2-block ViT that pools by averaging its patch tokens (as CLIP-ES pools), so open_clip's own
+# encode_image is the direct computation of the scores
+VIT_NAME = 'WSSS-Test-CLIPES-ViT'
+CLASSES = ['background', 'apple', 'boat', 'cat']
+WORDS = ['ground', 'sky']
+
+
+@pytest.fixture(scope='module')
+def vit_checkpoint(tmp_path_factory):
+    from open_clip import factory
+    factory._MODEL_CONFIGS[VIT_NAME] = dict(
+        embed_dim=16, vision_cfg=dict(image_size=32, layers=2, width=32, patch_size=8, head_width=16,
+                                      pool_type='avg'),
+        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))
+    return write_random_clip_checkpoint(str(tmp_path_factory.mktemp('clip') / 'vit.pt'), VIT_NAME, seed=3)
+
+
+def build_model(name, checkpoint, **kwargs):
+    return MODELS.build(dict(
+        type='TrainingFreeCLIPES', class_names=CLASSES, background_words=WORDS,
+        backbone=dict(type='CLIPVisionBackbone', model_name=name, pretrained=checkpoint),
+        text_encoder=dict(type='CLIPPromptTextEncoder', model_name=name, pretrained=checkpoint),
+        **kwargs)).eval()
+
+
+def direct_grad_cam(clip, x, text, target, softmax_rows):
+    """Grad-CAM by hand: hook the last block's ln_1, score with open_clip's encode_image, backprop."""
+    saved = {}
+    handle = clip.visual.transformer.resblocks[-1].ln_1.register_forward_hook(
+        lambda mod, inp, out: saved.setdefault('act', out.retain_grad() or out))
+    image = F.normalize(clip.encode_image(x), dim=-1)
+    handle.remove()
+    logits = clip.logit_scale.exp() * image @ F.normalize(text, dim=-1).t()  # (1, T)
+    if softmax_rows is not None:
+        keep = torch.zeros_like(logits, dtype=torch.bool)
+        keep[:, softmax_rows] = True
+        logits = logits.masked_fill(~keep, float('-inf')).softmax(dim=-1)
+    logits[0, target].backward()
+    act, grad = saved['act'][0, 1:], saved['act'].grad[0, 1:]  # patch tokens (n, C)
+    return (act * grad.mean(dim=0)).sum(dim=-1).relu()  # (n, )
+
+
+@pytest.mark.parametrize('softmax_over', ['labels', 'all', 'none'])
+def test_grad_cam_equals_direct_autograd_on_a_tiny_vit(vit_checkpoint, softmax_over):
+    model = build_model(VIT_NAME, vit_checkpoint, softmax_over=softmax_over, affinity='none')
+    clip = open_clip.create_model(VIT_NAME, pretrained=vit_checkpoint).eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 48)  # not the pretraining size: the position embedding is resized
+    labels = torch.tensor([[1., 1., 0., 1.]])  # apple and cat
+    text = model.text_encoder()  # rows: apple, boat, cat, ground, sky
+    targets, competitors = model._rows(labels)
+    with torch.no_grad():
+        cams, _ = model._vit_cams(x, text, targets, competitors)  # (1, 5, 4, 6)
+    softmax_rows = dict(labels=[0, 2, 3, 4], all=[0, 1, 2, 3, 4], none=None)[softmax_over]
+    # open_clip runs its own grid only: give it the position embedding resized to the 4 x 6 grid
+    clip.visual.positional_embedding = torch.nn.Parameter(
+        resize_pos_embed(clip.visual.positional_embedding, (4, 6), 1, 'bicubic'))
+    for row in (0, 2):
+        direct = direct_grad_cam(clip, x, text, row, softmax_rows)
+        assert direct.abs().max() > 1e-4  # the comparison has something to compare
+        torch.testing.assert_close(cams[0, row].flatten(), direct, atol=1e-5, rtol=1e-4)
+    assert torch.all(cams[0, 1] == 0) and torch.all(cams[0, 3:] == 0)  # absent class, background words
+
+
+def test_softmax_lowers_a_class_where_the_competing_text_explains_the_region():
+    # text A = e1, text B = e2; region 1 (tokens 0-1) is A-like with a strong third feature, region 2
+    # (tokens 2-3) is mostly B but also a little A. On the raw cosine logit of A, region 2 is what
+    # raises it (region 1's third feature only dilutes the embedding), so plain Grad-CAM puts A there;
+    # with the softmax over (A, B), B's text explains region 2 and A is activated on region 1 only.
+    text = torch.tensor([[1., 0., 0.], [0., 1., 0.]])
+    tokens = torch.tensor([[[1., 0., 2.], [1., 0., 2.], [.5, 1., 0.], [.5, 1., 0.]]])
+
+    def embed(t):  # a linear tower: the mean token
+        return t.mean(dim=1)
+
+    targets = torch.tensor([[True, False]])
+    raw = softmax_grad_cam(tokens, embed, text, targets, None, logit_scale=10.)[0, 0]
+    soft = softmax_grad_cam(tokens, embed, text, targets, torch.tensor([[True, True]]), logit_scale=10.)[0, 0]
+    assert torch.all(raw[2:] > 0.1) and torch.all(raw[:2] == 0)
+    assert torch.all(soft[2:] == 0) and torch.all(soft[:2] > 0.1)
+    assert torch.all(softmax_grad_cam(tokens, embed, text, ~targets, None, 10.)[0, 0] == 0)  # not a target
+
+
+def test_box_mask_and_class_aware_affinity_stay_inside_the_boxes():
+    cams = torch.zeros(1, 2, 8, 8)
+    cams[0, 0, 1:3, 1:3] = 1.  # two separate blobs -> two boxes, not their hull
+    cams[0, 0, 5:7, 5:8] = .8
+    cams[0, 0, 4, 0] = .1  # below 0.4 x max: no box
+    boxes = cam_box_mask(cams)
+    assert boxes[0, 0].sum() == 4 + 6 and not boxes[0, 0, 3:5].any() and not boxes[0, 1].any()
+    # an affinity that links every position with every other: the refined map is constant, but it
+    # only gathers from inside the boxes
+    affinity = sinkhorn_affinity(torch.rand(1, 64, 64) + 1)
+    assert torch.allclose(affinity, affinity.transpose(1, 2), atol=1e-6)
+    refined = class_aware_affinity_refine(cams, affinity)
+    assert refined.shape == cams.shape and torch.all(refined[0, 1] == 0)  # an empty map stays empty
+    identity = torch.eye(64)[None]
+    kept = class_aware_affinity_refine(cams, identity)
+    assert kept[0, 0, 4, 0] == 0 and abs(kept[0, 0, 1, 1] - 1) < 1e-5  # the weak pixel is outside every box
+
+
+@pytest.mark.parametrize('tower', ['vit', 'resnet'])
+def test_compute_cams_with_the_attention_affinity(vit_checkpoint, tmp_path, tower):
+    if tower == 'vit':
+        model = build_model(VIT_NAME, vit_checkpoint)
+    else:  # the demo CLIP's ModifiedResNet: the affinity of its attention pooling's query and key
+        model = build_model(DEMO_CLIP_NAME, write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME))
+    labels = torch.tensor([[1., 0., 1., 0.], [1., 1., 1., 1.]])
+    with torch.no_grad():
+        cams = model.compute_cams(torch.randn(2, 3, 96, 128), labels)
+    assert cams.shape == (2, 4, 96, 128)
+    assert torch.all(cams[:, 0] == 0) and torch.all(cams[0, [1, 3]] == 0)  # background, absent
+    assert cams.min() >= 0 and cams.max() <= 1 + 1e-6 and cams[1, 1:].amax() > 0.99
+    assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match='mode'):
+        model(torch.randn(1, 3, 64, 64), None, mode='loss')
+
+
+def test_make_pseudo_masks_without_checkpoint_on_demo_data(tmp_path):
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=4, num_val=1, size=64, show_progress=False)
+    ckpt = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
+    out = str(tmp_path / 'masks')
+    options = ['--cfg-options', f'cam_dataloader.dataset.data_root={root}',
+               f'model.backbone.pretrained={ckpt}', f'model.text_encoder.pretrained={ckpt}']
+    res = make_pseudo_masks_main([str(DEMO_CFG), '--out-dir', out, '--eval', '--no-progress',
+                                  '--scales', '1.0', *options])
+    assert res['written'] == 4
+    metrics = json.load(open(osp.join(out, 'metrics.json')))
+    assert metrics['num_images'] == 4 and 0 <= metrics['mIoU'] <= 100
+    assert json.load(open(osp.join(out, 'protocol.json')))['checkpoint'] is None
+    # the demo's training-free row: the same command on the demo config, as a function
+    row = training_free_row(str(root), ckpt, str(tmp_path / 'row'))
+    assert row['training_free_images'] == 4 and 0 <= row['training_free_miou'] <= 100
+    assert row['training_free_seconds_per_image'] > 0
+    # a trained model still needs its checkpoint
+    trained = str(REPO / 'configs/demo/cam_baseline_swin_demo.py')
+    with pytest.raises(ValueError, match='CHECKPOINT'):
+        make_pseudo_masks_main([trained, '--out-dir', str(tmp_path / 'x'), '--no-progress',
+                                '--cfg-options', f'cam_dataloader.dataset.data_root={root}'])
