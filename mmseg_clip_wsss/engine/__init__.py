@@ -1,6 +1,7 @@
 """Runner-side pieces: hooks (exact resume, non-finite losses, checkpoint checks) and distributed
 helpers."""
-from .checkpoint_check import CheckpointMismatchError, check_checkpoint_fits
+from .checkpoint_check import (CheckpointMismatchError, build_model_from_checkpoint,
+                               check_checkpoint_fits)
 from .dist import (adapt_config_to_cpu_distributed, all_gather_rows, cpu_distributed,
                    setup_cpu_distributed)
 from .hooks import (CheckpointShapeCheckHook, NonFiniteLossError, NonFiniteLossHook, RNGStateHook,
@@ -10,7 +11,8 @@ from .mmengine_internals import (VERIFIED_MMENGINE, MMEngineInternalsError,
 
 __all__ = [
     'RNGStateHook', 'NonFiniteLossHook', 'NonFiniteLossError', 'CheckpointShapeCheckHook',
-    'CheckpointMismatchError', 'check_checkpoint_fits', 'capture_rng_state', 'restore_rng_state',
+    'CheckpointMismatchError', 'check_checkpoint_fits', 'build_model_from_checkpoint',
+    'capture_rng_state', 'restore_rng_state',
     'all_gather_rows', 'cpu_distributed', 'setup_cpu_distributed', 'adapt_config_to_cpu_distributed',
     'VERIFIED_MMENGINE', 'MMEngineInternalsError', 'check_mmengine_internals'
 ]
