@@ -30,7 +30,9 @@ def test_every_config_parses_with_its_mm_bases(path):
 def test_stage2_configs_train_on_pseudo_masks_and_evaluate_on_gt():
     for name in ('deeplabv3plus_r101-d8_pseudo-voc12aug-512x512.py',
                  'upernet_swin-t_pseudo-voc12aug-512x512.py',
-                 'clip_wsss_text-head_swin-t_pseudo-voc12aug-512x512.py'):
+                 'clip_wsss_text-head_swin-t_pseudo-voc12aug-512x512.py',
+                 'upernet_swin-t_pseudo-voc12aug-512x512_cgce.py',
+                 'upernet_swin-t_pseudo-voc12aug-512x512_elc.py'):
         cfg = Config.fromfile(str(REPO / 'configs' / 'stage2' / name))
         train_masks = cfg.train_dataloader.dataset.data_prefix.seg_map_path
         assert train_masks.endswith('work_dirs/clip_wsss_swin_voc/pseudo_masks'), name
