@@ -14,10 +14,7 @@ from torch import Tensor
 
 from .protocol import BG_MODES, DEFAULT_PROTOCOL, IGNORE_INDEX, check_ignore_band
 
-__all__ = [
-    'fill_background', 'present_class_scores', 'cams_to_pseudo_mask', 'pseudo_mask_confidence',
-    'is_valid_png'
-]
+__all__ = ['fill_background', 'cams_to_pseudo_mask', 'pseudo_mask_confidence', 'is_valid_png']
 
 
 def _present_mask(image_labels: Tensor, num_classes: int, background_index: Optional[int]) -> Tensor:
@@ -49,28 +46,14 @@ def fill_background(cams: Tensor, image_labels: Tensor, bg_mode: str = DEFAULT_P
     """
     if bg_mode not in BG_MODES:
         raise ValueError(f'bg_mode={bg_mode!r} must be one of {BG_MODES}.')
-    present = _present_mask(image_labels.to(cams.device), cams.shape[1], background_index)
-    scores = cams.float() * present[:, :, None, None]
-    if bg_mode == 'threshold' and background_index is not None:
-        scores[:, background_index] = float(bg_threshold)
-    return scores
+    scores = _present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
+    return scores.masked_fill(torch.isneginf(scores), 0.)
 
 
-def present_class_scores(cams: Tensor, image_labels: Tensor, bg_mode: str, bg_threshold: float,
-                         background_index: Optional[int]) -> Tensor:
-    """The scores a pseudo mask is decided on: the background channel set (``bg_threshold`` in
-    threshold mode), classes absent from an image ``-inf``.
-
-    Args:
-        cams (Tensor): (B, K, H, W) CAMs (or refined scores).
-        image_labels (Tensor): (B, K) multi-hot labels.
-        bg_mode (str): ``'threshold'`` or ``'prompt'``.
-        bg_threshold (float): Background score in threshold mode.
-        background_index (int, optional): Background channel; None when there is none.
-
-    Returns:
-        Tensor: (B, K, H, W) float scores.
-    """
+def _present_class_scores(cams: Tensor, image_labels: Tensor, bg_mode: str, bg_threshold: float,
+                          background_index: Optional[int]) -> Tensor:
+    """(B, K, H, W) scores a pseudo mask is decided on: the background channel set
+    (``bg_threshold`` in threshold mode), classes absent from an image ``-inf``."""
     present = _present_mask(image_labels.to(cams.device), cams.shape[1], background_index)  # (B, K)
     scores = cams.float().clone()
     if bg_mode == 'threshold' and background_index is not None:
@@ -121,7 +104,7 @@ def cams_to_pseudo_mask(cams: Tensor,
                          f'ignore value {IGNORE_INDEX}.')
     band = check_ignore_band(ignore_band, bg_threshold, bg_mode)
     k = cams.shape[1]
-    scores = present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
+    scores = _present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
 
     top2 = scores.topk(min(2, k), dim=1)
     best, label = top2.values[:, 0], top2.indices[:, 0]  # (B, H, W)
@@ -164,8 +147,8 @@ def pseudo_mask_confidence(cams: Tensor, image_labels: Tensor, mask: Tensor,
     Returns:
         Tensor: (B, H, W) float in [0, 1].
     """
-    scores = present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
-    scores = scores.clamp(min=0)  # (B, K, H, W); absent classes (-inf) -> 0
+    scores = fill_background(cams, image_labels, bg_mode, bg_threshold, background_index)
+    scores = scores.clamp(min=0)  # (B, K, H, W); absent classes 0
     labelled = mask != IGNORE_INDEX  # (B, H, W)
     label = mask.long().masked_fill(~labelled, 0)[:, None]  # (B, 1, H, W)
     share = scores.gather(1, label)[:, 0] / scores.sum(dim=1).clamp(min=1e-12)  # (B, H, W)

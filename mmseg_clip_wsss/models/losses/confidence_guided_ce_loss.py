@@ -14,7 +14,7 @@ class ConfidenceGuidedCrossEntropyLoss(CrossEntropyLoss):
     """Per-pixel cross-entropy that ignores (or down-weights) pseudo-mask pixels of low confidence.
 
     The confidence-guided loss of CLIP-ES (Lin et al., "CLIP is Also an Efficient Segmenter: A
-    Text-Driven Approach for Weakly Supervised Semantic Segmentation", CVPR 2023, Sec. 3.4): pixels
+    Text-Driven Approach for Weakly Supervised Semantic Segmentation", CVPR 2023): pixels
     whose pseudo-label confidence is below ``threshold`` do not count. ``mode='weight'`` also weights
     the remaining pixels by their confidence. The confidence comes as the ``weight`` that the decode
     head passes: a ``Confidence*`` head (e.g. :class:`~mmseg_clip_wsss.models.ConfidenceUPerHead`) with
