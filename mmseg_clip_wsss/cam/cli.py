@@ -30,7 +30,6 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.logging import print_log
@@ -38,7 +37,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
-from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
+from mmseg_clip_wsss.registry import TRANSFORMS
 from .evaluate import write_metrics_json
 from .generate import generate_pseudo_masks
 from .protocol import BG_MODES, CAMProtocol
