@@ -5,13 +5,20 @@ A WSSS sample carries its image-level labels in the :class:`mmseg.structures.Seg
 (index 0 is ``'background'`` for VOC/COCO/demo and is always 1). Datasets put a numpy array under the
 same key in each data info; :class:`~mmseg_clip_wsss.datasets.PackWSSSInputs` moves it into the data
 sample; models read it back with :func:`stack_image_labels`.
+
+The per-pixel confidence of a pseudo mask (stage 2, :class:`~mmseg_clip_wsss.datasets.LoadConfidenceMap`)
+travels beside ``gt_sem_seg`` as the :class:`~mmengine.structures.PixelData` field ``gt_confidence``:
+``(1, H, W)`` float in [0, 1]; :func:`stack_confidence` batches it for the losses.
 """
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
 
 IMAGE_LABELS = 'gt_image_labels'
+CONFIDENCE = 'gt_confidence'
 
 
 def set_image_labels(data_sample, labels) -> None:
@@ -30,3 +37,32 @@ def stack_image_labels(data_samples: Sequence) -> torch.Tensor:
         raise KeyError(f'data samples {missing} carry no `{IMAGE_LABELS}`: use PackWSSSInputs in the '
                        'pipeline (or set_image_labels) so the weakly supervised losses see the labels')
     return torch.stack([s.get(IMAGE_LABELS) for s in data_samples])  # (B, K)
+
+
+def set_confidence(data_sample, confidence: np.ndarray) -> None:
+    """Store an (H, W) uint8 confidence map (``v / 255`` = confidence) on ``data_sample``."""
+    data = torch.from_numpy(np.ascontiguousarray(confidence)).float().div(255.)[None]  # (1, H, W)
+    data_sample.set_data({CONFIDENCE: PixelData(data=data)})
+
+
+def stack_confidence(data_samples: Sequence, size: Tuple[int, int]) -> torch.Tensor:
+    """Return the confidence maps of a batch as a (B, H, W) float tensor of ``size``.
+
+    A map smaller than ``size`` is padded at the right and bottom with 0, as mmseg's data preprocessor
+    pads ``gt_sem_seg`` (with the ignore value there, so the padding never counts).
+
+    Raises:
+        KeyError: if a sample has no ``gt_confidence`` (a pipeline without LoadConfidenceMap).
+    """
+    missing = [i for i, s in enumerate(data_samples) if CONFIDENCE not in s]
+    if missing:
+        raise KeyError(f'data samples {missing} carry no `{CONFIDENCE}`: add LoadConfidenceMap after '
+                       'LoadAnnotations in the train pipeline and pack with PackWSSSInputs.')
+    maps = []
+    for sample in data_samples:
+        conf = sample.get(CONFIDENCE).data[0]  # (h, w)
+        h, w = conf.shape
+        if h > size[0] or w > size[1]:
+            raise ValueError(f'a confidence map of size {(h, w)} is larger than its mask {size}.')
+        maps.append(F.pad(conf, (0, size[1] - w, 0, size[0] - h)))
+    return torch.stack(maps)  # (B, H, W)

@@ -18,7 +18,7 @@ from torch import nn
 from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, CAMProtocol, PixelAdaptiveRefiner,
                                  build_refiner, cams_to_pseudo_mask, compute_miou,
                                  generate_pseudo_masks, is_valid_png, multi_scale_flip_cams)
-from mmseg_clip_wsss.datasets import voc_palette, write_palette_png
+from mmseg_clip_wsss.datasets import read_confidence_png, voc_palette, write_palette_png
 from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from mmseg_clip_wsss.structures import set_image_labels
@@ -526,7 +526,8 @@ def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
                   classes=CLASSES, show_progress=False)
     res = generate_pseudo_masks(model, _batches(root, labels, names), out, evaluate=True, **kwargs)
     assert res['written'] == 3 and res['skipped'] == 0
-    assert sorted(os.listdir(out)) == ['im0.png', 'im1.png', 'im2.png', 'metrics.json']
+    assert sorted(os.listdir(out)) == ['confidence', 'im0.png', 'im1.png', 'im2.png', 'metrics.json']
+    assert sorted(os.listdir(osp.join(out, 'confidence'))) == ['im0.png', 'im1.png', 'im2.png']
     for name in names:
         with Image.open(osp.join(out, f'{name}.png')) as img:
             assert img.mode == 'P'
@@ -535,6 +536,11 @@ def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
         assert values.shape == gt.shape  # back at the original size
         present = {i for i, v in enumerate(labels[name]) if v > 0}
         assert set(np.unique(values).tolist()) <= present | {255}
+        confidence = read_confidence_png(osp.join(out, 'confidence', f'{name}.png'))
+        assert confidence.shape == values.shape
+        assert (confidence[values == 255] == 0).all()
+        # a labelled pixel's class has at least the share 1 / (classes present)
+        assert (confidence[values != 255] >= np.floor(255 / len(present))).all()
     metrics = json.load(open(osp.join(out, 'metrics.json')))
     assert metrics['num_images'] == 3 and set(metrics['per_class_iou']) == set(CLASSES)
     expected = reference_miou([(osp.join(out, f'{n}.png'), osp.join(root, 'ann', f'{n}.png'))
@@ -552,6 +558,13 @@ def test_generate_pseudo_masks_writes_resumes_and_evaluates(tmp_path):
     assert os.stat(osp.join(out, 'im0.png')).st_mtime_ns == stamp
     assert is_valid_png(osp.join(out, 'im1.png'), (40, 48))
     assert not [f for f in os.listdir(out) if f.endswith('.tmp')]
+    # a mask without its confidence map (masks of an older writer) is made again
+    os.remove(osp.join(out, 'confidence', 'im2.png'))
+    res3 = generate_pseudo_masks(model, _batches(root, labels, names), out, **kwargs)
+    assert res3['written'] == 1 and res3['skipped'] == 2
+    with Image.open(osp.join(out, 'im2.png')) as img:
+        size = (img.height, img.width)
+    assert is_valid_png(osp.join(out, 'confidence', 'im2.png'), size, expected_mode='L')
 
 
 def _tool_setup(tmp_path):

@@ -36,7 +36,9 @@ def test_stage2_voc_configs_point_training_at_pseudo_masks_and_evaluation_at_gt(
     config is trained on pseudo masks by test_demo_runner_output_contract)."""
     for name in ('deeplabv3plus_r101-d8_pseudo-voc12aug-512x512.py',
                  'upernet_swin-t_pseudo-voc12aug-512x512.py',
-                 'clip_wsss_text-head_swin-t_pseudo-voc12aug-512x512.py'):
+                 'clip_wsss_text-head_swin-t_pseudo-voc12aug-512x512.py',
+                 'upernet_swin-t_pseudo-voc12aug-512x512_cgce.py',
+                 'upernet_swin-t_pseudo-voc12aug-512x512_elc.py'):
         cfg = Config.fromfile(str(REPO / 'configs' / 'stage2' / name))
         train_masks = cfg.train_dataloader.dataset.data_prefix.seg_map_path
         assert train_masks.endswith('work_dirs/clip_wsss_swin_voc/pseudo_masks'), name

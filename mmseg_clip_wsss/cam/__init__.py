@@ -9,13 +9,14 @@ from .generate import (denormalise_images, generate_pseudo_masks, pseudo_masks_o
 from .inference import multi_scale_flip_cams, scaled_size
 from .overview import draw_overview
 from .protocol import BG_MODES, DEFAULT_PROTOCOL, IGNORE_INDEX, CAMProtocol, check_ignore_band
-from .pseudo_mask import cams_to_pseudo_mask, fill_background, is_valid_png
+from .pseudo_mask import (cams_to_pseudo_mask, fill_background, is_valid_png,
+                          pseudo_mask_confidence)
 from .refine import CRF_INSTALL_HINT, DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 
 __all__ = [
     'CAMProtocol', 'DEFAULT_PROTOCOL', 'check_ignore_band', 'multi_scale_flip_cams', 'scaled_size',
     'PixelAdaptiveRefiner', 'DenseCRFRefiner', 'build_refiner', 'CRF_INSTALL_HINT', 'BG_MODES',
-    'IGNORE_INDEX', 'cams_to_pseudo_mask', 'fill_background', 'is_valid_png', 'compute_miou',
-    'evaluate_pseudo_masks', 'read_label_png', 'write_metrics_json', 'generate_pseudo_masks',
+    'IGNORE_INDEX', 'cams_to_pseudo_mask', 'fill_background', 'is_valid_png',
+    'pseudo_mask_confidence', 'compute_miou', 'evaluate_pseudo_masks', 'read_label_png', 'write_metrics_json', 'generate_pseudo_masks',
     'pseudo_masks_of_batch', 'sample_image_id', 'denormalise_images', 'draw_overview'
 ]

@@ -41,10 +41,9 @@ from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
 from mmseg_clip_wsss.datasets.errors import DatasetError
-from mmseg_clip_wsss.engine.checkpoint_check import check_checkpoint_fits
+from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from .evaluate import write_metrics_json
 from .generate import generate_pseudo_masks
@@ -155,27 +154,20 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
 def build_cam_model(cfg: Config, checkpoint: Optional[str], device: Optional[str] = None):
     """Build ``cfg.model``, load ``checkpoint`` (None: a training-free model as built) and move the
     model to ``device`` in eval mode."""
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'make_pseudo_masks: checkpoint {checkpoint} does not exist (train the '
-                                'model first with tools/train.py, or give the right path).')
-    model = MODELS.build(cfg.model)
-    if not hasattr(model, 'compute_cams'):
-        raise TypeError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) has no `compute_cams`; '
-                        'use a WSSSEncoderDecoder / CAM-baseline config.')
     if checkpoint is None:
+        model = MODELS.build(cfg.model)
         if not getattr(model, 'training_free', False):
             raise ValueError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) is trained; give '
                              'its CHECKPOINT after the config (only training-free models such as '
                              'TrainingFreeCLIPES run without one).')
+        model.cfg = cfg
+        model = model.to(device or ('cuda' if torch.cuda.is_available() else 'cpu')).eval()
     else:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
-        # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
-        check_checkpoint_fits(model, ckpt.get('state_dict', ckpt), osp.abspath(checkpoint))
-        _load_checkpoint_to_model(model, ckpt)
-    if device is None:
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model.cfg = cfg
-    return model.to(device).eval()
+        model = build_model_from_checkpoint(cfg, checkpoint, device, tool='make_pseudo_masks')
+    if not hasattr(model, 'compute_cams'):
+        raise TypeError(f'make_pseudo_masks: {type(model).__name__} (cfg.model) has no `compute_cams`; '
+                        'use a WSSSEncoderDecoder / CAM-baseline config.')
+    return model
 
 
 def _init_distributed(cfg: Config, launcher: str) -> Optional[str]:

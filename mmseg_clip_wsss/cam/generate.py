@@ -22,12 +22,15 @@ from torch import Tensor
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
+from mmseg_clip_wsss.datasets.confidence_map import (CONFIDENCE_DIR, confidence_path,
+                                                     write_confidence_png)
 from mmseg_clip_wsss.datasets.palette import write_palette_png
 from mmseg_clip_wsss.structures import stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
 from .inference import multi_scale_flip_cams
 from .protocol import CAMProtocol
-from .pseudo_mask import cams_to_pseudo_mask, fill_background, is_valid_png
+from .pseudo_mask import (cams_to_pseudo_mask, fill_background, is_valid_png,
+                          pseudo_mask_confidence)
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 
 __all__ = ['generate_pseudo_masks', 'pseudo_masks_of_batch', 'sample_image_id', 'denormalise_images']
@@ -99,8 +102,10 @@ def denormalise_images(inputs: Tensor, data_preprocessor) -> Tensor:
 
 
 def _remove_stale_temporaries(out_dir: str) -> int:
-    """Delete the temporary files a killed run left (``.<name>.png.<random>.tmp``); returns the count."""
-    stale = glob.glob(osp.join(glob.escape(out_dir), '.*.png.*.tmp'))
+    """Delete the temporary files a killed run left (``.<name>.png.<random>.tmp``, beside the masks
+    and the confidence maps); returns the count."""
+    stale = [path for directory in (out_dir, osp.join(out_dir, CONFIDENCE_DIR))
+             for path in glob.glob(osp.join(glob.escape(directory), '.*.png.*.tmp'))]
     for path in stale:
         try:
             os.remove(path)
@@ -143,7 +148,8 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
         background_index (int, optional): Background channel; None without background class.
 
     Returns:
-        list[Tensor]: One (H0, W0) uint8 mask per image.
+        list[tuple[Tensor, Tensor]]: Per image, the (H0, W0) uint8 mask and its (H0, W0) float
+        confidence in [0, 1] (:func:`~mmseg_clip_wsss.cam.pseudo_mask_confidence`).
     """
     inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
     labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
@@ -159,13 +165,26 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
         bg_mode = 'prompt'  # the marginals include the background
     elif refiner is not None:
         cams = refiner(cams, inputs)
-    return [
-        cams_to_pseudo_mask(_to_original(cams[j], sample)[None], labels[j:j + 1], bg_mode=bg_mode,
-                            bg_threshold=protocol.bg_threshold, ignore_band=protocol.ignore_band,
-                            ignore_margin=protocol.ignore_margin,
-                            background_index=background_index)[0]
-        for j, sample in enumerate(data_samples)
-    ]
+    results = []
+    for j, sample in enumerate(data_samples):
+        scores = _to_original(cams[j], sample)[None]  # (1, K, H0, W0)
+        mask = cams_to_pseudo_mask(scores, labels[j:j + 1], bg_mode=bg_mode,
+                                   bg_threshold=protocol.bg_threshold,
+                                   ignore_band=protocol.ignore_band,
+                                   ignore_margin=protocol.ignore_margin,
+                                   background_index=background_index)  # (1, H0, W0)
+        confidence = pseudo_mask_confidence(scores, labels[j:j + 1], mask, bg_mode=bg_mode,
+                                            bg_threshold=protocol.bg_threshold,
+                                            background_index=background_index)
+        results.append((mask[0], confidence[0]))
+    return results
+
+
+def _is_done(mask_path: str, size: Tuple[int, int]) -> bool:
+    """Whether the mask and its confidence map are complete PNGs of ``size``; the confidence map
+    is written first, so a valid mask of this writer always has its confidence map."""
+    return is_valid_png(mask_path, size) and \
+        is_valid_png(confidence_path(mask_path), size, expected_mode='L')
 
 
 @dataclass
@@ -184,7 +203,7 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
     samples = data_batch['data_samples']
     paths = [osp.join(out_dir, f'{sample_image_id(s)}.png') for s in samples]
     todo = [i for i, (s, p) in enumerate(zip(samples, paths))
-            if not (skip_existing and is_valid_png(p, _ori_shape(s)))]
+            if not (skip_existing and _is_done(p, _ori_shape(s)))]
     tally.skipped += len(samples) - len(todo)
     tally.files.extend(paths)
     if evaluate:
@@ -205,7 +224,8 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
         data = model.data_preprocessor(sub_batch, False)
         masks = pseudo_masks_of_batch(model, data['inputs'], data['data_samples'], protocol, refiner,
                                       background_index)
-    for i, mask in zip(todo, masks):
+    for i, (mask, confidence) in zip(todo, masks):
+        write_confidence_png(confidence_path(paths[i]), confidence)  # before the mask: see _is_done
         write_palette_png(paths[i], mask, palette)
     tally.written += len(todo)
 
@@ -259,11 +279,14 @@ def generate_pseudo_masks(model,
                           reduce_zero_label: bool = False,
                           show_progress: bool = True,
                           **protocol_options) -> Dict:
-    """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``.
+    """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``, and its
+    confidence map ``<out_dir>/confidence/<img_id>.png`` (8-bit grayscale, ``v / 255`` = confidence;
+    see :mod:`mmseg_clip_wsss.datasets.confidence_map`).
 
-    Per batch: the images already done (valid PNG of the right size) are skipped; the rest go through
-    the model's data preprocessor and :func:`pseudo_masks_of_batch`, and are written by
-    :func:`~mmseg_clip_wsss.datasets.write_palette_png` (atomic).
+    Per batch: the images already done (valid mask and confidence PNGs of the right size) are
+    skipped; the rest go through the model's data preprocessor and :func:`pseudo_masks_of_batch`, and
+    are written atomically (:func:`~mmseg_clip_wsss.datasets.write_palette_png`,
+    :func:`~mmseg_clip_wsss.datasets.write_confidence_png`).
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .protocol import BG_MODES, DEFAULT_PROTOCOL, IGNORE_INDEX, check_ignore_band
 
-__all__ = ['fill_background', 'cams_to_pseudo_mask', 'is_valid_png']
+__all__ = ['fill_background', 'cams_to_pseudo_mask', 'pseudo_mask_confidence', 'is_valid_png']
 
 
 def _present_mask(image_labels: Tensor, num_classes: int, background_index: Optional[int]) -> Tensor:
@@ -46,11 +46,19 @@ def fill_background(cams: Tensor, image_labels: Tensor, bg_mode: str = DEFAULT_P
     """
     if bg_mode not in BG_MODES:
         raise ValueError(f'bg_mode={bg_mode!r} must be one of {BG_MODES}.')
-    present = _present_mask(image_labels.to(cams.device), cams.shape[1], background_index)
-    scores = cams.float() * present[:, :, None, None]
+    scores = _present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
+    return scores.masked_fill(torch.isneginf(scores), 0.)
+
+
+def _present_class_scores(cams: Tensor, image_labels: Tensor, bg_mode: str, bg_threshold: float,
+                          background_index: Optional[int]) -> Tensor:
+    """(B, K, H, W) scores a pseudo mask is decided on: the background channel set
+    (``bg_threshold`` in threshold mode), classes absent from an image ``-inf``."""
+    present = _present_mask(image_labels.to(cams.device), cams.shape[1], background_index)  # (B, K)
+    scores = cams.float().clone()
     if bg_mode == 'threshold' and background_index is not None:
         scores[:, background_index] = float(bg_threshold)
-    return scores
+    return scores.masked_fill(~present[:, :, None, None], float('-inf'))  # (B, K, H, W)
 
 
 def cams_to_pseudo_mask(cams: Tensor,
@@ -95,12 +103,8 @@ def cams_to_pseudo_mask(cams: Tensor,
         raise ValueError(f'cams_to_pseudo_mask: {cams.shape[1]} classes do not fit a uint8 mask with '
                          f'ignore value {IGNORE_INDEX}.')
     band = check_ignore_band(ignore_band, bg_threshold, bg_mode)
-    b, k, h, w = cams.shape
-    present = _present_mask(image_labels.to(cams.device), k, background_index)  # (B, K)
-    scores = cams.float().clone()
-    if bg_mode == 'threshold' and background_index is not None:
-        scores[:, background_index] = float(bg_threshold)
-    scores = scores.masked_fill(~present[:, :, None, None], float('-inf'))  # (B, K, H, W)
+    k = cams.shape[1]
+    scores = _present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
 
     top2 = scores.topk(min(2, k), dim=1)
     best, label = top2.values[:, 0], top2.indices[:, 0]  # (B, H, W)
@@ -120,6 +124,35 @@ def cams_to_pseudo_mask(cams: Tensor,
         uncertain &= ~torch.isinf(second)  # a single present class is never uncertain by margin
         label = label.masked_fill(uncertain, IGNORE_INDEX)
     return label.to(torch.uint8)
+
+
+def pseudo_mask_confidence(cams: Tensor, image_labels: Tensor, mask: Tensor,
+                           bg_mode: str = DEFAULT_PROTOCOL.bg_mode,
+                           bg_threshold: float = DEFAULT_PROTOCOL.bg_threshold,
+                           background_index: Optional[int] = 0) -> Tensor:
+    """Per-pixel confidence of a pseudo mask: the winning class's share of the scores of the classes
+    present in the image (scores clipped at 0), ``0`` where the mask is ignore (255).
+
+    Adapted from the confidence map of CLIP-ES (Lin et al., "CLIP is Also an Efficient Segmenter",
+    CVPR 2023), which takes a pixel's refined CAM value: the share also rates background pixels (in
+    threshold mode the background scores ``bg_threshold``) and is the class probability when the
+    scores are CRF marginals. With two classes present it lies in [0.5, 1] for labelled pixels.
+
+    Args:
+        cams (Tensor): (B, K, H, W) the CAMs (or refined scores) ``mask`` was made from.
+        image_labels (Tensor): (B, K) multi-hot labels.
+        mask (Tensor): (B, H, W) the pseudo mask of :func:`cams_to_pseudo_mask`.
+        bg_mode, bg_threshold, background_index: As for :func:`cams_to_pseudo_mask`.
+
+    Returns:
+        Tensor: (B, H, W) float in [0, 1].
+    """
+    scores = fill_background(cams, image_labels, bg_mode, bg_threshold, background_index)
+    scores = scores.clamp(min=0)  # (B, K, H, W); absent classes 0
+    labelled = mask != IGNORE_INDEX  # (B, H, W)
+    label = mask.long().masked_fill(~labelled, 0)[:, None]  # (B, 1, H, W)
+    share = scores.gather(1, label)[:, 0] / scores.sum(dim=1).clamp(min=1e-12)  # (B, H, W)
+    return (share * labelled).clamp(0, 1)
 
 
 def is_valid_png(path: str, expected_size: Optional[Sequence[int]] = None,

@@ -1,8 +1,10 @@
 """WSSS datasets (image-level labels from a label file, GT masks only for evaluation), their
-transforms and class lists, the label-file format, the VOC palette PNG writer and the annotation
-converters (:mod:`.converters`)."""
+transforms and class lists, the label-file format, the VOC palette PNG writer, the pseudo-mask
+confidence maps and the annotation converters (:mod:`.converters`)."""
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
 from .coco import COCO_CLASSES, COCOWSSSDataset
+from .confidence_map import (CONFIDENCE_DIR, confidence_path, read_confidence_png,
+                             write_confidence_png)
 from .converters import (check_class_names, coco_category_to_label, coco_to_labels,
                          colour_masks_to_labels, mask_to_instances, parse_voc_xml,
                          pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
@@ -11,10 +13,11 @@ from .errors import DatasetError
 from .image_labels import (background_index_of, check_class_list, format_label_summary,
                            labels_to_multi_hot, load_image_labels, write_image_labels)
 from .label_mask import check_label_mask, image_size
-from .palette import colours_to_labels, voc_palette, write_palette_png
+from .palette import colours_to_labels, save_png_atomically, voc_palette, write_palette_png
 from .split_file import read_split_file
-from .transforms import (CorruptImageError, LoadWSSSAnnotations, LoadWSSSImage, PackWSSSInputs,
-                         jpeg_is_complete)
+from .transforms import (CORRUPTIONS, CorruptImageError, ImageCorruption, LoadConfidenceMap,
+                         LoadWSSSAnnotations, LoadWSSSImage, PackWSSSInputs, RandomImageCorruption,
+                         corrupt_image, jpeg_is_complete)
 from .voc import VOC_CLASSES, VOCWSSSDataset
 from .wsss_dataset import WSSSDataset
 
@@ -24,6 +27,9 @@ __all__ = [
     'dataset_classes', 'parse_class_list', 'PackWSSSInputs', 'LoadWSSSImage', 'LoadWSSSAnnotations',
     'CorruptImageError', 'jpeg_is_complete', 'load_image_labels', 'write_image_labels',
     'labels_to_multi_hot', 'format_label_summary', 'voc_palette', 'write_palette_png',
+    'save_png_atomically', 'CONFIDENCE_DIR', 'confidence_path', 'read_confidence_png',
+    'write_confidence_png', 'LoadConfidenceMap', 'CORRUPTIONS', 'corrupt_image', 'ImageCorruption',
+    'RandomImageCorruption',
     'parse_voc_xml', 'check_class_names', 'voc_xml_to_labels', 'coco_category_to_label',
     'coco_to_labels', 'render_coco_mask', 'mask_to_instances', 'pseudo_masks_to_coco',
     'voc_xml_to_coco', 'DatasetError', 'background_index_of', 'check_class_list', 'check_label_mask',

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-__all__ = ['voc_palette', 'write_palette_png', 'colours_to_labels']
+__all__ = ['voc_palette', 'write_palette_png', 'colours_to_labels', 'save_png_atomically']
 
 
 def voc_palette(num: int = 256) -> np.ndarray:
@@ -90,6 +90,13 @@ def write_palette_png(path: str, mask: Union[np.ndarray, Tensor],
         colours[:len(given)] = given
     img = Image.fromarray(mask)  # mode 'L'; putpalette turns it into 'P' with the same indices
     img.putpalette(colours.flatten().tolist())
+    return save_png_atomically(path, img)
+
+
+def save_png_atomically(path: str, img: Image.Image) -> str:
+    """Save ``img`` as a PNG at ``path`` through a temporary file in the same directory and
+    :func:`os.replace`, so an interrupted run never leaves a half-written file (parent directories
+    are created). Returns ``path``."""
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = osp.join(directory, f'.{osp.basename(path)}.{secrets.token_hex(4)}.tmp')

@@ -5,12 +5,16 @@ mmengine's ``load_checkpoint`` (``load_from``, ``--resume``, ``tools/test.py``) 
 randomly initialised layers wherever the checkpoint came from another config (other
 ``num_classes``, channels, depths). :func:`check_checkpoint_fits` turns that into an error.
 """
+import os.path as osp
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
-__all__ = ['CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes']
+__all__ = ['CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes',
+           'build_model_from_checkpoint']
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -104,3 +108,27 @@ def check_checkpoint_fits(model: nn.Module,
         'with this config; for weights of a part only (e.g. the backbone) use that part\'s '
         "init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...) instead of load_from.")
     raise CheckpointMismatchError('\n'.join(lines))
+
+
+def build_model_from_checkpoint(cfg, checkpoint: str, device: Optional[str] = None,
+                                tool: str = 'this tool') -> nn.Module:
+    """Build ``cfg.model`` (mmseg's ``MODELS``), load ``checkpoint`` into it (it must fit:
+    :func:`check_checkpoint_fits`) and move it to ``device`` (CUDA when there is one) in eval mode.
+
+    Raises:
+        FileNotFoundError: naming ``checkpoint`` when it does not exist (``tool`` names the caller).
+        CheckpointMismatchError: when it was saved from another config.
+    """
+    from mmseg.registry import MODELS
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'{tool}: checkpoint {checkpoint} does not exist (train the model '
+                                'first with tools/train.py, or give the right path).')
+    model = MODELS.build(cfg.model)
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
+    check_checkpoint_fits(model, ckpt.get('state_dict', ckpt), osp.abspath(checkpoint))
+    _load_checkpoint_to_model(model, ckpt)
+    if device is None:
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model.cfg = cfg
+    return model.to(device).eval()

@@ -1,19 +1,21 @@
-"""Packing image-level labels into the data sample."""
+"""Packing image-level labels (and pseudo-mask confidence) into the data sample."""
 from mmseg.datasets.transforms import PackSegInputs
 
 from ...registry import TRANSFORMS
-from ...structures import IMAGE_LABELS, set_image_labels
+from ...structures import IMAGE_LABELS, set_confidence, set_image_labels
+from .confidence import CONFIDENCE_KEY
 
 __all__ = ['PackWSSSInputs']
 
 
 @TRANSFORMS.register_module()
 class PackWSSSInputs(PackSegInputs):
-    """mmseg's ``PackSegInputs`` that also packs the image-level labels.
+    """mmseg's ``PackSegInputs`` that also packs the image-level labels and the mask confidence.
 
     ``results['gt_image_labels']`` (a ``(K,)`` multi-hot from a :class:`WSSSDataset`) becomes the
     ``gt_image_labels`` float tensor of the :class:`~mmseg.structures.SegDataSample` (see
-    :mod:`mmseg_clip_wsss.structures`). A GT mask is packed as usual when the pipeline loaded one.
+    :mod:`mmseg_clip_wsss.structures`). A GT mask is packed as usual when the pipeline loaded one;
+    a confidence map of :class:`LoadConfidenceMap` becomes the ``gt_confidence`` pixel data.
 
     Args:
         meta_keys (Sequence[str]): Meta keys to pack; mmseg's defaults plus ``img_id``.
@@ -30,4 +32,6 @@ class PackWSSSInputs(PackSegInputs):
         packed = super().transform(results)
         if IMAGE_LABELS in results:
             set_image_labels(packed['data_samples'], results[IMAGE_LABELS])
+        if CONFIDENCE_KEY in results:
+            set_confidence(packed['data_samples'], results[CONFIDENCE_KEY])
         return packed

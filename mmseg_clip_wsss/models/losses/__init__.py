@@ -1,6 +1,12 @@
-"""Losses: multi-label from score maps, region-memory InfoNCE, image-text contrastive."""
+"""Losses: multi-label from score maps, region-memory InfoNCE, image-text contrastive, and the
+noise-robust stage-2 losses (confidence-guided cross-entropy, early-learning label correction)."""
+from .confidence_guided_ce_loss import ConfidenceGuidedCrossEntropyLoss
+from .early_learning_correction_loss import EarlyLearningCorrectionLoss, early_learning_ended
 from .image_text_contrastive_loss import ImageTextContrastiveLoss
 from .multilabel_score_loss import MultiLabelScoreLoss
 from .region_memory_infonce_loss import RegionMemoryInfoNCELoss
 
-__all__ = ['MultiLabelScoreLoss', 'RegionMemoryInfoNCELoss', 'ImageTextContrastiveLoss']
+__all__ = [
+    'MultiLabelScoreLoss', 'RegionMemoryInfoNCELoss', 'ImageTextContrastiveLoss',
+    'ConfidenceGuidedCrossEntropyLoss', 'EarlyLearningCorrectionLoss', 'early_learning_ended'
+]
