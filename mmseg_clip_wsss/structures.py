@@ -6,7 +6,7 @@ A WSSS sample carries its image-level labels in the :class:`mmseg.structures.Seg
 same key in each data info; :class:`~mmseg_clip_wsss.datasets.PackWSSSInputs` moves it into the data
 sample; models read it back with :func:`stack_image_labels`.
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,3 +30,16 @@ def stack_image_labels(data_samples: Sequence) -> torch.Tensor:
         raise KeyError(f'data samples {missing} carry no `{IMAGE_LABELS}`: use PackWSSSInputs in the '
                        'pipeline (or set_image_labels) so the weakly supervised losses see the labels')
     return torch.stack([s.get(IMAGE_LABELS) for s in data_samples])  # (B, K)
+
+
+def sample_loss_weights(data_samples: Sequence, like: torch.Tensor) -> Optional[torch.Tensor]:
+    """Per-image weights (B,) of the image-level losses from the samples' ``loss_weight`` meta key
+    (set per source by ``WSSSDataset(loss_weight=...)``); None when every weight is 1.
+
+    Args:
+        like (Tensor): A tensor whose device and dtype the weights take.
+    """
+    weights = [float(s.metainfo.get('loss_weight', 1.0)) for s in data_samples]
+    if all(w == 1.0 for w in weights):
+        return None
+    return like.new_tensor(weights)
