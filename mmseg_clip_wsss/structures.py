@@ -10,7 +10,7 @@ The per-pixel confidence of a pseudo mask (stage 2, :class:`~mmseg_clip_wsss.dat
 travels beside ``gt_sem_seg`` as the :class:`~mmengine.structures.PixelData` field ``gt_confidence``:
 ``(1, H, W)`` float in [0, 1]; :func:`stack_confidence` batches it for the losses.
 """
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -66,3 +66,16 @@ def stack_confidence(data_samples: Sequence, size: Tuple[int, int]) -> torch.Ten
             raise ValueError(f'a confidence map of size {(h, w)} is larger than its mask {size}.')
         maps.append(F.pad(conf, (0, size[1] - w, 0, size[0] - h)))
     return torch.stack(maps)  # (B, H, W)
+
+
+def sample_loss_weights(data_samples: Sequence, like: torch.Tensor) -> Optional[torch.Tensor]:
+    """Per-image weights (B,) of the image-level losses from the samples' ``loss_weight`` meta key
+    (set per source by ``WSSSDataset(loss_weight=...)``); None when every weight is 1.
+
+    Args:
+        like (Tensor): A tensor whose device and dtype the weights take.
+    """
+    weights = [float(s.metainfo.get('loss_weight', 1.0)) for s in data_samples]
+    if all(w == 1.0 for w in weights):
+        return None
+    return like.new_tensor(weights)

@@ -44,6 +44,9 @@ class WSSSDataset(BaseSegDataset):
         check_files (bool): At load time, check that every listed image (and GT mask when
             ``with_gt_masks``) exists, so a missing file fails at once with its path rather than
             mid-epoch. Only for local paths. Defaults to True.
+        loss_weight (float): Weight of this source's images in the image-level losses (packed as the
+            ``loss_weight`` meta key; e.g. < 1 for images tagged by CLIP beside labelled ones in a
+            ``ConcatDataset``). Defaults to 1.0.
         img_suffix (str): Image suffix. Defaults to '.jpg'.
         seg_map_suffix (str): Mask suffix. Defaults to '.png'.
         **kwargs: The other arguments of :class:`mmseg.datasets.BaseSegDataset`.
@@ -55,6 +58,7 @@ class WSSSDataset(BaseSegDataset):
                  with_gt_masks: bool = False,
                  skip_empty_labels: bool = True,
                  check_files: bool = True,
+                 loss_weight: float = 1.0,
                  img_suffix: str = '.jpg',
                  seg_map_suffix: str = '.png',
                  **kwargs) -> None:
@@ -65,6 +69,9 @@ class WSSSDataset(BaseSegDataset):
         metainfo = kwargs.get('metainfo') or {}
         if metainfo.get('classes') is not None:
             check_class_list(metainfo['classes'], f'{type(self).__name__} metainfo')
+        if loss_weight < 0:
+            raise ValueError(f'{type(self).__name__}: loss_weight must be >= 0, got {loss_weight}.')
+        self.loss_weight = float(loss_weight)
         #: ids of the images dropped for having no foreground label (filled by ``load_data_list``)
         self.empty_label_images: List[str] = []
         super().__init__(
@@ -126,6 +133,7 @@ class WSSSDataset(BaseSegDataset):
         data_list = self._list_images()
         for info in data_list:
             info['img_id'] = self._image_id(info['img_path'])
+            info['loss_weight'] = self.loss_weight
             if not self.with_gt_masks:
                 info.pop('seg_map_path', None)
             elif 'seg_map_path' not in info:

@@ -18,13 +18,14 @@ class PackWSSSInputs(PackSegInputs):
     a confidence map of :class:`LoadConfidenceMap` becomes the ``gt_confidence`` pixel data.
 
     Args:
-        meta_keys (Sequence[str]): Meta keys to pack; mmseg's defaults plus ``img_id``.
+        meta_keys (Sequence[str]): Meta keys to pack; mmseg's defaults plus ``img_id`` and
+            ``loss_weight`` (the source's weight in the image-level losses).
     """
 
     def __init__(self,
                  meta_keys=('img_path', 'img_id', 'seg_map_path', 'ori_shape', 'img_shape',
                             'pad_shape', 'scale_factor', 'flip', 'flip_direction',
-                            'reduce_zero_label')):
+                            'reduce_zero_label', 'loss_weight')):
         super().__init__(meta_keys=meta_keys)
 
     def transform(self, results: dict) -> dict:

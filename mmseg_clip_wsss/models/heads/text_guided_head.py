@@ -136,7 +136,7 @@ class TextGuidedHead(WeakDecodeHead):
         return (scores, pixel_embeds) if return_embeds else scores
 
     def loss_weak(self, score_maps: Tensor, pixel_embeds: Tensor, text_embeds: Optional[Tensor],
-                  image_labels: Tensor) -> Dict[str, Tensor]:
+                  image_labels: Tensor, weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Multi-label loss (+ image-text contrastive loss).
 
         Args:
@@ -144,11 +144,12 @@ class TextGuidedHead(WeakDecodeHead):
             pixel_embeds (Tensor): (B, D, H, W).
             text_embeds (Tensor): (K, D).
             image_labels (Tensor): (B, K) multi-hot.
+            weight (Tensor, optional): (B,) per-image weights of the multi-label loss.
 
         Returns:
             dict[str, Tensor]: ``{loss_mlc.loss_name: ..., loss_itc.loss_name: ...}``.
         """
-        losses = super().loss_weak(score_maps, pixel_embeds, text_embeds, image_labels)
+        losses = super().loss_weak(score_maps, pixel_embeds, text_embeds, image_labels, weight)
         if self.loss_itc is not None:
             self._check_text(text_embeds)
             image_embeds = F.normalize(pixel_embeds, dim=1).mean(dim=(2, 3))  # (B, D)

@@ -7,7 +7,7 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import stack_image_labels
+from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
 from ..utils import with_background_index
 
 _SUPERVISIONS = ('weak', 'full')
@@ -68,7 +68,7 @@ class WeakDecodeHead(BaseDecodeHead):
         """Score maps (B, K, H, W) (and pixel embeddings (B, D, H, W) with ``return_embeds``)."""
 
     def loss_weak(self, score_maps: Tensor, pixel_embeds: Tensor, text_embeds: Optional[Tensor],
-                  image_labels: Tensor) -> Dict[str, Tensor]:
+                  image_labels: Tensor, weight: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Image-level losses.
 
         Args:
@@ -76,12 +76,15 @@ class WeakDecodeHead(BaseDecodeHead):
             pixel_embeds (Tensor): (B, D, H, W), the features the scores are computed from.
             text_embeds (Tensor, optional): (K, D) class embeddings (text heads only).
             image_labels (Tensor): (B, K) multi-hot labels.
+            weight (Tensor, optional): (B,) per-image weights of the multi-label loss (the loss weight
+                of each image's source). Defaults to None (all 1).
 
         Returns:
             dict[str, Tensor]: Named losses.
         """
         self._check_labels(image_labels)
-        return {self.loss_mlc.loss_name: self.loss_mlc(score_maps, image_labels.to(score_maps.dtype))}
+        return {self.loss_mlc.loss_name: self.loss_mlc(score_maps, image_labels.to(score_maps.dtype),
+                                                       weight=weight)}
 
     def loss(self, inputs: Union[List[Tensor], Tuple[Tensor]], batch_data_samples: SampleList,
              train_cfg: ConfigType, text_embeds: Optional[Tensor] = None) -> Dict[str, Tensor]:
@@ -100,7 +103,8 @@ class WeakDecodeHead(BaseDecodeHead):
         if self.is_weak:
             score_maps, pixel_embeds = self.forward(inputs, text_embeds, return_embeds=True)
             labels = stack_image_labels(batch_data_samples).to(score_maps.device)
-            return self.loss_weak(score_maps, pixel_embeds, text_embeds, labels)
+            return self.loss_weak(score_maps, pixel_embeds, text_embeds, labels,
+                                  sample_loss_weights(batch_data_samples, labels))
         return self.loss_by_feat(self.forward(inputs, text_embeds), batch_data_samples)
 
     def predict(self, inputs: Union[List[Tensor], Tuple[Tensor]], batch_img_metas: List[dict],

@@ -8,7 +8,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import stack_image_labels
+from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
 from ..necks.rsca_neck import RSCANeck
 from ..utils import with_background_index
@@ -167,6 +167,27 @@ class WSSSEncoderDecoder(EncoderDecoder):
     def _neck_contrasts(self) -> bool:
         return self.with_neck and self.region_contrast and hasattr(self.neck, 'region_contrast_loss')
 
+    def set_class_names(self, class_names) -> None:
+        """Segment another class list: the classifier rows are the text embeddings of the names.
+
+        The text encoder prompts the new names with its learned context; the head scores pixels
+        against K' rows from then on. The neck's memory bank keeps the trained classes (it enhances
+        features; it is no classifier).
+
+        Args:
+            class_names (str | Sequence[str | Sequence[str]]): A vocabulary name or class list,
+                ``'background'`` first when the model was trained with a background row.
+
+        Raises:
+            ValueError: without a text encoder, or as :meth:`CLIPPromptTextEncoder.set_class_names`.
+        """
+        if self.text_encoder is None or not self._head_reads_text:
+            raise ValueError(f'{type(self).__name__}: only a text-guided head (with a text_encoder) can '
+                             'take new class names; this classifier has fixed rows.')
+        self.text_encoder.set_class_names(class_names)
+        k = self.text_encoder.num_classes
+        self.decode_head.num_classes = self.decode_head.out_channels = self.num_classes = self.out_channels = k
+
     # ---------------------------------------------------------------- pieces
     def encode_text(self) -> Optional[Tensor]:
         """Class text embeddings (K, D), or None without a text encoder."""
@@ -294,7 +315,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
             labels = stack_image_labels(data_samples).to(inputs.device)
             scores, pixel_embeds = self.decode_head(x, text_embeds, return_embeds=True)
             losses.update(add_prefix(
-                self.decode_head.loss_weak(scores, pixel_embeds, text_embeds, labels), 'decode'))
+                self.decode_head.loss_weak(scores, pixel_embeds, text_embeds, labels,
+                                           sample_loss_weights(data_samples, labels)), 'decode'))
             if fused is not None:
                 cams = self.scores_to_cams(scores.detach(), labels)  # (B, K, h, w)
                 losses.update(add_prefix(self.neck.region_contrast_loss(fused, cams, labels), 'neck'))

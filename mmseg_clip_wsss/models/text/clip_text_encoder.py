@@ -125,6 +125,7 @@ class CLIPPromptTextEncoder(BaseModule):
             self.text_tower.eval()
         self.embed_dim = self.text_tower.embed_dim
 
+        self._prompt_cfg, self._tokenizer = prompt, tokenizer
         self.prompt_learner = self._build_prompt_learner(prompt, tokenizer)
         self._cache: Optional[Tuple[tuple, List[torch.Tensor], torch.Tensor]] = None
         self.register_state_dict_post_hook(_drop_frozen_tower)
@@ -177,6 +178,43 @@ class CLIPPromptTextEncoder(BaseModule):
                 f'background_words {clash} are foreground classes of class_names; remove them '
                 "(background_words='default' drops them automatically).")
         return words
+
+    def set_class_names(self, class_names: ClassNames) -> None:
+        """Encode another class list with the learned prompts (open-vocabulary inference).
+
+        The prompt learner is built again for the new names and given the learned context of the
+        old one, so names never seen in training are prompted exactly as the trained ones; a
+        configured background row (background words, learnable background) is kept as row 0.
+
+        Args:
+            class_names (str | Sequence[str | Sequence[str]]): A vocabulary name or the new class
+                list, ``'background'`` first when the trained list had it.
+
+        Raises:
+            ValueError: the learned context is class-specific (one context set per trained class,
+                so it cannot prompt other classes), or the background row is dropped.
+        """
+        class_prompts = resolve_class_prompts(class_names)
+        names = [p[0] for p in class_prompts]
+        had_background = self.class_names[0].lower() == 'background'
+        if had_background != (names[0].lower() == 'background'):
+            raise ValueError(f'set_class_names: the trained class list starts with {self.class_names[0]!r}; '
+                             f"the new one must {'' if had_background else 'not '}start with 'background' "
+                             f'too, got {names[0]!r}.')
+        if getattr(self.prompt_learner, 'class_specific', False):
+            raise ValueError('set_class_names: the prompt context is class-specific (one learned set per '
+                             'trained class) and cannot prompt other class names; train with '
+                             'class_specific=False for open-vocabulary inference.')
+        if had_background:
+            class_prompts[0] = self.class_prompts[0]
+        learned = self.prompt_learner.state_dict()
+        device = next(iter(self.text_tower.parameters())).device
+        self.class_prompts, self.class_names = class_prompts, names
+        self.num_classes = len(class_prompts)
+        cfg = {k: v for k, v in (self._prompt_cfg or {}).items() if k != 'num_classes'} or None
+        self.prompt_learner = self._build_prompt_learner(cfg, self._tokenizer).to(device)
+        self.prompt_learner.load_state_dict(learned)
+        self._cache = None
 
     # ------------------------------------------------------------------ caching
     def _prompt_params(self) -> List[nn.Parameter]:

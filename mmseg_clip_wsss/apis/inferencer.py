@@ -1,0 +1,115 @@
+"""Inference on any images with any class names, in mmseg's inferencer conventions.
+
+:class:`WSSSInferencer` is mmseg's :class:`~mmseg.apis.MMSegInferencer` for the plugin's models: it
+builds the model from a config + checkpoint like mmseg does, and its class list can be replaced by any
+names (:meth:`WSSSInferencer.set_classes`): the classifier rows of a text-guided head are the text
+embeddings of the class names, so names never labelled in training are encoded by the text tower on
+the fly. :func:`load_rgb` reads an image of any mode and EXIF orientation as RGB.
+"""
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+from mmcv.transforms import Compose
+from mmengine.config import ConfigDict
+from mmseg.apis import MMSegInferencer
+from PIL import Image, ImageOps
+
+from mmseg_clip_wsss.datasets.class_lists import dataset_classes
+from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
+from mmseg_clip_wsss.datasets.palette import voc_palette
+
+__all__ = ['WSSSInferencer', 'load_rgb', 'resolve_classes']
+
+#: Transforms of a dataset's test pipeline that read files; the inferencer reads arrays instead.
+_FILE_TRANSFORMS = ('LoadWSSSImage', 'LoadImageFromFile', 'LoadWSSSAnnotations', 'LoadAnnotations')
+
+
+def load_rgb(path: str) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation.
+
+    Any PIL mode works: palette, grey, grey + alpha, RGBA, CMYK, 16-bit and float grey (scaled by their
+    own range into 0-255).
+
+    Raises:
+        OSError: the file is missing or no readable image (``PIL.UnidentifiedImageError`` is one).
+    """
+    with Image.open(path) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
+            values = np.asarray(img, dtype=np.float64)
+            low, high = float(values.min()), float(values.max())
+            scaled = (values - low) / max(high - low, 1e-12) * 255
+            img = Image.fromarray(np.rint(scaled).astype(np.uint8))
+        return np.asarray(img.convert('RGB'))
+
+
+def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optional[str] = None) -> List[str]:
+    """The class list to segment: ``'background'`` + ``classes``, or a dataset's vocabulary.
+
+    Args:
+        classes (Sequence[str], optional): Foreground class names (``'background'`` is added first).
+        vocabulary (str, optional): A dataset name (``'voc'``, ``'coco'``, ``'demo'``): its classes.
+
+    Raises:
+        ValueError: both or neither given, an empty or repeated name.
+    """
+    if (classes is None) == (vocabulary is None):
+        raise ValueError('give either class names or a vocabulary name (voc, coco, demo), not both.')
+    if vocabulary is not None:
+        return list(dataset_classes(vocabulary))
+    names = [c.strip() for c in classes]
+    if not names or any(not n for n in names):
+        raise ValueError(f'class names must be non-empty, got {list(classes)!r}.')
+    names = [n for n in names if n != BACKGROUND]
+    if len(set(names)) != len(names):
+        raise ValueError(f'class names repeat: {names}.')
+    return [BACKGROUND] + names
+
+
+class WSSSInferencer(MMSegInferencer):
+    """mmseg's inferencer for text-guided WSSS segmentors, with an open class list.
+
+    Inputs are what :class:`MMSegInferencer` takes (paths or (H, W, 3) uint8 **BGR** arrays, mmseg's
+    convention); the test pipeline of the config is used without its file-reading transforms.
+
+    Args:
+        model (str | Config): Config file or object.
+        weights (str, optional): Checkpoint.
+        classes (Sequence[str], optional): The class list to segment, ``'background'`` first when
+            the model has a background row (see :func:`resolve_classes`). None keeps the trained
+            classes.
+        device (str, optional): Device. Defaults to None (CUDA if available).
+    """
+
+    def __init__(self,
+                 model,
+                 weights: Optional[str] = None,
+                 classes: Optional[Sequence[str]] = None,
+                 device: Optional[str] = None):
+        super().__init__(model, weights, device=device, scope='mmseg')
+        if classes is not None:
+            self.set_classes(classes)
+
+    def set_classes(self, classes: Union[str, Sequence[str]]) -> None:
+        """Segment ``classes`` from now on (row ``k`` of the output is ``classes[k]``).
+
+        Raises:
+            ValueError: the model's classifier is not made of text embeddings (see
+                :meth:`WSSSEncoderDecoder.set_class_names`).
+        """
+        if not hasattr(self.model, 'set_class_names'):
+            raise ValueError(f'{type(self.model).__name__} has a fixed class list; new class names need a '
+                             'WSSSEncoderDecoder with a text-guided head.')
+        self.model.set_class_names(classes)
+        names = tuple(self.model.text_encoder.class_names)
+        self.model.dataset_meta = dict(classes=names, palette=voc_palette(len(names)).tolist())
+
+    @property
+    def classes(self) -> tuple:
+        return tuple(self.model.dataset_meta['classes'])
+
+    def _init_pipeline(self, cfg: ConfigDict) -> Compose:
+        """The config's test pipeline with mmseg's ``InferencerLoader`` instead of file loading."""
+        steps = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] not in _FILE_TRANSFORMS]
+        return Compose([dict(type='InferencerLoader')] + steps)

@@ -1,0 +1,153 @@
+"""``tools/segment.py``: segment image files or folders with any class names.
+
+Per image ``<stem>`` in ``--out-dir``: ``<stem>.png`` (palette PNG, value ``k`` = class ``k`` of the
+list, 0 = background), ``<stem>_overlay.png`` (the image with the classes painted over it and a legend
+with each present class's colour and pixel share) and ``<stem>.json`` (``classes``: every class's
+pixel share in %, ``size``: [H, W], ``image``: the path). A file that cannot be read is named on
+stderr and skipped; the others are still segmented.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.utils import ProgressBar
+from PIL import Image, ImageDraw, ImageFont
+
+from mmseg_clip_wsss.datasets.palette import write_palette_png
+from .inferencer import WSSSInferencer, load_rgb, resolve_classes
+
+__all__ = ['IMAGE_SUFFIXES', 'list_images', 'class_shares', 'render_overlay', 'segment_images',
+           'segment_main']
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm')
+
+
+def list_images(paths: Sequence[str]) -> List[str]:
+    """Files named in ``paths`` and the image files (by suffix, sorted) under the folders in it.
+
+    Raises:
+        FileNotFoundError: a path that does not exist, or no image at all.
+    """
+    files = []
+    for path in paths:
+        if osp.isdir(path):
+            for root, _, names in sorted(os.walk(path)):
+                files += [osp.join(root, n) for n in sorted(names) if n.lower().endswith(IMAGE_SUFFIXES)]
+        elif osp.isfile(path):
+            files.append(path)
+        else:
+            raise FileNotFoundError(f'segment: {path} does not exist.')
+    if not files:
+        raise FileNotFoundError(f'segment: no image files ({", ".join(IMAGE_SUFFIXES)}) in {list(paths)}.')
+    return files
+
+
+def class_shares(label: np.ndarray, classes: Sequence[str]) -> Dict[str, float]:
+    """Pixel share (%) of every class in an (H, W) label map, in class order."""
+    counts = np.bincount(label.ravel(), minlength=len(classes))[:len(classes)]
+    return {name: round(100.0 * float(c) / label.size, 3) for name, c in zip(classes, counts)}
+
+
+def render_overlay(rgb: np.ndarray, label: np.ndarray, classes: Sequence[str], palette: np.ndarray,
+                   alpha: float = 0.5, min_side: int = 320) -> Image.Image:
+    """The image with class colours blended over it (background left bare) and a legend beside it.
+
+    Args:
+        rgb (np.ndarray): (H, W, 3) uint8.
+        label (np.ndarray): (H, W) class indices into ``classes``.
+        palette (np.ndarray): (K, 3) uint8 colours.
+        min_side (int): Small images are enlarged (nearest) to this shorter side to be legible.
+
+    Returns:
+        PIL.Image.Image: RGB picture, legend to the right of the image.
+    """
+    colour = palette[label].astype(np.float32)
+    blend = np.where((label > 0)[..., None], (1 - alpha) * rgb + alpha * colour, rgb)
+    picture = Image.fromarray(np.rint(blend).astype(np.uint8))
+    scale = max(1, int(np.ceil(min_side / min(label.shape))))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    shares = class_shares(label, classes)
+    present = [k for k, name in enumerate(classes) if shares[name] > 0]
+    font = ImageFont.load_default()
+    row, width = 18, 200
+    canvas = Image.new('RGB', (picture.width + width, max(picture.height, row * (len(present) + 1))), 'white')
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, k in enumerate(present):
+        x, y = picture.width + 8, 6 + i * row
+        draw.rectangle([x, y, x + 12, y + 12], fill=tuple(int(c) for c in palette[k]), outline='black')
+        draw.text((x + 18, y), f'{classes[k]}  {shares[classes[k]]:.1f}%', fill='black', font=font)
+    return canvas
+
+
+def _output_stem(path: str, taken: set) -> str:
+    stem, n = osp.splitext(osp.basename(path))[0], 1
+    unique = stem
+    while unique in taken:
+        unique, n = f'{stem}_{n}', n + 1
+    taken.add(unique)
+    return unique
+
+
+def segment_images(inferencer: WSSSInferencer, paths: Sequence[str], out_dir: str,
+                   show_progress: bool = True) -> Dict:
+    """Segment ``paths`` and write their label PNG, overlay and JSON into ``out_dir``.
+
+    Returns:
+        dict: ``written`` (``{image path: output stem}``) and ``skipped`` (``{image path: reason}``).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    classes = inferencer.classes
+    palette = np.asarray(inferencer.model.dataset_meta['palette'], dtype=np.uint8)
+    written, skipped, taken = {}, {}, set()
+    bar = ProgressBar(len(paths)) if show_progress and len(paths) > 1 else None
+    for path in paths:
+        try:
+            rgb = load_rgb(path)
+        except (OSError, ValueError) as err:
+            skipped[path] = f'{type(err).__name__}: {err}'
+            print(f'\nsegment: cannot read {path} ({skipped[path]}); skipped', file=sys.stderr, flush=True)
+        else:
+            sample = inferencer(np.ascontiguousarray(rgb[..., ::-1]), return_datasamples=True)
+            label = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)  # (H, W)
+            stem = _output_stem(path, taken)
+            write_palette_png(osp.join(out_dir, f'{stem}.png'), label, palette)
+            render_overlay(rgb, label, classes, palette).save(osp.join(out_dir, f'{stem}_overlay.png'))
+            with open(osp.join(out_dir, f'{stem}.json'), 'w') as f:
+                json.dump(dict(image=osp.abspath(path), size=list(label.shape),
+                               classes=class_shares(label, classes)), f, indent=2)
+            written[path] = stem
+        if bar is not None:
+            bar.update()
+    return dict(written=written, skipped=skipped)
+
+
+def segment_main(argv: Optional[List[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description='Segment images with any class names (a palette PNG, '
+                                     'an overlay with a legend and a JSON of class shares per image)')
+    parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
+    parser.add_argument('--config', required=True, help='model config')
+    parser.add_argument('--checkpoint', required=True, help='trained checkpoint')
+    names = parser.add_mutually_exclusive_group()
+    names.add_argument('--classes', help='comma-separated class names, e.g. "cat,dog" (background is '
+                       'added); names never labelled in training are encoded by the text tower')
+    names.add_argument('--vocabulary', help='a dataset\'s classes: voc, coco or demo')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--device', default=None, help='cpu, cuda, ... (default: CUDA if available)')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    paths = list_images(args.inputs)
+    inferencer = WSSSInferencer(args.config, args.checkpoint, device=args.device)
+    if args.classes or args.vocabulary:
+        inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes else None,
+                                               args.vocabulary))
+    result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)
+    print(f'\nsegment: {len(result["written"])} image(s) into {args.out_dir} with classes '
+          f'{list(inferencer.classes)}' + (f'; {len(result["skipped"])} unreadable file(s) skipped: '
+                                           f'{list(result["skipped"])}' if result['skipped'] else ''))
+    return result

@@ -1,0 +1,170 @@
+"""Zero-shot multi-label tags of unlabelled images from a CLIP (``tools/tag_images.py``).
+
+Every class is scored by the CLIP's zero-shot window score
+(:func:`mmseg_clip_wsss.clip_pretrain.evaluate.window_scores` against the prompt-ensemble class
+embeddings of :func:`~mmseg_clip_wsss.clip_pretrain.evaluate.class_embeddings`); an image is tagged
+with every class whose score reaches that class's threshold. The thresholds are chosen per class on a
+labelled split (the best F1 there) and saved as JSON, so the same tags can be made again later. Tags
+are written as an image-level label file (:mod:`mmseg_clip_wsss.datasets.image_labels`), which a WSSS
+dataset reads like a converted one.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mmseg_clip_wsss.clip_pretrain.evaluate import (class_embeddings, multilabel_map, read_split_images,
+                                                    window_scores)
+from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
+from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
+from .inferencer import load_rgb
+
+__all__ = ['CLIPTagger', 'best_f1_thresholds', 'tag_names', 'precision_recall', 'read_split',
+           'tag_main']
+
+
+class CLIPTagger:
+    """Per-class zero-shot scores of images from a CLIP checkpoint.
+
+    Args:
+        checkpoint (str): open_clip checkpoint (or pretrained tag).
+        class_words (Sequence[Sequence[str]]): Per class, its name and synonyms (prompted and averaged).
+        model_name (str): open_clip model config. Defaults to the demo CLIP.
+    """
+
+    def __init__(self, checkpoint: str, class_words: Sequence[Sequence[str]], model_name: str = DEMO_CLIP_NAME):
+        self.model = load_open_clip(model_name, checkpoint).eval()
+        self.class_names = [words[0] for words in class_words]
+        self.text = class_embeddings(self.model, model_name, class_words)  # (K, D)
+
+    @torch.no_grad()
+    def scores(self, images: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 RGB -> (N, K) scores (best window cosine similarity)."""
+        return window_scores(self.model, images, self.text).numpy()
+
+
+def best_f1_thresholds(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per class, the score threshold with the best F1 on a labelled split.
+
+    Args:
+        scores (np.ndarray): (N, K) scores.
+        labels (np.ndarray): (N, K) multi-hot.
+
+    Returns:
+        np.ndarray: (K,) thresholds; a class without positives gets +inf (never tagged).
+    """
+    thresholds = np.full(scores.shape[1], np.inf)
+    for k in range(scores.shape[1]):
+        positives = labels[:, k] > 0
+        if not positives.any():
+            continue
+        order = np.argsort(-scores[:, k], kind='stable')
+        hits = np.cumsum(positives[order])  # true positives when tagging the top i + 1
+        f1 = 2 * hits / (np.arange(1, len(order) + 1) + positives.sum())
+        best = int(np.argmax(f1))
+        below = scores[order[best + 1], k] if best + 1 < len(order) else scores[order[best], k] - 1
+        thresholds[k] = (scores[order[best], k] + below) / 2
+    return thresholds
+
+
+def tag_names(scores: np.ndarray, thresholds: np.ndarray, class_names: Sequence[str],
+              min_tags: int = 1) -> List[List[str]]:
+    """Class names at or above their thresholds per image (at least ``min_tags``, by margin)."""
+    margin = scores - thresholds[None]
+    tags = []
+    for row in margin:
+        picked = set(np.flatnonzero(row >= 0).tolist()) | set(np.argsort(-row)[:min_tags].tolist())
+        tags.append([class_names[k] for k in sorted(picked)])
+    return tags
+
+
+def precision_recall(tags: Sequence[Sequence[str]], labels: np.ndarray, class_names: Sequence[str]) -> Dict:
+    """Micro precision and recall (%) of tags against (N, K) multi-hot labels."""
+    predicted = np.zeros_like(labels, dtype=bool)
+    for i, names in enumerate(tags):
+        predicted[i, [class_names.index(n) for n in names]] = True
+    truth = labels > 0
+    tp = float((predicted & truth).sum())
+    return dict(precision=100 * tp / max(predicted.sum(), 1), recall=100 * tp / max(truth.sum(), 1))
+
+
+def read_split(data_root: str, split: str, side: Optional[int] = None) -> tuple:
+    """Ids and images of ``ImageSets/Segmentation/<split>.txt`` (``JPEGImages/<id>.jpg``), every image
+    resized to ``side`` x ``side`` when its size differs (default: the first image's height).
+
+    Returns:
+        tuple: ids (list[str]) and images (N, S, S, 3) uint8 RGB.
+    """
+    with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    images = []
+    for image_id in ids:
+        rgb = load_rgb(osp.join(data_root, 'JPEGImages', f'{image_id}.jpg'))
+        side = side or rgb.shape[0]
+        if rgb.shape[:2] != (side, side):
+            rgb = np.asarray(Image.fromarray(rgb).resize((side, side), Image.BICUBIC))
+        images.append(rgb)
+    return ids, np.stack(images)
+
+
+def _class_words(data_root: str) -> List[List[str]]:
+    """The labelled classes of a generated dataset's world with their synonyms."""
+    from mmseg_clip_wsss.demo.world import load_world
+    return [list(c.words) for c in load_world(data_root).classes]
+
+
+def tag_main(argv: Optional[List[str]] = None) -> Dict:
+    parser = argparse.ArgumentParser(description='Zero-shot image-level tags of unlabelled images from a '
+                                     'CLIP, written as a label file')
+    parser.add_argument('checkpoint', help='open_clip checkpoint of the CLIP')
+    parser.add_argument('--data-root', required=True, help='images to tag (VOC layout: JPEGImages/, '
+                        'ImageSets/Segmentation/<split>.txt)')
+    parser.add_argument('--split', default='train')
+    parser.add_argument('--out', required=True, help='label file to write')
+    parser.add_argument('--labelled-root', help='labelled dataset whose split chooses the thresholds '
+                        '(default: --data-root); its world gives the class names and synonyms')
+    parser.add_argument('--labelled-split', default='train')
+    parser.add_argument('--thresholds', help='thresholds JSON: read if it exists, else chosen on the '
+                        'labelled split and written here (default: beside --out)')
+    parser.add_argument('--true-labels', help='label file of the tagged images to score the tags '
+                        'against (default: DATA_ROOT/ImageLabels/SPLIT.txt if it exists)')
+    parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
+    args = parser.parse_args(argv)
+    labelled_root = args.labelled_root or args.data_root
+    class_words = _class_words(labelled_root)
+    names = [w[0] for w in class_words]
+    tagger = CLIPTagger(args.checkpoint, class_words, args.model_name)
+    threshold_file = args.thresholds or osp.splitext(args.out)[0] + '_thresholds.json'
+    if osp.isfile(threshold_file):
+        with open(threshold_file) as f:
+            saved = json.load(f)
+        thresholds = np.array([saved['thresholds'][n] for n in names])
+    else:
+        images, labels = read_split_images(labelled_root, args.labelled_split, names)
+        thresholds = best_f1_thresholds(tagger.scores(images), labels)
+        os.makedirs(osp.dirname(osp.abspath(threshold_file)), exist_ok=True)
+        with open(threshold_file, 'w') as f:
+            json.dump(dict(thresholds=dict(zip(names, thresholds.tolist())), checkpoint=osp.abspath(args.checkpoint),
+                           chosen_on=f'{osp.abspath(labelled_root)}:{args.labelled_split}', rule='best F1'),
+                      f, indent=2)
+    ids, images = read_split(args.data_root, args.split)
+    scores = tagger.scores(images)
+    tags = tag_names(scores, thresholds, names)
+    write_image_labels(args.out, dict(zip(ids, tags)),
+                       header=[f'zero-shot CLIP tags ({osp.basename(args.checkpoint)}), thresholds '
+                               f'{threshold_file}'])
+    result = dict(label_file=args.out, thresholds=threshold_file, num_images=len(ids))
+    true_file = args.true_labels or osp.join(args.data_root, 'ImageLabels', f'{args.split}.txt')
+    if osp.isfile(true_file):
+        truth = load_image_labels(true_file, [BACKGROUND] + names)
+        labels = np.array([[n in truth[i] for n in names] for i in ids], dtype=np.float32)
+        result.update(precision_recall(tags, labels, names), mAP=multilabel_map(scores, labels)['mAP'])
+        print(f"[tag_images] against {true_file}: mAP {result['mAP']:.1f}, precision "
+              f"{result['precision']:.1f}, recall {result['recall']:.1f}")
+    print(f'[tag_images] {len(ids)} images tagged into {args.out} (thresholds {threshold_file})')
+    return result

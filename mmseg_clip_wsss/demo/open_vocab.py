@@ -1,0 +1,137 @@
+"""Open-vocabulary and tagging figures of the demo (inference only).
+
+- **Open vocabulary**: the ``openvocab`` split of a generated dataset has GT masks over
+  ``demo_info.json['open_vocab_classes']``: background, the labelled classes and the ``unseen`` ones
+  that no WSSS label file names (the CLIP corpus shows them). A stage-1 model is asked for all of them
+  by name (:meth:`WSSSEncoderDecoder.set_class_names`): ``open_vocab_unseen_miou`` is the mIoU over the
+  unseen classes, ``open_vocab_seen_miou`` over background + the labelled ones, both from the same
+  prediction.
+- **Closest seen class** baseline: a closed-vocabulary model knows only the labelled names. It segments
+  with them, and each unseen class is scored as the labelled class whose text embedding (same learned
+  prompts) is nearest to the unseen name's: IoU(pred == nearest seen, GT == unseen), averaged over the
+  unseen classes (``open_vocab_closest_seen_miou``).
+- **Tagging**: zero-shot tags from the CLIP (:mod:`mmseg_clip_wsss.apis.tagging`), thresholds chosen on
+  the train split, ``tagging_map`` (and micro precision / recall at the thresholds) on the val split.
+"""
+import json
+import os.path as osp
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb
+from mmseg_clip_wsss.apis.tagging import CLIPTagger, best_f1_thresholds, precision_recall, tag_names
+from mmseg_clip_wsss.cam.evaluate import compute_miou, read_label_png
+from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
+from .world import load_world
+
+__all__ = ['open_vocab_figures', 'tagging_figures', 'closest_seen_iou']
+
+
+def _predict(inferencer: WSSSInferencer, images: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """(H, W) label maps of RGB images."""
+    return [inferencer(np.ascontiguousarray(rgb[..., ::-1]), return_datasamples=True)
+            .pred_sem_seg.data[0].cpu().numpy() for rgb in images]
+
+
+def closest_seen_iou(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], nearest: Dict[int, int]) -> Dict[int, float]:
+    """IoU (%) of each unseen GT class ``u`` against the prediction of its stand-in ``nearest[u]``.
+
+    Args:
+        preds (Sequence[np.ndarray]): (H, W) labels over the seen classes.
+        gts (Sequence[np.ndarray]): (H, W) GT labels over seen + unseen classes (255 ignored).
+        nearest (dict[int, int]): unseen GT index -> seen prediction index.
+    """
+    inter = dict.fromkeys(nearest, 0)
+    union = dict.fromkeys(nearest, 0)
+    for pred, gt in zip(preds, gts):
+        valid = gt != 255
+        for u, s in nearest.items():
+            a, b = (gt == u) & valid, (pred == s) & valid
+            inter[u] += int((a & b).sum())
+            union[u] += int((a | b).sum())
+    return {u: 100.0 * inter[u] / max(union[u], 1) for u in nearest}
+
+
+def _openvocab_split(data_root: str, split: str):
+    with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    images = [load_rgb(osp.join(data_root, 'JPEGImages', f'{i}.jpg')) for i in ids]
+    gts = [read_label_png(osp.join(data_root, 'SegmentationClass', f'{i}.png')) for i in ids]
+    return images, gts
+
+
+def tagging_figures(clip_checkpoint: str, data_root: str, threshold_split: str = 'train',
+                    eval_split: str = 'val') -> Dict:
+    """Zero-shot tagging of ``eval_split`` with thresholds chosen on ``threshold_split``.
+
+    Returns:
+        dict: ``tagging_map``, ``tagging_precision``, ``tagging_recall`` (%).
+    """
+    world = load_world(data_root)
+    tagger = CLIPTagger(clip_checkpoint, [list(c.words) for c in world.classes])
+    names = tagger.class_names
+    images, labels = read_split_images(data_root, threshold_split, names)
+    thresholds = best_f1_thresholds(tagger.scores(images), labels)
+    images, labels = read_split_images(data_root, eval_split, names)
+    scores = tagger.scores(images)
+    pr = precision_recall(tag_names(scores, thresholds, names), labels, names)
+    return dict(tagging_map=round(multilabel_map(scores, labels)['mAP'], 2),
+                tagging_precision=round(pr['precision'], 2), tagging_recall=round(pr['recall'], 2))
+
+
+@torch.no_grad()
+def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkpoint: str,
+                       split: str = 'openvocab', device: str = 'cpu') -> Dict:
+    """Open-vocabulary mIoU, the closest-seen baseline and the tagging mAP of a stage-1 model.
+
+    Args:
+        config (str): Stage-1 config (a text-guided head with learned prompts, shared context).
+        checkpoint (str): Its trained checkpoint.
+        data_root (str): Generated dataset with the ``openvocab`` split (``num_openvocab`` > 0).
+        clip_checkpoint (str): The CLIP the config's image and text towers load.
+        split (str): Split with open-vocabulary GT masks. Defaults to ``'openvocab'``.
+
+    Returns:
+        dict: ``open_vocab_unseen_miou``, ``open_vocab_seen_miou``, ``open_vocab_closest_seen_miou``,
+        ``tagging_map`` (all %), ``tagging_precision``, ``tagging_recall``, ``open_vocab_per_class_iou``,
+        ``closest_seen`` (unseen -> the seen class standing in for it), ``open_vocab_seconds``.
+
+    Raises:
+        KeyError: ``demo_info.json`` has no ``open_vocab_classes`` (data without the split).
+    """
+    start = time.time()
+    with open(osp.join(data_root, 'demo_info.json')) as f:
+        info = json.load(f)
+    if 'open_vocab_classes' not in info:
+        raise KeyError(f'{data_root}/demo_info.json has no open_vocab_classes: write the data with '
+                       'num_openvocab > 0 (tools/make_demo_data.py --num-openvocab 100).')
+    all_classes, seen = list(info['open_vocab_classes']), list(info['classes'])
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint
+    inferencer = WSSSInferencer(cfg, checkpoint, device=device)
+    images, gts = _openvocab_split(data_root, split)
+
+    inferencer.set_classes(all_classes)
+    metrics = compute_miou(_predict(inferencer, images), gts, all_classes, log_table=False)
+    iou = metrics['per_class_iou']
+    unseen = all_classes[len(seen):]
+    text = inferencer.model.text_encoder()  # (K_all, D) unit rows
+    similarity = text[len(seen):] @ text[1:len(seen)].t()  # (unseen, seen foreground)
+    nearest = {len(seen) + i: 1 + int(j) for i, j in enumerate(similarity.argmax(1).tolist())}
+
+    inferencer.set_classes(seen)
+    baseline = closest_seen_iou(_predict(inferencer, images), gts, nearest)
+    result = dict(
+        open_vocab_unseen_miou=round(float(np.mean([iou[c] or 0.0 for c in unseen])), 2),
+        open_vocab_seen_miou=round(float(np.mean([iou[c] or 0.0 for c in seen])), 2),
+        open_vocab_closest_seen_miou=round(float(np.mean(list(baseline.values()))), 2),
+        open_vocab_per_class_iou=iou,
+        closest_seen={all_classes[u]: seen[s] for u, s in nearest.items()},
+        closest_seen_iou={all_classes[u]: round(v, 2) for u, v in baseline.items()})
+    result.update(tagging_figures(clip_checkpoint, data_root))
+    result['open_vocab_seconds'] = round(time.time() - start, 1)
+    return result

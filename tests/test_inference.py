@@ -1,0 +1,146 @@
+"""Inference with any class names: WSSSInferencer, tools/segment.py, the text encoder's new classes."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import save_checkpoint
+from PIL import Image
+
+from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
+from mmseg_clip_wsss.apis.segment import segment_main
+from mmseg_clip_wsss.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_swin_demo.py'
+CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon', 'crescent')
+
+
+@pytest.fixture(scope='module')
+def model_files(tiny_clip, tmp_path_factory):
+    """The demo config with the tiny text tower, and a checkpoint of its (randomly initialised) model."""
+    root = tmp_path_factory.mktemp('segment_model')
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(DEMO_CONFIG))
+    cfg.model.text_encoder.pretrained = tiny_clip['pretrained']
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    checkpoint = str(root / 'model.pth')
+    save_checkpoint(dict(state_dict=model.state_dict(),
+                         meta=dict(dataset_meta=dict(classes=CLASSES, palette=None))), checkpoint)
+    config = str(root / 'config.py')
+    cfg.dump(config)
+    return config, checkpoint
+
+
+def _image(path: Path, size=(96, 64), seed=0) -> str:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def _logits(inferencer, rgb):
+    sample = inferencer(np.ascontiguousarray(rgb[..., ::-1]), return_datasamples=True)
+    return sample.seg_logits.data, sample.pred_sem_seg.data[0]
+
+
+def test_new_class_names_replace_the_classifier_rows(model_files):
+    config, checkpoint = model_files
+    inferencer = WSSSInferencer(config, checkpoint, device='cpu')
+    assert inferencer.classes == CLASSES
+    rgb = np.random.default_rng(1).integers(0, 256, (50, 90, 3), dtype=np.uint8)
+    inferencer.set_classes(resolve_classes(['disc', 'ring', 'heart']))
+    logits, label = _logits(inferencer, rgb)
+    assert inferencer.classes == ('background', 'disc', 'ring', 'heart')
+    assert logits.shape == (4, 50, 90)  # any size: back at the input's size
+    assert set(label.unique().tolist()) <= {0, 1, 2, 3}
+    # renaming one class changes only its row: the other score maps stay, labels move only to/from it
+    inferencer.set_classes(resolve_classes(['disc', 'ring', 'valentine']))
+    renamed, label2 = _logits(inferencer, rgb)
+    torch.testing.assert_close(renamed[:3], logits[:3])
+    assert not torch.allclose(renamed[3], logits[3])
+    changed = label != label2
+    assert ((label[changed] == 3) | (label2[changed] == 3)).all()
+
+
+def test_class_specific_context_cannot_take_new_names(tiny_clip):
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(DEMO_CONFIG))
+    cfg.model.text_encoder.update(pretrained=tiny_clip['pretrained'],
+                                  prompt=dict(type='CoOpPromptLearner', n_ctx=2, ctx_init=None,
+                                              class_specific=True))
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match='class-specific'):
+        model.set_class_names(['background', 'heart'])
+    with pytest.raises(ValueError, match='background'):
+        model.text_encoder.set_class_names(['heart', 'arrow'])
+
+
+def test_resolve_classes():
+    assert resolve_classes(['cat', ' dog']) == ['background', 'cat', 'dog']
+    assert resolve_classes(vocabulary='voc')[0] == 'background' and len(resolve_classes(vocabulary='voc')) == 21
+    with pytest.raises(ValueError, match='repeat'):
+        resolve_classes(['cat', 'cat'])
+    with pytest.raises(ValueError, match='either'):
+        resolve_classes(['cat'], 'voc')
+
+
+@pytest.mark.parametrize('mode', ['P', 'L', 'LA', 'RGBA', 'CMYK', 'I;16', 'F'])
+def test_load_rgb_reads_any_mode(tmp_path, mode):
+    base = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    if mode == 'I;16':
+        img = Image.fromarray((np.arange(600, dtype=np.uint16).reshape(20, 30) * 100))
+    elif mode == 'F':
+        img = Image.fromarray(np.linspace(-1, 1, 600, dtype=np.float32).reshape(20, 30))
+    else:
+        img = base.convert(mode)
+    path = tmp_path / ('x.tif' if mode in ('F', 'CMYK') else 'x.png')
+    img.save(path)
+    rgb = load_rgb(str(path))
+    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8
+    if mode in ('I;16', 'F'):  # scaled by their own range
+        assert rgb.min() == 0 and rgb.max() == 255
+
+
+def test_load_rgb_applies_exif_orientation(tmp_path):
+    img = Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    img.save(tmp_path / 'rot.jpg', exif=exif)
+    assert load_rgb(str(tmp_path / 'rot.jpg')).shape == (30, 20, 3)
+
+
+def test_segment_tool_writes_outputs_and_skips_a_corrupt_file(model_files, tmp_path, capsys):
+    config, checkpoint = model_files
+    images = tmp_path / 'images'
+    (images / 'sub').mkdir(parents=True)
+    _image(images / 'a.jpg', seed=1)
+    _image(images / 'sub' / 'b.png', size=(40, 70), seed=2)
+    (images / 'broken.jpg').write_bytes(b'not an image at all')
+    out = tmp_path / 'out'
+    result = segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--classes',
+                           'disc,ring,heart', '--out-dir', str(out), '--device', 'cpu'])
+    assert sorted(result['written'].values()) == ['a', 'b']
+    assert list(result['skipped']) == [str(images / 'broken.jpg')]
+    assert 'broken.jpg' in capsys.readouterr().err
+    label = np.asarray(Image.open(out / 'b.png'))
+    assert Image.open(out / 'b.png').mode == 'P' and label.shape == (70, 40)
+    assert set(np.unique(label).tolist()) <= {0, 1, 2, 3}
+    shares = json.loads((out / 'b.json').read_text())
+    assert list(shares['classes']) == ['background', 'disc', 'ring', 'heart']
+    assert sum(shares['classes'].values()) == pytest.approx(100, abs=0.01)
+    for k, name in enumerate(shares['classes']):
+        assert shares['classes'][name] == pytest.approx(100 * (label == k).mean(), abs=0.01)
+    overlay = Image.open(out / 'a_overlay.png')
+    assert overlay.width > overlay.height  # the legend beside the enlarged image
+
+
+def test_segment_tool_names_a_missing_path(model_files, tmp_path):
+    config, checkpoint = model_files
+    with pytest.raises(FileNotFoundError, match='nowhere.jpg'):
+        segment_main([str(tmp_path / 'nowhere.jpg'), '--config', config, '--checkpoint', checkpoint,
+                      '--out-dir', str(tmp_path / 'out')])

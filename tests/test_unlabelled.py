@@ -1,0 +1,115 @@
+"""Learning from unlabelled images: CLIP zero-shot tags (tools/tag_images.py), per-source loss weights,
+the labelled + tagged ConcatDataset config."""
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.dataset import ConcatDataset
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS, MODELS
+from mmseg.structures import SegDataSample
+
+from mmseg_clip_wsss.apis.tagging import best_f1_thresholds, precision_recall, tag_main, tag_names
+from mmseg_clip_wsss.demo.data import make_demo_data
+from mmseg_clip_wsss.demo.unlabelled import arm_options
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.structures import sample_loss_weights, set_image_labels
+
+REPO = Path(__file__).resolve().parents[1]
+PLUS_TAGGED = REPO / 'configs' / 'unlabelled' / 'clip_wsss_clip-rn_demo_plus-tagged.py'
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    init_default_scope('mmseg')
+
+
+@pytest.fixture(scope='module')
+def roots(tmp_path_factory):
+    """A labelled demo dataset and an 'unlabelled' one of another seed (its label files unused)."""
+    base = tmp_path_factory.mktemp('unlabelled')
+    make_demo_data(str(base / 'labelled'), seed=0, num_train=12, num_val=6, size=64, show_progress=False)
+    make_demo_data(str(base / 'unlabelled'), seed=5, num_train=10, num_val=0, size=64, show_progress=False)
+    clip = write_random_clip_checkpoint(str(base / 'clip.pt'), model_name=DEMO_CLIP_NAME, seed=0)
+    return base / 'labelled', base / 'unlabelled', clip
+
+
+def test_best_f1_thresholds_separate_a_separable_class():
+    scores = np.array([[0.9, 0.1], [0.8, 0.4], [0.2, 0.35], [0.1, 0.3]])
+    labels = np.array([[1, 0], [1, 1], [0, 0], [0, 0]], dtype=np.float32)
+    thr = best_f1_thresholds(scores, labels)
+    assert 0.2 < thr[0] < 0.8 and 0.35 < thr[1] < 0.4
+    tags = tag_names(scores, thr, ['a', 'b'])
+    assert tags == [['a'], ['a', 'b'], ['b'], ['b']]  # rows 3, 4 tagged by the best margin (min_tags=1)
+    assert tag_names(scores, thr, ['a', 'b'], min_tags=0)[2:] == [[], []]
+    assert best_f1_thresholds(scores, np.zeros_like(labels))[0] == np.inf
+    pr = precision_recall(tags, labels, ['a', 'b'])
+    assert pr == dict(precision=pytest.approx(60.0), recall=100.0)  # 3 of the 5 tags true, all 3 found
+
+
+def test_tag_images_writes_a_label_file_the_dataset_loads(roots, tmp_path):
+    labelled, unlabelled, clip = roots
+    out = tmp_path / 'train_clip.txt'
+    result = tag_main([clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled),
+                       '--out', str(out)])
+    assert result['num_images'] == 10 and 0 <= result['mAP'] <= 100  # the generated truth exists
+    assert Path(result['thresholds']).is_file()
+    dataset = DATASETS.build(dict(type='DemoWSSSDataset', data_root=str(unlabelled),
+                                  data_prefix=dict(img_path='JPEGImages'),
+                                  ann_file='ImageSets/Segmentation/train.txt', label_file=str(out),
+                                  pipeline=[]))
+    assert len(dataset) == 10  # every image has at least one tag, so none is dropped
+    lines = [line for line in out.read_text().splitlines() if not line.startswith('#')]
+    for info, line in zip(dataset, lines):
+        names = line.split(' ', 1)[1].split(',')
+        assert info['img_id'] == line.split(' ')[0]
+        assert [dataset.metainfo['classes'][k] for k in np.flatnonzero(info['gt_image_labels'])[1:]] == names
+    # saved thresholds are read back: the same tags again
+    again = tmp_path / 'again.txt'
+    tag_main([clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled), '--out', str(again),
+              '--thresholds', result['thresholds']])
+    assert again.read_text().splitlines()[2:] == out.read_text().splitlines()[2:]
+
+
+def test_plus_tagged_config_concatenates_sources_with_their_loss_weight(roots):
+    labelled, unlabelled, clip = roots
+    cfg = Config.fromfile(str(PLUS_TAGGED))
+    options = [a.split('=', 1) for a in arm_options('plus_tagged', str(labelled), str(unlabelled), clip, 5, 0,
+                                                    tagged_loss_weight=0.5)]
+    cfg.merge_from_dict({key: DictAction._parse_iterable(value) for key, value in options})
+    assert cfg.train_cfg.max_iters == 5 and cfg.randomness.seed == 0
+    cfg.train_dataloader.dataset.datasets[1].label_file = 'ImageLabels/train.txt'
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    assert isinstance(dataset, ConcatDataset) and len(dataset) == 22
+    weights = [float(dataset[i]['data_samples'].metainfo['loss_weight']) for i in (0, 21)]
+    assert weights == [1.0, 0.5]
+    assert {a.split('=')[0] for a in arm_options('labelled', 'a', 'b', 'c', 5, 0)} >= {
+        'train_dataloader.dataset.data_root', 'cam_dataloader.dataset.data_root'}
+
+
+def test_loss_weight_scales_the_multilabel_loss(tiny_clip):
+    cfg = copy.deepcopy(Config.fromfile(str(REPO / 'configs' / 'demo' / 'clip_wsss_swin_demo.py')).model)
+    cfg.text_encoder.pretrained = tiny_clip['pretrained']
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.eval()  # no dropout: the same scores for both calls
+
+    def losses(weight):
+        batch = []
+        for labels in ([1, 1, 0, 0, 0, 0, 0, 0, 1], [1, 0, 1, 0, 0, 0, 0, 0, 0]):
+            meta = dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64))
+            if weight is not None:
+                meta['loss_weight'] = weight
+            sample = SegDataSample(metainfo=meta)
+            set_image_labels(sample, labels)
+            batch.append(sample)
+        with torch.no_grad():  # a fresh copy: the loss updates the neck's memory bank
+            return copy.deepcopy(model).loss(torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)), batch)
+
+    assert sample_loss_weights([SegDataSample(metainfo=dict(loss_weight=1.0))], torch.zeros(1)) is None
+    full, half = losses(None), losses(0.5)
+    torch.testing.assert_close(half['decode.loss_mlc'], 0.5 * full['decode.loss_mlc'])
+    assert losses(0.0)['decode.loss_mlc'] == 0
