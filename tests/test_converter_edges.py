@@ -144,6 +144,6 @@ def test_pseudo_masks_to_coco_refuses_a_mask_of_another_size(tmp_path):
         pseudo_masks_to_coco(str(mask_dir), str(img_dir), str(tmp_path / 'out.json'), DEMO_CLASSES,
                              show_progress=False)
     assert str(mask_dir / 'b.png') in str(err.value)
-    assert '(24, 16) but its image is (16, 24)' in str(err.value)
-    assert 'pseudo masks must be at image resolution' in str(err.value)
+    assert 'is 24x16 (HxW) but its image' in str(err.value) and 'is 16x24' in str(err.value)
+    assert "make it at the image's size" in str(err.value)
     assert not (tmp_path / 'out.json').exists()

@@ -9,6 +9,7 @@
 - ``tools/slurm_train.sh`` / ``slurm_test.sh`` hand srun the right job.
 """
 import os
+import os.path as osp
 import shutil
 import subprocess
 import sys
@@ -23,8 +24,11 @@ from mmengine.runner import Runner
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.cam import is_valid_png
-from mmseg_clip_wsss.cam.cli import build_cam_dataloader_cfg
-from mmseg_clip_wsss.datasets import write_palette_png
+from mmseg_clip_wsss.cam.cli import (PROTOCOL_FILE, build_cam_dataloader_cfg, parse_args,
+                                     protocol_from_args)
+from mmseg_clip_wsss.cam.evaluate import write_metrics_json
+from mmseg_clip_wsss.datasets import (CONFIDENCE_DIR, confidence_path, write_confidence_png,
+                                      write_palette_png)
 from mmseg_clip_wsss.demo import make_demo_data
 from mmseg_clip_wsss.engine import dist as wsss_dist
 from mmseg_clip_wsss.models.losses import ImageTextContrastiveLoss
@@ -222,26 +226,35 @@ def test_dist_pseudo_masks_write_each_file_once_and_resume(tiny_run):
     out.mkdir()
     ids = sorted(p.stem for p in (tiny_run['data_root'] / 'JPEGImages').glob('train_*.jpg'))
     assert len(ids) == NUM_TRAIN
-    # a previous, killed run: two valid masks, one cut short, one temporary file
+    # a previous, killed run: two valid masks (with their confidence maps), one cut short, one
+    # temporary file
     for name in ids[:2]:
         write_palette_png(str(out / f'{name}.png'), np.zeros((64, 64), np.uint8))
+        write_confidence_png(confidence_path(str(out / f'{name}.png')), np.full((64, 64), 0.5))
     stamps = {name: os.stat(out / f'{name}.png').st_mtime_ns for name in ids[:2]}
     write_palette_png(str(out / f'{ids[2]}.png'), np.zeros((64, 64), np.uint8))
     with open(out / f'{ids[2]}.png', 'r+b') as f:
         f.truncate(30)
     (out / f'.{ids[3]}.png.x1y2.tmp').write_bytes(b'half')
+    args = [str(tiny_run['config']), str(tiny_run['work_dir'] / 'iter_3.pth'), '--out-dir', str(out),
+            '--eval', '--scales', '1.0', '--no-flip', '--refine', 'none', '--no-progress',
+            *cfg_options(tiny_run['data_root'], tiny_run['clip'])]
+    # ... which wrote its protocol record first, as every run does
+    parsed = parse_args(args)
+    cfg = Config.fromfile(parsed.config, import_custom_modules=False)
+    cfg.merge_from_dict(parsed.cfg_options)
+    record = dict(checkpoint=osp.abspath(parsed.checkpoint), split='train',
+                  **protocol_from_args(cfg, parsed).record())
+    write_metrics_json(str(out / PROTOCOL_FILE), record)
 
     env = run_env(tiny_run['probe'])
-    cmd = ['bash', str(REPO / 'tools' / 'dist_make_pseudo_masks.sh'), str(tiny_run['config']),
-           str(tiny_run['work_dir'] / 'iter_3.pth'), '2', '--out-dir', str(out), '--eval',
-           '--scales', '1.0', '--no-flip', '--refine', 'none', '--no-progress',
-           *cfg_options(tiny_run['data_root'], tiny_run['clip'])]
+    cmd = ['bash', str(REPO / 'tools' / 'dist_make_pseudo_masks.sh'), *args[:2], '2', *args[2:]]
     result = subprocess.run(cmd, cwd=tiny_run['tmp'], env=env, capture_output=True, text=True,
                             timeout=600)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-5000:]
     assert 'pseudo masks: 6 written (per rank: 3, 3), 2 already there' in log
-    expected = [f'{i}.png' for i in ids] + ['metrics.json', 'protocol.json']
+    expected = [f'{i}.png' for i in ids] + ['metrics.json', 'protocol.json', CONFIDENCE_DIR]
     assert sorted(os.listdir(out)) == sorted(expected)
     for name in ids:
         assert is_valid_png(str(out / f'{name}.png'), (64, 64)), name
