@@ -112,3 +112,15 @@ def test_demo_runner_output_contract(tmp_path):
     for key in ('pseudo_mask_miou', 'cam_baseline_miou', 'handcrafted_prompt_miou', 'random_text_miou',
                 'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map'):
         assert again[key] == summary[key], key
+
+
+def test_demo_step_refuses_to_resume_a_run_of_another_config(tmp_path):
+    """An unfinished run of another config (an older demo's work dir) is not resumed into this one."""
+    from mmseg_clip_wsss.demo.runner import train
+    work_dir = tmp_path / 'stage1'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_500.pth'))
+    (work_dir / 'clip_wsss_swin_demo.py').write_text('# the older demo config')
+    with pytest.raises(RuntimeError, match='--fresh') as err:
+        train('stage1', 'configs/demo/clip_wsss_clip-rn_demo.py', str(work_dir), [], 800, False, 1)
+    assert str(work_dir) in str(err.value) and 'clip_wsss_clip-rn_demo.py' in str(err.value)

@@ -146,6 +146,10 @@ def train(name: str, config: str, work_dir: str, options: List[str], iterations:
         return done
     argv = ['tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *options]
     if not fresh and osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        if not osp.isfile(osp.join(work_dir, osp.basename(config))):  # mmengine dumps the config there
+            raise RuntimeError(f'[demo] {work_dir} holds an unfinished run of another config (no '
+                               f'{osp.basename(config)} in it), which cannot be resumed: run the demo '
+                               f'with --fresh, or remove {work_dir}.')
         argv.append('--resume')
     run_command(name, argv, osp.join(work_dir, 'train.log'), threads)
     done = _finished_checkpoint(work_dir, iterations)
