@@ -147,7 +147,7 @@ def test_weclip_style_config_trains_with_the_tower_frozen_and_the_memory_bank_up
     from mmseg_clip_wsss.demo import make_demo_data
     root = tmp_path / 'demo'
     make_demo_data(str(root), seed=0, num_train=4, num_val=1, size=64, show_progress=False)
-    cfg = Config.fromfile(str(REPO / 'configs/weclip/clip_wsss_frozen-demo-clip_demo.py'))
+    cfg = Config.fromfile(str(REPO / 'configs/demo/clip_wsss_clip-rn_demo.py'))
     ckpt = checkpoints[DEMO_CLIP_NAME]
     cfg.merge_from_dict({
         'model.backbone.pretrained': ckpt, 'model.text_encoder.pretrained': ckpt,
