@@ -230,6 +230,15 @@ def _wsss_steps(work_dir: str, options: List[str], clip_options: Dict[str, List[
                 checkpoints: Dict[str, str]) -> Dict[str, Tuple[Callable[[], None], Sequence[str]]]:
     """Stage 1 -> pseudo masks for every variant, stage 2 on our pseudo masks and on the GT masks."""
     steps = {}
+
+    def _stage2(name: str, masks: str) -> None:
+        stage2_dir = osp.join(work_dir, name)
+        stage2_options = options + clip_options['backbone'] + [
+            f'train_dataloader.dataset.data_prefix.seg_map_path={masks}']
+        checkpoints[name] = train(name, STAGE2, stage2_dir, stage2_options, iterations[STAGE2], fresh,
+                                  threads)
+        summary[f'{name}_val_miou'] = round(last_val_miou(stage2_dir), 2)
+
     for name, config, key, uses_text, _ in STAGE1:
         run_dir = osp.join(work_dir, name)
         extra = clip_options['backbone'] + (clip_options['text'] if uses_text else [])
@@ -249,14 +258,6 @@ def _wsss_steps(work_dir: str, options: List[str], clip_options: Dict[str, List[
         if name == 'stage1':  # the longest chain goes first
             steps['stage2'] = (lambda: _stage2('stage2', osp.join(work_dir, 'stage1', 'pseudo_masks')),
                                ('stage1_pseudo_masks', ))
-
-    def _stage2(name: str, masks: str) -> None:
-        stage2_dir = osp.join(work_dir, name)
-        stage2_options = options + clip_options['backbone'] + [
-            f'train_dataloader.dataset.data_prefix.seg_map_path={masks}']
-        checkpoints[name] = train(name, STAGE2, stage2_dir, stage2_options, iterations[STAGE2], fresh,
-                                  threads)
-        summary[f'{name}_val_miou'] = round(last_val_miou(stage2_dir), 2)
 
     steps['stage2_gt'] = (lambda: _stage2('stage2_gt', osp.join(data_root, 'SegmentationClass')), ())
     return steps
