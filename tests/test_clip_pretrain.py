@@ -159,10 +159,16 @@ def test_resume_continues_to_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrain_clip(tiny, cfg, str(tmp_path / 'resumed'), show_progress=False)
     monkeypatch.setattr(train_module, '_save', save)
+    # the unfinished run is not resumed under other settings
+    with pytest.raises(ValueError, match='another configuration'):
+        pretrain_clip(tiny, replace(cfg, lr=1e-4), str(tmp_path / 'resumed'), resume=True,
+                      show_progress=False)
     resumed = pretrain_clip(tiny, cfg, str(tmp_path / 'resumed'), resume=True, show_progress=False)
     a = torch.load(straight['checkpoint'], weights_only=True)['state_dict']
     b = torch.load(resumed['checkpoint'], weights_only=True)['state_dict']
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
-    with pytest.raises(ValueError, match='another configuration'):
-        pretrain_clip(tiny, replace(cfg, lr=1e-4), str(tmp_path / 'resumed'), resume=True,
-                      show_progress=False)
+    # a finished run leaves no resumable state: other settings start a new run
+    assert not (tmp_path / 'resumed' / 'latest.pth').exists()
+    other = pretrain_clip(tiny, replace(cfg, steps=2), str(tmp_path / 'resumed'), resume=True,
+                          show_progress=False)
+    assert other['steps'] == 2

@@ -43,6 +43,9 @@ def pretrain_main(argv: Optional[List[str]] = None) -> Dict:
     parser.add_argument('--no-resume', action='store_true', help='start over instead of resuming')
     parser.add_argument('--no-progress', action='store_true')
     args = parser.parse_args(argv)
+    for name in ('pairs', 'steps', 'batch_size'):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     world = resolve_world(args.data_root if not args.world else None, args.world)

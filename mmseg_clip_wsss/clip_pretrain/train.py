@@ -153,8 +153,9 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
     if resume and osp.isfile(latest):
         state = torch.load(latest, map_location='cpu', weights_only=True)
         if state['config'] != asdict(cfg):
-            raise ValueError(f'pretrain_clip: {latest} was written with another configuration '
-                             f'({state["config"]}); remove it or pass the same options.')
+            raise ValueError(f'pretrain_clip: {latest} is an unfinished run of another configuration '
+                             f'({state["config"]}): pass the same options to finish it, or --fresh '
+                             '(or --no-resume) to start over with these.')
         model.load_state_dict(state['state_dict'])
         optimizer.load_state_dict(state['optimizer'])
         scheduler.load_state_dict(state['scheduler'])
@@ -188,6 +189,8 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
     bar.close()
     out = osp.join(work_dir, 'clip.pt')
     _save(dict(state_dict=model.state_dict()), out)
+    if osp.isfile(latest):  # the run is finished: its resumable state has served
+        os.remove(latest)
     return dict(checkpoint=out, seconds=round(time.time() - begin, 1),
                 loss=float(np.mean(losses[-20:])) if losses else None,
                 logit_scale=model.logit_scale.exp().item(), steps=cfg.steps)
