@@ -31,7 +31,8 @@ def _mmseg_scope():
 def roots(tmp_path_factory):
     """A labelled demo dataset and an 'unlabelled' one of another seed (its label files unused)."""
     base = tmp_path_factory.mktemp('unlabelled')
-    make_demo_data(str(base / 'labelled'), seed=0, num_train=12, num_val=6, size=64, show_progress=False)
+    make_demo_data(str(base / 'labelled'), seed=0, num_train=12, num_val=6, num_openvocab=6, size=64,
+                   show_progress=False)
     make_demo_data(str(base / 'unlabelled'), seed=5, num_train=10, num_val=0, size=64, show_progress=False)
     clip = write_random_clip_checkpoint(str(base / 'clip.pt'), model_name=DEMO_CLIP_NAME, seed=0)
     return base / 'labelled', base / 'unlabelled', clip
@@ -72,6 +73,15 @@ def test_tag_images_writes_a_label_file_the_dataset_loads(roots, tmp_path):
     tag_main([clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled), '--out', str(again),
               '--thresholds', result['thresholds']])
     assert again.read_text().splitlines()[2:] == out.read_text().splitlines()[2:]
+
+
+def test_tag_images_scores_a_split_whose_true_labels_name_unseen_classes(roots, tmp_path):
+    labelled, _, clip = roots
+    truth = (labelled / 'ImageLabels' / 'openvocab.txt').read_text()
+    assert any(name in truth for name in ('heart', 'arrow', 'diamond', 'bar'))  # the unseen classes
+    result = tag_main([clip, '--data-root', str(labelled), '--split', 'openvocab', '--out',
+                       str(tmp_path / 'openvocab_clip.txt')])
+    assert result['num_images'] == 6 and 0 <= result['mAP'] <= 100  # scored on the tagged classes
 
 
 def test_plus_tagged_config_concatenates_sources_with_their_loss_weight(roots):

@@ -118,6 +118,17 @@ def _class_words(data_root: str) -> List[List[str]]:
     return [list(c.words) for c in load_world(data_root).classes]
 
 
+def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
+    """Every class a label file of ``data_root`` may name: the tagged ones, and the unseen classes of
+    a generated open-vocabulary split (``demo_info.json['open_vocab_classes']``), which scoring drops."""
+    info_file = osp.join(data_root, 'demo_info.json')
+    extra: List[str] = []
+    if osp.isfile(info_file):
+        with open(info_file) as f:
+            extra = list(json.load(f).get('open_vocab_classes', []))
+    return list(dict.fromkeys([BACKGROUND] + names + extra))
+
+
 def tag_main(argv: Optional[List[str]] = None) -> Dict:
     parser = argparse.ArgumentParser(description='Zero-shot image-level tags of unlabelled images from a '
                                      'CLIP, written as a label file')
@@ -161,7 +172,7 @@ def tag_main(argv: Optional[List[str]] = None) -> Dict:
     result = dict(label_file=args.out, thresholds=threshold_file, num_images=len(ids))
     true_file = args.true_labels or osp.join(args.data_root, 'ImageLabels', f'{args.split}.txt')
     if osp.isfile(true_file):
-        truth = load_image_labels(true_file, [BACKGROUND] + names)
+        truth = load_image_labels(true_file, [BACKGROUND] + names, _label_file_classes(args.data_root, names))
         labels = np.array([[n in truth[i] for n in names] for i in ids], dtype=np.float32)
         result.update(precision_recall(tags, labels, names), mAP=multilabel_map(scores, labels)['mAP'])
         print(f"[tag_images] against {true_file}: mAP {result['mAP']:.1f}, precision "
