@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, CAMProtocol, PixelAdaptiveRef
                                  generate_pseudo_masks, is_valid_png, multi_scale_flip_cams)
 from mmseg_clip_wsss.datasets import read_confidence_png, voc_palette, write_palette_png
 from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
+from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from mmseg_clip_wsss.structures import set_image_labels
 
@@ -631,6 +633,16 @@ def test_make_pseudo_masks_tool(tmp_path):
         make_pseudo_masks_main([str(cfg_path), str(tmp_path / 'nope.pth'), '--out-dir', out])
     with pytest.raises(KeyError, match='val_dataloader'):
         make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--split', 'val'])
+
+
+def test_make_pseudo_masks_refuses_images_without_image_labels_naming_one(tmp_path):
+    cfg_path, ckpt, _, labels = _tool_setup(tmp_path)
+    text = Path(cfg_path).read_text()
+    unlabelled = tmp_path / 'unlabelled.py'  # a split read without its label file
+    unlabelled.write_text(text.replace(f"    dict(type='CAMTestSetImageLabels', labels={labels!r}),\n", ''))
+    assert unlabelled.read_text() != text
+    with pytest.raises(DatasetError, match=r'has no image-level labels.*label_file'):
+        make_pseudo_masks_main([str(unlabelled), ckpt, '--out-dir', str(tmp_path / 'm'), '--no-progress'])
 
 
 def test_make_pseudo_masks_tool_ignore_band_and_a_change_of_band_alone(tmp_path):

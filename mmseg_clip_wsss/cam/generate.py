@@ -25,7 +25,7 @@ from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
 from mmseg_clip_wsss.datasets.confidence_map import (CONFIDENCE_DIR, confidence_path,
                                                      write_confidence_png)
 from mmseg_clip_wsss.datasets.palette import write_palette_png
-from mmseg_clip_wsss.structures import stack_image_labels
+from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
 from .inference import multi_scale_flip_cams
 from .protocol import CAMProtocol
@@ -216,6 +216,12 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
                 check_label_mask(  # refuses, naming the mask, its image and the fix
                     read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
             tally.pairs.append((p, gt_path))
+    unlabelled = [sample_image_id(s) for s in samples if IMAGE_LABELS not in s]
+    if unlabelled:
+        raise DatasetError(f'generate_pseudo_masks: {unlabelled[0]} has no image-level labels: pseudo '
+                           'masks are CAMs of the classes an image holds, so its dataset needs a label '
+                           'file (for --split val: --cfg-options val_dataloader.dataset.label_file='
+                           'ImageLabels/val.txt, or a `cam_dataloader` over that split).')
     if not todo:
         return
     sub_batch = dict(inputs=[data_batch['inputs'][i] for i in todo],
