@@ -50,7 +50,7 @@ def _logits(inferencer, rgb):
 
 def test_new_class_names_replace_the_classifier_rows(model_files):
     config, checkpoint = model_files
-    inferencer = WSSSInferencer(config, checkpoint, device='cpu')
+    inferencer = WSSSInferencer(config, checkpoint, device='cpu', output='config')  # the raw score maps
     assert inferencer.classes == CLASSES
     rgb = np.random.default_rng(1).integers(0, 256, (50, 90, 3), dtype=np.uint8)
     inferencer.set_classes(resolve_classes(['disc', 'ring', 'heart']))
@@ -65,6 +65,19 @@ def test_new_class_names_replace_the_classifier_rows(model_files):
     assert not torch.allclose(renamed[3], logits[3])
     changed = label != label2
     assert ((label[changed] == 3) | (label2[changed] == 3)).all()
+
+
+def test_a_weakly_supervised_model_segments_with_the_cam_protocol_background(model_files):
+    config, checkpoint = model_files
+    inferencer = WSSSInferencer(config, checkpoint, device='cpu')
+    bg_threshold = Config.fromfile(config).cam_cfg.bg_threshold
+    assert inferencer.model.test_cfg.output == 'cam' and inferencer.model.test_cfg.bg_threshold == bg_threshold
+    rgb = np.random.default_rng(1).integers(0, 256, (50, 90, 3), dtype=np.uint8)
+    logits, label = _logits(inferencer, rgb)
+    assert logits.shape == (9, 50, 90) and torch.all(logits[0] == bg_threshold)
+    assert torch.equal(label == 0, logits[1:].amax(dim=0) <= bg_threshold)
+    with pytest.raises(ValueError, match="'auto' or 'config'"):
+        WSSSInferencer(config, checkpoint, device='cpu', output='seg')
 
 
 def test_class_specific_context_cannot_take_new_names(tiny_clip):

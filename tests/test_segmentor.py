@@ -225,8 +225,30 @@ def test_compute_cams_contract_and_cam_predict(tiny_clip):
     pred = torch.stack([r.pred_sem_seg.data[0] for r in results])
     assert pred.shape == (2, S, S)
     assert set(pred[1].unique().tolist()) <= {0, 2}  # only the image's classes
-    with pytest.raises(ValueError, match='gt_image_labels'):
+    with pytest.raises(ValueError, match='data samples'):
         model.predict(x)
+
+
+def test_cam_predict_of_images_without_labels_uses_the_predicted_classes_and_bg_threshold(tiny_clip):
+    model = build(model_cfg(SWIN_CFG, tiny_clip)).eval()
+    model.test_cfg.update(output='cam', bg_threshold=0.3)
+    x = torch.randn(2, 3, S, S)
+    with torch.no_grad():
+        scores = model(x)  # (2, K, h, w)
+    predicted = (model.decode_head.loss_mlc.pool(scores).sigmoid() > 0.5).float()
+    predicted[:, 0] = 1
+    unlabelled = samples(LABELS)
+    del unlabelled[0].gt_image_labels  # image 0 has no labels, image 1 keeps its own
+    with torch.no_grad():
+        results = model.predict(x, unlabelled)
+        cams = model.compute_cams(x, torch.stack([predicted[0], LABELS[1]]))
+    logits = torch.stack([r.seg_logits.data for r in results])
+    assert torch.all(logits[:, 0] == 0.3)  # the background channel is the threshold
+    torch.testing.assert_close(logits[:, 1:], cams[:, 1:])
+    pred = torch.stack([r.pred_sem_seg.data[0] for r in results])
+    # background exactly where no class of the image reaches the threshold
+    assert torch.equal(pred == 0, cams[:, 1:].amax(dim=1) <= 0.3)
+    assert set(pred[1].unique().tolist()) <= {0, 2}
 
 
 def test_slide_inference_calls_text_encoder_once(tiny_clip):

@@ -14,6 +14,7 @@ from mmengine.config import ConfigDict
 from mmseg.apis import MMSegInferencer
 from PIL import Image, ImageOps
 
+from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
@@ -80,14 +81,25 @@ class WSSSInferencer(MMSegInferencer):
             the model has a background row (see :func:`resolve_classes`). None keeps the trained
             classes.
         device (str, optional): Device. Defaults to None (CUDA if available).
+        output (str): ``'auto'``: a weakly supervised stage-1 model (a head trained from image-level
+            labels) segments the way its pseudo masks are made: CAMs of the classes it finds in the
+            image, background below the config's CAM-protocol threshold (``cam_cfg.bg_threshold``;
+            see :class:`WSSSEncoderDecoder`, ``test_cfg.output='cam'``); any other model keeps its
+            ``test_cfg``. ``'config'``: always the config's ``test_cfg``. Defaults to ``'auto'``.
     """
 
     def __init__(self,
                  model,
                  weights: Optional[str] = None,
                  classes: Optional[Sequence[str]] = None,
-                 device: Optional[str] = None):
+                 device: Optional[str] = None,
+                 output: str = 'auto'):
+        if output not in ('auto', 'config'):
+            raise ValueError(f"WSSSInferencer: output={output!r} must be 'auto' or 'config'.")
         super().__init__(model, weights, device=device, scope='mmseg')
+        if output == 'auto' and getattr(getattr(self.model, 'decode_head', None), 'is_weak', False):
+            protocol = CAMProtocol.from_cfg(self.cfg.get('cam_cfg'))
+            self.model.test_cfg.update(output='cam', bg_threshold=protocol.bg_threshold)
         if classes is not None:
             self.set_classes(classes)
 

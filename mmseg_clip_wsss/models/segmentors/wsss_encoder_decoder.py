@@ -1,6 +1,7 @@
 """Weakly supervised encoder-decoder with (optional) CLIP text guidance and an RSC-A neck."""
 from typing import Dict, List, Optional, Sequence
 
+import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
@@ -8,7 +9,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
+from mmseg_clip_wsss.structures import IMAGE_LABELS, sample_loss_weights, stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
 from ..necks.rsca_neck import RSCANeck
 from ..utils import with_background_index
@@ -52,7 +53,12 @@ class WSSSEncoderDecoder(EncoderDecoder):
       the model's background score (``cam_background='score'``) or zeros (``'zero'``).
     - ``test_cfg.output='cam'`` makes :meth:`predict` return these CAMs as ``seg_logits`` (absent
       classes are 0, so ``pred_sem_seg`` is the arg-max over the image's classes, background where
-      nothing is active). It needs ``gt_image_labels`` in the data samples.
+      nothing is active). The classes of an image are its ``gt_image_labels``, or, for an image
+      without labels (a photo to segment), those whose pooled image-level logit (the head's
+      ``loss_mlc`` pooling) has a sigmoid above ``test_cfg.label_threshold`` (default 0.5). With
+      ``test_cfg.bg_threshold`` the background channel is that constant, the CAM -> pseudo-mask
+      protocol's background rule (``bg_mode='threshold'``): a weakly supervised head never learns a
+      background score that competes with the foreground rows.
     - Without ``text_encoder`` and ``neck`` and with :class:`CAMClassifierHead` this is the plain CAM
       baseline on the same backbone.
 
@@ -67,7 +73,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
             Defaults to None.
         train_cfg (dict, optional): Training config. Defaults to None.
         test_cfg (dict, optional): Test config: ``mode`` ('whole' | 'slide'), ``crop_size`` and
-            ``stride`` for 'slide', ``output`` ('seg' | 'cam'). Defaults to ``dict(mode='whole')``.
+            ``stride`` for 'slide', ``output`` ('seg' | 'cam'), and for 'cam' ``label_threshold``
+            and ``bg_threshold`` (see above). Defaults to ``dict(mode='whole')``.
         data_preprocessor (dict, optional): Data preprocessor config. Defaults to None.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -335,16 +342,32 @@ class WSSSEncoderDecoder(EncoderDecoder):
     def predict(self, inputs: Tensor, data_samples: OptSampleList = None) -> SampleList:
         """Segmentation results (``seg_logits`` (K, H, W) and ``pred_sem_seg`` (1, H, W) per image).
 
-        With ``test_cfg.output='cam'``, ``seg_logits`` are the CAMs of
-        :meth:`compute_cams` (needs ``gt_image_labels`` in ``data_samples``).
+        With ``test_cfg.output='cam'``, ``seg_logits`` are the CAMs of :meth:`compute_cams` over the
+        image's labels, or over its predicted classes where it has none (see the class docstring).
         """
         if not self._cam_output():
             return super().predict(inputs, data_samples)
         if data_samples is None:
-            raise ValueError('WSSSEncoderDecoder: CAM output (test_cfg.output="cam") needs data samples '
-                             'carrying `gt_image_labels`.')
-        cams = self.compute_cams(inputs, stack_image_labels(data_samples))
+            raise ValueError('WSSSEncoderDecoder: CAM output (test_cfg.output="cam") needs the data '
+                             'samples (image metas).')
+        scores = self._forward(inputs)  # (B, K, h, w)
+        cams = self.scores_to_cams(scores, self._cam_labels(scores, data_samples), size=inputs.shape[-2:])
+        bg_threshold = self.test_cfg.get('bg_threshold')
+        if bg_threshold is not None and self.background_index is not None:
+            cams[:, self.background_index] = bg_threshold
         return self.postprocess_result(cams, data_samples)
+
+    def _cam_labels(self, scores: Tensor, data_samples: SampleList) -> Tensor:
+        """(B, K) classes of the CAMs: each sample's ``gt_image_labels``, else those predicted from
+        the pooled scores (sigmoid > ``test_cfg.label_threshold``), background included."""
+        pool = getattr(getattr(self.decode_head, 'loss_mlc', None), 'pool', None)
+        if pool is None or all(IMAGE_LABELS in s for s in data_samples):
+            return stack_image_labels(data_samples).to(scores.device)
+        predicted = (pool(scores.float()).sigmoid() > self.test_cfg.get('label_threshold', 0.5)).float()
+        if self.background_index is not None:
+            predicted[:, self.background_index] = 1
+        return torch.stack([s.get(IMAGE_LABELS).to(scores.device) if IMAGE_LABELS in s else predicted[i]
+                            for i, s in enumerate(data_samples)])
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """Raw score maps (B, K, h, w) at the head's resolution."""
