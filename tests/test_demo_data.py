@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -193,6 +194,13 @@ def test_cli_and_out_dir_guard(tmp_path, monkeypatch, capsys):
     make_demo_tool.main()
     assert len(list((out / 'JPEGImages').glob('*.jpg'))) == 2  # stale files are gone
     assert (out / 'keep.txt').read_text() == 'not ours'
+    # run as a command, refused input ends with the message alone (exit status 1)
+    for args, message in ((['--out', str(out)], '--overwrite'), (['--out', str(tmp_path / 'small'), '--size', '16'],
+                                                                  'use >= 32')):
+        result = subprocess.run([sys.executable, str(REPO / 'tools' / 'make_demo_data.py'), *args,
+                                 '--no-progress'], capture_output=True, text=True, cwd=str(REPO))
+        assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr
+        assert result.stderr.splitlines()[-1].startswith('error: ') and message in result.stderr
 
 
 def test_openvocab_split_labels_unseen_classes_after_the_labelled_ones(tmp_path):

@@ -8,7 +8,8 @@
 Image -> text and text -> image recall@1 on held-out captions (a corpus of its own seed), and the
 multi-label mAP of class-name prompts on the images of ``--split``; JSON out.
 """
+from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 from mmseg_clip_wsss.clip_pretrain.cli import eval_main
 
 if __name__ == '__main__':
-    eval_main()
+    run_tool(eval_main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input

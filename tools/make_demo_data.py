@@ -10,6 +10,7 @@ import argparse
 import os.path as osp
 import time
 
+from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 from mmseg_clip_wsss.datasets import format_label_summary
 from mmseg_clip_wsss.demo import make_demo_data
 from mmseg_clip_wsss.demo.world import WORLD_PRESETS
@@ -58,4 +59,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input

@@ -15,7 +15,8 @@ open_clip state dict of ``--model-name`` that loads like downloaded weights::
 
 A finished run with the same settings is reused; an interrupted one resumes from ``latest.pth``.
 """
+from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 from mmseg_clip_wsss.clip_pretrain.cli import pretrain_main
 
 if __name__ == '__main__':
-    pretrain_main()
+    run_tool(pretrain_main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input

@@ -23,7 +23,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='world of the data written when DATA_ROOT holds none')
     parser.add_argument('--iters', type=int, help='training iterations of every model (default: config)')
     parser.add_argument('--num-overview', type=int, default=8, help='images in overview.png')
-    parser.add_argument('--jobs', type=int, default=2,
+    parser.add_argument('--jobs', type=int, default=2, choices=(1, 2),
                         help='steps run side by side (1 or 2); the cores are shared between them')
     parser.add_argument('--clip-args', nargs=argparse.REMAINDER, default=[],
                         help='the rest of the line goes to tools/pretrain_clip.py (e.g. --steps 200)')

@@ -9,7 +9,8 @@ Writes, per image, a palette label PNG, an overlay with a legend and a JSON of p
 (see :mod:`mmseg_clip_wsss.apis.segment`). Class names never labelled in training are encoded by the
 model's text tower on the fly; an unreadable file is named and skipped.
 """
+from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 from mmseg_clip_wsss.apis.segment import segment_main
 
 if __name__ == '__main__':
-    segment_main()
+    run_tool(segment_main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input

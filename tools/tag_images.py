@@ -9,7 +9,8 @@
 Per-class thresholds are chosen on the labelled split (best F1) and saved; precision, recall and mAP
 are printed when true labels of the tagged images exist (see :mod:`mmseg_clip_wsss.apis.tagging`).
 """
+from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 from mmseg_clip_wsss.apis.tagging import tag_main
 
 if __name__ == '__main__':
-    tag_main()
+    run_tool(tag_main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input

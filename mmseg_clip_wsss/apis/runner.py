@@ -10,7 +10,7 @@ import logging
 import os
 import os.path as osp
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
@@ -30,12 +30,17 @@ USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, 
                DatasetError, CorruptImageError)
 
 
-def run_tool(main: Callable[[], object]) -> None:
-    """Run a command-line tool's ``main``; a :data:`USER_ERRORS` error ends it with its message
-    (``error: ...``, exit status 1) instead of a traceback."""
+#: Errors of the data and CLIP tools whose messages name the file and the fix.
+INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def run_tool(main: Callable[[], object], also: Tuple[type, ...] = ()) -> None:
+    """Run a command-line tool's ``main``; a :data:`USER_ERRORS` error (or one of ``also``, e.g.
+    :data:`INPUT_ERRORS`) ends it with its message (``error: ...``, exit status 1) instead of a
+    traceback."""
     try:
         main()
-    except USER_ERRORS as err:
+    except USER_ERRORS + tuple(also) as err:
         sys.exit(f'error: {err}')
 
 

@@ -27,7 +27,8 @@ def resolve_world(data_root: Optional[str], world: Optional[str]) -> WorldConfig
 def pretrain_main(argv: Optional[List[str]] = None) -> Dict:
     defaults, schedule = CorpusConfig(), PretrainConfig()
     parser = argparse.ArgumentParser(description='Contrastive pretraining of a small open_clip model on '
-                                     'the captioned corpus of a generated world')
+                                     'the captioned corpus of a generated world',
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--data-root', default='data/demo', help='generated dataset whose world is captioned')
     parser.add_argument('--world', help='a world preset instead of the dataset\'s world')
     parser.add_argument('--out-dir', help='output folder (default DATA_ROOT/clip)')
@@ -63,7 +64,8 @@ def pretrain_main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def eval_main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description='Zero-shot figures of a CLIP and of the random tower')
+    parser = argparse.ArgumentParser(description='Zero-shot figures of a CLIP and of the random tower',
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('checkpoint', help='open_clip state dict (tools/pretrain_clip.py writes clip.pt)')
     parser.add_argument('--data-root', default='data/demo', help='dataset with labelled images')
     parser.add_argument('--world', help='world preset (default: the dataset\'s world)')
