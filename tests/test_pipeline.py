@@ -69,7 +69,7 @@ def test_demo_runner_output_contract(tmp_path):
     second run trains nothing again (the real demo's figures come from `make demo`)."""
     data_root = tmp_path / 'data'
     work = tmp_path / 'work'
-    make_demo_data(str(data_root), seed=0, num_train=12, num_val=6, show_progress=False)
+    make_demo_data(str(data_root), seed=0, num_train=12, num_val=6, num_openvocab=6, show_progress=False)
     small_clip = ['--pairs', '64', '--steps', '2', '--batch-size', '16']
     summary = run_demo(str(work), str(data_root), iters=4, clip_args=small_clip, num_overview=6)
     written = json.loads((work / 'summary.json').read_text())
@@ -78,10 +78,15 @@ def test_demo_runner_output_contract(tmp_path):
                 'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map', 'clip_random_zero_shot_map'):
         assert np.isfinite(written[key]) and written[key] > 1.0, (key, written[key])
     assert 0 <= written['clip_retrieval_r1'] <= 100 and written['clip_pretrain_seconds'] > 0
-    # each stage-1 mIoU is the mIoU of the pseudo masks it wrote against the GT masks
+    for key in ('open_vocab_unseen_miou', 'open_vocab_seen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
+                'tagging_precision', 'tagging_recall'):
+        assert 0 <= written[key] <= 100, (key, written[key])
+    assert written['training_free_images'] == 12 and written['training_free_seconds_per_image'] > 0
+    # each stage-1 (and the training-free) mIoU is that of the pseudo masks written against the GT masks
     gt_dir = data_root / 'SegmentationClass'
     for name, key in (('stage1', 'pseudo_mask_miou'), ('handcrafted', 'handcrafted_prompt_miou'),
-                      ('random_text', 'random_text_miou'), ('cam_baseline', 'cam_baseline_miou')):
+                      ('random_text', 'random_text_miou'), ('cam_baseline', 'cam_baseline_miou'),
+                      ('training_free', 'training_free_miou')):
         pngs = sorted((work / name / 'pseudo_masks').glob('*.png'))
         assert len(pngs) == 12, name
         values = np.unique(np.concatenate([np.unique(np.array(Image.open(p))) for p in pngs]))

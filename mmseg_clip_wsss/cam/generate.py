@@ -364,7 +364,7 @@ def generate_pseudo_masks(model,
     per_rank = f' (per rank: {", ".join(map(str, written_per_rank))})' if len(written_per_rank) > 1 \
         else ''
     print_log(f'pseudo masks: {tally.written} written{per_rank}, {tally.skipped} already there, in '
-              f'{out_dir}', logger='current')
+              f'{out_dir} ({result["seconds"]:.1f} s)', logger='current')
     if evaluate:
         result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)
     return result

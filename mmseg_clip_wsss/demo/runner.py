@@ -13,7 +13,10 @@
    scores them against the GT masks (mmseg's ``IoUMetric``);
 5. trains an ordinary mmseg segmenter (stage 2, from the same CLIP image tower) on the stage-1 pseudo
    masks, and once more on the GT masks (the fully supervised bound), both scored on val;
-6. prints a table and writes ``summary.json`` and ``overview.png`` (image | CAMs | pseudo mask | GT)
+6. rows that train nothing: the training-free CLIP-ES pseudo masks of the train split from the CLIP
+   alone (:mod:`.training_free`), and the stage-1 model's open-vocabulary segmentation and the CLIP's
+   zero-shot tags (:mod:`.open_vocab`);
+7. prints a table and writes ``summary.json`` and ``overview.png`` (image | CAMs | pseudo mask | GT)
    under the work dir.
 
 Every step is an ordinary command of the project (``tools/train.py``, ``tools/make_pseudo_masks.py``,
@@ -263,6 +266,44 @@ def _wsss_steps(work_dir: str, options: List[str], clip_options: Dict[str, List[
     return steps
 
 
+def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict[str, str], fresh: bool,
+                     threads: int, summary: Dict) -> Dict[str, Tuple[Callable[[], None], Sequence[str]]]:
+    """The rows that train nothing: CLIP-ES training-free pseudo masks of the train split, and the
+    open-vocabulary / tagging figures of the stage-1 model (when the data has the open-vocabulary
+    split). Like the other steps, a result found is not computed again."""
+    def training_free() -> None:
+        run_dir = osp.join(work_dir, 'training_free')
+        row = osp.join(run_dir, 'row.json')
+        if fresh or not osp.isfile(row):
+            run_command('training-free CLIP-ES', [
+                '-m', 'mmseg_clip_wsss.demo.training_free', '--data-root', data_root, '--clip', clip,
+                '--out-dir', osp.join(run_dir, 'pseudo_masks'), '--threads', str(threads), '--row', row
+            ], osp.join(run_dir, 'pseudo_masks.log'), threads)
+        with open(row) as f:
+            summary.update(json.load(f))
+
+    def open_vocab() -> None:
+        out = osp.join(work_dir, 'open_vocab.json')
+        if fresh or not osp.isfile(out) or osp.getmtime(out) < osp.getmtime(checkpoints['stage1']):
+            run_command('open vocabulary', ['-m', 'mmseg_clip_wsss.demo.open_vocab', STAGE1[0][1],
+                                            checkpoints['stage1'], '--data-root', data_root, '--clip', clip,
+                                            '--out', out], osp.join(work_dir, 'open_vocab.log'), threads)
+        with open(out) as f:
+            figures = json.load(f)
+        summary.update({k: figures[k] for k in ('open_vocab_unseen_miou', 'open_vocab_seen_miou',
+                                                'open_vocab_closest_seen_miou', 'tagging_map',
+                                                'tagging_precision', 'tagging_recall')})
+
+    steps = dict(training_free=(training_free, ()))
+    with open(osp.join(data_root, 'demo_info.json')) as f:
+        if 'open_vocab_classes' in json.load(f):
+            steps['open_vocab'] = (open_vocab, ('stage1', ))
+        else:
+            print(f'[demo] {data_root} has no open-vocabulary split: no open-vocabulary or tagging row '
+                  f'(write the data with tools/make_demo_data.py --num-openvocab {NUM_OPENVOCAB})')
+    return steps
+
+
 def run_demo(work_dir: str = 'work_dirs/demo',
              data_root: str = 'data/demo',
              world: str = 'demo',
@@ -315,6 +356,7 @@ def run_demo(work_dir: str = 'work_dirs/demo',
     steps = _wsss_steps(work_dir, options, clip_options, data_root, iterations, fresh, threads, summary,
                         checkpoints)
     steps['clip_eval'] = (lambda: _evaluate_clip(data_root, fresh, summary, threads), ())
+    steps.update(_inference_steps(work_dir, data_root, clip, checkpoints, fresh, threads, summary))
     run_steps(steps, jobs)
 
     overview(STAGE1[0][1], checkpoints['stage1'], options + clip_options['backbone'] + clip_options['text'],
@@ -324,8 +366,9 @@ def run_demo(work_dir: str = 'work_dirs/demo',
     summary['checkpoints'] = checkpoints
     first = ('pseudo_mask_miou', 'handcrafted_prompt_miou', 'random_text_miou', 'cam_baseline_miou',
              'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map', 'clip_random_zero_shot_map',
+             'training_free_miou', 'open_vocab_unseen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
              'clip_retrieval_r1', 'clip_pretrain_seconds', 'seconds')
-    ordered = {k: summary[k] for k in first}
+    ordered = {k: summary[k] for k in first if k in summary}
     ordered.update({k: v for k, v in summary.items() if k not in ordered})
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(ordered, f, indent=2)
@@ -380,15 +423,21 @@ def overview(config: str, checkpoint: str, options: List[str], pseudo_dir: str, 
 
 def print_table(summary: Dict) -> None:
     """The demo's figures as a markdown table, and its wall time."""
-    rows = [('pseudo masks, ours (learned prompts, RSC-A)', summary['pseudo_mask_miou'], 'mIoU'),
-            ('pseudo masks, hand-written prompts', summary['handcrafted_prompt_miou'], 'mIoU'),
-            ('pseudo masks, random text tower', summary['random_text_miou'], 'mIoU'),
-            ('pseudo masks, CAM baseline', summary['cam_baseline_miou'], 'mIoU'),
-            ('stage 2 on our pseudo masks (val)', summary['stage2_val_miou'], 'mIoU'),
-            ('stage 2 on GT masks (val, the bound)', summary['stage2_gt_val_miou'], 'mIoU'),
-            ('CLIP zero-shot multi-label (val)', summary['clip_zero_shot_map'], 'mAP'),
-            ('same CLIP, random init', summary['clip_random_zero_shot_map'], 'mAP'),
-            ('CLIP image->text retrieval', summary['clip_retrieval_r1'], 'R@1')]
+    rows = [('pseudo masks, ours (learned prompts, RSC-A)', 'pseudo_mask_miou', 'mIoU'),
+            ('pseudo masks, hand-written prompts', 'handcrafted_prompt_miou', 'mIoU'),
+            ('pseudo masks, random text tower', 'random_text_miou', 'mIoU'),
+            ('pseudo masks, CAM baseline', 'cam_baseline_miou', 'mIoU'),
+            ('pseudo masks, training-free CLIP-ES', 'training_free_miou', 'mIoU'),
+            ('stage 2 on our pseudo masks (val)', 'stage2_val_miou', 'mIoU'),
+            ('stage 2 on GT masks (val, the bound)', 'stage2_gt_val_miou', 'mIoU'),
+            ('open vocabulary: unseen classes named', 'open_vocab_unseen_miou', 'mIoU'),
+            ('open vocabulary: closest seen class', 'open_vocab_closest_seen_miou', 'mIoU'),
+            ('CLIP zero-shot tags (val, thresholds from train)', 'tagging_precision', 'prec.'),
+            ('CLIP zero-shot tags (val, thresholds from train)', 'tagging_recall', 'recall'),
+            ('CLIP zero-shot multi-label (val)', 'clip_zero_shot_map', 'mAP'),
+            ('same CLIP, random init', 'clip_random_zero_shot_map', 'mAP'),
+            ('CLIP image->text retrieval', 'clip_retrieval_r1', 'R@1')]
+    rows = [(label, summary[key], metric) for label, key, metric in rows if key in summary]
     width = max(len(r[0]) for r in rows)
     print(f'\n| {"demo result".ljust(width)} | metric | value (%) |\n|{"-" * (width + 2)}|--------|-----------|')
     for label, value, metric in rows:

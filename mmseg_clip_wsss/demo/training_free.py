@@ -1,7 +1,7 @@
 """The demo's training-free row: CLIP-ES pseudo masks of the demo train split from the demo CLIP alone.
 
 ``python -m mmseg_clip_wsss.demo.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
-[--out-dir work_dirs/demo/training_free]`` prints the row as JSON; :func:`training_free_row` returns it.
+[--out-dir work_dirs/demo/training_free] [--row row.json]`` prints the row as JSON (and writes it); :func:`training_free_row` returns it.
 """
 import argparse
 import json
@@ -62,8 +62,12 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     parser.add_argument('--clip', default=None, help='demo CLIP checkpoint (default DATA_ROOT/clip/clip.pt)')
     parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
     parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--row', default=None, help='JSON file to write the row to')
     args = parser.parse_args(argv)
     row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads)
+    if args.row:
+        with open(args.row, 'w') as f:
+            json.dump(row, f, indent=2)
     print(json.dumps(row))
     return row
 
