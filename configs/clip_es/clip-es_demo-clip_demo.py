@@ -6,7 +6,7 @@
 #   pooling, and the affinity from that pooling's query/key projections at every position (it has no
 #   patch self-attention; see TrainingFreeCLIPES);
 # - prompts, synonyms and background words are the demo world's (its captions' templates and ground words);
-# - the protocol (scales, background threshold) was chosen on the *val* split, never on train.
+# - the protocol (scales, background threshold, refinement) was chosen on the *val* split, never on train.
 _base_ = ['../_base_/models/clip_es_vit-b16.py', '../_base_/datasets/demo_wsss.py']
 clip_model = 'WSSS-Demo-CLIP-RN'
 clip_pretrained = 'data/demo/clip/clip.pt'  # written by tools/pretrain_clip.py --data-root data/demo
@@ -20,5 +20,7 @@ model = dict(
     class_names=['background', ['disc', 'circle'], ['ring', 'hoop'], 'square', 'triangle', 'star',
                  ['cross', 'plus sign'], 'hexagon', ['crescent', 'crescent moon']],
     background_words=('ground', 'background', 'lines', 'blobs', 'noise'))
-cam_cfg = dict(scales=(1.0, 1.5, 2.0), flip=True, size_divisor=32, bg_mode='threshold', bg_threshold=0.382,
-               refine='none')
+# Dense CRF with the paper's parameters (the base config's): on val, 44.6 mIoU against 32.0 without
+# refinement (and 33.8 with our pixel-adaptive propagation, 12.8 with the background words as the
+# background channel), the same choice CLIP-ES makes for its pseudo masks.
+cam_cfg = dict(scales=(1.0, 1.5, 2.0), flip=True, size_divisor=32, bg_mode='threshold', bg_threshold=0.382)
