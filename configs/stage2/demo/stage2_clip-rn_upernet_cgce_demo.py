@@ -1,8 +1,8 @@
 # Stage 2 on the demo data with the confidence-guided cross-entropy of CLIP-ES (Lin et al., CVPR 2023):
 # pseudo-mask pixels whose confidence (tools/make_pseudo_masks.py writes <mask dir>/confidence/) is
 # below `threshold` do not count; everything else is the demo's stage-2 config.
-#   python tools/train.py configs/stage2/demo/stage2_swin_upernet_cgce_demo.py
-_base_ = ['../../demo/stage2_swin_upernet_demo.py']
+#   python tools/train.py configs/stage2/demo/stage2_clip-rn_upernet_cgce_demo.py
+_base_ = ['../../demo/stage2_clip-rn_upernet_demo.py']
 model = dict(
     decode_head=dict(
         type='ConfidenceUPerHead',  # UPerHead whose losses get the confidence as pixel weights

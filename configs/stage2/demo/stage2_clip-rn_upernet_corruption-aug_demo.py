@@ -3,8 +3,8 @@
 # (imagecorruptions; motion blur is left out: its one-sided kernel displaces objects, so the masks
 # would no longer fit). Measure the effect with tools/robustness.py against the plain stage-2 config
 # (docs/benchmarks.md).
-#   python tools/train.py configs/stage2/demo/stage2_swin_upernet_corruption-aug_demo.py
-_base_ = ['../../demo/stage2_swin_upernet_demo.py']
+#   python tools/train.py configs/stage2/demo/stage2_clip-rn_upernet_corruption-aug_demo.py
+_base_ = ['../../demo/stage2_clip-rn_upernet_demo.py']
 train_dataloader = dict(
     dataset=dict(pipeline=[
         dict(type='LoadWSSSImage'),

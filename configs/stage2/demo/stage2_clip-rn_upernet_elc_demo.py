@@ -3,8 +3,8 @@
 # class's training IoU against the pseudo masks flattens, pixels the model gives that class with
 # probability > 0.8 are relabelled to it (EarlyLearningCorrectionLoss); everything else is the demo's
 # stage-2 config.
-#   python tools/train.py configs/stage2/demo/stage2_swin_upernet_elc_demo.py
-_base_ = ['../../demo/stage2_swin_upernet_demo.py']
+#   python tools/train.py configs/stage2/demo/stage2_clip-rn_upernet_elc_demo.py
+_base_ = ['../../demo/stage2_clip-rn_upernet_demo.py']
 model = dict(
     decode_head=dict(
         loss_decode=dict(
