@@ -50,7 +50,8 @@ def _logits(inferencer, rgb):
 
 def test_new_class_names_replace_the_classifier_rows(model_files):
     config, checkpoint = model_files
-    inferencer = WSSSInferencer(config, checkpoint, device='cpu', output='config')  # the raw score maps
+    inferencer = WSSSInferencer(config, checkpoint, device='cpu', output='config')
+    inferencer.model.test_cfg.output = 'seg'  # the raw score maps
     assert inferencer.classes == CLASSES
     rgb = np.random.default_rng(1).integers(0, 256, (50, 90, 3), dtype=np.uint8)
     inferencer.set_classes(resolve_classes(['disc', 'ring', 'heart']))
@@ -78,6 +79,15 @@ def test_a_weakly_supervised_model_segments_with_the_cam_protocol_background(mod
     assert torch.equal(label == 0, logits[1:].amax(dim=0) <= bg_threshold)
     with pytest.raises(ValueError, match="'auto' or 'config'"):
         WSSSInferencer(config, checkpoint, device='cpu', output='seg')
+
+
+def test_a_fixed_class_model_takes_its_own_class_list_and_refuses_others():
+    from types import SimpleNamespace
+    fixed = SimpleNamespace(model=SimpleNamespace(dataset_meta=dict(classes=CLASSES)), classes=CLASSES)
+    WSSSInferencer.set_classes(fixed, resolve_classes(list(CLASSES[1:])))  # a stage-2 model's own names
+    assert fixed.model.dataset_meta['classes'] == CLASSES
+    with pytest.raises(ValueError, match='fixed class list'):
+        WSSSInferencer.set_classes(fixed, resolve_classes(['disc', 'heart']))
 
 
 def test_class_specific_context_cannot_take_new_names(tiny_clip):

@@ -31,7 +31,11 @@ model = dict(
         class_names='demo',
         model_name='WSSS-Tiny-CLIP',
         pretrained=tiny_clip_checkpoint,
-        prompt=dict(type='CoOpPromptLearner', n_ctx=4, ctx_init='a photo of a')))
+        prompt=dict(type='CoOpPromptLearner', n_ctx=4, ctx_init='a photo of a')),
+    # validation and tools/test.py segment like the pseudo masks: the classes the model finds in the
+    # image, their CAMs, background below cam_cfg's threshold (the score argmax of a model trained from
+    # image-level labels never predicts background)
+    test_cfg=dict(mode='whole', output='cam', bg_threshold=0.2))
 # CAM -> pseudo mask protocol (tools/make_pseudo_masks.py), shared by every demo variant. The
 # refinement and the background threshold were chosen on the CAMs of the *val* split (which has
 # image labels and GT masks too), never on the train split the pseudo masks are scored on: wider

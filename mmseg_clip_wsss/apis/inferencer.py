@@ -110,6 +110,8 @@ class WSSSInferencer(MMSegInferencer):
             ValueError: the model's classifier is not made of text embeddings (see
                 :meth:`WSSSEncoderDecoder.set_class_names`).
         """
+        if list(classes) == list(self.classes):
+            return  # the trained list: nothing to change, for a fixed-class model too
         if not hasattr(self.model, 'set_class_names'):
             raise ValueError(f'{type(self.model).__name__} has a fixed class list; new class names need a '
                              'WSSSEncoderDecoder with a text-guided head.')

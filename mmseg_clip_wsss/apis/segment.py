@@ -143,8 +143,8 @@ def segment_main(argv: Optional[List[str]] = None) -> Dict:
     args = parser.parse_args(argv)
     paths = list_images(args.inputs)
     inferencer = WSSSInferencer(args.config, args.checkpoint, device=args.device)
-    if args.classes or args.vocabulary:
-        inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes else None,
+    if args.classes is not None or args.vocabulary:
+        inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes is not None else None,
                                                args.vocabulary))
     result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)
     print(f'\nsegment: {len(result["written"])} image(s) into {args.out_dir} with classes '
