@@ -7,12 +7,8 @@ severities 1-5 on the val split:
 writes ``DIR/robustness.{json,md,png}`` (default DIR: ``work_dirs/robustness/<config name>``). See
 :mod:`mmseg_clip_wsss.apis.robustness`.
 """
-import sys
-
-from mmseg_clip_wsss.apis import USER_ERRORS, robustness_main
+from mmseg_clip_wsss.apis import robustness_main
+from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 
 if __name__ == '__main__':
-    try:
-        robustness_main()
-    except USER_ERRORS as err:  # a clear message, not a traceback
-        sys.exit(f'error: {err}')
+    run_tool(robustness_main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input

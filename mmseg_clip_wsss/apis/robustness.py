@@ -121,7 +121,7 @@ def _markdown(results: Dict, title: str) -> str:
     sev = results['severities']
     lines = [f'### {title}', '',
              f"mIoU (%) on {results['num_images']} val images; severity 0 = clean.", '',
-             '| corruption | 0 | ' + ' | '.join(map(str, sev)) + ' | mean 1-5 |',
+             '| corruption | 0 | ' + ' | '.join(map(str, sev)) + f" | mean {', '.join(map(str, sev))} |",
              '|---' * (len(sev) + 3) + '|']
     for name, values in results['miou'].items():
         lines.append(f"| {name} | {results['clean']:.2f} | " +
@@ -142,7 +142,8 @@ def _chart(results: Dict, title: str, path: str) -> None:
     for name, values in results['miou'].items():
         ax.plot(x, [results['clean']] + values, marker='o', label=name.replace('_', ' '))
     ax.set(xlabel='severity (0 = clean)', ylabel='mIoU (%)', title=title, xticks=x)
-    ax.set_ylim(0, max(1., results['clean']) * 1.1)
+    top = max([results['clean']] + [v for values in results['miou'].values() for v in values])
+    ax.set_ylim(0, max(1., top) * 1.1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

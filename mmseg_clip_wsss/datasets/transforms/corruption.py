@@ -17,7 +17,7 @@ from mmcv.transforms import BaseTransform
 from ...registry import TRANSFORMS
 
 __all__ = [
-    'CORRUPTIONS', 'ALIGNED_CORRUPTIONS', 'SHIFTING_CORRUPTIONS', 'corrupt_image', 'ImageCorruption',
+    'CORRUPTIONS', 'ALIGNED_CORRUPTIONS', 'SHIFTING_CORRUPTIONS', 'BROKEN_CORRUPTIONS', 'corrupt_image', 'ImageCorruption',
     'RandomImageCorruption'
 ]
 
@@ -31,6 +31,9 @@ SHIFTING_CORRUPTIONS = ('motion_blur', )
 #: The corruptions :class:`RandomImageCorruption` draws from by default.
 ALIGNED_CORRUPTIONS = tuple(c for c in CORRUPTIONS if c not in SHIFTING_CORRUPTIONS)
 MAX_SEVERITY = 5
+#: imagecorruptions 1.1.2 names that fail on the pinned stack (numpy 2 removed ``np.float_``, which
+#: ``fog`` calls; scikit-image dropped the ``multichannel`` argument the two blurs pass).
+BROKEN_CORRUPTIONS = ('fog', 'glass_blur', 'gaussian_blur')
 
 
 def _imagecorruptions():
@@ -61,8 +64,11 @@ def corrupt_image(img: np.ndarray, corruption: str, severity: int) -> np.ndarray
         ValueError: for an unknown corruption or a severity outside 0..5.
     """
     if corruption not in _imagecorruptions().get_corruption_names('all'):
-        raise ValueError(f'unknown corruption {corruption!r}; choose from '
-                         f"{_imagecorruptions().get_corruption_names('all')}.")
+        names = [n for n in _imagecorruptions().get_corruption_names('all') if n not in BROKEN_CORRUPTIONS]
+        raise ValueError(f'unknown corruption {corruption!r}; choose from {names}.')
+    if corruption in BROKEN_CORRUPTIONS:
+        raise ValueError(f'corruption {corruption!r} of imagecorruptions fails with numpy 2 / current '
+                         f'scikit-image; choose one of the others (e.g. {", ".join(CORRUPTIONS)}).')
     if not 0 <= int(severity) <= MAX_SEVERITY:
         raise ValueError(f'severity must be 0..{MAX_SEVERITY}, got {severity}.')
     if int(severity) == 0:
