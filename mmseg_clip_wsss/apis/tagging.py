@@ -172,7 +172,12 @@ def tag_main(argv: Optional[List[str]] = None) -> Dict:
     result = dict(label_file=args.out, thresholds=threshold_file, num_images=len(ids))
     true_file = args.true_labels or osp.join(args.data_root, 'ImageLabels', f'{args.split}.txt')
     if osp.isfile(true_file):
-        truth = load_image_labels(true_file, [BACKGROUND] + names, _label_file_classes(args.data_root, names))
+        known = _label_file_classes(args.data_root, names)
+        truth = load_image_labels(true_file, [BACKGROUND] + names, known)
+        untagged = known[len(names) + 1:]
+        if untagged:
+            print(f'[tag_images] scored over the {len(names)} tagged classes: true labels of '
+                  f'{", ".join(untagged)} (not in the vocabulary) are left out')
         labels = np.array([[n in truth[i] for n in names] for i in ids], dtype=np.float32)
         result.update(precision_recall(tags, labels, names), mAP=multilabel_map(scores, labels)['mAP'])
         print(f"[tag_images] against {true_file}: mAP {result['mAP']:.1f}, precision "
