@@ -17,8 +17,8 @@ from mmcv.transforms import BaseTransform
 from ...registry import TRANSFORMS
 
 __all__ = [
-    'CORRUPTIONS', 'ALIGNED_CORRUPTIONS', 'SHIFTING_CORRUPTIONS', 'BROKEN_CORRUPTIONS', 'corrupt_image', 'ImageCorruption',
-    'RandomImageCorruption'
+    'CORRUPTIONS', 'ALIGNED_CORRUPTIONS', 'SHIFTING_CORRUPTIONS', 'BROKEN_CORRUPTIONS', 'corrupt_image',
+    'ImageCorruption', 'RandomImageCorruption'
 ]
 
 #: Noise, blur and compression corruptions of ``imagecorruptions`` used here.
