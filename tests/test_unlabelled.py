@@ -123,3 +123,15 @@ def test_loss_weight_scales_the_multilabel_loss(tiny_clip):
     full, half = losses(None), losses(0.5)
     torch.testing.assert_close(half['decode.loss_mlc'], 0.5 * full['decode.loss_mlc'])
     assert losses(0.0)['decode.loss_mlc'] == 0
+
+
+def test_closest_seen_iou_scores_each_unseen_class_as_its_stand_in():
+    from mmseg_clip_wsss.demo.open_vocab import closest_seen_iou
+    gt = np.array([[0, 3, 3, 255],
+                   [0, 3, 4, 4]])  # 3, 4: unseen classes
+    pred = np.array([[0, 1, 2, 1],
+                     [1, 1, 2, 0]])  # seen classes only
+    iou = closest_seen_iou([pred], [gt], {3: 1, 4: 2})
+    # unseen 3 (3 pixels) vs seen 1 (3 valid pixels, the 255 one ignored): 2 shared, union 4
+    # unseen 4 (2 pixels) vs seen 2 (2 pixels): 1 shared, union 3
+    assert iou == {3: pytest.approx(50.0), 4: pytest.approx(100.0 / 3)}
