@@ -44,9 +44,11 @@ def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, dict
 def _local_weight_files(cfg: Config) -> Iterator[Tuple[str, str]]:
     model = cfg.get('model', {})
     text = model.get('text_encoder') or {}
-    pretrained = text.get('pretrained')
-    if isinstance(pretrained, str) and pretrained.endswith(_WEIGHT_SUFFIXES):
-        yield 'model.text_encoder.pretrained', pretrained
+    verifier = (model.get('test_cfg') or {}).get('verify_classes') or {}
+    for key, pretrained in (('model.text_encoder.pretrained', text.get('pretrained')),
+                            ('model.test_cfg.verify_classes.clip_pretrained', verifier.get('clip_pretrained'))):
+        if isinstance(pretrained, str) and pretrained.endswith(_WEIGHT_SUFFIXES):
+            yield key, pretrained
     for part in ('backbone', 'neck', 'decode_head'):
         init_cfg = (model.get(part) or {}).get('init_cfg') or {}
         ckpt = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None

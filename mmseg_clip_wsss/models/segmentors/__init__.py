@@ -1,5 +1,7 @@
-"""Segmentors: the weakly supervised encoder-decoder and the training-free CLIP-ES CAM model."""
+"""Segmentors: the weakly supervised encoder-decoder (with its CLIP class verifier) and the training-free
+CLIP-ES CAM model."""
+from .clip_region_verifier import CLIPRegionVerifier
 from .training_free_clip_es import TrainingFreeCLIPES
 from .wsss_encoder_decoder import WSSSEncoderDecoder
 
-__all__ = ['WSSSEncoderDecoder', 'TrainingFreeCLIPES']
+__all__ = ['WSSSEncoderDecoder', 'TrainingFreeCLIPES', 'CLIPRegionVerifier']

@@ -13,6 +13,7 @@ from mmseg_clip_wsss.structures import IMAGE_LABELS, sample_loss_weights, stack_
 from ..heads.weak_decode_head import WeakDecodeHead
 from ..necks.rsca_neck import RSCANeck
 from ..utils import with_background_index
+from .clip_region_verifier import CLIPRegionVerifier
 
 _CAM_BACKGROUND = ('auto', 'score', 'zero')
 _CAM_NORM = ('relu', 'minmax')
@@ -58,7 +59,11 @@ class WSSSEncoderDecoder(EncoderDecoder):
       ``loss_mlc`` pooling) has a sigmoid above ``test_cfg.label_threshold`` (default 0.5). With
       ``test_cfg.bg_threshold`` the background channel is that constant, the CAM -> pseudo-mask
       protocol's background rule (``bg_mode='threshold'``): a weakly supervised head never learns a
-      background score that competes with the foreground rows.
+      background score that competes with the foreground rows. With ``test_cfg.verify_classes`` (a
+      dict of :class:`CLIPRegionVerifier` arguments; ``clip_model`` and ``clip_pretrained`` default to
+      the text encoder's, so ``dict()`` checks with the CLIP whose text tower the model uses) that CLIP
+      decides instead which classes an unlabelled image holds, from the regions the CAMs of all
+      classes claim; it also checks names never trained on (:meth:`set_class_names`).
     - Without ``text_encoder`` and ``neck`` and with :class:`CAMClassifierHead` this is the plain CAM
       baseline on the same backbone.
 
@@ -73,8 +78,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
             Defaults to None.
         train_cfg (dict, optional): Training config. Defaults to None.
         test_cfg (dict, optional): Test config: ``mode`` ('whole' | 'slide'), ``crop_size`` and
-            ``stride`` for 'slide', ``output`` ('seg' | 'cam'), and for 'cam' ``label_threshold``
-            and ``bg_threshold`` (see above). Defaults to ``dict(mode='whole')``.
+            ``stride`` for 'slide', ``output`` ('seg' | 'cam'), and for 'cam' ``label_threshold``,
+            ``bg_threshold`` and ``verify_classes`` (see above). Defaults to ``dict(mode='whole')``.
         data_preprocessor (dict, optional): Data preprocessor config. Defaults to None.
         pretrained (str, optional): Backbone checkpoint. Defaults to None.
         init_cfg (dict, optional): Initialisation config. Defaults to None.
@@ -133,6 +138,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
         self.cam_norm = cam_norm
         self.region_contrast = region_contrast
         self._check_components()
+        self.class_verifier = self._build_class_verifier()
 
     # ----------------------------------------------------------------- checks
     def _check_components(self) -> None:
@@ -165,6 +171,26 @@ class WSSSEncoderDecoder(EncoderDecoder):
             raise ValueError(f'WSSSEncoderDecoder: neck.num_classes={k_neck} (memory bank rows) but '
                              f'decode_head.num_classes={head.num_classes}: set both to the same K.')
 
+    def _build_class_verifier(self) -> Optional[CLIPRegionVerifier]:
+        """The CLIP of ``test_cfg.verify_classes``, by default the text encoder's model and weights (not a
+        submodule: its weights stay out of checkpoints)."""
+        cfg = self.test_cfg.get('verify_classes')
+        if cfg is None:
+            return None
+        if self.text_encoder is None:
+            raise ValueError('WSSSEncoderDecoder: test_cfg.verify_classes needs the class names of a '
+                             'text_encoder; remove verify_classes for this classifier.')
+        text = self.text_encoder
+        verifier = CLIPRegionVerifier(**dict(dict(clip_model=text.model_name, clip_pretrained=text.pretrained), **cfg))
+        verifier.set_class_prompts(self._foreground_prompts())
+        return verifier
+
+    def _foreground_channels(self) -> List[int]:
+        return [k for k in range(self.num_classes) if k != self.background_index]
+
+    def _foreground_prompts(self) -> List[Sequence[str]]:
+        return [self.text_encoder.class_prompts[k] for k in self._foreground_channels()]
+
     @property
     def _head_reads_text(self) -> bool:
         """Whether the head takes the class text embeddings (ours do; mmseg's heads do not)."""
@@ -194,6 +220,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
         self.text_encoder.set_class_names(class_names)
         k = self.text_encoder.num_classes
         self.decode_head.num_classes = self.decode_head.out_channels = self.num_classes = self.out_channels = k
+        if self.class_verifier is not None:
+            self.class_verifier.set_class_prompts(self._foreground_prompts())
 
     # ---------------------------------------------------------------- pieces
     def encode_text(self) -> Optional[Tensor]:
@@ -351,23 +379,38 @@ class WSSSEncoderDecoder(EncoderDecoder):
             raise ValueError('WSSSEncoderDecoder: CAM output (test_cfg.output="cam") needs the data '
                              'samples (image metas).')
         scores = self._forward(inputs)  # (B, K, h, w)
-        cams = self.scores_to_cams(scores, self._cam_labels(scores, data_samples), size=inputs.shape[-2:])
+        labels = self._cam_labels(scores, data_samples, inputs)
+        cams = self.scores_to_cams(scores, labels, size=inputs.shape[-2:])
         bg_threshold = self.test_cfg.get('bg_threshold')
         if bg_threshold is not None and self.background_index is not None:
             cams[:, self.background_index] = bg_threshold
         return self.postprocess_result(cams, data_samples)
 
-    def _cam_labels(self, scores: Tensor, data_samples: SampleList) -> Tensor:
-        """(B, K) classes of the CAMs: each sample's ``gt_image_labels``, else those predicted from
-        the pooled scores (sigmoid > ``test_cfg.label_threshold``), background included."""
+    def _cam_labels(self, scores: Tensor, data_samples: SampleList, inputs: Tensor) -> Tensor:
+        """(B, K) classes of the CAMs: each sample's ``gt_image_labels``, else those the class verifier
+        finds, else those predicted from the pooled scores (sigmoid > ``test_cfg.label_threshold``),
+        background included."""
         pool = getattr(getattr(self.decode_head, 'loss_mlc', None), 'pool', None)
-        if pool is None or all(IMAGE_LABELS in s for s in data_samples):
+        if all(IMAGE_LABELS in s for s in data_samples) or (pool is None and self.class_verifier is None):
             return stack_image_labels(data_samples).to(scores.device)
-        predicted = (pool(scores.float()).sigmoid() > self.test_cfg.get('label_threshold', 0.5)).float()
+        if self.class_verifier is not None:
+            every_class = self.scores_to_cams(scores, scores.new_ones(scores.shape[:2]), size=inputs.shape[-2:])
+            predicted = self.class_verifier(self._pixels(inputs), every_class, self._foreground_channels())
+        else:
+            predicted = (pool(scores.float()).sigmoid() > self.test_cfg.get('label_threshold', 0.5)).float()
         if self.background_index is not None:
             predicted[:, self.background_index] = 1
         return torch.stack([s.get(IMAGE_LABELS).to(scores.device) if IMAGE_LABELS in s else predicted[i]
                             for i, s in enumerate(data_samples)])
+
+    def _pixels(self, inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) RGB values in [0, 255] of inputs normalised by the data preprocessor."""
+        pre = self.data_preprocessor
+        if getattr(pre, '_enable_normalize', False):
+            inputs = inputs * pre.std + pre.mean
+        if not getattr(pre, 'channel_conversion', False):
+            inputs = inputs.flip(1)  # mmcv loads BGR; without conversion the channels stay BGR
+        return inputs.clamp(0, 255)
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """Raw score maps (B, K, h, w) at the head's resolution."""

@@ -113,6 +113,7 @@ class CLIPPromptTextEncoder(BaseModule):
                 f"be 'background', got {self.class_names[0]!r}.")
         self.class_prompts = class_prompts
         self.model_name = model_name
+        self.pretrained = pretrained
         self.freeze_text_tower = bool(freeze_text_tower)
         self.tower_from_weights = bool(pretrained)
 

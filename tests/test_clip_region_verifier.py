@@ -1,0 +1,140 @@
+"""CLIPRegionVerifier: regions of the CAMs, crops, the presence rule; its use by WSSSEncoderDecoder
+for images without labels; the preflight check of its checkpoint."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmseg_clip_wsss.apis import MissingAssetError, check_config_assets
+from mmseg_clip_wsss.models.segmentors import CLIPRegionVerifier
+from test_segmentor import LABELS, SWIN_CFG, K, S, build, model_cfg, samples
+
+H = W = 40
+RED, BLUE, GREEN = (255., 0., 0.), (0., 0., 255.), (0., 255., 0.)
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    init_default_scope('mmseg')
+
+
+def colour_verifier(tiny_clip, **kwargs):
+    """A verifier whose 'CLIP' embeds a crop as its mean colour, with classes 1/2/3 = red/blue/green."""
+    verifier = CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'], **kwargs)
+    mean, std = verifier.clip_mean, verifier.clip_std
+    verifier.model.encode_image = lambda x: (x * std + mean).mean(dim=(2, 3))  # (N, 3) RGB means
+    verifier.text = F.normalize(torch.tensor([RED, BLUE, GREEN]), dim=1)
+    return verifier
+
+
+def scene():
+    """A grey image with a red square (rows/cols 5-14) and a blue square (rows/cols 22-33)."""
+    image = torch.full((3, H, W), 128.)
+    image[:, 5:15, 5:15] = torch.tensor(RED)[:, None, None]
+    image[:, 22:34, 22:34] = torch.tensor(BLUE)[:, None, None]
+    return image
+
+
+def test_a_class_is_present_when_one_of_its_regions_is_classified_as_it(tiny_clip):
+    verifier = colour_verifier(tiny_clip)
+    cams = torch.zeros(1, 4, H, W)
+    cams[0, 1, 4:16, 4:16] = 1.0  # red claims the red square: right
+    cams[0, 2, 21:35, 21:35] = 0.9  # blue claims the blue square: right
+    cams[0, 3, 5:15, 5:15] = 0.8  # green claims the red square too: wrong
+    cams[0, 3, 0:2, 38:40] = 1.0  # and a speck below min_area (4 of 1600 px)
+    present = verifier(scene()[None], cams, foreground=[1, 2, 3])
+    assert present.tolist() == [[0, 1, 1, 0]]
+    # a region classified as another class proves neither: red without a region of its own stays absent
+    green_only = cams.clone()
+    green_only[0, 1] = 0
+    assert verifier(scene()[None], green_only, foreground=[1, 2, 3]).tolist() == [[0, 0, 1, 0]]
+    # nothing above the region threshold: nothing present
+    assert verifier(scene()[None], cams * 0.4, foreground=[1, 2, 3]).sum() == 0
+    # the region threshold bounds the regions: at 0.95 only red's map is left
+    strict = colour_verifier(tiny_clip, region_threshold=0.95)
+    assert strict(scene()[None], cams, foreground=[1, 2, 3]).tolist() == [[0, 1, 0, 0]]
+
+
+def test_masked_crop_and_window(tiny_clip):
+    verifier = colour_verifier(tiny_clip)
+    region = torch.zeros(H, W, dtype=torch.bool)
+    region[22:34, 22:34] = True
+    top, left, side = verifier._window(region.numpy())
+    assert side == 14 and (top, left) == (21, 21)  # the 12 px box x 1.2, centred
+    region_small = torch.zeros(H, W, dtype=torch.bool)
+    region_small[0:2, 38:40] = True
+    top, left, side = verifier._window(region_small.numpy())
+    assert side == 12 and (top, left) == (0, 28)  # min_window x 40 px, shifted inside the image
+    crops = verifier._crops(scene(), region.numpy())
+    assert crops.shape == (2, 3, *verifier.input_size)
+    masked, context = crops
+    # the masked crop is blue on the rest's median colour (grey); the context crop is the image
+    assert torch.allclose(masked[:, 0, 0], torch.tensor([128., 128., 128.]))
+    assert torch.allclose(masked[:, masked.shape[1] // 2, masked.shape[2] // 2], torch.tensor(BLUE))
+
+
+def test_bad_arguments_and_unembedded_classes(tiny_clip):
+    for kwargs, match in ((dict(region_threshold=1.0), 'region_threshold'), (dict(min_area=0), 'min_area'),
+                          (dict(context=0.5), 'context')):
+        with pytest.raises(ValueError, match=match):
+            CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'], **kwargs)
+    verifier = CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'])
+    with pytest.raises(RuntimeError, match='set_class_prompts'):
+        verifier(scene()[None], torch.zeros(1, 3, H, W), foreground=[1, 2])
+    verifier.set_class_prompts([['cat', 'kitty'], ['dog']])
+    assert verifier.text.shape[0] == 2
+    with pytest.raises(RuntimeError, match='3 foreground classes'):
+        verifier(scene()[None], torch.zeros(1, 4, H, W), foreground=[1, 2, 3])
+
+
+def test_segmentor_takes_the_classes_of_unlabelled_images_from_the_verifier(tiny_clip):
+    model = build(model_cfg(SWIN_CFG, tiny_clip, test_cfg=dict(output='cam', bg_threshold=0.3,
+                                                                verify_classes=dict()))).eval()
+    verifier = model.class_verifier
+    # defaults to the text encoder's CLIP; the foreground classes are embedded; not in the checkpoint
+    assert verifier.text.shape[0] == K - 1
+    assert not any(key.startswith('class_verifier') for key in model.state_dict())
+    calls = []
+
+    def fake(images, cams, foreground):
+        calls.append((images, cams, foreground))
+        present = torch.zeros(cams.shape[:2])
+        present[:, 3] = 1  # 'car' only
+        return present
+
+    model.class_verifier = fake
+    raw = torch.rand(2, 3, S, S) * 255  # RGB
+    pre = model.data_preprocessor
+    x = (raw - pre.mean) / pre.std  # what the preprocessor makes of RGB input (bgr_to_rgb done)
+    unlabelled = samples(LABELS)
+    del unlabelled[0].gt_image_labels  # image 0 has no labels, image 1 keeps its own
+    with torch.no_grad():
+        results = model.predict(x, unlabelled)
+    images, cams, foreground = calls[0]
+    torch.testing.assert_close(images, raw, atol=1e-3, rtol=0)  # the verifier sees the RGB pixels
+    assert foreground == [1, 2, 3] and cams.shape == (2, K, S, S)
+    assert torch.all(cams.amax(dim=(2, 3))[:, 1:] <= 1 + 1e-5)  # every class switched on, scaled
+    assert set(results[0].pred_sem_seg.data.unique().tolist()) <= {0, 3}
+    assert set(results[1].pred_sem_seg.data.unique().tolist()) <= {0, 2}  # its own labels
+    with torch.no_grad():
+        model.predict(x, samples(LABELS))
+    assert len(calls) == 1  # a labelled batch needs no verifier
+    # new class names re-embed the verifier's classes
+    model.class_verifier = verifier
+    model.set_class_names(['background', 'cat', 'dog', 'car', 'bus', 'tram'])
+    assert verifier.text.shape[0] == 5
+
+
+def test_verifier_needs_a_text_encoder_and_its_checkpoint_is_preflighted(tiny_clip, tmp_path):
+    cfg = model_cfg(SWIN_CFG, tiny_clip, test_cfg=dict(output='cam', verify_classes=dict()))
+    cfg.text_encoder = None
+    cfg.decode_head = dict(type='CAMClassifierHead', in_channels=16, channels=16, num_classes=K, in_index=3,
+                           loss_mlc=dict(type='MultiLabelScoreLoss', pooling='gap'))
+    cfg.neck = None
+    with pytest.raises(ValueError, match='verify_classes needs the class names'):
+        build(cfg)
+    missing = str(tmp_path / 'nowhere' / 'clip.pt')
+    config = Config(dict(model=dict(test_cfg=dict(verify_classes=dict(clip_pretrained=missing)))))
+    with pytest.raises(MissingAssetError, match=r'model\.test_cfg\.verify_classes\.clip_pretrained: file .*clip\.pt'):
+        check_config_assets(config, ())
