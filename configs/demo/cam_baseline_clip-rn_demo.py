@@ -12,4 +12,5 @@ model = dict(
         channels=256,
         num_classes={{_base_.num_classes}},
         in_index=3,
-        loss_mlc=dict(type='MultiLabelScoreLoss', pooling='gap', loss_weight=1.0)))
+        loss_mlc=dict(type='MultiLabelScoreLoss', pooling='gap', loss_weight=1.0)),
+    test_cfg=dict(verify_classes=None))  # the class verifier needs class names from a text encoder
