@@ -81,6 +81,27 @@ def test_a_weakly_supervised_model_segments_with_the_cam_protocol_background(mod
         WSSSInferencer(config, checkpoint, device='cpu', output='seg')
 
 
+def test_open_vocab_prediction_told_the_image_labels_paints_only_those(model_files):
+    """The `*_true_labels` figures of demo/open_vocab.py: the model is given each image's classes."""
+    from mmseg_clip_wsss.demo.open_vocab import _predict, _true_labels
+    config, checkpoint = model_files
+    inferencer = WSSSInferencer(config, checkpoint, device='cpu')
+    inferencer.model.test_cfg.bg_threshold = 0.0  # every pixel goes to a class of the image
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(2)]
+    gts = [np.full((40, 56), 255, np.uint8), np.zeros((40, 56), np.uint8)]
+    gts[0][:20] = 3
+    gts[1][5:9, 5:9] = 7
+    labels = _true_labels(gts, len(CLASSES))  # 255 (ignore) is no class; background always on
+    assert labels.tolist() == [[1, 0, 0, 1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0, 1, 0]]
+    told = _predict(inferencer, images, labels)
+    assert [p.shape for p in told] == [(40, 56), (40, 56)]
+    assert set(np.unique(told[0])) <= {0, 3} and 3 in told[0]
+    assert set(np.unique(told[1])) <= {0, 7} and 7 in told[1]
+    free = _predict(inferencer, images)  # the classes it finds itself (none, untrained): not the labels
+    assert not any(np.array_equal(f, t) for f, t in zip(free, told))
+
+
 def test_a_fixed_class_model_takes_its_own_class_list_and_refuses_others():
     from types import SimpleNamespace
     fixed = SimpleNamespace(model=SimpleNamespace(dataset_meta=dict(classes=CLASSES)), classes=CLASSES)
