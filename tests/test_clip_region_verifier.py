@@ -138,3 +138,16 @@ def test_verifier_needs_a_text_encoder_and_its_checkpoint_is_preflighted(tiny_cl
     config = Config(dict(model=dict(test_cfg=dict(verify_classes=dict(clip_pretrained=missing)))))
     with pytest.raises(MissingAssetError, match=r'model\.test_cfg\.verify_classes\.clip_pretrained: file .*clip\.pt'):
         check_config_assets(config, ())
+
+
+def test_the_verifier_leaves_training_as_it_was(tiny_clip):
+    """Building the verifier's CLIP draws no random numbers of the run: the same seed gives the same
+    initial weights and the same random stream after the build."""
+    plain = build(model_cfg(SWIN_CFG, tiny_clip, test_cfg=dict(output='cam')))
+    after_plain = torch.rand(4)
+    checked = build(model_cfg(SWIN_CFG, tiny_clip, test_cfg=dict(output='cam', verify_classes=dict())))
+    after_checked = torch.rand(4)
+    assert checked.class_verifier is not None and plain.class_verifier is None
+    assert plain.state_dict().keys() == checked.state_dict().keys()
+    assert all(torch.equal(a, checked.state_dict()[k]) for k, a in plain.state_dict().items())
+    assert torch.equal(after_plain, after_checked)

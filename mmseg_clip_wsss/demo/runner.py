@@ -357,7 +357,9 @@ def run_demo(work_dir: str = 'work_dirs/demo',
                         checkpoints)
     steps['clip_eval'] = (lambda: _evaluate_clip(data_root, fresh, summary, threads), ())
     steps.update(_inference_steps(work_dir, data_root, clip, checkpoints, fresh, threads, summary))
-    run_steps(steps, jobs)
+    # the open-vocabulary figures need stage 1 only: they start beside the other trainings, not after them
+    first = ('stage1', 'stage1_pseudo_masks', 'stage2', 'open_vocab')
+    run_steps({**{name: steps[name] for name in first if name in steps}, **steps}, jobs)
 
     overview(STAGE1[0][1], checkpoints['stage1'], options + clip_options['backbone'] + clip_options['text'],
              osp.join(work_dir, 'stage1', 'pseudo_masks'), osp.join(work_dir, 'overview.png'),

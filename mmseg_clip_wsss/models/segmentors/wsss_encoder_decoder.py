@@ -180,8 +180,9 @@ class WSSSEncoderDecoder(EncoderDecoder):
         if self.text_encoder is None:
             raise ValueError('WSSSEncoderDecoder: test_cfg.verify_classes needs the class names of a '
                              'text_encoder; remove verify_classes for this classifier.')
-        text = self.text_encoder
-        verifier = CLIPRegionVerifier(**dict(dict(clip_model=text.model_name, clip_pretrained=text.pretrained), **cfg))
+        defaults = dict(clip_model=self.text_encoder.model_name, clip_pretrained=self.text_encoder.pretrained)
+        with torch.random.fork_rng(devices=[]):  # building a CLIP draws random numbers: training stays as it was
+            verifier = CLIPRegionVerifier(**{**defaults, **cfg})
         verifier.set_class_prompts(self._foreground_prompts())
         return verifier
 
