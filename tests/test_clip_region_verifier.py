@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from open_clip.model import get_model_preprocess_cfg
 from mmengine.registry import init_default_scope
 
 from mmseg_clip_wsss.apis import MissingAssetError, check_config_assets
@@ -11,7 +12,7 @@ from mmseg_clip_wsss.models.segmentors import CLIPRegionVerifier
 from test_segmentor import LABELS, SWIN_CFG, K, S, build, model_cfg, samples
 
 H = W = 40
-RED, BLUE, GREEN = (255., 0., 0.), (0., 0., 255.), (0., 255., 0.)
+RED, BLUE, GREEN, GREY = (255., 0., 0.), (0., 0., 255.), (0., 255., 0.), (128., 128., 128.)
 
 
 @pytest.fixture(autouse=True)
@@ -20,11 +21,16 @@ def _mmseg_scope():
 
 
 def colour_verifier(tiny_clip, **kwargs):
-    """A verifier whose 'CLIP' embeds a crop as its mean colour, with classes 1/2/3 = red/blue/green."""
+    """A verifier whose 'CLIP' embeds a crop as its mean colour (centred on grey), with classes 1/2/3 =
+    red/blue/green and one background word = grey. The crops' normalisation is undone with the CLIP's
+    own preprocessing constants, read from open_clip here."""
     verifier = CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'], **kwargs)
-    mean, std = verifier.clip_mean, verifier.clip_std
-    verifier.model.encode_image = lambda x: (x * std + mean).mean(dim=(2, 3))  # (N, 3) RGB means
-    verifier.text = F.normalize(torch.tensor([RED, BLUE, GREEN]), dim=1)
+    cfg = get_model_preprocess_cfg(verifier.model)
+    mean = torch.tensor(cfg['mean']).view(1, 3, 1, 1) * 255
+    std = torch.tensor(cfg['std']).view(1, 3, 1, 1) * 255
+    verifier.model.encode_image = lambda x: (x * std + mean).mean(dim=(2, 3)) - 100.0  # (N, 3)
+    verifier.text = F.normalize(torch.tensor([RED, BLUE, GREEN, GREY]) - 100.0, dim=1)
+    verifier.num_classes = 3
     return verifier
 
 
@@ -49,6 +55,10 @@ def test_a_class_is_present_when_one_of_its_regions_is_classified_as_it(tiny_cli
     green_only = cams.clone()
     green_only[0, 1] = 0
     assert verifier(scene()[None], green_only, foreground=[1, 2, 3]).tolist() == [[0, 0, 1, 0]]
+    # one class named: a region that looks like background (grey) proves nothing
+    grey_claim = torch.zeros(1, 4, H, W)
+    grey_claim[0, 1, 16:40, 0:20] = 1.0  # a grey corner
+    assert verifier(scene()[None], grey_claim, foreground=[1, 2, 3]).sum() == 0
     # nothing above the region threshold: nothing present
     assert verifier(scene()[None], cams * 0.4, foreground=[1, 2, 3]).sum() == 0
     # the region threshold bounds the regions: at 0.95 only red's map is left
@@ -82,8 +92,10 @@ def test_bad_arguments_and_unembedded_classes(tiny_clip):
     verifier = CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'])
     with pytest.raises(RuntimeError, match='set_class_prompts'):
         verifier(scene()[None], torch.zeros(1, 3, H, W), foreground=[1, 2])
+    verifier = CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'],
+                                  background_words=('ground', 'Dog', 'sky'))
     verifier.set_class_prompts([['cat', 'kitty'], ['dog']])
-    assert verifier.text.shape[0] == 2
+    assert verifier.num_classes == 2 and verifier.text.shape[0] == 4  # 'Dog' is a class, not a word
     with pytest.raises(RuntimeError, match='3 foreground classes'):
         verifier(scene()[None], torch.zeros(1, 4, H, W), foreground=[1, 2, 3])
 
@@ -93,7 +105,7 @@ def test_segmentor_takes_the_classes_of_unlabelled_images_from_the_verifier(tiny
                                                                 verify_classes=dict()))).eval()
     verifier = model.class_verifier
     # defaults to the text encoder's CLIP; the foreground classes are embedded; not in the checkpoint
-    assert verifier.text.shape[0] == K - 1
+    assert verifier.num_classes == K - 1 and verifier.clip_model == tiny_clip['model_name']
     assert not any(key.startswith('class_verifier') for key in model.state_dict())
     calls = []
 
@@ -104,7 +116,7 @@ def test_segmentor_takes_the_classes_of_unlabelled_images_from_the_verifier(tiny
         return present
 
     model.class_verifier = fake
-    raw = torch.rand(2, 3, S, S) * 255  # RGB
+    raw = torch.randint(0, 256, (2, 3, S, S)).float()  # RGB
     pre = model.data_preprocessor
     x = (raw - pre.mean) / pre.std  # what the preprocessor makes of RGB input (bgr_to_rgb done)
     unlabelled = samples(LABELS)
@@ -112,7 +124,11 @@ def test_segmentor_takes_the_classes_of_unlabelled_images_from_the_verifier(tiny
     with torch.no_grad():
         results = model.predict(x, unlabelled)
     images, cams, foreground = calls[0]
-    torch.testing.assert_close(images, raw, atol=1e-3, rtol=0)  # the verifier sees the RGB pixels
+    torch.testing.assert_close(images, raw, atol=0, rtol=0)  # the verifier sees the RGB pixels
+    # a BGR model (no channel conversion) still gives the verifier RGB
+    pre.channel_conversion = False
+    torch.testing.assert_close(model._pixels((raw.flip(1) - pre.mean) / pre.std), raw, atol=0, rtol=0)
+    pre.channel_conversion = True
     assert foreground == [1, 2, 3] and cams.shape == (2, K, S, S)
     assert torch.all(cams.amax(dim=(2, 3))[:, 1:] <= 1 + 1e-5)  # every class switched on, scaled
     assert set(results[0].pred_sem_seg.data.unique().tolist()) <= {0, 3}
@@ -123,7 +139,7 @@ def test_segmentor_takes_the_classes_of_unlabelled_images_from_the_verifier(tiny
     # new class names re-embed the verifier's classes
     model.class_verifier = verifier
     model.set_class_names(['background', 'cat', 'dog', 'car', 'bus', 'tram'])
-    assert verifier.text.shape[0] == 5
+    assert verifier.num_classes == 5
 
 
 def test_verifier_needs_a_text_encoder_and_its_checkpoint_is_preflighted(tiny_clip, tmp_path):
@@ -132,8 +148,14 @@ def test_verifier_needs_a_text_encoder_and_its_checkpoint_is_preflighted(tiny_cl
     cfg.decode_head = dict(type='CAMClassifierHead', in_channels=16, channels=16, num_classes=K, in_index=3,
                            loss_mlc=dict(type='MultiLabelScoreLoss', pooling='gap'))
     cfg.neck = None
-    with pytest.raises(ValueError, match='verify_classes needs the class names'):
+    with pytest.raises(ValueError, match='verify_classes needs the class names.*set it to None'):
         build(cfg)
+    for verify, match in ((dict(clip_model='RN50'), r'verify_classes\.clip_pretrained'),
+                          ('{}', r'must be a dict.*got .\{\}.'),
+                          (dict(threshold=0.3), r"verify_classes: .*unexpected keyword argument 'threshold'"),
+                          (dict(region_threshold=2), r'verify_classes: .*region_threshold=2 must lie in')):
+        with pytest.raises(ValueError, match=match):
+            build(model_cfg(SWIN_CFG, tiny_clip, test_cfg=dict(output='cam', verify_classes=verify)))
     missing = str(tmp_path / 'nowhere' / 'clip.pt')
     config = Config(dict(model=dict(test_cfg=dict(verify_classes=dict(clip_pretrained=missing)))))
     with pytest.raises(MissingAssetError, match=r'model\.test_cfg\.verify_classes\.clip_pretrained: file .*clip\.pt'):

@@ -10,6 +10,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import save_checkpoint
 from PIL import Image
 
+from mmseg_clip_wsss.apis import MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
 from mmseg_clip_wsss.apis.segment import segment_main
 from mmseg_clip_wsss.registry import MODELS
@@ -188,3 +189,16 @@ def test_segment_tool_names_a_missing_path(model_files, tmp_path):
     with pytest.raises(FileNotFoundError, match='nowhere.jpg'):
         segment_main([str(tmp_path / 'nowhere.jpg'), '--config', config, '--checkpoint', checkpoint,
                       '--out-dir', str(tmp_path / 'out')])
+
+
+def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_files, tmp_path):
+    config, checkpoint = model_files
+    image = _image(tmp_path / 'a.jpg')
+    key = 'model.test_cfg.verify_classes.clip_pretrained'
+    with pytest.raises(MissingAssetError, match=rf'{key}: file .*nowhere.*clip\.pt does not exist'):
+        segment_main([image, '--config', config, '--checkpoint', checkpoint, '--out-dir', str(tmp_path / 'out'),
+                      '--cfg-options', f'{key}={tmp_path}/nowhere/clip.pt'])
+    result = segment_main([image, '--config', config, '--checkpoint', checkpoint, '--out-dir', str(tmp_path / 'o'),
+                           '--cfg-options', 'model.test_cfg.bg_threshold=1.0', '--no-progress'])
+    shares = json.loads((tmp_path / 'o' / 'a.json').read_text())['classes']
+    assert list(result['written'].values()) == ['a'] and shares['background'] == 100.0  # nothing beats 1.0

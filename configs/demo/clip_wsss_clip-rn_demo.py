@@ -24,8 +24,9 @@ model = dict(
     text_encoder=dict(model_name=clip_model, pretrained=clip_checkpoint),
     # images without labels (validation, tools/segment.py, names never trained on): the CLIP of the
     # text encoder decides which classes an image holds, from the regions their CAMs claim
-    # (CLIPRegionVerifier); the head's pooled scores recognise untrained names poorly
-    test_cfg=dict(verify_classes=dict()))
+    # (CLIPRegionVerifier; the demo world's ground words stand for "no object", as in the CLIP-ES
+    # demo config); the head's pooled scores recognise untrained names poorly
+    test_cfg=dict(verify_classes=dict(background_words=('ground', 'background', 'lines', 'blobs', 'noise'))))
 # A frozen pretrained backbone needs fewer updates than the random-init Swin: 800 iterations
 # (measured on the demo world: pseudo-mask mIoU 72.0 after 400, 79.4 after 800).
 max_iters = 800

@@ -44,7 +44,8 @@ def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, dict
 def _local_weight_files(cfg: Config) -> Iterator[Tuple[str, str]]:
     model = cfg.get('model', {})
     text = model.get('text_encoder') or {}
-    verifier = (model.get('test_cfg') or {}).get('verify_classes') or {}
+    verifier = (model.get('test_cfg') or {}).get('verify_classes')
+    verifier = verifier if isinstance(verifier, dict) else {}  # other values: the model names them
     for key, pretrained in (('model.text_encoder.pretrained', text.get('pretrained')),
                             ('model.test_cfg.verify_classes.clip_pretrained', verifier.get('clip_pretrained'))):
         if isinstance(pretrained, str) and pretrained.endswith(_WEIGHT_SUFFIXES):

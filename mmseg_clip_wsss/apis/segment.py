@@ -14,11 +14,13 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 from PIL import Image, ImageDraw, ImageFont
 
-from mmseg_clip_wsss.datasets.palette import write_palette_png
+from mmseg_clip_wsss.datasets.palette import voc_palette, write_palette_png
 from .inferencer import WSSSInferencer, load_rgb, resolve_classes
+from .preflight import check_config_assets
 
 __all__ = ['IMAGE_SUFFIXES', 'list_images', 'class_shares', 'render_overlay', 'segment_images',
            'segment_main']
@@ -103,7 +105,8 @@ def segment_images(inferencer: WSSSInferencer, paths: Sequence[str], out_dir: st
     """
     os.makedirs(out_dir, exist_ok=True)
     classes = inferencer.classes
-    palette = np.asarray(inferencer.model.dataset_meta['palette'], dtype=np.uint8)
+    palette = inferencer.model.dataset_meta.get('palette')  # a checkpoint may carry none
+    palette = np.asarray(voc_palette(len(classes)) if palette is None else palette, dtype=np.uint8)
     written, skipped, taken = {}, {}, set()
     bar = ProgressBar(len(paths)) if show_progress and len(paths) > 1 else None
     for path in paths:
@@ -140,9 +143,16 @@ def segment_main(argv: Optional[List[str]] = None) -> Dict:
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--device', default=None, help='cpu, cuda, ... (default: CUDA if available)')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
+                        'model.backbone.pretrained=P model.text_encoder.pretrained=P')
     args = parser.parse_args(argv)
     paths = list_images(args.inputs)
-    inferencer = WSSSInferencer(args.config, args.checkpoint, device=args.device)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    check_config_assets(cfg, ())  # a missing weight file is named with its config key
+    inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
     if args.classes is not None or args.vocabulary:
         inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes is not None else None,
                                                args.vocabulary))

@@ -9,6 +9,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from ..open_clip_models import load_open_clip
+from ..text.vocabularies import BACKGROUND_WORDS
 
 __all__ = ['CLIPRegionVerifier']
 
@@ -24,12 +25,15 @@ class CLIPRegionVerifier:
     1. With every class switched on, each connected region where the CAM of foreground class ``k``
        exceeds ``region_threshold`` and covers at least ``min_area`` of the image is a region of ``k``.
     2. The region is cut out twice in the same square window (its box times ``context``, at least
-       ``min_window`` of the shorter image side): masked (the pixels outside the region set to the
-       median colour of the rest of the image) and as it is (with its context); both are resized to
-       the CLIP's input size and encoded.
+       ``min_window`` and at most all of the shorter image side, so a region longer than that is seen
+       in part): masked (the pixels outside the region set to the median colour of the rest of the
+       image) and as it is (with its context); both are resized to the CLIP's input size and encoded.
+       Two crops per region of every class: the cost grows with the number of names.
     3. The sum of their cosine similarities to the zero-shot class embeddings (the class name and its
-       synonyms in ``templates``, averaged) ranks the foreground classes. ``k`` is present when one of
-       its regions ranks ``k`` first.
+       synonyms in ``templates``, averaged) and to each of the ``background_words`` ranks the
+       foreground classes and the words. ``k`` is present when one of its regions ranks ``k`` first:
+       a region that looks more like another class or like background proves nothing (with a single
+       class name, the words are its only competitors).
 
     The CLIP only decides presence; the head's CAMs still draw the masks. Classifying mask proposals by
     CLIP crops is how two-stage open-vocabulary segmenters name their segments (ZegFormer, Ding et al.,
@@ -46,6 +50,9 @@ class CLIPRegionVerifier:
             the CLIP sees objects at). Defaults to 0.3.
         templates (Sequence[str], optional): Prompt templates with one ``{}``; None takes
             :data:`mmseg_clip_wsss.clip_pretrain.evaluate.ZERO_SHOT_TEMPLATES`.
+        background_words (Sequence[str]): Competitors standing for "no object", each a row of its own
+            (CLIP-ES's use of them); a word that is also a class name is dropped. Defaults to
+            :data:`BACKGROUND_WORDS` (CLIP-ES's list).
 
     Raises:
         ValueError: a threshold or fraction outside (0, 1), ``context`` < 1.
@@ -58,7 +65,8 @@ class CLIPRegionVerifier:
                  min_area: float = 0.001,
                  context: float = 1.2,
                  min_window: float = 0.3,
-                 templates: Sequence[str] = None):
+                 templates: Sequence[str] = None,
+                 background_words: Sequence[str] = BACKGROUND_WORDS):
         for name, value in (('region_threshold', region_threshold), ('min_area', min_area),
                             ('min_window', min_window)):
             if not 0 < value < 1:
@@ -80,13 +88,19 @@ class CLIPRegionVerifier:
         self.context = float(context)
         self.min_window = float(min_window)
         self.templates = tuple(templates or ZERO_SHOT_TEMPLATES)
-        self.text = None
+        self.background_words = tuple(background_words)
+        self.text = None  # (C + W, D): the C classes, then the background words
+        self.num_classes = 0
 
     def set_class_prompts(self, class_prompts: Sequence[Sequence[str]]) -> None:
         """Embed the foreground classes to rank (per class, its name and synonyms), in channel order."""
         from mmseg_clip_wsss.clip_pretrain.evaluate import class_embeddings
+        names = {w.lower() for words in class_prompts for w in words}
+        rows = [list(words) for words in class_prompts] + [[w] for w in self.background_words
+                                                            if w.lower() not in names]
         self.model.cpu()
-        self.text = class_embeddings(self.model, self.clip_model, class_prompts, self.templates)  # (C, D)
+        self.text = class_embeddings(self.model, self.clip_model, rows, self.templates)  # (C + W, D)
+        self.num_classes = len(class_prompts)
 
     def _window(self, region: np.ndarray) -> Tuple[int, int, int]:
         """Top, left and side of the square window around a (H, W) bool region."""
@@ -135,10 +149,10 @@ class CLIPRegionVerifier:
         Raises:
             RuntimeError: before :meth:`set_class_prompts`, or with another number of classes.
         """
-        if self.text is None or len(self.text) != len(foreground):
+        if self.num_classes != len(foreground):
             raise RuntimeError(f'CLIPRegionVerifier: {len(foreground)} foreground classes to check, but '
-                               f'{0 if self.text is None else len(self.text)} embedded; call '
-                               'set_class_prompts with the class list first.')
+                               f'{self.num_classes} embedded; call set_class_prompts with the class list '
+                               'first.')
         device = images.device
         self.model.to(device)
         present = cams.new_zeros(cams.shape[:2])
@@ -151,9 +165,9 @@ class CLIPRegionVerifier:
         if not crops:
             return present
         x = (torch.cat(crops) - self.clip_mean.to(device)) / self.clip_std.to(device)  # (2R, 3, S, S)
-        sims = F.normalize(self.model.encode_image(x), dim=-1) @ self.text.to(device).t()  # (2R, C)
-        ranked = sims.view(len(owners), 2, -1).sum(dim=1).argmax(dim=1).tolist()  # (R, )
+        sims = F.normalize(self.model.encode_image(x), dim=-1) @ self.text.to(device).t()  # (2R, C + W)
+        ranked = sims.view(len(owners), 2, -1).sum(dim=1).argmax(dim=1).tolist()  # (R, ) row indices
         for (b, k), best in zip(owners, ranked):
-            if foreground[best] == k:
+            if best < self.num_classes and foreground[best] == k:
                 present[b, k] = 1
         return present

@@ -8,6 +8,7 @@ from mmseg.models.utils import resize
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
+from mmseg_clip_wsss.cam.generate import denormalise_images
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import IMAGE_LABELS, sample_loss_weights, stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
@@ -177,12 +178,23 @@ class WSSSEncoderDecoder(EncoderDecoder):
         cfg = self.test_cfg.get('verify_classes')
         if cfg is None:
             return None
+        key = 'model.test_cfg.verify_classes'
+        if not isinstance(cfg, dict):
+            raise ValueError(f'{key} must be a dict of CLIPRegionVerifier arguments (dict() for the text '
+                             f"encoder's CLIP) or None, got {cfg!r}; on the command line set a key of it, "
+                             f'e.g. {key}.region_threshold=0.5.')
         if self.text_encoder is None:
-            raise ValueError('WSSSEncoderDecoder: test_cfg.verify_classes needs the class names of a '
-                             'text_encoder; remove verify_classes for this classifier.')
+            raise ValueError(f'{key} needs the class names of a text_encoder; set it to None for this '
+                             'classifier.')
+        if 'clip_model' in cfg and 'clip_pretrained' not in cfg:
+            raise ValueError(f"{key}.clip_model={cfg['clip_model']!r} needs its weights too: set "
+                             f'{key}.clip_pretrained (a pretrained tag or a checkpoint file).')
         defaults = dict(clip_model=self.text_encoder.model_name, clip_pretrained=self.text_encoder.pretrained)
-        with torch.random.fork_rng(devices=[]):  # building a CLIP draws random numbers: training stays as it was
-            verifier = CLIPRegionVerifier(**{**defaults, **cfg})
+        try:
+            with torch.random.fork_rng(devices=[]):  # building a CLIP draws random numbers: training stays as it was
+                verifier = CLIPRegionVerifier(**{**defaults, **cfg})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f'{key}: {error}') from error
         verifier.set_class_prompts(self._foreground_prompts())
         return verifier
 
@@ -407,11 +419,11 @@ class WSSSEncoderDecoder(EncoderDecoder):
     def _pixels(self, inputs: Tensor) -> Tensor:
         """(B, 3, H, W) RGB values in [0, 255] of inputs normalised by the data preprocessor."""
         pre = self.data_preprocessor
-        if getattr(pre, '_enable_normalize', False):
-            inputs = inputs * pre.std + pre.mean
-        if not getattr(pre, 'channel_conversion', False):
-            inputs = inputs.flip(1)  # mmcv loads BGR; without conversion the channels stay BGR
-        return inputs.clamp(0, 255)
+        pixels = denormalise_images(inputs, pre).permute(0, 3, 1, 2).float()
+        # mmcv loads BGR; without a conversion (mmseg's `channel_conversion`, mmengine's private name) it stays BGR
+        if not getattr(pre, 'channel_conversion', getattr(pre, '_channel_conversion', False)):
+            pixels = pixels.flip(1)
+        return pixels
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """Raw score maps (B, K, h, w) at the head's resolution."""
