@@ -1,5 +1,5 @@
 """Which classes an unlabelled image holds, checked region by region by a CLIP."""
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -65,7 +65,7 @@ class CLIPRegionVerifier:
                  min_area: float = 0.001,
                  context: float = 1.2,
                  min_window: float = 0.3,
-                 templates: Sequence[str] = None,
+                 templates: Optional[Sequence[str]] = None,
                  background_words: Sequence[str] = BACKGROUND_WORDS):
         for name, value in (('region_threshold', region_threshold), ('min_area', min_area),
                             ('min_window', min_window)):
