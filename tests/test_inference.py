@@ -198,7 +198,11 @@ def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_fi
     with pytest.raises(MissingAssetError, match=rf'{key}: file .*nowhere.*clip\.pt does not exist'):
         segment_main([image, '--config', config, '--checkpoint', checkpoint, '--out-dir', str(tmp_path / 'out'),
                       '--cfg-options', f'{key}={tmp_path}/nowhere/clip.pt'])
-    result = segment_main([image, '--config', config, '--checkpoint', checkpoint, '--out-dir', str(tmp_path / 'o'),
-                           '--cfg-options', 'model.test_cfg.bg_threshold=1.0', '--no-progress'])
-    shares = json.loads((tmp_path / 'o' / 'a.json').read_text())['classes']
-    assert list(result['written'].values()) == ['a'] and shares['background'] == 100.0  # nothing beats 1.0
+    shares = {}
+    for threshold in ('0.5', '0.0'):  # the untrained model finds no class at 0.5; at 0.0 every class
+        out = tmp_path / threshold
+        result = segment_main([image, '--config', config, '--checkpoint', checkpoint, '--out-dir', str(out),
+                               '--cfg-options', f'model.test_cfg.label_threshold={threshold}', '--no-progress'])
+        assert list(result['written'].values()) == ['a']
+        shares[threshold] = json.loads((out / 'a.json').read_text())['classes']
+    assert shares['0.5']['background'] == 100.0 and shares['0.0']['background'] < 100.0
