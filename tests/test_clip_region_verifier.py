@@ -9,6 +9,7 @@ from mmengine.registry import init_default_scope
 
 from mmseg_clip_wsss.apis import MissingAssetError, check_config_assets
 from mmseg_clip_wsss.models.segmentors import CLIPRegionVerifier
+from mmseg_clip_wsss.models.segmentors.cam_output import rgb_pixels
 from test_segmentor import LABELS, SWIN_CFG, K, S, build, model_cfg, samples
 
 H = W = 40
@@ -127,7 +128,7 @@ def test_segmentor_takes_the_classes_of_unlabelled_images_from_the_verifier(tiny
     torch.testing.assert_close(images, raw, atol=0, rtol=0)  # the verifier sees the RGB pixels
     # a BGR model (no channel conversion) still gives the verifier RGB
     pre.channel_conversion = False
-    torch.testing.assert_close(model._pixels((raw.flip(1) - pre.mean) / pre.std), raw, atol=0, rtol=0)
+    torch.testing.assert_close(rgb_pixels((raw.flip(1) - pre.mean) / pre.std, pre), raw, atol=0, rtol=0)
     pre.channel_conversion = True
     assert foreground == [1, 2, 3] and cams.shape == (2, K, S, S)
     assert torch.all(cams.amax(dim=(2, 3))[:, 1:] <= 1 + 1e-5)  # every class switched on, scaled

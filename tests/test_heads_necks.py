@@ -68,7 +68,7 @@ def test_neck_aggregation_reads_initialised_prototypes_only():
     fused = neck.fuse(feats)
     # empty bank: the read-back adds nothing
     assert torch.equal(neck(feats)[0], fused)
-    assert abs(torch.sigmoid(neck.gate).item() - 0.1) < 1e-6
+    assert abs(torch.sigmoid(neck.readout.gate).item() - 0.1) < 1e-6
     # with prototypes: output changes, and only the initialised rows are read
     neck.memory_bank.prototypes.copy_(F.normalize(torch.randn(K, C), dim=1))
     neck.memory_bank.initialized[1] = True
@@ -77,16 +77,16 @@ def test_neck_aggregation_reads_initialised_prototypes_only():
     neck.memory_bank.prototypes[2] += 5.0  # an uninitialised row: ignored
     assert torch.allclose(neck(feats)[0], out1)
     # a single valid prototype: every pixel reads exactly its value
-    value = neck.value(neck.memory_bank.prototypes[1])[None, :, None, None]
-    read = neck.out_proj(value.expand(2, C, 16, 16))
+    value = neck.readout.value(neck.memory_bank.prototypes[1])[None, :, None, None]
+    read = neck.readout.out_proj(value.expand(2, C, 16, 16))
     assert torch.allclose(out1, fused + 0.1 * read, atol=1e-5)
     # two valid prototypes: pixel-wise attention over exactly those rows (written out unfolded)
     neck.memory_bank.initialized[3] = True
     bank = neck.memory_bank.prototypes[[1, 3]]  # (2, C)
-    query = neck.query(fused).flatten(2)  # (B, C, HW)
-    attn = (neck.key(bank) @ query / C ** 0.5).softmax(dim=1)  # (B, 2, HW)
-    mixed = (neck.value(bank).t() @ attn).reshape(2, C, 16, 16)  # (B, C, H, W)
-    expected = fused + torch.sigmoid(neck.gate) * neck.out_proj(mixed)
+    query = neck.readout.query(fused).flatten(2)  # (B, C, HW)
+    attn = (neck.readout.key(bank) @ query / C ** 0.5).softmax(dim=1)  # (B, 2, HW)
+    mixed = (neck.readout.value(bank).t() @ attn).reshape(2, C, 16, 16)  # (B, C, H, W)
+    expected = fused + torch.sigmoid(neck.readout.gate) * neck.readout.out_proj(mixed)
     assert torch.allclose(neck(feats)[0], expected, atol=1e-5)
     assert attn.min() < 0.45 and attn.max() > 0.55  # the pixels read the two rows differently
     # without aggregation the same filled bank is never read

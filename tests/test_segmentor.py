@@ -118,7 +118,7 @@ def test_tiny_model_shapes_losses_gradients_predict(path, tiny_clip):
     # a second step reads the bank: the aggregation parameters get gradients too
     model.zero_grad()
     sum(model(x, samples(LABELS), mode='loss').values()).backward()
-    assert model.neck.query.weight.grad.abs().sum() > 0 and model.neck.gate.grad is not None
+    assert model.neck.readout.query.weight.grad.abs().sum() > 0 and model.neck.readout.gate.grad is not None
 
     model.eval()
     with torch.no_grad():

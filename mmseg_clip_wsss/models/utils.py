@@ -1,7 +1,12 @@
 """Small helpers shared by the model modules."""
+import math
 from typing import Optional
 
-__all__ = ['with_background_index']
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+__all__ = ['with_background_index', 'register_logit_scale', 'clamped_scale']
 
 
 def with_background_index(cfg: Optional[dict], background_index: Optional[int],
@@ -33,3 +38,27 @@ def with_background_index(cfg: Optional[dict], background_index: Optional[int],
                          'once, as model.background_index of the segmentor.')
     cfg['background_index'] = background_index
     return cfg
+
+
+def register_logit_scale(module: nn.Module, init: float, max_scale: float, learnable: bool) -> None:
+    """Give ``module`` a ``logit_scale`` = log(``init``) (a parameter when ``learnable``, else a buffer)
+    and its ``max_logit_scale``: the CLIP-style temperature of a cosine classifier (Radford et al.,
+    ICML 2021).
+
+    Raises:
+        ValueError: unless ``0 < init <= max_scale``, naming the module.
+    """
+    if not 0 < init <= max_scale:
+        raise ValueError(f'{type(module).__name__}: need 0 < logit_scale_init ({init}) <= '
+                         f'max_logit_scale ({max_scale}).')
+    module.max_logit_scale = max_scale
+    log_scale = torch.tensor(math.log(init))
+    if learnable:
+        module.logit_scale = nn.Parameter(log_scale)
+    else:
+        module.register_buffer('logit_scale', log_scale)
+
+
+def clamped_scale(log_scale: Tensor, max_scale: float) -> Tensor:
+    """The multiplicative scale ``exp(log_scale)``, clamped to ``max_scale``."""
+    return log_scale.clamp(max=math.log(max_scale)).exp()

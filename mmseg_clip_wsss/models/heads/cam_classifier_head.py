@@ -2,7 +2,6 @@
 from typing import List, Optional, Tuple, Union
 
 import torch.nn as nn
-from mmcv.cnn import ConvModule
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
@@ -39,14 +38,8 @@ class CAMClassifierHead(WeakDecodeHead):
         kwargs.setdefault('loss_mlc', dict(type='MultiLabelScoreLoss', pooling='gap'))
         super().__init__(in_channels=in_channels, channels=channels, num_classes=num_classes,
                          in_index=in_index, dropout_ratio=dropout_ratio, **kwargs)
-        convs = []
-        for i in range(num_convs):
-            convs.append(
-                ConvModule(self.in_channels if i == 0 else channels, channels, 3, padding=1,
-                           conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg))
-        self.convs = nn.Sequential(*convs)
-        self.classifier = nn.Conv2d(channels if num_convs > 0 else self.in_channels, num_classes, 1,
-                                    bias=False)
+        self.convs, out_channels = self.conv_stack(num_convs)
+        self.classifier = nn.Conv2d(out_channels, num_classes, 1, bias=False)
 
     def forward(self, inputs: Union[List[Tensor], Tuple[Tensor]], text_embeds: Optional[Tensor] = None,
                 return_embeds: bool = False) -> Union[Tensor, Tuple[Tensor, Tensor]]:

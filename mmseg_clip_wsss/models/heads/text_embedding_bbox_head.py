@@ -1,5 +1,4 @@
 """Bbox head whose classifier is the class text embeddings (detection)."""
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -9,6 +8,7 @@ from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import DET_MODELS
+from ..utils import clamped_scale, register_logit_scale
 
 BACKGROUND_MODES = ('embedding', 'bias')
 
@@ -62,9 +62,6 @@ class TextEmbeddingBBoxHead(Shared2FCBBoxHead):
         if background not in BACKGROUND_MODES:
             raise ValueError(f'TextEmbeddingBBoxHead: background={background!r} must be one of '
                              f'{BACKGROUND_MODES}.')
-        if not 0 < logit_scale_init <= max_logit_scale:
-            raise ValueError(f'TextEmbeddingBBoxHead: need 0 < logit_scale_init ({logit_scale_init}) '
-                             f'<= max_logit_scale ({max_logit_scale}).')
         self.text_encoder = DET_MODELS.build(text_encoder)
         names = list(self.text_encoder.class_names)
         if names and names[0].lower() == 'background':
@@ -79,7 +76,6 @@ class TextEmbeddingBBoxHead(Shared2FCBBoxHead):
                 'per detection class, in dataset order.')
         self.embed_dim = int(self.text_encoder.embed_dim)
         self.background = background
-        self.max_logit_scale = max_logit_scale
         # the projection into the text space replaces the (K + 1)-way linear classifier
         self.fc_cls = nn.Linear(self.cls_last_dim, self.embed_dim)
         if background == 'embedding':
@@ -88,16 +84,12 @@ class TextEmbeddingBBoxHead(Shared2FCBBoxHead):
             self.background_embedding = nn.Parameter(init / init.norm())  # (D, )
         else:
             self.background_bias = nn.Parameter(torch.zeros(()))
-        log_scale = torch.tensor(math.log(logit_scale_init))
-        if learnable_logit_scale:
-            self.logit_scale = nn.Parameter(log_scale)
-        else:
-            self.register_buffer('logit_scale', log_scale)
+        register_logit_scale(self, logit_scale_init, max_logit_scale, learnable_logit_scale)
 
     @property
     def scale(self) -> Tensor:
         """Current multiplicative logit scale, ``exp(logit_scale)`` clamped to ``max_logit_scale``."""
-        return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
+        return clamped_scale(self.logit_scale, self.max_logit_scale)
 
     def classify(self, roi_embeds: Tensor, text_embeds: Optional[Tensor] = None) -> Tensor:
         """Logits of RoI embeddings against the class text embeddings and the background.

@@ -1,15 +1,14 @@
 """Decode head that scores pixels against class text embeddings."""
-import math
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
 from mmseg.utils import ConfigType
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
+from ..utils import clamped_scale, register_logit_scale
 from .weak_decode_head import WeakDecodeHead
 
 
@@ -69,29 +68,16 @@ class TextGuidedHead(WeakDecodeHead):
         kwargs.setdefault('loss_mlc', dict(type='MultiLabelScoreLoss', pooling='lse', lse_r=1.0))
         super().__init__(in_channels=in_channels, channels=channels, num_classes=num_classes,
                          in_index=in_index, dropout_ratio=dropout_ratio, **kwargs)
-        if not 0 < logit_scale_init <= max_logit_scale:
-            raise ValueError(f'TextGuidedHead: need 0 < logit_scale_init ({logit_scale_init}) <= '
-                             f'max_logit_scale ({max_logit_scale}).')
         self.embed_dim = embed_dim
-        self.max_logit_scale = max_logit_scale
-        convs = []
-        for i in range(num_convs):
-            convs.append(
-                ConvModule(self.in_channels if i == 0 else channels, channels, 3, padding=1,
-                           conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg))
-        self.convs = nn.Sequential(*convs)
-        self.proj = nn.Conv2d(channels if num_convs > 0 else self.in_channels, embed_dim, 1)
-        log_scale = torch.tensor(math.log(logit_scale_init))
-        if learnable_logit_scale:
-            self.logit_scale = nn.Parameter(log_scale)
-        else:
-            self.register_buffer('logit_scale', log_scale)
+        self.convs, out_channels = self.conv_stack(num_convs)
+        self.proj = nn.Conv2d(out_channels, embed_dim, 1)
+        register_logit_scale(self, logit_scale_init, max_logit_scale, learnable_logit_scale)
         self.loss_itc = self.build_weak_loss(loss_itc)
 
     @property
     def scale(self) -> Tensor:
         """Current multiplicative logit scale, ``exp(logit_scale)`` clamped to ``max_logit_scale``."""
-        return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
+        return clamped_scale(self.logit_scale, self.max_logit_scale)
 
     def embed_pixels(self, inputs: Union[List[Tensor], Tuple[Tensor]]) -> Tensor:
         """Pixel embeddings (B, D, H, W), not normalised."""

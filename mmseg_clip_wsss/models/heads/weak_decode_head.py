@@ -2,6 +2,8 @@
 from abc import abstractmethod
 from typing import Dict, List, Optional, Tuple, Union
 
+import torch.nn as nn
+from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
@@ -51,6 +53,18 @@ class WeakDecodeHead(BaseDecodeHead):
         self.supervision = supervision
         self.background_index = background_index
         self.loss_mlc = self.build_weak_loss(loss_mlc)
+
+    def conv_stack(self, num_convs: int) -> Tuple[nn.Sequential, int]:
+        """``num_convs`` 3x3 conv blocks (the head's conv, norm and act configs): the first from
+        ``in_channels``, the others from ``channels``.
+
+        Returns:
+            tuple: the blocks (an empty ``nn.Sequential`` for 0) and the channels they output.
+        """
+        convs = [ConvModule(self.in_channels if i == 0 else self.channels, self.channels, 3, padding=1,
+                            conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+                 for i in range(num_convs)]
+        return nn.Sequential(*convs), self.channels if num_convs > 0 else self.in_channels
 
     def build_weak_loss(self, cfg: Optional[ConfigType]):
         """Build a weak loss of this head with the head's ``background_index`` (None: no loss)."""

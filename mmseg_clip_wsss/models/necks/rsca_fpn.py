@@ -41,16 +41,13 @@ class RSCAFPN(RSCANeck):
         end_level (int): Last backbone level used (inclusive); -1 for the last. Defaults to -1.
         background_index (int, optional): Row of a background class, left out of the contrast and the
             memory update. None: every row is an object class (detection). Defaults to None.
-        use_aggregation (bool): Enable the memory read-back. Defaults to True.
-        gate_init (float): Initial value of the sigmoid gate, in (0, 1). Defaults to 0.1.
-        memory_momentum (float): Momentum of the memory update. Defaults to 0.9.
-        loss_region (dict, optional): Config of the region-memory loss. Defaults to
-            ``dict(type='RegionMemoryInfoNCELoss', temperature=0.1, loss_weight=0.1)``.
-        conv_cfg (dict, optional): Conv config. Defaults to None.
         norm_cfg (dict, optional): Norm config of the lateral / output convs. Defaults to None (as FPN).
         act_cfg (dict, optional): Activation config of those convs. Defaults to None (as FPN).
         init_cfg (dict | list[dict], optional): Initialisation config. Defaults to Xavier (uniform)
             on every ``Conv2d``, as FPN.
+        **kwargs: The other :class:`RSCANeck` arguments (``use_aggregation``, ``gate_init``,
+            ``memory_momentum``, ``contrast_background``, ``loss_region``, ``conv_cfg``), with its
+            defaults.
     """
 
     def __init__(self,
@@ -61,16 +58,11 @@ class RSCAFPN(RSCANeck):
                  start_level: int = 0,
                  end_level: int = -1,
                  background_index: Optional[int] = None,
-                 use_aggregation: bool = True,
-                 gate_init: float = 0.1,
-                 memory_momentum: float = 0.9,
-                 loss_region: Optional[dict] = dict(
-                     type='RegionMemoryInfoNCELoss', temperature=0.1, loss_weight=0.1),
-                 conv_cfg: Optional[dict] = None,
                  norm_cfg: Optional[dict] = None,
                  act_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
-                     type='Xavier', layer='Conv2d', distribution='uniform')):
+                     type='Xavier', layer='Conv2d', distribution='uniform'),
+                 **kwargs):
         num_ins = len(in_channels)
         last = num_ins - 1 if end_level == -1 else end_level
         if not 0 <= start_level <= last < num_ins:
@@ -80,29 +72,16 @@ class RSCAFPN(RSCANeck):
         if num_outs < len(in_index):
             raise ValueError(f'RSCAFPN: num_outs={num_outs} is smaller than the {len(in_index)} used '
                              f'backbone levels {in_index}; raise num_outs or start_level.')
-        super().__init__(
-            in_channels=in_channels,
-            channels=out_channels,
-            num_classes=num_classes,
-            in_index=in_index,
-            fusion='sum',
-            num_outs=1,
-            use_aggregation=use_aggregation,
-            gate_init=gate_init,
-            memory_momentum=memory_momentum,
-            background_index=background_index,
-            loss_region=loss_region,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=act_cfg,
-            init_cfg=init_cfg)
+        super().__init__(in_channels=in_channels, channels=out_channels, num_classes=num_classes,
+                         in_index=in_index, fusion='sum', num_outs=1, background_index=background_index,
+                         norm_cfg=norm_cfg, act_cfg=act_cfg, init_cfg=init_cfg, **kwargs)
         self.out_channels = out_channels
         self.num_outs = num_outs
         self.start_level = start_level
         self.end_level = end_level
         # level 0 is fuse_conv; one 3x3 output conv per coarser used level
         self.fpn_convs = nn.ModuleList([
-            ConvModule(out_channels, out_channels, 3, padding=1, conv_cfg=conv_cfg,
+            ConvModule(out_channels, out_channels, 3, padding=1, conv_cfg=kwargs.get('conv_cfg'),
                        norm_cfg=norm_cfg, act_cfg=act_cfg) for _ in in_index[1:]
         ])
 

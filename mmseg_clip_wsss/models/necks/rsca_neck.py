@@ -1,5 +1,4 @@
 """RSC-A neck: multi-scale fusion, memory-bank aggregation and regional semantic contrast."""
-import math
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
@@ -9,11 +8,10 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmseg_clip_wsss.registry import MODELS, register_seg_and_det
+from mmseg_clip_wsss.registry import register_seg_and_det
 from ..memory import ClassMemoryBank
-
-#: Regions whose activation mass or embedding norm is below this are empty.
-_EMPTY = 1e-6
+from .memory_readout import MemoryReadout
+from .region_contrast import RegionContrast
 
 
 def _rename_legacy_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
@@ -66,10 +64,14 @@ class RSCANeck(BaseModule):
         init_cfg (dict, optional): Initialisation config. Defaults to None.
     """
 
-    #: Checkpoint keys of the bank before it became a :class:`ClassMemoryBank` -> today's keys
+    #: Checkpoint keys of the bank before it became a :class:`ClassMemoryBank`, and of the aggregation
+    #: before it became a :class:`MemoryReadout` -> today's keys
     #: (read by the load hook and by :func:`~mmseg_clip_wsss.engine.check_checkpoint_fits`).
     LEGACY_STATE_DICT_KEYS = {'memory_bank': 'memory_bank.prototypes',
-                              'memory_initialized': 'memory_bank.initialized'}
+                              'memory_initialized': 'memory_bank.initialized',
+                              **{f'{layer}.{p}': f'readout.{layer}.{p}'
+                                 for layer in ('query', 'key', 'value', 'out_proj') for p in ('weight', 'bias')},
+                              'gate': 'readout.gate'}
 
     def __init__(self,
                  in_channels: Sequence[int],
@@ -109,7 +111,6 @@ class RSCANeck(BaseModule):
         self.num_outs = num_outs
         self.use_aggregation = use_aggregation
         self.contrast_background = contrast_background
-        self.background_index = background_index
         self.align_corners = align_corners
         self.memory_bank = ClassMemoryBank(num_classes, channels, memory_momentum)
         self.register_load_state_dict_pre_hook(_rename_legacy_keys)
@@ -122,14 +123,9 @@ class RSCANeck(BaseModule):
         self.fuse_conv = ConvModule(fuse_in, channels, 3, padding=1, conv_cfg=conv_cfg,
                                     norm_cfg=norm_cfg, act_cfg=act_cfg)
 
-        if use_aggregation:
-            self.query = nn.Conv2d(channels, channels, 1)
-            self.key = nn.Linear(channels, channels)
-            self.value = nn.Linear(channels, channels)
-            self.out_proj = nn.Conv2d(channels, channels, 1)
-            self.gate = nn.Parameter(torch.tensor(math.log(gate_init / (1 - gate_init))))
-
-        self.loss_region = MODELS.build(loss_region) if loss_region is not None else None
+        self.readout = MemoryReadout(channels, gate_init) if use_aggregation else None
+        self.region_contrast = RegionContrast(num_classes, background_index, contrast_background,
+                                              loss_region, align_corners)
 
     # ------------------------------------------------------------------ forward
     def fuse(self, feats: Sequence[Tensor]) -> Tensor:
@@ -148,7 +144,7 @@ class RSCANeck(BaseModule):
         return self.fuse_conv(torch.cat(laterals, dim=1))
 
     def aggregate(self, fused: Tensor) -> Tensor:
-        """Let every pixel read the memory bank's prototypes (residual, gated).
+        """Let every pixel read the memory bank's prototypes (:class:`MemoryReadout`).
 
         Args:
             fused (Tensor): (B, C, H, W).
@@ -158,34 +154,7 @@ class RSCANeck(BaseModule):
         """
         if not self.use_aggregation:
             return fused
-        b, c, h, w = fused.shape
-        bank, valid = self.memory_bank.snapshot(fused.dtype)  # (K, C), (K,)
-        has_memory = bool(valid.any())
-        if not has_memory and not torch.is_grad_enabled():
-            return fused  # nothing to read, no graph to keep
-        k = self.key(bank)  # (K, C)
-        v = self.value(bank)  # (K, C)
-        # The 1x1 query and output convs are linear, and only K prototypes are read, so both fold
-        # into the K rows instead of running on every pixel (same result, C*C*H*W fewer MACs each):
-        #   q_p . k_j = x_p . (W_q^T k_j) + b_q . k_j
-        #   W_o (sum_j a_pj v_j) + b_o = sum_j a_pj (W_o v_j + b_o)     (softmax rows sum to 1)
-        w_q = self.query.weight.flatten(1)  # (C, C) out x in
-        w_o = self.out_proj.weight.flatten(1)  # (C, C)
-        k_fold = k @ w_q  # (K, C)
-        logits = k_fold @ fused.flatten(2)  # (B, K, HW)
-        if self.query.bias is not None:
-            logits = logits + (k @ self.query.bias)[:, None]
-        logits = logits / math.sqrt(c)
-        if has_memory:
-            logits = logits.masked_fill(~valid[:, None], float('-inf'))
-        v_fold = v @ w_o.t()  # (K, C)
-        if self.out_proj.bias is not None:
-            v_fold = v_fold + self.out_proj.bias
-        read = (v_fold.t() @ logits.softmax(dim=1)).reshape(b, c, h, w)  # (B, C, H, W)
-        if not has_memory:
-            # keep every parameter in the graph (distributed training) but add nothing
-            read = read * 0.0
-        return fused + torch.sigmoid(self.gate) * read
+        return self.readout(fused, *self.memory_bank.snapshot(fused.dtype))
 
     def forward(self, feats: Sequence[Tensor], return_fused: bool = False):
         """Fuse and aggregate.
@@ -208,19 +177,15 @@ class RSCANeck(BaseModule):
         return (outs, fused) if return_fused else outs
 
     # ------------------------------------------------------- regional contrast
-    def _region_weights(self, fused: Tensor, cams: Tensor) -> Tensor:
-        """Non-negative, detached activation weights of every class on the fused grid, (B, K, HW)."""
-        cams = cams.detach().to(fused.dtype)
-        if cams.shape[-2:] != fused.shape[-2:]:
-            cams = F.interpolate(cams, size=fused.shape[-2:], mode='bilinear',
-                                 align_corners=self.align_corners)
-        return cams.clamp(min=0).flatten(2)
+    @property
+    def loss_region(self) -> Optional[nn.Module]:
+        """The region-memory loss (None: the bank is updated without a loss)."""
+        return self.region_contrast.loss
 
-    @staticmethod
-    def _pool(weights: Tensor, fused: Tensor) -> Tensor:
-        """Weighted means (B, K, C) of ``fused`` (B, C, H, W) under ``weights`` (B, K, HW)."""
-        weights = weights / weights.sum(dim=2, keepdim=True).clamp(min=_EMPTY)
-        return torch.einsum('bkn,bcn->bkc', weights, fused.flatten(2))
+    @property
+    def background_index(self) -> Optional[int]:
+        """Background row, left out of the contrast unless ``contrast_background``."""
+        return self.region_contrast.background_index
 
     def region_embeddings(self, fused: Tensor, cams: Tensor) -> Tensor:
         """Activation-weighted region embedding of every class of every image.
@@ -233,24 +198,12 @@ class RSCANeck(BaseModule):
         Returns:
             Tensor: (B, K, C) region embeddings (zero where a class has no activation).
         """
-        return self._pool(self._region_weights(fused, cams), fused)
-
-    def _contrast_mask(self, image_labels: Tensor) -> Tensor:
-        """Bool (B, K): the present classes that take part in the contrast (not the background row
-        unless ``contrast_background``)."""
-        present = image_labels > 0
-        if self.background_index is not None and not self.contrast_background:
-            present = present.clone()
-            present[:, self.background_index] = False
-        return present
+        return self.region_contrast.pool(self.region_contrast.region_weights(fused, cams), fused)
 
     def region_contrast_loss(self, fused: Tensor, cams: Tensor, image_labels: Tensor,
                              update_memory: bool = True) -> Dict[str, Tensor]:
-        """Regional semantic contrast against the memory bank, then (training only) its update.
-
-        A present class whose region is empty (its activation map sums to ~0 on the fused grid, or
-        its embedding has norm ~0) takes part in neither the loss nor the update: its zero embedding
-        would set (and mark initialised) a prototype and add a constant to the InfoNCE.
+        """Regional semantic contrast against the memory bank, then (training only) its update
+        (:class:`RegionContrast`).
 
         Args:
             fused (Tensor): Fused features (B, C, H, W) (``forward(feats, return_fused=True)[1]``).
@@ -262,20 +215,4 @@ class RSCANeck(BaseModule):
         Returns:
             dict[str, Tensor]: ``{loss_name: loss}`` (empty if no ``loss_region`` is configured).
         """
-        if image_labels.shape != cams.shape[:2] or image_labels.shape[1] != self.num_classes:
-            raise ValueError(f'RSCANeck: image labels {tuple(image_labels.shape)} and CAMs '
-                             f'{tuple(cams.shape)} must be (B, K) / (B, K, H, W) with K = num_classes '
-                             f'= {self.num_classes}.')
-        weights = self._region_weights(fused, cams)  # (B, K, HW)
-        embeds = self._pool(weights, fused)  # (B, K, C)
-        nonempty = (weights.sum(dim=2) > _EMPTY) & (embeds.detach().norm(dim=2) > _EMPTY)  # (B, K)
-        use = self._contrast_mask(image_labels) & nonempty
-        losses = {}
-        if self.loss_region is not None:
-            labels = torch.arange(self.num_classes, device=fused.device).expand_as(use)[use]
-            prototypes, initialized = self.memory_bank.snapshot(embeds.dtype)
-            losses[self.loss_region.loss_name] = self.loss_region(embeds[use], labels, prototypes,
-                                                                  initialized)
-        if update_memory:
-            self.memory_bank.update(embeds.detach(), use)
-        return losses
+        return self.region_contrast(fused, cams, image_labels, self.memory_bank, update_memory)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ..open_clip_models import load_open_clip
 from ..text.vocabularies import BACKGROUND_WORDS
+from ..text.zero_shot import ZERO_SHOT_TEMPLATES, class_embeddings
 
 __all__ = ['CLIPRegionVerifier']
 
@@ -49,7 +50,7 @@ class CLIPRegionVerifier:
         min_window (float): Smallest window side, as a fraction of the shorter image side (the scale
             the CLIP sees objects at). Defaults to 0.3.
         templates (Sequence[str], optional): Prompt templates with one ``{}``; None takes
-            :data:`mmseg_clip_wsss.clip_pretrain.evaluate.ZERO_SHOT_TEMPLATES`.
+            :data:`mmseg_clip_wsss.models.text.zero_shot.ZERO_SHOT_TEMPLATES`.
         background_words (Sequence[str]): Competitors standing for "no object", each a row of its own
             (CLIP-ES's use of them); a word that is also a class name is dropped. Defaults to
             :data:`BACKGROUND_WORDS` (CLIP-ES's list).
@@ -73,8 +74,6 @@ class CLIPRegionVerifier:
                 raise ValueError(f'CLIPRegionVerifier: {name}={value} must lie in (0, 1).')
         if context < 1:
             raise ValueError(f'CLIPRegionVerifier: context={context} must be >= 1 (the window holds the region).')
-        # imported here: clip_pretrain imports the models package, which imports this module
-        from mmseg_clip_wsss.clip_pretrain.evaluate import ZERO_SHOT_TEMPLATES
         self.clip_model = clip_model
         self.model = load_open_clip(clip_model, clip_pretrained, owner='CLIPRegionVerifier').eval()
         self.model.requires_grad_(False)
@@ -94,7 +93,6 @@ class CLIPRegionVerifier:
 
     def set_class_prompts(self, class_prompts: Sequence[Sequence[str]]) -> None:
         """Embed the foreground classes to rank (per class, its name and synonyms), in channel order."""
-        from mmseg_clip_wsss.clip_pretrain.evaluate import class_embeddings
         names = {w.lower() for words in class_prompts for w in words}
         rows = [list(words) for words in class_prompts] + [[w] for w in self.background_words
                                                             if w.lower() not in names]

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from mmseg_clip_wsss.cam.clip_es import (class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
+from ..clip_es import (class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
                                          softmax_grad_cam)
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
@@ -33,7 +33,7 @@ class TrainingFreeCLIPES(BaseModel):
     2. The image embedding: the tower run to its last block; ``pool='patch_mean'`` takes the mean of
        the last block's patch tokens after ``ln_post`` and ``proj`` (CLIP-ES's choice), ``'tower'``
        the tower's own pooling (class token / attention pooling).
-    3. Softmax Grad-CAM (:func:`~mmseg_clip_wsss.cam.clip_es.softmax_grad_cam`) of each labelled
+    3. Softmax Grad-CAM (:func:`~mmseg_clip_wsss.models.clip_es.softmax_grad_cam`) of each labelled
        class on ``logit_scale * cos(image, text)``, with the softmax over ``softmax_over``: the
        image's labelled classes + the background words (``'labels'``, CLIP-ES's released code), all
        classes + background words (``'all'``) or no softmax (``'none'``, plain Grad-CAM). ViT: the

@@ -1,32 +1,44 @@
 """Weakly supervised encoder-decoder with (optional) CLIP text guidance and an RSC-A neck."""
 from typing import Dict, List, Optional, Sequence
 
-import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.utils import resize
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
-from mmseg_clip_wsss.cam.generate import denormalise_images
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import IMAGE_LABELS, sample_loss_weights, stack_image_labels
+from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
 from ..necks.rsca_neck import RSCANeck
+from ..text.vocabularies import resolve_class_prompts
 from ..utils import with_background_index
+from .cam_output import CAMOutput, build_class_verifier
 from .clip_region_verifier import CLIPRegionVerifier
 
 _CAM_BACKGROUND = ('auto', 'score', 'zero')
 _CAM_NORM = ('relu', 'minmax')
 
 
-def _hand_down_background(cfg: OptConfigType, background_index: Optional[int]) -> OptConfigType:
-    """``cfg`` with the segmentor's ``background_index`` when it builds one of our heads or necks."""
+def _hand_down(cfg: OptConfigType, background_index: Optional[int],
+               num_classes: Optional[int]) -> OptConfigType:
+    """``cfg`` with the segmentor's ``background_index`` and, where it names none, the text encoder's
+    number of classes, when it builds one of our heads or necks."""
     kind = cfg.get('type') if cfg is not None else None
     cls = MODELS.get(kind) if isinstance(kind, str) else kind
-    if isinstance(cls, type) and issubclass(cls, (WeakDecodeHead, RSCANeck)):
-        return with_background_index(cfg, background_index, 'WSSSEncoderDecoder')
+    if not (isinstance(cls, type) and issubclass(cls, (WeakDecodeHead, RSCANeck))):
+        return cfg
+    cfg = with_background_index(cfg, background_index, 'WSSSEncoderDecoder')
+    if num_classes is not None and cfg.get('num_classes') is None:
+        cfg['num_classes'] = num_classes
     return cfg
+
+
+def _text_classes(text_encoder: OptConfigType) -> Optional[int]:
+    """K of a text encoder config: one row per class of its ``class_names`` (None without one)."""
+    if text_encoder is None or text_encoder.get('class_names') is None:
+        return None
+    return len(resolve_class_prompts(text_encoder['class_names']))
 
 
 def _window_starts(size: int, crop: int, stride: int) -> List[int]:
@@ -44,7 +56,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
 
     - ``text_encoder`` (e.g. ``dict(type='CLIPPromptTextEncoder', ...)``) is called **once** per
       ``loss``/``predict``/``tensor`` call; its (K, D) class embeddings are passed to the head.
-      ``num_classes`` of the head (and of the neck's memory bank) must equal the encoder's K.
+      K follows from its ``class_names``: our heads and necks that name no ``num_classes`` get it
+      (one that names another K is refused).
     - Weak supervision (``decode_head.supervision='weak'``): :meth:`loss` reads the image-level labels
       (:func:`~mmseg_clip_wsss.structures.stack_image_labels`), returns the head's image-level losses
       (``decode.*``) and, when the neck has a memory bank (:class:`RSCANeck`), the regional contrast
@@ -67,6 +80,21 @@ class WSSSEncoderDecoder(EncoderDecoder):
       classes claim; it also checks names never trained on (:meth:`set_class_names`).
     - Without ``text_encoder`` and ``neck`` and with :class:`CAMClassifierHead` this is the plain CAM
       baseline on the same backbone.
+
+    Call map (as in mmseg's ``EncoderDecoder``):
+
+    - :meth:`loss`: backbone -> neck (its fused features too when it contrasts regions) ->
+      :meth:`encode_text` -> weak: ``decode_head.loss_weak`` and, with RSC-A, :meth:`scores_to_cams`
+      -> ``neck.region_contrast_loss``; full: ``decode_head.loss`` -> auxiliary heads.
+    - :meth:`predict`, ``test_cfg.output='seg'``: :meth:`inference` (:meth:`encode_text` once ->
+      :meth:`encode_decode` or :meth:`slide_inference`) -> ``postprocess_result``.
+    - :meth:`predict`, ``test_cfg.output='cam'``: :meth:`CAMOutput.predict` (:meth:`_forward` ->
+      :meth:`CAMOutput.image_labels`, the verifier for images without labels ->
+      :meth:`scores_to_cams`) -> ``postprocess_result``.
+    - :meth:`compute_cams` (pseudo masks, ``mmseg_clip_wsss.cam``): :meth:`_forward` ->
+      :meth:`scores_to_cams`.
+    - :meth:`set_class_names` (open vocabulary): the text encoder, the head and the
+      :class:`CAMOutput` verifier take the new list.
 
     Args:
         backbone (dict): Backbone config.
@@ -117,8 +145,9 @@ class WSSSEncoderDecoder(EncoderDecoder):
                              f'{_CAM_BACKGROUND}.')
         if cam_norm not in _CAM_NORM:
             raise ValueError(f'WSSSEncoderDecoder: cam_norm={cam_norm!r} must be one of {_CAM_NORM}.')
-        decode_head = _hand_down_background(decode_head, background_index)
-        neck = _hand_down_background(neck, background_index)
+        num_classes = _text_classes(text_encoder)
+        decode_head = _hand_down(decode_head, background_index, num_classes)
+        neck = _hand_down(neck, background_index, num_classes)
         super().__init__(
             backbone=backbone,
             decode_head=decode_head,
@@ -139,7 +168,19 @@ class WSSSEncoderDecoder(EncoderDecoder):
         self.cam_norm = cam_norm
         self.region_contrast = region_contrast
         self._check_components()
-        self.class_verifier = self._build_class_verifier()
+        verifier = build_class_verifier(self.test_cfg.get('verify_classes'), self.text_encoder)
+        self.cam_output = CAMOutput(verifier, background_index)
+        if self.text_encoder is not None:
+            self.cam_output.set_class_prompts(self.text_encoder.class_prompts)
+
+    @property
+    def class_verifier(self) -> Optional[CLIPRegionVerifier]:
+        """The CLIP that checks the classes of unlabelled images (``test_cfg.verify_classes``)."""
+        return self.cam_output.verifier
+
+    @class_verifier.setter
+    def class_verifier(self, verifier: Optional[CLIPRegionVerifier]) -> None:
+        self.cam_output.verifier = verifier
 
     # ----------------------------------------------------------------- checks
     def _check_components(self) -> None:
@@ -172,38 +213,6 @@ class WSSSEncoderDecoder(EncoderDecoder):
             raise ValueError(f'WSSSEncoderDecoder: neck.num_classes={k_neck} (memory bank rows) but '
                              f'decode_head.num_classes={head.num_classes}: set both to the same K.')
 
-    def _build_class_verifier(self) -> Optional[CLIPRegionVerifier]:
-        """The CLIP of ``test_cfg.verify_classes``, by default the text encoder's model and weights (not a
-        submodule: its weights stay out of checkpoints)."""
-        cfg = self.test_cfg.get('verify_classes')
-        if cfg is None:
-            return None
-        key = 'model.test_cfg.verify_classes'
-        if not isinstance(cfg, dict):
-            raise ValueError(f'{key} must be a dict of CLIPRegionVerifier arguments (dict() for the text '
-                             f"encoder's CLIP) or None, got {cfg!r}; on the command line set a key of it, "
-                             f'e.g. {key}.region_threshold=0.5.')
-        if self.text_encoder is None:
-            raise ValueError(f'{key} needs the class names of a text_encoder; set it to None for this '
-                             'classifier.')
-        if 'clip_model' in cfg and 'clip_pretrained' not in cfg:
-            raise ValueError(f"{key}.clip_model={cfg['clip_model']!r} needs its weights too: set "
-                             f'{key}.clip_pretrained (a pretrained tag or a checkpoint file).')
-        defaults = dict(clip_model=self.text_encoder.model_name, clip_pretrained=self.text_encoder.pretrained)
-        try:
-            with torch.random.fork_rng(devices=[]):  # building a CLIP draws random numbers: training stays as it was
-                verifier = CLIPRegionVerifier(**{**defaults, **cfg})
-        except (TypeError, ValueError) as error:
-            raise ValueError(f'{key}: {error}') from error
-        verifier.set_class_prompts(self._foreground_prompts())
-        return verifier
-
-    def _foreground_channels(self) -> List[int]:
-        return [k for k in range(self.num_classes) if k != self.background_index]
-
-    def _foreground_prompts(self) -> List[Sequence[str]]:
-        return [self.text_encoder.class_prompts[k] for k in self._foreground_channels()]
-
     @property
     def _head_reads_text(self) -> bool:
         """Whether the head takes the class text embeddings (ours do; mmseg's heads do not)."""
@@ -233,8 +242,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
         self.text_encoder.set_class_names(class_names)
         k = self.text_encoder.num_classes
         self.decode_head.num_classes = self.decode_head.out_channels = self.num_classes = self.out_channels = k
-        if self.class_verifier is not None:
-            self.class_verifier.set_class_prompts(self._foreground_prompts())
+        self.cam_output.set_class_prompts(self.text_encoder.class_prompts)
 
     # ---------------------------------------------------------------- pieces
     def encode_text(self) -> Optional[Tensor]:
@@ -391,39 +399,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
         if data_samples is None:
             raise ValueError('WSSSEncoderDecoder: CAM output (test_cfg.output="cam") needs the data '
                              'samples (image metas).')
-        scores = self._forward(inputs)  # (B, K, h, w)
-        labels = self._cam_labels(scores, data_samples, inputs)
-        cams = self.scores_to_cams(scores, labels, size=inputs.shape[-2:])
-        bg_threshold = self.test_cfg.get('bg_threshold')
-        if bg_threshold is not None and self.background_index is not None:
-            cams[:, self.background_index] = bg_threshold
-        return self.postprocess_result(cams, data_samples)
-
-    def _cam_labels(self, scores: Tensor, data_samples: SampleList, inputs: Tensor) -> Tensor:
-        """(B, K) classes of the CAMs: each sample's ``gt_image_labels``, else those the class verifier
-        finds, else those predicted from the pooled scores (sigmoid > ``test_cfg.label_threshold``),
-        background included."""
-        pool = getattr(getattr(self.decode_head, 'loss_mlc', None), 'pool', None)
-        if all(IMAGE_LABELS in s for s in data_samples) or (pool is None and self.class_verifier is None):
-            return stack_image_labels(data_samples).to(scores.device)
-        if self.class_verifier is not None:
-            every_class = self.scores_to_cams(scores, scores.new_ones(scores.shape[:2]), size=inputs.shape[-2:])
-            predicted = self.class_verifier(self._pixels(inputs), every_class, self._foreground_channels())
-        else:
-            predicted = (pool(scores.float()).sigmoid() > self.test_cfg.get('label_threshold', 0.5)).float()
-        if self.background_index is not None:
-            predicted[:, self.background_index] = 1
-        return torch.stack([s.get(IMAGE_LABELS).to(scores.device) if IMAGE_LABELS in s else predicted[i]
-                            for i, s in enumerate(data_samples)])
-
-    def _pixels(self, inputs: Tensor) -> Tensor:
-        """(B, 3, H, W) RGB values in [0, 255] of inputs normalised by the data preprocessor."""
-        pre = self.data_preprocessor
-        pixels = denormalise_images(inputs, pre).permute(0, 3, 1, 2).float()
-        # mmcv loads BGR; without a conversion (mmseg's `channel_conversion`, mmengine's private name) it stays BGR
-        if not getattr(pre, 'channel_conversion', getattr(pre, '_channel_conversion', False)):
-            pixels = pixels.flip(1)
-        return pixels
+        return self.postprocess_result(self.cam_output.predict(self, inputs, data_samples), data_samples)
 
     def _forward(self, inputs: Tensor, data_samples: OptSampleList = None) -> Tensor:
         """Raw score maps (B, K, h, w) at the head's resolution."""
