@@ -7,11 +7,8 @@ _base_ = [
     '_base_/datasets/coco14_wsss.py', '_base_/schedules/schedule_20k_wsss.py'
 ]
 crop_size = (448, 448)
-num_classes = 81
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    neck=dict(num_classes=num_classes),
-    decode_head=dict(num_classes=num_classes),
     text_encoder=dict(
         class_names='coco',
         model_name='ViT-B-16',

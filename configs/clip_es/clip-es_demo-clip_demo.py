@@ -20,7 +20,6 @@ model = dict(
     class_names=['background', ['disc', 'circle'], ['ring', 'hoop'], 'square', 'triangle', 'star',
                  ['cross', 'plus sign'], 'hexagon', ['crescent', 'crescent moon']],
     background_words=('ground', 'background', 'lines', 'blobs', 'noise'))
-# Dense CRF with the paper's parameters (the base config's): on val, 44.6 mIoU against 32.0 without
-# refinement (and 33.8 with our pixel-adaptive propagation, 12.8 with the background words as the
-# background channel), the same choice CLIP-ES makes for its pseudo masks.
+# Dense CRF with the paper's parameters (the base config's), the same choice CLIP-ES makes for its
+# pseudo masks; chosen on val (docs/benchmarks.md, "Why the demo configs are set as they are").
 cam_cfg = dict(scales=(1.0, 1.5, 2.0), flip=True, size_divisor=32, bg_mode='threshold', bg_threshold=0.382)

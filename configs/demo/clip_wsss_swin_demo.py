@@ -4,7 +4,7 @@
 #   python tools/train.py configs/demo/clip_wsss_swin_demo.py
 _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/models/clip_wsss_swin.py',
-    '../_base_/datasets/demo_wsss.py', '../_base_/schedules/schedule_demo.py'
+    '../_base_/datasets/demo_wsss.py', '../_base_/schedules/schedule_demo.py', '../_base_/cam/demo_par.py'
 ]
 # A random-init open_clip text tower saved by tools/run_demo.py; loaded through open_clip's real
 # loader exactly like 'ViT-B-16' + a local checkpoint file.
@@ -23,10 +23,8 @@ model = dict(
         window_size=4,
         drop_path_rate=0.1,
         init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes={{_base_.num_classes}},
-              norm_cfg=norm_cfg),
-    decode_head=dict(in_channels=64, channels=64, num_classes={{_base_.num_classes}}, embed_dim=32,
-                     norm_cfg=norm_cfg),
+    neck=dict(in_channels=[32, 64, 128, 256], channels=64, norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=64, channels=64, embed_dim=32, norm_cfg=norm_cfg),
     text_encoder=dict(
         class_names='demo',
         model_name='WSSS-Tiny-CLIP',
@@ -36,11 +34,3 @@ model = dict(
     # image, their CAMs, background below cam_cfg's threshold (the score argmax of a model trained from
     # image-level labels never predicts background)
     test_cfg=dict(mode='whole', output='cam', bg_threshold=0.2))
-# CAM -> pseudo mask protocol (tools/make_pseudo_masks.py), shared by every demo variant. The
-# refinement and the background threshold were chosen on the CAMs of the *val* split (which has
-# image labels and GT masks too), never on the train split the pseudo masks are scored on: wider
-# and longer pixel-adaptive propagation than the default (dilations up to 24 px of the 128 px image,
-# 20 steps, sharper colour term) and a lower threshold, which the propagated maps need.
-cam_cfg = dict(scales=(1.0, 0.75, 1.5), flip=True,
-               refine=dict(type='par', num_iters=20, dilations=(1, 2, 4, 8, 16, 24), colour_sigma=0.2),
-               bg_mode='threshold', bg_threshold=0.2)

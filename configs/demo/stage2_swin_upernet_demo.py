@@ -71,15 +71,12 @@ train_dataloader = dict(
         data_prefix=dict(img_path='JPEGImages', seg_map_path=pseudo_mask_dir),
         pipeline=train_pipeline))
 # The UperHead starts from random weights under a backbone that has already trained: it learns 10x
-# faster than the backbone. With one shared learning rate the head still called every object 'disc'
-# after 600 iterations (val mIoU 13.3 vs 27.4 with lr_mult=10, both on the same pseudo masks).
+# faster than the backbone (docs/benchmarks.md, "Why the demo configs are set as they are").
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(decode_head=dict(lr_mult=10.))))
-# Stage 2 has about 4 minutes of one core at the end of `make demo` (15 minutes on 2 cores from a
-# fresh clone), and it under-fits in that time. Measured on the same pseudo masks and init, same
-# ~4-minute window (docs/benchmarks.md): 500 iterations of batch 8 with drop path, head dropout and
-# PhotoMetricDistortion: val mIoU 30.1; without these regularisers: 33.3; and 900 iterations of batch
-# 4 (more, cheaper updates): 35.6. Colour carries no class information on this data (every colour
-# is shared by all classes), so colour jitter has little to teach here.
+# Stage 2 has about 4 minutes of one core at the end of `make demo`, and it under-fits in that time:
+# 900 iterations of batch 4 without drop path, head dropout and colour jitter (more, cheaper updates;
+# colour carries no class information on this data). The comparison: docs/benchmarks.md, "Why the
+# demo configs are set as they are".
 max_iters = 900
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [

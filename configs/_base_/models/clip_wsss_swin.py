@@ -4,9 +4,9 @@
 # Override in a derived config, e.g.
 #   model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='<local swin_tiny.pth>')),
 #                text_encoder=dict(pretrained='<local ViT-B-16 checkpoint>'))
-# K (num_classes) below is VOC's 21 (background + 20); change decode_head.num_classes,
-# neck.num_classes and text_encoder.class_names together. SyncBN falls back to BN when mmengine's
-# runner trains without a distributed launcher.
+# The number of classes K follows from text_encoder.class_names (WSSSEncoderDecoder hands it to
+# the neck and the head). SyncBN falls back to BN when mmengine's runner trains without a
+# distributed launcher.
 # The plugin is imported by the dataset bases (or the top-level config: custom_imports).
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
@@ -48,7 +48,6 @@ model = dict(
         type='RSCANeck',
         in_channels=[96, 192, 384, 768],
         channels=256,
-        num_classes=21,
         fusion='sum',
         use_aggregation=True,
         gate_init=0.1,
@@ -59,7 +58,6 @@ model = dict(
         type='TextGuidedHead',
         in_channels=256,
         channels=256,
-        num_classes=21,
         embed_dim=512,
         num_convs=1,
         dropout_ratio=0.1,
