@@ -300,25 +300,71 @@ def _methods(batch_size: int, train_batch_size: int, repeats: int, warmup: int, 
         'tower has its real architecture')
 
 
-def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
-                  baseline: str = DEFAULT_BASELINE,
-                  input_size: Sequence[int] = (512, 512),
-                  repeats: int = 5,
-                  warmup: int = 1,
-                  batch_size: int = 1,
-                  train_batch_size: int = 2,
-                  device: str = 'cpu',
-                  out_dir: str = 'work_dirs/benchmark',
-                  memory: bool = True,
-                  train: bool = True,
+def _check_arguments(specs: Sequence[ModelSpec], baseline: str, repeats: int, warmup: int) -> None:
+    """Raise for a baseline that is not among ``specs`` or a bad number of rounds."""
+    if baseline not in specs_by_name(specs):
+        raise KeyError(f'benchmark: --baseline {baseline!r} is not among the models '
+                       f'{[s.name for s in specs]}.')
+    if repeats < 1 or warmup < 0:
+        raise ValueError('benchmark: repeats must be >= 1 and warmup >= 0.')
+
+
+def _timed_logger(log: Callable[[str], None], start: float) -> Callable[[str], None]:
+    """``log`` with the seconds since ``start`` in front of every message."""
+    def say(msg: str) -> None:
+        log(f'[benchmark {time.time() - start:6.1f}s] {msg}')
+
+    return say
+
+
+def _measure(specs: Sequence[ModelSpec], by_name: Dict[str, Dict], size, batch_size: int,
+             train_batch_size: int, repeats: int, warmup: int, device: str, seed: int,
+             num_classes: Optional[int], out_dir: str, memory: bool, train: bool, profile: bool,
+             pseudo_mask_models: Optional[Sequence[str]], pseudo_mask_repeats: Optional[int],
+             say: Callable[[str], None]) -> List[Dict]:
+    """Every measurement into ``by_name``, in order; returns the pseudo-mask rows."""
+    if memory:
+        _measure_memory(specs, by_name, size, batch_size, train_batch_size, device, seed, num_classes,
+                        say)
+    models, cfgs = _build_models(specs, by_name, size, device, seed, num_classes, say)
+    infer_fns = _time_inference(models, by_name, size, batch_size, repeats, warmup, device, seed, say)
+    if profile:
+        _write_profiles(models, infer_fns, by_name, size, batch_size, device, out_dir, say)
+    pm_models = [n for n in (pseudo_mask_models or []) if n in models
+                 and hasattr(models[n], 'compute_cams')]
+    pseudo_rows = _time_pseudo_masks(models, cfgs, pm_models, size, pseudo_mask_repeats or
+                                     min(repeats, 3), warmup, device, seed, say) if pm_models else []
+    if train:
+        _time_training(models, cfgs, by_name, size, train_batch_size, repeats, warmup, device, seed,
+                       say)
+    return pseudo_rows
+
+
+def _result(size, batch_size: int, train_batch_size: int, repeats: int, warmup: int, device: str,
+            baseline: str, target_model: Union[str, Sequence[str]], cam_model: Optional[str],
+            command: Optional[str], entries: List[Dict], pseudo_rows: List[Dict]) -> Dict:
+    """What ``benchmark.json`` holds, less the run's ``seconds``."""
+    return dict(
+        input_size=list(size), batch_size=batch_size, train_batch_size=train_batch_size,
+        repeats=repeats, warmup=warmup, device=device, threads=torch.get_num_threads(),
+        baseline=baseline,
+        target_model=target_model if isinstance(target_model, str) else list(target_model),
+        cam_model=cam_model, machine=machine_info(device), command=command,
+        methods=_methods(batch_size, train_batch_size, repeats, warmup, device),
+        models=entries, pseudo_masks=pseudo_rows,
+        targets=compute_targets(entries, baseline, target_model, cam_model))
+
+
+def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS, baseline: str = DEFAULT_BASELINE,
+                  input_size: Sequence[int] = (512, 512), repeats: int = 5, warmup: int = 1,
+                  batch_size: int = 1, train_batch_size: int = 2, device: str = 'cpu',
+                  out_dir: str = 'work_dirs/benchmark', memory: bool = True, train: bool = True,
                   profile: bool = True,
                   pseudo_mask_models: Optional[Sequence[str]] = (DEFAULT_TARGET_MODEL, ),
                   pseudo_mask_repeats: Optional[int] = None,
                   target_model: Union[str, Sequence[str]] = DEFAULT_TARGET_MODEL,
-                  cam_model: Optional[str] = DEFAULT_CAM_MODEL,
-                  num_classes: Optional[int] = None,
-                  seed: int = 0,
-                  command: Optional[str] = None,
+                  cam_model: Optional[str] = DEFAULT_CAM_MODEL, num_classes: Optional[int] = None,
+                  seed: int = 0, command: Optional[str] = None,
                   log: Callable[[str], None] = print) -> Dict:
     """Measure ``specs`` side by side and write the results (see the module docstring).
 
@@ -352,43 +398,17 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS,
     start = time.time()
     size = (int(input_size[0]), int(input_size[-1]))
     specs = list(specs)
-    if baseline not in specs_by_name(specs):
-        raise KeyError(f'benchmark: --baseline {baseline!r} is not among the models '
-                       f'{[s.name for s in specs]}.')
-    if repeats < 1 or warmup < 0:
-        raise ValueError('benchmark: repeats must be >= 1 and warmup >= 0.')
-
-    def say(msg: str) -> None:
-        log(f'[benchmark {time.time() - start:6.1f}s] {msg}')
-
+    _check_arguments(specs, baseline, repeats, warmup)
+    say = _timed_logger(log, start)
     entries = [dict(name=spec.name, config=spec.config, description=spec.description,
                     cfg_options=spec.cfg_options) for spec in specs]
     by_name = {e['name']: e for e in entries}
-    if memory:
-        _measure_memory(specs, by_name, size, batch_size, train_batch_size, device, seed, num_classes,
-                        say)
-    models, cfgs = _build_models(specs, by_name, size, device, seed, num_classes, say)
-    infer_fns = _time_inference(models, by_name, size, batch_size, repeats, warmup, device, seed, say)
-    if profile:
-        _write_profiles(models, infer_fns, by_name, size, batch_size, device, out_dir, say)
-    pm_models = [n for n in (pseudo_mask_models or []) if n in models
-                 and hasattr(models[n], 'compute_cams')]
-    pseudo_rows = _time_pseudo_masks(models, cfgs, pm_models, size, pseudo_mask_repeats or
-                                     min(repeats, 3), warmup, device, seed, say) if pm_models else []
-    if train:
-        _time_training(models, cfgs, by_name, size, train_batch_size, repeats, warmup, device, seed,
-                       say)
-
+    pseudo_rows = _measure(specs, by_name, size, batch_size, train_batch_size, repeats, warmup, device,
+                           seed, num_classes, out_dir, memory, train, profile, pseudo_mask_models,
+                           pseudo_mask_repeats, say)
     add_ratios(entries, baseline)
-    result = dict(
-        input_size=list(size), batch_size=batch_size, train_batch_size=train_batch_size,
-        repeats=repeats, warmup=warmup, device=device, threads=torch.get_num_threads(),
-        baseline=baseline,
-        target_model=target_model if isinstance(target_model, str) else list(target_model),
-        cam_model=cam_model, machine=machine_info(device), command=command,
-        methods=_methods(batch_size, train_batch_size, repeats, warmup, device),
-        models=entries, pseudo_masks=pseudo_rows,
-        targets=compute_targets(entries, baseline, target_model, cam_model))
+    result = _result(size, batch_size, train_batch_size, repeats, warmup, device, baseline,
+                     target_model, cam_model, command, entries, pseudo_rows)
     result['seconds'] = round(time.time() - start, 1)
     paths = write_results(result, out_dir)
     say(f'wrote {paths["json"]} and {paths["md"]}')

@@ -3,6 +3,11 @@
 :func:`generate_pseudo_masks` is what ``tools/make_pseudo_masks.py`` runs; scripts and tests call it
 directly with a built model and any iterable of mmseg-style batches
 (``dict(inputs=[(3, H, W) uint8], data_samples=[SegDataSample with gt_image_labels])``).
+
+Distributed (a process group is initialised and the dataloader's sampler shards the images, e.g.
+``DefaultSampler(shuffle=False, round_up=False)``): every rank writes the PNGs of its shard, the counts
+and file lists are combined over the ranks and rank 0 evaluates all images. Temporary files left by a
+killed run are removed first (by rank 0, before any rank writes).
 """
 import glob
 import os
@@ -25,6 +30,7 @@ from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
 from mmseg_clip_wsss.datasets.confidence_map import (CONFIDENCE_DIR, confidence_path,
                                                      write_confidence_png)
 from mmseg_clip_wsss.datasets.palette import write_palette_png
+from mmseg_clip_wsss.models.data_preprocessor import denormalise_images
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
 from .inference import multi_scale_flip_cams
@@ -33,7 +39,7 @@ from .pseudo_mask import (cams_to_pseudo_mask, fill_background, is_valid_png,
                           pseudo_mask_confidence)
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 
-__all__ = ['generate_pseudo_masks', 'pseudo_masks_of_batch', 'sample_image_id', 'denormalise_images']
+__all__ = ['generate_pseudo_masks', 'pseudo_masks_of_batch', 'sample_image_id']
 
 
 def sample_image_id(data_sample) -> str:
@@ -89,16 +95,6 @@ def _to_original(maps: Tensor, data_sample) -> Tensor:
         maps = resize(maps[None].float(), size=size, mode='bilinear', align_corners=False,
                       warning=False)[0]
     return maps
-
-
-def denormalise_images(inputs: Tensor, data_preprocessor) -> Tensor:
-    """Normalised (B, 3, H, W) inputs back to (B, H, W, 3) uint8 (for dense CRF)."""
-    mean = getattr(data_preprocessor, 'mean', None)
-    std = getattr(data_preprocessor, 'std', None)
-    x = inputs.float()
-    if mean is not None and std is not None and getattr(data_preprocessor, '_enable_normalize', True):
-        x = x * std.view(1, -1, 1, 1).to(x) + mean.view(1, -1, 1, 1).to(x)
-    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 def _remove_stale_temporaries(out_dir: str) -> int:
@@ -273,6 +269,54 @@ def _progress_bar(dataloader, show: bool) -> Optional[ProgressBar]:
     return ProgressBar(total) if total else None
 
 
+def _checked_classes(classes: Optional[Sequence[str]], dataloader, evaluate: bool,
+                     background_index: Optional[int]) -> Optional[Sequence[str]]:
+    """The class names (default: the dataset's metainfo), checked against ``background_index``."""
+    if classes is None:
+        classes = (getattr(getattr(dataloader, 'dataset', None), 'metainfo', None) or {}).get('classes')
+    if evaluate and not classes:
+        raise ValueError('generate_pseudo_masks: evaluate=True needs the class names (pass `classes` '
+                         'or use a dataset with metainfo["classes"]).')
+    if classes:
+        classes = check_class_list(classes, 'generate_pseudo_masks')
+        mismatch = background_mismatch(classes, background_index)
+        if mismatch:
+            raise DatasetError(f'generate_pseudo_masks: {mismatch}')
+    return classes
+
+
+def _write_all(model, dataloader, out_dir: str, protocol: CAMProtocol, refiner, background_index,
+               palette, skip_existing: bool, evaluate: bool, show_progress: bool) -> _Tally:
+    """Write the masks of this rank's batches (after rank 0 removed a killed run's leftovers)."""
+    if is_main_process() and osp.isdir(out_dir):
+        _remove_stale_temporaries(out_dir)
+    if get_world_size() > 1:
+        barrier()  # no rank writes while rank 0 removes the leftovers of a killed run
+    model.eval()
+    bar = _progress_bar(dataloader, show_progress)
+    tally = _Tally()
+    for data_batch in dataloader:
+        _process_batch(model, data_batch, out_dir, protocol, refiner, background_index, palette,
+                       skip_existing, evaluate, tally)
+        if bar is not None:
+            bar.update(len(data_batch['data_samples']))
+    if bar is not None:
+        bar.file.write('\n')
+    return tally
+
+
+def _summary(tally: _Tally, out_dir: str, start: float) -> Tuple[_Tally, Dict]:
+    """The counts and files of all ranks, logged, and the result dict without metrics."""
+    tally, written_per_rank = _combine_ranks(tally)
+    result = dict(written=tally.written, skipped=tally.skipped, files=tally.files, out_dir=out_dir,
+                  seconds=round(time.time() - start, 2), written_per_rank=written_per_rank)
+    per_rank = f' (per rank: {", ".join(map(str, written_per_rank))})' if len(written_per_rank) > 1 \
+        else ''
+    print_log(f'pseudo masks: {tally.written} written{per_rank}, {tally.skipped} already there, in '
+              f'{out_dir} ({result["seconds"]:.1f} s)', logger='current')
+    return tally, result
+
+
 def generate_pseudo_masks(model,
                           dataloader,
                           out_dir: str,
@@ -291,8 +335,7 @@ def generate_pseudo_masks(model,
 
     Per batch: the images already done (valid mask and confidence PNGs of the right size) are
     skipped; the rest go through the model's data preprocessor and :func:`pseudo_masks_of_batch`, and
-    are written atomically (:func:`~mmseg_clip_wsss.datasets.write_palette_png`,
-    :func:`~mmseg_clip_wsss.datasets.write_confidence_png`).
+    are written atomically. Distributed runs: see the module docstring.
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -314,11 +357,6 @@ def generate_pseudo_masks(model,
         reduce_zero_label (bool): Ground-truth convention for ``evaluate``. Defaults to False.
         show_progress (bool): Show a progress bar. Defaults to True.
 
-    Distributed (a process group is initialised and the dataloader's sampler shards the images,
-    e.g. ``DefaultSampler(shuffle=False, round_up=False)``): every rank writes the PNGs of its
-    shard, the counts and file lists are combined over the ranks and rank 0 evaluates all images.
-    Temporary files left by a killed run are removed first (by rank 0, before any rank writes).
-
     Returns:
         dict: ``written``, ``skipped`` (counts over all ranks), ``written_per_rank``, ``files``
         (list of PNG paths in loader order, rank after rank when distributed), ``seconds``, and
@@ -328,43 +366,14 @@ def generate_pseudo_masks(model,
         raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
     protocol = CAMProtocol.from_cfg(protocol, **protocol_options)
     refiner = _build_refiner(protocol, model)
-    if classes is None:
-        classes = (getattr(getattr(dataloader, 'dataset', None), 'metainfo', None) or {}).get('classes')
-    if evaluate and not classes:
-        raise ValueError('generate_pseudo_masks: evaluate=True needs the class names (pass `classes` '
-                         'or use a dataset with metainfo["classes"]).')
-    if classes:
-        classes = check_class_list(classes, 'generate_pseudo_masks')
-        mismatch = background_mismatch(classes, background_index)
-        if mismatch:
-            raise DatasetError(f'generate_pseudo_masks: {mismatch}')
+    classes = _checked_classes(classes, dataloader, evaluate, background_index)
     rule = protocol.background_rule(background_index)  # refuses a protocol that needs a background
     if background_index is None:
         print_log(f'pseudo masks: {rule}.', logger='current')
-
     start = time.time()
-    if is_main_process() and osp.isdir(out_dir):
-        _remove_stale_temporaries(out_dir)
-    if get_world_size() > 1:
-        barrier()  # no rank writes while rank 0 removes the leftovers of a killed run
-    model.eval()
-    bar = _progress_bar(dataloader, show_progress)
-    tally = _Tally()
-    for data_batch in dataloader:
-        _process_batch(model, data_batch, out_dir, protocol, refiner, background_index, palette,
-                       skip_existing, evaluate, tally)
-        if bar is not None:
-            bar.update(len(data_batch['data_samples']))
-    if bar is not None:
-        bar.file.write('\n')
-
-    tally, written_per_rank = _combine_ranks(tally)
-    result = dict(written=tally.written, skipped=tally.skipped, files=tally.files, out_dir=out_dir,
-                  seconds=round(time.time() - start, 2), written_per_rank=written_per_rank)
-    per_rank = f' (per rank: {", ".join(map(str, written_per_rank))})' if len(written_per_rank) > 1 \
-        else ''
-    print_log(f'pseudo masks: {tally.written} written{per_rank}, {tally.skipped} already there, in '
-              f'{out_dir} ({result["seconds"]:.1f} s)', logger='current')
+    tally = _write_all(model, dataloader, out_dir, protocol, refiner, background_index, palette,
+                       skip_existing, evaluate, show_progress)
+    tally, result = _summary(tally, out_dir, start)
     if evaluate:
         result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)
     return result

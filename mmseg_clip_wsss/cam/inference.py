@@ -41,6 +41,38 @@ def scaled_size(size: Sequence[int], scale: float,
     return out[0], out[1]
 
 
+def _check_inputs(model, inputs: Tensor, image_labels: Tensor, scales: Sequence[float]) -> None:
+    """Raise for a model without ``compute_cams``, badly shaped inputs or labels, or no scale."""
+    if not hasattr(model, 'compute_cams'):
+        raise TypeError(f'multi_scale_flip_cams: {type(model).__name__} has no `compute_cams` method; '
+                        'use a WSSSEncoderDecoder (or the CAM baseline) checkpoint.')
+    if inputs.dim() != 4:
+        raise ValueError(f'multi_scale_flip_cams: inputs must be (B, 3, H, W), got '
+                         f'{tuple(inputs.shape)}.')
+    if image_labels.dim() != 2 or image_labels.shape[0] != inputs.shape[0]:
+        raise ValueError(f'multi_scale_flip_cams: image_labels must be (B, K) with B = '
+                         f'{inputs.shape[0]}, got {tuple(image_labels.shape)}.')
+    if len(scales) == 0:
+        raise ValueError('multi_scale_flip_cams: give at least one scale.')
+
+
+def _scale_cams(model, inputs: Tensor, labels: Tensor, size: Tuple[int, int], flip: bool) -> Tensor:
+    """(B, K, H, W) CAMs of ``inputs`` resized to ``size``, back at (H, W); flips summed in."""
+    b, _, h, w = inputs.shape
+    x = inputs if size == (h, w) else F.interpolate(
+        inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
+    batch_labels = labels
+    if flip:
+        x = torch.cat([x, x.flip(-1)], dim=0)  # (2B, 3, h_s, w_s)
+        batch_labels = torch.cat([labels, labels], dim=0)  # (2B, K)
+    cams = model.compute_cams(x, batch_labels).float()  # (B or 2B, K, h', w')
+    if tuple(cams.shape[-2:]) != (h, w):
+        cams = F.interpolate(cams, size=(h, w), mode='bilinear', align_corners=False)
+    if flip:
+        cams = cams[:b] + cams[b:].flip(-1)  # (B, K, H, W)
+    return cams
+
+
 @torch.no_grad()
 def multi_scale_flip_cams(model,
                           inputs: Tensor,
@@ -69,37 +101,15 @@ def multi_scale_flip_cams(model,
     Returns:
         Tensor: (B, K, H, W) non-negative CAMs, zero for classes absent from ``image_labels``.
     """
-    if not hasattr(model, 'compute_cams'):
-        raise TypeError(f'multi_scale_flip_cams: {type(model).__name__} has no `compute_cams` method; '
-                        'use a WSSSEncoderDecoder (or the CAM baseline) checkpoint.')
-    if inputs.dim() != 4:
-        raise ValueError(f'multi_scale_flip_cams: inputs must be (B, 3, H, W), got '
-                         f'{tuple(inputs.shape)}.')
-    if image_labels.dim() != 2 or image_labels.shape[0] != inputs.shape[0]:
-        raise ValueError(f'multi_scale_flip_cams: image_labels must be (B, K) with B = '
-                         f'{inputs.shape[0]}, got {tuple(image_labels.shape)}.')
-    if len(scales) == 0:
-        raise ValueError('multi_scale_flip_cams: give at least one scale.')
-    b, _, h, w = inputs.shape
+    _check_inputs(model, inputs, image_labels, scales)
+    _, _, h, w = inputs.shape
     labels = image_labels.to(inputs.device)
     total = None
     count = 0
     for scale in scales:
         size = scaled_size((h, w), float(scale), size_divisor)
-        x = inputs if size == (h, w) else F.interpolate(
-            inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
-        batch_labels = labels
-        if flip:
-            x = torch.cat([x, x.flip(-1)], dim=0)  # (2B, 3, h_s, w_s)
-            batch_labels = torch.cat([labels, labels], dim=0)  # (2B, K)
-        cams = model.compute_cams(x, batch_labels).float()  # (B or 2B, K, h', w')
-        if tuple(cams.shape[-2:]) != (h, w):
-            cams = F.interpolate(cams, size=(h, w), mode='bilinear', align_corners=False)
-        if flip:
-            cams = cams[:b] + cams[b:].flip(-1)  # (B, K, H, W)
-            count += 2
-        else:
-            count += 1
+        cams = _scale_cams(model, inputs, labels, size, flip)
+        count += 2 if flip else 1
         total = cams if total is None else total + cams
     total = total.clamp(min=0)
     if normalise:

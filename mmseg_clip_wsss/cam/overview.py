@@ -17,6 +17,41 @@ def _colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_lengths(images: Sequence, cams: Sequence, image_labels: Sequence, pseudo_masks: Sequence,
+                   gt_masks: Sequence) -> None:
+    """Raise a ValueError unless every sequence holds the same positive number of items."""
+    n = len(images)
+    if not n or not (len(cams) == len(image_labels) == len(pseudo_masks) == len(gt_masks) == n):
+        raise ValueError(f'draw_overview: need the same positive number of images ({n}), CAMs '
+                         f'({len(cams)}), labels ({len(image_labels)}), pseudo masks '
+                         f'({len(pseudo_masks)}) and GT masks ({len(gt_masks)}).')
+
+
+def _row_panels(image: np.ndarray, cams: np.ndarray, labels: Sequence[int], pseudo_mask: np.ndarray,
+                gt_mask: np.ndarray, class_names: Sequence[str], title: str, palette: np.ndarray,
+                max_cams: int, jet) -> List[tuple]:
+    """``(picture or None, title)`` of every panel of one row; ``jet`` is the CAM colour map."""
+    grey = image.mean(axis=2, keepdims=True).repeat(3, axis=2) / 255.0  # (H, W, 3)
+    panels: List[tuple] = [(image, title)]
+    for k in labels:
+        heat = jet(np.clip(cams[k], 0, 1))[..., :3]
+        panels.append((0.5 * grey + 0.5 * heat, f'CAM: {class_names[k]}'))
+    panels += [(None, '')] * (max_cams - len(labels))
+    panels += [(_colour_mask(pseudo_mask, palette), 'pseudo mask'),
+               (_colour_mask(gt_mask, palette), 'ground truth')]
+    return panels
+
+
+def _draw_panels(axes_row: Sequence, panels: Sequence[tuple]) -> None:
+    """Show every panel of a row on its axes (axes off, empty panels left blank)."""
+    for c, (picture, title) in enumerate(panels):
+        ax = axes_row[c]
+        ax.axis('off')
+        if picture is not None:
+            ax.imshow(picture)
+            ax.set_title(title, fontsize=8)
+
+
 def draw_overview(images: Sequence[np.ndarray],
                   cams: Sequence[np.ndarray],
                   image_labels: Sequence[Sequence[int]],
@@ -48,30 +83,17 @@ def draw_overview(images: Sequence[np.ndarray],
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
+    _check_lengths(images, cams, image_labels, pseudo_masks, gt_masks)
     n = len(images)
-    if not n or not (len(cams) == len(image_labels) == len(pseudo_masks) == len(gt_masks) == n):
-        raise ValueError(f'draw_overview: need the same positive number of images ({n}), CAMs '
-                         f'({len(cams)}), labels ({len(image_labels)}), pseudo masks '
-                         f'({len(pseudo_masks)}) and GT masks ({len(gt_masks)}).')
     palette = voc_palette(256) if palette is None else np.asarray(palette)
     max_cams = max(1, max(len(labels) for labels in image_labels))
     cols = 1 + max_cams + 2
     fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 1.9 * n + 0.6), squeeze=False)
     for r in range(n):
-        grey = images[r].mean(axis=2, keepdims=True).repeat(3, axis=2) / 255.0  # (H, W, 3)
-        panels: List[tuple] = [(images[r], 'image' if titles is None else titles[r])]
-        for k in image_labels[r]:
-            heat = plt.get_cmap('jet')(np.clip(cams[r][k], 0, 1))[..., :3]
-            panels.append((0.5 * grey + 0.5 * heat, f'CAM: {class_names[k]}'))
-        panels += [(None, '')] * (max_cams - len(image_labels[r]))
-        panels += [(_colour_mask(pseudo_masks[r], palette), 'pseudo mask'),
-                   (_colour_mask(gt_masks[r], palette), 'ground truth')]
-        for c, (picture, title) in enumerate(panels):
-            ax = axes[r, c]
-            ax.axis('off')
-            if picture is not None:
-                ax.imshow(picture)
-                ax.set_title(title, fontsize=8)
+        title = 'image' if titles is None else titles[r]
+        panels = _row_panels(images[r], cams[r], image_labels[r], pseudo_masks[r], gt_masks[r],
+                             class_names, title, palette, max_cams, plt.get_cmap('jet'))
+        _draw_panels(axes[r], panels)
     present = sorted({int(k) for m in gt_masks for k in np.unique(m) if k != 255})
     fig.legend(handles=[Patch(color=palette[k] / 255.0, label=class_names[k]) for k in present] +
                [Patch(facecolor='white', edgecolor='black', label='ignore')],

@@ -61,6 +61,26 @@ def _present_class_scores(cams: Tensor, image_labels: Tensor, bg_mode: str, bg_t
     return scores.masked_fill(~present[:, :, None, None], float('-inf'))  # (B, K, H, W)
 
 
+def _check_cams(cams: Tensor, bg_mode: str) -> None:
+    """Raise a ValueError for CAMs that are not (B, K, H, W), an unknown mode or too many classes."""
+    if cams.dim() != 4:
+        raise ValueError(f'cams_to_pseudo_mask: cams must be (B, K, H, W), got {tuple(cams.shape)}.')
+    if bg_mode not in BG_MODES:
+        raise ValueError(f'cams_to_pseudo_mask: bg_mode={bg_mode!r} must be one of {BG_MODES}.')
+    if cams.shape[1] > IGNORE_INDEX:
+        raise ValueError(f'cams_to_pseudo_mask: {cams.shape[1]} classes do not fit a uint8 mask with '
+                         f'ignore value {IGNORE_INDEX}.')
+
+
+def _best_foreground(scores: Tensor, background_index: Optional[int]) -> Tensor:
+    """(B, H, W) highest score over the foreground classes of (B, K, H, W) ``scores``."""
+    fg = scores
+    if background_index is not None:
+        fg = scores.clone()
+        fg[:, background_index] = float('-inf')
+    return fg.amax(dim=1)  # (B, H, W)
+
+
 def cams_to_pseudo_mask(cams: Tensor,
                         image_labels: Tensor,
                         bg_mode: str = DEFAULT_PROTOCOL.bg_mode,
@@ -95,13 +115,7 @@ def cams_to_pseudo_mask(cams: Tensor,
     Returns:
         Tensor: (B, H, W) uint8 in ``{0..K-1, 255}``.
     """
-    if cams.dim() != 4:
-        raise ValueError(f'cams_to_pseudo_mask: cams must be (B, K, H, W), got {tuple(cams.shape)}.')
-    if bg_mode not in BG_MODES:
-        raise ValueError(f'cams_to_pseudo_mask: bg_mode={bg_mode!r} must be one of {BG_MODES}.')
-    if cams.shape[1] > IGNORE_INDEX:
-        raise ValueError(f'cams_to_pseudo_mask: {cams.shape[1]} classes do not fit a uint8 mask with '
-                         f'ignore value {IGNORE_INDEX}.')
+    _check_cams(cams, bg_mode)
     band = check_ignore_band(ignore_band, bg_threshold, bg_mode)
     k = cams.shape[1]
     scores = _present_class_scores(cams, image_labels, bg_mode, bg_threshold, background_index)
@@ -112,11 +126,7 @@ def cams_to_pseudo_mask(cams: Tensor,
     if bg_mode == 'threshold' and background_index is None:
         label = label.masked_fill(best < float(bg_threshold), IGNORE_INDEX)  # no background class
     if band is not None:
-        fg = scores
-        if background_index is not None:
-            fg = scores.clone()
-            fg[:, background_index] = float('-inf')
-        fg_best = fg.amax(dim=1)  # (B, H, W)
+        fg_best = _best_foreground(scores, background_index)
         label = label.masked_fill((fg_best >= band[0]) & (fg_best < band[1]), IGNORE_INDEX)
     if ignore_margin is not None and k > 1:
         second = top2.values[:, 1]

@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator
 
 import numpy as np
 import open_clip
@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from open_clip.model import get_model_preprocess_cfg
 from tqdm import tqdm
 
+from mmseg_clip_wsss.models.clip_windows import normalise_images
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from mmseg_clip_wsss.models.text.text_tower import TextTower
-from .captions import truth_matrix
-from .corpus import CaptionCorpus
+from mmseg_clip_wsss.datasets.synthetic.captions import truth_matrix
+from mmseg_clip_wsss.datasets.synthetic.corpus import CaptionCorpus
 from .loss import MultiPositiveClipLoss
 
 __all__ = ['PretrainConfig', 'pretrain_clip', 'normalise_images', 'encode_captions']
@@ -59,14 +60,6 @@ class PretrainConfig:
     logit_scale_lr_mult: float = 10.0
     seed: int = 0
     checkpoint_interval: int = 100
-
-
-def normalise_images(model, images: np.ndarray) -> torch.Tensor:
-    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float, normalised with the model's mean and std."""
-    cfg = get_model_preprocess_cfg(model)
-    mean = torch.tensor(cfg['mean']).view(1, 3, 1, 1) * 255
-    std = torch.tensor(cfg['std']).view(1, 3, 1, 1) * 255
-    return (torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() - mean) / std
 
 
 def encode_captions(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
@@ -115,6 +108,55 @@ def _save(obj: dict, path: str) -> None:
     os.replace(tmp, path)
 
 
+def _init_model(cfg: PretrainConfig):
+    """The randomly initialised model, seeded with ``cfg.seed`` under a forked RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return load_open_clip(cfg.model_name, None, warn_random=False)
+
+
+def _check_image_size(model, corpus: CaptionCorpus, model_name: str) -> None:
+    """Raise a ValueError when the corpus images are not the model's input size."""
+    size = get_model_preprocess_cfg(model)['size']
+    size = size if isinstance(size, int) else size[0]
+    if corpus.images.shape[1] != size:
+        raise ValueError(f'pretrain_clip: corpus images are {corpus.images.shape[1]} px but '
+                         f'{model_name} takes {size} px; draw the corpus with image_size={size}.')
+
+
+def _resume_step(latest: str, resume: bool, cfg: PretrainConfig, model, optimizer, scheduler) -> int:
+    """Load the state of ``latest`` (with ``resume``, if it exists); returns the step to start at."""
+    if not (resume and osp.isfile(latest)):
+        return 0
+    state = torch.load(latest, map_location='cpu', weights_only=True)
+    if state['config'] != asdict(cfg):
+        raise ValueError(f'pretrain_clip: {latest} is an unfinished run of another configuration '
+                         f'({state["config"]}): pass the same options to finish it, or --fresh '
+                         '(or --no-resume) to start over with these.')
+    model.load_state_dict(state['state_dict'])
+    optimizer.load_state_dict(state['optimizer'])
+    scheduler.load_state_dict(state['scheduler'])
+    return int(state['step'])
+
+
+def _train_step(model, tower: TextTower, criterion, optimizer, scheduler, corpus: CaptionCorpus,
+                tokens: torch.Tensor, claims: Dict[str, torch.Tensor], indices: np.ndarray) -> float:
+    """One optimiser step on the pairs ``indices``; returns the loss."""
+    idx = torch.from_numpy(indices)
+    images = normalise_images(model, corpus.images[idx.numpy()])
+    image_features = F.normalize(model.encode_image(images), dim=-1)
+    text_features = F.normalize(encode_captions(tower, tokens[idx]), dim=-1)
+    targets = truth_matrix(*[claims[f][idx] for f in CLAIM_FIELDS])
+    loss = criterion(image_features, text_features, model.logit_scale.exp(), targets.float())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+    return loss.item()
+
+
 def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, resume: bool = False,
                   show_progress: bool = True) -> Dict:
     """Train an open_clip model on ``corpus``; write ``work_dir/clip.pt``.
@@ -134,32 +176,16 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
         ValueError: a corpus whose image size is not the model's input size.
     """
     os.makedirs(work_dir, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = load_open_clip(cfg.model_name, None, warn_random=False)
-    size = get_model_preprocess_cfg(model)['size']
-    size = size if isinstance(size, int) else size[0]
-    if corpus.images.shape[1] != size:
-        raise ValueError(f'pretrain_clip: corpus images are {corpus.images.shape[1]} px but '
-                         f'{cfg.model_name} takes {size} px; draw the corpus with image_size={size}.')
+    model = _init_model(cfg)
+    _check_image_size(model, corpus, cfg.model_name)
     tower = TextTower(model)
     tokens = open_clip.get_tokenizer(cfg.model_name)(corpus.captions)  # (N, L)
     claims = {f: torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS}
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
     criterion = MultiPositiveClipLoss()
-    start = 0
     latest = osp.join(work_dir, 'latest.pth')
-    if resume and osp.isfile(latest):
-        state = torch.load(latest, map_location='cpu', weights_only=True)
-        if state['config'] != asdict(cfg):
-            raise ValueError(f'pretrain_clip: {latest} is an unfinished run of another configuration '
-                             f'({state["config"]}): pass the same options to finish it, or --fresh '
-                             '(or --no-resume) to start over with these.')
-        model.load_state_dict(state['state_dict'])
-        optimizer.load_state_dict(state['optimizer'])
-        scheduler.load_state_dict(state['scheduler'])
-        start = int(state['step'])
+    start = _resume_step(latest, resume, cfg, model, optimizer, scheduler)
 
     model.train()
     losses = []
@@ -168,19 +194,8 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
                dynamic_ncols=True)
     batches = _batches(len(corpus), cfg.batch_size, cfg.seed, start)
     for step in range(start, cfg.steps):
-        idx = torch.from_numpy(next(batches))
-        images = normalise_images(model, corpus.images[idx.numpy()])
-        image_features = F.normalize(model.encode_image(images), dim=-1)
-        text_features = F.normalize(encode_captions(tower, tokens[idx]), dim=-1)
-        targets = truth_matrix(*[claims[f][idx] for f in CLAIM_FIELDS])
-        loss = criterion(image_features, text_features, model.logit_scale.exp(), targets.float())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        losses.append(loss.item())
+        losses.append(_train_step(model, tower, criterion, optimizer, scheduler, corpus, tokens, claims,
+                                  next(batches)))
         bar.set_postfix(loss=f'{losses[-1]:.3f}', temperature=f'{1 / model.logit_scale.exp().item():.4f}')
         bar.update()
         if (step + 1) % cfg.checkpoint_interval == 0 or step + 1 == cfg.steps:

@@ -65,6 +65,33 @@ def register_project_clip_configs() -> None:
 register_project_clip_configs()
 
 
+def _raise_bad_pretrained(pretrained: str, model_name: str, clean_name: str, owner: str) -> None:
+    """Raise the error for a ``pretrained`` that is neither a tag of the model nor a file."""
+    tags = open_clip.list_pretrained_tags_by_model(clean_name)
+    looks_like_path = (osp.sep in pretrained or pretrained.endswith(_CHECKPOINT_EXTS)
+                       or pretrained.startswith('.'))
+    if looks_like_path:
+        raise FileNotFoundError(
+            f'{owner}: pretrained checkpoint file {pretrained!r} does not exist. Set '
+            f'`pretrained` to an existing open_clip state-dict file or to a tag of '
+            f'{model_name!r}: {tags}.')
+    raise ValueError(f'{owner}: pretrained={pretrained!r} is neither an open_clip tag of '
+                     f'{model_name!r} ({tags}) nor an existing checkpoint file.')
+
+
+def _create_model(model_name: str, pretrained: Optional[str], cache_dir: Optional[str],
+                  quick_gelu: Optional[bool]) -> nn.Module:
+    """``open_clip.create_model`` on the CPU, its random-init warnings muted without weights."""
+    previous_disable = logging.root.manager.disable
+    if not pretrained:  # open_clip warns about the random init too: load_open_clip said it, once
+        logging.disable(logging.WARNING)
+    try:
+        return open_clip.create_model(model_name, pretrained=pretrained or None, device='cpu',
+                                      cache_dir=cache_dir, force_quick_gelu=bool(quick_gelu))
+    finally:
+        logging.disable(previous_disable)
+
+
 def load_open_clip(model_name: str,
                    pretrained: Optional[str],
                    cache_dir: Optional[str] = None,
@@ -107,27 +134,11 @@ def load_open_clip(model_name: str,
         if tag_cfg and quick_gelu is None:
             quick_gelu = bool(tag_cfg.get('quick_gelu', False))
         if not tag_cfg and not osp.isfile(pretrained):
-            tags = open_clip.list_pretrained_tags_by_model(clean_name)
-            looks_like_path = (osp.sep in pretrained or pretrained.endswith(_CHECKPOINT_EXTS)
-                               or pretrained.startswith('.'))
-            if looks_like_path:
-                raise FileNotFoundError(
-                    f'{owner}: pretrained checkpoint file {pretrained!r} does not exist. Set '
-                    f'`pretrained` to an existing open_clip state-dict file or to a tag of '
-                    f'{model_name!r}: {tags}.')
-            raise ValueError(f'{owner}: pretrained={pretrained!r} is neither an open_clip tag of '
-                             f'{model_name!r} ({tags}) nor an existing checkpoint file.')
+            _raise_bad_pretrained(pretrained, model_name, clean_name, owner)
     elif warn_random:
         print_log(f'{owner}: pretrained is empty, the {model_name} weights are randomly initialised.',
                   logger='current', level=logging.WARNING)
-    previous_disable = logging.root.manager.disable
-    if not pretrained:  # open_clip warns about the random init too: said above, once
-        logging.disable(logging.WARNING)
-    try:
-        return open_clip.create_model(model_name, pretrained=pretrained or None, device='cpu',
-                                      cache_dir=cache_dir, force_quick_gelu=bool(quick_gelu))
-    finally:
-        logging.disable(previous_disable)
+    return _create_model(model_name, pretrained, cache_dir, quick_gelu)
 
 
 def write_random_clip_checkpoint(path: str, model_name: str = TINY_CLIP_NAME, seed: int = 0) -> str:

@@ -120,6 +120,80 @@ def _write_mask(task, masks_out: str, cat_to_label: Dict[int, int]) -> None:
                       render_coco_mask(annotations, height, width, cat_to_label))
 
 
+def _load_coco(ann_file: str) -> Dict:
+    """The parsed instances json; FileNotFoundError with the fix when it is missing."""
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'COCO annotation file {ann_file} does not exist: download '
+                                'annotations_trainval2014.zip into data/coco/annotations '
+                                '(docs/datasets.md).')
+    with open(ann_file, encoding='utf-8') as f:
+        return json.load(f)
+
+
+def _annotations_by_image(annotations: Sequence[dict]) -> Dict[int, List[dict]]:
+    """The annotations grouped by ``image_id``, in file order."""
+    by_image: Dict[int, List[dict]] = defaultdict(list)
+    for ann in annotations:
+        by_image[int(ann['image_id'])].append(ann)
+    return by_image
+
+
+def _collect_labels(images: Sequence[dict], by_image: Dict[int, List[dict]],
+                    cat_to_label: Dict[int, int], classes: Sequence[str]) -> tuple:
+    """``(labels, image_counts, object_counts, tasks, undrawable)`` of ``images``, in their order."""
+    object_counts = {name: 0 for name in classes if name != BACKGROUND}
+    image_counts = dict(object_counts)
+    labels: 'OrderedDict[str, List[str]]' = OrderedDict()
+    tasks = []
+    undrawable: List[Dict] = []
+    for image in images:
+        image_id = osp.splitext(image['file_name'])[0]
+        anns = by_image.get(int(image['id']), [])
+        undrawable += _undrawable_annotations(anns, image['file_name'])
+        present = sorted({cat_to_label[int(a['category_id'])] for a in anns})
+        for ann in anns:
+            object_counts[classes[cat_to_label[int(ann['category_id'])]]] += 1
+        for label in present:
+            image_counts[classes[label]] += 1
+        labels[image_id] = [classes[label] for label in present]
+        tasks.append((image_id, int(image['height']), int(image['width']), anns))
+    return labels, image_counts, object_counts, tasks, undrawable
+
+
+def _warn_undrawable(ann_file: str, undrawable: Sequence[Dict]) -> None:
+    """Log a warning naming (up to 5 of) the annotations with undrawable polygon parts."""
+    shown = ', '.join(f"annotation {a['annotation_id']} of image {a['image']} (parts of "
+                      f"{', '.join(f'{n:g}' for n in a['points'])} points)"
+                      for a in undrawable[:5]) + (', ...' if len(undrawable) > 5 else '')
+    print_log(f'{ann_file}: {len(undrawable)} annotation(s) have polygon parts of fewer than 3 '
+              f'points, which enclose no area: the masks leave those parts out, the image-level '
+              f'labels keep the objects. {shown}', logger='current', level=logging.WARNING)
+
+
+def _write_split(split_out: str, labels: Dict[str, List[str]]) -> None:
+    """The split file: the ids of the images with at least one label."""
+    os.makedirs(osp.dirname(osp.abspath(split_out)), exist_ok=True)
+    with open(split_out, 'w', encoding='utf-8', newline='\n') as f:
+        f.writelines(image_id + '\n' for image_id, names in labels.items() if names)
+
+
+def _write_masks(tasks: Sequence[tuple], masks_out: str, cat_to_label: Dict[int, int], nproc: int,
+                 show_progress: bool) -> None:
+    """Render the semantic mask of every task into ``masks_out`` (in parallel with ``nproc > 1``)."""
+    os.makedirs(masks_out, exist_ok=True)
+    worker = partial(_write_mask, masks_out=masks_out, cat_to_label=cat_to_label)
+    if nproc > 1:
+        track_parallel_progress(worker, tasks, nproc=nproc)
+    else:
+        progress = ProgressBar(len(tasks)) if show_progress and tasks else None
+        for task in tasks:
+            worker(task)
+            if progress is not None:
+                progress.update()
+        if progress is not None:
+            print()
+
+
 def coco_to_labels(ann_file: str,
                    out_file: str,
                    classes: Sequence[str],
@@ -147,60 +221,19 @@ def coco_to_labels(ann_file: str,
         annotations with polygon parts of fewer than 3 points, left out of the masks and reported:
         ``annotation_id``, ``image``, ``points`` per part).
     """
-    if not osp.isfile(ann_file):
-        raise FileNotFoundError(f'COCO annotation file {ann_file} does not exist: download '
-                                'annotations_trainval2014.zip into data/coco/annotations '
-                                '(docs/datasets.md).')
-    with open(ann_file, encoding='utf-8') as f:
-        coco = json.load(f)
+    coco = _load_coco(ann_file)
     cat_to_label = coco_category_to_label(coco['categories'], classes)
-    by_image: Dict[int, List[dict]] = defaultdict(list)
-    for ann in coco['annotations']:
-        by_image[int(ann['image_id'])].append(ann)
+    by_image = _annotations_by_image(coco['annotations'])
     images = sorted(coco['images'], key=lambda im: im['file_name'])
-
-    object_counts = {name: 0 for name in classes if name != BACKGROUND}
-    image_counts = dict(object_counts)
-    labels: 'OrderedDict[str, List[str]]' = OrderedDict()
-    tasks = []
-    undrawable: List[Dict] = []
-    for image in images:
-        image_id = osp.splitext(image['file_name'])[0]
-        anns = by_image.get(int(image['id']), [])
-        undrawable += _undrawable_annotations(anns, image['file_name'])
-        present = sorted({cat_to_label[int(a['category_id'])] for a in anns})
-        for ann in anns:
-            object_counts[classes[cat_to_label[int(ann['category_id'])]]] += 1
-        for label in present:
-            image_counts[classes[label]] += 1
-        labels[image_id] = [classes[label] for label in present]
-        tasks.append((image_id, int(image['height']), int(image['width']), anns))
-
+    labels, image_counts, object_counts, tasks, undrawable = _collect_labels(
+        images, by_image, cat_to_label, classes)
     if undrawable:
-        shown = ', '.join(f"annotation {a['annotation_id']} of image {a['image']} (parts of "
-                          f"{', '.join(f'{n:g}' for n in a['points'])} points)"
-                          for a in undrawable[:5]) + (', ...' if len(undrawable) > 5 else '')
-        print_log(f'{ann_file}: {len(undrawable)} annotation(s) have polygon parts of fewer than 3 '
-                  f'points, which enclose no area: the masks leave those parts out, the image-level '
-                  f'labels keep the objects. {shown}', logger='current', level=logging.WARNING)
+        _warn_undrawable(ann_file, undrawable)
     write_image_labels(out_file, labels, header=[f'made from {osp.basename(ann_file)}'])
     if split_out is not None:
-        os.makedirs(osp.dirname(osp.abspath(split_out)), exist_ok=True)
-        with open(split_out, 'w', encoding='utf-8', newline='\n') as f:
-            f.writelines(image_id + '\n' for image_id, names in labels.items() if names)
+        _write_split(split_out, labels)
     if masks_out is not None:
-        os.makedirs(masks_out, exist_ok=True)
-        worker = partial(_write_mask, masks_out=masks_out, cat_to_label=cat_to_label)
-        if nproc > 1:
-            track_parallel_progress(worker, tasks, nproc=nproc)
-        else:
-            progress = ProgressBar(len(tasks)) if show_progress and tasks else None
-            for task in tasks:
-                worker(task)
-                if progress is not None:
-                    progress.update()
-            if progress is not None:
-                print()
+        _write_masks(tasks, masks_out, cat_to_label, nproc, show_progress)
     return dict(
         out_file=out_file,
         num_images=len(labels),

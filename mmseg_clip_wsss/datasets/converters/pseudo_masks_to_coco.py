@@ -82,6 +82,59 @@ def mask_to_instances(label_map: np.ndarray,
     return instances
 
 
+def _masked_image_ids(mask_dir: str, img_dir: str, split_file: Optional[str]) -> List[str]:
+    """The ids to convert; FileNotFoundError when the mask directory or a mask is missing."""
+    if not osp.isdir(mask_dir):
+        raise FileNotFoundError(
+            f'pseudo-mask directory {mask_dir} does not exist: write the stage-1 pseudo masks first '
+            '(tools/make_pseudo_masks.py, or `make demo` for work_dirs/demo/stage1/pseudo_masks).')
+    image_ids = list_image_ids(img_dir, split_file)
+    missing = [i for i in image_ids if not osp.isfile(osp.join(mask_dir, i + '.png'))]
+    if missing:
+        raise FileNotFoundError(
+            f'{len(missing)} of {len(image_ids)} images have no pseudo mask in {mask_dir} (e.g. '
+            f'{missing[0]}.png): pass the split the masks were made for (--split) or make the '
+            'missing masks.')
+    return image_ids
+
+
+def _image_instances(img_dir: str, mask_dir: str, image_id: str, coco_id: int, num_classes: int,
+                     connectivity: int, ignore_index: int, with_masks: bool) -> tuple:
+    """``(image entry, instances of its checked mask)`` of one image (no ``min_area`` applied)."""
+    entry, (height, width) = image_entry(img_dir, image_id, coco_id)
+    mask_path = osp.join(mask_dir, image_id + '.png')
+    with Image.open(mask_path) as img:
+        label_map = np.array(img)
+    check_label_mask(label_map, mask_path, osp.join(img_dir, entry['file_name']),
+                     (height, width), num_classes, ignore_index)
+    return entry, mask_to_instances(label_map, num_classes, 0, connectivity, ignore_index, with_masks)
+
+
+def _collect_instances(image_ids: Sequence[str], mask_dir: str, img_dir: str, classes: Sequence[str],
+                       categories: List[Dict], min_area: int, connectivity: int, ignore_index: int,
+                       with_masks: bool, show_progress: bool) -> tuple:
+    """``(images, annotations, instance counts, components dropped by min_area)`` of ``image_ids``."""
+    images, annotations = [], []
+    counts = {c['name']: 0 for c in categories}
+    num_small = 0
+    progress = ProgressBar(len(image_ids)) if show_progress and image_ids else None
+    for coco_id, image_id in enumerate(image_ids, start=1):
+        entry, found = _image_instances(img_dir, mask_dir, image_id, coco_id, len(classes),
+                                        connectivity, ignore_index, with_masks)
+        for inst in found:
+            if inst['area'] < min_area:
+                num_small += 1
+                continue
+            annotations.append(dict(id=len(annotations) + 1, image_id=coco_id, iscrowd=0, **inst))
+            counts[classes[inst['category_id']]] += 1
+        images.append(entry)
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        print()
+    return images, annotations, counts, num_small
+
+
 def pseudo_masks_to_coco(mask_dir: str,
                          img_dir: str,
                          out_file: str,
@@ -120,40 +173,10 @@ def pseudo_masks_to_coco(mask_dir: str,
             the image as displayed, values that are no class), naming both files.
     """
     categories = coco_categories(classes)
-    if not osp.isdir(mask_dir):
-        raise FileNotFoundError(
-            f'pseudo-mask directory {mask_dir} does not exist: write the stage-1 pseudo masks first '
-            '(tools/make_pseudo_masks.py, or `make demo` for work_dirs/demo/stage1/pseudo_masks).')
-    image_ids = list_image_ids(img_dir, split_file)
-    missing = [i for i in image_ids if not osp.isfile(osp.join(mask_dir, i + '.png'))]
-    if missing:
-        raise FileNotFoundError(
-            f'{len(missing)} of {len(image_ids)} images have no pseudo mask in {mask_dir} (e.g. '
-            f'{missing[0]}.png): pass the split the masks were made for (--split) or make the '
-            'missing masks.')
-    images, annotations = [], []
-    counts = {c['name']: 0 for c in categories}
-    num_small = 0
-    progress = ProgressBar(len(image_ids)) if show_progress and image_ids else None
-    for coco_id, image_id in enumerate(image_ids, start=1):
-        entry, (height, width) = image_entry(img_dir, image_id, coco_id)
-        mask_path = osp.join(mask_dir, image_id + '.png')
-        with Image.open(mask_path) as img:
-            label_map = np.array(img)
-        check_label_mask(label_map, mask_path, osp.join(img_dir, entry['file_name']),
-                         (height, width), len(classes), ignore_index)
-        found = mask_to_instances(label_map, len(classes), 0, connectivity, ignore_index, with_masks)
-        for inst in found:
-            if inst['area'] < min_area:
-                num_small += 1
-                continue
-            annotations.append(dict(id=len(annotations) + 1, image_id=coco_id, iscrowd=0, **inst))
-            counts[classes[inst['category_id']]] += 1
-        images.append(entry)
-        if progress is not None:
-            progress.update()
-    if progress is not None:
-        print()
+    image_ids = _masked_image_ids(mask_dir, img_dir, split_file)
+    images, annotations, counts, num_small = _collect_instances(
+        image_ids, mask_dir, img_dir, classes, categories, min_area, connectivity, ignore_index,
+        with_masks, show_progress)
     dump_coco_json(out_file, images, annotations, categories,
                    f'instances from the pseudo masks in {mask_dir} (min_area={min_area})')
     with_instances = {a['image_id'] for a in annotations}

@@ -66,6 +66,57 @@ def check_class_names(xml_path: str, objects: Sequence[Dict], classes: Sequence[
                              'the annotation.')
 
 
+def _under_root(data_root: str, path: str) -> str:
+    """``path`` as is when absolute, else under ``data_root``."""
+    return path if osp.isabs(path) else osp.join(data_root, path)
+
+
+def _voc_image_ids(data_root: str, xml_dir: str, split_file: Optional[str]) -> List[str]:
+    """The ids of ``split_file``, else of every ``*.xml`` in ``xml_dir`` (sorted)."""
+    if split_file is not None:
+        return read_split_file(split_file)
+    if not osp.isdir(xml_dir):
+        raise FileNotFoundError(f'annotation directory {xml_dir} does not exist: is '
+                                f'{data_root} a VOC devkit root (VOCdevkit/VOC2012)?')
+    return sorted(name[:-4] for name in os.listdir(xml_dir) if name.endswith('.xml'))
+
+
+def _object_names(xml_dir: str, image_id: str, listed_in: str, classes: Sequence[str],
+                  skip_difficult: bool) -> List[str]:
+    """The checked class names of the objects of one image's XML, in file order."""
+    xml_path = osp.join(xml_dir, image_id + '.xml')
+    if not osp.isfile(xml_path):
+        raise FileNotFoundError(
+            f'{xml_path} does not exist but {image_id!r} is listed in '
+            f'{listed_in}: restore the VOC Annotations directory or fix the split.')
+    objects = parse_voc_xml(xml_path)
+    check_class_names(xml_path, objects, classes)
+    return [o['name'] for o in objects if not (skip_difficult and o['difficult'])]
+
+
+def _collect_labels(image_ids: Sequence[str], xml_dir: str, split_file: Optional[str],
+                    classes: Sequence[str], skip_difficult: bool, show_progress: bool) -> tuple:
+    """``(labels, image_counts, object_counts)`` of ``image_ids``, labels in class order."""
+    index = {name: i for i, name in enumerate(classes)}
+    labels: 'OrderedDict[str, List[str]]' = OrderedDict()
+    object_counts = {name: 0 for name in classes if name != BACKGROUND}
+    image_counts = dict(object_counts)
+    progress = ProgressBar(len(image_ids)) if show_progress and image_ids else None
+    for image_id in image_ids:
+        names = _object_names(xml_dir, image_id, split_file or xml_dir, classes, skip_difficult)
+        for name in names:
+            object_counts[name] += 1
+        present = sorted(set(names), key=index.__getitem__)
+        for name in present:
+            image_counts[name] += 1
+        labels[image_id] = present
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        print()
+    return labels, image_counts, object_counts
+
+
 def voc_xml_to_labels(data_root: str,
                       out_file: str,
                       classes: Sequence[str],
@@ -96,43 +147,13 @@ def voc_xml_to_labels(data_root: str,
         FileNotFoundError: for a missing split file or an id without XML.
         ValueError: for an object name that is not in ``classes`` (naming the XML file).
     """
-    def under_root(path):
-        return path if osp.isabs(path) else osp.join(data_root, path)
-
-    xml_dir = under_root(ann_dir)
-    out_file = under_root(out_file)
+    xml_dir = _under_root(data_root, ann_dir)
+    out_file = _under_root(data_root, out_file)
     if split_file is not None:
-        split_file = under_root(split_file)
-        image_ids = read_split_file(split_file)
-    else:
-        if not osp.isdir(xml_dir):
-            raise FileNotFoundError(f'annotation directory {xml_dir} does not exist: is '
-                                    f'{data_root} a VOC devkit root (VOCdevkit/VOC2012)?')
-        image_ids = sorted(name[:-4] for name in os.listdir(xml_dir) if name.endswith('.xml'))
-    index = {name: i for i, name in enumerate(classes)}
-    labels: 'OrderedDict[str, List[str]]' = OrderedDict()
-    object_counts = {name: 0 for name in classes if name != BACKGROUND}
-    image_counts = dict(object_counts)
-    progress = ProgressBar(len(image_ids)) if show_progress and image_ids else None
-    for image_id in image_ids:
-        xml_path = osp.join(xml_dir, image_id + '.xml')
-        if not osp.isfile(xml_path):
-            raise FileNotFoundError(
-                f'{xml_path} does not exist but {image_id!r} is listed in '
-                f'{split_file or xml_dir}: restore the VOC Annotations directory or fix the split.')
-        objects = parse_voc_xml(xml_path)
-        check_class_names(xml_path, objects, classes)
-        names = [o['name'] for o in objects if not (skip_difficult and o['difficult'])]
-        for name in names:
-            object_counts[name] += 1
-        present = sorted(set(names), key=index.__getitem__)
-        for name in present:
-            image_counts[name] += 1
-        labels[image_id] = present
-        if progress is not None:
-            progress.update()
-    if progress is not None:
-        print()
+        split_file = _under_root(data_root, split_file)
+    image_ids = _voc_image_ids(data_root, xml_dir, split_file)
+    labels, image_counts, object_counts = _collect_labels(image_ids, xml_dir, split_file, classes,
+                                                          skip_difficult, show_progress)
     source = osp.relpath(split_file, data_root) if split_file else ann_dir
     write_image_labels(out_file, labels, header=[f'made from {ann_dir}/*.xml for {source}'])
     return dict(

@@ -1,12 +1,37 @@
 """PASCAL VOC XML boxes -> COCO instances json (detection ground truth for mmdet's ``CocoDataset`` /
 ``CocoMetric``). The command line is ``tools/dataset_converters/voc_xml_to_coco.py``."""
 import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .coco_det_format import coco_categories, dump_coco_json, image_entry, list_image_ids
 from .voc_annotations import check_class_names, parse_voc_xml
 
 __all__ = ['voc_xml_to_coco']
+
+
+def _coco_box(xml_path: str, obj: Dict, width: int, height: int) -> List[float]:
+    """COCO ``[x, y, w, h]`` of a VOC object's box, clipped to the image; ValueError if none/empty."""
+    if obj['bbox'] is None:
+        raise ValueError(f'{xml_path}: object {obj["name"]!r} has no <bndbox>.')
+    xmin, ymin, xmax, ymax = obj['bbox']
+    x, y = max(xmin - 1, 0.0), max(ymin - 1, 0.0)
+    w, h = min(xmax, width) - x, min(ymax, height) - y
+    if w <= 0 or h <= 0:
+        raise ValueError(f'{xml_path}: object {obj["name"]!r} has an empty box {obj["bbox"]}.')
+    return [x, y, w, h]
+
+
+def _voc_boxes(xml_dir: str, image_id: str, classes: Sequence[str], skip_difficult: bool,
+               width: int, height: int) -> List[Tuple[str, List[float]]]:
+    """``(class name, COCO box)`` of every kept object of one image's XML, in file order."""
+    xml_path = osp.join(xml_dir, image_id + '.xml')
+    if not osp.isfile(xml_path):
+        raise FileNotFoundError(f'{xml_path} does not exist but image {image_id!r} is listed: '
+                                'restore the Annotations directory or fix the split.')
+    objects = parse_voc_xml(xml_path)
+    check_class_names(xml_path, objects, classes)
+    return [(obj['name'], _coco_box(xml_path, obj, width, height)) for obj in objects
+            if not (skip_difficult and obj['difficult'])]
 
 
 def voc_xml_to_coco(data_root: str,
@@ -47,26 +72,12 @@ def voc_xml_to_coco(data_root: str,
     counts = {c['name']: 0 for c in categories}
     for coco_id, image_id in enumerate(image_ids, start=1):
         entry, (height, width) = image_entry(img_dir, image_id, coco_id)
-        xml_path = osp.join(xml_dir, image_id + '.xml')
-        if not osp.isfile(xml_path):
-            raise FileNotFoundError(f'{xml_path} does not exist but image {image_id!r} is listed: '
-                                    'restore the Annotations directory or fix the split.')
-        objects = parse_voc_xml(xml_path)
-        check_class_names(xml_path, objects, classes)
-        for obj in objects:
-            if skip_difficult and obj['difficult']:
-                continue
-            if obj['bbox'] is None:
-                raise ValueError(f'{xml_path}: object {obj["name"]!r} has no <bndbox>.')
-            xmin, ymin, xmax, ymax = obj['bbox']
-            x, y = max(xmin - 1, 0.0), max(ymin - 1, 0.0)
-            w, h = min(xmax, width) - x, min(ymax, height) - y
-            if w <= 0 or h <= 0:
-                raise ValueError(f'{xml_path}: object {obj["name"]!r} has an empty box {obj["bbox"]}.')
+        for name, (x, y, w, h) in _voc_boxes(xml_dir, image_id, classes, skip_difficult, width,
+                                             height):
             annotations.append(
-                dict(id=len(annotations) + 1, image_id=coco_id, category_id=index[obj['name']],
+                dict(id=len(annotations) + 1, image_id=coco_id, category_id=index[name],
                      bbox=[x, y, w, h], area=w * h, iscrowd=0))
-            counts[obj['name']] += 1
+            counts[name] += 1
         images.append(entry)
     dump_coco_json(out_file, images, annotations, categories, f'boxes of {ann_dir}/*.xml')
     return dict(out_file=out_file, num_images=len(images), num_instances=len(annotations),
