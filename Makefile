@@ -15,7 +15,9 @@ $(STAMP): tools/install_env.sh setup.py requirements/torch.txt requirements/buil
 	VENV=$(VENV) PYTHON=$(PYTHON) bash tools/install_env.sh
 	@touch $@
 
+# the layer contract first (.importlinter, docs/architecture.md), then the tests
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: install

@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import torch
+from mmengine.logging import HistoryBuffer
 
 #: The name under which pickle protocol 2 refers to ``getattr`` (checkpoints written before
 #: :func:`pickle_history_buffers_by_value` existed reference HistoryBuffer's methods through it).
@@ -20,7 +21,6 @@ def _history_buffer_method(owner, name: str):
     Exactly mmengine's statistics methods of :class:`~mmengine.logging.HistoryBuffer` resolve;
     every other ``getattr`` in a pickle is refused, so this is no general-purpose ``getattr``.
     """
-    from mmengine.logging import HistoryBuffer
     if owner is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
@@ -42,7 +42,6 @@ def pickle_history_buffers_by_value() -> None:
     functions through ``getattr``). Reduced to ``HistoryBuffer(logs, counts, max_length)`` -- the
     class and two arrays -- a checkpoint needs nothing but allow-listed types.
     """
-    from mmengine.logging import HistoryBuffer
     copyreg.pickle(HistoryBuffer, _reduce_history_buffer)
 
 
@@ -59,8 +58,6 @@ def allow_mmengine_checkpoint_globals() -> None:
     reference HistoryBuffer's methods through ``builtins.getattr``; that name maps to
     :func:`_history_buffer_method`, which resolves those references and refuses every other.
     """
-    from mmengine.logging import HistoryBuffer
-
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
     safe = [HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar]
     # numpy 2 pickles dtypes through their concrete classes (np.dtypes.Float64DType, ...).

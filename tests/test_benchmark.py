@@ -168,14 +168,18 @@ def test_strip_pretrained_and_model_args():
 
 def test_default_set_configs_resolve_without_downloads():
     from mmseg_clip_wsss.benchmark import DEFAULT_SPECS
+    from mmseg_clip_wsss.models.text import resolve_class_prompts
     for spec in DEFAULT_SPECS:
         cfg = load_benchmark_config(spec)
         assert cfg.model.backbone.init_cfg is None
         assert cfg.model.backbone.embed_dims == 96 and cfg.model.backbone.depths == [2, 2, 6, 2]
-        assert cfg.model.decode_head.num_classes == 21
-        if cfg.model.get('text_encoder'):
+        if cfg.model.get('text_encoder'):  # K follows from the class names (21 for VOC)
+            assert 'num_classes' not in cfg.model.decode_head
+            assert len(resolve_class_prompts(cfg.model.text_encoder.class_names)) == 21
             assert cfg.model.text_encoder.pretrained is None
             assert cfg.model.text_encoder.model_name == 'ViT-B-16'
+        else:
+            assert cfg.model.decode_head.num_classes == 21
     upernet = load_benchmark_config(DEFAULT_SPECS[0])
     assert upernet.model.decode_head.type == 'UPerHead' and upernet.model.auxiliary_head.num_classes == 21
     no_rsca = load_benchmark_config(DEFAULT_SPECS[2]).model

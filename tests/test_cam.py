@@ -20,7 +20,7 @@ from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, CAMProtocol, PixelAdaptiveRef
                                  build_refiner, cams_to_pseudo_mask, compute_miou,
                                  generate_pseudo_masks, is_valid_png, multi_scale_flip_cams)
 from mmseg_clip_wsss.datasets import read_confidence_png, voc_palette, write_palette_png
-from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
+from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from mmseg_clip_wsss.structures import set_image_labels

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.cam.cli import make_pseudo_masks_main
-from mmseg_clip_wsss.cam.clip_es import (cam_box_mask, class_aware_affinity_refine, sinkhorn_affinity,
+from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
+from mmseg_clip_wsss.models.clip_es import (cam_box_mask, class_aware_affinity_refine, sinkhorn_affinity,
                                          softmax_grad_cam)
-from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo.training_free import training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.models.backbones import resize_pos_embed

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.clip_pretrain.captions import GROUND_WORDS, truth_matrix
-from mmseg_clip_wsss.clip_pretrain.corpus import CorpusConfig, build_corpus, load_corpus, save_corpus
+from mmseg_clip_wsss.datasets.synthetic.captions import GROUND_WORDS, truth_matrix
+from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig, build_corpus, load_corpus, save_corpus
 from mmseg_clip_wsss.clip_pretrain.loss import MultiPositiveClipLoss
 from mmseg_clip_wsss.clip_pretrain.train import CLAIM_FIELDS, PretrainConfig, pretrain_clip
-from mmseg_clip_wsss.demo.world import world_preset
+from mmseg_clip_wsss.datasets.synthetic.world import world_preset
 from mmseg_clip_wsss.models import TINY_CLIP_NAME
 from mmseg_clip_wsss.models.backbones import CLIPVisionBackbone
 from mmseg_clip_wsss.models.text import CLIPPromptTextEncoder

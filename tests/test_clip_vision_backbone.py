@@ -144,7 +144,7 @@ def test_weclip_style_config_trains_with_the_tower_frozen_and_the_memory_bank_up
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from mmseg_clip_wsss.demo import make_demo_data
+    from mmseg_clip_wsss.datasets.synthetic import make_demo_data
     root = tmp_path / 'demo'
     make_demo_data(str(root), seed=0, num_train=4, num_val=1, size=64, show_progress=False)
     cfg = Config.fromfile(str(REPO / 'configs/demo/clip_wsss_clip-rn_demo.py'))

@@ -28,13 +28,6 @@ COCO_IDS = (list(range(1, 12)) + list(range(13, 26)) + [27, 28] + list(range(31,
             list(range(46, 66)) + [67, 70] + list(range(72, 83)) + list(range(84, 91)))
 
 
-def load_tool(rel_path):
-    spec = importlib.util.spec_from_file_location(Path(rel_path).stem, REPO / rel_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(autouse=True)
 def _mmseg_scope():
     init_default_scope('mmseg')
@@ -119,7 +112,7 @@ def test_voc_xml_errors_name_the_file(tmp_path):
 
 def test_voc_cli(tmp_path, monkeypatch, capsys):
     root = write_voc_fixture(tmp_path / 'VOC2012')
-    tool = load_tool('tools/dataset_converters/voc_xml_to_labels.py')
+    tool = importlib.import_module('mmseg_clip_wsss.cli.voc_xml_to_labels')
     monkeypatch.setattr(sys, 'argv', ['voc_xml_to_labels.py', str(root), '--split',
                                       'ImageSets/Segmentation/train.txt', '--no-progress'])
     tool.main()
@@ -243,7 +236,7 @@ def test_coco_to_labels_split_and_masks(coco_fixture):
 
 def test_coco_cli(coco_fixture, monkeypatch, capsys):
     root, ann_file, _ = coco_fixture
-    tool = load_tool('tools/dataset_converters/coco_to_labels.py')
+    tool = importlib.import_module('mmseg_clip_wsss.cli.coco_to_labels')
     monkeypatch.setattr(sys, 'argv', ['coco_to_labels.py', str(ann_file), '--out',
                                       str(root / 'labels.txt'), '--split-out', str(root / 's.txt'),
                                       '--no-progress'])

@@ -24,7 +24,7 @@ from mmseg_clip_wsss.datasets import (DEMO_CLASSES, CorruptImageError, DemoWSSSD
                                       LoadWSSSAnnotations, LoadWSSSImage, PackWSSSInputs,
                                       VOCWSSSDataset, labels_to_multi_hot, load_image_labels,
                                       voc_xml_to_labels, write_image_labels)
-from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 
 REPO = Path(__file__).resolve().parents[1]

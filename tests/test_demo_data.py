@@ -1,4 +1,4 @@
-"""The demo data generator (``mmseg_clip_wsss.demo.data``, ``tools/make_demo_data.py``): the VOC
+"""The demo data generator (``mmseg_clip_wsss.datasets.synthetic.voc_writer``, ``tools/make_demo_data.py``): the VOC
 devkit layout, byte-identical output per seed, XML/labels/masks that agree, a dataset that is not
 trivial, and the demo dataset config on top of it."""
 import copy
@@ -22,8 +22,8 @@ from PIL import Image
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.datasets import DEMO_CLASSES, load_image_labels, voc_palette
-from mmseg_clip_wsss.demo import data as make_demo
-from mmseg_clip_wsss.demo.world import world_preset
+from mmseg_clip_wsss.datasets.synthetic import voc_writer as make_demo
+from mmseg_clip_wsss.datasets.synthetic.world import world_preset
 
 DEMO_WORLD = world_preset('demo')
 
@@ -34,14 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CFG = REPO / 'configs/_base_/datasets/demo_wsss.py'
 
 
-def load_tool(rel_path):
-    spec = importlib.util.spec_from_file_location(Path(rel_path).stem, REPO / rel_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_demo_tool = load_tool('tools/make_demo_data.py')
+make_demo_tool = importlib.import_module('mmseg_clip_wsss.cli.make_demo_data')
 
 
 @pytest.fixture(autouse=True)

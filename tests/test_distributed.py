@@ -24,12 +24,12 @@ from mmengine.runner import Runner
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.cam import is_valid_png
-from mmseg_clip_wsss.cam.cli import (PROTOCOL_FILE, build_cam_dataloader_cfg, parse_args,
-                                     protocol_from_args)
+from mmseg_clip_wsss.cam.run import PROTOCOL_FILE, build_cam_dataloader_cfg
+from mmseg_clip_wsss.cli.make_pseudo_masks import parse_args, protocol_from_args
 from mmseg_clip_wsss.cam.evaluate import write_metrics_json
 from mmseg_clip_wsss.datasets import (CONFIDENCE_DIR, confidence_path, write_confidence_png,
                                       write_palette_png)
-from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import dist as wsss_dist
 from mmseg_clip_wsss.models.losses import ImageTextContrastiveLoss
 from mmseg_clip_wsss.models.memory import ClassMemoryBank

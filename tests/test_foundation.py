@@ -16,7 +16,8 @@ from mmengine.registry import HOOKS
 from PIL import Image
 
 import mmseg_clip_wsss
-from mmseg_clip_wsss.apis import build_train_config, train_main
+from mmseg_clip_wsss.cli.train import build_train_config
+from mmseg_clip_wsss.cli.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
 SWIN_UPERNET = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'

@@ -12,7 +12,7 @@ from PIL import Image
 
 from mmseg_clip_wsss.apis import MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
-from mmseg_clip_wsss.apis.segment import segment_main
+from mmseg_clip_wsss.cli.segment import main as segment_main
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,12 +16,12 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.apis import robustness_main
+from mmseg_clip_wsss.cli.robustness import main as robustness_main
 from mmseg_clip_wsss.apis.robustness import corrupted_dataloader_cfg
 from mmseg_clip_wsss.cam import cams_to_pseudo_mask, pseudo_mask_confidence
 from mmseg_clip_wsss.datasets import (CORRUPTIONS, confidence_path, corrupt_image,
                                       read_confidence_png, write_confidence_png, write_palette_png)
-from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.models.losses import early_learning_ended
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))

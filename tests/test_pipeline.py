@@ -11,7 +11,8 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from mmseg_clip_wsss.demo import make_demo_data, run_demo
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.demo import run_demo
 from mmseg_clip_wsss.demo.runner import last_val_miou
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

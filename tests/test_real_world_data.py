@@ -16,10 +16,11 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.apis import ConfigMismatchError, check_config_classes, run_tool
+from mmseg_clip_wsss.apis import ConfigMismatchError, check_config_classes
+from mmseg_clip_wsss.cli import run_tool
 from mmseg_clip_wsss.apis import preflight
 from mmseg_clip_wsss.cam import cams_to_pseudo_mask, evaluate_pseudo_masks, generate_pseudo_masks
-from mmseg_clip_wsss.cam.cli import check_protocol
+from mmseg_clip_wsss.cam.run import check_protocol
 from mmseg_clip_wsss.datasets import (VOC_CLASSES, DatasetError, VOCWSSSDataset, WSSSDataset,
                                       coco_to_labels, image_size, pseudo_masks_to_coco,
                                       voc_palette, write_palette_png)

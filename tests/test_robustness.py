@@ -29,11 +29,12 @@ from mmseg.registry import MODELS
 from PIL import Image
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.apis import ConfigMismatchError, train_main
-from mmseg_clip_wsss.apis import test_main as run_test_tool  # not a test
-from mmseg_clip_wsss.cam.cli import build_cam_model
+from mmseg_clip_wsss.apis import ConfigMismatchError
+from mmseg_clip_wsss.cam.run import build_cam_model
+from mmseg_clip_wsss.cli.test import main as run_test_tool  # not a test
+from mmseg_clip_wsss.cli.train import main as train_main
 from mmseg_clip_wsss.datasets import LoadWSSSImage
-from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import (VERIFIED_MMENGINE, CheckpointMismatchError,
                                     MMEngineInternalsError, NonFiniteLossError, RNGStateHook,
                                     capture_rng_state, check_checkpoint_fits,

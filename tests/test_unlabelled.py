@@ -12,8 +12,9 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
-from mmseg_clip_wsss.apis.tagging import best_f1_thresholds, precision_recall, tag_main, tag_names
-from mmseg_clip_wsss.demo.data import make_demo_data
+from mmseg_clip_wsss.apis.tagging import best_f1_thresholds, precision_recall, tag_names
+from mmseg_clip_wsss.cli.tag_images import main as tag_main
+from mmseg_clip_wsss.datasets.synthetic.voc_writer import make_demo_data
 from mmseg_clip_wsss.demo.unlabelled import arm_options
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.structures import sample_loss_weights, set_image_labels

@@ -15,8 +15,8 @@ from mmengine.structures import PixelData
 from mmseg.registry import DATASETS, MODELS
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.apis import train_main
-from mmseg_clip_wsss.demo import make_demo_data
+from mmseg_clip_wsss.cli.train import main as train_main
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_helpers import DEMO_CONFIG, cfg_options  # noqa: E402

@@ -1,5 +1,5 @@
-"""Test a model: ``python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR] [--cfg-options ...]``."""
-from mmseg_clip_wsss.apis import run_tool, test_main
+"""``tools/test.py``: see :mod:`mmseg_clip_wsss.cli.test` (``--help`` lists the options)."""
+from mmseg_clip_wsss.cli.test import run
 
 if __name__ == '__main__':
-    run_tool(test_main)  # a clear message, not a traceback, for bad input
+    run()

@@ -1,5 +1,5 @@
-"""Train a model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]``."""
-from mmseg_clip_wsss.apis import run_tool, train_main
+"""``tools/train.py``: see :mod:`mmseg_clip_wsss.cli.train` (``--help`` lists the options)."""
+from mmseg_clip_wsss.cli.train import run
 
 if __name__ == '__main__':
-    run_tool(train_main)  # a clear message, not a traceback, for bad input
+    run()

@@ -9,9 +9,13 @@ from typing import Iterator, List, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.registry import DATASETS as ENGINE_DATASETS
 
+from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
+from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
+from mmseg_clip_wsss.registry import DATASETS
 
 __all__ = ['MissingAssetError', 'ConfigMismatchError', 'check_config_assets', 'check_config_classes']
 
@@ -89,16 +93,12 @@ def _dataset_classes(ds: dict):
     ds_type = ds.get('type')
     if not isinstance(ds_type, str):
         return None
-    from mmengine.registry import DATASETS as ENGINE_DATASETS
-    from mmseg.registry import DATASETS
     cls = DATASETS.get(ds_type) or ENGINE_DATASETS.get(ds_type)
     meta = getattr(cls, 'METAINFO', None) or {}
     return list(meta['classes']) if meta.get('classes') is not None else None
 
 
 def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
-    from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
-
     problems: List[str] = []
     model = cfg.get('model') or {}
     head = model.get('decode_head')
@@ -152,8 +152,6 @@ def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
 def _background_problems(cfg: Config, key: str, classes: Tuple[str, ...]) -> List[str]:
     """Whether the dataset and a weakly supervised model agree on the background class, and what
     pseudo masks of the config's ``cam_cfg`` hold without one (logged) or why they cannot be made."""
-    from mmseg_clip_wsss.cam.protocol import CAMProtocol
-
     model = cfg.get('model') or {}
     if model.get('type') != 'WSSSEncoderDecoder':
         return []

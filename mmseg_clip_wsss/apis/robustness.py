@@ -1,4 +1,4 @@
-"""The machinery behind ``tools/robustness.py``: mIoU of a segmenter on the val split under image
+"""mIoU of a segmenter on the val split under image
 corruptions (noise, blur, JPEG) at severities 1-5, as JSON, a Markdown table and a line chart.
 
 ``python tools/robustness.py CONFIG CHECKPOINT [--out-dir DIR] [--subset N] [--corruptions ...]
@@ -10,25 +10,21 @@ as read from disk, before any resizing; its noise is seeded per image, so runs r
 (except impulse noise, which scikit-image draws unseeded).
 Severity 0 is the clean image (evaluated once, shared by every corruption).
 """
-import argparse
 import copy
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
+from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmseg_clip_wsss.cam.evaluate import compute_miou, write_metrics_json
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
-from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 
-__all__ = ['corrupted_dataloader_cfg', 'evaluate_robustness', 'write_robustness_report',
-           'robustness_main']
+__all__ = ['corrupted_dataloader_cfg', 'evaluate_robustness', 'write_robustness_report', 'markdown_table']
 
 
 def _loader_index(pipeline: Sequence[dict]) -> int:
@@ -117,7 +113,7 @@ def evaluate_robustness(model, cfg: Config, corruptions: Sequence[str] = CORRUPT
                 severities=list(severities), num_images=num_images)
 
 
-def _markdown(results: Dict, title: str) -> str:
+def markdown_table(results: Dict, title: str) -> str:
     sev = results['severities']
     lines = [f'### {title}', '',
              f"mIoU (%) on {results['num_images']} val images; severity 0 = clean.", '',
@@ -158,43 +154,6 @@ def write_robustness_report(results: Dict, out_dir: str, title: str) -> Dict[str
     paths = {ext: osp.join(out_dir, f'robustness.{ext}') for ext in ('json', 'md', 'png')}
     write_metrics_json(paths['json'], dict(results, title=title))
     with open(paths['md'], 'w') as f:
-        f.write(_markdown(results, title))
+        f.write(markdown_table(results, title))
     _chart(results, title, paths['png'])
     return paths
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='mIoU under image corruptions (val split)')
-    parser.add_argument('config', help='model config (its test_dataloader is the split evaluated)')
-    parser.add_argument('checkpoint', help='checkpoint of that config')
-    parser.add_argument('--out-dir', help='default: work_dirs/robustness/<config name>')
-    parser.add_argument('--subset', type=int, help='only the first N images (quick runs)')
-    parser.add_argument('--corruptions', nargs='+', default=list(CORRUPTIONS),
-                        help='imagecorruptions names (default: noise, blur and JPEG ones)')
-    parser.add_argument('--severities', nargs='+', type=int,
-                        default=list(range(1, MAX_SEVERITY + 1)))
-    parser.add_argument('--title', help='chart / table title (default: the config name)')
-    parser.add_argument('--device', help='default: cuda if available, else cpu')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config (mmengine DictAction syntax)')
-    return parser.parse_args(argv)
-
-
-def robustness_main(argv: Optional[List[str]] = None) -> Dict:
-    """Run ``tools/robustness.py`` with ``argv``; returns the results (see
-    :func:`evaluate_robustness`) with ``files``, the written paths."""
-    args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    name = osp.splitext(osp.basename(args.config))[0]
-    model = build_model_from_checkpoint(cfg, args.checkpoint, args.device, tool='robustness')
-    results = evaluate_robustness(model, cfg, args.corruptions, args.severities, args.subset,
-                                  show_progress=not args.no_progress)
-    results.update(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint))
-    out_dir = args.out_dir or osp.join('work_dirs', 'robustness', name)
-    files = write_robustness_report(results, out_dir, args.title or name)
-    print(_markdown(results, args.title or name))
-    return dict(results, files=files)

@@ -1,4 +1,4 @@
-"""``tools/segment.py``: segment image files or folders with any class names.
+"""Segment image files or folders with any class names (the library of ``tools/segment.py``).
 
 Per image ``<stem>`` in ``--out-dir``: ``<stem>.png`` (palette PNG, value ``k`` = class ``k`` of the
 list, 0 = background), ``<stem>_overlay.png`` (the image with the classes painted over it and a legend
@@ -6,24 +6,20 @@ with each present class's colour and pixel share) and ``<stem>.json`` (``classes
 pixel share in %, ``size``: [H, W], ``image``: the path). A file that cannot be read is named on
 stderr and skipped; the others are still segmented.
 """
-import argparse
 import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
-from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 from PIL import Image, ImageDraw, ImageFont
 
 from mmseg_clip_wsss.datasets.palette import voc_palette, write_palette_png
-from .inferencer import WSSSInferencer, load_rgb, resolve_classes
-from .preflight import check_config_assets
+from .inferencer import WSSSInferencer, load_rgb
 
-__all__ = ['IMAGE_SUFFIXES', 'list_images', 'class_shares', 'render_overlay', 'segment_images',
-           'segment_main']
+__all__ = ['IMAGE_SUFFIXES', 'list_images', 'class_shares', 'render_overlay', 'segment_images']
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif', '.ppm', '.pgm')
 
@@ -128,36 +124,3 @@ def segment_images(inferencer: WSSSInferencer, paths: Sequence[str], out_dir: st
         if bar is not None:
             bar.update()
     return dict(written=written, skipped=skipped)
-
-
-def segment_main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description='Segment images with any class names (a palette PNG, '
-                                     'an overlay with a legend and a JSON of class shares per image)')
-    parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
-    parser.add_argument('--config', required=True, help='model config')
-    parser.add_argument('--checkpoint', required=True, help='trained checkpoint')
-    names = parser.add_mutually_exclusive_group()
-    names.add_argument('--classes', help='comma-separated class names, e.g. "cat,dog" (background is '
-                       'added); names never labelled in training are encoded by the text tower')
-    names.add_argument('--vocabulary', help='a dataset\'s classes: voc, coco or demo')
-    parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--device', default=None, help='cpu, cuda, ... (default: CUDA if available)')
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
-                        'model.backbone.pretrained=P model.text_encoder.pretrained=P')
-    args = parser.parse_args(argv)
-    paths = list_images(args.inputs)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    check_config_assets(cfg, ())  # a missing weight file is named with its config key
-    inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
-    if args.classes is not None or args.vocabulary:
-        inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes is not None else None,
-                                               args.vocabulary))
-    result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)
-    print(f'\nsegment: {len(result["written"])} image(s) into {args.out_dir} with classes '
-          f'{list(inferencer.classes)}' + (f'; {len(result["skipped"])} unreadable file(s) skipped: '
-                                           f'{list(result["skipped"])}' if result['skipped'] else ''))
-    return result

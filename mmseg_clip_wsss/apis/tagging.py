@@ -1,14 +1,13 @@
-"""Zero-shot multi-label tags of unlabelled images from a CLIP (``tools/tag_images.py``).
+"""Zero-shot multi-label tags of unlabelled images from a CLIP (:func:`tag_images`, ``tools/tag_images.py``).
 
 Every class is scored by the CLIP's zero-shot window score
-(:func:`mmseg_clip_wsss.clip_pretrain.evaluate.window_scores` against the prompt-ensemble class
-embeddings of :func:`~mmseg_clip_wsss.clip_pretrain.evaluate.class_embeddings`); an image is tagged
+(:func:`mmseg_clip_wsss.models.clip_windows.window_scores` against the prompt-ensemble class
+embeddings of :func:`~mmseg_clip_wsss.models.text.zero_shot.class_embeddings`); an image is tagged
 with every class whose score reaches that class's threshold. The thresholds are chosen per class on a
 labelled split (the best F1 there) and saved as JSON, so the same tags can be made again later. Tags
 are written as an image-level label file (:mod:`mmseg_clip_wsss.datasets.image_labels`), which a WSSS
 dataset reads like a converted one.
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -18,14 +17,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmseg_clip_wsss.clip_pretrain.evaluate import (class_embeddings, multilabel_map, read_split_images,
-                                                    window_scores)
+from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
+from mmseg_clip_wsss.models.clip_windows import window_scores
+from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
+from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from .inferencer import load_rgb
 
 __all__ = ['CLIPTagger', 'best_f1_thresholds', 'tag_names', 'precision_recall', 'read_split',
-           'tag_main']
+           'tag_images']
 
 
 class CLIPTagger:
@@ -114,7 +115,6 @@ def read_split(data_root: str, split: str, side: Optional[int] = None) -> tuple:
 
 def _class_words(data_root: str) -> List[List[str]]:
     """The labelled classes of a generated dataset's world with their synonyms."""
-    from mmseg_clip_wsss.demo.world import load_world
     return [list(c.words) for c in load_world(data_root).classes]
 
 
@@ -129,58 +129,79 @@ def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
     return list(dict.fromkeys([BACKGROUND] + names + extra))
 
 
-def tag_main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description='Zero-shot image-level tags of unlabelled images from a '
-                                     'CLIP, written as a label file')
-    parser.add_argument('checkpoint', help='open_clip checkpoint of the CLIP')
-    parser.add_argument('--data-root', required=True, help='images to tag (VOC layout: JPEGImages/, '
-                        'ImageSets/Segmentation/<split>.txt)')
-    parser.add_argument('--split', default='train')
-    parser.add_argument('--out', required=True, help='label file to write')
-    parser.add_argument('--labelled-root', help='labelled dataset whose split chooses the thresholds '
-                        '(default: --data-root); its world gives the class names and synonyms')
-    parser.add_argument('--labelled-split', default='train')
-    parser.add_argument('--thresholds', help='thresholds JSON: read if it exists, else chosen on the '
-                        'labelled split and written here (default: beside --out)')
-    parser.add_argument('--true-labels', help='label file of the tagged images to score the tags '
-                        'against (default: DATA_ROOT/ImageLabels/SPLIT.txt if it exists)')
-    parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
-    args = parser.parse_args(argv)
-    labelled_root = args.labelled_root or args.data_root
-    class_words = _class_words(labelled_root)
-    names = [w[0] for w in class_words]
-    tagger = CLIPTagger(args.checkpoint, class_words, args.model_name)
-    threshold_file = args.thresholds or osp.splitext(args.out)[0] + '_thresholds.json'
+def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, labelled_root: str,
+                labelled_split: str, checkpoint: str) -> np.ndarray:
+    """Per-class thresholds: read from ``threshold_file`` if it exists, else chosen on the labelled
+    split (best F1) and written there."""
     if osp.isfile(threshold_file):
         with open(threshold_file) as f:
             saved = json.load(f)
-        thresholds = np.array([saved['thresholds'][n] for n in names])
-    else:
-        images, labels = read_split_images(labelled_root, args.labelled_split, names)
-        thresholds = best_f1_thresholds(tagger.scores(images), labels)
-        os.makedirs(osp.dirname(osp.abspath(threshold_file)), exist_ok=True)
-        with open(threshold_file, 'w') as f:
-            json.dump(dict(thresholds=dict(zip(names, thresholds.tolist())), checkpoint=osp.abspath(args.checkpoint),
-                           chosen_on=f'{osp.abspath(labelled_root)}:{args.labelled_split}', rule='best F1'),
-                      f, indent=2)
-    ids, images = read_split(args.data_root, args.split)
+        return np.array([saved['thresholds'][n] for n in names])
+    images, labels = read_split_images(labelled_root, labelled_split, names)
+    thresholds = best_f1_thresholds(tagger.scores(images), labels)
+    os.makedirs(osp.dirname(osp.abspath(threshold_file)), exist_ok=True)
+    with open(threshold_file, 'w') as f:
+        json.dump(dict(thresholds=dict(zip(names, thresholds.tolist())), checkpoint=osp.abspath(checkpoint),
+                       chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}', rule='best F1'),
+                  f, indent=2)
+    return thresholds
+
+
+def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data_root: str,
+                true_file: str) -> Dict:
+    """Precision, recall and mAP of the tags against the label file ``true_file``."""
+    known = _label_file_classes(data_root, names)
+    truth = load_image_labels(true_file, [BACKGROUND] + names, known)
+    untagged = known[len(names) + 1:]
+    if untagged:
+        print(f'[tag_images] scored over the {len(names)} tagged classes: true labels of '
+              f'{", ".join(untagged)} (not in the vocabulary) are left out')
+    labels = np.array([[n in truth[i] for n in names] for i in ids], dtype=np.float32)
+    result = dict(precision_recall(tags, labels, names), mAP=multilabel_map(scores, labels)['mAP'])
+    print(f"[tag_images] against {true_file}: mAP {result['mAP']:.1f}, precision "
+          f"{result['precision']:.1f}, recall {result['recall']:.1f}")
+    return result
+
+
+def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
+               labelled_root: Optional[str] = None, labelled_split: str = 'train',
+               thresholds: Optional[str] = None, true_labels: Optional[str] = None,
+               model_name: str = DEMO_CLIP_NAME) -> Dict:
+    """Tag the images of ``data_root``'s ``split`` and write the tags as the label file ``out``.
+
+    Args:
+        checkpoint (str): open_clip checkpoint of the CLIP.
+        data_root (str): Images to tag (VOC layout).
+        out (str): Label file to write.
+        split (str): Split of ``data_root`` to tag. Defaults to 'train'.
+        labelled_root (str, optional): Labelled dataset whose split chooses the thresholds and whose
+            world gives the class names and synonyms. Defaults to ``data_root``.
+        labelled_split (str): Its split. Defaults to 'train'.
+        thresholds (str, optional): Thresholds JSON, read if it exists, else written. Defaults to
+            ``<out>_thresholds.json``.
+        true_labels (str, optional): Label file to score the tags against. Defaults to
+            ``<data_root>/ImageLabels/<split>.txt`` if it exists.
+        model_name (str): open_clip model name. Defaults to the demo CLIP.
+
+    Returns:
+        dict: ``label_file``, ``thresholds``, ``num_images`` and, with true labels, ``precision``,
+        ``recall`` (%) and ``mAP`` (%).
+    """
+    labelled_root = labelled_root or data_root
+    class_words = _class_words(labelled_root)
+    names = [w[0] for w in class_words]
+    tagger = CLIPTagger(checkpoint, class_words, model_name)
+    threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
+    cut = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint)
+    ids, images = read_split(data_root, split)
     scores = tagger.scores(images)
-    tags = tag_names(scores, thresholds, names)
-    write_image_labels(args.out, dict(zip(ids, tags)),
-                       header=[f'zero-shot CLIP tags ({osp.basename(args.checkpoint)}), thresholds '
+    tags = tag_names(scores, cut, names)
+    write_image_labels(out, dict(zip(ids, tags)),
+                       header=[f'zero-shot CLIP tags ({osp.basename(checkpoint)}), thresholds '
                                f'{threshold_file}'])
-    result = dict(label_file=args.out, thresholds=threshold_file, num_images=len(ids))
-    true_file = args.true_labels or osp.join(args.data_root, 'ImageLabels', f'{args.split}.txt')
+    result = dict(label_file=out, thresholds=threshold_file, num_images=len(ids))
+    true_file = true_labels or osp.join(data_root, 'ImageLabels', f'{split}.txt')
     if osp.isfile(true_file):
-        known = _label_file_classes(args.data_root, names)
-        truth = load_image_labels(true_file, [BACKGROUND] + names, known)
-        untagged = known[len(names) + 1:]
-        if untagged:
-            print(f'[tag_images] scored over the {len(names)} tagged classes: true labels of '
-                  f'{", ".join(untagged)} (not in the vocabulary) are left out')
-        labels = np.array([[n in truth[i] for n in names] for i in ids], dtype=np.float32)
-        result.update(precision_recall(tags, labels, names), mAP=multilabel_map(scores, labels)['mAP'])
-        print(f"[tag_images] against {true_file}: mAP {result['mAP']:.1f}, precision "
-              f"{result['precision']:.1f}, recall {result['recall']:.1f}")
-    print(f'[tag_images] {len(ids)} images tagged into {args.out} (thresholds {threshold_file})')
+        result.update(_score_tags(tags, scores, ids, names, data_root, true_file))
+    print(f'[tag_images] {len(ids)} images tagged into {out} (thresholds {threshold_file})')
     return result

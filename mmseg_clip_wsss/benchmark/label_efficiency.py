@@ -28,6 +28,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from mmseg_clip_wsss.demo import runner as demo
+from mmseg_clip_wsss.demo.runner import prepare_demo_data, tiny_text_tower
+
 __all__ = ['mean_std', 'aggregate_label_efficiency', 'format_label_efficiency_markdown',
            'FULL_VARIANT', 'VARIANTS', 'DEFAULT_VARIANTS', 'stage2_options', 'run_label_efficiency']
 
@@ -165,7 +168,6 @@ def stage2_options(options: List[str], seg_map_dir: str, init_checkpoint: Option
 def _run_chain(seed: int, variant: str, work_dir: str, data_root: str, tiny_clip: str,
                iters: Optional[int], fresh: bool, threads: int, record: Callable[[Dict], None]) -> None:
     """Stage 1 -> pseudo masks -> stage 2 of one (seed, variant); for ``ours`` also the GT run."""
-    from mmseg_clip_wsss.demo import runner as demo
     config, _, uses_text = VARIANTS[variant]
     seed_dir = osp.join(work_dir, f'seed{seed}')
     run_dir = osp.join(seed_dir, variant)
@@ -231,7 +233,6 @@ def run_label_efficiency(work_dir: str = 'work_dirs/label_efficiency',
     Returns:
         dict: The summary of :func:`aggregate_label_efficiency`.
     """
-    from mmseg_clip_wsss.demo.runner import prepare_demo_data, tiny_text_tower
     start = time.time()
     work_dir, data_root = osp.abspath(work_dir), osp.abspath(data_root)
     os.makedirs(work_dir, exist_ok=True)

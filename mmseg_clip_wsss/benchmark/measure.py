@@ -12,10 +12,20 @@ import logging
 import math
 import statistics
 import time
+import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.analysis import get_model_complexity_info
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper as build_mmengine_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+from torch.profiler import ProfilerActivity, profile, record_function
+
+from mmseg_clip_wsss.cam import CAMProtocol, build_refiner, cams_to_pseudo_mask, multi_scale_flip_cams
+from mmseg_clip_wsss.structures import set_image_labels
 
 __all__ = [
     'count_parameters', 'complexity_gflops', 'text_encoder_cost', 'ForwardCounter', 'component_ranges',
@@ -65,7 +75,6 @@ def count_parameters(model: nn.Module) -> Dict[str, float]:
 def _quiet_analysis():
     """Silence mmengine's logger (the FLOP counter's per-op warnings, the optimiser builder's
     per-parameter lines) for a while."""
-    from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -85,7 +94,6 @@ def complexity_gflops(model: nn.Module, inputs: torch.Tensor) -> float:
     Counted under ``torch.no_grad()``: a text encoder that caches its embeddings returns the cached
     tensor (call the model once before), so the text tower is not counted per image.
     """
-    from mmengine.analysis import get_model_complexity_info
     with torch.no_grad(), _quiet_analysis(), _tracing_warnings_off():
         info = get_model_complexity_info(model, inputs=(inputs, ), show_table=False, show_arch=False)
     return float(info['flops']) / 1e9
@@ -93,7 +101,6 @@ def complexity_gflops(model: nn.Module, inputs: torch.Tensor) -> float:
 
 @contextlib.contextmanager
 def _tracing_warnings_off():
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         yield
@@ -125,7 +132,6 @@ def text_encoder_cost(model: nn.Module, device: str = 'cpu') -> Dict[str, Option
         wrapper(dummy)
         _sync(device)
         seconds = time.perf_counter() - start
-    from mmengine.analysis import get_model_complexity_info
     with torch.no_grad(), _quiet_analysis(), _tracing_warnings_off():
         flops = get_model_complexity_info(wrapper, inputs=(dummy, ), show_table=False,
                                           show_arch=False)['flops']
@@ -192,7 +198,6 @@ def text_tower_of(model: nn.Module) -> Optional[nn.Module]:
 @contextlib.contextmanager
 def component_ranges(model: nn.Module, components: Sequence[str] = COMPONENTS):
     """Wrap the ``forward`` of the model's components in profiler ranges ``module::<name>``."""
-    from torch.profiler import record_function
     restores = []
     for name in components:
         module = getattr(model, name, None)
@@ -230,10 +235,7 @@ def make_train_batch(batch: int, size: Tuple[int, int], num_classes: int, device
                      seed: int = 0) -> Tuple[torch.Tensor, list]:
     """Random images with masks (``gt_sem_seg``) and the image-level labels the masks imply
     (``gt_image_labels``): weakly supervised models read the labels, mmseg models the masks."""
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
 
-    from mmseg_clip_wsss.structures import set_image_labels
     gen = torch.Generator().manual_seed(seed + 1)
     inputs, metas = make_inputs(batch, size, device, seed)
     h, w = size
@@ -272,7 +274,6 @@ def make_infer_fn(model: nn.Module, inputs: torch.Tensor, metas: List[dict]) -> 
 
 def build_optim_wrapper(model: nn.Module, cfg, device: str = 'cpu'):
     """The config's optimiser wrapper (AdamW if the config has none); AMP only on CUDA."""
-    from mmengine.optim import build_optim_wrapper as _build
     optim_cfg = cfg.get('optim_wrapper', None)
     if optim_cfg is None:
         optim_cfg = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4))
@@ -281,7 +282,7 @@ def build_optim_wrapper(model: nn.Module, cfg, device: str = 'cpu'):
         optim_cfg['type'] = 'OptimWrapper'
         optim_cfg.pop('loss_scale', None)
     with _quiet_analysis():  # one INFO line per parameter group otherwise
-        return _build(model, optim_cfg)
+        return build_mmengine_optim_wrapper(model, optim_cfg)
 
 
 def make_train_fn(model: nn.Module, optim_wrapper, inputs: torch.Tensor,
@@ -340,7 +341,6 @@ def profile_inference(model: nn.Module, infer: Callable[[], None], iters: int = 
         tuple[str, dict]: The report text (top ops by total and by self time) and the mean
         milliseconds per inference of every component that ran (under the profiler).
     """
-    from torch.profiler import ProfilerActivity, profile
     activities = [ProfilerActivity.CPU]
     cuda = str(device).startswith('cuda')
     if cuda:
@@ -369,7 +369,6 @@ def profile_inference(model: nn.Module, infer: Callable[[], None], iters: int = 
 def pseudo_mask_settings(cam_cfg: Optional[dict]) -> List[dict]:
     """The four CAM -> pseudo-mask settings: single scale or the config's multi-scale + flip, each
     with and without the pixel-adaptive refinement."""
-    from mmseg_clip_wsss.cam import CAMProtocol
     protocol = CAMProtocol.from_cfg(cam_cfg)
     refine = protocol.refine
     if not (refine == 'par' or (isinstance(refine, dict) and refine.get('type', 'par') == 'par')):
@@ -386,8 +385,6 @@ def pseudo_mask_settings(cam_cfg: Optional[dict]) -> List[dict]:
 def make_pseudo_mask_fn(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, setting: dict,
                         cam_cfg: Optional[dict] = None) -> Callable[[], None]:
     """CAMs (:func:`multi_scale_flip_cams`) -> refinement -> pseudo masks of one batch, no files."""
-    from mmseg_clip_wsss.cam import (CAMProtocol, build_refiner, cams_to_pseudo_mask,
-                                     multi_scale_flip_cams)
     protocol = dataclasses.replace(CAMProtocol.from_cfg(cam_cfg), scales=setting['scales'],
                                    flip=setting['flip'], refine=setting['refine'])
     refiner = build_refiner(protocol.refine)

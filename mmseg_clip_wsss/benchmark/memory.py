@@ -2,7 +2,7 @@
 
 A process's RSS high-water mark (``ru_maxrss``) only ever grows, so in a process that holds several
 models it cannot be attributed to one of them. :func:`measure_peak_memory` therefore starts
-``python -m mmseg_clip_wsss.benchmark.memory`` per model, which:
+``python -m mmseg_clip_wsss.cli.benchmark_memory`` per model, which:
 
 1. imports the libraries and reads its resident set size (``rss_import_mb``);
 2. builds the model (``rss_model_mb``: weights and buffers on top);
@@ -13,7 +13,6 @@ models it cannot be attributed to one of them. :func:`measure_peak_memory` there
 optimiser state add to an idle process); ``infer_peak_mem_mb`` likewise for inference. On CUDA the
 numbers are ``torch.cuda.max_memory_allocated`` of each phase instead (weights included).
 """
-import argparse
 import json
 import os
 import resource
@@ -21,9 +20,16 @@ import subprocess
 import sys
 from typing import Dict, Optional
 
+import torch
+
+import mmseg_clip_wsss  # noqa: F401  registers the models the specs name
+from .measure import (build_optim_wrapper, make_infer_fn, make_inputs, make_train_batch, make_train_fn,
+                      num_classes_of)
+from .specs import ModelSpec, build_benchmark_model, fill_memory_banks, load_benchmark_config
+
 MARKER = 'BENCHMARK_MEMORY_JSON:'
 
-__all__ = ['measure_peak_memory', 'current_rss_mb', 'hwm_rss_mb', 'MARKER']
+__all__ = ['measure_peak_memory', 'measure', 'current_rss_mb', 'hwm_rss_mb', 'MARKER']
 
 
 def current_rss_mb() -> float:
@@ -52,7 +58,7 @@ def measure_peak_memory(spec: dict, input_size, batch_size: int = 1, train_batch
     Returns:
         dict: ``peak_mem_mb``, ``infer_peak_mem_mb`` and the raw readings, or ``{'error': ...}``.
     """
-    cmd = [sys.executable, '-m', 'mmseg_clip_wsss.benchmark.memory', '--spec', json.dumps(spec),
+    cmd = [sys.executable, '-m', 'mmseg_clip_wsss.cli.benchmark_memory', '--spec', json.dumps(spec),
            '--input-size', *[str(s) for s in input_size], '--batch-size', str(batch_size),
            '--train-batch-size', str(train_batch_size), '--device', device, '--seed', str(seed)]
     if threads:
@@ -73,15 +79,11 @@ def measure_peak_memory(spec: dict, input_size, batch_size: int = 1, train_batch
     return dict(error=f'memory measurement failed (exit {proc.returncode}): ' + ' | '.join(tail))
 
 
-def _measure(args: argparse.Namespace) -> Dict:
-    import torch
+def measure(args) -> Dict:
+    """Peak memory of one model in this process: the steps of the module docstring with the options
+    of ``python -m mmseg_clip_wsss.cli.benchmark_memory``."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    import mmseg_clip_wsss  # noqa: F401
-    from .measure import (build_optim_wrapper, make_infer_fn, make_inputs, make_train_batch,
-                          make_train_fn, num_classes_of)
-    from .specs import ModelSpec, build_benchmark_model, fill_memory_banks, load_benchmark_config
-
     cuda = args.device.startswith('cuda')
     size = tuple(args.input_size) if len(args.input_size) == 2 else (args.input_size[0], ) * 2
     spec = ModelSpec(**json.loads(args.spec))
@@ -117,22 +119,3 @@ def _measure(args: argparse.Namespace) -> Dict:
                 rss_import_mb=rss_import, rss_model_mb=rss_model, infer_hwm_mb=infer_peak,
                 train_hwm_mb=train_peak, infer_peak_mem_mb=infer_peak - rss_import,
                 peak_mem_mb=train_peak - rss_import)
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description='Peak memory of one model (used by benchmark.py)')
-    parser.add_argument('--spec', required=True, help='ModelSpec as JSON')
-    parser.add_argument('--input-size', type=int, nargs='+', default=[512])
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--train-batch-size', type=int, default=2)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--threads', type=int)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-classes', type=int)
-    args = parser.parse_args(argv)
-    result = _measure(args)
-    print(MARKER + json.dumps(result), flush=True)
-
-
-if __name__ == '__main__':
-    main()

@@ -13,6 +13,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.model import revert_sync_batchnorm
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+import mmseg_clip_wsss  # noqa: F401  (registers the plugin's modules)
+from mmseg_clip_wsss.models.memory import ClassMemoryBank
 
 __all__ = [
     'ModelSpec', 'DEFAULT_SPECS', 'DEFAULT_BASELINE', 'DEFAULT_TARGET_MODEL', 'DEFAULT_CAM_MODEL',
@@ -164,11 +170,7 @@ def load_benchmark_config(spec: ModelSpec, num_classes: Optional[int] = None) ->
 
 def build_benchmark_model(cfg: Config, device: str = 'cpu') -> torch.nn.Module:
     """Build ``cfg.model`` (random init, SyncBN as BN) on ``device`` in eval mode."""
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
 
-    import mmseg_clip_wsss  # noqa: F401  (registers the plugin's modules)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -185,7 +187,6 @@ def fill_memory_banks(model: torch.nn.Module, seed: int = 0) -> int:
     Returns:
         int: Number of banks filled.
     """
-    from mmseg_clip_wsss.models.memory import ClassMemoryBank
     gen = torch.Generator().manual_seed(seed)
     banks = [m for m in model.modules() if isinstance(m, ClassMemoryBank)]
     for bank in banks:

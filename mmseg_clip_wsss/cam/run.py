@@ -1,10 +1,11 @@
-"""The machinery behind ``tools/make_pseudo_masks.py``.
+"""Pseudo masks of a dataset split from a config and a checkpoint: :func:`make_pseudo_masks`, what
+``tools/make_pseudo_masks.py`` (:mod:`mmseg_clip_wsss.cli.make_pseudo_masks`) runs.
 
 ``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
 [--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
 [--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--cfg-options ...]``
 
-CHECKPOINT may be left out for a training-free model (one whose class sets ``training_free = True``,
+The checkpoint may be left out for a training-free model (one whose class sets ``training_free = True``,
 e.g. :class:`~mmseg_clip_wsss.models.segmentors.TrainingFreeCLIPES`): it is run as the config builds it.
 
 Config keys it reads (all optional except the model and a dataloader):
@@ -27,77 +28,34 @@ is written to a temporary name first, then renamed, so a killed run leaves no ha
 directory whose masks were made otherwise, or that holds PNGs without that record, is refused
 (``--overwrite`` replaces them).
 """
-import argparse
 import copy
 import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.dist import is_main_process
+from mmengine.config import Config
+from mmengine.dist import init_dist, is_main_process
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
+from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from .evaluate import write_metrics_json
 from .generate import generate_pseudo_masks
-from .protocol import BG_MODES, CAMProtocol
+from .protocol import CAMProtocol
 
-__all__ = ['parse_args', 'build_cam_dataloader_cfg', 'build_cam_model', 'protocol_from_args',
-           'make_pseudo_masks_main', 'DEFAULT_CAM_PIPELINE']
+__all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
+           'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE']
 
 DEFAULT_CAM_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
 #: Written into the output directory: the checkpoint, split and options its masks were made with.
 PROTOCOL_FILE = 'protocol.json'
-
-
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    """Parse the command line of ``tools/make_pseudo_masks.py``."""
-    parser = argparse.ArgumentParser(
-        description='Write CAM pseudo masks (VOC palette PNGs) for a dataset split')
-    parser.add_argument('config', help='config file of the stage-1 (or CAM baseline) model')
-    parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='checkpoint file (none for a training-free model such as TrainingFreeCLIPES)')
-    parser.add_argument('--out-dir', required=True, help='directory for <img_id>.png pseudo masks')
-    parser.add_argument('--split', default='train',
-                        help='which dataloader of the config to use: train (cam_dataloader if present, '
-                        'else train_dataloader), val, test')
-    parser.add_argument('--eval', action='store_true',
-                        help='compute mIoU vs the ground-truth masks and write OUT_DIR/metrics.json')
-    parser.add_argument('--scales', type=float, nargs='+', help='CAM scales (default: cam_cfg, else '
-                        'CAMProtocol\'s)')
-    parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip augmentation')
-    parser.add_argument('--refine', choices=['par', 'crf', 'none'],
-                        help='refinement: par (pixel-adaptive, torch), crf (needs pydensecrf), none')
-    parser.add_argument('--bg-mode', choices=BG_MODES,
-                        help='background by a threshold on the CAMs, or the background-prompt channel')
-    parser.add_argument('--bg-threshold', type=float, help='background score in threshold mode')
-    parser.add_argument('--ignore-band', type=float, nargs=2, metavar=('LOW', 'HIGH'),
-                        help='foreground CAM between LOW and HIGH -> ignore (255); the band must '
-                        'contain the background threshold')
-    parser.add_argument('--ignore-margin', type=float,
-                        help='top-1 minus top-2 score below this -> ignore (255)')
-    parser.add_argument('--batch-size', type=int, help='images per batch (same-size images only)')
-    parser.add_argument('--device', default=None,
-                        help='cpu, cuda, cuda:0 ... (default: cuda if available)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='rewrite existing masks (default: skip valid existing PNGs, i.e. resume)')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
-                        help='job launcher: with pytorch (torchrun) or slurm (srun) every process '
-                        'writes the masks of its share of the images')
-    # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')
-    return parser.parse_args(argv)
 
 
 def _unwrap_dataset(ds_cfg: dict) -> dict:
@@ -170,13 +128,10 @@ def build_cam_model(cfg: Config, checkpoint: Optional[str], device: Optional[str
     return model
 
 
-def _init_distributed(cfg: Config, launcher: str) -> Optional[str]:
+def init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     """Start the process group of ``launcher``; returns this rank's device (None: the default)."""
     if launcher == 'none':
         return None
-    from mmengine.dist import init_dist
-
-    from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
     if cpu_distributed(launcher):
         setup_cpu_distributed(launcher)
         return 'cpu'
@@ -185,56 +140,11 @@ def _init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
-def protocol_from_args(cfg: Config, args: argparse.Namespace) -> CAMProtocol:
-    """The config's ``cam_cfg`` with the options given on the command line."""
-    return CAMProtocol.from_cfg(
-        cfg.get('cam_cfg'), scales=args.scales, flip=False if args.no_flip else None,
-        refine=args.refine, bg_mode=args.bg_mode, bg_threshold=args.bg_threshold,
-        ignore_band=args.ignore_band, ignore_margin=args.ignore_margin, batch_size=args.batch_size)
-
-
-def make_pseudo_masks_main(argv: Optional[List[str]] = None) -> Dict:
-    """Run ``tools/make_pseudo_masks.py`` with ``argv``; returns :func:`generate_pseudo_masks`'s dict."""
-    args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    from mmseg_clip_wsss.apis.preflight import check_config_classes  # (apis imports this package)
-    check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
-                         cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
-    protocol = protocol_from_args(cfg, args)
-    device = _init_distributed(cfg, args.launcher)
-    model = build_cam_model(cfg, args.checkpoint, args.device or device)
-    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, args.split, protocol.batch_size))
-    dataset = dataloader.dataset
-    meta = getattr(dataset, 'metainfo', {}) or {}
-    print_log(f'pseudo masks for {len(dataset)} images of split "{args.split}" -> {args.out_dir}',
-              logger='current')
-    checkpoint = osp.abspath(args.checkpoint) if args.checkpoint else None
-    record = dict(checkpoint=checkpoint, split=args.split, **protocol.record())
-    if not args.overwrite:
-        check_protocol(args.out_dir, record)
-    if is_main_process():  # atomic: the other ranks read it in check_protocol
-        write_metrics_json(osp.join(args.out_dir, PROTOCOL_FILE), record)
-    return generate_pseudo_masks(
-        model,
-        dataloader,
-        args.out_dir,
-        protocol,
-        background_index=getattr(model, 'background_index', 0),
-        skip_existing=not args.overwrite,
-        evaluate=args.eval,
-        classes=meta.get('classes'),
-        reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
-        show_progress=not args.no_progress)
-
-
 def check_protocol(out_dir: str, protocol: Dict) -> None:
     """Refuse to resume into ``out_dir`` when its masks were made by another protocol, or by an
     unknown one (PNGs without ``protocol.json``: another tool, an older run).
 
-    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks_main`) records the checkpoint,
+    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks`) records the checkpoint,
     split and CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
     there, so a changed protocol would silently mix masks of two protocols.
 
@@ -260,3 +170,49 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
         raise DatasetError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another '
                            f'protocol ({details}; see {path}). Pass --overwrite to replace them, or '
                            'write to another --out-dir.')
+
+
+def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, protocol: CAMProtocol,
+                      split: str = 'train', device: Optional[str] = None, evaluate: bool = False,
+                      overwrite: bool = False, show_progress: bool = True) -> Dict:
+    """Write the pseudo masks of ``split`` of ``cfg`` with ``protocol`` into ``out_dir``.
+
+    Args:
+        cfg (Config): The stage-1 (or CAM baseline, or training-free) config; its default scope is
+            initialised here.
+        checkpoint (str, optional): Checkpoint file; None for a training-free model.
+        out_dir (str): Directory for ``<img_id>.png`` masks and ``protocol.json``.
+        protocol (CAMProtocol): Scales, flip, refinement, background and ignore rules.
+        split (str): ``train`` (``cam_dataloader`` if the config has one, else
+            ``train_dataloader``), ``val`` or ``test``. Defaults to 'train'.
+        device (str, optional): Device of the model. Defaults to CUDA if available.
+        evaluate (bool): Score the masks against the GT masks (``metrics.json``). Defaults to False.
+        overwrite (bool): Rewrite existing masks instead of resuming. Defaults to False.
+        show_progress (bool): Show a progress bar. Defaults to True.
+
+    Returns:
+        dict: :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s result.
+
+    Raises:
+        DatasetError: ``out_dir`` holds masks of another or an unknown protocol (resume refused).
+    """
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = build_cam_model(cfg, checkpoint, device)
+    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, split, protocol.batch_size))
+    dataset = dataloader.dataset
+    meta = getattr(dataset, 'metainfo', {}) or {}
+    print_log(f'pseudo masks for {len(dataset)} images of split "{split}" -> {out_dir}', logger='current')
+    record = dict(checkpoint=osp.abspath(checkpoint) if checkpoint else None, split=split,
+                  **protocol.record())
+    if not overwrite:
+        check_protocol(out_dir, record)
+    if is_main_process():  # atomic: the other ranks read it in check_protocol
+        write_metrics_json(osp.join(out_dir, PROTOCOL_FILE), record)
+    return generate_pseudo_masks(
+        model, dataloader, out_dir, protocol,
+        background_index=getattr(model, 'background_index', 0),
+        skip_existing=not overwrite,
+        evaluate=evaluate,
+        classes=meta.get('classes'),
+        reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
+        show_progress=show_progress)

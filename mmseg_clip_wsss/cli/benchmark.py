@@ -17,12 +17,16 @@ import argparse
 import os
 import shlex
 import sys
+from typing import List, Optional
 
 import torch
 
+from mmseg_clip_wsss.benchmark import (DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_SPECS, DEFAULT_TARGET_MODEL,
+                                       parse_model_arg, run_benchmark)
+from . import run_tool
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from mmseg_clip_wsss.benchmark import DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_TARGET_MODEL
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Benchmark models side by side (one run, interleaved)')
     parser.add_argument('--configs', nargs='+', metavar='[NAME=]CONFIG',
                         help='models to compare (default: mmseg Swin-T UperNet, ours, ours without '
@@ -57,13 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(args.threads)
-    from mmseg_clip_wsss.benchmark import (DEFAULT_BASELINE, DEFAULT_SPECS, DEFAULT_TARGET_MODEL,
-                                           parse_model_arg, run_benchmark)
     if args.configs:
         specs = [parse_model_arg(c) for c in args.configs]
         known = {spec.config: spec for spec in DEFAULT_SPECS}
@@ -89,5 +91,9 @@ def main(argv=None):
         cam_model=args.cam_model, num_classes=args.num_classes, seed=args.seed, command=command)
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    main()
+    run()

@@ -11,12 +11,13 @@ classes); masks are VOC-palette PNGs holding those indices. Prints a summary: nu
 per class, the number of images and objects.
 """
 import argparse
+from typing import List, Optional
 
-from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import coco_to_labels, dataset_classes, format_label_summary
+from . import run_tool
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='COCO instances json -> image-level label file')
     parser.add_argument('ann_file', help='instances json, e.g. annotations/instances_train2014.json')
     parser.add_argument('--out', required=True, help='label file to write')
@@ -26,11 +27,11 @@ def parse_args():
                         help='also render semantic masks (VOC-palette PNGs) into this directory')
     parser.add_argument('--nproc', type=int, default=1, help='processes for mask rendering')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     summary = coco_to_labels(
         args.ann_file,
         args.out,
@@ -46,5 +47,9 @@ def main():
         print(f'wrote {summary["num_images"]} masks into {args.masks_out}')
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    run_tool(main)  # a clear message, not a traceback, for bad input
+    run()

@@ -9,24 +9,29 @@ or grey PNGs are left as they are. The logic is
 :func:`mmseg_clip_wsss.datasets.converters.colour_masks_to_labels`.
 """
 import argparse
+from typing import List, Optional
 
-from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets.converters import colour_masks_to_labels
+from . import run_tool
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='colour (RGB) VOC masks -> palette PNGs of labels')
     parser.add_argument('mask_dir', help='directory of *.png masks')
     parser.add_argument('--out-dir', default=None, help='write here (default: in place)')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     summary = colour_masks_to_labels(args.mask_dir, args.out_dir)
     print(f"{summary['converted']} colour masks converted, {summary['kept']} already label maps, "
           f"in {summary['out_dir']}")
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    run_tool(main)  # a clear message, not a traceback, for bad input
+    run()

@@ -12,8 +12,8 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
-from mmseg_clip_wsss.benchmark.label_efficiency import (DEFAULT_VARIANTS, VARIANTS,
-                                                        run_label_efficiency)
+from mmseg_clip_wsss.benchmark.label_efficiency import DEFAULT_VARIANTS, VARIANTS, run_label_efficiency
+from . import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,5 +43,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return summary
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    main()
+    run()

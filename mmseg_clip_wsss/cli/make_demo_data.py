@@ -1,4 +1,4 @@
-"""Write a generated dataset in the PASCAL VOC devkit layout (:mod:`mmseg_clip_wsss.demo.data`).
+"""Write a generated dataset in the PASCAL VOC devkit layout (:mod:`mmseg_clip_wsss.datasets.synthetic.voc_writer`).
 
 ::
 
@@ -9,14 +9,15 @@
 import argparse
 import os.path as osp
 import time
+from typing import List, Optional
 
-from mmseg_clip_wsss.apis.runner import INPUT_ERRORS, run_tool
 from mmseg_clip_wsss.datasets import format_label_summary
-from mmseg_clip_wsss.demo import make_demo_data
-from mmseg_clip_wsss.demo.world import WORLD_PRESETS
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic.world import WORLD_PRESETS
+from . import INPUT_ERRORS, run_tool
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Write a generated WSSS dataset in the PASCAL VOC devkit layout')
     parser.add_argument('--out', default='data/demo', help='dataset root to write')
@@ -37,11 +38,11 @@ def parse_args():
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the demo files of a non-empty --out')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     defaults = (2000, 500, 192) if args.large else (300, 100, None)
     num_train = defaults[0] if args.num_train is None else args.num_train
     num_val = defaults[1] if args.num_val is None else args.num_val
@@ -58,5 +59,9 @@ def main():
           f'{args.out} in {time.perf_counter() - start:.1f} s')
 
 
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
 if __name__ == '__main__':
-    run_tool(main, also=INPUT_ERRORS)  # a clear message, not a traceback, for bad input
+    run()

@@ -13,12 +13,13 @@ RLE mask); components below ``--min-area`` pixels are dropped. Category ``k`` is
 :func:`mmseg_clip_wsss.datasets.pseudo_masks_to_coco`.
 """
 import argparse
+from typing import List, Optional
 
-from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import parse_class_list, pseudo_masks_to_coco
+from . import run_tool
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='pseudo masks (class-index PNGs) -> COCO instances json')
     parser.add_argument('mask_dir', help='directory of <image id>.png pseudo masks')
@@ -36,11 +37,11 @@ def parse_args():
     parser.add_argument('--ignore-index', type=int, default=255, help='ignored mask value')
     parser.add_argument('--no-masks', action='store_true', help='write boxes only (no RLE masks)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     summary = pseudo_masks_to_coco(
         args.mask_dir,
         args.img_dir,
@@ -58,5 +59,9 @@ def main():
           f'{args.min_area} px dropped) -> {summary["out_file"]}\n{counts}')
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    run_tool(main)  # a clear message, not a traceback, for bad input
+    run()

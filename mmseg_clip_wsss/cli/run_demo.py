@@ -10,8 +10,9 @@ The steps and what they write: :mod:`mmseg_clip_wsss.demo.runner`.
 import argparse
 from typing import Dict, List, Optional
 
+from mmseg_clip_wsss.datasets.synthetic.world import WORLD_PRESETS
 from mmseg_clip_wsss.demo import run_demo
-from mmseg_clip_wsss.demo.world import WORLD_PRESETS
+from . import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,5 +40,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                     fresh=args.fresh)
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    main()
+    run()

@@ -8,10 +8,10 @@
 The steps and what they write: :mod:`mmseg_clip_wsss.demo.detection`.
 """
 import argparse
-import sys
 from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.demo import run_det_demo
+from . import run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -34,5 +34,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                         args.work_dir, epochs=args.epochs, min_area=args.min_area)
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    sys.exit(0 if main() else 1)
+    run()

@@ -9,12 +9,13 @@ Relative ``--split``/``--out`` paths are taken under the dataset root. The logic
 :func:`mmseg_clip_wsss.datasets.voc_xml_to_coco`.
 """
 import argparse
+from typing import List, Optional
 
-from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import parse_class_list, voc_xml_to_coco
+from . import run_tool
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='VOC XML boxes -> COCO instances json')
     parser.add_argument('data_root', help='dataset root in the VOC devkit layout')
     parser.add_argument('--out', required=True, help='json to write (relative: under data_root)')
@@ -27,11 +28,11 @@ def parse_args():
     parser.add_argument('--img-dir', default='JPEGImages', help='image directory under data_root')
     parser.add_argument('--skip-difficult', action='store_true',
                         help='leave out objects marked difficult')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     summary = voc_xml_to_coco(args.data_root, args.out, parse_class_list(args.classes),
                               split_file=args.split, ann_dir=args.ann_dir, img_dir=args.img_dir,
                               skip_difficult=args.skip_difficult)
@@ -39,5 +40,9 @@ def main():
           f"{summary['out_file']}")
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    run_tool(main)  # a clear message, not a traceback, for bad input
+    run()

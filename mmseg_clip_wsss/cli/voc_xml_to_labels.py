@@ -9,12 +9,13 @@ Relative ``--split``/``--out`` paths are taken under the dataset root. Prints a 
 images and, per class, the number of images and objects.
 """
 import argparse
+from typing import List, Optional
 
-from mmseg_clip_wsss.apis import run_tool
 from mmseg_clip_wsss.datasets import format_label_summary, parse_class_list, voc_xml_to_labels
+from . import run_tool
 
 
-def parse_args():
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='VOC XML annotations -> image-level label file')
     parser.add_argument('data_root', help='devkit root, e.g. data/VOCdevkit/VOC2012')
     parser.add_argument('--split', default=None,
@@ -29,11 +30,11 @@ def parse_args():
     parser.add_argument('--skip-difficult', action='store_true',
                         help='leave out objects marked difficult')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv: Optional[List[str]] = None):
+    args = parse_args(argv)
     out = args.out
     if out is None:
         stem = args.split.replace('\\', '/').rsplit('/', 1)[-1].rsplit('.', 1)[0] \
@@ -50,5 +51,9 @@ def main():
     print(format_label_summary(summary))
 
 
+def run() -> None:
+    run_tool(main)
+
+
 if __name__ == '__main__':
-    run_tool(main)  # a clear message, not a traceback, for bad input
+    run()

@@ -17,71 +17,16 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.model import get_model_preprocess_cfg
 from PIL import Image
 
+from mmseg_clip_wsss.datasets.image_labels import load_image_labels
+from mmseg_clip_wsss.models.clip_windows import normalise_images
 from mmseg_clip_wsss.models.text.text_tower import TextTower
-from .captions import truth_matrix
-from .corpus import CaptionCorpus
-from .train import CLAIM_FIELDS, encode_captions, normalise_images
+from mmseg_clip_wsss.datasets.synthetic.captions import truth_matrix
+from mmseg_clip_wsss.datasets.synthetic.corpus import CaptionCorpus
+from .train import CLAIM_FIELDS, encode_captions
 
-__all__ = ['ZERO_SHOT_TEMPLATES', 'class_embeddings', 'window_scores', 'average_precision',
-           'multilabel_map', 'retrieval_recall_at_1', 'read_split_images']
-
-#: Prompt templates of the zero-shot class embeddings.
-ZERO_SHOT_TEMPLATES = ('a photo of a {}.', 'a {}.', 'there is a {} in the picture.', 'an image of a {}.')
-
-
-@torch.no_grad()
-def class_embeddings(model, model_name: str, class_words: Sequence[Sequence[str]],
-                     templates: Sequence[str] = ZERO_SHOT_TEMPLATES) -> torch.Tensor:
-    """One unit-norm embedding per class: the normalised mean over its words and the templates.
-
-    Returns:
-        Tensor: (K, D).
-    """
-    tokenizer = open_clip.get_tokenizer(model_name)
-    rows = []
-    for words in class_words:
-        prompts = [t.format(w) for w in words for t in templates]
-        rows.append(F.normalize(F.normalize(model.encode_text(tokenizer(prompts)), dim=-1).mean(0), dim=0))
-    return torch.stack(rows)
-
-
-@torch.no_grad()
-def window_scores(model, images: np.ndarray, text: torch.Tensor, window: float = 0.375,
-                  stride: float = 0.125, batch_size: int = 256) -> torch.Tensor:
-    """Per-class score of every image: the best cosine similarity over its windows.
-
-    Args:
-        model: open_clip model.
-        images (np.ndarray): (N, S, S, 3) uint8 RGB.
-        text (Tensor): (K, D) unit-norm class embeddings.
-        window (float): Window side as a fraction of the image side. Defaults to 0.375.
-        stride (float): Window stride as a fraction of the image side. Defaults to 0.125.
-
-    Returns:
-        Tensor: (N, K) scores.
-    """
-    cfg = get_model_preprocess_cfg(model)
-    size = cfg['size'] if isinstance(cfg['size'], int) else cfg['size'][0]
-    x = normalise_images(model, images)  # (N, 3, S, S)
-    side = x.shape[-1]
-    win = max(1, int(round(window * side)))
-    step = max(1, int(round(stride * side)))
-    starts = list(range(0, side - win + 1, step))
-    if starts[-1] != side - win:
-        starts.append(side - win)
-    best = torch.full((len(x), len(text)), -2.0)
-    for i in range(0, len(x), batch_size):
-        chunk = x[i:i + batch_size]
-        crops = torch.cat([chunk[:, :, y:y + win, x0:x0 + win] for y in starts for x0 in starts])
-        crops = F.interpolate(crops, size=(size, size), mode='bilinear', align_corners=False,
-                              antialias=True)
-        emb = F.normalize(model.encode_image(crops), dim=-1) @ text.t()  # (W * n, K)
-        best[i:i + len(chunk)] = emb.view(-1, len(chunk), len(text)).amax(0)
-    return best
-
+__all__ = ['average_precision', 'multilabel_map', 'retrieval_recall_at_1', 'read_split_images']
 
 def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     """Average precision (%) of one class: mean precision at the ranks of the positives."""
@@ -126,7 +71,6 @@ def read_split_images(data_root: str, split: str, class_names: Sequence[str],
         tuple: images (N, S, S, 3) uint8 RGB (all of one size) and labels (N, K) over
         ``class_names`` (the foreground classes, in order).
     """
-    from mmseg_clip_wsss.datasets.image_labels import load_image_labels
     split_file = osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')
     with open(split_file) as f:
         ids = [line.strip() for line in f if line.strip()]

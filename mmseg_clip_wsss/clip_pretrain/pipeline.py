@@ -20,11 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmseg_clip_wsss.demo.world import WorldConfig
+from mmseg_clip_wsss.datasets.synthetic.world import WorldConfig
 from mmseg_clip_wsss.models.open_clip_models import load_open_clip
-from .corpus import CaptionCorpus, CorpusConfig, build_corpus, load_corpus, save_corpus
-from .evaluate import (class_embeddings, multilabel_map, read_split_images, retrieval_recall_at_1,
-                       window_scores)
+from mmseg_clip_wsss.datasets.synthetic.corpus import CaptionCorpus, CorpusConfig, build_corpus, load_corpus, save_corpus
+from mmseg_clip_wsss.models.clip_windows import window_scores
+from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
+from .evaluate import multilabel_map, read_split_images, retrieval_recall_at_1
 from .train import PretrainConfig, pretrain_clip
 
 __all__ = ['corpus_for', 'pretrain_from_world', 'evaluate_checkpoint', 'write_json']

@@ -6,7 +6,7 @@ from .wsss_dataset import WSSSDataset
 
 __all__ = ['DemoWSSSDataset', 'DEMO_CLASSES']
 
-#: Background + the 8 labelled classes of the ``'demo'`` world (:mod:`mmseg_clip_wsss.demo.world`,
+#: Background + the 8 labelled classes of the ``'demo'`` world (:mod:`mmseg_clip_wsss.datasets.synthetic.world`,
 #: which says what each looks like).
 DEMO_CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon',
                 'crescent')

@@ -3,7 +3,7 @@ detection demo (:mod:`.detection`). Their command lines are thin scripts in ``to
 
 Not imported by ``import mmseg_clip_wsss``; import it explicitly.
 """
-from .data import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from .detection import run_det_demo
 from .runner import prepare_demo_data, run_demo, tiny_text_tower
 

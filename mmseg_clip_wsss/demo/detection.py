@@ -25,6 +25,13 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
 
+import torch
+from mmdet.evaluation import CocoMetric
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import mmseg_clip_wsss  # noqa: F401  (registration, compat shims)
+from mmseg_clip_wsss.datasets import DEMO_CLASSES, pseudo_masks_to_coco, voc_xml_to_coco
 from .runner import REPO, tiny_text_tower
 
 __all__ = ['run_det_demo', 'check_inputs', 'coco_eval', 'box_predictions', 'percent', 'print_table']
@@ -63,7 +70,6 @@ def coco_eval(ann_file: str, classes, predictions: List[Dict], prefix: str) -> D
     Returns:
         dict: CocoMetric's ``bbox_*`` results (fractions).
     """
-    from mmdet.evaluation import CocoMetric
     metric = CocoMetric(ann_file=ann_file, metric='bbox', prefix=prefix)
     metric.dataset_meta = dict(classes=tuple(classes))
     metric.process({}, predictions)
@@ -73,7 +79,6 @@ def coco_eval(ann_file: str, classes, predictions: List[Dict], prefix: str) -> D
 def box_predictions(ann_file: str, full_image: bool) -> List[Dict]:
     """Predictions made from a COCO json: its own boxes (score 1), or one full-image box per class
     present in the image (the trivial baseline)."""
-    import torch
     with open(ann_file) as f:
         coco = json.load(f)
     by_image = {img['id']: [] for img in coco['images']}
@@ -101,8 +106,6 @@ def box_predictions(ann_file: str, full_image: bool) -> List[Dict]:
 def train_and_evaluate(config: str, name: str, work_dir: str, data_root: str, tiny_clip: str,
                        train_json: str, val_json: str, epochs: Optional[int]) -> Dict[str, float]:
     """Train a demo detector config and return its val ``CocoMetric`` results."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.work_dir = osp.join(work_dir, name)
     cfg.model.roi_head.bbox_head.text_encoder.pretrained = tiny_clip
@@ -138,7 +141,6 @@ def percent(metrics: Dict[str, float], prefix: str = 'coco/') -> Dict[str, float
 def _write_jsons(data_root: str, pseudo_dir: Optional[str], min_area: int, summary: Dict) -> Dict:
     """The COCO jsons of the GT boxes (both splits) and of the pseudo-mask boxes; the quality of the
     pseudo boxes (as predictions against the train GT boxes) goes into ``summary``."""
-    from mmseg_clip_wsss.datasets import DEMO_CLASSES, pseudo_masks_to_coco, voc_xml_to_coco
     jsons = {split: osp.join(data_root, 'det', f'instances_{split}_gt.json')
              for split in ('train', 'val')}
     for split, path in jsons.items():
@@ -162,9 +164,7 @@ def _write_jsons(data_root: str, pseudo_dir: Optional[str], min_area: int, summa
 
 def _config_classes() -> Sequence[str]:
     """The detection classes of the demo configs, checked against the demo dataset's."""
-    from mmengine.config import Config
 
-    from mmseg_clip_wsss.datasets import DEMO_CLASSES
     classes = tuple(DEMO_CLASSES[1:])
     config_classes = tuple(Config.fromfile(osp.join(REPO, GT_CONFIG)).classes)
     if config_classes != classes:
@@ -196,7 +196,6 @@ def run_det_demo(data_root: str = 'data/demo',
     pseudo_dir = None if pseudo_masks is None else osp.abspath(pseudo_masks)
     check_inputs(data_root, pseudo_dir)
     os.makedirs(work_dir, exist_ok=True)
-    import mmseg_clip_wsss  # noqa: F401  (registration, compat shims)
 
     summary: Dict = dict(data_root=data_root, classes=list(_config_classes()))
     tiny_clip = tiny_text_tower(data_root)

@@ -14,11 +14,10 @@
 - **Tagging**: zero-shot tags from the CLIP (:mod:`mmseg_clip_wsss.apis.tagging`), thresholds chosen on
   the train split, ``tagging_map`` (and micro precision / recall at the thresholds) on the val split.
 
-``python -m mmseg_clip_wsss.demo.open_vocab CONFIG CHECKPOINT [--data-root data/demo] [--clip CLIP]
+``python -m mmseg_clip_wsss.cli.open_vocab CONFIG CHECKPOINT [--data-root data/demo] [--clip CLIP]
 [--out figures.json]`` prints them as JSON (``make demo`` runs it on its stage-1 model).
 """
 import json
-import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
@@ -32,9 +31,9 @@ from mmseg_clip_wsss.apis.tagging import CLIPTagger, best_f1_thresholds, precisi
 from mmseg_clip_wsss.cam.evaluate import compute_miou, read_label_png
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
 from mmseg_clip_wsss.structures import set_image_labels
-from .world import load_world
+from mmseg_clip_wsss.datasets.synthetic.world import load_world
 
-__all__ = ['open_vocab_figures', 'tagging_figures', 'closest_seen_iou', 'main']
+__all__ = ['open_vocab_figures', 'tagging_figures', 'closest_seen_iou']
 
 
 def _predict(inferencer: WSSSInferencer, images: Sequence[np.ndarray],
@@ -163,26 +162,3 @@ def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkp
     result.update(tagging_figures(clip_checkpoint, data_root))
     result['open_vocab_seconds'] = round(time.time() - start, 1)
     return result
-
-
-def main(argv: Optional[List[str]] = None) -> Dict:
-    import argparse
-    parser = argparse.ArgumentParser(description='Open-vocabulary and tagging figures of a demo stage-1 model')
-    parser.add_argument('config', help='stage-1 config (text-guided head with learned prompts)')
-    parser.add_argument('checkpoint', help='its trained checkpoint')
-    parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split')
-    parser.add_argument('--clip', default=None, help='the CLIP of both towers (default DATA_ROOT/clip/clip.pt)')
-    parser.add_argument('--out', default=None, help='JSON file to write the figures to')
-    args = parser.parse_args(argv)
-    result = open_vocab_figures(args.config, args.checkpoint, args.data_root,
-                                args.clip or osp.join(args.data_root, 'clip', 'clip.pt'))
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2))
-    return result
-
-
-if __name__ == '__main__':
-    main()

@@ -26,7 +26,6 @@ small models use one core better than two). A finished step is not run again, an
 training resumes from its last checkpoint. The steps need a source checkout (``configs/`` and
 ``tools/`` beside the package).
 """
-import argparse
 import glob
 import json
 import os
@@ -36,6 +35,17 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmseg_clip_wsss.cam import CAMProtocol, draw_overview, multi_scale_flip_cams, read_label_png
+from mmseg_clip_wsss.cam.run import build_cam_dataloader_cfg, build_cam_model
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.models import write_random_clip_checkpoint
+from mmseg_clip_wsss.structures import stack_image_labels
 
 __all__ = ['REPO', 'STAGE1', 'STAGE2', 'prepare_demo_data', 'tiny_text_tower', 'common_options',
            'max_iters', 'run_command', 'train', 'pseudo_masks', 'last_val_miou', 'run_steps', 'run_demo',
@@ -63,16 +73,15 @@ NUM_OPENVOCAB = 100
 
 
 def _check_checkout() -> None:
-    if not osp.isfile(osp.join(REPO, 'tools', 'train.py')):
-        raise FileNotFoundError(f'the demo runs the tools and configs of a source checkout, but '
-                                f'{osp.join(REPO, "tools", "train.py")} does not exist: install the '
+    if not osp.isdir(osp.join(REPO, 'configs', 'demo')):
+        raise FileNotFoundError(f'the demo runs the configs of a source checkout, but '
+                                f'{osp.join(REPO, "configs", "demo")} does not exist: install the '
                                 'package from a clone of the repository (pip install -e .).')
 
 
 def prepare_demo_data(data_root: str, world: str = 'demo') -> None:
     """Write the demo data of ``world`` unless ``data_root`` holds a generated dataset (one written by
     an older generator, which drew only the ``'demo'`` world, is written again)."""
-    from .data import make_demo_data
     info_file = osp.join(data_root, 'demo_info.json')
     if osp.isfile(info_file):
         with open(info_file) as f:
@@ -85,11 +94,16 @@ def prepare_demo_data(data_root: str, world: str = 'demo') -> None:
 def tiny_text_tower(data_root: str) -> str:
     """``<data_root>/wsss_tiny_clip.pt``: the tiny random open_clip text tower of the Swin demo configs
     (written if absent); returns its path."""
-    from mmseg_clip_wsss.models import write_random_clip_checkpoint
     path = osp.join(data_root, TINY_CLIP_FILE)
     if not osp.isfile(path):
         write_random_clip_checkpoint(path, seed=0)
     return path
+
+
+def options_dict(options: Sequence[str]) -> Dict:
+    """``key=value`` strings (``--cfg-options`` syntax, values parsed as mmengine's ``DictAction``
+    does) as a dict for ``Config.merge_from_dict``."""
+    return {key: DictAction._parse_iterable(value) for key, value in (o.split('=', 1) for o in options)}
 
 
 def common_options(data_root: str, iters: Optional[int]) -> List[str]:
@@ -106,7 +120,6 @@ def common_options(data_root: str, iters: Optional[int]) -> List[str]:
 
 def max_iters(config: str, iters: Optional[int]) -> int:
     """The iterations a demo step trains: ``iters``, else the config's."""
-    from mmengine.config import Config
     return iters or Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
 
 
@@ -147,7 +160,7 @@ def train(name: str, config: str, work_dir: str, options: List[str], iterations:
     if done:
         print(f'[{name}] finished run found ({done}): not trained again', flush=True)
         return done
-    argv = ['tools/train.py', config, '--work-dir', work_dir, '--cfg-options', *options]
+    argv = ['-m', 'mmseg_clip_wsss.cli.train', config, '--work-dir', work_dir, '--cfg-options', *options]
     if not fresh and osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         if not osp.isfile(osp.join(work_dir, osp.basename(config))):  # mmengine dumps the config there
             raise RuntimeError(f'[demo] {work_dir} holds an unfinished run of another config (no '
@@ -164,7 +177,7 @@ def train(name: str, config: str, work_dir: str, options: List[str], iterations:
 def pseudo_masks(name: str, config: str, checkpoint: str, out_dir: str, options: List[str],
                  fresh: bool, threads: int) -> Dict:
     """``tools/make_pseudo_masks.py --eval`` on the train split; returns its ``metrics.json``."""
-    argv = ['tools/make_pseudo_masks.py', config, checkpoint, '--out-dir', out_dir, '--eval',
+    argv = ['-m', 'mmseg_clip_wsss.cli.make_pseudo_masks', config, checkpoint, '--out-dir', out_dir, '--eval',
             '--no-progress', '--cfg-options', *options]
     if fresh:
         argv.append('--overwrite')
@@ -218,7 +231,7 @@ def _evaluate_clip(data_root: str, fresh: bool, summary: Dict, threads: int) -> 
     clip_dir = osp.join(data_root, 'clip')
     out = osp.join(clip_dir, 'eval.json')
     if fresh or not osp.isfile(out) or osp.getmtime(out) < osp.getmtime(osp.join(clip_dir, 'clip.pt')):
-        run_command('clip eval', ['tools/eval_clip.py', osp.join(clip_dir, 'clip.pt'), '--data-root',
+        run_command('clip eval', ['-m', 'mmseg_clip_wsss.cli.eval_clip', osp.join(clip_dir, 'clip.pt'), '--data-root',
                                   data_root, '--out', out], osp.join(clip_dir, 'eval.log'), threads)
     with open(out) as f:
         result = json.load(f)
@@ -276,7 +289,7 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
         row = osp.join(run_dir, 'row.json')
         if fresh or not osp.isfile(row):
             run_command('training-free CLIP-ES', [
-                '-m', 'mmseg_clip_wsss.demo.training_free', '--data-root', data_root, '--clip', clip,
+                '-m', 'mmseg_clip_wsss.cli.training_free', '--data-root', data_root, '--clip', clip,
                 '--out-dir', osp.join(run_dir, 'pseudo_masks'), '--threads', str(threads), '--row', row
             ], osp.join(run_dir, 'pseudo_masks.log'), threads)
         with open(row) as f:
@@ -285,7 +298,7 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
     def open_vocab() -> None:
         out = osp.join(work_dir, 'open_vocab.json')
         if fresh or not osp.isfile(out) or osp.getmtime(out) < osp.getmtime(checkpoints['stage1']):
-            run_command('open vocabulary', ['-m', 'mmseg_clip_wsss.demo.open_vocab', STAGE1[0][1],
+            run_command('open vocabulary', ['-m', 'mmseg_clip_wsss.cli.open_vocab', STAGE1[0][1],
                                             checkpoints['stage1'], '--data-root', data_root, '--clip', clip,
                                             '--out', out], osp.join(work_dir, 'open_vocab.log'), threads)
         with open(out) as f:
@@ -302,6 +315,44 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
             print(f'[demo] {data_root} has no open-vocabulary split: no open-vocabulary or tagging row '
                   f'(write the data with tools/make_demo_data.py --num-openvocab {NUM_OPENVOCAB})')
     return steps
+
+
+def _pretrain_demo_clip(data_root: str, clip_dir: str, clip_args: Sequence[str], fresh: bool) -> Dict:
+    """Pretrain the demo world's CLIP once (cached in ``clip_dir``); returns its pretraining time."""
+    print(f'[demo] the demo world\'s CLIP: pretrained once (about 8 minutes on 2 cores), then reused from '
+          f'{clip_dir}', flush=True)
+    run_command('clip pretraining', ['-m', 'mmseg_clip_wsss.cli.pretrain_clip', '--data-root', data_root,
+                                     '--no-progress', *clip_args, *(['--fresh'] if fresh else [])],
+                osp.join(clip_dir, 'pretrain.log'), os.cpu_count() or 1)
+    with open(osp.join(clip_dir, 'pretrain.json')) as f:
+        return dict(clip_pretrain_seconds=json.load(f)['seconds'])
+
+
+def _demo_steps(work_dir: str, data_root: str, clip: str, options: List[str],
+                clip_options: Dict[str, List[str]], iterations: Dict[str, int], fresh: bool,
+                threads: int, summary: Dict, checkpoints: Dict[str, str]
+                ) -> Dict[str, Tuple[Callable[[], None], Sequence[str]]]:
+    """Every step of the demo, in the order :func:`run_steps` starts them when ready."""
+    steps = _wsss_steps(work_dir, options, clip_options, data_root, iterations, fresh, threads, summary,
+                        checkpoints)
+    steps['clip_eval'] = (lambda: _evaluate_clip(data_root, fresh, summary, threads), ())
+    steps.update(_inference_steps(work_dir, data_root, clip, checkpoints, fresh, threads, summary))
+    # the open-vocabulary figures need stage 1 only: they start beside the other trainings, not after them
+    first = ('stage1', 'stage1_pseudo_masks', 'stage2', 'open_vocab')
+    return {**{name: steps[name] for name in first if name in steps}, **steps}
+
+
+def _write_summary(work_dir: str, summary: Dict) -> Dict:
+    """``summary.json``: the headline figures first; returns the summary in that order."""
+    first = ('pseudo_mask_miou', 'handcrafted_prompt_miou', 'random_text_miou', 'cam_baseline_miou',
+             'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map', 'clip_random_zero_shot_map',
+             'training_free_miou', 'open_vocab_unseen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
+             'clip_retrieval_r1', 'clip_pretrain_seconds', 'seconds')
+    ordered = {k: summary[k] for k in first if k in summary}
+    ordered.update({k: v for k, v in summary.items() if k not in ordered})
+    with open(osp.join(work_dir, 'summary.json'), 'w') as f:
+        json.dump(ordered, f, indent=2)
+    return ordered
 
 
 def run_demo(work_dir: str = 'work_dirs/demo',
@@ -339,13 +390,7 @@ def run_demo(work_dir: str = 'work_dirs/demo',
     threads = max(1, (os.cpu_count() or 1) // jobs)
     prepare_demo_data(data_root, world)
     clip_dir = osp.join(data_root, 'clip')
-    print(f'[demo] the demo world\'s CLIP: pretrained once (about 8 minutes on 2 cores), then reused from '
-          f'{clip_dir}', flush=True)
-    run_command('clip pretraining', ['tools/pretrain_clip.py', '--data-root', data_root, '--no-progress',
-                                     *clip_args, *(['--fresh'] if fresh else [])],
-                osp.join(clip_dir, 'pretrain.log'), os.cpu_count() or 1)
-    with open(osp.join(clip_dir, 'pretrain.json')) as f:
-        summary: Dict = dict(clip_pretrain_seconds=json.load(f)['seconds'])
+    summary = _pretrain_demo_clip(data_root, clip_dir, clip_args, fresh)
     clip = osp.join(clip_dir, 'clip.pt')
     clip_options = dict(backbone=[f'model.backbone.pretrained={clip}'],
                         text=[f'model.text_encoder.pretrained={clip}'])
@@ -353,27 +398,15 @@ def run_demo(work_dir: str = 'work_dirs/demo',
     # read in this thread: mmengine's config parsing is not thread-safe
     iterations = {config: max_iters(config, iters) for config in [c for _, c, *_ in STAGE1] + [STAGE2]}
     checkpoints: Dict[str, str] = {}
-    steps = _wsss_steps(work_dir, options, clip_options, data_root, iterations, fresh, threads, summary,
-                        checkpoints)
-    steps['clip_eval'] = (lambda: _evaluate_clip(data_root, fresh, summary, threads), ())
-    steps.update(_inference_steps(work_dir, data_root, clip, checkpoints, fresh, threads, summary))
-    # the open-vocabulary figures need stage 1 only: they start beside the other trainings, not after them
-    first = ('stage1', 'stage1_pseudo_masks', 'stage2', 'open_vocab')
-    run_steps({**{name: steps[name] for name in first if name in steps}, **steps}, jobs)
+    run_steps(_demo_steps(work_dir, data_root, clip, options, clip_options, iterations, fresh, threads,
+                          summary, checkpoints), jobs)
 
     overview(STAGE1[0][1], checkpoints['stage1'], options + clip_options['backbone'] + clip_options['text'],
              osp.join(work_dir, 'stage1', 'pseudo_masks'), osp.join(work_dir, 'overview.png'),
              num_overview)
     summary['seconds'] = round(time.time() - start, 1)
     summary['checkpoints'] = checkpoints
-    first = ('pseudo_mask_miou', 'handcrafted_prompt_miou', 'random_text_miou', 'cam_baseline_miou',
-             'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map', 'clip_random_zero_shot_map',
-             'training_free_miou', 'open_vocab_unseen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
-             'clip_retrieval_r1', 'clip_pretrain_seconds', 'seconds')
-    ordered = {k: summary[k] for k in first if k in summary}
-    ordered.update({k: v for k, v in summary.items() if k not in ordered})
-    with open(osp.join(work_dir, 'summary.json'), 'w') as f:
-        json.dump(ordered, f, indent=2)
+    ordered = _write_summary(work_dir, summary)
     print_table(ordered)
     print(f'[demo] wrote {osp.join(work_dir, "summary.json")} and {osp.join(work_dir, "overview.png")}')
     return ordered
@@ -383,19 +416,8 @@ def overview(config: str, checkpoint: str, options: List[str], pseudo_dir: str, 
              num_images: int) -> str:
     """``overview.png``: CAMs (the config's CAM protocol), pseudo masks and GT of ``num_images`` train
     images, those with several classes first."""
-    import numpy as np
-    from mmengine.config import Config, DictAction
-    from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-
-    from mmseg_clip_wsss.cam import CAMProtocol, draw_overview, multi_scale_flip_cams, read_label_png
-    from mmseg_clip_wsss.cam.cli import build_cam_dataloader_cfg, build_cam_model
-    from mmseg_clip_wsss.structures import stack_image_labels
-
     cfg = Config.fromfile(osp.join(REPO, config))
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction)
-    cfg.merge_from_dict(parser.parse_args(['--o', *options]).o)
+    cfg.merge_from_dict(options_dict(options))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     protocol = CAMProtocol.from_cfg(cfg.get('cam_cfg'))
     model = build_cam_model(cfg, checkpoint)

@@ -5,15 +5,14 @@ the labelled train split with unlabelled images tagged by the CLIP
 (``configs/unlabelled/clip_wsss_clip-rn_demo_plus-tagged.py``). The figure is the pseudo-mask mIoU
 on the labelled train split (tools/make_pseudo_masks.py --eval), mean and std over the seeds::
 
-    python -m mmseg_clip_wsss.demo.unlabelled --data-root data/demo \
+    python -m mmseg_clip_wsss.cli.unlabelled --data-root data/demo \
         --unlabelled-root data/demo_unlabelled --clip data/demo/clip/clip.pt --iters 300 --seeds 0 1 2
 
 The unlabelled root needs ``ImageLabels/train_clip.txt`` (tools/tag_images.py).
 """
-import argparse
 import json
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -65,24 +64,3 @@ def compare_unlabelled(data_root: str, unlabelled_root: str, clip: str, work_dir
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(result, f, indent=2)
     return result
-
-
-def main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data-root', default='data/demo')
-    parser.add_argument('--unlabelled-root', required=True)
-    parser.add_argument('--clip', required=True, help='CLIP checkpoint of the stage-1 towers')
-    parser.add_argument('--work-dir', default='work_dirs/unlabelled')
-    parser.add_argument('--iters', type=int, default=300)
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--tagged-loss-weight', type=float, default=1.0)
-    parser.add_argument('--threads', type=int, default=2)
-    args = parser.parse_args(argv)
-    result = compare_unlabelled(args.data_root, args.unlabelled_root, args.clip, args.work_dir, args.iters,
-                                args.seeds, args.tagged_loss_weight, args.threads)
-    print(json.dumps(result, indent=2))
-    return result
-
-
-if __name__ == '__main__':
-    main()

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
+from mmseg_clip_wsss.registry import MODELS
+
 __all__ = ['CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes',
            'build_model_from_checkpoint']
 
@@ -119,7 +121,6 @@ def build_model_from_checkpoint(cfg, checkpoint: str, device: Optional[str] = No
         FileNotFoundError: naming ``checkpoint`` when it does not exist (``tool`` names the caller).
         CheckpointMismatchError: when it was saved from another config.
     """
-    from mmseg.registry import MODELS
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{tool}: checkpoint {checkpoint} does not exist (train the model '
                                 'first with tools/train.py, or give the right path).')

@@ -15,7 +15,12 @@ version; ``tests/test_robustness.py`` checks both, and :func:`check_mmengine_int
 internal that changed). Each accessor below raises :class:`MMEngineInternalsError` naming the
 internal instead of silently skipping a step of the resume.
 """
+import inspect
 from typing import List
+
+import mmengine
+from mmengine.dataset import InfiniteSampler
+from mmengine.runner import BaseLoop, IterBasedTrainLoop, Runner
 
 __all__ = ['VERIFIED_MMENGINE', 'MMEngineInternalsError', 'check_mmengine_internals',
            'train_loop_of', 'rebuild_sampler_indices', 'restart_data_iterator']
@@ -29,7 +34,6 @@ class MMEngineInternalsError(RuntimeError):
 
 
 def _error(internal: str, what: str) -> MMEngineInternalsError:
-    import mmengine
     return MMEngineInternalsError(
         f'mmengine internal `{internal}` {what} (mmengine {mmengine.__version__}; exact resume was '
         f'verified on {VERIFIED_MMENGINE}): install mmengine=={VERIFIED_MMENGINE} '
@@ -38,7 +42,6 @@ def _error(internal: str, what: str) -> MMEngineInternalsError:
 
 def train_loop_of(runner):
     """``runner._train_loop`` when it is a built loop, else None (not built, or no training)."""
-    from mmengine.runner import BaseLoop
     if not hasattr(runner, '_train_loop'):
         raise _error('Runner._train_loop', 'does not exist')
     loop = runner._train_loop
@@ -81,11 +84,8 @@ def check_mmengine_internals() -> List[str]:
     Raises:
         MMEngineInternalsError: naming the first internal that is gone or changed.
     """
-    import inspect
-
-    from mmengine.runner import IterBasedTrainLoop, Runner
+    # a private name: imported here, so that its absence is reported by the check, not at import
     from mmengine.runner.loops import _InfiniteDataloaderIterator
-    from mmengine.dataset import InfiniteSampler
 
     if '_train_loop' not in inspect.getsource(Runner.__init__):
         raise _error('Runner._train_loop', 'is no longer set by Runner.__init__')

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from mmseg_clip_wsss.demo.world import COLOUR_NAMES, TEXTURES, SceneObject
+from .world import COLOUR_NAMES, TEXTURES, SceneObject
 
 __all__ = ['GROUND_WORDS', 'CaptionStyle', 'Claims', 'caption_objects', 'caption_ground', 'truth_matrix',
            'attribute_bits', 'MAX_OBJECTS']

@@ -17,13 +17,13 @@ The result is deterministic for the same arguments (pair ``i`` uses the generato
 import multiprocessing as mp
 import os
 import os.path as osp
-from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image
 
-from mmseg_clip_wsss.demo.world import WorldConfig, draw_scene
+from .world import WorldConfig, draw_scene
 from .captions import CaptionStyle, Claims, caption_ground, caption_objects
 
 __all__ = ['CorpusConfig', 'CaptionCorpus', 'build_corpus', 'load_corpus', 'save_corpus']
@@ -57,7 +57,7 @@ class CaptionCorpus:
     """Images, captions and claims of a corpus.
 
     ``images`` (N, S, S, 3) uint8 RGB; ``captions`` list of N str; ``claims``: the fields of
-    :class:`~mmseg_clip_wsss.clip_pretrain.captions.Claims` stacked over the pairs; ``class_names``:
+    :class:`~mmseg_clip_wsss.datasets.synthetic.captions.Claims` stacked over the pairs; ``class_names``:
     the vocabulary (labelled then unseen classes) the claims index.
     """
     images: np.ndarray

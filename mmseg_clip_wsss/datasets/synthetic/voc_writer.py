@@ -33,7 +33,8 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from PIL import Image
 
-from mmseg_clip_wsss.datasets import voc_xml_to_labels, write_palette_png
+from ..converters import voc_xml_to_labels
+from ..palette import write_palette_png
 from .world import ObjectClass, WorldConfig, draw_scene, world_preset
 
 __all__ = ['make_demo_data', 'draw_labelled_scene', 'write_voc_xml']

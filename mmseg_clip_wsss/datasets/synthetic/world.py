@@ -11,13 +11,16 @@ scene and returns the image, the per-pixel owner map and what is where (for mask
 captions).
 """
 import dataclasses
-from dataclasses import dataclass, field
+import json
+import os.path as osp
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = ['SHAPES', 'TEXTURES', 'OBJECT_COLOURS', 'COLOUR_NAMES', 'ObjectClass', 'WorldConfig',
-           'SceneObject', 'Scene', 'draw_scene', 'world_preset', 'WORLD_PRESETS']
+           'SceneObject', 'Scene', 'draw_scene', 'world_preset', 'WORLD_PRESETS', 'load_world',
+           'resolve_world']
 
 #: Object colours (RGB), shared by all classes, and their names in captions.
 OBJECT_COLOURS = np.array([[215, 45, 40], [240, 145, 35], [230, 210, 55], [60, 175, 75],
@@ -390,8 +393,6 @@ def load_world(data_root: str) -> WorldConfig:
         FileNotFoundError: no ``demo_info.json`` (not a generated dataset).
         KeyError: a ``demo_info.json`` without a world (written by an older generator).
     """
-    import json
-    import os.path as osp
     path = osp.join(data_root, 'demo_info.json')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist: {data_root} is not a generated dataset; write one '
@@ -402,3 +403,16 @@ def load_world(data_root: str) -> WorldConfig:
         raise KeyError(f'{path} has no "world" entry (an older generator wrote it): write the data again '
                        'with tools/make_demo_data.py --overwrite.')
     return WorldConfig.from_dict(info['world'])
+
+
+def resolve_world(data_root: Optional[str], world: Optional[str]) -> WorldConfig:
+    """The preset ``world`` if given, else the world of ``data_root``'s ``demo_info.json``.
+
+    Raises:
+        ValueError: neither is given.
+    """
+    if world:
+        return world_preset(world)
+    if not data_root:
+        raise ValueError('give --data-root (a generated dataset) or --world (a preset name).')
+    return load_world(data_root)

@@ -1,0 +1,91 @@
+"""``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
+[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
+[--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--cfg-options ...]``: write CAM
+pseudo masks for a dataset split (:func:`mmseg_clip_wsss.cam.run.make_pseudo_masks`; the config keys
+it reads are listed in :mod:`mmseg_clip_wsss.cam.run`)."""
+import argparse
+from typing import Dict, List, Optional
+
+from mmengine.config import Config, DictAction
+
+from mmseg_clip_wsss.apis.preflight import check_config_classes
+from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
+from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
+from . import run_tool
+
+__all__ = ['parse_args', 'protocol_from_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line of ``tools/make_pseudo_masks.py``."""
+    parser = argparse.ArgumentParser(
+        description='Write CAM pseudo masks (VOC palette PNGs) for a dataset split')
+    parser.add_argument('config', help='config file of the stage-1 (or CAM baseline) model')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint file (none for a training-free model such as TrainingFreeCLIPES)')
+    parser.add_argument('--out-dir', required=True, help='directory for <img_id>.png pseudo masks')
+    parser.add_argument('--split', default='train',
+                        help='which dataloader of the config to use: train (cam_dataloader if present, '
+                        'else train_dataloader), val, test')
+    parser.add_argument('--eval', action='store_true',
+                        help='compute mIoU vs the ground-truth masks and write OUT_DIR/metrics.json')
+    parser.add_argument('--scales', type=float, nargs='+', help='CAM scales (default: cam_cfg, else '
+                        'CAMProtocol\'s)')
+    parser.add_argument('--no-flip', action='store_true', help='no horizontal-flip augmentation')
+    parser.add_argument('--refine', choices=['par', 'crf', 'none'],
+                        help='refinement: par (pixel-adaptive, torch), crf (needs pydensecrf), none')
+    parser.add_argument('--bg-mode', choices=BG_MODES,
+                        help='background by a threshold on the CAMs, or the background-prompt channel')
+    parser.add_argument('--bg-threshold', type=float, help='background score in threshold mode')
+    parser.add_argument('--ignore-band', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+                        help='foreground CAM between LOW and HIGH -> ignore (255); the band must '
+                        'contain the background threshold')
+    parser.add_argument('--ignore-margin', type=float,
+                        help='top-1 minus top-2 score below this -> ignore (255)')
+    parser.add_argument('--batch-size', type=int, help='images per batch (same-size images only)')
+    parser.add_argument('--device', default=None,
+                        help='cpu, cuda, cuda:0 ... (default: cuda if available)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='rewrite existing masks (default: skip valid existing PNGs, i.e. resume)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher: with pytorch (torchrun) or slurm (srun) every process '
+                        'writes the masks of its share of the images')
+    # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')
+    return parser.parse_args(argv)
+
+
+def protocol_from_args(cfg: Config, args: argparse.Namespace) -> CAMProtocol:
+    """The config's ``cam_cfg`` with the options given on the command line."""
+    return CAMProtocol.from_cfg(
+        cfg.get('cam_cfg'), scales=args.scales, flip=False if args.no_flip else None,
+        refine=args.refine, bg_mode=args.bg_mode, bg_threshold=args.bg_threshold,
+        ignore_band=args.ignore_band, ignore_margin=args.ignore_margin, batch_size=args.batch_size)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Write pseudo masks with ``argv``; returns
+    :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s dict."""
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
+                         cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
+    protocol = protocol_from_args(cfg, args)
+    device = init_distributed(cfg, args.launcher)
+    return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,
+                             device=args.device or device, evaluate=args.eval, overwrite=args.overwrite,
+                             show_progress=not args.no_progress)
+
+
+def run() -> None:
+    run_tool(main)
+
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,44 @@
+"""``python -m mmseg_clip_wsss.cli.open_vocab CONFIG CHECKPOINT [--data-root data/demo] [--clip CLIP]
+[--out figures.json]``: open-vocabulary and tagging figures of a demo stage-1 model
+(:mod:`mmseg_clip_wsss.demo.open_vocab`)."""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+from mmseg_clip_wsss.demo.open_vocab import open_vocab_figures
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Open-vocabulary and tagging figures of a demo stage-1 model')
+    parser.add_argument('config', help='stage-1 config (text-guided head with learned prompts)')
+    parser.add_argument('checkpoint', help='its trained checkpoint')
+    parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split')
+    parser.add_argument('--clip', default=None, help='the CLIP of both towers (default DATA_ROOT/clip/clip.pt)')
+    parser.add_argument('--out', default=None, help='JSON file to write the figures to')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Open-vocabulary and tagging figures with ``argv``; returns them."""
+    args = parse_args(argv)
+    result = open_vocab_figures(args.config, args.checkpoint, args.data_root,
+                                args.clip or osp.join(args.data_root, 'clip', 'clip.pt'))
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()

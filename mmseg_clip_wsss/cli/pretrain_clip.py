@@ -1,0 +1,73 @@
+"""``python tools/pretrain_clip.py --data-root data/demo [--out-dir data/demo/clip] [--pairs 20000]
+[--steps 400] [--batch-size 128] [--lr 2e-3] [--workers 2] [--fresh] [--no-resume]``: contrastive
+pretraining of a small open_clip model on the captioned corpus of a generated world
+(:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
+import argparse
+import os.path as osp
+from dataclasses import replace
+from typing import Dict, List, Optional
+
+import torch
+
+from mmseg_clip_wsss.clip_pretrain.pipeline import pretrain_from_world
+from mmseg_clip_wsss.clip_pretrain.train import PretrainConfig
+from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig
+from mmseg_clip_wsss.datasets.synthetic.world import resolve_world
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line; ``--pairs``, ``--steps`` and ``--batch-size`` below 1 are refused."""
+    defaults, schedule = CorpusConfig(), PretrainConfig()
+    parser = argparse.ArgumentParser(description='Contrastive pretraining of a small open_clip model on '
+                                     'the captioned corpus of a generated world',
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--data-root', default='data/demo', help='generated dataset whose world is captioned')
+    parser.add_argument('--world', help='a world preset instead of the dataset\'s world')
+    parser.add_argument('--out-dir', help='output folder (default DATA_ROOT/clip)')
+    parser.add_argument('--model-name', default=schedule.model_name, help='open_clip model config')
+    parser.add_argument('--pairs', type=int, default=defaults.num_pairs, help='image-caption pairs')
+    parser.add_argument('--steps', type=int, default=schedule.steps)
+    parser.add_argument('--batch-size', type=int, default=schedule.batch_size)
+    parser.add_argument('--lr', type=float, default=schedule.lr)
+    parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
+    parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
+    parser.add_argument('--threads', type=int, help='torch threads (default: all cores)')
+    parser.add_argument('--fresh', action='store_true', help='redo the corpus and the pretraining')
+    parser.add_argument('--no-resume', action='store_true', help='start over instead of resuming')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    for name in ('pairs', 'steps', 'batch_size'):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Pretrain with ``argv``; returns the pretraining summary."""
+    args = parse_args(argv)
+    defaults, schedule = CorpusConfig(), PretrainConfig()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    world = resolve_world(args.data_root if not args.world else None, args.world)
+    out_dir = args.out_dir or osp.join(args.data_root, 'clip')
+    summary = pretrain_from_world(
+        world, out_dir, replace(defaults, num_pairs=args.pairs),
+        replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
+                lr=args.lr, seed=args.seed),
+        workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
+        show_progress=not args.no_progress)
+    print(f"[pretrain_clip] {summary['checkpoint']}: loss {summary['loss']:.3f}, temperature "
+          f"{1 / summary['logit_scale']:.4f}, {summary['seconds']:.0f} s (corpus "
+          f"{summary['corpus_seconds']:.0f} s, training {summary['train_seconds']:.0f} s)")
+    return summary
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,60 @@
+"""``python tools/segment.py IMAGES_OR_DIRS --config C --checkpoint P [--classes "cat,dog" |
+--vocabulary voc] --out-dir D``: segment images with any class names
+(:mod:`mmseg_clip_wsss.apis.segment`)."""
+import argparse
+from typing import Dict, List, Optional
+
+from mmengine.config import Config, DictAction
+
+from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
+from mmseg_clip_wsss.apis.preflight import check_config_assets
+from mmseg_clip_wsss.apis.segment import list_images, segment_images
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Segment images with any class names (a palette PNG, '
+                                     'an overlay with a legend and a JSON of class shares per image)')
+    parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
+    parser.add_argument('--config', required=True, help='model config')
+    parser.add_argument('--checkpoint', required=True, help='trained checkpoint')
+    names = parser.add_mutually_exclusive_group()
+    names.add_argument('--classes', help='comma-separated class names, e.g. "cat,dog" (background is '
+                       'added); names never labelled in training are encoded by the text tower')
+    names.add_argument('--vocabulary', help='a dataset\'s classes: voc, coco or demo')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--device', default=None, help='cpu, cuda, ... (default: CUDA if available)')
+    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
+                        'model.backbone.pretrained=P model.text_encoder.pretrained=P')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Segment with ``argv``; returns :func:`~mmseg_clip_wsss.apis.segment.segment_images`'s dict."""
+    args = parse_args(argv)
+    paths = list_images(args.inputs)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    check_config_assets(cfg, ())  # a missing weight file is named with its config key
+    inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
+    if args.classes is not None or args.vocabulary:
+        inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes is not None else None,
+                                               args.vocabulary))
+    result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)
+    print(f'\nsegment: {len(result["written"])} image(s) into {args.out_dir} with classes '
+          f'{list(inferencer.classes)}' + (f'; {len(result["skipped"])} unreadable file(s) skipped: '
+                                           f'{list(result["skipped"])}' if result['skipped'] else ''))
+    return result
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,43 @@
+"""``python tools/tag_images.py CHECKPOINT --data-root D --out LABELS [--split train]
+[--labelled-root L] [--thresholds T] [--true-labels F]``: zero-shot image-level tags of unlabelled
+images from a CLIP, written as a label file (:func:`mmseg_clip_wsss.apis.tagging.tag_images`)."""
+import argparse
+from typing import Dict, List, Optional
+
+from mmseg_clip_wsss.apis.tagging import tag_images
+from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Zero-shot image-level tags of unlabelled images from a '
+                                     'CLIP, written as a label file')
+    parser.add_argument('checkpoint', help='open_clip checkpoint of the CLIP')
+    parser.add_argument('--data-root', required=True, help='images to tag (VOC layout: JPEGImages/, '
+                        'ImageSets/Segmentation/<split>.txt)')
+    parser.add_argument('--split', default='train')
+    parser.add_argument('--out', required=True, help='label file to write')
+    parser.add_argument('--labelled-root', help='labelled dataset whose split chooses the thresholds '
+                        '(default: --data-root); its world gives the class names and synonyms')
+    parser.add_argument('--labelled-split', default='train')
+    parser.add_argument('--thresholds', help='thresholds JSON: read if it exists, else chosen on the '
+                        'labelled split and written here (default: beside --out)')
+    parser.add_argument('--true-labels', help='label file of the tagged images to score the tags '
+                        'against (default: DATA_ROOT/ImageLabels/SPLIT.txt if it exists)')
+    parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Tag with ``argv``; returns :func:`~mmseg_clip_wsss.apis.tagging.tag_images`'s dict."""
+    return tag_images(**vars(parse_args(argv)))
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()

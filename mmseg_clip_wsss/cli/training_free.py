@@ -1,0 +1,40 @@
+"""``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
+[--out-dir work_dirs/demo/training_free] [--row row.json]``: the demo's training-free CLIP-ES row
+(:mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
+import argparse
+import json
+from typing import Dict, List, Optional
+
+from mmseg_clip_wsss.demo.training_free import training_free_row
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='CLIP-ES training-free pseudo masks of the demo data')
+    parser.add_argument('--data-root', default='data/demo')
+    parser.add_argument('--clip', default=None, help='demo CLIP checkpoint (default DATA_ROOT/clip/clip.pt)')
+    parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
+    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--row', default=None, help='JSON file to write the row to')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """The training-free row with ``argv``; returns it."""
+    args = parse_args(argv)
+    row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads)
+    if args.row:
+        with open(args.row, 'w') as f:
+            json.dump(row, f, indent=2)
+    print(json.dumps(row))
+    return row
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()

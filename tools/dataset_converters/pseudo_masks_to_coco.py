@@ -1,0 +1,5 @@
+"""``tools/dataset_converters/pseudo_masks_to_coco.py``: see :mod:`mmseg_clip_wsss.cli.pseudo_masks_to_coco` (``--help`` lists the options)."""
+from mmseg_clip_wsss.cli.pseudo_masks_to_coco import run
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,5 @@
+"""``tools/run_det_demo.py``: see :mod:`mmseg_clip_wsss.cli.run_det_demo` (``--help`` lists the options)."""
+from mmseg_clip_wsss.cli.run_det_demo import run
+
+if __name__ == '__main__':
+    run()
