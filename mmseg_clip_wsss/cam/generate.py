@@ -14,32 +14,32 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_world_size,
                            is_main_process)
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
-from mmseg.models.utils import resize
 from torch import Tensor
 
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
-from mmseg_clip_wsss.datasets.confidence_map import (CONFIDENCE_DIR, confidence_path,
-                                                     write_confidence_png)
-from mmseg_clip_wsss.datasets.palette import write_palette_png
+from mmseg_clip_wsss.datasets.confidence_map import CONFIDENCE_DIR, confidence_path
 from mmseg_clip_wsss.models.data_preprocessor import denormalise_images
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
 from .inference import multi_scale_flip_cams
 from .protocol import CAMProtocol
-from .pseudo_mask import (cams_to_pseudo_mask, fill_background, is_valid_png,
-                          pseudo_mask_confidence)
+from .postprocess import MaskFinisher, MaskJob
+from .pseudo_mask import fill_background, is_valid_png
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
+from .stage_timer import NULL_TIMER, StageTimer, timer_or_null
+from .worker_pool import MaskWriterPool
 
-__all__ = ['generate_pseudo_masks', 'pseudo_masks_of_batch', 'sample_image_id']
+__all__ = ['generate_pseudo_masks', 'mask_jobs_of_batch', 'pseudo_masks_of_batch', 'sample_image_id']
 
 
 def sample_image_id(data_sample) -> str:
@@ -83,18 +83,12 @@ def _crop_padding(inputs: Tensor, data_samples: Sequence) -> Tensor:
     return inputs[..., top:h - bottom, left:w - right]
 
 
-def _to_original(maps: Tensor, data_sample) -> Tensor:
-    """One image's maps (K, h, w) on the unpadded network input -> (K, H0, W0) at ``ori_shape``,
-    undoing a pipeline flip as mmseg's ``postprocess_result`` does, resized with mmseg's ``resize``."""
+def _flip(data_sample) -> Optional[str]:
+    """The direction of a flip the loading pipeline made (undone on the masks), or None."""
     meta = data_sample.metainfo
-    if meta.get('flip', False):
-        horizontal = meta.get('flip_direction', 'horizontal') == 'horizontal'
-        maps = maps.flip(-1) if horizontal else maps.flip(-2)
-    size = _ori_shape(data_sample)
-    if tuple(maps.shape[-2:]) != size:
-        maps = resize(maps[None].float(), size=size, mode='bilinear', align_corners=False,
-                      warning=False)[0]
-    return maps
+    if not meta.get('flip', False):
+        return None
+    return 'horizontal' if meta.get('flip_direction', 'horizontal') == 'horizontal' else 'vertical'
 
 
 def _remove_stale_temporaries(out_dir: str) -> int:
@@ -127,12 +121,27 @@ def _build_refiner(protocol: CAMProtocol, model) -> Refiner:
     return refiner
 
 
-def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
-                          refiner: Refiner, background_index: Optional[int]) -> List[Tensor]:
-    """Pseudo masks of one preprocessed batch.
+def _where_refiners_run(refiner: Refiner, model) -> Tuple[Refiner, Refiner]:
+    """(the refiner that runs on the model's device, the one that runs per image on the CPU): the
+    pixel-adaptive refinement runs on the device when that is a GPU; dense CRF (C++) and a CPU
+    model's refinement run per image, in this process or in the workers."""
+    param = next(iter(model.parameters()), None)
+    on_gpu = param is not None and param.device.type != 'cpu'
+    if isinstance(refiner, PixelAdaptiveRefiner) and on_gpu:
+        return refiner, None
+    return None, refiner
 
-    Multi-scale + flip CAMs of the unpadded images, refinement (pixel-adaptive on the network input,
-    or dense CRF on the filled scores), back to the original size, :func:`cams_to_pseudo_mask`.
+
+def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
+                       refiner: Refiner, background_index: Optional[int], mask_paths: Sequence[str],
+                       timer: StageTimer = NULL_TIMER) -> List[MaskJob]:
+    """The CAMs of one preprocessed batch, as one :class:`MaskJob` per image.
+
+    Multi-scale + flip CAMs of the unpadded images (stage ``cam``), the on-device refinement
+    (``refiner``, stage ``refine``), or what a refinement on the CPU needs: the background-filled
+    scores and the RGB image for dense CRF, the network input for the pixel-adaptive refinement of a
+    CPU model (see :func:`_where_refiners_run`). Every job holds the rows of the classes its mask can
+    hold (the image's labels and the background).
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -140,40 +149,61 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
         data_samples (Sequence[SegDataSample]): With ``gt_image_labels`` and the metainfo
             ``ori_shape`` (and the preprocessor's padding).
         protocol (CAMProtocol): The CAM -> mask options.
-        refiner: Built refiner or None.
+        refiner: The built refiner of the protocol, or None.
         background_index (int, optional): Background channel; None without background class.
+        mask_paths (Sequence[str]): The mask PNG of every image.
+        timer (StageTimer): Receives the stage times. Defaults to none.
+
+    Returns:
+        list[MaskJob]: One per image, in batch order.
+    """
+    inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
+    labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
+    with timer.stage('cam'):
+        cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales, flip=protocol.flip,
+                                     size_divisor=protocol.size_divisor)  # (B, K, h, w)
+    on_device, on_cpu = _where_refiners_run(refiner, model)
+    images = None
+    if isinstance(on_cpu, DenseCRFRefiner):
+        cams = fill_background(cams, labels, protocol.bg_mode, protocol.bg_threshold, background_index)
+        images = denormalise_images(inputs, model.data_preprocessor).cpu().numpy()  # (B, h, w, 3)
+    elif on_cpu is not None:
+        images = inputs.float().cpu().numpy()  # (B, 3, h, w)
+    elif on_device is not None:
+        with timer.stage('refine'):
+            cams = on_device(cams, inputs)
+    present = labels > 0  # (B, K): the classes a mask can hold
+    if background_index is not None:
+        present[:, background_index] = True
+    cams, labels, present = cams.float().cpu(), labels.float().cpu(), present.cpu()
+    jobs = []
+    for j, sample in enumerate(data_samples):
+        channels = tuple(torch.nonzero(present[j]).flatten().tolist())
+        jobs.append(MaskJob(mask_path=mask_paths[j],
+                            scores=np.ascontiguousarray(cams[j, list(channels)].numpy()),
+                            channels=channels, labels=labels[j].numpy(), ori_shape=_ori_shape(sample),
+                            flip=_flip(sample), image=None if images is None else images[j]))
+    return jobs
+
+
+def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
+                          refiner: Refiner, background_index: Optional[int]) -> List[Tuple[Tensor, Tensor]]:
+    """Pseudo masks of one preprocessed batch, without files: :func:`mask_jobs_of_batch` and
+    :meth:`MaskFinisher.masks` in this process.
+
+    Args:
+        model, inputs, data_samples, protocol, refiner, background_index: As for
+            :func:`mask_jobs_of_batch`.
 
     Returns:
         list[tuple[Tensor, Tensor]]: Per image, the (H0, W0) uint8 mask and its (H0, W0) float
         confidence in [0, 1] (:func:`~mmseg_clip_wsss.cam.pseudo_mask_confidence`).
     """
-    inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
-    labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
-    cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales, flip=protocol.flip,
-                                 size_divisor=protocol.size_divisor)  # (B, K, h, w)
-    bg_mode = protocol.bg_mode
-    if isinstance(refiner, DenseCRFRefiner):
-        scores = fill_background(cams, labels, bg_mode, protocol.bg_threshold, background_index)
-        keep = (labels > 0).clone()  # (B, K)
-        if background_index is not None:
-            keep[:, background_index] = True
-        cams = refiner(scores, denormalise_images(inputs, model.data_preprocessor), keep)
-        bg_mode = 'prompt'  # the marginals include the background
-    elif refiner is not None:
-        cams = refiner(cams, inputs)
-    results = []
-    for j, sample in enumerate(data_samples):
-        scores = _to_original(cams[j], sample)[None]  # (1, K, H0, W0)
-        mask = cams_to_pseudo_mask(scores, labels[j:j + 1], bg_mode=bg_mode,
-                                   bg_threshold=protocol.bg_threshold,
-                                   ignore_band=protocol.ignore_band,
-                                   ignore_margin=protocol.ignore_margin,
-                                   background_index=background_index)  # (1, H0, W0)
-        confidence = pseudo_mask_confidence(scores, labels[j:j + 1], mask, bg_mode=bg_mode,
-                                            bg_threshold=protocol.bg_threshold,
-                                            background_index=background_index)
-        results.append((mask[0], confidence[0]))
-    return results
+    on_cpu = _where_refiners_run(refiner, model)[1]
+    finisher = MaskFinisher(protocol, background_index, refiner=on_cpu)
+    jobs = mask_jobs_of_batch(model, inputs, data_samples, protocol, refiner, background_index,
+                              [sample_image_id(s) for s in data_samples])
+    return [finisher.masks(job) for job in jobs]
 
 
 def _is_done(mask_path: str, size: Tuple[int, int]) -> bool:
@@ -192,26 +222,43 @@ class _Tally:
     skipped: int = 0
 
 
-def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol, refiner: Refiner,
-                   background_index: Optional[int], palette, skip_existing: bool, evaluate: bool,
-                   tally: _Tally) -> None:
-    """Write the masks of one loader batch that are not done yet; record every file."""
+@dataclass
+class _Run:
+    """What every batch of a run needs."""
+    model: object
+    out_dir: str
+    protocol: CAMProtocol
+    refiner: Refiner
+    background_index: Optional[int]
+    skip_existing: bool
+    evaluate: bool
+    pool: MaskWriterPool
+    timer: StageTimer
+
+
+def _record_ground_truth(samples: Sequence, paths: Sequence[str], tally: _Tally) -> None:
+    """Pair every mask with its ground truth for ``evaluate`` (a GT of another size is refused)."""
+    for s, p in zip(samples, paths):
+        gt_path = s.metainfo.get('seg_map_path')
+        if not gt_path:
+            raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
+                           'has no `seg_map_path` (ground-truth mask) in its metainfo.')
+        if osp.isfile(gt_path) and image_size(gt_path) != _ori_shape(s):  # header only
+            check_label_mask(  # refuses, naming the mask, its image and the fix
+                read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
+        tally.pairs.append((p, gt_path))
+
+
+def _process_batch(run: _Run, data_batch: dict, tally: _Tally) -> None:
+    """Queue the masks of one loader batch that are not done yet; record every file."""
     samples = data_batch['data_samples']
-    paths = [osp.join(out_dir, f'{sample_image_id(s)}.png') for s in samples]
+    paths = [osp.join(run.out_dir, f'{sample_image_id(s)}.png') for s in samples]
     todo = [i for i, (s, p) in enumerate(zip(samples, paths))
-            if not (skip_existing and _is_done(p, _ori_shape(s)))]
+            if not (run.skip_existing and _is_done(p, _ori_shape(s)))]
     tally.skipped += len(samples) - len(todo)
     tally.files.extend(paths)
-    if evaluate:
-        for s, p in zip(samples, paths):
-            gt_path = s.metainfo.get('seg_map_path')
-            if not gt_path:
-                raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
-                               'has no `seg_map_path` (ground-truth mask) in its metainfo.')
-            if osp.isfile(gt_path) and image_size(gt_path) != _ori_shape(s):  # header only
-                check_label_mask(  # refuses, naming the mask, its image and the fix
-                    read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
-            tally.pairs.append((p, gt_path))
+    if run.evaluate:
+        _record_ground_truth(samples, paths, tally)
     unlabelled = [sample_image_id(s) for s in samples if IMAGE_LABELS not in s]
     if unlabelled:
         raise DatasetError(f'generate_pseudo_masks: {unlabelled[0]} has no image-level labels: pseudo '
@@ -223,12 +270,14 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
     sub_batch = dict(inputs=[data_batch['inputs'][i] for i in todo],
                      data_samples=[samples[i] for i in todo])
     with torch.no_grad():
-        data = model.data_preprocessor(sub_batch, False)
-        masks = pseudo_masks_of_batch(model, data['inputs'], data['data_samples'], protocol, refiner,
-                                      background_index)
-    for i, (mask, confidence) in zip(todo, masks):
-        write_confidence_png(confidence_path(paths[i]), confidence)  # before the mask: see _is_done
-        write_palette_png(paths[i], mask, palette)
+        with run.timer.stage('preprocess'):
+            data = run.model.data_preprocessor(sub_batch, False)
+        jobs = mask_jobs_of_batch(run.model, data['inputs'], data['data_samples'], run.protocol,
+                                  run.refiner, run.background_index, [paths[i] for i in todo],
+                                  run.timer)
+    for job in jobs:
+        run.pool.submit(job)  # writes the confidence map, then the mask: see _is_done
+    run.timer.count_images(len(todo))
     tally.written += len(todo)
 
 
@@ -285,21 +334,34 @@ def _checked_classes(classes: Optional[Sequence[str]], dataloader, evaluate: boo
     return classes
 
 
-def _write_all(model, dataloader, out_dir: str, protocol: CAMProtocol, refiner, background_index,
-               palette, skip_existing: bool, evaluate: bool, show_progress: bool) -> _Tally:
+def _batches(dataloader, timer: StageTimer) -> Iterator[dict]:
+    """The loader's batches; the wait for each is stage ``decode`` (loading and decoding the images,
+    or waiting for the loader's workers that do it)."""
+    batches = iter(dataloader)
+    while True:
+        with timer.stage('decode'):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _write_all(run: _Run, dataloader, finisher: MaskFinisher, workers: int,
+               show_progress: bool) -> _Tally:
     """Write the masks of this rank's batches (after rank 0 removed a killed run's leftovers)."""
-    if is_main_process() and osp.isdir(out_dir):
-        _remove_stale_temporaries(out_dir)
+    if is_main_process() and osp.isdir(run.out_dir):
+        _remove_stale_temporaries(run.out_dir)
     if get_world_size() > 1:
         barrier()  # no rank writes while rank 0 removes the leftovers of a killed run
-    model.eval()
+    run.model.eval()
     bar = _progress_bar(dataloader, show_progress)
     tally = _Tally()
-    for data_batch in dataloader:
-        _process_batch(model, data_batch, out_dir, protocol, refiner, background_index, palette,
-                       skip_existing, evaluate, tally)
-        if bar is not None:
-            bar.update(len(data_batch['data_samples']))
+    with MaskWriterPool(finisher, workers, run.timer) as pool:
+        run.pool = pool
+        for data_batch in _batches(dataloader, run.timer):
+            _process_batch(run, data_batch, tally)
+            if bar is not None:
+                bar.update(len(data_batch['data_samples']))
     if bar is not None:
         bar.file.write('\n')
     return tally
@@ -328,14 +390,18 @@ def generate_pseudo_masks(model,
                           classes: Optional[Sequence[str]] = None,
                           reduce_zero_label: bool = False,
                           show_progress: bool = True,
+                          workers: int = 0,
+                          timer: Optional[StageTimer] = None,
                           **protocol_options) -> Dict:
     """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``, and its
     confidence map ``<out_dir>/confidence/<img_id>.png`` (8-bit grayscale, ``v / 255`` = confidence;
     see :mod:`mmseg_clip_wsss.datasets.confidence_map`).
 
     Per batch: the images already done (valid mask and confidence PNGs of the right size) are
-    skipped; the rest go through the model's data preprocessor and :func:`pseudo_masks_of_batch`, and
-    are written atomically. Distributed runs: see the module docstring.
+    skipped; the rest go through the model's data preprocessor and :func:`mask_jobs_of_batch`, and
+    :class:`MaskFinisher` writes them atomically, in this process or (``workers`` > 0) in worker
+    processes while the model goes on with the next batch (:class:`MaskWriterPool`; the PNGs are
+    the same). Distributed runs: see the module docstring.
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -356,6 +422,11 @@ def generate_pseudo_masks(model,
         classes (Sequence[str], optional): Class names; default ``dataloader.dataset.metainfo``.
         reduce_zero_label (bool): Ground-truth convention for ``evaluate``. Defaults to False.
         show_progress (bool): Show a progress bar. Defaults to True.
+        workers (int): Processes that finish the masks (dense CRF, the refinement of a CPU model,
+            PNG writing); 0 finishes them in this process. Defaults to 0.
+        timer (StageTimer, optional): Receives the seconds of every stage (``decode``,
+            ``preprocess``, ``cam``, ``refine``, ``crf``, ``mask``, ``write``; with workers, theirs
+            are summed over the processes). Defaults to None (nothing is timed).
 
     Returns:
         dict: ``written``, ``skipped`` (counts over all ranks), ``written_per_rank``, ``files``
@@ -371,8 +442,12 @@ def generate_pseudo_masks(model,
     if background_index is None:
         print_log(f'pseudo masks: {rule}.', logger='current')
     start = time.time()
-    tally = _write_all(model, dataloader, out_dir, protocol, refiner, background_index, palette,
-                       skip_existing, evaluate, show_progress)
+    on_cpu = _where_refiners_run(refiner, model)[1]
+    refine_cfg = protocol.refine if isinstance(protocol.refine, (str, dict)) else None
+    finisher = MaskFinisher(protocol, background_index, palette, on_cpu, refine_cfg)
+    run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
+               timer_or_null(timer))
+    tally = _write_all(run, dataloader, finisher, workers, show_progress)
     tally, result = _summary(tally, out_dir, start)
     if evaluate:
         result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)

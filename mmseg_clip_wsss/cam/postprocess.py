@@ -1,0 +1,175 @@
+"""The per-image end of pseudo-mask generation, on the CPU: the refinement that runs there (dense CRF;
+the pixel-adaptive refinement when the model is on the CPU), back to the original size, labels and
+confidence, and the two PNGs, written atomically.
+
+:func:`~mmseg_clip_wsss.cam.generate_pseudo_masks` turns every image of a batch into a
+:class:`MaskJob` (the CAMs of the classes its mask can hold, what the refinement reads, where the files
+go) and hands it to a :class:`MaskFinisher`, in its own process or in worker processes
+(:class:`~mmseg_clip_wsss.cam.worker_pool.MaskWriterPool`). A job holds plain numpy arrays, so it
+pickles cheaply, and the finisher runs the same functions in either place, so the PNGs are the same.
+Only the rows of the classes an image can hold travel and get resized; the other rows are zero, and
+the labels are still decided over all K classes (:func:`cams_to_pseudo_mask`), so the mask is the one
+the K-row computation gives.
+"""
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from mmseg.models.utils import resize
+from torch import Tensor
+
+from mmseg_clip_wsss.datasets.confidence_map import confidence_path, write_confidence_png
+from mmseg_clip_wsss.datasets.palette import write_palette_png
+from .protocol import CAMProtocol
+from .pseudo_mask import cams_to_pseudo_mask, pseudo_mask_confidence
+from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
+from .stage_timer import NULL_TIMER, StageTimer
+
+__all__ = ['MaskJob', 'MaskFinisher', 'to_original']
+
+Refiner = Union[None, PixelAdaptiveRefiner, DenseCRFRefiner]
+
+
+@dataclass
+class MaskJob:
+    """What is left to do for one image.
+
+    Args:
+        mask_path (str): The mask PNG; its confidence map goes to
+            :func:`~mmseg_clip_wsss.datasets.confidence_map.confidence_path` of it.
+        scores (np.ndarray): (K', h, w) float32 rows of ``channels`` at the network input size: the
+            CAMs, or (for dense CRF) the background-filled scores.
+        channels (tuple[int]): The class of every row: the image's labels and the background class.
+        labels (np.ndarray): (K, ) float32 multi-hot image-level labels.
+        ori_shape (tuple[int, int]): (H0, W0) of the mask.
+        flip (str, optional): ``'horizontal'`` / ``'vertical'`` when the loading pipeline flipped the
+            image (undone here, as mmseg's ``postprocess_result`` does); None otherwise.
+        image (np.ndarray, optional): What a refinement here reads: the (3, h, w) float32 normalised
+            network input for the pixel-adaptive refinement, the (h, w, 3) uint8 RGB image for dense
+            CRF; None when nothing is refined here.
+    """
+    mask_path: str
+    scores: np.ndarray
+    channels: Tuple[int, ...]
+    labels: np.ndarray
+    ori_shape: Tuple[int, int]
+    flip: Optional[str] = None
+    image: Optional[np.ndarray] = None
+
+
+def to_original(maps: Tensor, ori_shape: Sequence[int], flip: Optional[str] = None) -> Tensor:
+    """One image's maps (K, h, w) on the unpadded network input -> (K, H0, W0) at ``ori_shape``,
+    undoing a pipeline flip, resized bilinearly with mmseg's ``resize``."""
+    if flip is not None:
+        maps = maps.flip(-1) if flip == 'horizontal' else maps.flip(-2)
+    size = (int(ori_shape[0]), int(ori_shape[1]))
+    if tuple(maps.shape[-2:]) != size:
+        maps = resize(maps[None].float(), size=size, mode='bilinear', align_corners=False,
+                      warning=False)[0]
+    return maps
+
+
+def _full_rows(rows: Tensor, channels: Sequence[int], num_classes: int) -> Tensor:
+    """(K', H, W) rows of ``channels`` -> (1, K, H, W), zero elsewhere."""
+    full = rows.new_zeros(1, num_classes, *rows.shape[-2:])
+    full[0, list(channels)] = rows
+    return full
+
+
+class MaskFinisher:
+    """Finishes :class:`MaskJob` s: CPU refinement, original size, labels, confidence, PNGs.
+
+    Picklable: a built dense-CRF refiner is left behind and built again from ``refine_cfg`` in the
+    process that unpickles it.
+
+    Args:
+        protocol (CAMProtocol): ``bg_mode``, ``bg_threshold``, ``ignore_band``, ``ignore_margin``.
+        background_index (int, optional): Background class; None without one.
+        palette (Sequence, optional): Class colours of the mask PNGs (VOC colour map by default).
+        refiner (PixelAdaptiveRefiner | DenseCRFRefiner, optional): The refinement that runs here;
+            None when none runs here (none at all, or it ran on the model's device).
+        refine_cfg (str | dict, optional): The config ``refiner`` was built from (a dense CRF is
+            built again from it in the process that unpickles the finisher).
+    """
+
+    def __init__(self, protocol: CAMProtocol, background_index: Optional[int],
+                 palette: Optional[Sequence[Sequence[int]]] = None, refiner: Refiner = None,
+                 refine_cfg: Union[None, str, dict] = None):
+        self.bg_mode = protocol.bg_mode
+        self.bg_threshold = protocol.bg_threshold
+        self.ignore_band = protocol.ignore_band
+        self.ignore_margin = protocol.ignore_margin
+        self.background_index = background_index
+        self.palette = palette
+        self.refine_cfg = refine_cfg
+        self._refiner = refiner
+
+    def __getstate__(self) -> dict:
+        state = dict(vars(self))
+        if isinstance(self._refiner, DenseCRFRefiner):
+            if self.refine_cfg is None:
+                raise TypeError('pseudo masks: worker processes build the dense CRF from its config; '
+                                "give cam_cfg.refine as 'crf' or dict(type='crf', ...), not a built "
+                                'DenseCRFRefiner (or use workers=0).')
+            state['_refiner'] = None  # holds the pydensecrf module: built again where unpickled
+        return state
+
+    @property
+    def refiner(self) -> Refiner:
+        """The refiner that runs here (a dense CRF is built from ``refine_cfg`` after unpickling)."""
+        if self._refiner is None and self.refine_cfg is not None:
+            self._refiner = build_refiner(self.refine_cfg)
+        return self._refiner
+
+    def masks(self, job: MaskJob, timer: StageTimer = NULL_TIMER) -> Tuple[Tensor, Tensor]:
+        """The (H0, W0) uint8 mask and float confidence of ``job`` (stages ``refine`` or ``crf``,
+        then ``mask``)."""
+        rows = torch.from_numpy(job.scores)  # (K', h, w)
+        bg_mode = self.bg_mode
+        refiner = self.refiner
+        if isinstance(refiner, DenseCRFRefiner):
+            with timer.stage('crf'):
+                rows = self._crf(refiner, job, rows)
+            bg_mode = 'prompt'  # the marginals include the background
+        elif refiner is not None:
+            with timer.stage('refine'):
+                rows = refiner(rows[None], torch.from_numpy(job.image)[None])[0]
+        with timer.stage('mask'):
+            return self._mask(job, rows, bg_mode)
+
+    def __call__(self, job: MaskJob, timer: StageTimer = NULL_TIMER) -> str:
+        """Finish ``job``: :meth:`masks`, then its confidence map and its mask are written (in this
+        order, so a valid mask always has its confidence map; stage ``write``).
+
+        Returns:
+            str: The mask path.
+        """
+        mask, confidence = self.masks(job, timer)
+        with timer.stage('write'):
+            write_confidence_png(confidence_path(job.mask_path), confidence)
+            write_palette_png(job.mask_path, mask, self.palette)
+        return job.mask_path
+
+    @staticmethod
+    def _crf(refiner: DenseCRFRefiner, job: MaskJob, rows: Tensor) -> Tensor:
+        """CRF marginals (K', h, w) of the job's classes (the refiner's (B, K, ...) interface)."""
+        num_classes = len(job.labels)
+        keep = torch.zeros(1, num_classes, dtype=torch.bool)
+        keep[0, list(job.channels)] = True
+        image = torch.from_numpy(job.image)[None]  # (1, h, w, 3) uint8
+        marginals = refiner(_full_rows(rows, job.channels, num_classes), image, keep)
+        return marginals[0, list(job.channels)]
+
+    def _mask(self, job: MaskJob, rows: Tensor, bg_mode: str) -> Tuple[Tensor, Tensor]:
+        """The (H0, W0) uint8 mask and float confidence of the job's rows, over all K classes."""
+        labels = torch.from_numpy(job.labels)[None]  # (1, K)
+        scores = _full_rows(to_original(rows, job.ori_shape, job.flip), job.channels,
+                            labels.shape[1])  # (1, K, H0, W0)
+        mask = cams_to_pseudo_mask(scores, labels, bg_mode=bg_mode, bg_threshold=self.bg_threshold,
+                                   ignore_band=self.ignore_band, ignore_margin=self.ignore_margin,
+                                   background_index=self.background_index)  # (1, H0, W0)
+        confidence = pseudo_mask_confidence(scores, labels, mask, bg_mode=bg_mode,
+                                            bg_threshold=self.bg_threshold,
+                                            background_index=self.background_index)
+        return mask[0], confidence[0]
