@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmseg_clip_wsss.models.utils import resize_rows
 from .protocol import DEFAULT_PROTOCOL
 
 __all__ = ['multi_scale_flip_cams', 'scaled_size']
@@ -56,8 +57,10 @@ def _check_inputs(model, inputs: Tensor, image_labels: Tensor, scales: Sequence[
         raise ValueError('multi_scale_flip_cams: give at least one scale.')
 
 
-def _scale_cams(model, inputs: Tensor, labels: Tensor, size: Tuple[int, int], flip: bool) -> Tensor:
-    """(B, K, H, W) CAMs of ``inputs`` resized to ``size``, back at (H, W); flips summed in."""
+def _scale_cams(model, inputs: Tensor, labels: Tensor, size: Tuple[int, int], flip: bool,
+                rows: Tensor) -> Tensor:
+    """(B, K', H, W) CAMs of the ``rows`` classes of ``inputs`` resized to ``size``, back at (H, W);
+    flips summed in."""
     b, _, h, w = inputs.shape
     x = inputs if size == (h, w) else F.interpolate(
         inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
@@ -65,11 +68,11 @@ def _scale_cams(model, inputs: Tensor, labels: Tensor, size: Tuple[int, int], fl
     if flip:
         x = torch.cat([x, x.flip(-1)], dim=0)  # (2B, 3, h_s, w_s)
         batch_labels = torch.cat([labels, labels], dim=0)  # (2B, K)
-    cams = model.compute_cams(x, batch_labels).float()  # (B or 2B, K, h', w')
+    cams = model.compute_cams(x, batch_labels)[:, rows].float()  # (B or 2B, K', h', w')
     if tuple(cams.shape[-2:]) != (h, w):
-        cams = F.interpolate(cams, size=(h, w), mode='bilinear', align_corners=False)
+        cams = resize_rows(cams, (h, w))
     if flip:
-        cams = cams[:b] + cams[b:].flip(-1)  # (B, K, H, W)
+        cams = cams[:b] + cams[b:].flip(-1)  # (B, K', H, W)
     return cams
 
 
@@ -102,13 +105,15 @@ def multi_scale_flip_cams(model,
         Tensor: (B, K, H, W) non-negative CAMs, zero for classes absent from ``image_labels``.
     """
     _check_inputs(model, inputs, image_labels, scales)
-    _, _, h, w = inputs.shape
+    b, _, h, w = inputs.shape
     labels = image_labels.to(inputs.device)
+    # only the classes some image of the batch holds are resized and merged: the rest end up zero
+    rows = torch.nonzero((labels > 0).any(dim=0)).flatten()  # (K', )
     total = None
     count = 0
     for scale in scales:
         size = scaled_size((h, w), float(scale), size_divisor)
-        cams = _scale_cams(model, inputs, labels, size, flip)
+        cams = _scale_cams(model, inputs, labels, size, flip, rows)
         count += 2 if flip else 1
         total = cams if total is None else total + cams
     total = total.clamp(min=0)
@@ -116,5 +121,7 @@ def multi_scale_flip_cams(model,
         total = total / total.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
     else:
         total = total / count
-    keep = (labels > 0).to(total.dtype)[:, :, None, None]  # (B, K, 1, 1)
-    return total * keep
+    keep = (labels[:, rows] > 0).to(total.dtype)[:, :, None, None]  # (B, K', 1, 1)
+    out = total.new_zeros(b, labels.shape[1], h, w)
+    out[:, rows] = total * keep
+    return out

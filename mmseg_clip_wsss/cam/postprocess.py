@@ -16,11 +16,11 @@ from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from mmseg.models.utils import resize
 from torch import Tensor
 
 from mmseg_clip_wsss.datasets.confidence_map import confidence_path, write_confidence_png
 from mmseg_clip_wsss.datasets.palette import write_palette_png
+from mmseg_clip_wsss.models.utils import resize_rows
 from .protocol import CAMProtocol
 from .pseudo_mask import cams_to_pseudo_mask, pseudo_mask_confidence
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
@@ -60,13 +60,12 @@ class MaskJob:
 
 def to_original(maps: Tensor, ori_shape: Sequence[int], flip: Optional[str] = None) -> Tensor:
     """One image's maps (K, h, w) on the unpadded network input -> (K, H0, W0) at ``ori_shape``,
-    undoing a pipeline flip, resized bilinearly with mmseg's ``resize``."""
+    undoing a pipeline flip, resized bilinearly (:func:`~mmseg_clip_wsss.models.utils.resize_rows`)."""
     if flip is not None:
         maps = maps.flip(-1) if flip == 'horizontal' else maps.flip(-2)
     size = (int(ori_shape[0]), int(ori_shape[1]))
     if tuple(maps.shape[-2:]) != size:
-        maps = resize(maps[None].float(), size=size, mode='bilinear', align_corners=False,
-                      warning=False)[0]
+        maps = resize_rows(maps[None].float(), size)[0]
     return maps
 
 
