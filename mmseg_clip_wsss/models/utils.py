@@ -67,12 +67,13 @@ def clamped_scale(log_scale: Tensor, max_scale: float) -> Tensor:
 
 def resize_rows(maps: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
     """Bilinear resize of (B, C, h, w) maps whose rows are independent (e.g. the CAMs of a subset of
-    the classes), bit for bit what the rows get when resized among any other number of rows.
+    the classes).
 
-    torch's CPU bilinear kernel takes another path for exactly 3 channels, whose results differ in
-    the last bit from those of every other channel count (measured with torch 2.x); so a 3-row input
-    is resized with a zero 4th row, and a class's CAM never depends on how many classes are resized
-    with it.
+    torch's CPU bilinear kernel chooses its vectorisation by the channel count and the sizes, and
+    the choices round the last bit differently. For maps of about 24x32 and more (CAMs at the input
+    resolution) only exactly 3 channels take another path (torch 2.x), so a 3-row input is resized
+    with a zero 4th row: a class's map then does not depend on how many classes are resized with it.
+    Smaller maps can still differ in the last bit.
 
     Args:
         maps (Tensor): (B, C, h, w) float maps.
