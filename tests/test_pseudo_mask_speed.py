@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
+from mmengine.registry import init_default_scope
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.structures import SegDataSample
 from PIL import Image
@@ -19,6 +20,7 @@ from torch import nn
 from mmseg_clip_wsss.benchmark import pseudo_masks as pm_bench
 from mmseg_clip_wsss.cam import (CAMProtocol, build_refiner, generate_pseudo_masks, is_valid_png,
                                  multi_scale_flip_cams)
+from mmseg_clip_wsss.cam import generate as generate_module
 from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cam.postprocess import MaskFinisher
 from mmseg_clip_wsss.cam.stage_timer import NULL_TIMER, StageTimer
@@ -355,3 +357,40 @@ def test_the_floor_is_the_forward_passes_of_the_protocol():
     assert calls == [(2, 3, 20, 24), (2, 3, 10, 12), (2, 3, 30, 36)]  # every scale, flip batched in
     training_free = types.SimpleNamespace(training_free=True, backbone='tower')
     assert pm_bench.floor_forward(training_free) == 'tower'
+
+
+def _tiny_segmentor():
+    """A WSSSEncoderDecoder (tiny Swin, plain CAM classifier) on the CPU, eval mode."""
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    return MODELS.build(dict(
+        type='WSSSEncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor', mean=MEAN, std=STD, bgr_to_rgb=True),
+        backbone=dict(type='SwinTransformer', pretrain_img_size=64, embed_dims=16, patch_size=4,
+                      window_size=4, mlp_ratio=2, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
+                      strides=(4, 2, 2, 2), out_indices=(0, 1, 2, 3), drop_path_rate=0.0),
+        decode_head=dict(type='CAMClassifierHead', in_channels=128, channels=16, num_classes=K,
+                         in_index=3), train_cfg=dict(), test_cfg=dict(mode='whole'))).eval()
+
+
+def test_a_cpu_segmentor_runs_only_its_forward_passes_and_the_cams_stay_the_same(tmp_path):
+    model = _tiny_segmentor()
+    assert generate_module._defers_cams(model)
+    protocol = CAMProtocol(scales=(1.0, 0.5, 1.5), flip=True, refine='none', bg_threshold=0.3)
+    batch = next(_batches(1, size=(64, 96)))
+    with torch.no_grad():
+        data = model.data_preprocessor(batch, False)
+        job, = generate_module.mask_jobs_of_batch(model, data['inputs'], data['data_samples'],
+                                                  protocol, None, 0, ['a.png'])
+        direct = multi_scale_flip_cams(model, data['inputs'], torch.from_numpy(job.labels)[None],
+                                       scales=protocol.scales, flip=True)
+    assert job.scores is None and [s.shape[0] for s in job.scale_scores] == [2, 2, 2]
+    assert job.scale_sizes == [(64, 96), (32, 48), (96, 144)]
+    finisher = generate_module._finisher(model, protocol, None, 0)
+    cams = finisher.cams(job)
+    assert torch.equal(cams, direct[0, list(job.channels)])  # bit for bit the one-batch CAMs
+    assert cams[1:].amax() > 0  # labelled classes have CAMs
+    for w in (0, 2):
+        generate_pseudo_masks(model, _batches(4, size=(64, 96)), str(tmp_path / f'w{w}'), protocol,
+                              show_progress=False, workers=w)
+    assert len(_files(tmp_path / 'w0')) == 8 and _files(tmp_path / 'w2') == _files(tmp_path / 'w0')

@@ -29,12 +29,13 @@ from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_cla
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
 from mmseg_clip_wsss.datasets.confidence_map import CONFIDENCE_DIR, confidence_path
 from mmseg_clip_wsss.models.data_preprocessor import denormalise_images
+from mmseg_clip_wsss.models.segmentors import WSSSEncoderDecoder
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
-from .inference import multi_scale_flip_cams
+from .inference import multi_scale_flip_cams, scale_inputs
 from .protocol import CAMProtocol
 from .postprocess import MaskFinisher, MaskJob
-from .pseudo_mask import fill_background, is_valid_png
+from .pseudo_mask import is_valid_png
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 from .stage_timer import NULL_TIMER, StageTimer, timer_or_null
 from .worker_pool import MaskWriterPool
@@ -125,11 +126,50 @@ def _where_refiners_run(refiner: Refiner, model) -> Tuple[Refiner, Refiner]:
     """(the refiner that runs on the model's device, the one that runs per image on the CPU): the
     pixel-adaptive refinement runs on the device when that is a GPU; dense CRF (C++) and a CPU
     model's refinement run per image, in this process or in the workers."""
-    param = next(iter(model.parameters()), None)
-    on_gpu = param is not None and param.device.type != 'cpu'
-    if isinstance(refiner, PixelAdaptiveRefiner) and on_gpu:
+    if isinstance(refiner, PixelAdaptiveRefiner) and not _on_cpu(model):
         return refiner, None
     return None, refiner
+
+
+def _on_cpu(model) -> bool:
+    param = next(iter(model.parameters()), None)
+    return param is None or param.device.type == 'cpu'
+
+
+def _defers_cams(model) -> bool:
+    """Whether the CAMs are made per image from the model's raw score maps, where the masks are
+    finished (in the workers, when there are workers): for a WSSSEncoderDecoder on the CPU, whose
+    ``compute_cams`` is ``_forward`` + ``scores_to_cams``. Its process then only runs the forward
+    passes."""
+    return _on_cpu(model) and getattr(type(model), 'compute_cams', None) is \
+        WSSSEncoderDecoder.compute_cams
+
+
+def _scale_scores(model, inputs: Tensor, protocol: CAMProtocol) -> Tuple[List[Tensor], List]:
+    """The raw score maps (B or 2B, K, h', w') of every scale of ``protocol`` and the input sizes."""
+    xs = scale_inputs(inputs, protocol.scales, protocol.flip, protocol.size_divisor)
+    return [model._forward(x) for x in xs], [tuple(x.shape[-2:]) for x in xs]
+
+
+def _image_scores(scale_scores: List[Tensor], j: int, flip: bool) -> Tuple[List[np.ndarray], bool]:
+    """Image ``j``'s rows of every scale's raw scores (its flip second), and whether the model gave
+    them channels-last."""
+    b = scale_scores[0].shape[0] // (2 if flip else 1)
+    rows = [j, b + j] if flip else [j]
+    channels_last = not scale_scores[0].is_contiguous() and \
+        scale_scores[0].is_contiguous(memory_format=torch.channels_last)
+    return [np.ascontiguousarray(raw[rows].float().cpu().numpy()) for raw in scale_scores], \
+        channels_last
+
+
+def _refinement_images(on_cpu: Refiner, inputs: Tensor, model) -> Optional[np.ndarray]:
+    """What a refinement on the CPU reads: (B, h, w, 3) uint8 RGB for dense CRF, (B, 3, h, w)
+    normalised inputs for the pixel-adaptive refinement; None without one."""
+    if isinstance(on_cpu, DenseCRFRefiner):
+        return denormalise_images(inputs, model.data_preprocessor).cpu().numpy()
+    if on_cpu is not None:
+        return inputs.float().cpu().numpy()
+    return None
 
 
 def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
@@ -137,11 +177,11 @@ def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: 
                        timer: StageTimer = NULL_TIMER) -> List[MaskJob]:
     """The CAMs of one preprocessed batch, as one :class:`MaskJob` per image.
 
-    Multi-scale + flip CAMs of the unpadded images (stage ``cam``), the on-device refinement
-    (``refiner``, stage ``refine``), or what a refinement on the CPU needs: the background-filled
-    scores and the RGB image for dense CRF, the network input for the pixel-adaptive refinement of a
-    CPU model (see :func:`_where_refiners_run`). Every job holds the rows of the classes its mask can
-    hold (the image's labels and the background).
+    The CAMs of the unpadded images (stage ``cam``): multi-scale + flip CAMs, refined on the device
+    when it is a GPU (stage ``refine``); for a trained segmentor on the CPU only its forward passes
+    run here and every job carries its raw score maps (:func:`_defers_cams`). A job also carries
+    what a refinement on the CPU reads (:func:`_refinement_images`) and the rows of the classes its
+    mask can hold (the image's labels and the background).
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -159,31 +199,44 @@ def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: 
     """
     inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
     labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
-    with timer.stage('cam'):
-        cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales, flip=protocol.flip,
-                                     size_divisor=protocol.size_divisor)  # (B, K, h, w)
     on_device, on_cpu = _where_refiners_run(refiner, model)
-    images = None
-    if isinstance(on_cpu, DenseCRFRefiner):
-        cams = fill_background(cams, labels, protocol.bg_mode, protocol.bg_threshold, background_index)
-        images = denormalise_images(inputs, model.data_preprocessor).cpu().numpy()  # (B, h, w, 3)
-    elif on_cpu is not None:
-        images = inputs.float().cpu().numpy()  # (B, 3, h, w)
-    elif on_device is not None:
+    cams = scale_scores = None
+    with timer.stage('cam'):
+        if _defers_cams(model):
+            scale_scores, sizes = _scale_scores(model, inputs, protocol)
+        else:
+            cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales,
+                                         flip=protocol.flip, size_divisor=protocol.size_divisor)
+    if on_device is not None:
         with timer.stage('refine'):
             cams = on_device(cams, inputs)
+    images = _refinement_images(on_cpu, inputs, model)
     present = labels > 0  # (B, K): the classes a mask can hold
     if background_index is not None:
         present[:, background_index] = True
-    cams, labels, present = cams.float().cpu(), labels.float().cpu(), present.cpu()
+    labels, present = labels.float().cpu().numpy(), present.cpu()
     jobs = []
     for j, sample in enumerate(data_samples):
         channels = tuple(torch.nonzero(present[j]).flatten().tolist())
-        jobs.append(MaskJob(mask_path=mask_paths[j],
-                            scores=np.ascontiguousarray(cams[j, list(channels)].numpy()),
-                            channels=channels, labels=labels[j].numpy(), ori_shape=_ori_shape(sample),
-                            flip=_flip(sample), image=None if images is None else images[j]))
+        job = MaskJob(mask_paths[j], None, channels, labels[j], _ori_shape(sample), _flip(sample),
+                      None if images is None else images[j], input_size=tuple(inputs.shape[-2:]))
+        if cams is None:
+            job.scale_scores, job.channels_last = _image_scores(scale_scores, j, protocol.flip)
+            job.scale_sizes = sizes
+        else:
+            job.scores = np.ascontiguousarray(cams[j, list(channels)].float().cpu().numpy())
+        jobs.append(job)
     return jobs
+
+
+def _finisher(model, protocol: CAMProtocol, refiner: Refiner, background_index: Optional[int],
+              palette=None) -> MaskFinisher:
+    """The finisher of a run: the CPU refinement (rebuilt from its config in spawned workers) and,
+    for deferred CAMs, the model's ``scores_to_cams``."""
+    on_cpu = _where_refiners_run(refiner, model)[1]
+    refine_cfg = protocol.refine if isinstance(protocol.refine, (str, dict)) else None
+    return MaskFinisher(protocol, background_index, palette, on_cpu, refine_cfg,
+                        model.scores_to_cams if _defers_cams(model) else None)
 
 
 def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
@@ -199,8 +252,7 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
         list[tuple[Tensor, Tensor]]: Per image, the (H0, W0) uint8 mask and its (H0, W0) float
         confidence in [0, 1] (:func:`~mmseg_clip_wsss.cam.pseudo_mask_confidence`).
     """
-    on_cpu = _where_refiners_run(refiner, model)[1]
-    finisher = MaskFinisher(protocol, background_index, refiner=on_cpu)
+    finisher = _finisher(model, protocol, refiner, background_index)
     jobs = mask_jobs_of_batch(model, inputs, data_samples, protocol, refiner, background_index,
                               [sample_image_id(s) for s in data_samples])
     return [finisher.masks(job) for job in jobs]
@@ -442,9 +494,7 @@ def generate_pseudo_masks(model,
     if background_index is None:
         print_log(f'pseudo masks: {rule}.', logger='current')
     start = time.time()
-    on_cpu = _where_refiners_run(refiner, model)[1]
-    refine_cfg = protocol.refine if isinstance(protocol.refine, (str, dict)) else None
-    finisher = MaskFinisher(protocol, background_index, palette, on_cpu, refine_cfg)
+    finisher = _finisher(model, protocol, refiner, background_index, palette)
     run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
                timer_or_null(timer))
     tally = _write_all(run, dataloader, finisher, workers, show_progress)

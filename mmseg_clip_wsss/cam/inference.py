@@ -5,7 +5,7 @@ horizontally flipped image, brought back to the input frame, and merged. Any mod
 ``compute_cams(inputs (B, 3, H, W), image_labels (B, K)) -> (B, K, H, W)`` works (the text-guided
 segmentor and the plain CAM baseline do).
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from torch import Tensor
 from mmseg_clip_wsss.models.utils import resize_rows
 from .protocol import DEFAULT_PROTOCOL
 
-__all__ = ['multi_scale_flip_cams', 'scaled_size']
+__all__ = ['multi_scale_flip_cams', 'scaled_size', 'scale_inputs', 'merge_scale_cams', 'label_rows']
 
 
 def scaled_size(size: Sequence[int], scale: float,
@@ -57,23 +57,60 @@ def _check_inputs(model, inputs: Tensor, image_labels: Tensor, scales: Sequence[
         raise ValueError('multi_scale_flip_cams: give at least one scale.')
 
 
-def _scale_cams(model, inputs: Tensor, labels: Tensor, size: Tuple[int, int], flip: bool,
-                rows: Tensor) -> Tensor:
-    """(B, K', H, W) CAMs of the ``rows`` classes of ``inputs`` resized to ``size``, back at (H, W);
-    flips summed in."""
-    b, _, h, w = inputs.shape
-    x = inputs if size == (h, w) else F.interpolate(
-        inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
-    batch_labels = labels
-    if flip:
-        x = torch.cat([x, x.flip(-1)], dim=0)  # (2B, 3, h_s, w_s)
-        batch_labels = torch.cat([labels, labels], dim=0)  # (2B, K)
-    cams = model.compute_cams(x, batch_labels)[:, rows].float()  # (B or 2B, K', h', w')
-    if tuple(cams.shape[-2:]) != (h, w):
-        cams = resize_rows(cams, (h, w))
-    if flip:
-        cams = cams[:b] + cams[b:].flip(-1)  # (B, K', H, W)
-    return cams
+def label_rows(image_labels: Tensor) -> Tensor:
+    """Indices (K', ) of the classes some image of the batch holds: only their CAMs are resized and
+    merged (the others end up zero)."""
+    return torch.nonzero((image_labels > 0).any(dim=0)).flatten()
+
+
+def scale_inputs(inputs: Tensor, scales: Sequence[float], flip: bool,
+                 size_divisor: Optional[int] = None) -> List[Tensor]:
+    """The network input of every scale: ``inputs`` (B, 3, H, W) resized (bilinear) and, when
+    ``flip``, followed by its horizontal flip in the same batch -> (B or 2B, 3, h_s, w_s) each."""
+    h, w = inputs.shape[-2:]
+    out = []
+    for scale in scales:
+        size = scaled_size((h, w), float(scale), size_divisor)
+        x = inputs if size == (h, w) else F.interpolate(
+            inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
+        out.append(torch.cat([x, x.flip(-1)], dim=0) if flip else x)
+    return out
+
+
+def merge_scale_cams(scale_cams: Sequence[Tensor], image_labels: Tensor, rows: Tensor,
+                     size: Tuple[int, int], flip: bool, normalise: bool = True) -> Tensor:
+    """Merge the CAMs of every scale into (B, K, H, W).
+
+    Args:
+        scale_cams (Sequence[Tensor]): Per scale, the (B or 2B, K', h_s, w_s) CAMs of the ``rows``
+            classes of :func:`scale_inputs`' batch (flipped images in the second half).
+        image_labels (Tensor): (B, K) multi-hot labels.
+        rows (Tensor): (K', ) the classes of the rows (:func:`label_rows`).
+        size (tuple[int, int]): (H, W) of the input.
+        flip (bool): The batches hold the flipped images too (flipped back and added here).
+        normalise (bool): Scale every class map to max 1; False averages. Defaults to True.
+
+    Returns:
+        Tensor: (B, K, H, W) non-negative, zero for classes absent from ``image_labels``.
+    """
+    total = None
+    for cams in scale_cams:
+        cams = cams.float()
+        if tuple(cams.shape[-2:]) != tuple(size):
+            cams = resize_rows(cams, size)
+        if flip:
+            half = cams.shape[0] // 2
+            cams = cams[:half] + cams[half:].flip(-1)  # (B, K', H, W)
+        total = cams if total is None else total + cams
+    total = total.clamp(min=0)
+    if normalise:
+        total = total / total.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
+    else:
+        total = total / (len(scale_cams) * (2 if flip else 1))
+    keep = (image_labels[:, rows] > 0).to(total.dtype)[:, :, None, None]  # (B, K', 1, 1)
+    out = total.new_zeros(total.shape[0], image_labels.shape[1], *total.shape[-2:])
+    out[:, rows] = total * keep
+    return out
 
 
 @torch.no_grad()
@@ -88,8 +125,8 @@ def multi_scale_flip_cams(model,
 
     For every scale the batch is resized (bilinear), concatenated with its horizontal flip when
     ``flip`` is set, and passed once through ``model.compute_cams``; the flipped half is flipped back,
-    every map is resized back to (H, W) and accumulated. Flip-equivariant by construction:
-    ``flip(msf(x)) == msf(flip(x))``.
+    every map is resized back to (H, W) and accumulated (:func:`merge_scale_cams`; only the classes
+    some image holds). Flip-equivariant by construction: ``flip(msf(x)) == msf(flip(x))``.
 
     Args:
         model: Object with ``compute_cams(inputs, image_labels) -> (B, K, h, w)``.
@@ -105,23 +142,9 @@ def multi_scale_flip_cams(model,
         Tensor: (B, K, H, W) non-negative CAMs, zero for classes absent from ``image_labels``.
     """
     _check_inputs(model, inputs, image_labels, scales)
-    b, _, h, w = inputs.shape
     labels = image_labels.to(inputs.device)
-    # only the classes some image of the batch holds are resized and merged: the rest end up zero
-    rows = torch.nonzero((labels > 0).any(dim=0)).flatten()  # (K', )
-    total = None
-    count = 0
-    for scale in scales:
-        size = scaled_size((h, w), float(scale), size_divisor)
-        cams = _scale_cams(model, inputs, labels, size, flip, rows)
-        count += 2 if flip else 1
-        total = cams if total is None else total + cams
-    total = total.clamp(min=0)
-    if normalise:
-        total = total / total.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
-    else:
-        total = total / count
-    keep = (labels[:, rows] > 0).to(total.dtype)[:, :, None, None]  # (B, K', 1, 1)
-    out = total.new_zeros(b, labels.shape[1], h, w)
-    out[:, rows] = total * keep
-    return out
+    rows = label_rows(labels)
+    batch_labels = torch.cat([labels, labels], dim=0) if flip else labels  # (B or 2B, K)
+    scale_cams = [model.compute_cams(x, batch_labels)[:, rows]
+                  for x in scale_inputs(inputs, scales, flip, size_divisor)]
+    return merge_scale_cams(scale_cams, labels, rows, tuple(inputs.shape[-2:]), flip, normalise)

@@ -12,7 +12,7 @@ the labels are still decided over all K classes (:func:`cams_to_pseudo_mask`), s
 the K-row computation gives.
 """
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from mmseg_clip_wsss.datasets.confidence_map import confidence_path, write_confi
 from mmseg_clip_wsss.datasets.palette import write_palette_png
 from mmseg_clip_wsss.models.utils import resize_rows
 from .protocol import CAMProtocol
-from .pseudo_mask import cams_to_pseudo_mask, pseudo_mask_confidence
+from .inference import label_rows, merge_scale_cams
+from .pseudo_mask import cams_to_pseudo_mask, fill_background, pseudo_mask_confidence
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
 from .stage_timer import NULL_TIMER, StageTimer
 
@@ -38,9 +39,9 @@ class MaskJob:
     Args:
         mask_path (str): The mask PNG; its confidence map goes to
             :func:`~mmseg_clip_wsss.datasets.confidence_map.confidence_path` of it.
-        scores (np.ndarray): (K', h, w) float32 rows of ``channels`` at the network input size: the
-            CAMs, or (for dense CRF) the background-filled scores.
-        channels (tuple[int]): The class of every row: the image's labels and the background class.
+        scores (np.ndarray, optional): (K', h, w) float32 CAMs of ``channels`` at the network input
+            size; None when ``scale_scores`` are given instead.
+        channels (tuple[int]): The class of every row: the image's labels and the background.
         labels (np.ndarray): (K, ) float32 multi-hot image-level labels.
         ori_shape (tuple[int, int]): (H0, W0) of the mask.
         flip (str, optional): ``'horizontal'`` / ``'vertical'`` when the loading pipeline flipped the
@@ -48,14 +49,26 @@ class MaskJob:
         image (np.ndarray, optional): What a refinement here reads: the (3, h, w) float32 normalised
             network input for the pixel-adaptive refinement, the (h, w, 3) uint8 RGB image for dense
             CRF; None when nothing is refined here.
+        scale_scores (list[np.ndarray], optional): The model's raw score maps of every scale of the
+            protocol, (2, K, h_s', w_s') with the flipped image second (or (1, ...) without flip):
+            the CAMs are made from them here (:meth:`MaskFinisher.cams`).
+        scale_sizes (list[tuple[int, int]], optional): The network input size of every scale.
+        input_size (tuple[int, int], optional): (h, w) of the unpadded network input, the size the
+            CAMs of ``scale_scores`` are merged at.
+        channels_last (bool): The model gave its scores in channels-last layout (kept, so the CAMs
+            are computed as in the model's process).
     """
     mask_path: str
-    scores: np.ndarray
+    scores: Optional[np.ndarray]
     channels: Tuple[int, ...]
     labels: np.ndarray
     ori_shape: Tuple[int, int]
     flip: Optional[str] = None
     image: Optional[np.ndarray] = None
+    scale_scores: Optional[List[np.ndarray]] = None
+    scale_sizes: Optional[List[Tuple[int, int]]] = None
+    input_size: Optional[Tuple[int, int]] = None
+    channels_last: bool = False
 
 
 def to_original(maps: Tensor, ori_shape: Sequence[int], flip: Optional[str] = None) -> Tensor:
@@ -90,11 +103,14 @@ class MaskFinisher:
             None when none runs here (none at all, or it ran on the model's device).
         refine_cfg (str | dict, optional): The config ``refiner`` was built from (a dense CRF is
             built again from it in the process that unpickles the finisher).
+        scores_to_cams (callable, optional): The model's ``scores_to_cams(scores, image_labels,
+            size)``, for jobs that carry ``scale_scores``.
     """
 
     def __init__(self, protocol: CAMProtocol, background_index: Optional[int],
                  palette: Optional[Sequence[Sequence[int]]] = None, refiner: Refiner = None,
-                 refine_cfg: Union[None, str, dict] = None):
+                 refine_cfg: Union[None, str, dict] = None,
+                 scores_to_cams: Optional[Callable[..., Tensor]] = None):
         self.bg_mode = protocol.bg_mode
         self.bg_threshold = protocol.bg_threshold
         self.ignore_band = protocol.ignore_band
@@ -103,6 +119,8 @@ class MaskFinisher:
         self.palette = palette
         self.refine_cfg = refine_cfg
         self._refiner = refiner
+        self.scores_to_cams = scores_to_cams
+        self.flip = protocol.flip
 
     def __getstate__(self) -> dict:
         state = dict(vars(self))
@@ -121,10 +139,28 @@ class MaskFinisher:
             self._refiner = build_refiner(self.refine_cfg)
         return self._refiner
 
+    def cams(self, job: MaskJob) -> Tensor:
+        """The job's (K', h, w) CAMs of ``channels``: ``scores``, or made from ``scale_scores`` with
+        the model's ``scores_to_cams`` and merged as
+        :func:`~mmseg_clip_wsss.cam.multi_scale_flip_cams` merges them."""
+        if job.scale_scores is None:
+            return torch.from_numpy(job.scores)
+        labels = torch.from_numpy(job.labels)[None]  # (1, K)
+        rows = label_rows(labels)
+        scale_cams = []
+        for raw, size in zip(job.scale_scores, job.scale_sizes):
+            raw = torch.from_numpy(raw)  # (1 or 2, K, h', w')
+            if job.channels_last:
+                raw = raw.contiguous(memory_format=torch.channels_last)
+            scale_cams.append(self.scores_to_cams(raw, labels.expand(raw.shape[0], -1), size)[:, rows])
+        merged = merge_scale_cams(scale_cams, labels, rows, job.input_size, self.flip)
+        return merged[0, list(job.channels)]
+
     def masks(self, job: MaskJob, timer: StageTimer = NULL_TIMER) -> Tuple[Tensor, Tensor]:
-        """The (H0, W0) uint8 mask and float confidence of ``job`` (stages ``refine`` or ``crf``,
-        then ``mask``)."""
-        rows = torch.from_numpy(job.scores)  # (K', h, w)
+        """The (H0, W0) uint8 mask and float confidence of ``job`` (stages ``cam`` for jobs with
+        ``scale_scores``, ``refine`` or ``crf``, then ``mask``)."""
+        with timer.stage('cam'):
+            rows = self.cams(job)  # (K', h, w)
         bg_mode = self.bg_mode
         refiner = self.refiner
         if isinstance(refiner, DenseCRFRefiner):
@@ -150,15 +186,16 @@ class MaskFinisher:
             write_palette_png(job.mask_path, mask, self.palette)
         return job.mask_path
 
-    @staticmethod
-    def _crf(refiner: DenseCRFRefiner, job: MaskJob, rows: Tensor) -> Tensor:
-        """CRF marginals (K', h, w) of the job's classes (the refiner's (B, K, ...) interface)."""
-        num_classes = len(job.labels)
-        keep = torch.zeros(1, num_classes, dtype=torch.bool)
+    def _crf(self, refiner: DenseCRFRefiner, job: MaskJob, rows: Tensor) -> Tensor:
+        """CRF marginals (K', h, w) of the job's classes, from its CAM rows with the background
+        filled (:func:`fill_background`), through the refiner's (B, K, ...) interface."""
+        labels = torch.from_numpy(job.labels)[None]  # (1, K)
+        scores = fill_background(_full_rows(rows, job.channels, labels.shape[1]), labels, self.bg_mode,
+                                 self.bg_threshold, self.background_index)  # (1, K, h, w)
+        keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[0, list(job.channels)] = True
         image = torch.from_numpy(job.image)[None]  # (1, h, w, 3) uint8
-        marginals = refiner(_full_rows(rows, job.channels, num_classes), image, keep)
-        return marginals[0, list(job.channels)]
+        return refiner(scores, image, keep)[0, list(job.channels)]
 
     def _mask(self, job: MaskJob, rows: Tensor, bg_mode: str) -> Tuple[Tensor, Tensor]:
         """The (H0, W0) uint8 mask and float confidence of the job's rows, over all K classes."""
