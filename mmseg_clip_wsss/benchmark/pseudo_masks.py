@@ -268,7 +268,7 @@ def _set_up(spec: PseudoMaskSpec, num_images: int, batch_size: int, loader_worke
     return _Setup(spec, model, protocol, loader, _preprocessed(model, loader), num_images, directory)
 
 
-def _round(setup: _Setup, workers: int, device: str) -> None:
+def _one_round(setup: _Setup, workers: int, device: str) -> None:
     """One round of one model: the floor, a one-process run and a run with workers."""
     cuda = str(device).startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -295,13 +295,14 @@ def _entry(setup: _Setup, workers: int) -> Dict:
         name=setup.spec.name, config=setup.spec.config, description=setup.spec.description,
         size=list(setup.spec.size), scales=list(protocol.scales), flip=protocol.flip,
         refine=refine if isinstance(refine, (str, type(None))) else type(refine).__name__,
-        images=n, workers=workers, floor_s_per_img=round(per_img['floor'], 5),
-        one_process_s_per_img=round(per_img['one_process'], 5),
-        workers_s_per_img=round(per_img['workers'], 5),
+        images=n, workers=workers, floor_s_per_img=round(per_img['floor'], 7),
+        one_process_s_per_img=round(per_img['one_process'], 7),
+        workers_s_per_img=round(per_img['workers'], 7),
         one_process_ratio=round(per_img['one_process'] / per_img['floor'], 3),
         workers_ratio=round(per_img['workers'] / per_img['floor'], 3),
-        stages_s_per_img={k: round(stages[k], 5) for k in STAGES if k in stages},
-        other_s_per_img=round(totals[median_run] / n - sum(stages.values()), 5),
+        stages_s_per_img={k: round(stages[k], 7) for k in STAGES if k in stages},
+        other_s_per_img=round(totals[median_run] / n - sum(stages.values()), 7),
+        staged_run_s_per_img=round(totals[median_run] / n, 7),
         same_pngs=_same_pngs(osp.join(setup.work_dir, 'one'), osp.join(setup.work_dir, 'workers')),
         times_s={k: [round(t, 4) for t in v] for k, v in setup.times.items()})
 
@@ -323,7 +324,7 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
     for r in range(repeats + 1):
         shift = r % len(setups)
         for setup in setups[shift:] + setups[:shift]:
-            _round(setup, workers, device)
+            _one_round(setup, workers, device)
             if r == 0:  # warm-up: caches filled, nothing kept
                 setup.times = {k: [] for k in setup.times}
                 setup.stages.clear()

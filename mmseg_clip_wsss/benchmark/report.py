@@ -132,7 +132,7 @@ def _stage_table(result: Dict) -> str:
         cells = [f'{m["stages_s_per_img"][s] / floor:.3f}' if s in m['stages_s_per_img'] else '-'
                  for s in used]
         rows.append([f'`{m["name"]}`'] + cells + [f'{m["other_s_per_img"] / floor:.3f}',
-                                                  f'{m["one_process_ratio"]:.3f}'])
+                                                  f'{m["staged_run_s_per_img"] / floor:.3f}'])
     return _table(['model'] + used + ['other', 'total'], rows)
 
 
@@ -158,8 +158,9 @@ def format_pseudo_mask_markdown(result: Dict) -> str:
            'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
            'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
            f'the same with `--workers {result["workers"]}`.\n\n', _floor_table(result),
-           '\nWhere the time goes (one process; seconds per image of each stage / the floor; '
-           '"forward" is the passes inside the pipeline):\n\n', _stage_table(result),
+           '\nWhere the time goes (the one-process run of median length; seconds per image of each '
+           'stage / the floor; "forward" is the passes inside the pipeline, "other" the rest):\n\n',
+           _stage_table(result),
            _crf_table(result.get('crf_workers')),
            f'\nMachine: {machine.get("cpu")}, {machine.get("usable_cores")} usable core(s); load '
            f'average (1, 5, 15 min) {result.get("load_average_before")} before, '
