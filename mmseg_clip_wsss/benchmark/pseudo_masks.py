@@ -63,26 +63,29 @@ class PseudoMaskSpec:
         config (str): Config file (random weights, see :func:`load_benchmark_config`).
         size (tuple[int, int]): (H, W) of the generated images.
         description (str): What it is, for the tables.
+        images (int, optional): Images to measure on; None takes the run's number.
+        cfg_options (dict): Overrides merged into the config.
     """
     name: str
     config: str
     size: Tuple[int, int]
     description: str = ''
+    images: Optional[int] = None
     cfg_options: Dict = field(default_factory=dict)
 
 
 #: The stage-1 configs (their own protocols) and the training-free CLIP-ES configs.
 DEFAULT_PSEUDO_MASK_SPECS = (
     PseudoMaskSpec('demo_swin', 'configs/demo/clip_wsss_swin_demo.py', (128, 128),
-                   'demo stage 1 (conv-stem Swin, RSC-A, text head), its protocol'),
+                   'demo stage 1 (conv-stem Swin, RSC-A, text head), its protocol', 16),
     PseudoMaskSpec('demo_clip-rn', 'configs/demo/clip_wsss_clip-rn_demo.py', (128, 128),
-                   'demo stage 1 on the demo CLIP image tower, its protocol'),
+                   'demo stage 1 on the demo CLIP image tower, its protocol', 16),
     PseudoMaskSpec('voc_swin', 'configs/clip_wsss_swin_voc.py', (256, 256),
-                   'VOC stage 1 (Swin-T, RSC-A, text head), its protocol, small input'),
+                   'VOC stage 1 (Swin-T, RSC-A, text head), its protocol, small input', 4),
     PseudoMaskSpec('clip-es_vit-b16', 'configs/clip_es/clip-es_vit-b16_voc.py', (448, 448),
-                   'training-free CLIP-ES, ViT-B/16, its protocol (dense CRF)'),
+                   'training-free CLIP-ES, ViT-B/16, its protocol (dense CRF)', 4),
     PseudoMaskSpec('clip-es_demo', 'configs/clip_es/clip-es_demo-clip_demo.py', (128, 128),
-                   'training-free CLIP-ES on the demo CLIP (ModifiedResNet), its protocol'),
+                   'training-free CLIP-ES on the demo CLIP (ModifiedResNet), its protocol', 16),
 )
 
 
@@ -262,6 +265,7 @@ def _set_up(spec: PseudoMaskSpec, num_images: int, batch_size: int, loader_worke
     fill_memory_banks(model, seed)
     protocol = CAMProtocol.from_cfg(cfg.get('cam_cfg'))
     directory = osp.join(work_dir, spec.name)
+    num_images = spec.images or num_images
     paths = write_test_images(osp.join(directory, 'images'), num_images, tuple(spec.size), seed)
     loader = image_loader(paths, _num_classes(model), getattr(model, 'background_index', 0),
                           batch_size, loader_workers, seed)
