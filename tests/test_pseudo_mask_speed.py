@@ -344,7 +344,7 @@ def test_benchmark_pseudo_masks_reports_every_stage_against_the_floor(tmp_path):
     assert set(crf['img_per_s']) == {'1', '2'} and crf['same_pngs'] is True
     assert crf['speedup'] == pytest.approx(crf['img_per_s']['2'] / crf['img_per_s']['1'], rel=0.01)
     text = (out / 'pseudo_masks.md').read_text()
-    assert '| `stub` | 24x32 | 1, 0.5 | yes | par |' in text and '| workers | img/s |' in text
+    assert '| `stub` | 24x32 | 3 | 1, 0.5 | yes | par |' in text and '| workers | img/s |' in text
     assert os.path.isfile(out / 'pseudo_masks.json')
 
 
@@ -394,3 +394,19 @@ def test_a_cpu_segmentor_runs_only_its_forward_passes_and_the_cams_stay_the_same
         generate_pseudo_masks(model, _batches(4, size=(64, 96)), str(tmp_path / f'w{w}'), protocol,
                               show_progress=False, workers=w)
     assert len(_files(tmp_path / 'w0')) == 8 and _files(tmp_path / 'w2') == _files(tmp_path / 'w0')
+
+
+def test_bf16_autocast_is_a_protocol_field_and_changes_few_pixels(tmp_path):
+    model = _tiny_segmentor()
+    masks = {}
+    for amp in (None, 'bf16'):
+        protocol = CAMProtocol(scales=(1.0, 0.5), flip=True, refine='none', bg_threshold=0.3, amp=amp)
+        assert protocol.record()['amp'] == amp  # resuming fp32 masks with bf16 is refused
+        generate_pseudo_masks(model, _batches(3, size=(64, 96)), str(tmp_path / str(amp)), protocol,
+                              show_progress=False)
+        masks[amp] = np.stack([np.array(Image.open(tmp_path / str(amp) / f'im{i}.png'))
+                               for i in (0, 2)])  # the masks at the input size
+    agreement = (masks[None] == masks['bf16']).mean()
+    assert 0.9 < agreement, agreement
+    with pytest.raises(ValueError, match=r"amp='fp16' must be one of \(None, 'bf16'\)"):
+        CAMProtocol(amp='fp16')

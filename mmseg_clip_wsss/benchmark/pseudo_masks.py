@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mmseg_clip_wsss.cam import CAMProtocol, build_refiner, generate_pseudo_masks, scaled_size
 from mmseg_clip_wsss.cam.postprocess import MaskFinisher, MaskJob
+from mmseg_clip_wsss.cam.inference import autocast
 from mmseg_clip_wsss.cam.stage_timer import StageTimer
 from mmseg_clip_wsss.cam.worker_pool import MaskWriterPool
 from mmseg_clip_wsss.models.segmentors import training_free_clip_es
@@ -166,10 +167,11 @@ def _floor_inputs(inputs: torch.Tensor, protocol: CAMProtocol) -> List[torch.Ten
 
 def floor_seconds(model, batches: Sequence[torch.Tensor], protocol: CAMProtocol,
                   sync: Callable[[], None] = lambda: None) -> float:
-    """Seconds of the forward passes of ``protocol`` over preprocessed ``batches`` (B, 3, H, W)."""
+    """Seconds of the forward passes of ``protocol`` over preprocessed ``batches`` (B, 3, H, W)
+    (under the protocol's autocast)."""
     forward = floor_forward(model)
     inputs = [x for batch in batches for x in _floor_inputs(batch, protocol)]
-    with torch.no_grad():
+    with torch.no_grad(), autocast(inputs[0].device, protocol.amp):
         sync()
         start = time.perf_counter()
         for x in inputs:
@@ -257,13 +259,13 @@ def _num_classes(model) -> int:
 
 
 def _set_up(spec: PseudoMaskSpec, num_images: int, batch_size: int, loader_workers: int, device: str,
-            work_dir: str, seed: int) -> _Setup:
+            work_dir: str, seed: int, amp: Optional[str] = None) -> _Setup:
     """Build the model (random weights), write its images, build its loader."""
     torch.manual_seed(seed)
     cfg = load_benchmark_config(ModelSpec(spec.name, spec.config, dict(spec.cfg_options)))
     model = build_benchmark_model(cfg, device)
     fill_memory_banks(model, seed)
-    protocol = CAMProtocol.from_cfg(cfg.get('cam_cfg'))
+    protocol = CAMProtocol.from_cfg(cfg.get('cam_cfg'), amp=amp)
     directory = osp.join(work_dir, spec.name)
     num_images = spec.images or num_images
     paths = write_test_images(osp.join(directory, 'images'), num_images, tuple(spec.size), seed)
@@ -299,7 +301,7 @@ def _entry(setup: _Setup, workers: int) -> Dict:
         name=setup.spec.name, config=setup.spec.config, description=setup.spec.description,
         size=list(setup.spec.size), scales=list(protocol.scales), flip=protocol.flip,
         refine=refine if isinstance(refine, (str, type(None))) else type(refine).__name__,
-        images=n, workers=workers, floor_s_per_img=round(per_img['floor'], 7),
+        images=n, workers=workers, amp=protocol.amp, floor_s_per_img=round(per_img['floor'], 7),
         one_process_s_per_img=round(per_img['one_process'], 7),
         workers_s_per_img=round(per_img['workers'], 7),
         one_process_ratio=round(per_img['one_process'] / per_img['floor'], 3),
@@ -314,9 +316,11 @@ def _entry(setup: _Setup, workers: int) -> Dict:
 def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_images: int = 8,
                          workers: int = 1, loader_workers: int = 0, batch_size: int = 1,
                          repeats: int = 3, device: str = 'cpu', seed: int = 0,
+                         amp: Optional[str] = None,
                          say: Callable[[str], None] = print) -> List[Dict]:
     """The floor, the one-process run (by stage) and the run with workers of every model,
-    round-robin over ``repeats`` rounds after one untimed warm-up round.
+    round-robin over ``repeats`` rounds after one untimed warm-up round. With ``amp``, every run
+    and the floor use it, and one more (untimed) fp32 run gives ``fp32_mask_agreement``.
 
     Returns:
         list[dict]: One entry per model (see the module docstring; ``*_ratio`` = cost / floor).
@@ -324,7 +328,8 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
     setups = []
     for spec in specs:
         say(f'pseudo masks: building {spec.name} ({spec.config}) at {spec.size[0]}x{spec.size[1]}')
-        setups.append(_set_up(spec, num_images, batch_size, loader_workers, device, work_dir, seed))
+        setups.append(_set_up(spec, num_images, batch_size, loader_workers, device, work_dir, seed,
+                              amp))
     for r in range(repeats + 1):
         shift = r % len(setups)
         for setup in setups[shift:] + setups[:shift]:
@@ -333,7 +338,24 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
                 setup.times = {k: [] for k in setup.times}
                 setup.stages.clear()
         say(f'  round {r + 1}/{repeats + 1} ({"warm-up" if r == 0 else "timed"}) done')
-    return [_entry(setup, workers) for setup in setups]
+    entries = [_entry(setup, workers) for setup in setups]
+    if amp is not None:
+        for setup, entry in zip(setups, entries):
+            fp32 = osp.join(setup.work_dir, 'fp32')
+            _generate(setup.model, setup.loader, fp32, replace(setup.protocol, amp=None), 0, None)
+            entry['fp32_mask_agreement'] = _mask_agreement(osp.join(setup.work_dir, 'one'), fp32)
+    return entries
+
+
+def _mask_agreement(dir_a: str, dir_b: str) -> float:
+    """Fraction of the pixels of the masks (``*.png`` directly in the folders) with the same label."""
+    same = total = 0
+    for path in sorted(glob.glob(osp.join(dir_a, '*.png'))):
+        a = np.asarray(Image.open(path))
+        b = np.asarray(Image.open(osp.join(dir_b, osp.basename(path))))
+        same += int((a == b).sum())
+        total += a.size
+    return round(same / max(total, 1), 6)
 
 
 # --------------------------------------------------------------- dense CRF in workers
@@ -406,7 +428,8 @@ def run_pseudo_mask_benchmark(specs: Sequence[PseudoMaskSpec] = DEFAULT_PSEUDO_M
                               repeats: int = 3, device: str = 'cpu', seed: int = 0,
                               crf_config: Optional[str] = DEFAULT_PSEUDO_MASK_SPECS[3].config,
                               crf_size: Tuple[int, int] = (384, 512), crf_images: int = 16,
-                              crf_workers: Sequence[int] = (1, 2), command: Optional[str] = None,
+                              crf_workers: Sequence[int] = (1, 2), amp: Optional[str] = None,
+                              command: Optional[str] = None,
                               log: Callable[[str], None] = print) -> Dict:
     """Measure every model of ``specs`` (:func:`measure_pseudo_masks`) and the dense-CRF worker
     scaling (:func:`crf_worker_scaling`; skipped when ``crf_config`` is None or ``crf_images`` 0);
@@ -421,13 +444,13 @@ def run_pseudo_mask_benchmark(specs: Sequence[PseudoMaskSpec] = DEFAULT_PSEUDO_M
     load_before = [round(v, 2) for v in os.getloadavg()]
     work_dir = osp.join(out_dir, 'pseudo_mask_runs')
     models = measure_pseudo_masks(specs, work_dir, num_images, workers, loader_workers, batch_size,
-                                  repeats, device, seed, say)
+                                  repeats, device, seed, amp, say)
     crf = None
     if crf_config and crf_images:
         say(f'dense CRF with {", ".join(map(str, crf_workers))} worker(s)')
         crf = crf_worker_scaling(crf_config, work_dir, crf_size, crf_images, crf_workers, repeats,
                                  seed, say)
-    result = dict(device=device, threads=torch.get_num_threads(), workers=workers,
+    result = dict(device=device, threads=torch.get_num_threads(), workers=workers, amp=amp,
                   loader_workers=loader_workers, batch_size=batch_size, images=num_images,
                   repeats=repeats, machine=machine_info(device), load_average_before=load_before,
                   load_average_after=[round(v, 2) for v in os.getloadavg()], command=command,

@@ -115,12 +115,15 @@ _STAGE_COLUMNS = ('decode', 'preprocess', 'forward', 'grad-cam', 'affinity', 'ca
 def _floor_table(result: Dict) -> str:
     """Every model's cost against its floor (the forward passes of its protocol)."""
     workers = result['workers']
-    rows = [[f'`{m["name"]}`', f'{m["size"][0]}x{m["size"][1]}',
+    amp = any('fp32_mask_agreement' in m for m in result['models'])
+    rows = [[f'`{m["name"]}`', f'{m["size"][0]}x{m["size"][1]}', str(m['images']),
              ', '.join(f'{s:g}' for s in m['scales']), 'yes' if m['flip'] else 'no',
              str(m['refine']), f'{m["one_process_ratio"]:.3f}x', f'{m["workers_ratio"]:.3f}x',
-             'yes' if m['same_pngs'] else '**no**'] for m in result['models']]
-    return _table(['model', 'input', 'scales', 'flip', 'refine', 'one process / floor',
-                   f'{workers} worker(s) / floor', 'same PNGs'], rows)
+             'yes' if m['same_pngs'] else '**no**']
+            + ([f'{100 * m["fp32_mask_agreement"]:.2f}%'] if amp else []) for m in result['models']]
+    return _table(['model', 'input', 'images', 'scales', 'flip', 'refine', 'one process / floor',
+                   f'{workers} worker(s) / floor', 'same PNGs']
+                  + (['pixels as in fp32 masks'] if amp else []), rows)
 
 
 def _stage_table(result: Dict) -> str:
@@ -154,7 +157,8 @@ def format_pseudo_mask_markdown(result: Dict) -> str:
     ``tools/benchmark.py --pseudo-masks`` result."""
     machine = result.get('machine', {})
     out = [f'# Pseudo masks against their floor: {result["device"]}, {result["threads"]} torch '
-           f'thread(s), {result["images"]} images per model, median of {result["repeats"]} rounds\n\n',
+           f'thread(s), median of {result["repeats"]} rounds'
+           + (', bfloat16 autocast' if result.get('amp') else '') + '\n\n',
            'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
            'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
            f'the same with `--workers {result["workers"]}`.\n\n', _floor_table(result),

@@ -32,7 +32,7 @@ from mmseg_clip_wsss.models.data_preprocessor import denormalise_images
 from mmseg_clip_wsss.models.segmentors import WSSSEncoderDecoder
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
-from .inference import multi_scale_flip_cams, scale_inputs
+from .inference import autocast, multi_scale_flip_cams, scale_inputs
 from .protocol import CAMProtocol
 from .postprocess import MaskFinisher, MaskJob
 from .pseudo_mask import is_valid_png
@@ -148,7 +148,9 @@ def _defers_cams(model) -> bool:
 def _scale_scores(model, inputs: Tensor, protocol: CAMProtocol) -> Tuple[List[Tensor], List]:
     """The raw score maps (B or 2B, K, h', w') of every scale of ``protocol`` and the input sizes."""
     xs = scale_inputs(inputs, protocol.scales, protocol.flip, protocol.size_divisor)
-    return [model._forward(x) for x in xs], [tuple(x.shape[-2:]) for x in xs]
+    with autocast(inputs.device, protocol.amp):
+        scores = [model._forward(x).float() for x in xs]
+    return scores, [tuple(x.shape[-2:]) for x in xs]
 
 
 def _image_scores(scale_scores: List[Tensor], j: int, flip: bool) -> Tuple[List[np.ndarray], bool]:
@@ -206,7 +208,8 @@ def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: 
             scale_scores, sizes = _scale_scores(model, inputs, protocol)
         else:
             cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales,
-                                         flip=protocol.flip, size_divisor=protocol.size_divisor)
+                                         flip=protocol.flip, size_divisor=protocol.size_divisor,
+                                         amp=protocol.amp)
     if on_device is not None:
         with timer.stage('refine'):
             cams = on_device(cams, inputs)

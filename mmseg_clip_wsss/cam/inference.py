@@ -5,6 +5,7 @@ horizontally flipped image, brought back to the input frame, and merged. Any mod
 ``compute_cams(inputs (B, 3, H, W), image_labels (B, K)) -> (B, K, H, W)`` works (the text-guided
 segmentor and the plain CAM baseline do).
 """
+import contextlib
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -14,7 +15,8 @@ from torch import Tensor
 from mmseg_clip_wsss.models.utils import resize_rows
 from .protocol import DEFAULT_PROTOCOL
 
-__all__ = ['multi_scale_flip_cams', 'scaled_size', 'scale_inputs', 'merge_scale_cams', 'label_rows']
+__all__ = ['multi_scale_flip_cams', 'scaled_size', 'scale_inputs', 'merge_scale_cams', 'label_rows',
+           'autocast']
 
 
 def scaled_size(size: Sequence[int], scale: float,
@@ -55,6 +57,13 @@ def _check_inputs(model, inputs: Tensor, image_labels: Tensor, scales: Sequence[
                          f'{inputs.shape[0]}, got {tuple(image_labels.shape)}.')
     if len(scales) == 0:
         raise ValueError('multi_scale_flip_cams: give at least one scale.')
+
+
+def autocast(device: torch.device, amp: Optional[str]):
+    """bfloat16 autocast on ``device`` for ``amp='bf16'``; a context that does nothing for None."""
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
 def label_rows(image_labels: Tensor) -> Tensor:
@@ -120,7 +129,8 @@ def multi_scale_flip_cams(model,
                           scales: Sequence[float] = DEFAULT_PROTOCOL.scales,
                           flip: bool = DEFAULT_PROTOCOL.flip,
                           normalise: bool = True,
-                          size_divisor: Optional[int] = DEFAULT_PROTOCOL.size_divisor) -> Tensor:
+                          size_divisor: Optional[int] = DEFAULT_PROTOCOL.size_divisor,
+                          amp: Optional[str] = DEFAULT_PROTOCOL.amp) -> Tensor:
     """CAMs merged over scales and horizontal flips, restricted to the image labels.
 
     For every scale the batch is resized (bilinear), concatenated with its horizontal flip when
@@ -137,6 +147,8 @@ def multi_scale_flip_cams(model,
         normalise (bool): Sum the maps, then scale every class map of every image to max 1 (the
             ``compute_cams`` convention); False averages them. Defaults to True.
         size_divisor (int, optional): Round the scaled sizes to multiples of it. Defaults to None.
+        amp (str, optional): ``'bf16'`` runs ``compute_cams`` under bfloat16 autocast (the CAMs are
+            merged in fp32). Defaults to None.
 
     Returns:
         Tensor: (B, K, H, W) non-negative CAMs, zero for classes absent from ``image_labels``.
@@ -145,6 +157,7 @@ def multi_scale_flip_cams(model,
     labels = image_labels.to(inputs.device)
     rows = label_rows(labels)
     batch_labels = torch.cat([labels, labels], dim=0) if flip else labels  # (B or 2B, K)
-    scale_cams = [model.compute_cams(x, batch_labels)[:, rows]
-                  for x in scale_inputs(inputs, scales, flip, size_divisor)]
+    with autocast(inputs.device, amp):
+        scale_cams = [model.compute_cams(x, batch_labels)[:, rows].float()
+                      for x in scale_inputs(inputs, scales, flip, size_divisor)]
     return merge_scale_cams(scale_cams, labels, rows, tuple(inputs.shape[-2:]), flip, normalise)

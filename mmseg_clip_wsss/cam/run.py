@@ -4,7 +4,7 @@
 ``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
 [--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
 [--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--batch-size B] [--workers N]
-[--loader-workers N] [--cfg-options ...]``
+[--loader-workers N] [--amp] [--cfg-options ...]``
 
 The checkpoint may be left out for a training-free model (one whose class sets ``training_free = True``,
 e.g. :class:`~mmseg_clip_wsss.models.segmentors.TrainingFreeCLIPES`): it is run as the config builds it.

@@ -85,6 +85,9 @@ def _pseudo_mask_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--workers', type=int, default=1,
                        help='post-processing processes of the run with workers (default 1)')
     group.add_argument('--loader-workers', type=int, default=0, help='data-loader processes')
+    group.add_argument('--amp', action='store_const', const='bf16',
+                       help='bfloat16 autocast for every forward pass (floor included); the masks are '
+                       'compared with fp32 ones')
     group.add_argument('--no-crf', action='store_true', help='skip the dense-CRF worker scaling')
     group.add_argument('--crf-images', type=int, default=16, help='images of the dense-CRF scaling')
     group.add_argument('--crf-size', type=int, nargs=2, default=[384, 512], metavar=('H', 'W'))
@@ -111,7 +114,7 @@ def _run_pseudo_masks(args: argparse.Namespace, command: str):
         repeats=args.pseudo_mask_repeats or min(args.repeats, 3), device=args.device, seed=args.seed,
         crf_config=None if args.no_crf else DEFAULT_PSEUDO_MASK_SPECS[3].config,
         crf_size=tuple(args.crf_size), crf_images=args.crf_images, crf_workers=args.crf_workers,
-        command=command)
+        amp=args.amp, command=command)
 
 
 def main(argv: Optional[List[str]] = None):
