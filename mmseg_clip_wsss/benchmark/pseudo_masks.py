@@ -12,8 +12,9 @@ one run measures, round-robin over ``repeats`` rounds (medians reported):
   ``decode`` (loading + decoding), ``preprocess``, ``forward`` (the model's passes), ``grad-cam`` and
   ``affinity`` (training-free CLIP-ES), ``cam`` (resizing and merging the CAMs), ``refine``, ``crf``,
   ``mask`` (original size, labels, confidence) and ``write`` (PNG encoding and atomic writes);
-- **with workers**: the same run with ``workers`` post-processing processes (dense CRF, the CPU
-  refinement and the PNGs beside the model).
+- **with workers**: the same run with ``workers`` post-processing processes (the CAM merge of a CPU
+  segmentor, the CPU refinement, dense CRF and the PNGs, beside the model), less the one-time start
+  of the workers (reported apart), with the stages of the model's process and of the workers.
 
 Every cost is also a ratio to the floor. :func:`crf_worker_scaling` times the dense-CRF post-processing
 alone with 1 and with more workers and checks that they write the same PNGs.
@@ -251,6 +252,7 @@ class _Setup:
     times: Dict[str, List[float]] = field(default_factory=lambda: dict(floor=[], one_process=[],
                                                                        workers=[]))
     stages: List[Dict[str, float]] = field(default_factory=list)
+    worker_stages: List[Dict[str, float]] = field(default_factory=list)
 
 
 def _num_classes(model) -> int:
@@ -283,9 +285,12 @@ def _one_round(setup: _Setup, workers: int, device: str) -> None:
                                        setup.protocol, cuda)
     setup.times['one_process'].append(seconds)
     setup.stages.append(stages)
-    setup.times['workers'].append(_generate(setup.model, setup.loader,
-                                            osp.join(setup.work_dir, 'workers'), setup.protocol,
-                                            workers, None))
+    timer = StageTimer(sync_cuda=cuda)
+    seconds = _generate(setup.model, setup.loader, osp.join(setup.work_dir, 'workers'), setup.protocol,
+                        workers, timer)
+    start = timer.seconds.get('start workers', 0.0)
+    setup.times['workers'].append(seconds - start)  # steady state: the one-time start apart
+    setup.worker_stages.append(dict(timer.seconds))
 
 
 def _entry(setup: _Setup, workers: int) -> Dict:
@@ -309,8 +314,21 @@ def _entry(setup: _Setup, workers: int) -> Dict:
         stages_s_per_img={k: round(stages[k], 7) for k in STAGES if k in stages},
         other_s_per_img=round(totals[median_run] / n - sum(stages.values()), 7),
         staged_run_s_per_img=round(totals[median_run] / n, 7),
+        workers_run_stages_s_per_img=_workers_run_stages(setup),
         same_pngs=_same_pngs(osp.join(setup.work_dir, 'one'), osp.join(setup.work_dir, 'workers')),
         times_s={k: [round(t, 4) for t in v] for k, v in setup.times.items()})
+
+
+def _workers_run_stages(setup: _Setup) -> Dict[str, float]:
+    """Seconds per image of the stages of the median run with workers: this process's (``start
+    workers`` is once per run, not per image) and the workers' (``worker <stage>``, summed over
+    the workers)."""
+    totals = setup.times['workers']
+    median_run = sorted(range(len(totals)), key=totals.__getitem__)[(len(totals) - 1) // 2]
+    stages = setup.worker_stages[median_run]
+    out = {k: round(v / setup.images, 7) for k, v in stages.items() if k != 'start workers'}
+    out['start workers (once)'] = round(stages.get('start workers', 0.0), 4)
+    return out
 
 
 def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_images: int = 8,
@@ -337,6 +355,7 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
             if r == 0:  # warm-up: caches filled, nothing kept
                 setup.times = {k: [] for k in setup.times}
                 setup.stages.clear()
+                setup.worker_stages.clear()
         say(f'  round {r + 1}/{repeats + 1} ({"warm-up" if r == 0 else "timed"}) done')
     entries = [_entry(setup, workers) for setup in setups]
     if amp is not None:

@@ -62,7 +62,9 @@ class MaskWriterPool:
         finisher (MaskFinisher): What to run on every job (pickled once to every worker).
         workers (int): Worker processes; 0 finishes every job in this process at once.
             Defaults to 0.
-        timer (StageTimer): Receives the stage times of every job (workers send theirs back).
+        timer (StageTimer): Receives the stage times of every job: in this process under their own
+            names; from the workers as ``'worker <stage>'`` (summed over the workers, in parallel
+            with this process), with this process's ``'start workers'`` and ``'wait for workers'``.
         threads (int): Torch threads of every worker. Defaults to 1.
 
     Raises:
@@ -84,11 +86,12 @@ class MaskWriterPool:
 
     def __enter__(self) -> 'MaskWriterPool':
         if self.workers:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=_start_method(),
-                                                 initializer=_init_worker,
-                                                 initargs=(self.finisher, self.threads))
-            # every worker starts now, before the caller's data loader starts threads of its own
-            self._executor.submit(int, 0).result()
+            with self.timer.stage('start workers'):
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=_start_method(),
+                                                     initializer=_init_worker,
+                                                     initargs=(self.finisher, self.threads))
+                # every worker starts now, before the caller's data loader starts threads of its own
+                self._executor.submit(int, 0).result()
         return self
 
     def submit(self, job: MaskJob) -> None:
@@ -101,7 +104,8 @@ class MaskWriterPool:
             self.finisher(job, self.timer)
             return
         while len(self._pending) >= 2 * self.workers:
-            self._collect_oldest()
+            with self.timer.stage('wait for workers'):
+                self._collect_oldest()
         try:
             future = self._executor.submit(_finish, job)
         except BrokenProcessPool as err:
@@ -118,7 +122,7 @@ class MaskWriterPool:
             raise WorkerError(f'pseudo masks: finishing {path} failed in a worker process: '
                               f'{type(err).__name__}: {err}') from err
         for name, value in seconds.items():
-            self.timer.add(name, value)
+            self.timer.add(f'worker {name}', value)
 
     @staticmethod
     def _died(path: str) -> WorkerError:
@@ -129,8 +133,9 @@ class MaskWriterPool:
     def close(self) -> None:
         """Wait for every queued job (raising the first failure) and stop the workers."""
         try:
-            while self._pending:
-                self._collect_oldest()
+            with self.timer.stage('wait for workers'):
+                while self._pending:
+                    self._collect_oldest()
         finally:
             self._shutdown()
 
