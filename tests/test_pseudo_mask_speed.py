@@ -340,6 +340,9 @@ def test_benchmark_pseudo_masks_reports_every_stage_against_the_floor(tmp_path):
     assert entry['one_process_ratio'] == pytest.approx(
         entry['one_process_s_per_img'] / entry['floor_s_per_img'], rel=0.01)
     assert entry['same_pngs'] is True and len(entry['times_s']['floor']) == 1
+    beside = entry['workers_run_stages_s_per_img']  # the run with 2 workers: who did what
+    assert {'worker cam', 'worker refine', 'worker write', 'decode', 'cam'} <= set(beside)
+    assert 'refine' not in beside and beside['start workers (once)'] > 0
     crf = result['crf_workers']
     assert set(crf['img_per_s']) == {'1', '2'} and crf['same_pngs'] is True
     assert crf['speedup'] == pytest.approx(crf['img_per_s']['2'] / crf['img_per_s']['1'], rel=0.01)

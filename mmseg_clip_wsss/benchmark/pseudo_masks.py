@@ -13,8 +13,9 @@ one run measures, round-robin over ``repeats`` rounds (medians reported):
   ``affinity`` (training-free CLIP-ES), ``cam`` (resizing and merging the CAMs), ``refine``, ``crf``,
   ``mask`` (original size, labels, confidence) and ``write`` (PNG encoding and atomic writes);
 - **with workers**: the same run with ``workers`` post-processing processes (the CAM merge of a CPU
-  segmentor, the CPU refinement, dense CRF and the PNGs, beside the model), less the one-time start
-  of the workers (reported apart), with the stages of the model's process and of the workers.
+  segmentor, the CPU refinement, dense CRF and the PNGs, beside the model), in steady state: the
+  one-time start of the workers and the final wait for the jobs still queued after the last batch
+  are reported apart; with the stages of the model's process and of the workers.
 
 Every cost is also a ratio to the floor. :func:`crf_worker_scaling` times the dense-CRF post-processing
 alone with 1 and with more workers and checks that they write the same PNGs.
@@ -288,8 +289,8 @@ def _one_round(setup: _Setup, workers: int, device: str) -> None:
     timer = StageTimer(sync_cuda=cuda)
     seconds = _generate(setup.model, setup.loader, osp.join(setup.work_dir, 'workers'), setup.protocol,
                         workers, timer)
-    start = timer.seconds.get('start workers', 0.0)
-    setup.times['workers'].append(seconds - start)  # steady state: the one-time start apart
+    once = timer.seconds.get('start workers', 0.0) + timer.seconds.get('finish queued jobs', 0.0)
+    setup.times['workers'].append(seconds - once)  # steady state: start and final drain apart
     setup.worker_stages.append(dict(timer.seconds))
 
 
@@ -326,8 +327,9 @@ def _workers_run_stages(setup: _Setup) -> Dict[str, float]:
     totals = setup.times['workers']
     median_run = sorted(range(len(totals)), key=totals.__getitem__)[(len(totals) - 1) // 2]
     stages = setup.worker_stages[median_run]
-    out = {k: round(v / setup.images, 7) for k, v in stages.items() if k != 'start workers'}
-    out['start workers (once)'] = round(stages.get('start workers', 0.0), 4)
+    once = ('start workers', 'finish queued jobs')
+    out = {k: round(v / setup.images, 7) for k, v in stages.items() if k not in once}
+    out.update({f'{k} (once)': round(stages.get(k, 0.0), 4) for k in once})
     return out
 
 

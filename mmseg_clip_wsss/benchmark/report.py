@@ -145,15 +145,18 @@ def _model_process_table(result: Dict) -> str:
     for m in result['models']:
         stages, floor = m.get('workers_run_stages_s_per_img') or {}, m['floor_s_per_img']
         main = sum(v for k, v in stages.items() if not k.startswith('worker') and
-                   k not in ('wait for workers', 'start workers (once)'))
+                   not k.endswith('(once)') and k != 'wait for workers')
         worker = sum(v for k, v in stages.items() if k.startswith('worker '))
         rows.append([f'`{m["name"]}`', f'{main / floor:.3f}', f'{worker / floor:.3f}',
                      f'{stages.get("wait for workers", 0.0) / floor:.3f}',
-                     f'{m["workers_ratio"]:.3f}', f'{stages.get("start workers (once)", 0.0):.2f} s'])
+                     f'{m["workers_ratio"]:.3f}', f'{stages.get("start workers (once)", 0.0):.2f} s',
+                     f'{stages.get("finish queued jobs (once)", 0.0):.2f} s'])
     return ('\nThe run with workers (seconds per image / the floor): the model\'s process busy, the '
-            'workers busy (summed over them), the model\'s process waiting for them, the wall time; '
-            'and the one-time start of the workers:\n\n'
-            + _table(['model', 'model process', 'workers', 'waiting', 'wall', 'start'], rows))
+            'workers busy (summed over them), the model\'s process waiting for them (a full queue), '
+            'the wall time in steady state; and, once per run, the start of the workers and the wait '
+            'for the jobs still queued after the last batch:\n\n'
+            + _table(['model', 'model process', 'workers', 'waiting', 'wall', 'start', 'final wait'],
+                     rows))
 
 
 def _crf_table(crf: Optional[Dict]) -> str:
@@ -178,8 +181,8 @@ def format_pseudo_mask_markdown(result: Dict) -> str:
            + (', bfloat16 autocast' if result.get('amp') else '') + '\n\n',
            'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
            'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
-           f'the same with `--workers {result["workers"]}` (the one-time start of the workers '
-           'apart).\n\n', _floor_table(result),
+           f'the same with `--workers {result["workers"]}` in steady state (the start of the '
+           'workers and the final wait for their queue apart).\n\n', _floor_table(result),
            '\nWhere the time goes (the one-process run of median length; seconds per image of each '
            'stage / the floor; "forward" is the passes inside the pipeline, "other" the rest):\n\n',
            _stage_table(result), _model_process_table(result),

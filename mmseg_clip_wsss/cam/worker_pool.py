@@ -64,7 +64,8 @@ class MaskWriterPool:
             Defaults to 0.
         timer (StageTimer): Receives the stage times of every job: in this process under their own
             names; from the workers as ``'worker <stage>'`` (summed over the workers, in parallel
-            with this process), with this process's ``'start workers'`` and ``'wait for workers'``.
+            with this process), with this process's ``'start workers'``, ``'wait for workers'`` (the queue is full) and
+            ``'finish queued jobs'`` (at the end).
         threads (int): Torch threads of every worker. Defaults to 1.
 
     Raises:
@@ -133,7 +134,7 @@ class MaskWriterPool:
     def close(self) -> None:
         """Wait for every queued job (raising the first failure) and stop the workers."""
         try:
-            with self.timer.stage('wait for workers'):
+            with self.timer.stage('finish queued jobs'):
                 while self._pending:
                     self._collect_oldest()
         finally:
