@@ -153,8 +153,9 @@ def _model_process_table(result: Dict) -> str:
                      f'{stages.get("finish queued jobs (once)", 0.0):.2f} s'])
     return ('\nThe run with workers (seconds per image / the floor): the model\'s process busy, the '
             'workers busy (summed over them), the model\'s process waiting for them (a full queue), '
-            'the wall time in steady state; and, once per run, the start of the workers and the wait '
-            'for the jobs still queued after the last batch:\n\n'
+            'the wall time (the final wait included); and, once per run, the start of the workers '
+            '(not in the wall time) and the final wait for the jobs still queued after the last '
+            'batch:\n\n'
             + _table(['model', 'model process', 'workers', 'waiting', 'wall', 'start', 'final wait'],
                      rows))
 
@@ -181,8 +182,8 @@ def format_pseudo_mask_markdown(result: Dict) -> str:
            + (', bfloat16 autocast' if result.get('amp') else '') + '\n\n',
            'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
            'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
-           f'the same with `--workers {result["workers"]}` in steady state (the start of the '
-           'workers and the final wait for their queue apart).\n\n', _floor_table(result),
+           f'the same with `--workers {result["workers"]}`, less the one-time start of the '
+           'workers.\n\n', _floor_table(result),
            '\nWhere the time goes (the one-process run of median length; seconds per image of each '
            'stage / the floor; "forward" is the passes inside the pipeline, "other" the rest):\n\n',
            _stage_table(result), _model_process_table(result),

@@ -80,7 +80,7 @@ def _pseudo_mask_args(parser: argparse.ArgumentParser) -> None:
                        help='measure pseudo-mask generation stage by stage against the forward passes '
                        'of its protocol (instead of the model comparison)')
     group.add_argument('--pseudo-mask-images', type=int,
-                       help='generated images per model (default: 16 for the 128x128 models, 4 for '
+                       help='generated images per model (default: 48 for the 128x128 models, 4 for '
                        'the others; 8 for --configs)')
     group.add_argument('--workers', type=int, default=1,
                        help='post-processing processes of the run with workers (default 1)')
