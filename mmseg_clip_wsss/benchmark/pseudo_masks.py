@@ -465,7 +465,7 @@ def run_pseudo_mask_benchmark(specs: Sequence[PseudoMaskSpec] = DEFAULT_PSEUDO_M
     load_before = [round(v, 2) for v in os.getloadavg()]
     work_dir = osp.join(out_dir, 'pseudo_mask_runs')
     models = measure_pseudo_masks(specs, work_dir, num_images, workers, loader_workers, batch_size,
-                                  repeats, device, seed, amp, say)
+                                  repeats, device, seed, amp, say) if specs else []
     crf = None
     if crf_config and crf_images:
         say(f'dense CRF with {", ".join(map(str, crf_workers))} worker(s)')

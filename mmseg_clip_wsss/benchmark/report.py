@@ -177,16 +177,17 @@ def format_pseudo_mask_markdown(result: Dict) -> str:
     """The cost-vs-floor table, the per-stage table and the dense-CRF scaling of a
     ``tools/benchmark.py --pseudo-masks`` result."""
     machine = result.get('machine', {})
+    tables = [] if not result['models'] else [
+        'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
+        'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
+        f'the same with `--workers {result["workers"]}`, less the one-time start of the '
+        'workers.\n\n', _floor_table(result),
+        '\nWhere the time goes (the one-process run of median length; seconds per image of each '
+        'stage / the floor; "forward" is the passes inside the pipeline, "other" the rest):\n\n',
+        _stage_table(result), _model_process_table(result)]
     out = [f'# Pseudo masks against their floor: {result["device"]}, {result["threads"]} torch '
            f'thread(s), median of {result["repeats"]} rounds'
-           + (', bfloat16 autocast' if result.get('amp') else '') + '\n\n',
-           'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
-           'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
-           f'the same with `--workers {result["workers"]}`, less the one-time start of the '
-           'workers.\n\n', _floor_table(result),
-           '\nWhere the time goes (the one-process run of median length; seconds per image of each '
-           'stage / the floor; "forward" is the passes inside the pipeline, "other" the rest):\n\n',
-           _stage_table(result), _model_process_table(result),
+           + (', bfloat16 autocast' if result.get('amp') else '') + '\n\n', *tables,
            _crf_table(result.get('crf_workers')),
            f'\nMachine: {machine.get("cpu")}, {machine.get("usable_cores")} usable core(s); load '
            f'average (1, 5, 15 min) {result.get("load_average_before")} before, '

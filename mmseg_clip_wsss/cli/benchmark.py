@@ -89,6 +89,7 @@ def _pseudo_mask_args(parser: argparse.ArgumentParser) -> None:
                        help='bfloat16 autocast for every forward pass (floor included); the masks are '
                        'compared with fp32 ones')
     group.add_argument('--no-crf', action='store_true', help='skip the dense-CRF worker scaling')
+    group.add_argument('--crf-only', action='store_true', help='only the dense-CRF worker scaling')
     group.add_argument('--crf-images', type=int, default=16, help='images of the dense-CRF scaling')
     group.add_argument('--crf-size', type=int, nargs=2, default=[384, 512], metavar=('H', 'W'))
     group.add_argument('--crf-workers', type=int, nargs='+', default=[1, 2],
@@ -109,7 +110,7 @@ def _pseudo_mask_specs(args: argparse.Namespace) -> List[PseudoMaskSpec]:
 def _run_pseudo_masks(args: argparse.Namespace, command: str):
     """``--pseudo-masks``: :func:`run_pseudo_mask_benchmark` with the command line's options."""
     return run_pseudo_mask_benchmark(
-        _pseudo_mask_specs(args), out_dir=args.out_dir, num_images=args.pseudo_mask_images or 8,
+        [] if args.crf_only else _pseudo_mask_specs(args), out_dir=args.out_dir, num_images=args.pseudo_mask_images or 8,
         workers=args.workers, loader_workers=args.loader_workers, batch_size=args.batch_size,
         repeats=args.pseudo_mask_repeats or min(args.repeats, 3), device=args.device, seed=args.seed,
         crf_config=None if args.no_crf else DEFAULT_PSEUDO_MASK_SPECS[3].config,
