@@ -330,8 +330,9 @@ def _process_batch(run: _Run, data_batch: dict, tally: _Tally) -> None:
         jobs = mask_jobs_of_batch(run.model, data['inputs'], data['data_samples'], run.protocol,
                                   run.refiner, run.background_index, [paths[i] for i in todo],
                                   run.timer)
-    for job in jobs:
-        run.pool.submit(job)  # writes the confidence map, then the mask: see _is_done
+    with run.timer.stage('hand over'):
+        for job in jobs:
+            run.pool.submit(job)  # writes the confidence map, then the mask: see _is_done
     run.timer.count_images(len(todo))
     tally.written += len(todo)
 
