@@ -340,7 +340,8 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
                          say: Callable[[str], None] = print) -> List[Dict]:
     """The floor, the one-process run (by stage) and the run with workers of every model,
     round-robin over ``repeats`` rounds after one untimed warm-up round. With ``amp``, every run
-    and the floor use it, and one more (untimed) fp32 run gives ``fp32_mask_agreement``.
+    and the floor use it, and one more fp32 one-process run gives ``fp32_mask_agreement`` (pixels
+    with the label of the fp32 masks) and ``fp32_one_process_ratio`` (its time / the amp floor).
 
     Returns:
         list[dict]: One entry per model (see the module docstring; ``*_ratio`` = cost / floor).
@@ -363,7 +364,9 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
     if amp is not None:
         for setup, entry in zip(setups, entries):
             fp32 = osp.join(setup.work_dir, 'fp32')
-            _generate(setup.model, setup.loader, fp32, replace(setup.protocol, amp=None), 0, None)
+            seconds = _generate(setup.model, setup.loader, fp32, replace(setup.protocol, amp=None), 0,
+                                None)  # one run, after the timed rounds
+            entry['fp32_one_process_ratio'] = round(seconds / setup.images / entry['floor_s_per_img'], 3)
             entry['fp32_mask_agreement'] = _mask_agreement(osp.join(setup.work_dir, 'one'), fp32)
     return entries
 

@@ -120,10 +120,11 @@ def _floor_table(result: Dict) -> str:
              ', '.join(f'{s:g}' for s in m['scales']), 'yes' if m['flip'] else 'no',
              str(m['refine']), f'{m["one_process_ratio"]:.3f}x', f'{m["workers_ratio"]:.3f}x',
              'yes' if m['same_pngs'] else '**no**']
-            + ([f'{100 * m["fp32_mask_agreement"]:.2f}%'] if amp else []) for m in result['models']]
+            + ([f'{m["fp32_one_process_ratio"]:.3f}x', f'{100 * m["fp32_mask_agreement"]:.2f}%']
+               if amp else []) for m in result['models']]
     return _table(['model', 'input', 'images', 'scales', 'flip', 'refine', 'one process / floor',
                    f'{workers} worker(s) / floor', 'same PNGs']
-                  + (['pixels as in fp32 masks'] if amp else []), rows)
+                  + (['fp32, one process / floor', 'pixels as in fp32 masks'] if amp else []), rows)
 
 
 def _stage_table(result: Dict) -> str:
