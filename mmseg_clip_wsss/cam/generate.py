@@ -435,6 +435,24 @@ def _summary(tally: _Tally, out_dir: str, start: float) -> Tuple[_Tally, Dict]:
     return tally, result
 
 
+def _checked_protocol(model, protocol: Union[None, dict, CAMProtocol], options: dict,
+                      background_index: Optional[int]) -> Tuple[CAMProtocol, Refiner]:
+    """The protocol with ``options`` and its built refiner; logs the background rule.
+
+    Raises:
+        TypeError: for a model without ``compute_cams``.
+        ValueError: for a protocol that reads a background channel the classes do not have.
+    """
+    if not hasattr(model, 'compute_cams'):
+        raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
+    protocol = CAMProtocol.from_cfg(protocol, **options)
+    refiner = _build_refiner(protocol, model)
+    rule = protocol.background_rule(background_index)  # refuses a protocol that needs a background
+    if background_index is None:
+        print_log(f'pseudo masks: {rule}.', logger='current')
+    return protocol, refiner
+
+
 def generate_pseudo_masks(model,
                           dataloader,
                           out_dir: str,
@@ -454,10 +472,9 @@ def generate_pseudo_masks(model,
     see :mod:`mmseg_clip_wsss.datasets.confidence_map`).
 
     Per batch: the images already done (valid mask and confidence PNGs of the right size) are
-    skipped; the rest go through the model's data preprocessor and :func:`mask_jobs_of_batch`, and
-    :class:`MaskFinisher` writes them atomically, in this process or (``workers`` > 0) in worker
-    processes while the model goes on with the next batch (:class:`MaskWriterPool`; the PNGs are
-    the same). Distributed runs: see the module docstring.
+    skipped; the rest go through the data preprocessor and :func:`mask_jobs_of_batch`, and a
+    :class:`MaskFinisher` writes them atomically, here or in ``workers`` processes while the model
+    goes on (the same PNGs). Distributed runs: see the module docstring.
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -468,9 +485,8 @@ def generate_pseudo_masks(model,
         protocol (CAMProtocol | dict, optional): The CAM -> mask options (a ``cam_cfg`` dict or a
             :class:`CAMProtocol`); ``protocol_options`` (its field names: ``scales``, ``refine``,
             ``bg_threshold``, ...) override single fields. Defaults to :data:`DEFAULT_PROTOCOL`.
-        background_index (int, optional): Background channel; None when the classes have none (it
-            must agree with ``classes``: see
-            :func:`~mmseg_clip_wsss.datasets.image_labels.background_mismatch`).
+        background_index (int, optional): Background channel; None when the classes have none
+            (:func:`~mmseg_clip_wsss.datasets.image_labels.background_mismatch` must agree).
         palette (Sequence, optional): Class colours; VOC colour map by default.
         skip_existing (bool): Skip images whose PNG is already valid (resume). Defaults to True.
         evaluate (bool): Compute mIoU vs the ground truth (``seg_map_path``) with mmseg's IoUMetric and
@@ -478,25 +494,16 @@ def generate_pseudo_masks(model,
         classes (Sequence[str], optional): Class names; default ``dataloader.dataset.metainfo``.
         reduce_zero_label (bool): Ground-truth convention for ``evaluate``. Defaults to False.
         show_progress (bool): Show a progress bar. Defaults to True.
-        workers (int): Processes that finish the masks (dense CRF, the refinement of a CPU model,
-            PNG writing); 0 finishes them in this process. Defaults to 0.
-        timer (StageTimer, optional): Receives the seconds of every stage (``decode``,
-            ``preprocess``, ``cam``, ``refine``, ``crf``, ``mask``, ``write``; with workers, theirs
-            are summed over the processes). Defaults to None (nothing is timed).
+        workers (int): Processes that finish the masks (:class:`MaskWriterPool`); 0: this one.
+        timer (StageTimer, optional): Receives the seconds of every stage (``decode``, ``cam``,
+            ``refine``, ``crf``, ``mask``, ``write``, ...). Defaults to None (nothing is timed).
 
     Returns:
-        dict: ``written``, ``skipped`` (counts over all ranks), ``written_per_rank``, ``files``
-        (list of PNG paths in loader order, rank after rank when distributed), ``seconds``, and
-        ``metrics`` (dict, with ``evaluate``).
+        dict: ``written``, ``skipped`` (over all ranks), ``written_per_rank``, ``files`` (PNG paths in
+        loader order, rank after rank), ``seconds``, ``metrics`` (dict, with ``evaluate``).
     """
-    if not hasattr(model, 'compute_cams'):
-        raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
-    protocol = CAMProtocol.from_cfg(protocol, **protocol_options)
-    refiner = _build_refiner(protocol, model)
+    protocol, refiner = _checked_protocol(model, protocol, protocol_options, background_index)
     classes = _checked_classes(classes, dataloader, evaluate, background_index)
-    rule = protocol.background_rule(background_index)  # refuses a protocol that needs a background
-    if background_index is None:
-        print_log(f'pseudo masks: {rule}.', logger='current')
     start = time.time()
     finisher = _finisher(model, protocol, refiner, background_index, palette)
     run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
