@@ -10,8 +10,9 @@ one run measures, round-robin over ``repeats`` rounds (medians reported):
 - **one process**: :func:`~mmseg_clip_wsss.cam.generate_pseudo_masks` with ``workers=0`` from image
   files to PNGs, with a :class:`~mmseg_clip_wsss.cam.stage_timer.StageTimer`: seconds per image of
   ``decode`` (loading + decoding), ``preprocess``, ``forward`` (the model's passes), ``grad-cam`` and
-  ``affinity`` (training-free CLIP-ES), ``cam`` (resizing and merging the CAMs), ``refine``, ``crf``,
-  ``mask`` (original size, labels, confidence) and ``write`` (PNG encoding and atomic writes);
+  ``affinity`` (training-free CLIP-ES), ``cam`` (resizing and merging the CAMs), ``hand over`` (to
+  the pool), ``refine``, ``crf``, ``mask`` (original size, labels, confidence) and ``write`` (PNG
+  encoding and atomic writes);
 - **with workers**: the same run with ``workers`` post-processing processes (the CAM merge of a CPU
   segmentor, the CPU refinement, dense CRF and the PNGs, beside the model), less the one-time start
   of the workers (reported apart; the final wait for the jobs still queued after the last batch is
@@ -53,8 +54,8 @@ __all__ = ['PseudoMaskSpec', 'DEFAULT_PSEUDO_MASK_SPECS', 'STAGES', 'write_test_
            'crf_worker_scaling', 'run_pseudo_mask_benchmark']
 
 #: Stages of a one-process run, in pipeline order.
-STAGES = ('decode', 'preprocess', 'forward', 'grad-cam', 'affinity', 'cam', 'refine', 'crf', 'mask',
-          'write')
+STAGES = ('decode', 'preprocess', 'forward', 'grad-cam', 'affinity', 'cam', 'hand over', 'refine',
+          'crf', 'mask', 'write')
 
 
 @dataclass

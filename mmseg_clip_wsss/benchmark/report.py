@@ -108,8 +108,8 @@ def format_markdown(result: Dict) -> str:
 
 
 #: Columns of the per-stage table (a stage no model ran is left out).
-_STAGE_COLUMNS = ('decode', 'preprocess', 'forward', 'grad-cam', 'affinity', 'cam', 'refine', 'crf',
-                  'mask', 'write')
+_STAGE_COLUMNS = ('decode', 'preprocess', 'forward', 'grad-cam', 'affinity', 'cam', 'hand over',
+                  'refine', 'crf', 'mask', 'write')
 
 
 def _floor_table(result: Dict) -> str:
