@@ -28,6 +28,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--world', help='a world preset instead of the dataset\'s world')
     parser.add_argument('--out-dir', help='output folder (default DATA_ROOT/clip)')
     parser.add_argument('--model-name', default=schedule.model_name, help='open_clip model config')
+    parser.add_argument('--pretrained', help='weights to fine-tune: an open_clip pretrained tag or a local '
+                        'checkpoint (default: a random init)')
     parser.add_argument('--pairs', type=int, default=defaults.num_pairs, help='image-caption pairs')
     parser.add_argument('--steps', type=int, default=schedule.steps)
     parser.add_argument('--batch-size', type=int, default=schedule.batch_size)
@@ -56,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     summary = pretrain_from_world(
         world, out_dir, replace(defaults, num_pairs=args.pairs),
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
-                lr=args.lr, seed=args.seed),
+                lr=args.lr, seed=args.seed, pretrained=args.pretrained),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)
     print(f"[pretrain_clip] {summary['checkpoint']}: loss {summary['loss']:.3f}, temperature "

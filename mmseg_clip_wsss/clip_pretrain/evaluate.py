@@ -11,7 +11,7 @@
   single-class prompts poorly.
 """
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import open_clip
