@@ -54,15 +54,19 @@ class TrainingFreeCLIPES(BaseModel):
     the input size, zero for classes absent from the labels and for the background channel (the
     protocol's background rule makes the background).
 
-    Parity with the authors' code (linyq2117/CLIP-ES). With ``readable_names=False``,
-    ``resize_to_multiple=16``, ``box_rule='clip_es'`` and ``rescale_output=False`` (the settings of
-    ``configs/clip_es/*``) the CAMs are computed as the released per-image pipeline computes them:
-    class names prompted as written, each side rounded *up* to a multiple of 16 with PIL's bicubic
-    filter, the boxes of :func:`~mmseg_clip_wsss.cam.clip_es.cam_box_mask` drawn by its rule, and the
-    refined CAM resized once from the patch grid to the image without a second normalisation. The
-    project's own choices, each a named option: readable names (``'dining table'``), the protocol's
-    input size (``resize_to_multiple=None``), boxes that keep their last row and column
-    (``'exact'``), and maps scaled to max 1 again after the resize (``rescale_output=True``).
+    Parity with the authors' code (linyq2117/CLIP-ES, checked step by step in docs/clip_es.md). With
+    ``readable_names=False``, ``resize_to_multiple=16``, ``box_rule='clip_es'``,
+    ``rescale_output=False`` and ``float16_output=True`` (the settings of ``configs/clip_es/*``, with
+    the backbone's ``pos_embed_float16=True``) the CAMs are computed as its per-image pipeline
+    computes them: class names prompted as written, each side rounded *up* to a multiple of 16 with
+    PIL's bicubic filter, the boxes of :func:`~mmseg_clip_wsss.models.clip_es.cam_box_mask` drawn by
+    its rule, the refined CAM resized once from the patch grid to the image without a second
+    normalisation and stored as float16. Always as there: Grad-CAM min-max normalised twice (once per
+    layer, once after averaging the layers; the 1e-7 of the denominator matters for maps of tiny
+    range) and the affinity applied in its order. The project's own choices, each a named option:
+    readable names (``'dining table'``), the protocol's input size (``resize_to_multiple=None``),
+    boxes that keep their last row and column (``'exact'``), maps scaled to max 1 again after the
+    resize (``rescale_output=True``) and float32 maps.
 
     Args:
         backbone (dict): A :class:`CLIPVisionBackbone` config (frozen; any ``out_indices``).
@@ -126,17 +130,7 @@ class TrainingFreeCLIPES(BaseModel):
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if softmax_over not in _SOFTMAX:
-            raise ValueError(f'TrainingFreeCLIPES: softmax_over={softmax_over!r} must be one of {_SOFTMAX}.')
-        if pool not in ('patch_mean', 'tower'):
-            raise ValueError(f"TrainingFreeCLIPES: pool={pool!r} must be 'patch_mean' or 'tower'.")
-        if affinity not in _AFFINITY:
-            raise ValueError(f'TrainingFreeCLIPES: affinity={affinity!r} must be one of {_AFFINITY}.')
-        if box_rule not in BOX_RULES:
-            raise ValueError(f'TrainingFreeCLIPES: box_rule={box_rule!r} must be one of {BOX_RULES}.')
-        if resize_to_multiple is not None and int(resize_to_multiple) < 1:
-            raise ValueError(f'TrainingFreeCLIPES: resize_to_multiple={resize_to_multiple!r} must be a '
-                             'positive integer (CLIP-ES: 16, the patch size) or None.')
+        _check_options(softmax_over, pool, affinity, box_rule, resize_to_multiple)
         self.backbone = MODELS.build(dict(backbone, frozen=True))
         if self.backbone.arch == 'resnet' and pool == 'patch_mean':
             pool = 'tower'  # a ModifiedResNet has no patch tokens to average: its attention pooling
@@ -298,6 +292,22 @@ class TrainingFreeCLIPES(BaseModel):
             raise ValueError(f"TrainingFreeCLIPES: mode={mode!r} is not supported; it only makes CAMs "
                              "(mode='tensor', or tools/make_pseudo_masks.py).")
         return self.compute_cams(inputs, stack_image_labels(data_samples).to(inputs.device))
+
+
+def _check_options(softmax_over: str, pool: str, affinity: str, box_rule: str,
+                   resize_to_multiple: Optional[int]) -> None:
+    """Raise a ValueError naming the first option of :class:`TrainingFreeCLIPES` that has no valid value."""
+    if softmax_over not in _SOFTMAX:
+        raise ValueError(f'TrainingFreeCLIPES: softmax_over={softmax_over!r} must be one of {_SOFTMAX}.')
+    if pool not in ('patch_mean', 'tower'):
+        raise ValueError(f"TrainingFreeCLIPES: pool={pool!r} must be 'patch_mean' or 'tower'.")
+    if affinity not in _AFFINITY:
+        raise ValueError(f'TrainingFreeCLIPES: affinity={affinity!r} must be one of {_AFFINITY}.')
+    if box_rule not in BOX_RULES:
+        raise ValueError(f'TrainingFreeCLIPES: box_rule={box_rule!r} must be one of {BOX_RULES}.')
+    if resize_to_multiple is not None and int(resize_to_multiple) < 1:
+        raise ValueError(f'TrainingFreeCLIPES: resize_to_multiple={resize_to_multiple!r} must be a '
+                         'positive integer (CLIP-ES: 16, the patch size) or None.')
 
 
 def _block_with_attention(block, x: Tensor) -> Tuple[Tensor, Tensor]:
