@@ -229,6 +229,8 @@ def test_configs_need_quick_gelu_for_openai_weights_and_the_demo_keeps_its_own()
         assert cfg.model.box_rule == 'clip_es' and cfg.model.resize_to_multiple == 16
         assert cfg.cam_cfg.bg_mode == 'complement' and cfg.cam_cfg.normalise is False
         assert cfg.cam_cfg.refine.image == 'clip_es' and cfg.cam_cfg.refine.bg_power == 1.0
+    weclip = Config.fromfile(str(REPO / 'configs/weclip/clip_wsss_frozen-clip-vit-b16_voc.py'))
+    assert weclip.model.backbone.quick_gelu is True and weclip.model.text_encoder.quick_gelu is True
     demo = Config.fromfile(str(DEMO_CFG))
     assert demo.model.backbone.quick_gelu is None and demo.model.text_encoder.quick_gelu is None
     assert demo.model.box_rule == 'exact' and demo.model.resize_to_multiple is None
