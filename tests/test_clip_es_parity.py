@@ -236,3 +236,25 @@ def test_configs_need_quick_gelu_for_openai_weights_and_the_demo_keeps_its_own()
     assert demo.model.box_rule == 'exact' and demo.model.resize_to_multiple is None
     assert demo.cam_cfg.bg_mode == 'threshold' and demo.cam_cfg.normalise is True
     assert demo.cam_cfg.refine.image == 'rgb'
+
+
+def test_a_torchscript_weights_file_loads_with_quick_gelu(tmp_path):
+    """OpenAI's released files (CLIP-ES's ViT-B-16.pt) are TorchScript archives, which open_clip's
+    file loader refuses: they load here, with QuickGELU, and a wrong architecture is named."""
+    import open_clip
+
+    from mmseg_clip_wsss.models import DEMO_CLIP_NAME
+    from mmseg_clip_wsss.models.open_clip_models import is_torchscript_archive, load_open_clip
+    torch.manual_seed(0)
+    eager = load_open_clip(TINY_CLIP_NAME, None, quick_gelu=True, warn_random=False)
+    path = str(tmp_path / 'openai_style.pt')
+    torch.jit.script(eager).save(path)
+    assert is_torchscript_archive(path)
+    assert not is_torchscript_archive(write_random_clip_checkpoint(str(tmp_path / 'sd.pt'), TINY_CLIP_NAME))
+    with pytest.raises(RuntimeError, match='TorchScript'):
+        open_clip.create_model(TINY_CLIP_NAME, pretrained=path)  # what a plain open_clip load does
+    loaded = load_open_clip(TINY_CLIP_NAME, path)
+    assert all(torch.equal(a, b) for a, b in zip(eager.state_dict().values(), loaded.state_dict().values()))
+    assert type(loaded.visual.transformer.resblocks[0].mlp.gelu).__name__ == 'QuickGELU'
+    with pytest.raises(ValueError, match='TorchScript archive .* do not fit'):
+        load_open_clip(DEMO_CLIP_NAME, path)
