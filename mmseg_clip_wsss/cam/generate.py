@@ -150,10 +150,12 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
     inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
     labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
     cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales, flip=protocol.flip,
-                                 size_divisor=protocol.size_divisor)  # (B, K, h, w)
+                                 size_divisor=protocol.size_divisor,
+                                 normalise=protocol.normalise)  # (B, K, h, w)
     bg_mode = protocol.bg_mode
     if isinstance(refiner, DenseCRFRefiner):
-        scores = fill_background(cams, labels, bg_mode, protocol.bg_threshold, background_index)
+        power = protocol.bg_power if refiner.bg_power is None else refiner.bg_power
+        scores = fill_background(cams, labels, bg_mode, protocol.bg_threshold, background_index, power)
         keep = (labels > 0).clone()  # (B, K)
         if background_index is not None:
             keep[:, background_index] = True
@@ -168,10 +170,12 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
                                    bg_threshold=protocol.bg_threshold,
                                    ignore_band=protocol.ignore_band,
                                    ignore_margin=protocol.ignore_margin,
-                                   background_index=background_index)  # (1, H0, W0)
+                                   background_index=background_index,
+                                   bg_power=protocol.bg_power)  # (1, H0, W0)
         confidence = pseudo_mask_confidence(scores, labels[j:j + 1], mask, bg_mode=bg_mode,
                                             bg_threshold=protocol.bg_threshold,
-                                            background_index=background_index)
+                                            background_index=background_index,
+                                            bg_power=protocol.bg_power)
         results.append((mask[0], confidence[0]))
     return results
 

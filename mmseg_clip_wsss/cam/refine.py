@@ -21,7 +21,24 @@ from torch import Tensor, nn
 
 from mmseg_clip_wsss.registry import MODELS
 
-__all__ = ['PixelAdaptiveRefiner', 'DenseCRFRefiner', 'build_refiner', 'CRF_INSTALL_HINT']
+__all__ = ['PixelAdaptiveRefiner', 'DenseCRFRefiner', 'build_refiner', 'CRF_INSTALL_HINT', 'CRF_IMAGES',
+           'clip_es_crf_image']
+
+#: What :class:`DenseCRFRefiner` gives the CRF's appearance kernel: the RGB image, or CLIP-ES's input.
+CRF_IMAGES = ('rgb', 'clip_es')
+#: The BGR mean CLIP-ES subtracts before its CRF (``eval_cam_with_crf.py``).
+CLIP_ES_MEAN_BGR = (104.008, 116.669, 122.675)
+
+
+def clip_es_crf_image(rgb: np.ndarray) -> np.ndarray:
+    """The image CLIP-ES's CRF sees: (H, W, 3) uint8 RGB -> BGR minus the mean
+    :data:`CLIP_ES_MEAN_BGR`, cast to uint8 as its code casts it (numpy on x86: truncation toward
+    zero, then modulo 256, so a value below the mean wraps to the top of the range).
+
+    Lin et al., "CLIP is Also an Efficient Segmenter", CVPR 2023, released ``eval_cam_with_crf.py``.
+    """
+    shifted = rgb[..., ::-1].astype(np.float32) - np.asarray(CLIP_ES_MEAN_BGR, dtype=np.float32)
+    return np.mod(np.trunc(shifted).astype(np.int64), 256).astype(np.uint8)
 
 CRF_INSTALL_HINT = ('dense CRF refinement needs `pydensecrf` (requirements/runtime.txt): install it with '
                     '`pip install pydensecrf2` (it builds with a C++ compiler), or use the '
@@ -155,9 +172,16 @@ class DenseCRFRefiner:
         bi_sxy (float): Spatial width of the appearance kernel. Defaults to 50.
         bi_srgb (float): Colour width of the appearance kernel. Defaults to 13.
         bi_compat (float): Weight of the appearance kernel. Defaults to 10.
+        image (str): The appearance kernel's image, one of :data:`CRF_IMAGES`: ``'rgb'``, the image
+            as loaded, or ``'clip_es'``, the input of CLIP-ES's released CRF
+            (:func:`clip_es_crf_image`). Defaults to ``'rgb'``.
+        bg_power (float, optional): With the protocol's ``bg_mode='complement'``, the power of the
+            background score ``(1 - max CAM) ** bg_power`` the CRF starts from (CLIP-ES: 1, while its
+            labels without CRF use 2); None: the protocol's ``bg_power``. Defaults to None.
 
     Raises:
         ImportError: At construction when ``pydensecrf`` is not installed (message says how to fix).
+        ValueError: for an unknown ``image``.
     """
 
     def __init__(self,
@@ -166,7 +190,13 @@ class DenseCRFRefiner:
                  pos_compat: float = 3,
                  bi_sxy: float = 50,
                  bi_srgb: float = 13,
-                 bi_compat: float = 10):
+                 bi_compat: float = 10,
+                 image: str = 'rgb',
+                 bg_power: Optional[float] = None):
+        if image not in CRF_IMAGES:
+            raise ValueError(f"DenseCRFRefiner: image={image!r} must be one of {CRF_IMAGES}.")
+        self.image = image
+        self.bg_power = None if bg_power is None else float(bg_power)
         try:
             import pydensecrf.densecrf as dcrf
             from pydensecrf.utils import unary_from_softmax
@@ -183,7 +213,7 @@ class DenseCRFRefiner:
 
         Args:
             scores (Tensor): (B, K, H, W) non-negative scores with the background channel filled.
-            images (Tensor | np.ndarray): (B, H, W, 3) uint8 images.
+            images (Tensor | np.ndarray): (B, H, W, 3) uint8 RGB images.
             keep (Tensor): (B, K) bool, the classes allowed in each image (background included).
 
         Returns:
@@ -201,8 +231,10 @@ class DenseCRFRefiner:
             crf = self._dcrf.DenseCRF2D(w, h, len(idx))
             crf.setUnaryEnergy(np.ascontiguousarray(self._unary_from_softmax(probs)))
             crf.addPairwiseGaussian(sxy=self.pos_sxy, compat=self.pos_compat)
-            crf.addPairwiseBilateral(sxy=self.bi_sxy, srgb=self.bi_srgb,
-                                     rgbim=np.ascontiguousarray(images[i].astype(np.uint8)),
+            image = images[i].astype(np.uint8)
+            if self.image == 'clip_es':
+                image = clip_es_crf_image(image)
+            crf.addPairwiseBilateral(sxy=self.bi_sxy, srgb=self.bi_srgb, rgbim=np.ascontiguousarray(image),
                                      compat=self.bi_compat)
             q = np.asarray(crf.inference(self.num_iters), dtype=np.float32).reshape(len(idx), h, w)
             out[i, idx.to(out.device)] = torch.from_numpy(q).to(out.device)

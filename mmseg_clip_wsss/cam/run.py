@@ -2,7 +2,7 @@
 ``tools/make_pseudo_masks.py`` (:mod:`mmseg_clip_wsss.cli.make_pseudo_masks`) runs.
 
 ``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
-[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
+[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt|complement]
 [--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--cfg-options ...]``
 
 The checkpoint may be left out for a training-free model (one whose class sets ``training_free = True``,

@@ -42,27 +42,36 @@ BACKGROUND_WORDS: Tuple[str, ...] = ('ground', 'land', 'grass', 'tree', 'buildin
 ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
 
 
-def readable_name(name: str) -> str:
+def readable_name(name: str, readable: bool = True) -> str:
     """The prompt-ready spelling of one class name (``'tvmonitor'`` -> ``'tv monitor'``).
 
-    Underscores become spaces, whitespace is collapsed and :data:`PROMPT_NAMES` is applied.
+    Underscores become spaces, whitespace is collapsed and :data:`PROMPT_NAMES` is applied. With
+    ``readable=False`` the name is prompted exactly as written (only checked): CLIP-ES prompts
+    ``'diningtable'`` and ``'pottedplant'`` so, and their text rows differ from the readable ones.
+
+    Raises:
+        ValueError: for a name that is no non-empty string.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f'class_names: every class name must be a non-empty string, got {name!r}.')
+    if not readable:
+        return name
     clean = ' '.join(name.replace('_', ' ').split())
     return PROMPT_NAMES.get(clean.lower(), clean)
 
 
-def resolve_class_prompts(class_names: ClassNames) -> List[List[str]]:
+def resolve_class_prompts(class_names: ClassNames, readable: bool = True) -> List[List[str]]:
     """All prompt names of every class (one list of synonyms per class).
 
     Args:
         class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'``, or a list with
             one entry per class; an entry is a name or a list of synonyms (e.g.
             ``['tv monitor', 'television']``) that are all prompted and averaged.
+        readable (bool): Apply :func:`readable_name` (``'diningtable'`` -> ``'dining table'``);
+            False prompts every name as written. Defaults to True.
 
     Returns:
-        list[list[str]]: For every class, its readable names (at least one).
+        list[list[str]]: For every class, its prompt names (at least one).
     """
     if isinstance(class_names, str):
         class_names = dataset_classes(class_names)
@@ -74,7 +83,7 @@ def resolve_class_prompts(class_names: ClassNames) -> List[List[str]]:
         synonyms = [entry] if isinstance(entry, str) else list(entry)
         if not synonyms:
             raise ValueError('class_names: a synonym list must hold at least one name.')
-        prompts.append([readable_name(s) for s in synonyms])
+        prompts.append([readable_name(s, readable) for s in synonyms])
     return prompts
 
 
