@@ -128,6 +128,11 @@ def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
             problems.append(f'model.text_encoder.prompt.num_classes={k_prompt} disagrees with the '
                             f'{k_text} classes of model.text_encoder.class_names: drop '
                             'prompt.num_classes or fix it.')
+        if k_text is not None and k_head is None and k_neck is not None and k_neck != k_text:
+            problems.append(f'model.neck.num_classes={k_neck} (memory bank rows) but the '
+                            f'{k_text} classes of model.text_encoder.class_names set the K of the model: '
+                            'drop neck.num_classes (it follows from the class names) or fix it.')
+        k_head = k_text if k_head is None else k_head
         ctx_init = prompt.get('ctx_init') if isinstance(prompt, dict) else None
         if k_text is not None and isinstance(ctx_init, (list, tuple)) and len(ctx_init) != k_text:
             problems.append(f'model.text_encoder.prompt.ctx_init has {len(ctx_init)} phrases but '
@@ -142,9 +147,9 @@ def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
             problems.append(str(err))
             continue
         if k_head is not None and len(classes) != k_head:
-            problems.append(f'{key} has {len(classes)} classes but model.decode_head.num_classes='
-                            f'{k_head}: make them agree (decode_head, neck and text encoder '
-                            'class_names change together).')
+            problems.append(f'{key} has {len(classes)} classes but the model has {k_head} '
+                            f'(model.decode_head.num_classes, else model.text_encoder.class_names): '
+                            'make them agree.')
         problems += _background_problems(cfg, key, classes)
     return problems
 
