@@ -12,10 +12,10 @@ import numpy as np
 from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
 from mmseg.apis import MMSegInferencer
-from PIL import Image, ImageOps
 
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
+from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
 
@@ -26,23 +26,18 @@ _FILE_TRANSFORMS = ('LoadWSSSImage', 'LoadImageFromFile', 'LoadWSSSAnnotations',
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation.
+    """Read an image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation
+    (:func:`~mmseg_clip_wsss.datasets.image_io.read_rgb`, the project's one image reader).
 
     Any PIL mode works: palette, grey, grey + alpha, RGBA, CMYK, 16-bit and float grey (scaled by their
     own range into 0-255).
 
     Raises:
-        OSError: the file is missing or no readable image (``PIL.UnidentifiedImageError`` is one).
+        OSError: the file is missing (``FileNotFoundError``) or no readable image
+            (``CorruptImageError``), naming it.
+        ImageTooLargeError: more pixels than the pixel limit, naming the file and how to raise it.
     """
-    with Image.open(path) as img:
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
-            values = np.asarray(img, dtype=np.float64)
-            low, high = float(values.min()), float(values.max())
-            scaled = (values - low) / max(high - low, 1e-12) * 255
-            img = Image.fromarray(np.rint(scaled).astype(np.uint8))
-        return np.asarray(img.convert('RGB'))
+    return read_rgb(path, 'image', 'check the file, or leave it out')
 
 
 def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optional[str] = None) -> List[str]:
