@@ -18,6 +18,7 @@ from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
+from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
 
 __all__ = ['WSSSInferencer', 'load_rgb', 'resolve_classes']
 
@@ -48,7 +49,9 @@ def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optiona
         vocabulary (str, optional): A dataset name (``'voc'``, ``'coco'``, ``'demo'``): its classes.
 
     Raises:
-        ValueError: both or neither given, an empty or repeated name.
+        ValueError: both or neither given, an empty name.
+        DuplicateClassNameError: two names of one class (``'dog'`` and ``'Dog '``, ``'background'``
+            and ``'Background'``), naming both: the rule of :mod:`mmseg_clip_wsss.datasets.class_names`.
     """
     if (classes is None) == (vocabulary is None):
         raise ValueError('give either class names or a vocabulary name (voc, coco, demo), not both.')
@@ -57,10 +60,9 @@ def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optiona
     names = [c.strip() for c in classes]
     if not names or any(not n for n in names):
         raise ValueError(f'class names must be non-empty, got {list(classes)!r}.')
-    names = [n for n in names if n != BACKGROUND]
-    if len(set(names)) != len(names):
-        raise ValueError(f'class names repeat: {names}.')
-    return [BACKGROUND] + names
+    names = [BACKGROUND] + [n for n in names if n != BACKGROUND]
+    resolve_class_prompts(names, 'class names')  # two names of one class are refused, naming both
+    return names
 
 
 class WSSSInferencer(MMSegInferencer):

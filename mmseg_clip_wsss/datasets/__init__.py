@@ -3,6 +3,7 @@ transforms and class lists, the label-file format, the one image/mask reader (:m
 VOC palette PNG writer, the pseudo-mask confidence maps and the annotation converters
 (:mod:`.converters`)."""
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
+from .class_names import DuplicateClassNameError, check_distinct_class_names, class_name_key
 from .coco import COCO_CLASSES, COCOWSSSDataset
 from .confidence_map import (CONFIDENCE_DIR, confidence_path, read_confidence_png,
                              write_confidence_png)
@@ -37,5 +38,6 @@ __all__ = [
     'coco_to_labels', 'render_coco_mask', 'mask_to_instances', 'pseudo_masks_to_coco',
     'voc_xml_to_coco', 'DatasetError', 'background_index_of', 'check_class_list', 'check_label_mask',
     'image_size', 'colours_to_labels', 'colour_masks_to_labels', 'read_split_file', 'PIXEL_LIMIT_ENV',
-    'ImageTooLargeError', 'apply_pixel_limit', 'open_image', 'pixel_limit', 'read_image', 'read_rgb'
+    'ImageTooLargeError', 'apply_pixel_limit', 'open_image', 'pixel_limit', 'read_image', 'read_rgb',
+    'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key'
 ]

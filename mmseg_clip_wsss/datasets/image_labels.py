@@ -22,6 +22,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .class_names import check_distinct_class_names
 from .errors import DatasetError
 
 __all__ = [
@@ -50,8 +51,9 @@ def check_class_list(classes: Sequence[str], source: str) -> Tuple[str, ...]:
 
     Raises:
         DatasetError: for a string (``'dog'`` would be read as the classes ``('d', 'o', 'g')``), an
-            empty list, a name that is no non-empty string, a repeated name, or ``'background'``
-            anywhere but first.
+            empty list, a name that is no non-empty string, two names of one class (``'dog'`` and
+            ``'Dog '``: :class:`~mmseg_clip_wsss.datasets.class_names.DuplicateClassNameError`, see
+            :mod:`~mmseg_clip_wsss.datasets.class_names`), or ``'background'`` anywhere but first.
     """
     if isinstance(classes, str):
         raise DatasetError(
@@ -60,11 +62,11 @@ def check_class_list(classes: Sequence[str], source: str) -> Tuple[str, ...]:
             f'{classes!r}).')
     names = tuple(classes)
     bad = [n for n in names if not isinstance(n, str) or not n.strip()]
-    repeated = sorted({n for n in names if names.count(n) > 1}, key=str)
-    if not names or bad or repeated:
-        found = 'no class' if not names else f'names {bad}' if bad else f'repeated names {repeated}'
+    if not names or bad:
+        found = 'no class' if not names else f'names {bad}'
         raise DatasetError(f'{source}: classes={names!r} has {found}: give each class once, as a '
                            'non-empty string, in label order.')
+    check_distinct_class_names(names, f'{source} classes')
     if BACKGROUND in names[1:]:
         raise DatasetError(f'{source}: {BACKGROUND!r} is class {names.index(BACKGROUND)} of '
                            f'{names!r}; it must be class 0 (or absent, when there is no background).')

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ..clip_es import (class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
                                          softmax_grad_cam)
+from mmseg_clip_wsss.datasets.class_names import class_name_key
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
 from ..text.vocabularies import BACKGROUND_WORDS, ClassNames, resolve_class_prompts
@@ -105,8 +106,8 @@ class TrainingFreeCLIPES(BaseModel):
         self.num_classes = len(prompts)
         self.background_index = background_index
         self.foreground = [k for k in range(self.num_classes) if k != background_index]
-        words = [w for w in background_words if w.lower() not in
-                 {n.lower() for k in self.foreground for n in prompts[k]}]
+        taken = {class_name_key(n) for k in self.foreground for n in prompts[k]}
+        words = [w for w in background_words if class_name_key(w) not in taken]  # rows of their own
         text_cfg = dict(text_encoder, class_names=[prompts[k] for k in self.foreground] +
                         [[w] for w in words])
         self.text_encoder = MODELS.build(text_cfg)
