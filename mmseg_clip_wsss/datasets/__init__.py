@@ -11,7 +11,7 @@ from .converters import (check_class_names, coco_category_to_label, coco_to_labe
                          colour_masks_to_labels, mask_to_instances, parse_voc_xml,
                          pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
 from .demo import DEMO_CLASSES, DemoWSSSDataset
-from .errors import DatasetError
+from .errors import DatasetError, MissingDatasetFileError
 from .image_io import (PIXEL_LIMIT_ENV, ImageTooLargeError, apply_pixel_limit, open_image, pixel_limit,
                        read_image, read_rgb)
 from .image_labels import (background_index_of, check_class_list, format_label_summary,
@@ -39,5 +39,5 @@ __all__ = [
     'voc_xml_to_coco', 'DatasetError', 'background_index_of', 'check_class_list', 'check_label_mask',
     'image_size', 'colours_to_labels', 'colour_masks_to_labels', 'read_split_file', 'PIXEL_LIMIT_ENV',
     'ImageTooLargeError', 'apply_pixel_limit', 'open_image', 'pixel_limit', 'read_image', 'read_rgb',
-    'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key'
+    'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError'
 ]

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
+from .errors import MissingDatasetFileError
 from .image_io import open_image, read_image
 from .palette import save_png_atomically
 
@@ -62,13 +63,13 @@ def read_confidence_png(path: str) -> np.ndarray:
         np.ndarray: (H, W) uint8 codes ``v``; the confidence is ``v / 255``.
 
     Raises:
-        FileNotFoundError: naming the file and how to write it.
+        MissingDatasetFileError: naming the file and how to write it (a ``FileNotFoundError``).
         ValueError: for a PNG that is not 8-bit grayscale.
         CorruptImageError, ImageTooLargeError: see
             :func:`~mmseg_clip_wsss.datasets.image_io.open_image`.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingDatasetFileError(
             f'confidence map {path} does not exist: tools/make_pseudo_masks.py writes one beside '
             'every pseudo mask; masks made before it had no confidence maps, so re-run it with '
             '--overwrite into that directory (or drop LoadConfidenceMap from the pipeline).')

@@ -4,8 +4,9 @@ Every place of the project that decodes an image or a mask (datasets and their t
 pseudo-mask writer's resume check, the evaluator, the converters, the inferencer and the tools) reads
 it here, so the same file fails the same way everywhere:
 
-* a missing file raises :class:`FileNotFoundError`, an undecodable one :class:`CorruptImageError`,
-  both naming the file and the fix the caller gives;
+* a missing file raises :class:`~mmseg_clip_wsss.datasets.errors.MissingDatasetFileError` (a
+  ``FileNotFoundError``), an undecodable one :class:`CorruptImageError`, both naming the file and the
+  fix the caller gives;
 * an image larger than the **pixel limit** raises :class:`ImageTooLargeError`, naming the file, its
   size, the limit and how to raise it.
 
@@ -28,7 +29,7 @@ from typing import Callable, Iterator, Tuple
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import DatasetError
+from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = ['PIXEL_LIMIT_ENV', 'DEFAULT_PIXEL_LIMIT', 'CorruptImageError', 'ImageTooLargeError',
            'pixel_limit', 'apply_pixel_limit', 'check_pixel_count', 'check_encoded_size', 'open_image',
@@ -117,7 +118,7 @@ def open_image(path: str, what: str = 'image', fix: str = 'replace it') -> Itera
         PIL.Image.Image: The opened image (decoded by ``load()``, ``np.asarray`` or ``convert``).
 
     Raises:
-        FileNotFoundError: the file does not exist.
+        MissingDatasetFileError: the file does not exist (a ``FileNotFoundError``).
         CorruptImageError: it is no image Pillow can open.
         ImageTooLargeError: it has more pixels than the pixel limit.
     """
@@ -127,7 +128,7 @@ def open_image(path: str, what: str = 'image', fix: str = 'replace it') -> Itera
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)  # checked below, by name
             img = Image.open(path)
     except FileNotFoundError as err:
-        raise FileNotFoundError(f'{what} {path} does not exist: {fix}.') from err
+        raise MissingDatasetFileError(f'{what} {path} does not exist: {fix}.') from err
     except Image.DecompressionBombError as err:
         raise _bomb_error(path, what, err) from err
     except (OSError, SyntaxError, ValueError) as err:  # PIL.UnidentifiedImageError is an OSError

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .class_names import check_distinct_class_names
-from .errors import DatasetError
+from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = [
     'BACKGROUND', 'check_class_list', 'background_index_of', 'background_mismatch',
@@ -167,12 +167,12 @@ def load_image_labels(
         name once, in class-index order).
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
+        MissingDatasetFileError: if ``path`` does not exist (a ``FileNotFoundError``).
         ValueError: naming ``path:line`` for an unknown class, an empty class name or a
             duplicated image id.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'image-level label file {path} does not exist: {_FIX_HINT}.')
+        raise MissingDatasetFileError(f'image-level label file {path} does not exist: {_FIX_HINT}.')
     index = {name: i for i, name in enumerate(classes)}
     known = set(known_classes) if known_classes is not None else set(classes)
     labels: 'OrderedDict[str, Tuple[str, ...]]' = OrderedDict()

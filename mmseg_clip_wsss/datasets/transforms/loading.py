@@ -10,6 +10,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 
 from ...registry import TRANSFORMS
+from ..errors import MissingDatasetFileError
 from ..image_io import CorruptImageError, ImageTooLargeError, check_encoded_size
 from ..label_mask import check_label_mask
 
@@ -110,7 +111,7 @@ class LoadWSSSImage(LoadImageFromFile):
         try:
             img_bytes = fileio.get(filename, backend_args=self.backend_args)
         except FileNotFoundError as e:
-            raise FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'image file {filename} does not exist: restore it (re-extract the dataset, see '
                 f'{_DOCS}) or remove its id from the split file.') from e
         check_encoded_size(img_bytes, filename, 'image file')
@@ -209,7 +210,7 @@ class LoadWSSSAnnotations(LoadAnnotations):
             check_encoded_size(fileio.get(path, backend_args=self.backend_args), path, 'ground-truth mask')
             super()._load_seg_map(results)
         except FileNotFoundError as e:
-            raise FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'ground-truth mask {path} does not exist: evaluation reads GT masks; prepare them '
                 f'as {_DOCS} describes.') from e
         except (AssertionError, ImageTooLargeError):  # mmseg's reduce_zero_label check; the limit
