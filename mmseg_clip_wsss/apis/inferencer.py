@@ -19,6 +19,7 @@ from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
 from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
+from mmseg_clip_wsss.registry import DEPRECATED_NAMES
 
 __all__ = ['WSSSInferencer', 'load_rgb', 'resolve_classes']
 
@@ -122,5 +123,6 @@ class WSSSInferencer(MMSegInferencer):
 
     def _init_pipeline(self, cfg: ConfigDict) -> Compose:
         """The config's test pipeline with mmseg's ``InferencerLoader`` instead of file loading."""
-        steps = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] not in _FILE_TRANSFORMS]
+        steps = [t for t in cfg.test_dataloader.dataset.pipeline  # old names too (LoadImageWSSS)
+                 if DEPRECATED_NAMES.get(t['type'], t['type']) not in _FILE_TRANSFORMS]
         return Compose([dict(type='InferencerLoader')] + steps)

@@ -9,7 +9,7 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 
-from ...registry import TRANSFORMS
+from ...registry import TRANSFORMS, register_deprecated_alias
 from ..errors import MissingDatasetFileError
 from ..image_io import CorruptImageError, ImageTooLargeError, check_encoded_size
 from ..label_mask import check_label_mask
@@ -221,3 +221,7 @@ class LoadWSSSAnnotations(LoadAnnotations):
                 f'it (see {_DOCS}).') from e
         check_label_mask(results['gt_seg_map'], path, results.get('img_path'),
                          results.get('ori_shape'), results.get('num_classes'))
+
+
+#: ``LoadWSSSImage``'s name before the rename (the word order of LoadWSSSAnnotations / PackWSSSInputs).
+LoadImageWSSS = register_deprecated_alias((TRANSFORMS, ), 'LoadImageWSSS', LoadWSSSImage)

@@ -25,6 +25,9 @@ class prompts, the tokenizer and the text tower):
 
 Every learner encodes all its prompts in a single batch through the (frozen) text tower, so one call of
 the learner is one call of the transformer.
+
+Before the learners were registry names, ``prompt=dict(type=...)`` took the modes ``'template'``,
+``'learnable'`` and ``'learnable_ensemble'``; they stay as deprecated aliases of the three learners.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -33,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from mmseg_clip_wsss.registry import register_seg_and_det
+from mmseg_clip_wsss.registry import DET_MODELS, MODELS, register_deprecated_alias, register_seg_and_det
 from .text_tower import TextTower
 
 __all__ = [
@@ -376,3 +379,9 @@ class EnsemblePromptLearner(_ContextPromptLearner):
             init = self._embed_ids(tower, pre_ids + post_ids)  # (n, C)
             groups.append(dict(n_pre=len(pre_ids), n_post=len(post_ids), tail=tail, init=init))
         self._init_groups(tokenizer, tower, groups, self.class_specific, 'prompt.templates')
+
+
+#: The prompt modes of ``prompt=dict(type=...)`` before the learners were built from the registry.
+for _old, _new in (('template', TemplatePromptLearner), ('learnable', CoOpPromptLearner),
+                   ('learnable_ensemble', EnsemblePromptLearner)):
+    register_deprecated_alias((MODELS, DET_MODELS), _old, _new)
