@@ -8,6 +8,7 @@ from open_clip.model import get_model_preprocess_cfg
 from scipy import ndimage
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.class_names import class_name_key
 from ..open_clip_models import load_open_clip
 from ..text.vocabularies import BACKGROUND_WORDS
 from ..text.zero_shot import ZERO_SHOT_TEMPLATES, class_embeddings
@@ -89,15 +90,23 @@ class CLIPRegionVerifier:
         self.templates = tuple(templates or ZERO_SHOT_TEMPLATES)
         self.background_words = tuple(background_words)
         self.text = None  # (C + W, D): the C classes, then the background words
+        self._rows: List[List[str]] = []  # the words of those rows
         self.num_classes = 0
 
     def set_class_prompts(self, class_prompts: Sequence[Sequence[str]]) -> None:
-        """Embed the foreground classes to rank (per class, its name and synonyms), in channel order."""
-        names = {w.lower() for words in class_prompts for w in words}
+        """Embed the foreground classes to rank (per class, its name and synonyms), in channel order.
+
+        All prompts are encoded in a few batched text tower calls (progress is logged when that
+        takes long), once per name list: the same list again is not encoded again.
+        """
+        names = {class_name_key(w) for words in class_prompts for w in words}
         rows = [list(words) for words in class_prompts] + [[w] for w in self.background_words
-                                                            if w.lower() not in names]
+                                                            if class_name_key(w) not in names]
+        if self.text is not None and rows == self._rows:
+            return
         self.model.cpu()
         self.text = class_embeddings(self.model, self.clip_model, rows, self.templates)  # (C + W, D)
+        self._rows = rows
         self.num_classes = len(class_prompts)
 
     def _window(self, region: np.ndarray) -> Tuple[int, int, int]:

@@ -24,7 +24,7 @@ class prompts, the tokenizer and the text tower):
     every template's context, and the class embedding stays the normalised mean over the templates.
 
 Every learner encodes all its prompts in a single batch through the (frozen) text tower, so one call of
-the learner is one call of the transformer.
+the learner is one call of the transformer (without gradients, one per ``max_batch`` prompts).
 
 Before the learners were registry names, ``prompt=dict(type=...)`` took the modes ``'template'``,
 ``'learnable'`` and ``'learnable_ensemble'``; they stay as deprecated aliases of the three learners.
@@ -84,6 +84,9 @@ class BasePromptLearner(BaseModule):
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
+    #: Prompts per text tower call when no gradient is needed (e.g. 200 names x 8 templates = 2 calls).
+    max_batch = 1024
+
     def __init__(self,
                  class_prompts: List[List[str]],
                  tokenizer,
@@ -123,7 +126,9 @@ class BasePromptLearner(BaseModule):
         return tower.embed(self.tokens)
 
     def forward(self, tower: TextTower) -> torch.Tensor:
-        """Encode every prompt (one transformer call) and pool them per class.
+        """Encode every prompt (one transformer call; without gradients, one per
+        :attr:`max_batch` prompts, which bounds the memory of long class lists) and pool them per
+        class.
 
         Args:
             tower (TextTower): The text tower.
@@ -131,7 +136,12 @@ class BasePromptLearner(BaseModule):
         Returns:
             Tensor: Class embeddings (K, D), unit L2 norm.
         """
-        feats = tower(self.prompt_embeddings(tower), self.tokens)  # (N, D)
+        embeds, step = self.prompt_embeddings(tower), self.max_batch  # (N, L, C)
+        if torch.is_grad_enabled() or len(embeds) <= step:
+            feats = tower(embeds, self.tokens)  # (N, D)
+        else:
+            feats = torch.cat([tower(embeds[i:i + step], self.tokens[i:i + step])
+                               for i in range(0, len(embeds), step)])
         return self.class_mean(feats)
 
 
