@@ -10,8 +10,10 @@ from mmseg_clip_wsss.apis.inferencer import load_rgb
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import is_valid_png
 from mmseg_clip_wsss.cam.evaluate import read_label_png
+from mmseg_clip_wsss.cam.run import DEFAULT_CAM_PIPELINE
 from mmseg_clip_wsss import datasets
 from mmseg_clip_wsss.cli import run_tool
+from mmseg_clip_wsss.registry import TRANSFORMS
 from mmseg_clip_wsss.datasets import (DatasetError, LoadWSSSAnnotations, LoadWSSSImage,
                                       colour_masks_to_labels, image_size, pseudo_masks_to_coco,
                                       read_confidence_png, voc_palette)
@@ -88,6 +90,7 @@ def test_every_reader_names_a_file_above_the_limit_and_how_to_raise_it(tmp_path,
                                             seg_fields=[])), mask),
         (lambda: LoadWSSSImage()(dict(img_path=image)), image),
         (lambda: LoadWSSSImage(imdecode_backend='pillow')(dict(img_path=image)), image),
+        (lambda: TRANSFORMS.build(DEFAULT_CAM_PIPELINE[0])(dict(img_path=image)), image),  # make_pseudo_masks
         (lambda: load_rgb(image), image),
         (lambda: image_size(image), image),
         (lambda: read_confidence_png(confidence), confidence),
