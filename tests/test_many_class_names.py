@@ -96,3 +96,19 @@ def test_the_text_encoder_bounds_its_tower_calls_without_gradients(tiny_clip):
         chunked = encoder.prompt_learner(tower)
     assert calls == [500, 500, 500, 108]
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_the_verifier_encodes_the_crops_of_many_regions_in_bounded_batches(tiny_clip):
+    verifier = CLIPRegionVerifier(tiny_clip['model_name'], tiny_clip['pretrained'])
+    verifier.set_class_prompts([[n] for n in NAMES[:6]])
+    cams = torch.zeros(1, 7, 40, 40)  # channel 0 background, one 6x6 region per foreground class
+    for k in range(1, 7):
+        cams[0, k, 6 * (k - 1):6 * k, 6 * (k - 1):6 * k] = 1.0
+    images = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0)) * 255
+    whole = verifier(images, cams, list(range(1, 7)))
+    calls = []
+    encode = verifier.model.encode_image
+    verifier.model.encode_image = lambda x: calls.append(len(x)) or encode(x)
+    verifier.crop_batch = 5
+    assert torch.equal(verifier(images, cams, list(range(1, 7))), whole)
+    assert calls == [5, 5, 2]  # 6 regions x (masked, context) crops

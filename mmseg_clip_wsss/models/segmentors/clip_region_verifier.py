@@ -17,6 +17,7 @@ __all__ = ['CLIPRegionVerifier']
 
 
 class CLIPRegionVerifier:
+
     """Class presence of unlabelled images: CLIP zero-shot classification of the regions each CAM claims.
 
     A text-guided head draws a named class well once it is told that the class is in the image, but its
@@ -59,6 +60,10 @@ class CLIPRegionVerifier:
     Raises:
         ValueError: a threshold or fraction outside (0, 1), ``context`` < 1.
     """
+
+    #: Crops per image tower call: the crops of all regions of all classes of a batch are encoded in
+    #: calls of at most this many, so memory does not grow with the vocabulary.
+    crop_batch = 256
 
     def __init__(self,
                  clip_model: str,
@@ -172,7 +177,9 @@ class CLIPRegionVerifier:
         if not crops:
             return present
         x = (torch.cat(crops) - self.clip_mean.to(device)) / self.clip_std.to(device)  # (2R, 3, S, S)
-        sims = F.normalize(self.model.encode_image(x), dim=-1) @ self.text.to(device).t()  # (2R, C + W)
+        feats = torch.cat([self.model.encode_image(x[i:i + self.crop_batch])  # memory bounded by the
+                           for i in range(0, len(x), self.crop_batch)])  # batch, not the vocabulary
+        sims = F.normalize(feats, dim=-1) @ self.text.to(device).t()  # (2R, C + W)
         ranked = sims.view(len(owners), 2, -1).sum(dim=1).argmax(dim=1).tolist()  # (R, ) row indices
         for (b, k), best in zip(owners, ranked):
             if best < self.num_classes and foreground[best] == k:
