@@ -162,18 +162,20 @@ def _model_class_problems(model: dict) -> Tuple[List[str], Optional[List[str]], 
     problems: List[str] = []
     head = model.get('decode_head')
     k_head = head.get('num_classes') if isinstance(head, dict) else None
-    neck = model.get('neck')
-    k_neck = neck.get('num_classes') if isinstance(neck, dict) else None
-    if k_neck is not None and k_head is not None and k_neck != k_head:
-        problems.append(f'model.neck.num_classes={k_neck} (memory bank rows) but '
-                        f'model.decode_head.num_classes={k_head}: set both to the same K.')
     text, names = model.get('text_encoder'), None
     # a model that hands its text encoder the class list (TrainingFreeCLIPES) names it itself
     where = 'model.class_names' if 'class_names' in model else 'model.text_encoder.class_names'
     if isinstance(text, dict) and text.get('type') == 'CLIPPromptTextEncoder':
         class_names = model['class_names'] if 'class_names' in model else text.get('class_names', 'voc')
-        text_problems, names = _text_problems(class_names, text.get('prompt'), k_head, where)
-        problems += text_problems
+        problems, names = _text_problems(class_names, text.get('prompt'), k_head, where)
+    neck = model.get('neck')
+    k_neck = neck.get('num_classes') if isinstance(neck, dict) else None
+    # without decode_head.num_classes, WSSSEncoderDecoder gives head and neck the text encoder's K
+    k_model, source = (k_head, '') if k_head is not None or names is None else \
+        (len(names), f' (the {len(names)} classes of {where})')
+    if k_neck is not None and k_model is not None and k_neck != k_model:
+        problems.insert(0, f'model.neck.num_classes={k_neck} (memory bank rows) but '
+                        f'model.decode_head.num_classes={k_model}{source}: set both to the same K.')
     return problems, names, where, k_head
 
 
