@@ -9,9 +9,9 @@ import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import torch
-from PIL import Image
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.image_io import ImageTooLargeError, open_image
 from .protocol import BG_MODES, DEFAULT_PROTOCOL, IGNORE_INDEX, check_ignore_band
 
 __all__ = ['fill_background', 'cams_to_pseudo_mask', 'pseudo_mask_confidence', 'is_valid_png']
@@ -196,19 +196,23 @@ def is_valid_png(path: str, expected_size: Optional[Sequence[int]] = None,
 
     Returns:
         bool: False for a missing, truncated, corrupt or mismatching file.
+
+    Raises:
+        ImageTooLargeError: the file has more pixels than the pixel limit
+            (:mod:`~mmseg_clip_wsss.datasets.image_io`); the message names it and how to raise it.
     """
     if not osp.isfile(path):
         return False
     try:
-        with Image.open(path) as img:
-            if img.format != 'PNG':
-                return False
-            img.load()  # decodes every row: a truncated file raises here
-            if expected_mode is not None and img.mode != expected_mode:
+        with open_image(path, 'pseudo mask') as img:
+            if img.format != 'PNG' or (expected_mode is not None and img.mode != expected_mode):
                 return False
             if expected_size is not None and \
                     (img.height, img.width) != tuple(int(s) for s in expected_size[:2]):
                 return False
-    except (OSError, SyntaxError, ValueError):
+            img.load()  # decodes every row: a truncated file raises here
+    except ImageTooLargeError:
+        raise
+    except (OSError, SyntaxError, ValueError):  # CorruptImageError is an OSError
         return False
     return True

@@ -9,10 +9,11 @@ from mmengine.model import BaseModel
 from PIL import Image
 from torch import Tensor
 
-from ..clip_es import (BOX_RULES, class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
-                       softmax_grad_cam)
+from mmseg_clip_wsss.datasets.class_names import class_name_key
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
+from ..clip_es import (BOX_RULES, class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
+                       softmax_grad_cam)
 from ..data_preprocessor import denormalise_images, normalise_images
 from ..text.vocabularies import BACKGROUND_WORDS, ClassNames, resolve_class_prompts
 
@@ -134,12 +135,12 @@ class TrainingFreeCLIPES(BaseModel):
         self.backbone = MODELS.build(dict(backbone, frozen=True))
         if self.backbone.arch == 'resnet' and pool == 'patch_mean':
             pool = 'tower'  # a ModifiedResNet has no patch tokens to average: its attention pooling
-        prompts = resolve_class_prompts(class_names, readable_names)
+        prompts = resolve_class_prompts(class_names, 'TrainingFreeCLIPES class_names', readable_names)
         self.num_classes = len(prompts)
         self.background_index = background_index
         self.foreground = [k for k in range(self.num_classes) if k != background_index]
-        words = [w for w in background_words if w.lower() not in
-                 {n.lower() for k in self.foreground for n in prompts[k]}]
+        taken = {class_name_key(n) for k in self.foreground for n in prompts[k]}
+        words = [w for w in background_words if class_name_key(w) not in taken]  # rows of their own
         text_cfg = dict(text_encoder, class_names=[prompts[k] for k in self.foreground] +
                         [[w] for w in words], readable_names=readable_names)
         self.text_encoder = MODELS.build(text_cfg)

@@ -61,7 +61,10 @@ class CLIPPromptTextEncoder(BaseModule):
 
     Args:
         class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'`` or a list of class
-            names in dataset order (an entry may be a list of synonyms). Defaults to ``'voc'``.
+            names in dataset order (an entry may be a list of synonyms). Two names of one class
+            (equal once case, spacing and separators are ignored, or prompted alike) are refused
+            with :class:`~mmseg_clip_wsss.datasets.class_names.DuplicateClassNameError`: their rows
+            would tie. Defaults to ``'voc'``.
         model_name (str): open_clip model-config name (``'ViT-B-16'``, or
             ``mmseg_clip_wsss.models.TINY_CLIP_NAME`` in tests). Defaults to ``'ViT-B-16'``.
         pretrained (str, optional): open_clip pretrained tag (``'openai'``) or a local checkpoint
@@ -101,7 +104,8 @@ class CLIPPromptTextEncoder(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.readable_names = bool(readable_names)
-        class_prompts = resolve_class_prompts(class_names, self.readable_names)
+        class_prompts = resolve_class_prompts(class_names, 'CLIPPromptTextEncoder class_names',
+                                              self.readable_names)
         self.class_names: List[str] = [names[0] for names in class_prompts]
         self.num_classes = len(class_prompts)
         has_background = self.class_names[0].lower() == 'background'
@@ -201,8 +205,10 @@ class CLIPPromptTextEncoder(BaseModule):
         Raises:
             ValueError: the learned context is class-specific (one context set per trained class,
                 so it cannot prompt other classes), or the background row is dropped.
+            DuplicateClassNameError: two names of one class (``'dog'`` and ``'Dog '``), naming
+                both (:mod:`mmseg_clip_wsss.datasets.class_names`).
         """
-        class_prompts = resolve_class_prompts(class_names, self.readable_names)
+        class_prompts = resolve_class_prompts(class_names, 'set_class_names', self.readable_names)
         names = [p[0] for p in class_prompts]
         had_background = self.class_names[0].lower() == 'background'
         if had_background != (names[0].lower() == 'background'):
