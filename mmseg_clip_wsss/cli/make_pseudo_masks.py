@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
-from . import run_tool
+from . import INPUT_ERRORS, run_tool
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'run']
 
@@ -85,7 +85,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':
