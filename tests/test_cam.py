@@ -377,6 +377,39 @@ def test_refinement_skips_all_zero_maps_exactly():
     assert torch.equal(refiner(torch.zeros(1, 3, 8, 8), image[:1]), torch.zeros(1, 3, 8, 8))
 
 
+def test_refinement_afa_formula_is_par_of_afa_and_toco_and_project_stays_default():
+    # formula='afa': the kernel of the PAR module released with AFA / ToCo, written out by hand at one
+    # interior pixel; the default stays the project's kernel
+    torch.manual_seed(0)
+    image, cams = torch.rand(1, 3, 30, 32), torch.rand(1, 2, 30, 32)
+    default = PixelAdaptiveRefiner(num_iters=3, dilations=(1, 2))
+    assert default.formula == 'project'
+    assert torch.equal(default(cams, image),
+                       PixelAdaptiveRefiner(num_iters=3, dilations=(1, 2), formula='project')(cams, image))
+    afa = PixelAdaptiveRefiner(num_iters=1, dilations=(1, 2, 4), formula='afa', colour_sigma=0.3,
+                               pos_sigma=0.3, pos_weight=0.01)
+    weights = afa.kernel(image)  # (1, 24, H, W): 8 neighbours per dilation, no centre
+    assert weights.shape == (1, 24, 30, 32)
+    assert torch.allclose(weights.sum(1), torch.full((1, 30, 32), 1.01), atol=1e-5)
+    y, x = 12, 15
+    offsets = [(dy * d, dx * d) for d in (1, 2, 4) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+    values = torch.stack([image[0, :, y + dy, x + dx] for dy, dx in offsets], 1)  # (3, 24)
+    colour = -((values - image[0, :, y, x, None]).abs() / (values.std(1, keepdim=True) + 1e-8) / 0.3) ** 2
+    dist = torch.tensor([float(np.hypot(dy, dx)) for dy, dx in offsets])
+    pos = (-(dist / (dist.std() + 1e-8) / 0.3) ** 2).softmax(0)
+    expected = colour.mean(0).softmax(0) + 0.01 * pos
+    order = [afa.offsets.index(o) for o in offsets]
+    assert torch.allclose(weights[0, order, y, x], expected, atol=1e-6)
+    refined = afa(cams, image)
+    step = sum(expected[i] * cams[0, :, y + dy, x + dx] for i, (dy, dx) in enumerate(offsets))
+    assert torch.allclose(refined[0, :, y, x], step, atol=1e-6)
+    assert torch.allclose(PixelAdaptiveRefiner(dilations=(1, 2, 4), formula='afa', pos_sigma=None)
+                          .kernel(image).sum(1), torch.ones(1, 30, 32), atol=1e-5)
+    assert build_refiner(dict(type='par', formula='afa')).formula == 'afa'
+    with pytest.raises(ValueError, match='formula'):
+        PixelAdaptiveRefiner(formula='toco')
+
+
 def test_crf_refiner_runs_the_installed_pydensecrf():
     # pydensecrf2 is a runtime requirement: the CRF path must run here, never be skipped
     refiner = build_refiner(dict(type='crf', num_iters=10, pos_sxy=1, pos_compat=3, bi_sxy=67, bi_srgb=3,

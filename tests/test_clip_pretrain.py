@@ -11,7 +11,8 @@ from open_clip.loss import ClipLoss
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.datasets.synthetic.captions import GROUND_WORDS, truth_matrix
-from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig, build_corpus, load_corpus, save_corpus
+from mmseg_clip_wsss.datasets.synthetic.corpus import (CaptionCorpus, CorpusConfig, build_corpus, load_corpus,
+                                                     save_corpus)
 from mmseg_clip_wsss.clip_pretrain.loss import MultiPositiveClipLoss
 from mmseg_clip_wsss.clip_pretrain.train import CLAIM_FIELDS, PretrainConfig, pretrain_clip
 from mmseg_clip_wsss.datasets.synthetic.world import world_preset
@@ -172,3 +173,26 @@ def test_resume_continues_to_the_same_weights(tmp_path, monkeypatch):
     other = pretrain_clip(tiny, replace(cfg, steps=2), str(tmp_path / 'resumed'), resume=True,
                           show_progress=False)
     assert other['steps'] == 2
+
+
+def test_fine_tunes_given_weights_on_plain_image_caption_pairs(tmp_path):
+    """A corpus of pairs without claims (real image-caption data) trains with each image's own caption
+    as its only positive, starting from the given weights, not from a random init."""
+    drawn = build_corpus(replace(WORLD, image_size=64), CorpusConfig(num_pairs=64, image_size=32, seed=3))
+    plain = CaptionCorpus(drawn.images, drawn.captions)
+    save_corpus(plain, str(tmp_path / 'plain.npz'))
+    assert load_corpus(str(tmp_path / 'plain.npz')).claims is None
+    start = pretrain_clip(plain, PretrainConfig(model_name=TINY_CLIP_NAME, steps=30, batch_size=32),
+                          str(tmp_path / 'start'), show_progress=False)
+    cfg = PretrainConfig(model_name=TINY_CLIP_NAME, steps=1, batch_size=32, lr=1e-9,
+                         pretrained=start['checkpoint'])
+    tuned = pretrain_clip(plain, cfg, str(tmp_path / 'tuned'), show_progress=False)
+    a = torch.load(start['checkpoint'], weights_only=True)['state_dict']
+    b = torch.load(tuned['checkpoint'], weights_only=True)['state_dict']
+    # a learning rate of 1e-9 leaves the given weights as they were (a random init would not match)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a if k != 'logit_scale')
+    random_init = pretrain_clip(plain, replace(cfg, pretrained=None), str(tmp_path / 'random'),
+                                show_progress=False)
+    c = torch.load(random_init['checkpoint'], weights_only=True)['state_dict']
+    assert not all(torch.allclose(a[k], c[k], atol=1e-3) for k in a if k != 'logit_scale')
+    assert tuned['loss'] < random_init['loss']

@@ -128,7 +128,7 @@ def test_class_specific_context_cannot_take_new_names(tiny_clip):
 def test_resolve_classes():
     assert resolve_classes(['cat', ' dog']) == ['background', 'cat', 'dog']
     assert resolve_classes(vocabulary='voc')[0] == 'background' and len(resolve_classes(vocabulary='voc')) == 21
-    with pytest.raises(ValueError, match='repeat'):
+    with pytest.raises(ValueError, match="'cat' \\(class 1\\) and 'cat' \\(class 2\\) are the same name"):
         resolve_classes(['cat', 'cat'])
     with pytest.raises(ValueError, match='either'):
         resolve_classes(['cat'], 'voc')

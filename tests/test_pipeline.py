@@ -13,6 +13,7 @@ from PIL import Image
 
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo import run_demo
+from mmseg_clip_wsss.models.text import resolve_class_prompts
 from mmseg_clip_wsss.demo.runner import last_val_miou
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,7 +46,8 @@ def test_stage2_voc_configs_point_training_at_pseudo_masks_and_evaluation_at_gt(
         assert train_masks.endswith('work_dirs/clip_wsss_swin_voc/pseudo_masks'), name
         assert os.path.isabs(train_masks)
         assert cfg.val_dataloader.dataset.data_prefix.seg_map_path == 'SegmentationClass', name
-        assert cfg.model.decode_head.num_classes == 21
+        text = cfg.model.get('text_encoder')  # a text-guided head takes K from the class names
+        assert (len(resolve_class_prompts(text.class_names)) if text else cfg.model.decode_head.num_classes) == 21
 
 
 def test_train_without_voc_exits_naming_the_missing_directory(tmp_path):

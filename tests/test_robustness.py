@@ -228,8 +228,12 @@ def test_num_classes_disagreeing_with_vocabulary_or_prompts_names_the_config(dat
                              'model.text_encoder.prompt.num_classes=20'))
     assert str(DEMO_CONFIG) in str(err.value)
     assert 'prompt.num_classes=20 disagrees with the 9 classes' in str(err.value)
-    with pytest.raises(ConfigMismatchError, match='neck.num_classes=5 .*decode_head.num_classes=9'):
+    with pytest.raises(ConfigMismatchError, match='neck.num_classes=5 .*the 9 classes of '
+                                                  'model.text_encoder.class_names'):
         train_main(demo_argv(data_root, clip, tmp_path, '--cfg-options', 'model.neck.num_classes=5'))
+    with pytest.raises(ConfigMismatchError, match='neck.num_classes=5 .*decode_head.num_classes=9'):
+        train_main(demo_argv(data_root, clip, tmp_path, '--cfg-options', 'model.neck.num_classes=5',
+                             'model.decode_head.num_classes=9'))
 
 
 def test_checkpoint_of_another_config_names_file_keys_and_shapes(data_root, tiny_clip, tmp_path):

@@ -14,6 +14,7 @@ model = dict(
         model_name=clip_model,
         pretrained=clip_pretrained,
         out_indices=(3, 5, 7, 11),  # four depths of the 12 blocks, all at stride 16
-        frozen=True),
+        frozen=True,
+        quick_gelu=True),  # OpenAI's weights need QuickGELU, also from a local file (no flag there)
     neck=dict(in_channels=[768, 768, 768, 768]),
-    text_encoder=dict(model_name=clip_model, pretrained=clip_pretrained))
+    text_encoder=dict(model_name=clip_model, pretrained=clip_pretrained, quick_gelu=True))

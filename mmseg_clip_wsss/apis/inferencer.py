@@ -12,12 +12,14 @@ import numpy as np
 from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
 from mmseg.apis import MMSegInferencer
-from PIL import Image, ImageOps
 
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
+from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
+from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
+from mmseg_clip_wsss.registry import DEPRECATED_NAMES
 
 __all__ = ['WSSSInferencer', 'load_rgb', 'resolve_classes']
 
@@ -26,23 +28,18 @@ _FILE_TRANSFORMS = ('LoadWSSSImage', 'LoadImageFromFile', 'LoadWSSSAnnotations',
 
 
 def load_rgb(path: str) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation.
+    """Read an image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation
+    (:func:`~mmseg_clip_wsss.datasets.image_io.read_rgb`, the project's one image reader).
 
     Any PIL mode works: palette, grey, grey + alpha, RGBA, CMYK, 16-bit and float grey (scaled by their
     own range into 0-255).
 
     Raises:
-        OSError: the file is missing or no readable image (``PIL.UnidentifiedImageError`` is one).
+        OSError: the file is missing (``FileNotFoundError``) or no readable image
+            (``CorruptImageError``), naming it.
+        ImageTooLargeError: more pixels than the pixel limit, naming the file and how to raise it.
     """
-    with Image.open(path) as img:
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
-            values = np.asarray(img, dtype=np.float64)
-            low, high = float(values.min()), float(values.max())
-            scaled = (values - low) / max(high - low, 1e-12) * 255
-            img = Image.fromarray(np.rint(scaled).astype(np.uint8))
-        return np.asarray(img.convert('RGB'))
+    return read_rgb(path, 'image', 'check the file, or leave it out')
 
 
 def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optional[str] = None) -> List[str]:
@@ -53,7 +50,9 @@ def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optiona
         vocabulary (str, optional): A dataset name (``'voc'``, ``'coco'``, ``'demo'``): its classes.
 
     Raises:
-        ValueError: both or neither given, an empty or repeated name.
+        ValueError: both or neither given, an empty name.
+        DuplicateClassNameError: two names of one class (``'dog'`` and ``'Dog '``, ``'background'``
+            and ``'Background'``), naming both: the rule of :mod:`mmseg_clip_wsss.datasets.class_names`.
     """
     if (classes is None) == (vocabulary is None):
         raise ValueError('give either class names or a vocabulary name (voc, coco, demo), not both.')
@@ -62,10 +61,9 @@ def resolve_classes(classes: Optional[Sequence[str]] = None, vocabulary: Optiona
     names = [c.strip() for c in classes]
     if not names or any(not n for n in names):
         raise ValueError(f'class names must be non-empty, got {list(classes)!r}.')
-    names = [n for n in names if n != BACKGROUND]
-    if len(set(names)) != len(names):
-        raise ValueError(f'class names repeat: {names}.')
-    return [BACKGROUND] + names
+    names = [BACKGROUND] + [n for n in names if n != BACKGROUND]
+    resolve_class_prompts(names, 'class names')  # two names of one class are refused, naming both
+    return names
 
 
 class WSSSInferencer(MMSegInferencer):
@@ -125,5 +123,6 @@ class WSSSInferencer(MMSegInferencer):
 
     def _init_pipeline(self, cfg: ConfigDict) -> Compose:
         """The config's test pipeline with mmseg's ``InferencerLoader`` instead of file loading."""
-        steps = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] not in _FILE_TRANSFORMS]
+        steps = [t for t in cfg.test_dataloader.dataset.pipeline  # old names too (LoadImageWSSS)
+                 if DEPRECATED_NAMES.get(t['type'], t['type']) not in _FILE_TRANSFORMS]
         return Compose([dict(type='InferencerLoader')] + steps)

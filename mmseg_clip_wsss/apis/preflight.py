@@ -5,16 +5,19 @@ been built, as an error deep inside a dataloader. :func:`check_config_assets` na
 the config key that points to it and the documentation that prepares it.
 """
 import os.path as osp
-from typing import Iterator, List, Tuple
+import re
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS as ENGINE_DATASETS
 
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
+from mmseg_clip_wsss.datasets.class_lists import dataset_classes
+from mmseg_clip_wsss.datasets.class_names import class_name_key
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
-from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
+from mmseg_clip_wsss.models.text.vocabularies import readable_name, resolve_class_prompts
 from mmseg_clip_wsss.registry import DATASETS
 
 __all__ = ['MissingAssetError', 'ConfigMismatchError', 'check_config_assets', 'check_config_classes']
@@ -98,40 +101,86 @@ def _dataset_classes(ds: dict):
     return list(meta['classes']) if meta.get('classes') is not None else None
 
 
-def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
+def _text_problems(names, prompt, k_head: Optional[int],
+                   where: str) -> Tuple[List[str], Optional[List[str]]]:
+    """Problems of the class names ``names`` (config key ``where``) and the ``prompt`` config of a
+    ``CLIPPromptTextEncoder``, and the class entries as written (None when unusable)."""
+    try:
+        k_text = len(resolve_class_prompts(names, where))
+    except ValueError as err:  # DuplicateClassNameError included: it names both names
+        return [str(err) if isinstance(err, DatasetError) else f'{where}={names!r}: {err}'], None
     problems: List[str] = []
-    model = cfg.get('model') or {}
+    if k_head is not None and k_text != k_head:
+        problems.append(
+            f'model.decode_head.num_classes={k_head} but the vocabulary '
+            f'{where}={names if isinstance(names, str) else "[...]"!r} has {k_text} classes: set '
+            f'num_classes={k_text} in decode_head and neck, or give {k_head} class names.')
+    prompt = prompt if isinstance(prompt, dict) else {}
+    k_prompt = prompt.get('num_classes')
+    if k_prompt is not None and k_prompt != k_text:
+        problems.append(f'model.text_encoder.prompt.num_classes={k_prompt} disagrees with the '
+                        f'{k_text} classes of {where}: drop prompt.num_classes or fix it.')
+    ctx_init = prompt.get('ctx_init')
+    if isinstance(ctx_init, (list, tuple)) and len(ctx_init) != k_text:
+        problems.append(f'model.text_encoder.prompt.ctx_init has {len(ctx_init)} phrases but '
+                        f'there are {k_text} classes: give one phrase per class, in class order.')
+    return problems, list(dataset_classes(names) if isinstance(names, str) else names)
+
+
+def _names_agree(data_name: str, text_entry) -> bool:
+    """Whether a text-encoder entry (a name or synonyms) names a dataset class: some synonym is the
+    same name (:func:`~mmseg_clip_wsss.datasets.class_names.class_name_key` of the readable names,
+    ``'tvmonitor'`` is ``'tv monitor'``), or one's words hold the other's (CLIP-ES prompts ``'bird'``
+    as ``'bird avian'``)."""
+    def spellings(name: str) -> List[frozenset]:  # the words of the name as written and as prompted
+        return [frozenset(re.findall(r'[a-z0-9]+', n.casefold())) for n in (name, readable_name(name))]
+
+    data_key, data_words = class_name_key(readable_name(data_name)), spellings(data_name)
+    for name in ([text_entry] if isinstance(text_entry, str) else list(text_entry)):
+        if class_name_key(readable_name(name)) == data_key or \
+                any(a <= b or b <= a for a in data_words for b in spellings(name)):
+            return True
+    return False
+
+
+def _list_mismatch(key: str, classes: Sequence[str], entries: Sequence, where: str) -> Optional[str]:
+    """Where the classes of a dataset and the text encoder's class list (config key ``where``,
+    entries as written) disagree (see :func:`_names_agree`), or None."""
+    fix = (f"row k of the text embeddings scores class k of the data: give {where} the dataset's "
+           "classes in its order (a vocabulary name such as 'voc', or the same list)")
+    if len(classes) != len(entries):
+        return f'{key} has {len(classes)} classes but {where} has {len(entries)}: {fix}.'
+    for k, (ours, theirs) in enumerate(zip(classes, entries)):
+        if not _names_agree(ours, theirs):
+            return f'{key} class {k} is {ours!r} but {where}[{k}] is {theirs!r}: {fix}.'
+    return None
+
+
+def _model_class_problems(model: dict) -> Tuple[List[str], Optional[List[str]], str, Optional[int]]:
+    """Problems of the model's class counts and text encoder, its class names (None: no text
+    encoder, or unusable names), the config key of those names and ``decode_head.num_classes``."""
+    problems: List[str] = []
     head = model.get('decode_head')
     k_head = head.get('num_classes') if isinstance(head, dict) else None
+    text, names = model.get('text_encoder'), None
+    # a model that hands its text encoder the class list (TrainingFreeCLIPES) names it itself
+    where = 'model.class_names' if 'class_names' in model else 'model.text_encoder.class_names'
+    if isinstance(text, dict) and text.get('type') == 'CLIPPromptTextEncoder':
+        class_names = model['class_names'] if 'class_names' in model else text.get('class_names', 'voc')
+        problems, names = _text_problems(class_names, text.get('prompt'), k_head, where)
     neck = model.get('neck')
     k_neck = neck.get('num_classes') if isinstance(neck, dict) else None
-    if k_neck is not None and k_head is not None and k_neck != k_head:
-        problems.append(f'model.neck.num_classes={k_neck} (memory bank rows) but '
-                        f'model.decode_head.num_classes={k_head}: set both to the same K.')
-    text = model.get('text_encoder')
-    if isinstance(text, dict) and text.get('type') == 'CLIPPromptTextEncoder':
-        names = text.get('class_names', 'voc')
-        try:
-            k_text = len(resolve_class_prompts(names))
-        except ValueError as err:
-            problems.append(f'model.text_encoder.class_names={names!r}: {err}')
-            k_text = None
-        if k_text is not None and k_head is not None and k_text != k_head:
-            problems.append(
-                f'model.decode_head.num_classes={k_head} but the vocabulary '
-                f'model.text_encoder.class_names={names if isinstance(names, str) else "[...]"!r} '
-                f'has {k_text} classes: set num_classes={k_text} in decode_head and neck, or give '
-                f'{k_head} class names.')
-        prompt = text.get('prompt') or {}
-        k_prompt = prompt.get('num_classes') if isinstance(prompt, dict) else None
-        if k_text is not None and k_prompt is not None and k_prompt != k_text:
-            problems.append(f'model.text_encoder.prompt.num_classes={k_prompt} disagrees with the '
-                            f'{k_text} classes of model.text_encoder.class_names: drop '
-                            'prompt.num_classes or fix it.')
-        ctx_init = prompt.get('ctx_init') if isinstance(prompt, dict) else None
-        if k_text is not None and isinstance(ctx_init, (list, tuple)) and len(ctx_init) != k_text:
-            problems.append(f'model.text_encoder.prompt.ctx_init has {len(ctx_init)} phrases but '
-                            f'there are {k_text} classes: give one phrase per class, in class order.')
+    # without decode_head.num_classes, WSSSEncoderDecoder gives head and neck the text encoder's K
+    k_model, source = (k_head, '') if k_head is not None or names is None else \
+        (len(names), f' (the {len(names)} classes of {where})')
+    if k_neck is not None and k_model is not None and k_neck != k_model:
+        problems.insert(0, f'model.neck.num_classes={k_neck} (memory bank rows) but '
+                        f'model.decode_head.num_classes={k_model}{source}: set both to the same K.')
+    return problems, names, where, k_head
+
+
+def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
+    problems, text_names, where, k_head = _model_class_problems(cfg.get('model') or {})
     for key, ds in _datasets(cfg, loaders):
         classes = _dataset_classes(ds)
         if classes is None:
@@ -145,6 +194,8 @@ def _class_problems(cfg: Config, loaders: Tuple[str, ...]) -> List[str]:
             problems.append(f'{key} has {len(classes)} classes but model.decode_head.num_classes='
                             f'{k_head}: make them agree (decode_head, neck and text encoder '
                             'class_names change together).')
+        mismatch = _list_mismatch(key, classes, text_names, where) if text_names is not None else None
+        problems += [mismatch] if mismatch else []
         problems += _background_problems(cfg, key, classes)
     return problems
 
@@ -170,12 +221,14 @@ def _background_problems(cfg: Config, key: str, classes: Tuple[str, ...]) -> Lis
 
 def check_config_classes(cfg: Config, loaders: Tuple[str, ...] = ('train_dataloader',
                                                                    'val_dataloader')) -> None:
-    """Raise :class:`ConfigMismatchError` naming the config file when its class counts disagree.
+    """Raise :class:`ConfigMismatchError` naming the config file when its class lists disagree.
 
     Checked before anything is built: ``decode_head.num_classes`` against ``neck.num_classes``, the
-    text encoder's vocabulary (``class_names``: empty, unknown, or of another size), its prompts
-    (``prompt.num_classes``, class-specific ``prompt.ctx_init``), the classes of the datasets (a
-    tuple of names, not a string) and whether they and ``model.background_index`` agree on the
+    text encoder's vocabulary (``class_names``: empty, unknown, of another size, or two names of one
+    class, :mod:`~mmseg_clip_wsss.datasets.class_names`), its prompts (``prompt.num_classes``,
+    class-specific ``prompt.ctx_init``), the classes of the datasets (a tuple of distinct names, not a
+    string), that they are the text encoder's class names in the same order (compared as prompted:
+    ``'tvmonitor'`` is ``'tv monitor'``), and whether they and ``model.background_index`` agree on the
     background class. Without one, the log says what pseudo masks of ``cam_cfg`` hold there (the
     ignore value) or the check refuses a ``cam_cfg`` that needs one.
 

@@ -395,13 +395,14 @@ def make_pseudo_mask_fn(model: nn.Module, inputs: torch.Tensor, labels: torch.Te
     def run() -> None:
         with torch.no_grad():
             cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales,
-                                         flip=protocol.flip, size_divisor=protocol.size_divisor)
+                                         flip=protocol.flip, size_divisor=protocol.size_divisor,
+                                         normalise=protocol.normalise)
             if refiner is not None:
                 cams = refiner(cams, inputs)
             cams_to_pseudo_mask(cams, labels, bg_mode=protocol.bg_mode,
                                 bg_threshold=protocol.bg_threshold, ignore_band=protocol.ignore_band,
                                 ignore_margin=protocol.ignore_margin,
-                                background_index=background_index)
+                                background_index=background_index, bg_power=protocol.bg_power)
 
     return run
 

@@ -15,12 +15,16 @@ import platform
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import mmcv
+import mmengine
+import mmseg
 import torch
 
 from .measure import (ForwardCounter, build_optim_wrapper, complexity_gflops, count_parameters,
                       interleaved_times, make_infer_fn, make_inputs, make_pseudo_mask_fn,
                       make_train_batch, make_train_fn, median, num_classes_of, profile_inference,
                       pseudo_mask_settings, ratio, text_encoder_cost, text_tower_of)
+from .memory import measure_peak_memory
 from .report import format_markdown
 from .specs import (DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_SPECS, DEFAULT_TARGET_MODEL,
                     ModelSpec, build_benchmark_model, fill_memory_banks, load_benchmark_config,
@@ -51,9 +55,6 @@ def _cpu_model() -> str:
 
 def machine_info(device: str = 'cpu') -> Dict:
     """CPU model, core counts, threads, library versions (and the GPU on CUDA)."""
-    import mmcv
-    import mmengine
-    import mmseg
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -140,7 +141,6 @@ def _measure_memory(specs: Sequence[ModelSpec], by_name: Dict[str, Dict], size, 
                     train_batch_size: int, device: str, seed: int, num_classes: Optional[int],
                     say: Callable[[str], None]) -> None:
     """Peak memory, one fresh process per model (before the models fill this process)."""
-    from .memory import measure_peak_memory
     for spec in specs:
         say(f'peak memory of {spec.name} (subprocess)')
         mem = measure_peak_memory(spec.to_dict(), size, batch_size, train_batch_size, device,

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from mmengine.logging import MMLogger
 from mmseg.evaluation import IoUMetric
-from PIL import Image
 from torch import Tensor
 
 from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.image_io import read_image
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask
 from .protocol import IGNORE_INDEX
 
@@ -33,11 +33,17 @@ def read_label_png(path: str, reduce_zero_label: bool = False) -> np.ndarray:
     Args:
         path (str): PNG file (e.g. VOC ``SegmentationClass/<id>.png``).
         reduce_zero_label (bool): mmseg's convention: 0 -> 255, others - 1. Defaults to False.
+
+    Returns:
+        np.ndarray: (H, W) uint8 class indices.
+
+    Raises:
+        FileNotFoundError, CorruptImageError, ImageTooLargeError: naming the file and the fix
+            (:func:`~mmseg_clip_wsss.datasets.image_io.read_image`).
+        DatasetError: a colour mask (:func:`~mmseg_clip_wsss.datasets.label_mask.check_label_mask`).
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'label mask {path} does not exist.')
-    with Image.open(path) as img:
-        label = check_label_mask(np.array(img), path)  # (H, W); colour masks are refused
+    label = read_image(path, 'label mask', 'restore it, or point to the right mask directory')
+    label = check_label_mask(label, path)  # (H, W); colour masks are refused
     label = label.astype(np.uint8)
     if reduce_zero_label:
         label = label.astype(np.int64)

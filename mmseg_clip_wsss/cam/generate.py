@@ -209,7 +209,7 @@ def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: 
         else:
             cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales,
                                          flip=protocol.flip, size_divisor=protocol.size_divisor,
-                                         amp=protocol.amp)
+                                         normalise=protocol.normalise, amp=protocol.amp)
     if on_device is not None:
         with timer.stage('refine'):
             cams = on_device(cams, inputs)

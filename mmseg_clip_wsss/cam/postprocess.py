@@ -96,7 +96,8 @@ class MaskFinisher:
     process that unpickles it.
 
     Args:
-        protocol (CAMProtocol): ``bg_mode``, ``bg_threshold``, ``ignore_band``, ``ignore_margin``.
+        protocol (CAMProtocol): ``bg_mode``, ``bg_threshold``, ``bg_power``, ``ignore_band``,
+            ``ignore_margin``, ``normalise``, ``flip``.
         background_index (int, optional): Background class; None without one.
         palette (Sequence, optional): Class colours of the mask PNGs (VOC colour map by default).
         refiner (PixelAdaptiveRefiner | DenseCRFRefiner, optional): The refinement that runs here;
@@ -113,6 +114,8 @@ class MaskFinisher:
                  scores_to_cams: Optional[Callable[..., Tensor]] = None):
         self.bg_mode = protocol.bg_mode
         self.bg_threshold = protocol.bg_threshold
+        self.bg_power = protocol.bg_power
+        self.normalise = protocol.normalise
         self.ignore_band = protocol.ignore_band
         self.ignore_margin = protocol.ignore_margin
         self.background_index = background_index
@@ -153,7 +156,8 @@ class MaskFinisher:
             if job.channels_last:
                 raw = raw.contiguous(memory_format=torch.channels_last)
             scale_cams.append(self.scores_to_cams(raw, labels.expand(raw.shape[0], -1), size)[:, rows])
-        merged = merge_scale_cams(scale_cams, labels, rows, job.input_size, self.flip)
+        merged = merge_scale_cams(scale_cams, labels, rows, job.input_size, self.flip,
+                                  self.normalise)
         return merged[0, list(job.channels)]
 
     def masks(self, job: MaskJob, timer: StageTimer = NULL_TIMER) -> Tuple[Tensor, Tensor]:
@@ -190,8 +194,9 @@ class MaskFinisher:
         """CRF marginals (K', h, w) of the job's classes, from its CAM rows with the background
         filled (:func:`fill_background`), through the refiner's (B, K, ...) interface."""
         labels = torch.from_numpy(job.labels)[None]  # (1, K)
+        power = self.bg_power if refiner.bg_power is None else refiner.bg_power
         scores = fill_background(_full_rows(rows, job.channels, labels.shape[1]), labels, self.bg_mode,
-                                 self.bg_threshold, self.background_index)  # (1, K, h, w)
+                                 self.bg_threshold, self.background_index, power)  # (1, K, h, w)
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[0, list(job.channels)] = True
         image = torch.from_numpy(job.image)[None]  # (1, h, w, 3) uint8
@@ -204,8 +209,10 @@ class MaskFinisher:
                             labels.shape[1])  # (1, K, H0, W0)
         mask = cams_to_pseudo_mask(scores, labels, bg_mode=bg_mode, bg_threshold=self.bg_threshold,
                                    ignore_band=self.ignore_band, ignore_margin=self.ignore_margin,
-                                   background_index=self.background_index)  # (1, H0, W0)
+                                   background_index=self.background_index,
+                                   bg_power=self.bg_power)  # (1, H0, W0)
         confidence = pseudo_mask_confidence(scores, labels, mask, bg_mode=bg_mode,
                                             bg_threshold=self.bg_threshold,
-                                            background_index=self.background_index)
+                                            background_index=self.background_index,
+                                            bg_power=self.bg_power)
         return mask[0], confidence[0]

@@ -13,8 +13,9 @@ __all__ = ['IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROT
 
 #: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
 IGNORE_INDEX = 255
-#: How the background score is made: a constant threshold, or the model's own background channel.
-BG_MODES = ('threshold', 'prompt')
+#: How the background score is made: a constant threshold, the model's own background channel, or
+#: the complement of the strongest class, ``(1 - max CAM) ** bg_power`` (CLIP-ES).
+BG_MODES = ('threshold', 'prompt', 'complement')
 #: Mixed precision of the forward passes: none (fp32) or bfloat16 autocast.
 AMP_MODES = (None, 'bf16')
 
@@ -37,7 +38,7 @@ def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: 
     if ignore_band is None:
         return None
     if bg_mode != 'threshold':
-        raise ValueError("ignore_band applies to bg_mode='threshold'; with bg_mode='prompt' use "
+        raise ValueError(f"ignore_band applies to bg_mode='threshold'; with bg_mode={bg_mode!r} use "
                          'ignore_margin.')
     low, high = (float(v) for v in ignore_band)
     if not low <= float(bg_threshold) <= high:
@@ -59,11 +60,16 @@ class CAMProtocol:
             Defaults to ``'par'``.
         bg_mode (str): One of :data:`BG_MODES`. Defaults to ``'threshold'``.
         bg_threshold (float): Background score in threshold mode. Defaults to 0.35.
+        bg_power (float): Power of the background score ``(1 - max CAM) ** bg_power`` in complement
+            mode (CLIP-ES's labels: 2, which puts the background where the strongest CAM is below
+            (3 - sqrt 5) / 2 = 0.382). Defaults to 2.0.
         ignore_band (tuple[float, float], optional): Uncertain zone around ``bg_threshold`` (see
             :func:`check_ignore_band`). Defaults to None.
         ignore_margin (float, optional): Ignore pixels whose best class beats the second by less.
             Defaults to None.
         size_divisor (int, optional): Round scaled sizes to multiples of it. Defaults to None.
+        normalise (bool): Scale every class map to max 1 after merging the scales and flips; False
+            keeps their mean (a single scale as the model made it, as CLIP-ES does). Defaults to True.
         batch_size (int): Images per batch (same-size images only). Defaults to 1.
         amp (str, optional): ``'bf16'``: the model's forward passes under bfloat16 autocast (GPUs,
             and CPUs with AVX512-BF16 / AMX); the masks differ from fp32 ones in a few pixels
@@ -74,9 +80,11 @@ class CAMProtocol:
     refine: Union[None, str, dict, object] = 'par'
     bg_mode: str = 'threshold'
     bg_threshold: float = 0.35
+    bg_power: float = 2.0
     ignore_band: Optional[Tuple[float, float]] = None
     ignore_margin: Optional[float] = None
     size_divisor: Optional[int] = None
+    normalise: bool = True
     batch_size: int = 1
     amp: Optional[str] = None
 
@@ -90,7 +98,8 @@ class CAMProtocol:
         refine = self.refine.to_dict() if hasattr(self.refine, 'to_dict') else self.refine
         fields = dict(scales=tuple(float(s) for s in self.scales), flip=bool(self.flip),
                       refine=dict(refine) if isinstance(refine, dict) else refine,
-                      bg_threshold=float(self.bg_threshold),
+                      bg_threshold=float(self.bg_threshold), bg_power=float(self.bg_power),
+                      normalise=bool(self.normalise),
                       ignore_band=check_ignore_band(self.ignore_band, self.bg_threshold,
                                                     self.bg_mode))
         for name, value in fields.items():
@@ -131,8 +140,8 @@ class CAMProtocol:
                     f'{background_index} (background)')
         refine = self.refine.get('type') if isinstance(self.refine, dict) else self.refine
         crf = refine == 'crf' or type(refine).__name__ == 'DenseCRFRefiner'
-        if self.bg_mode == 'prompt' or crf:
-            setting = "bg_mode='prompt'" if self.bg_mode == 'prompt' else "refine='crf'"
+        if self.bg_mode != 'threshold' or crf:
+            setting = f"bg_mode={self.bg_mode!r}" if self.bg_mode != 'threshold' else "refine='crf'"
             raise ValueError(
                 f"the classes have no 'background', but {setting} reads a background channel, so "
                 "every pixel would get an object class: use bg_mode='threshold' without CRF "

@@ -2,7 +2,7 @@
 ``tools/make_pseudo_masks.py`` (:mod:`mmseg_clip_wsss.cli.make_pseudo_masks`) runs.
 
 ``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
-[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
+[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt|complement]
 [--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--batch-size B] [--workers N]
 [--loader-workers N] [--amp] [--cfg-options ...]``
 
@@ -18,7 +18,7 @@ Config keys it reads (all optional except the model and a dataloader):
   images without random augmentation and pack ``gt_image_labels``, e.g. with ``PackWSSSInputs``).
 - otherwise ``<split>_dataloader`` (``train_dataloader`` for ``--split train``): its dataset (dataset
   wrappers are unwrapped) with the pipeline replaced by ``cam_pipeline`` if the config has one, else
-  ``[LoadImageFromFile, PackWSSSInputs]``; batch size ``cam_cfg.batch_size`` (default 1, images of a
+  ``[LoadWSSSImage, PackWSSSInputs]``; batch size ``cam_cfg.batch_size`` (default 1, images of a
   batch must share a size), no shuffling.
 
 Parallel post-processing: ``--workers N`` finishes the masks (dense CRF, the pixel-adaptive refinement
@@ -59,7 +59,9 @@ from .protocol import CAMProtocol
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
            'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE']
 
-DEFAULT_CAM_PIPELINE = [dict(type='LoadImageFromFile'), dict(type='PackWSSSInputs')]
+#: The loader names the file and the fix for an image it cannot use (missing, corrupt, above the pixel
+#: limit of datasets/image_io.py); mmcv's LoadImageFromFile would end in a bare decoder error.
+DEFAULT_CAM_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
 #: Written into the output directory: the checkpoint, split and options its masks were made with.
 PROTOCOL_FILE = 'protocol.json'
 

@@ -7,6 +7,7 @@ instead of a traceback). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli
 ``run()``; the work itself lives in the library layers below (``apis``, ``cam``, ``clip_pretrain``,
 ``datasets``, ``demo``, ``benchmark``).
 """
+import os
 import sys
 from typing import Callable, Tuple
 
@@ -29,8 +30,11 @@ INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
 def run_tool(main: Callable[[], object], also: Tuple[type, ...] = ()) -> None:
     """Run a command-line tool's ``main``; a :data:`USER_ERRORS` error (or one of ``also``, e.g.
     :data:`INPUT_ERRORS`) ends it with its message (``error: ...``, exit status 1) instead of a
-    traceback."""
+    traceback. With the environment variable ``MMSEG_CLIP_WSSS_TRACEBACK=1`` the traceback is shown
+    (to debug the tool itself)."""
     try:
         main()
     except USER_ERRORS + tuple(also) as err:
+        if os.environ.get('MMSEG_CLIP_WSSS_TRACEBACK'):
+            raise
         sys.exit(f'error: {err}')

@@ -14,7 +14,7 @@ import argparse
 from typing import List, Optional
 
 from mmseg_clip_wsss.datasets import coco_to_labels, dataset_classes, format_label_summary
-from . import run_tool
+from . import INPUT_ERRORS, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -48,7 +48,7 @@ def main(argv: Optional[List[str]] = None):
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':

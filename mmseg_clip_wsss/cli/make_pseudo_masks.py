@@ -1,5 +1,5 @@
 """``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
-[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt]
+[--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt|complement]
 [--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--batch-size B] [--workers N]
 [--loader-workers N] [--amp] [--cfg-options ...]``: write CAM
 pseudo masks for a dataset split (:func:`mmseg_clip_wsss.cam.run.make_pseudo_masks`; the config keys
@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
-from . import run_tool
+from . import INPUT_ERRORS, run_tool
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'run']
 
@@ -36,7 +36,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--refine', choices=['par', 'crf', 'none'],
                         help='refinement: par (pixel-adaptive, torch), crf (needs pydensecrf), none')
     parser.add_argument('--bg-mode', choices=BG_MODES,
-                        help='background by a threshold on the CAMs, or the background-prompt channel')
+                        help='background by a threshold on the CAMs, the background-prompt channel, or '
+                        '(1 - max CAM) ** cam_cfg.bg_power (complement, CLIP-ES)')
     parser.add_argument('--bg-threshold', type=float, help='background score in threshold mode')
     parser.add_argument('--ignore-band', type=float, nargs=2, metavar=('LOW', 'HIGH'),
                         help='foreground CAM between LOW and HIGH -> ignore (255); the band must '
@@ -97,7 +98,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':

@@ -28,6 +28,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--world', help='a world preset instead of the dataset\'s world')
     parser.add_argument('--out-dir', help='output folder (default DATA_ROOT/clip)')
     parser.add_argument('--model-name', default=schedule.model_name, help='open_clip model config')
+    parser.add_argument('--pretrained', help='weights to fine-tune: an open_clip pretrained tag or a local '
+                        'checkpoint (default: a random init); fine-tuning wants a far smaller --lr than '
+                        'pretraining (e.g. 1e-5: the default rate undoes pretrained weights in a few steps)')
     parser.add_argument('--pairs', type=int, default=defaults.num_pairs, help='image-caption pairs')
     parser.add_argument('--steps', type=int, default=schedule.steps)
     parser.add_argument('--batch-size', type=int, default=schedule.batch_size)
@@ -51,12 +54,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     defaults, schedule = CorpusConfig(), PretrainConfig()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.pretrained and osp.splitext(args.pretrained)[1] and not osp.isfile(args.pretrained):
+        raise FileNotFoundError(f'pretrain_clip: --pretrained {args.pretrained} does not exist (give a '
+                                'local checkpoint file or an open_clip pretrained tag).')
     world = resolve_world(args.data_root if not args.world else None, args.world)
     out_dir = args.out_dir or osp.join(args.data_root, 'clip')
     summary = pretrain_from_world(
         world, out_dir, replace(defaults, num_pairs=args.pairs),
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
-                lr=args.lr, seed=args.seed),
+                lr=args.lr, seed=args.seed, pretrained=args.pretrained),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)
     print(f"[pretrain_clip] {summary['checkpoint']}: loss {summary['loss']:.3f}, temperature "

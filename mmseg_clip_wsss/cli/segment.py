@@ -37,14 +37,17 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     """Segment with ``argv``; returns :func:`~mmseg_clip_wsss.apis.segment.segment_images`'s dict."""
     args = parse_args(argv)
     paths = list_images(args.inputs)
+    classes = None  # the model's own; a new list is checked before the model is built
+    if args.classes is not None or args.vocabulary:
+        classes = resolve_classes(args.classes.split(',') if args.classes is not None else None,
+                                  args.vocabulary)
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     check_config_assets(cfg, ())  # a missing weight file is named with its config key
     inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
-    if args.classes is not None or args.vocabulary:
-        inferencer.set_classes(resolve_classes(args.classes.split(',') if args.classes is not None else None,
-                                               args.vocabulary))
+    if classes is not None:
+        inferencer.set_classes(classes)
     result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)
     print(f'\nsegment: {len(result["written"])} image(s) into {args.out_dir} with classes '
           f'{list(inferencer.classes)}' + (f'; {len(result["skipped"])} unreadable file(s) skipped: '

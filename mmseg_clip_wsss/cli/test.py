@@ -6,7 +6,7 @@ from typing import List, Optional
 from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.runner import test
-from . import run_tool
+from . import INPUT_ERRORS, run_tool
 from .runner_args import add_runner_args, load_runner_config
 
 __all__ = ['parse_args', 'build_test_config', 'main', 'run']
@@ -54,7 +54,7 @@ def main(argv: Optional[List[str]] = None):
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':

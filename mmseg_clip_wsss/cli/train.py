@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from mmseg_clip_wsss.apis.runner import train
-from . import run_tool
+from . import INPUT_ERRORS, run_tool
 from .runner_args import add_runner_args, load_runner_config
 
 __all__ = ['parse_args', 'build_train_config', 'main', 'run']
@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None):
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':

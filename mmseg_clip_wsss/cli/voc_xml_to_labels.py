@@ -12,7 +12,7 @@ import argparse
 from typing import List, Optional
 
 from mmseg_clip_wsss.datasets import format_label_summary, parse_class_list, voc_xml_to_labels
-from . import run_tool
+from . import INPUT_ERRORS, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -52,7 +52,7 @@ def main(argv: Optional[List[str]] = None):
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':

@@ -11,14 +11,14 @@
   single-class prompts poorly.
 """
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import load_image_labels
 from mmseg_clip_wsss.models.clip_windows import normalise_images
 from mmseg_clip_wsss.models.text.text_tower import TextTower
@@ -76,7 +76,7 @@ def read_split_images(data_root: str, split: str, class_names: Sequence[str],
         ids = [line.strip() for line in f if line.strip()]
     labels = load_image_labels(label_file or osp.join(data_root, 'ImageLabels', f'{split}.txt'),
                                ('background', ) + tuple(class_names))
-    images = np.stack([np.asarray(Image.open(osp.join(data_root, 'JPEGImages', f'{i}.jpg')).convert('RGB'))
+    images = np.stack([read_rgb(osp.join(data_root, 'JPEGImages', f'{i}.jpg'), fix='make the demo data again')
                        for i in ids])
     multi_hot = np.zeros((len(ids), len(class_names)), dtype=np.float32)
     for row, image_id in enumerate(ids):

@@ -1,7 +1,6 @@
 """open_clip's contrastive loss with several positives per image and per caption."""
 from typing import Optional
 
-import torch
 from open_clip.loss import ClipLoss
 from torch import Tensor
 

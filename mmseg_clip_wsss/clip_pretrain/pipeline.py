@@ -13,10 +13,9 @@ import json
 import os
 import os.path as osp
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Dict, Optional
 
-import numpy as np
 import torch
 from tqdm import tqdm
 

@@ -1,7 +1,9 @@
-"""Contrastive pretraining of an open_clip model on a :class:`CaptionCorpus`.
+"""Contrastive training of an open_clip model on the image-caption pairs of a :class:`CaptionCorpus`:
+from a random init (pretraining) or from weights (``PretrainConfig.pretrained``: fine-tuning).
 
 open_clip's model classes, BPE tokenizer and loss (:class:`MultiPositiveClipLoss`, a ``ClipLoss``
-whose targets are the corpus's true caption-image pairs) with a learnable temperature; AdamW
+whose targets are the true caption-image pairs: the corpus's claims where it has them, else each
+image's own caption, the plain CLIP objective) with a learnable temperature; AdamW
 (no weight decay on gains, biases, embeddings and the temperature), linear warm-up then cosine decay.
 ``work_dir/latest.pth`` is written every ``checkpoint_interval`` steps (model, optimiser, schedule,
 step) and :func:`pretrain_clip` resumes from it with ``resume=True``; the result is
@@ -13,7 +15,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import open_clip
@@ -50,6 +52,8 @@ class PretrainConfig:
             to move at all. Defaults to 10.
         seed (int): Seed of the initialisation and the batch order. Defaults to 0.
         checkpoint_interval (int): Steps between ``latest.pth`` checkpoints. Defaults to 100.
+        pretrained (str, optional): Weights to fine-tune (an open_clip pretrained tag, e.g.
+            ``'openai'``, or a local checkpoint file); None trains from a random init. Defaults to None.
     """
     model_name: str = DEMO_CLIP_NAME
     steps: int = 400
@@ -60,6 +64,7 @@ class PretrainConfig:
     logit_scale_lr_mult: float = 10.0
     seed: int = 0
     checkpoint_interval: int = 100
+    pretrained: Optional[str] = None
 
 
 def encode_captions(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
@@ -109,10 +114,11 @@ def _save(obj: dict, path: str) -> None:
 
 
 def _init_model(cfg: PretrainConfig):
-    """The randomly initialised model, seeded with ``cfg.seed`` under a forked RNG."""
+    """The model to train: ``cfg.pretrained``'s weights, or a random init seeded with ``cfg.seed``
+    (under a forked RNG)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return load_open_clip(cfg.model_name, None, warn_random=False)
+        return load_open_clip(cfg.model_name, cfg.pretrained, owner='pretrain_clip', warn_random=False)
 
 
 def _check_image_size(model, corpus: CaptionCorpus, model_name: str) -> None:
@@ -140,13 +146,14 @@ def _resume_step(latest: str, resume: bool, cfg: PretrainConfig, model, optimize
 
 
 def _train_step(model, tower: TextTower, criterion, optimizer, scheduler, corpus: CaptionCorpus,
-                tokens: torch.Tensor, claims: Dict[str, torch.Tensor], indices: np.ndarray) -> float:
+                tokens: torch.Tensor, claims: Optional[Dict[str, torch.Tensor]], indices: np.ndarray) -> float:
     """One optimiser step on the pairs ``indices``; returns the loss."""
     idx = torch.from_numpy(indices)
     images = normalise_images(model, corpus.images[idx.numpy()])
     image_features = F.normalize(model.encode_image(images), dim=-1)
     text_features = F.normalize(encode_captions(tower, tokens[idx]), dim=-1)
-    targets = truth_matrix(*[claims[f][idx] for f in CLAIM_FIELDS])
+    targets = truth_matrix(*[claims[f][idx] for f in CLAIM_FIELDS]) if claims is not None else \
+        torch.eye(len(idx), dtype=torch.bool)
     loss = criterion(image_features, text_features, model.logit_scale.exp(), targets.float())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -162,7 +169,8 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
     """Train an open_clip model on ``corpus``; write ``work_dir/clip.pt``.
 
     Args:
-        corpus (CaptionCorpus): Images (at the model's input size), captions and claims.
+        corpus (CaptionCorpus): Images (at the model's input size), captions and, optionally, claims
+            (which captions are true of which images; without them only each image's own caption is).
         cfg (PretrainConfig): Schedule.
         work_dir (str): Output folder (``latest.pth``, ``clip.pt``).
         resume (bool): Continue from ``work_dir/latest.pth`` if it exists. Defaults to False.
@@ -180,7 +188,7 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
     _check_image_size(model, corpus, cfg.model_name)
     tower = TextTower(model)
     tokens = open_clip.get_tokenizer(cfg.model_name)(corpus.captions)  # (N, L)
-    claims = {f: torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS}
+    claims = {f: torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS} if corpus.claims else None
     optimizer = torch.optim.AdamW(_param_groups(model, cfg), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
     criterion = MultiPositiveClipLoss()

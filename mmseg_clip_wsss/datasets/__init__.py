@@ -1,7 +1,9 @@
 """WSSS datasets (image-level labels from a label file, GT masks only for evaluation), their
-transforms and class lists, the label-file format, the VOC palette PNG writer, the pseudo-mask
-confidence maps and the annotation converters (:mod:`.converters`)."""
+transforms and class lists, the label-file format, the one image/mask reader (:mod:`.image_io`), the
+VOC palette PNG writer, the pseudo-mask confidence maps and the annotation converters
+(:mod:`.converters`)."""
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
+from .class_names import DuplicateClassNameError, check_distinct_class_names, class_name_key
 from .coco import COCO_CLASSES, COCOWSSSDataset
 from .confidence_map import (CONFIDENCE_DIR, confidence_path, read_confidence_png,
                              write_confidence_png)
@@ -9,7 +11,9 @@ from .converters import (check_class_names, coco_category_to_label, coco_to_labe
                          colour_masks_to_labels, mask_to_instances, parse_voc_xml,
                          pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
 from .demo import DEMO_CLASSES, DemoWSSSDataset
-from .errors import DatasetError
+from .errors import DatasetError, MissingDatasetFileError
+from .image_io import (PIXEL_LIMIT_ENV, ImageTooLargeError, apply_pixel_limit, open_image, pixel_limit,
+                       read_image, read_rgb)
 from .image_labels import (background_index_of, check_class_list, format_label_summary,
                            labels_to_multi_hot, load_image_labels, write_image_labels)
 from .label_mask import check_label_mask, image_size
@@ -33,5 +37,7 @@ __all__ = [
     'parse_voc_xml', 'check_class_names', 'voc_xml_to_labels', 'coco_category_to_label',
     'coco_to_labels', 'render_coco_mask', 'mask_to_instances', 'pseudo_masks_to_coco',
     'voc_xml_to_coco', 'DatasetError', 'background_index_of', 'check_class_list', 'check_label_mask',
-    'image_size', 'colours_to_labels', 'colour_masks_to_labels', 'read_split_file'
+    'image_size', 'colours_to_labels', 'colour_masks_to_labels', 'read_split_file', 'PIXEL_LIMIT_ENV',
+    'ImageTooLargeError', 'apply_pixel_limit', 'open_image', 'pixel_limit', 'read_image', 'read_rgb',
+    'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError'
 ]

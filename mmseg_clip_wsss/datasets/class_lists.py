@@ -1,6 +1,7 @@
 """The class lists of the known datasets, read from their ``METAINFO`` (the one source)."""
 from typing import Tuple
 
+from .class_names import check_distinct_class_names
 from .coco import COCOWSSSDataset
 from .demo import DemoWSSSDataset
 from .image_labels import BACKGROUND
@@ -34,6 +35,10 @@ def parse_class_list(value: str) -> Tuple[str, ...]:
 
     Returns:
         tuple[str]: The class list, ``'background'`` first.
+
+    Raises:
+        ValueError: no name; two names of one class (``'dog,Dog'``:
+            :class:`~mmseg_clip_wsss.datasets.class_names.DuplicateClassNameError`, naming both).
     """
     if value.lower() in DATASET_TYPES:
         return dataset_classes(value)
@@ -41,4 +46,5 @@ def parse_class_list(value: str) -> Tuple[str, ...]:
     if not names:
         raise ValueError(f'--classes {value!r} names no class: give {sorted(DATASET_TYPES)} or '
                          'comma-separated class names.')
+    check_distinct_class_names((BACKGROUND, ) + names, f'--classes {value!r}')
     return (BACKGROUND, ) + names

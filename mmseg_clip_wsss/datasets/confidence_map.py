@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
+from .errors import MissingDatasetFileError
+from .image_io import open_image, read_image
 from .palette import save_png_atomically
 
 __all__ = ['CONFIDENCE_DIR', 'confidence_path', 'write_confidence_png', 'read_confidence_png']
@@ -61,16 +63,20 @@ def read_confidence_png(path: str) -> np.ndarray:
         np.ndarray: (H, W) uint8 codes ``v``; the confidence is ``v / 255``.
 
     Raises:
-        FileNotFoundError: naming the file and how to write it.
+        MissingDatasetFileError: naming the file and how to write it (a ``FileNotFoundError``).
         ValueError: for a PNG that is not 8-bit grayscale.
+        CorruptImageError, ImageTooLargeError: see
+            :func:`~mmseg_clip_wsss.datasets.image_io.open_image`.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(
+        raise MissingDatasetFileError(
             f'confidence map {path} does not exist: tools/make_pseudo_masks.py writes one beside '
             'every pseudo mask; masks made before it had no confidence maps, so re-run it with '
             '--overwrite into that directory (or drop LoadConfidenceMap from the pipeline).')
-    with Image.open(path) as img:
-        if img.mode != 'L':
-            raise ValueError(f'confidence map {path} has PIL mode {img.mode!r}, expected an 8-bit '
-                             "grayscale PNG (mode 'L') as tools/make_pseudo_masks.py writes.")
-        return np.asarray(img, dtype=np.uint8)
+    fix = 'write it again (tools/make_pseudo_masks.py --overwrite)'
+    with open_image(path, 'confidence map', fix) as img:
+        mode = img.mode
+    if mode != 'L':
+        raise ValueError(f'confidence map {path} has PIL mode {mode!r}, expected an 8-bit '
+                         "grayscale PNG (mode 'L') as tools/make_pseudo_masks.py writes.")
+    return read_image(path, 'confidence map', fix).astype(np.uint8, copy=False)

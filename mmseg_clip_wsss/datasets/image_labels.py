@@ -22,7 +22,8 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import DatasetError
+from .class_names import check_distinct_class_names
+from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = [
     'BACKGROUND', 'check_class_list', 'background_index_of', 'background_mismatch',
@@ -50,8 +51,9 @@ def check_class_list(classes: Sequence[str], source: str) -> Tuple[str, ...]:
 
     Raises:
         DatasetError: for a string (``'dog'`` would be read as the classes ``('d', 'o', 'g')``), an
-            empty list, a name that is no non-empty string, a repeated name, or ``'background'``
-            anywhere but first.
+            empty list, a name that is no non-empty string, two names of one class (``'dog'`` and
+            ``'Dog '``: :class:`~mmseg_clip_wsss.datasets.class_names.DuplicateClassNameError`, see
+            :mod:`~mmseg_clip_wsss.datasets.class_names`), or ``'background'`` anywhere but first.
     """
     if isinstance(classes, str):
         raise DatasetError(
@@ -60,11 +62,11 @@ def check_class_list(classes: Sequence[str], source: str) -> Tuple[str, ...]:
             f'{classes!r}).')
     names = tuple(classes)
     bad = [n for n in names if not isinstance(n, str) or not n.strip()]
-    repeated = sorted({n for n in names if names.count(n) > 1}, key=str)
-    if not names or bad or repeated:
-        found = 'no class' if not names else f'names {bad}' if bad else f'repeated names {repeated}'
+    if not names or bad:
+        found = 'no class' if not names else f'names {bad}'
         raise DatasetError(f'{source}: classes={names!r} has {found}: give each class once, as a '
                            'non-empty string, in label order.')
+    check_distinct_class_names(names, f'{source} classes')
     if BACKGROUND in names[1:]:
         raise DatasetError(f'{source}: {BACKGROUND!r} is class {names.index(BACKGROUND)} of '
                            f'{names!r}; it must be class 0 (or absent, when there is no background).')
@@ -165,12 +167,12 @@ def load_image_labels(
         name once, in class-index order).
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
+        MissingDatasetFileError: if ``path`` does not exist (a ``FileNotFoundError``).
         ValueError: naming ``path:line`` for an unknown class, an empty class name or a
             duplicated image id.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'image-level label file {path} does not exist: {_FIX_HINT}.')
+        raise MissingDatasetFileError(f'image-level label file {path} does not exist: {_FIX_HINT}.')
     index = {name: i for i, name in enumerate(classes)}
     known = set(known_classes) if known_classes is not None else set(classes)
     labels: 'OrderedDict[str, Tuple[str, ...]]' = OrderedDict()

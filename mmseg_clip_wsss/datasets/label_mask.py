@@ -16,9 +16,9 @@ import os.path as osp
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from PIL import Image
 
 from .errors import DatasetError
+from .image_io import open_image
 
 __all__ = ['EXIF_ORIENTATION', 'exif_orientation', 'image_size', 'check_label_mask']
 
@@ -31,8 +31,13 @@ _CONVERTER = 'tools/dataset_converters/colour_masks_to_labels.py'
 
 
 def exif_orientation(path: str) -> int:
-    """EXIF orientation of an image file (1 = as stored; read from the header only)."""
-    with Image.open(path) as img:
+    """EXIF orientation of an image file (1 = as stored; read from the header only).
+
+    Raises:
+        FileNotFoundError, CorruptImageError, ImageTooLargeError: see
+            :func:`~mmseg_clip_wsss.datasets.image_io.open_image`.
+    """
+    with open_image(path) as img:
         return int(img.getexif().get(EXIF_ORIENTATION, 1) or 1)
 
 
@@ -44,8 +49,12 @@ def image_size(path: str) -> Tuple[int, int]:
 
     Returns:
         tuple[int, int]: Height and width in pixels.
+
+    Raises:
+        FileNotFoundError, CorruptImageError, ImageTooLargeError: see
+            :func:`~mmseg_clip_wsss.datasets.image_io.open_image`.
     """
-    with Image.open(path) as img:
+    with open_image(path) as img:
         width, height = img.size
         orientation = img.getexif().get(EXIF_ORIENTATION, 1)
     return (width, height) if orientation in _SWAPS_SIDES else (height, width)

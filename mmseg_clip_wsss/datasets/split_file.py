@@ -14,7 +14,7 @@ from typing import Dict, List
 
 from mmengine.logging import print_log
 
-from .errors import DatasetError
+from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = ['IMAGE_EXTS', 'read_split_file']
 
@@ -53,12 +53,12 @@ def read_split_file(path: str) -> List[str]:
         list[str]: Image ids (file stems, or relative paths without extension).
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
+        MissingDatasetFileError: if ``path`` does not exist (a ``FileNotFoundError``).
         DatasetError: naming ``path:line`` for a line that is neither an id nor an image/mask pair.
     """
     if not osp.isfile(path):
-        raise FileNotFoundError(f'split file {path} does not exist: check the split path (relative '
-                                'paths are taken under the dataset root).')
+        raise MissingDatasetFileError(f'split file {path} does not exist: check the split path (relative '
+                                      'paths are taken under the dataset root).')
     first_line: Dict[str, int] = {}
     repeats: List[str] = []
     with open(path, encoding='utf-8-sig') as f:  # utf-8-sig drops a byte-order mark

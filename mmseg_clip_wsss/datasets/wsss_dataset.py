@@ -8,7 +8,7 @@ from mmseg.datasets import BaseSegDataset
 
 from ..registry import DATASETS
 from ..structures import IMAGE_LABELS
-from .errors import DatasetError
+from .errors import DatasetError, MissingDatasetFileError
 from .image_labels import check_class_list, load_image_labels, labels_to_multi_hot
 from .split_file import read_split_file
 
@@ -31,7 +31,11 @@ class WSSSDataset(BaseSegDataset):
     Images are listed by ``ann_file`` (a split file of ids, mmseg's convention, read by
     :func:`~mmseg_clip_wsss.datasets.split_file.read_split_file`: BOMs, CRLF, blank lines, ``id.jpg``
     and ``image mask`` pairs are understood, repeated ids reported) or, when it is empty, by the
-    images found under ``data_prefix['img_path']``. A dataset left without any image is refused.
+    images found under ``data_prefix['img_path']``; then every image of the label file must be among
+    them (a line whose image is missing is refused, naming it, rather than dropped). A listed file
+    that does not exist raises :class:`~mmseg_clip_wsss.datasets.errors.MissingDatasetFileError`
+    (a ``DatasetError`` and a ``FileNotFoundError``) naming it, its list and the fix. A dataset left
+    without any image is refused.
 
     Args:
         ann_file (str): Split file, one image id per line. Defaults to ''.
@@ -88,17 +92,17 @@ class WSSSDataset(BaseSegDataset):
         """Fail with the path and the fix when the split file or image directory is absent."""
         img_dir = self.data_prefix.get('img_path', '')
         if self._local and self.data_root and not osp.isdir(self.data_root):
-            raise FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'{type(self).__name__}: dataset root {self.data_root} (data_root) does not exist. '
                 f'Prepare the dataset as {_DOCS} describes, or point data_root to it (e.g. '
                 '--cfg-options train_dataloader.dataset.data_root=...).')
         if self.ann_file and not osp.isfile(self.ann_file):
-            raise FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'{type(self).__name__}: split file {self.ann_file} does not exist (ann_file, '
                 f'data_root={self.data_root!r}). Prepare the dataset as {_DOCS} describes, or fix '
                 'data_root/ann_file in the config.')
         if self._local and img_dir and not osp.isdir(img_dir):
-            raise FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'{type(self).__name__}: image directory {img_dir} does not exist '
                 f"(data_prefix['img_path'], data_root={self.data_root!r}). Prepare the dataset as "
                 f'{_DOCS} describes, or fix data_root/data_prefix in the config.')
@@ -115,10 +119,10 @@ class WSSSDataset(BaseSegDataset):
 
     def _report_missing(self, kind: str, missing: List[str], what_to_do: str) -> None:
         shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
-        source = f'listed in {self.ann_file}' if self.ann_file else \
+        source = f'listed in split file {self.ann_file}' if self.ann_file else \
             f"found under {self.data_prefix.get('img_path')}"
-        raise FileNotFoundError(f'{type(self).__name__}: {len(missing)} {kind} of the images '
-                                f'{source} do not exist: {shown}. {what_to_do}')
+        raise MissingDatasetFileError(f'{type(self).__name__}: {len(missing)} {kind} of the images '
+                                      f'{source} do not exist: {shown}. {what_to_do}')
 
     # -- loading -------------------------------------------------------------------------------
     def load_data_list(self) -> List[dict]:
@@ -183,10 +187,12 @@ class WSSSDataset(BaseSegDataset):
         classes = self._metainfo['classes']
         labels = load_image_labels(self.label_file, classes,
                                    known_classes=type(self).METAINFO.get('classes'))
+        if not self.ann_file or osp.isdir(self.ann_file):  # listed from the image folder
+            self._check_labelled_images_exist(data_list, labels)
         unlabelled = [info['img_id'] for info in data_list if info['img_id'] not in labels]
         if unlabelled:
             shown = ', '.join(unlabelled[:5]) + (', ...' if len(unlabelled) > 5 else '')
-            raise ValueError(
+            raise DatasetError(
                 f'{type(self).__name__}: {len(unlabelled)} of {len(data_list)} images of '
                 f'{self.ann_file or self.data_prefix.get("img_path")} have no line in label '
                 f'file {self.label_file} ({shown}). Make the label file for this split with '
@@ -208,6 +214,22 @@ class WSSSDataset(BaseSegDataset):
                 f'{self.label_file} has no foreground class of {tuple(classes[1:])}: {shown}',
                 logger='current', level=logging.WARNING)
         return kept
+
+    def _check_labelled_images_exist(self, data_list: List[dict], labels: dict) -> None:
+        """Refuse, naming them, the images of label-file lines that the image folder does not hold
+        (a dataset listed from its folder would otherwise train on the rest without a word)."""
+        found = {info['img_id'] for info in data_list}
+        img_dir = self.data_prefix.get('img_path', '') or ''
+        missing = [osp.join(img_dir, image_id + self.img_suffix) for image_id in labels
+                   if image_id not in found]
+        if missing:
+            shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
+            raise MissingDatasetFileError(
+                f'{type(self).__name__}: {len(missing)} image(s) of label file {self.label_file} '
+                f'are not in the image folder {img_dir} (no split file given, so the folder lists '
+                f'the images): {shown}. Restore them (re-extract the dataset, see {_DOCS}), or give '
+                'the split file of the images to use (ann_file), or remove their lines from the '
+                'label file.')
 
     def _check_files(self, data_list: List[dict]) -> None:
         """Fail now, naming the paths, when images (or GT masks) of the list do not exist."""

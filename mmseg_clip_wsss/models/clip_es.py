@@ -5,7 +5,8 @@
   ``p_k (t_k - sum_j p_j t_j)``: where another row's text explains a region better, class ``k``'s
   activation there falls. Without it (``competitors=None``) it is the Grad-CAM of the raw logit.
 - :func:`cam_box_mask`: the boxes around the connected regions of each CAM above a fraction of its
-  maximum (CLIP-ES's ``scoremap2bbox`` with one box per contour).
+  maximum (CLIP-ES's ``scoremap2bbox`` with one box per contour; ``rule='clip_es'`` draws them as
+  its released code does, ``'exact'`` keeps every box's last row and column).
 - :func:`class_aware_affinity_refine`: class-aware attention affinity (CAA): an attention map
   (mean of the last layers' self-attention), made doubly stochastic, symmetrised and squared, then
   restricted for every class to the columns inside the class's CAM boxes and applied to its CAM.
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor
 
-__all__ = ['minmax_normalise', 'softmax_grad_cam', 'cam_box_mask', 'sinkhorn_affinity',
+__all__ = ['BOX_RULES', 'minmax_normalise', 'softmax_grad_cam', 'cam_box_mask', 'sinkhorn_affinity',
            'class_aware_affinity_refine']
 
 
@@ -87,25 +88,61 @@ def softmax_grad_cam(tokens: Tensor,
     return cams * targets[:, :, None]
 
 
-def cam_box_mask(cams: Tensor, threshold: float = 0.4) -> Tensor:
-    """The union of the bounding boxes of every 8-connected region where a CAM exceeds
-    ``threshold`` x its maximum (an all-zero map has no box).
+#: How :func:`cam_box_mask` draws the boxes: CLIP-ES's released rule or the exact regions' boxes.
+BOX_RULES = ('clip_es', 'exact')
+
+
+def _region_boxes(above: np.ndarray, clip_last: bool) -> np.ndarray:
+    """Union of the bounding boxes of the 8-connected regions of one (h, w) bool map; with
+    ``clip_last`` every box ends at ``min(end, side - 1)`` (exclusive), as CLIP-ES's boxes do."""
+    h, w = above.shape
+    boxes = np.zeros_like(above)
+    regions, _ = ndimage.label(above, structure=np.ones((3, 3), dtype=bool))
+    for rows, cols in ndimage.find_objects(regions):
+        if clip_last:
+            rows, cols = slice(rows.start, min(rows.stop, h - 1)), slice(cols.start, min(cols.stop, w - 1))
+        boxes[rows, cols] = True
+    return boxes
+
+
+def cam_box_mask(cams: Tensor, threshold: float = 0.4, rule: str = 'exact') -> Tensor:
+    """The union of the bounding boxes of every 8-connected region where a CAM exceeds a fraction of
+    its maximum (an all-zero map has no box).
+
+    Rules (``rule``):
+
+    - ``'exact'``: a position is inside where ``cam > threshold * max``; each box covers its region.
+    - ``'clip_es'``: CLIP-ES's ``scoremap2bbox`` as released (Lin et al., CVPR 2023): the map is
+      quantised to ``q = floor(255 * cam)`` (the CAMs are min-max normalised), a position is inside
+      where ``q > int(threshold * max(q))``, and a box ``(x, y, w, h)`` ends at ``min(x + w, W - 1)``
+      and ``min(y + h, H - 1)`` (exclusive): a box that touches the right or bottom edge loses its
+      last column or row (a one-column box there is empty).
 
     Args:
-        cams (Tensor): (B, K, h, w) maps.
-        threshold (float): Fraction of each map's maximum. Defaults to 0.4 (CLIP-ES).
+        cams (Tensor): (B, K, h, w) maps in [0, 1].
+        threshold (float): Fraction of each map's maximum. Defaults to 0.4 (CLIP-ES, VOC; 0.7 COCO).
+        rule (str): One of :data:`BOX_RULES`. Defaults to ``'exact'``.
 
     Returns:
         Tensor: (B, K, h, w) bool, True inside the boxes.
+
+    Raises:
+        ValueError: for an unknown ``rule``.
     """
-    peak = cams.amax(dim=(-2, -1), keepdim=True)
-    above = ((cams > threshold * peak) & (peak > 0)).cpu().numpy()  # (B, K, h, w)
+    if rule not in BOX_RULES:
+        raise ValueError(f'cam_box_mask: rule={rule!r} must be one of {BOX_RULES}.')
+    maps = cams.detach().float().cpu()
+    if rule == 'clip_es':
+        quantised = (maps * 255).to(torch.uint8).numpy()  # truncation, as numpy's astype(uint8)
+        peak = quantised.max(axis=(2, 3), keepdims=True)
+        limit = np.floor(float(threshold) * peak.astype(np.float64))  # int() of a positive number
+        above = quantised > limit
+    else:
+        peak = maps.amax(dim=(-2, -1), keepdim=True)
+        above = ((maps > threshold * peak) & (peak > 0)).numpy()  # (B, K, h, w)
     boxes = np.zeros_like(above)
-    eight = np.ones((3, 3), dtype=bool)
     for i, k in zip(*np.nonzero(above.any(axis=(2, 3)))):
-        regions, _ = ndimage.label(above[i, k], structure=eight)
-        for rows, cols in ndimage.find_objects(regions):
-            boxes[i, k, rows, cols] = True
+        boxes[i, k] = _region_boxes(above[i, k], clip_last=rule == 'clip_es')
     return torch.from_numpy(boxes).to(cams.device)
 
 
@@ -126,7 +163,8 @@ def sinkhorn_affinity(attention: Tensor, num_iters: int = 3, power: int = 2) -> 
     return torch.linalg.matrix_power(aff, power)
 
 
-def class_aware_affinity_refine(cams: Tensor, affinity: Tensor, box_threshold: float = 0.4) -> Tensor:
+def class_aware_affinity_refine(cams: Tensor, affinity: Tensor, box_threshold: float = 0.4,
+                                box_rule: str = 'exact') -> Tensor:
     """Class-aware affinity refinement (CAA of CLIP-ES).
 
     For class ``k``: ``refined_k = (A * box_k[None, :]) @ cam_k``: every position gathers the CAM of
@@ -136,12 +174,17 @@ def class_aware_affinity_refine(cams: Tensor, affinity: Tensor, box_threshold: f
         cams (Tensor): (B, K, h, w) CAMs (min-max normalised).
         affinity (Tensor): (B, h * w, h * w) transition matrix (:func:`sinkhorn_affinity`).
         box_threshold (float): See :func:`cam_box_mask`. Defaults to 0.4.
+        box_rule (str): See :func:`cam_box_mask`. Defaults to ``'exact'``.
 
     Returns:
         Tensor: (B, K, h, w) refined CAMs in [0, 1]; all-zero maps stay zero.
     """
     b, k, h, w = cams.shape
-    inside = cam_box_mask(cams, box_threshold).to(cams.dtype)  # (B, K, h, w)
-    source = (cams * inside).flatten(2)  # (B, K, n)
-    refined = torch.einsum('bij,bkj->bki', affinity.to(cams.dtype), source).reshape(b, k, h, w)
-    return minmax_normalise(refined)
+    inside = cam_box_mask(cams, box_threshold, box_rule).to(cams.dtype).flatten(2)  # (B, K, n)
+    affinity = affinity.to(cams.dtype)
+    # in CLIP-ES's order (the affinity's columns masked, then one matrix-vector product per class):
+    # the same float rounding, which the final min-max can magnify where a refined map is nearly flat
+    refined = torch.stack([torch.stack([
+        (affinity[i] * inside[i, c][None, :]) @ cams[i, c].reshape(-1, 1) for c in range(k)
+    ]) for i in range(b)])  # (B, K, n, 1)
+    return minmax_normalise(refined.reshape(b, k, h, w))

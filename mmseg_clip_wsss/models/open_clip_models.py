@@ -19,6 +19,7 @@ import copy
 import logging
 import os
 import os.path as osp
+import zipfile
 from typing import Optional
 
 import open_clip
@@ -92,6 +93,41 @@ def _create_model(model_name: str, pretrained: Optional[str], cache_dir: Optiona
         logging.disable(previous_disable)
 
 
+def is_torchscript_archive(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip holding ``constants.pkl``), the format of
+    OpenAI's released CLIP files such as ``ViT-B-16.pt``."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split('/')[-1] == 'constants.pkl' for name in archive.namelist())
+
+
+def _from_torchscript(model_name: str, path: str, cache_dir: Optional[str], quick_gelu: Optional[bool],
+                      owner: str) -> nn.Module:
+    """The model ``model_name`` with the weights of a TorchScript archive (OpenAI's released files).
+
+    open_clip reads local files with ``torch.load(weights_only=True)``, which refuses TorchScript
+    archives; their state dict is OpenAI's layout, which open_clip's ``CLIP`` shares. OpenAI trained
+    these weights with QuickGELU: it is used unless ``quick_gelu`` is False.
+
+    Raises:
+        ValueError: the archive's weights do not fit ``model_name``, naming the file and the fix.
+    """
+    state = torch.jit.load(path, map_location='cpu').state_dict()
+    for key in ('input_resolution', 'context_length', 'vocab_size'):
+        state.pop(key, None)
+    model = _create_model(model_name, None, cache_dir, quick_gelu is not False)
+    transient = {name for name, _ in model.named_buffers()} - set(model.state_dict())  # e.g. attn_mask
+    state = {k: v for k, v in state.items() if k not in transient}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f'{owner}: the TorchScript archive {path!r} holds weights that do not fit the '
+                         f'open_clip model {model_name!r}; set model_name to the archive\'s architecture '
+                         f"(OpenAI's ViT-B-16.pt is 'ViT-B-16'). {str(err)[:300]}") from err
+    return model
+
+
 def load_open_clip(model_name: str,
                    pretrained: Optional[str],
                    cache_dir: Optional[str] = None,
@@ -102,7 +138,10 @@ def load_open_clip(model_name: str,
 
     open_clip only *warns* when a tag was trained with QuickGELU (OpenAI's weights) but the model
     config uses GELU (``'ViT-B-16'`` + ``'openai'``); the features are then subtly wrong. Here the
-    tag's own ``quick_gelu`` flag is applied unless ``quick_gelu`` says otherwise.
+    tag's own ``quick_gelu`` flag is applied unless ``quick_gelu`` says otherwise. A local file carries
+    no such flag: set ``quick_gelu=True`` for OpenAI's weights saved as a state dict. A TorchScript
+    archive (OpenAI's released ``ViT-B-16.pt``, which open_clip's file loader refuses) is read here
+    and gets QuickGELU unless ``quick_gelu=False``.
 
     Args:
         model_name (str): open_clip model-config name (or ``hf-hub:``/``local-dir:`` source).
@@ -117,7 +156,8 @@ def load_open_clip(model_name: str,
         nn.Module: The open_clip ``CLIP`` / ``CustomTextCLIP`` model on the CPU.
 
     Raises:
-        ValueError: unknown model name, or ``pretrained`` that is neither a tag nor a file.
+        ValueError: unknown model name, ``pretrained`` that is neither a tag nor a file, or a
+            TorchScript archive whose weights do not fit ``model_name``.
         FileNotFoundError: ``pretrained`` looks like a path but does not exist.
     """
     register_project_clip_configs()
@@ -138,6 +178,8 @@ def load_open_clip(model_name: str,
     elif warn_random:
         print_log(f'{owner}: pretrained is empty, the {model_name} weights are randomly initialised.',
                   logger='current', level=logging.WARNING)
+    if pretrained and osp.isfile(pretrained) and is_torchscript_archive(pretrained):
+        return _from_torchscript(model_name, pretrained, cache_dir, quick_gelu, owner)
     return _create_model(model_name, pretrained, cache_dir, quick_gelu)
 
 

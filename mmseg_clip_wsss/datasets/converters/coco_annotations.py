@@ -15,6 +15,7 @@ from functools import partial
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar, track_parallel_progress
 
@@ -69,7 +70,6 @@ def _undrawable_annotations(annotations: Sequence[dict], file_name: str) -> List
 
 def _annotation_mask(segmentation, height: int, width: int) -> np.ndarray:
     """(H, W) uint8 0/1 mask of one COCO ``segmentation`` (polygons or RLE)."""
-    from pycocotools import mask as mask_utils
     if isinstance(segmentation, list):  # polygons
         rle = mask_utils.merge(mask_utils.frPyObjects(_drawable_polygons(segmentation), height,
                                                       width))

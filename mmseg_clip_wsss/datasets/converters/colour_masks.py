@@ -10,9 +10,9 @@ import os.path as osp
 from typing import Dict, Optional
 
 import numpy as np
-from PIL import Image
 
 from ..errors import DatasetError
+from ..image_io import read_image
 from ..palette import colours_to_labels, write_palette_png
 
 __all__ = ['colour_masks_to_labels']
@@ -32,6 +32,8 @@ def colour_masks_to_labels(mask_dir: str, out_dir: Optional[str] = None) -> Dict
     Raises:
         FileNotFoundError: for a missing ``mask_dir``.
         DatasetError: naming a mask with a colour outside the VOC colour map.
+        CorruptImageError, ImageTooLargeError: naming a mask that cannot be decoded (see
+            :func:`~mmseg_clip_wsss.datasets.image_io.read_image`).
     """
     if not osp.isdir(mask_dir):
         raise FileNotFoundError(f'mask directory {mask_dir} does not exist.')
@@ -41,9 +43,9 @@ def colour_masks_to_labels(mask_dir: str, out_dir: Optional[str] = None) -> Dict
         if not name.lower().endswith('.png'):
             continue
         path = osp.join(mask_dir, name)
-        with Image.open(path) as img:
-            colour = img.mode in ('RGB', 'RGBA')
-            mask = np.array(img.convert('RGB') if colour else img)
+        mask = read_image(path, 'mask', 'replace it, or move it out of the mask directory')
+        colour = mask.ndim == 3 and mask.shape[2] in (3, 4)  # RGB(A): drop the alpha
+        mask = mask[..., :3] if colour else mask
         if colour:
             try:
                 mask = colours_to_labels(mask)  # (H, W)

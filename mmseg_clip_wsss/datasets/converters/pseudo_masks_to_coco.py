@@ -11,10 +11,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from mmengine.utils import ProgressBar
-from PIL import Image
 from pycocotools import mask as mask_utils
 from scipy import ndimage
 
+from ..image_io import read_image
 from ..label_mask import check_label_mask
 from .coco_det_format import coco_categories, dump_coco_json, image_entry, list_image_ids
 
@@ -103,8 +103,7 @@ def _image_instances(img_dir: str, mask_dir: str, image_id: str, coco_id: int, n
     """``(image entry, instances of its checked mask)`` of one image (no ``min_area`` applied)."""
     entry, (height, width) = image_entry(img_dir, image_id, coco_id)
     mask_path = osp.join(mask_dir, image_id + '.png')
-    with Image.open(mask_path) as img:
-        label_map = np.array(img)
+    label_map = read_image(mask_path, 'pseudo mask', 'write it again (tools/make_pseudo_masks.py)')
     check_label_mask(label_map, mask_path, osp.join(img_dir, entry['file_name']),
                      (height, width), num_classes, ignore_index)
     return entry, mask_to_instances(label_map, num_classes, 0, connectivity, ignore_index, with_masks)
@@ -171,6 +170,8 @@ def pseudo_masks_to_coco(mask_dir: str,
         FileNotFoundError: naming the missing directory / mask and the fix.
         DatasetError: for a mask that cannot belong to its image (colour channels, another size than
             the image as displayed, values that are no class), naming both files.
+        CorruptImageError, ImageTooLargeError: for an image or mask that cannot be decoded, naming it
+            and the fix (:mod:`~mmseg_clip_wsss.datasets.image_io`).
     """
     categories = coco_categories(classes)
     image_ids = _masked_image_ids(mask_dir, img_dir, split_file)

@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -54,16 +54,17 @@ class CorpusConfig:
 
 @dataclass
 class CaptionCorpus:
-    """Images, captions and claims of a corpus.
+    """Images and captions of an image-caption corpus, with what each caption claims when known.
 
-    ``images`` (N, S, S, 3) uint8 RGB; ``captions`` list of N str; ``claims``: the fields of
-    :class:`~mmseg_clip_wsss.datasets.synthetic.captions.Claims` stacked over the pairs; ``class_names``:
-    the vocabulary (labelled then unseen classes) the claims index.
+    ``images`` (N, S, S, 3) uint8 RGB; ``captions`` list of N str; ``claims`` (optional): the fields
+    of :class:`~mmseg_clip_wsss.datasets.synthetic.captions.Claims` stacked over the pairs, which tell
+    the captions that are true of other images too (a generated corpus has them; real pairs do not);
+    ``class_names``: the vocabulary (labelled then unseen classes) the claims index.
     """
     images: np.ndarray
     captions: List[str]
-    claims: Dict[str, np.ndarray]
-    class_names: Tuple[str, ...]
+    claims: Optional[Dict[str, np.ndarray]] = None
+    class_names: Tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -144,7 +145,7 @@ def save_corpus(corpus: CaptionCorpus, path: str) -> str:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp.npz'
     np.savez(tmp, images=corpus.images, captions=np.array(corpus.captions),
-             class_names=np.array(corpus.class_names), **corpus.claims)
+             class_names=np.array(corpus.class_names), **(corpus.claims or {}))
     os.replace(tmp, path)
     return path
 
@@ -152,6 +153,6 @@ def save_corpus(corpus: CaptionCorpus, path: str) -> str:
 def load_corpus(path: str) -> CaptionCorpus:
     """Read a corpus written by :func:`save_corpus`."""
     with np.load(path) as data:
-        return CaptionCorpus(data['images'], [str(c) for c in data['captions']],
-                             {f: data[f] for f in _CLAIM_FIELDS},
+        claims = {f: data[f] for f in _CLAIM_FIELDS} if _CLAIM_FIELDS[0] in data.files else None
+        return CaptionCorpus(data['images'], [str(c) for c in data['captions']], claims,
                              tuple(str(c) for c in data['class_names']))

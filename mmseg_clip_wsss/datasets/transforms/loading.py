@@ -1,4 +1,5 @@
-"""Loading transforms that fail clearly on bad files (missing, corrupt, wrong channel count)."""
+"""Loading transforms that fail clearly on bad files (missing, corrupt, too large, wrong channel
+count)."""
 from typing import Optional
 
 import cv2
@@ -8,17 +9,16 @@ import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 
-from ...registry import TRANSFORMS
+from ...registry import TRANSFORMS, register_deprecated_alias
+from ..errors import MissingDatasetFileError
+from ..image_io import CorruptImageError, ImageTooLargeError, check_encoded_size
 from ..label_mask import check_label_mask
 
-__all__ = ['CorruptImageError', 'LoadWSSSImage', 'LoadWSSSAnnotations', 'jpeg_is_complete',
-           'png_bit_depth', 'to_uint8']
+__all__ = ['CorruptImageError', 'ImageTooLargeError', 'LoadWSSSImage', 'LoadWSSSAnnotations',
+           'jpeg_is_complete', 'png_bit_depth', 'to_uint8']
 
 _DOCS = 'docs/datasets.md'
-
-
-class CorruptImageError(OSError):
-    """An image or mask file exists but cannot be decoded (corrupt, truncated, not an image)."""
+_REPAIR = f're-download/re-extract it (see {_DOCS}), or remove its id from the split file'
 
 
 def png_bit_depth(data: bytes) -> int:
@@ -65,6 +65,9 @@ class LoadWSSSImage(LoadImageFromFile):
     * a missing file raises :class:`FileNotFoundError` with its path;
     * undecodable bytes, or a JPEG cut short (see :func:`jpeg_is_complete`), raise
       :class:`CorruptImageError` with its path;
+    * an image with more pixels than the pixel limit raises :class:`ImageTooLargeError` with its path,
+      its size and how to raise the limit (:mod:`mmseg_clip_wsss.datasets.image_io`), before it is
+      decoded;
     * grayscale, single-channel, RGBA and 16-bit images are turned into 3-channel 8-bit images
       (16-bit samples keep their high byte);
     * the EXIF orientation is applied (the image as displayed), as mmcv's ``'color'`` flag does: the
@@ -103,30 +106,23 @@ class LoadWSSSImage(LoadImageFromFile):
             return None
         raise error
 
-    def transform(self, results: dict) -> Optional[dict]:
-        """Load ``results['img_path']``.
-
-        Args:
-            results (dict): Data info with ``img_path``.
-
-        Returns:
-            dict: ``results`` with ``img`` (H, W, 3), ``img_shape`` and ``ori_shape``.
-        """
-        filename = results['img_path']
+    def _read(self, filename: str) -> bytes:
+        """The file's bytes; refused when missing, above the pixel limit or a JPEG cut short."""
         try:
             img_bytes = fileio.get(filename, backend_args=self.backend_args)
         except FileNotFoundError as e:
-            error = FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'image file {filename} does not exist: restore it (re-extract the dataset, see '
-                f'{_DOCS}) or remove its id from the split file.')
-            error.__cause__ = e
-            return self._fail(error)
-        hint = ('re-download/re-extract it (see ' + _DOCS + '), or remove its id from the split '
-                'file')
+                f'{_DOCS}) or remove its id from the split file.') from e
+        check_encoded_size(img_bytes, filename, 'image file')
         if self.check_jpeg_end and img_bytes[:2] == b'\xff\xd8' and not jpeg_is_complete(img_bytes):
-            return self._fail(CorruptImageError(
+            raise CorruptImageError(
                 f'image file {filename} is a truncated JPEG (no end-of-image marker after its last '
-                f'scan): {hint}.'))
+                f'scan): {_REPAIR}.')
+        return img_bytes
+
+    def _decode(self, img_bytes: bytes, filename: str) -> np.ndarray:
+        """Decoded pixels (H, W[, C]) as mmcv gives them (BGR, EXIF orientation applied)."""
         try:
             if png_bit_depth(img_bytes) == 16:
                 # decoders differ on 16-bit PNGs (Pillow clips them at 255 converting to RGB): read
@@ -137,11 +133,31 @@ class LoadWSSSImage(LoadImageFromFile):
             else:
                 img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
         except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, cv2.error)
-            return self._fail(CorruptImageError(
-                f'image file {filename} cannot be decoded ({type(e).__name__}: {e}): {hint}.'))
+            raise CorruptImageError(
+                f'image file {filename} cannot be decoded ({type(e).__name__}: {e}): {_REPAIR}.') from e
         if img is None or img.size == 0:
-            return self._fail(CorruptImageError(
-                f'image file {filename} cannot be decoded (corrupt or not an image): {hint}.'))
+            raise CorruptImageError(
+                f'image file {filename} cannot be decoded (corrupt or not an image): {_REPAIR}.')
+        return img
+
+    def transform(self, results: dict) -> Optional[dict]:
+        """Load ``results['img_path']``.
+
+        Args:
+            results (dict): Data info with ``img_path``.
+
+        Returns:
+            dict: ``results`` with ``img`` (H, W, 3), ``img_shape`` and ``ori_shape``; None for a
+            file that cannot be used when ``ignore_empty``.
+
+        Raises:
+            FileNotFoundError, CorruptImageError, ImageTooLargeError: naming the file and the fix.
+        """
+        filename = results['img_path']
+        try:
+            img = self._decode(self._read(filename), filename)
+        except (FileNotFoundError, CorruptImageError, ImageTooLargeError) as error:
+            return self._fail(error)
         img = to_uint8(img)  # 16-bit -> 8-bit
         if img.ndim == 2:  # (H, W) -> (H, W, 3)
             img = np.repeat(img[..., None], 3, axis=2)
@@ -171,6 +187,8 @@ class LoadWSSSAnnotations(LoadAnnotations):
       training data) raises :class:`KeyError` saying so;
     * a missing mask raises :class:`FileNotFoundError` with its path;
     * an undecodable mask raises :class:`CorruptImageError` with its path;
+    * a mask with more pixels than the pixel limit raises :class:`ImageTooLargeError` with its path,
+      its size and how to raise the limit (:mod:`mmseg_clip_wsss.datasets.image_io`);
     * a mask that cannot belong to its image (colour channels, another size than the loaded image's
       ``ori_shape``, values outside the dataset's ``num_classes`` and 255) raises
       :class:`~mmseg_clip_wsss.datasets.errors.DatasetError` naming both files and the fix (see
@@ -189,12 +207,13 @@ class LoadWSSSAnnotations(LoadAnnotations):
                 "with_gt_masks=True and data_prefix['seg_map_path'] for evaluation datasets.")
         path = results['seg_map_path']
         try:
+            check_encoded_size(fileio.get(path, backend_args=self.backend_args), path, 'ground-truth mask')
             super()._load_seg_map(results)
         except FileNotFoundError as e:
-            raise FileNotFoundError(
+            raise MissingDatasetFileError(
                 f'ground-truth mask {path} does not exist: evaluation reads GT masks; prepare them '
                 f'as {_DOCS} describes.') from e
-        except AssertionError:  # mmseg's own reduce_zero_label consistency check
+        except (AssertionError, ImageTooLargeError):  # mmseg's reduce_zero_label check; the limit
             raise
         except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, ...)
             raise CorruptImageError(
@@ -202,3 +221,7 @@ class LoadWSSSAnnotations(LoadAnnotations):
                 f'it (see {_DOCS}).') from e
         check_label_mask(results['gt_seg_map'], path, results.get('img_path'),
                          results.get('ori_shape'), results.get('num_classes'))
+
+
+#: ``LoadWSSSImage``'s name before the rename (the word order of LoadWSSSAnnotations / PackWSSSInputs).
+LoadImageWSSS = register_deprecated_alias((TRANSFORMS, ), 'LoadImageWSSS', LoadWSSSImage)

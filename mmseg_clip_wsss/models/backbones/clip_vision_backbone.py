@@ -73,6 +73,9 @@ class CLIPVisionBackbone(BaseModule):
             learning-rate decay (:class:`CLIPLayerDecayOptimizerConstructor`, :meth:`layer_id`).
         norm_eval (bool): Keep batch-norm layers in eval mode while the rest trains. Defaults to True.
         interpolate_mode (str): Mode of the position-embedding resize. Defaults to 'bicubic'.
+        pos_embed_float16 (bool): Round the resized ViT position embedding to float16, as CLIP-ES's
+            ``upsample_pos_emb`` returns it (its CAMs depend on it at the level of float rounding).
+            Defaults to False.
         quick_gelu (bool, optional): See :class:`CLIPPromptTextEncoder`. Defaults to None.
         cache_dir (str, optional): open_clip download cache. Defaults to None.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
@@ -86,6 +89,7 @@ class CLIPVisionBackbone(BaseModule):
                  frozen: bool = True,
                  norm_eval: bool = True,
                  interpolate_mode: str = 'bicubic',
+                 pos_embed_float16: bool = False,
                  quick_gelu: Optional[bool] = None,
                  cache_dir: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
@@ -127,6 +131,7 @@ class CLIPVisionBackbone(BaseModule):
         self.frozen = frozen
         self.norm_eval = norm_eval
         self.interpolate_mode = interpolate_mode
+        self.pos_embed_float16 = bool(pos_embed_float16)
         if frozen:
             self.requires_grad_(False)
 
@@ -176,7 +181,10 @@ class CLIPVisionBackbone(BaseModule):
         x = x.flatten(2).transpose(1, 2)  # (B, h * w, C)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1)  # (B, 1 + h * w, C)
-        x = x + resize_pos_embed(self.positional_embedding, hw, 1, self.interpolate_mode).to(x.dtype)
+        pos = resize_pos_embed(self.positional_embedding, hw, 1, self.interpolate_mode)
+        if self.pos_embed_float16:
+            pos = pos.half()
+        x = x + pos.to(x.dtype)
         return self.ln_pre(x), hw
 
     def vit_project(self, tokens: Tensor) -> Tensor:

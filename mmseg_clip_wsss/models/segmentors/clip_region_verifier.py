@@ -8,6 +8,7 @@ from open_clip.model import get_model_preprocess_cfg
 from scipy import ndimage
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.class_names import class_name_key
 from ..open_clip_models import load_open_clip
 from ..text.vocabularies import BACKGROUND_WORDS
 from ..text.zero_shot import ZERO_SHOT_TEMPLATES, class_embeddings
@@ -16,6 +17,7 @@ __all__ = ['CLIPRegionVerifier']
 
 
 class CLIPRegionVerifier:
+
     """Class presence of unlabelled images: CLIP zero-shot classification of the regions each CAM claims.
 
     A text-guided head draws a named class well once it is told that the class is in the image, but its
@@ -59,6 +61,10 @@ class CLIPRegionVerifier:
         ValueError: a threshold or fraction outside (0, 1), ``context`` < 1.
     """
 
+    #: Crops per image tower call: the crops of all regions of all classes of a batch are encoded in
+    #: calls of at most this many, so memory does not grow with the vocabulary.
+    crop_batch = 256
+
     def __init__(self,
                  clip_model: str,
                  clip_pretrained: str,
@@ -89,15 +95,23 @@ class CLIPRegionVerifier:
         self.templates = tuple(templates or ZERO_SHOT_TEMPLATES)
         self.background_words = tuple(background_words)
         self.text = None  # (C + W, D): the C classes, then the background words
+        self._rows: List[List[str]] = []  # the words of those rows
         self.num_classes = 0
 
     def set_class_prompts(self, class_prompts: Sequence[Sequence[str]]) -> None:
-        """Embed the foreground classes to rank (per class, its name and synonyms), in channel order."""
-        names = {w.lower() for words in class_prompts for w in words}
+        """Embed the foreground classes to rank (per class, its name and synonyms), in channel order.
+
+        All prompts are encoded in a few batched text tower calls (progress is logged when that
+        takes long), once per name list: the same list again is not encoded again.
+        """
+        names = {class_name_key(w) for words in class_prompts for w in words}
         rows = [list(words) for words in class_prompts] + [[w] for w in self.background_words
-                                                            if w.lower() not in names]
+                                                            if class_name_key(w) not in names]
+        if self.text is not None and rows == self._rows:
+            return
         self.model.cpu()
         self.text = class_embeddings(self.model, self.clip_model, rows, self.templates)  # (C + W, D)
+        self._rows = rows
         self.num_classes = len(class_prompts)
 
     def _window(self, region: np.ndarray) -> Tuple[int, int, int]:
@@ -163,7 +177,9 @@ class CLIPRegionVerifier:
         if not crops:
             return present
         x = (torch.cat(crops) - self.clip_mean.to(device)) / self.clip_std.to(device)  # (2R, 3, S, S)
-        sims = F.normalize(self.model.encode_image(x), dim=-1) @ self.text.to(device).t()  # (2R, C + W)
+        feats = torch.cat([self.model.encode_image(x[i:i + self.crop_batch])  # memory bounded by the
+                           for i in range(0, len(x), self.crop_batch)])  # batch, not the vocabulary
+        sims = F.normalize(feats, dim=-1) @ self.text.to(device).t()  # (2R, C + W)
         ranked = sims.view(len(owners), 2, -1).sum(dim=1).argmax(dim=1).tolist()  # (R, ) row indices
         for (b, k), best in zip(owners, ranked):
             if best < self.num_classes and foreground[best] == k:

@@ -1,15 +1,20 @@
 """Training-free CLIP pseudo masks in the manner of CLIP-ES (Lin et al., CVPR 2023)."""
+import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModel
+from PIL import Image
 from torch import Tensor
 
-from ..clip_es import (class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
-                                         softmax_grad_cam)
+from mmseg_clip_wsss.datasets.class_names import class_name_key
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
+from ..clip_es import (BOX_RULES, class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
+                       softmax_grad_cam)
+from ..data_preprocessor import denormalise_images, normalise_images
 from ..text.vocabularies import BACKGROUND_WORDS, ClassNames, resolve_class_prompts
 
 __all__ = ['TrainingFreeCLIPES']
@@ -46,8 +51,23 @@ class TrainingFreeCLIPES(BaseModel):
        instead (the pooling attends from one query only; MaskCLIP reads its values the same way).
        ``affinity='none'`` skips the step.
 
-    The CAMs (B, K, H, W) are min-max normalised per class, zero for classes absent from the labels
-    and for the background channel (the protocol's threshold makes the background).
+    The CAMs (B, K, H, W) are min-max normalised per class on the patch grid, resized bilinearly to
+    the input size, zero for classes absent from the labels and for the background channel (the
+    protocol's background rule makes the background).
+
+    Parity with the authors' code (linyq2117/CLIP-ES, checked step by step in docs/clip_es.md). With
+    ``readable_names=False``, ``resize_to_multiple=16``, ``box_rule='clip_es'``,
+    ``rescale_output=False`` and ``float16_output=True`` (the settings of ``configs/clip_es/*``, with
+    the backbone's ``pos_embed_float16=True``) the CAMs are computed as its per-image pipeline
+    computes them: class names prompted as written, each side rounded *up* to a multiple of 16 with
+    PIL's bicubic filter, the boxes of :func:`~mmseg_clip_wsss.models.clip_es.cam_box_mask` drawn by
+    its rule, the refined CAM resized once from the patch grid to the image without a second
+    normalisation and stored as float16. Always as there: Grad-CAM min-max normalised twice (once per
+    layer, once after averaging the layers; the 1e-7 of the denominator matters for maps of tiny
+    range) and the affinity applied in its order. The project's own choices, each a named option:
+    readable names (``'dining table'``), the protocol's input size (``resize_to_multiple=None``),
+    boxes that keep their last row and column (``'exact'``), maps scaled to max 1 again after the
+    resize (``rescale_output=True``) and float32 maps.
 
     Args:
         backbone (dict): A :class:`CLIPVisionBackbone` config (frozen; any ``out_indices``).
@@ -66,7 +86,21 @@ class TrainingFreeCLIPES(BaseModel):
         affinity_layers (int): ViT blocks whose attention is averaged. Defaults to 8.
         sinkhorn_iters (int): Column/row normalisation rounds. Defaults to 3.
         affinity_power (int): Power of the symmetrised transition matrix. Defaults to 2.
-        box_threshold (float): CAM fraction whose regions' boxes bound the affinity. Defaults to 0.4.
+        box_threshold (float): CAM fraction whose regions' boxes bound the affinity. Defaults to 0.4
+            (CLIP-ES: 0.4 on VOC, 0.7 on COCO).
+        box_rule (str): How the boxes are drawn, ``'clip_es'`` or ``'exact'``
+            (:func:`~mmseg_clip_wsss.cam.clip_es.cam_box_mask`). Defaults to ``'exact'``.
+        readable_names (bool): Prompt readable spellings (``'diningtable'`` -> ``'dining table'``);
+            False prompts the names as written (CLIP-ES). Defaults to True.
+        resize_to_multiple (int, optional): Resize every input so that each side is rounded *up* to a
+            multiple of it, from its 8-bit pixels with PIL's bicubic filter, before the tower (CLIP-ES:
+            16); the CAMs come back at the input's own size. None: the inputs as given (the
+            protocol's ``size_divisor`` makes them fit the patch grid). Defaults to None.
+        float16_output (bool): Round the CAMs to float16, as CLIP-ES stores them before it decides
+            the labels (with and without CRF) from the stored values. Defaults to False.
+        rescale_output (bool): Min-max normalise the CAMs again after the resize to the input size
+            (bilinear upsampling lowers a peak that falls between samples); CLIP-ES does not.
+            Defaults to True.
         background_index (int, optional): Background channel of ``class_names``. Defaults to 0.
         data_preprocessor (dict, optional): The segmentation data preprocessor (CLIP's mean and std).
         init_cfg (dict, optional): mmengine init config. Defaults to None.
@@ -88,27 +122,27 @@ class TrainingFreeCLIPES(BaseModel):
                  sinkhorn_iters: int = 3,
                  affinity_power: int = 2,
                  box_threshold: float = 0.4,
+                 box_rule: str = 'exact',
+                 readable_names: bool = True,
+                 resize_to_multiple: Optional[int] = None,
+                 rescale_output: bool = True,
+                 float16_output: bool = False,
                  background_index: Optional[int] = 0,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if softmax_over not in _SOFTMAX:
-            raise ValueError(f'TrainingFreeCLIPES: softmax_over={softmax_over!r} must be one of {_SOFTMAX}.')
-        if pool not in ('patch_mean', 'tower'):
-            raise ValueError(f"TrainingFreeCLIPES: pool={pool!r} must be 'patch_mean' or 'tower'.")
-        if affinity not in _AFFINITY:
-            raise ValueError(f'TrainingFreeCLIPES: affinity={affinity!r} must be one of {_AFFINITY}.')
+        _check_options(softmax_over, pool, affinity, box_rule, resize_to_multiple)
         self.backbone = MODELS.build(dict(backbone, frozen=True))
         if self.backbone.arch == 'resnet' and pool == 'patch_mean':
             pool = 'tower'  # a ModifiedResNet has no patch tokens to average: its attention pooling
-        prompts = resolve_class_prompts(class_names)
+        prompts = resolve_class_prompts(class_names, 'TrainingFreeCLIPES class_names', readable_names)
         self.num_classes = len(prompts)
         self.background_index = background_index
         self.foreground = [k for k in range(self.num_classes) if k != background_index]
-        words = [w for w in background_words if w.lower() not in
-                 {n.lower() for k in self.foreground for n in prompts[k]}]
+        taken = {class_name_key(n) for k in self.foreground for n in prompts[k]}
+        words = [w for w in background_words if class_name_key(w) not in taken]  # rows of their own
         text_cfg = dict(text_encoder, class_names=[prompts[k] for k in self.foreground] +
-                        [[w] for w in words])
+                        [[w] for w in words], readable_names=readable_names)
         self.text_encoder = MODELS.build(text_cfg)
         self.requires_grad_(False)
         self.num_background_words = len(words)
@@ -120,6 +154,10 @@ class TrainingFreeCLIPES(BaseModel):
         self.sinkhorn_iters = int(sinkhorn_iters)
         self.affinity_power = int(affinity_power)
         self.box_threshold = float(box_threshold)
+        self.box_rule = box_rule
+        self.resize_to_multiple = None if resize_to_multiple is None else int(resize_to_multiple)
+        self.rescale_output = bool(rescale_output)
+        self.float16_output = bool(float16_output)
 
     def train(self, mode: bool = True):
         """Always in eval mode: nothing here trains."""
@@ -217,14 +255,33 @@ class TrainingFreeCLIPES(BaseModel):
         targets, competitors = self._rows(image_labels.to(inputs.device))
         with torch.no_grad():
             cams_of = self._vit_cams if self.backbone.arch == 'vit' else self._resnet_cams
-            rows, affinity = cams_of(inputs, text, targets, competitors)  # (B, T, h, w)
-        rows = minmax_normalise(rows[:, :len(self.foreground)])  # (B, K - 1, h, w)
+            rows, affinity = cams_of(self._resize_inputs(inputs), text, targets, competitors)  # (B, T, h, w)
+        # normalised twice, as CLIP-ES's Grad-CAM does (per layer, then after averaging the layers):
+        # with the 1e-7 of the denominator, a map whose range is near 1e-7 peaks below 1 after one
+        rows = minmax_normalise(minmax_normalise(rows[:, :len(self.foreground)]))  # (B, K - 1, h, w)
         if affinity is not None:
-            rows = class_aware_affinity_refine(rows, affinity, self.box_threshold)
+            rows = class_aware_affinity_refine(rows, affinity, self.box_threshold, self.box_rule)
         cams = rows.new_zeros(rows.shape[0], self.num_classes, *rows.shape[-2:])
         cams[:, self.foreground] = rows
         cams = F.interpolate(cams, size=inputs.shape[-2:], mode='bilinear', align_corners=False)
-        return minmax_normalise(cams) * (image_labels > 0).to(cams)[:, :, None, None]
+        if self.rescale_output:
+            cams = minmax_normalise(cams)
+        if self.float16_output:
+            cams = cams.half().float()
+        return cams * (image_labels > 0).to(cams)[:, :, None, None]
+
+    def _resize_inputs(self, inputs: Tensor) -> Tensor:
+        """CLIP-ES's input size (``resize_to_multiple``): (B, 3, H, W) normalised inputs -> each side
+        rounded up to a multiple, resized from the 8-bit pixels with PIL's bicubic filter (what
+        torchvision's ``Resize`` does to a PIL image), normalised again; the inputs as they are when
+        ``resize_to_multiple`` is None."""
+        if self.resize_to_multiple is None:
+            return inputs
+        m = self.resize_to_multiple
+        h, w = (int(math.ceil(side / m)) * m for side in inputs.shape[-2:])
+        pixels = denormalise_images(inputs, self.data_preprocessor).cpu().numpy()  # (B, H, W, 3)
+        resized = np.stack([np.asarray(Image.fromarray(p).resize((w, h), Image.BICUBIC)) for p in pixels])
+        return normalise_images(torch.from_numpy(resized), self.data_preprocessor).to(inputs.device)
 
     def forward(self, inputs: Tensor, data_samples=None, mode: str = 'tensor') -> Union[Tensor, Dict]:
         """``mode='tensor'``: :meth:`compute_cams` with the samples' ``gt_image_labels``.
@@ -236,6 +293,22 @@ class TrainingFreeCLIPES(BaseModel):
             raise ValueError(f"TrainingFreeCLIPES: mode={mode!r} is not supported; it only makes CAMs "
                              "(mode='tensor', or tools/make_pseudo_masks.py).")
         return self.compute_cams(inputs, stack_image_labels(data_samples).to(inputs.device))
+
+
+def _check_options(softmax_over: str, pool: str, affinity: str, box_rule: str,
+                   resize_to_multiple: Optional[int]) -> None:
+    """Raise a ValueError naming the first option of :class:`TrainingFreeCLIPES` that has no valid value."""
+    if softmax_over not in _SOFTMAX:
+        raise ValueError(f'TrainingFreeCLIPES: softmax_over={softmax_over!r} must be one of {_SOFTMAX}.')
+    if pool not in ('patch_mean', 'tower'):
+        raise ValueError(f"TrainingFreeCLIPES: pool={pool!r} must be 'patch_mean' or 'tower'.")
+    if affinity not in _AFFINITY:
+        raise ValueError(f'TrainingFreeCLIPES: affinity={affinity!r} must be one of {_AFFINITY}.')
+    if box_rule not in BOX_RULES:
+        raise ValueError(f'TrainingFreeCLIPES: box_rule={box_rule!r} must be one of {BOX_RULES}.')
+    if resize_to_multiple is not None and int(resize_to_multiple) < 1:
+        raise ValueError(f'TrainingFreeCLIPES: resize_to_multiple={resize_to_multiple!r} must be a '
+                         'positive integer (CLIP-ES: 16, the patch size) or None.')
 
 
 def _block_with_attention(block, x: Tensor) -> Tuple[Tensor, Tensor]:

@@ -61,7 +61,10 @@ class CLIPPromptTextEncoder(BaseModule):
 
     Args:
         class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'`` or a list of class
-            names in dataset order (an entry may be a list of synonyms). Defaults to ``'voc'``.
+            names in dataset order (an entry may be a list of synonyms). Two names of one class
+            (equal once case, spacing and separators are ignored, or prompted alike) are refused
+            with :class:`~mmseg_clip_wsss.datasets.class_names.DuplicateClassNameError`: their rows
+            would tie. Defaults to ``'voc'``.
         model_name (str): open_clip model-config name (``'ViT-B-16'``, or
             ``mmseg_clip_wsss.models.TINY_CLIP_NAME`` in tests). Defaults to ``'ViT-B-16'``.
         pretrained (str, optional): open_clip pretrained tag (``'openai'``) or a local checkpoint
@@ -76,6 +79,9 @@ class CLIPPromptTextEncoder(BaseModule):
         learnable_background (bool): Replace row 0 by a learnable embedding initialised from the
             prompted background. Defaults to False.
         freeze_text_tower (bool): Freeze every text-tower parameter. Defaults to True.
+        readable_names (bool): Prompt the readable spelling of class names (``'diningtable'`` ->
+            ``'dining table'``, :func:`~mmseg_clip_wsss.models.text.readable_name`); False prompts
+            them as written (CLIP-ES). Defaults to True.
         quick_gelu (bool, optional): Build the model with QuickGELU. None: as the pretrained tag was
             trained (OpenAI's weights: True); give True for OpenAI weights loaded from a local file
             with a GELU config such as ``'ViT-B-16'`` (or use ``'ViT-B-16-quickgelu'``).
@@ -92,11 +98,14 @@ class CLIPPromptTextEncoder(BaseModule):
                  background_words: Union[str, Sequence[str], None] = None,
                  learnable_background: bool = False,
                  freeze_text_tower: bool = True,
+                 readable_names: bool = True,
                  quick_gelu: Optional[bool] = None,
                  cache_dir: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        class_prompts = resolve_class_prompts(class_names)
+        self.readable_names = bool(readable_names)
+        class_prompts = resolve_class_prompts(class_names, 'CLIPPromptTextEncoder class_names',
+                                              self.readable_names)
         self.class_names: List[str] = [names[0] for names in class_prompts]
         self.num_classes = len(class_prompts)
         has_background = self.class_names[0].lower() == 'background'
@@ -106,7 +115,8 @@ class CLIPPromptTextEncoder(BaseModule):
                 raise ValueError(
                     'CLIPPromptTextEncoder: background_words needs class 0 of class_names to be '
                     f"'background', got {self.class_names[0]!r}.")
-            class_prompts[0] = self._background_prompts(background_words, self.class_names[1:])
+            class_prompts[0] = self._background_prompts(background_words, self.class_names[1:],
+                                                        self.readable_names)
         if learnable_background and not has_background:
             raise ValueError(
                 'CLIPPromptTextEncoder: learnable_background=True needs class 0 of class_names to '
@@ -163,14 +173,15 @@ class CLIPPromptTextEncoder(BaseModule):
         return learner
 
     @staticmethod
-    def _background_prompts(words: Union[str, Sequence[str]], foreground: Sequence[str]) -> List[str]:
-        """Validated, readable background words."""
+    def _background_prompts(words: Union[str, Sequence[str]], foreground: Sequence[str],
+                            readable: bool = True) -> List[str]:
+        """Validated background words (readable spelling unless ``readable=False``)."""
         if isinstance(words, str):
             if words != 'default':
                 raise ValueError(
                     f"background_words must be a list of words, 'default' or None, got {words!r}.")
             words = default_background_words(foreground)
-        words = [readable_name(w) for w in words]
+        words = [readable_name(w, readable) for w in words]
         if not words:
             raise ValueError("background_words is empty; give a list of words, 'default' or None.")
         clash = sorted({w for w in words if w.lower() in {f.lower() for f in foreground}})
@@ -194,8 +205,10 @@ class CLIPPromptTextEncoder(BaseModule):
         Raises:
             ValueError: the learned context is class-specific (one context set per trained class,
                 so it cannot prompt other classes), or the background row is dropped.
+            DuplicateClassNameError: two names of one class (``'dog'`` and ``'Dog '``), naming
+                both (:mod:`mmseg_clip_wsss.datasets.class_names`).
         """
-        class_prompts = resolve_class_prompts(class_names)
+        class_prompts = resolve_class_prompts(class_names, 'set_class_names', self.readable_names)
         names = [p[0] for p in class_prompts]
         had_background = self.class_names[0].lower() == 'background'
         if had_background != (names[0].lower() == 'background'):

@@ -24,7 +24,10 @@ class prompts, the tokenizer and the text tower):
     every template's context, and the class embedding stays the normalised mean over the templates.
 
 Every learner encodes all its prompts in a single batch through the (frozen) text tower, so one call of
-the learner is one call of the transformer.
+the learner is one call of the transformer (without gradients, one per ``max_batch`` prompts).
+
+Before the learners were registry names, ``prompt=dict(type=...)`` took the modes ``'template'``,
+``'learnable'`` and ``'learnable_ensemble'``; they stay as deprecated aliases of the three learners.
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -33,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-from mmseg_clip_wsss.registry import register_seg_and_det
+from mmseg_clip_wsss.registry import DET_MODELS, MODELS, register_deprecated_alias, register_seg_and_det
 from .text_tower import TextTower
 
 __all__ = [
@@ -81,6 +84,9 @@ class BasePromptLearner(BaseModule):
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
 
+    #: Prompts per text tower call when no gradient is needed (e.g. 200 names x 8 templates = 2 calls).
+    max_batch = 1024
+
     def __init__(self,
                  class_prompts: List[List[str]],
                  tokenizer,
@@ -120,7 +126,9 @@ class BasePromptLearner(BaseModule):
         return tower.embed(self.tokens)
 
     def forward(self, tower: TextTower) -> torch.Tensor:
-        """Encode every prompt (one transformer call) and pool them per class.
+        """Encode every prompt (one transformer call; without gradients, one per
+        :attr:`max_batch` prompts, which bounds the memory of long class lists) and pool them per
+        class.
 
         Args:
             tower (TextTower): The text tower.
@@ -128,7 +136,12 @@ class BasePromptLearner(BaseModule):
         Returns:
             Tensor: Class embeddings (K, D), unit L2 norm.
         """
-        feats = tower(self.prompt_embeddings(tower), self.tokens)  # (N, D)
+        embeds, step = self.prompt_embeddings(tower), self.max_batch  # (N, L, C)
+        if torch.is_grad_enabled() or len(embeds) <= step:
+            feats = tower(embeds, self.tokens)  # (N, D)
+        else:
+            feats = torch.cat([tower(embeds[i:i + step], self.tokens[i:i + step])
+                               for i in range(0, len(embeds), step)])
         return self.class_mean(feats)
 
 
@@ -376,3 +389,9 @@ class EnsemblePromptLearner(_ContextPromptLearner):
             init = self._embed_ids(tower, pre_ids + post_ids)  # (n, C)
             groups.append(dict(n_pre=len(pre_ids), n_post=len(post_ids), tail=tail, init=init))
         self._init_groups(tokenizer, tower, groups, self.class_specific, 'prompt.templates')
+
+
+#: The prompt modes of ``prompt=dict(type=...)`` before the learners were built from the registry.
+for _old, _new in (('template', TemplatePromptLearner), ('learnable', CoOpPromptLearner),
+                   ('learnable_ensemble', EnsemblePromptLearner)):
+    register_deprecated_alias((MODELS, DET_MODELS), _old, _new)

@@ -9,6 +9,7 @@ of the text embeddings is class ``k`` of the dataset. What goes into a prompt is
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
+from mmseg_clip_wsss.datasets.class_names import check_distinct_class_names
 
 __all__ = [
     'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
@@ -42,39 +43,59 @@ BACKGROUND_WORDS: Tuple[str, ...] = ('ground', 'land', 'grass', 'tree', 'buildin
 ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
 
 
-def readable_name(name: str) -> str:
+def readable_name(name: str, readable: bool = True) -> str:
     """The prompt-ready spelling of one class name (``'tvmonitor'`` -> ``'tv monitor'``).
 
-    Underscores become spaces, whitespace is collapsed and :data:`PROMPT_NAMES` is applied.
+    Underscores become spaces, whitespace is collapsed and :data:`PROMPT_NAMES` is applied. With
+    ``readable=False`` the name is prompted exactly as written (only checked): CLIP-ES prompts
+    ``'diningtable'`` and ``'pottedplant'`` so, and their text rows differ from the readable ones.
+
+    Raises:
+        ValueError: for a name that is no non-empty string.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f'class_names: every class name must be a non-empty string, got {name!r}.')
+    if not readable:
+        return name
     clean = ' '.join(name.replace('_', ' ').split())
     return PROMPT_NAMES.get(clean.lower(), clean)
 
 
-def resolve_class_prompts(class_names: ClassNames) -> List[List[str]]:
+def resolve_class_prompts(class_names: ClassNames, source: str = 'class_names',
+                          readable: bool = True) -> List[List[str]]:
     """All prompt names of every class (one list of synonyms per class).
 
     Args:
         class_names (str | Sequence[str | Sequence[str]]): ``'voc'``, ``'coco'``, or a list with
             one entry per class; an entry is a name or a list of synonyms (e.g.
             ``['tv monitor', 'television']``) that are all prompted and averaged.
+        source (str): Where the names come from, for the messages. Defaults to ``'class_names'``.
+        readable (bool): Apply :func:`readable_name` (``'diningtable'`` -> ``'dining table'``);
+            False prompts every name as written. Defaults to True.
 
     Returns:
-        list[list[str]]: For every class, its readable names (at least one).
+        list[list[str]]: For every class, its prompt names (at least one).
+
+    Raises:
+        ValueError: an empty list or synonym list, a name that is no non-empty string.
+        DuplicateClassNameError: two classes whose (first) names are the same name once case,
+            spacing and separators are ignored, or are prompted alike (``'tvmonitor'`` and
+            ``'tv monitor'``, ``'tv'`` and ``'television'``); the rule of
+            :mod:`mmseg_clip_wsss.datasets.class_names`.
     """
     if isinstance(class_names, str):
         class_names = dataset_classes(class_names)
     if class_names is None or len(class_names) == 0:
-        raise ValueError('class_names is empty: give a vocabulary name (\'voc\', \'coco\') or a '
+        raise ValueError(f'{source} is empty: give a vocabulary name (\'voc\', \'coco\') or a '
                          'non-empty list of class names.')
-    prompts = []
+    prompts, given = [], []
     for entry in class_names:
         synonyms = [entry] if isinstance(entry, str) else list(entry)
         if not synonyms:
-            raise ValueError('class_names: a synonym list must hold at least one name.')
-        prompts.append([readable_name(s) for s in synonyms])
+            raise ValueError(f'{source}: a synonym list must hold at least one name.')
+        prompts.append([readable_name(s, readable) for s in synonyms])
+        given.append(synonyms[0])
+    check_distinct_class_names(given, source, spellings=[p[0] for p in prompts])
     return prompts
 
 
