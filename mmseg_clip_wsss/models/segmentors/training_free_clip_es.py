@@ -199,11 +199,13 @@ class TrainingFreeCLIPES(BaseModel):
         bb = self.backbone
         x, attentions, (h, w) = self._vit_last_block_inputs(inputs)
         block = bb.transformer.resblocks[-1]
-        if self.affinity == 'attention':
-            attentions.append(_block_with_attention(block, x)[1])
+        with_weights = self.affinity == 'attention'
 
-        def embed(normed: Tensor) -> Tensor:  # the last block from its ln_1 output on
-            out = x + block.ls_1(block.attn(normed, normed, normed, need_weights=False)[0])
+        def embed(normed: Tensor) -> Tensor:  # the last block from its ln_1 output on, run once:
+            out, attn = block.attn(normed, normed, normed, need_weights=with_weights)  # its attention
+            if with_weights:  # (B, N, N), heads averaged, is the affinity's last layer
+                attentions.append(attn.detach())
+            out = x + block.ls_1(out)
             out = out + block.ls_2(block.mlp(block.ln_2(out)))  # (B, N, C)
             if self.pool == 'patch_mean':
                 return bb.vit_project(out[:, 1:]).mean(dim=1)
