@@ -182,8 +182,9 @@ def test_a_batch_gives_the_cams_of_its_images_one_at_a_time(vit_checkpoint):
 
 
 def test_the_affinity_reads_the_last_block_attention_of_the_grad_cam_pass(vit_checkpoint):
-    """The last block runs once: the attention the affinity averages is that of a plain pass of
-    every block of ``affinity_layers``."""
+    """The last block runs once (in the Grad-CAM pass); its attention, from its query and key
+    projections, and that of the blocks before it give the affinity of plain passes of every block
+    of ``affinity_layers``."""
     model = build_model(VIT_NAME, vit_checkpoint, affinity_layers=2)
     torch.manual_seed(2)
     x = torch.randn(2, 3, 32, 48)
