@@ -22,7 +22,8 @@ from mmseg_clip_wsss.cam import (CAMProtocol, build_refiner, generate_pseudo_mas
                                  multi_scale_flip_cams)
 from mmseg_clip_wsss.cam import generate as generate_module
 from mmseg_clip_wsss.cam import postprocess
-from mmseg_clip_wsss.cam.postprocess import MaskFinisher
+from mmseg_clip_wsss.cam.postprocess import MaskFinisher, MaskJob
+from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask, pseudo_mask_confidence
 from mmseg_clip_wsss.cam.stage_timer import NULL_TIMER, StageTimer
 from mmseg_clip_wsss.cam.worker_pool import MaskWriterPool, WorkerError
 from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
@@ -413,3 +414,32 @@ def test_bf16_autocast_is_a_protocol_field_and_changes_few_pixels(tmp_path):
     assert 0.9 < agreement, agreement
     with pytest.raises(ValueError, match=r"amp='fp16' must be one of \(None, 'bf16'\)"):
         CAMProtocol(amp='fp16')
+
+
+@pytest.mark.parametrize('rule', [dict(bg_mode='threshold', ignore_band=(0.3, 0.5)),
+                                  dict(bg_mode='complement', bg_power=2.0),
+                                  dict(bg_mode='prompt', ignore_margin=0.05),
+                                  dict(bg_mode='threshold', background_index=None)])
+def test_masks_of_the_present_rows_are_those_of_all_rows(rule):
+    """The finisher decides the labels on the rows of the present classes only: the mask and the
+    confidence are those that all K rows give."""
+    rule = dict(rule)
+    background_index = rule.pop('background_index', 0)
+    protocol = CAMProtocol(bg_threshold=0.4, **rule)
+    finisher = MaskFinisher(protocol, background_index)
+    gen = torch.Generator().manual_seed(0)
+    labels = np.zeros(7, np.float32)
+    labels[[2, 5]] = 1
+    channels = (2, 5) if background_index is None else (0, 2, 5)
+    rows = torch.rand(len(channels), 12, 10, generator=gen)
+    job = MaskJob('unused.png', rows.numpy(), channels, labels, (12, 10))
+    mask, confidence = finisher.masks(job)
+    full = torch.zeros(1, 7, 12, 10)
+    full[0, list(channels)] = rows
+    expected = cams_to_pseudo_mask(full, torch.from_numpy(labels)[None], background_index=background_index,
+                                   bg_threshold=0.4, **rule)
+    assert set(expected.unique().tolist()) - {255} == set(channels) or rule.get('ignore_band')
+    assert torch.equal(mask, expected[0])
+    torch.testing.assert_close(confidence, pseudo_mask_confidence(
+        full, torch.from_numpy(labels)[None], expected, bg_mode=protocol.bg_mode, bg_threshold=0.4,
+        background_index=background_index, bg_power=protocol.bg_power)[0])

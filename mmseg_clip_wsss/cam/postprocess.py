@@ -7,9 +7,9 @@ confidence, and the two PNGs, written atomically.
 go) and hands it to a :class:`MaskFinisher`, in its own process or in worker processes
 (:class:`~mmseg_clip_wsss.cam.worker_pool.MaskWriterPool`). A job holds plain numpy arrays, so it
 pickles cheaply, and the finisher runs the same functions in either place, so the PNGs are the same.
-Only the rows of the classes an image can hold travel and get resized; the other rows are zero, and
-the labels are still decided over all K classes (:func:`cams_to_pseudo_mask`), so the mask is the one
-the K-row computation gives.
+Only the rows of the classes an image can hold travel, get resized and decide the labels
+(:func:`cams_to_pseudo_mask` on those rows, mapped back to the K classes): the other classes are absent
+from the image, so the mask is the one all K rows give.
 """
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -21,7 +21,7 @@ from torch import Tensor
 from mmseg_clip_wsss.datasets.confidence_map import confidence_path, write_confidence_png
 from mmseg_clip_wsss.datasets.palette import write_palette_png
 from mmseg_clip_wsss.models.utils import resize_rows
-from .protocol import CAMProtocol
+from .protocol import IGNORE_INDEX, CAMProtocol
 from .inference import label_rows, merge_scale_cams
 from .pseudo_mask import cams_to_pseudo_mask, fill_background, pseudo_mask_confidence
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
@@ -203,16 +203,22 @@ class MaskFinisher:
         return refiner(scores, image, keep)[0, list(job.channels)]
 
     def _mask(self, job: MaskJob, rows: Tensor, bg_mode: str) -> Tuple[Tensor, Tensor]:
-        """The (H0, W0) uint8 mask and float confidence of the job's rows, over all K classes."""
-        labels = torch.from_numpy(job.labels)[None]  # (1, K)
-        scores = _full_rows(to_original(rows, job.ori_shape, job.flip), job.channels,
-                            labels.shape[1])  # (1, K, H0, W0)
-        mask = cams_to_pseudo_mask(scores, labels, bg_mode=bg_mode, bg_threshold=self.bg_threshold,
-                                   ignore_band=self.ignore_band, ignore_margin=self.ignore_margin,
-                                   background_index=self.background_index,
-                                   bg_power=self.bg_power)  # (1, H0, W0)
-        confidence = pseudo_mask_confidence(scores, labels, mask, bg_mode=bg_mode,
-                                            bg_threshold=self.bg_threshold,
-                                            background_index=self.background_index,
-                                            bg_power=self.bg_power)
-        return mask[0], confidence[0]
+        """The (H0, W0) uint8 mask and float confidence of the job's rows. They are decided on the
+        K' rows alone and their labels mapped back to the K classes: the classes outside
+        ``channels`` are absent, so they never win, and the mask is the one all K rows give."""
+        channels = list(job.channels)
+        if self.background_index is not None and self.background_index not in channels:
+            raise ValueError(f'MaskJob {job.mask_path}: its channels {channels} must hold the '
+                             f'background class {self.background_index}.')
+        background = None if self.background_index is None else channels.index(self.background_index)
+        labels = torch.from_numpy(job.labels)[None][:, channels]  # (1, K')
+        scores = to_original(rows, job.ori_shape, job.flip)[None]  # (1, K', H0, W0)
+        local = cams_to_pseudo_mask(scores, labels, bg_mode=bg_mode, bg_threshold=self.bg_threshold,
+                                    ignore_band=self.ignore_band, ignore_margin=self.ignore_margin,
+                                    background_index=background, bg_power=self.bg_power)[0]
+        confidence = pseudo_mask_confidence(scores, labels, local[None], bg_mode=bg_mode,
+                                            bg_threshold=self.bg_threshold, background_index=background,
+                                            bg_power=self.bg_power)[0]
+        to_class = torch.full((256, ), IGNORE_INDEX, dtype=torch.uint8)  # K' row -> class, 255 stays
+        to_class[:len(channels)] = torch.tensor(channels, dtype=torch.uint8)
+        return to_class[local.long()], confidence
