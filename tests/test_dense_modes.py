@@ -88,7 +88,8 @@ def test_vit_mode_equals_direct_computation(checkpoints, mode, size):
         blocks = clip.visual.transformer.resblocks
         first = blocks[0](tokens)
         last = _direct_last_block(mode, blocks[2], blocks[1](first), grid)
-        direct = (clip.visual.ln_post(last[:, 1:]) @ clip.visual.proj).transpose(1, 2).reshape(2, 32, *grid)
+        direct = clip.visual.ln_post(last[:, 1:]) @ clip.visual.proj
+        direct = direct.transpose(1, 2).reshape(2, 32, *grid)
         dense = backbone.dense_embeddings(x)
         outs = backbone(x)
     assert dense.shape == (2, 32, *grid)
@@ -189,7 +190,8 @@ def test_unknown_or_inapplicable_modes_are_refused(checkpoints):
     with pytest.raises(ValueError, match=r"attention='kq' must be one of"):
         CLIPVisionBackbone(VIT_NAME, checkpoints[VIT_NAME], dense_cfg=dict(attention='kq'))
     with pytest.raises(ValueError, match=r'gaussian_std=0.*> 0'):
-        CLIPVisionBackbone(VIT_NAME, checkpoints[VIT_NAME], dense_mode='naclip', dense_cfg=dict(gaussian_std=0))
+        CLIPVisionBackbone(VIT_NAME, checkpoints[VIT_NAME], dense_mode='naclip',
+                           dense_cfg=dict(gaussian_std=0))
 
 
 def test_dense_mode_from_a_config(checkpoints):
