@@ -17,6 +17,7 @@ from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo.dense_open_vocab import dense_open_vocab_figures, open_vocab_class_words
 from mmseg_clip_wsss.demo.training_free import training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_VIT_NAME
 from mmseg_clip_wsss.models.backbones.dense_modes import DENSE_MODES
 from mmseg_clip_wsss.registry import MODELS
 
@@ -102,15 +103,21 @@ def test_bad_settings_are_refused(checkpoints):
 
 
 @pytest.mark.parametrize('dataset', ['voc', 'coco'])
-def test_vit_configs_one_line_per_mode(dataset):
+def test_vit_b16_roots_are_clip_es_with_a_dense_mode(dataset):
     root = Config.fromfile(str(DENSE_DIR / f'dense-clip-maskclip_vit-b16_{dataset}.py'))
     clip_es = Config.fromfile(str(REPO / f'configs/clip_es/clip-es_vit-b16_{dataset}.py'))
     assert root.model.type == 'TrainingFreeDenseCLIP' and root.model.dense_mode == 'maskclip'
     assert root.model.backbone.model_name == 'ViT-B-16' and root.model.backbone.pretrained == 'openai'
     assert root.model.class_names == clip_es.model.class_names
     assert root.cam_cfg.normalise is False and root.cam_cfg.bg_mode == 'threshold'
+
+
+@pytest.mark.parametrize('family', ['vit-b16_voc', 'vit-b16_coco', 'demo-clip-vit_demo'])
+def test_one_config_line_per_mode(family):
+    root = Config.fromfile(str(DENSE_DIR / f'dense-clip-maskclip_{family}.py'))
+    assert root.model.backbone.model_name.startswith(('ViT-B-16', 'WSSS-Demo-CLIP-ViT'))
     for mode in ('sclip', 'clearclip', 'naclip'):
-        cfg = Config.fromfile(str(DENSE_DIR / f'dense-clip-{mode}_vit-b16_{dataset}.py'))
+        cfg = Config.fromfile(str(DENSE_DIR / f'dense-clip-{mode}_{family}.py'))
         assert cfg.model.dense_mode == mode
         child, parent = cfg.to_dict(), root.to_dict()
         child['model'].pop('dense_mode'), parent['model'].pop('dense_mode')
@@ -161,3 +168,18 @@ def test_dense_open_vocabulary_figures(tmp_path):
     assert set(figures['dense_open_vocab_per_class_iou']) == set(info['open_vocab_classes'])
     with pytest.raises(ValueError, match='Grad-CAM'):
         dense_open_vocab_figures(str(DEMO_CFG), str(root), ckpt, dense_mode='plain')
+
+
+@pytest.mark.parametrize('mode', ['plain', 'naclip'])
+def test_demo_vit_clip_configs_build_and_make_maps(tmp_path, mode):
+    ckpt = write_random_clip_checkpoint(str(tmp_path / 'vit.pt'), DEMO_CLIP_VIT_NAME, seed=0)
+    cfg = Config.fromfile(str(DENSE_DIR / f'dense-clip-{mode}_demo-clip-vit_demo.py'))
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = ckpt
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model).eval()
+    assert model.backbone.arch == 'vit' and model.backbone.dense_mode == mode
+    labels = torch.tensor([[1., 1., 0., 0., 0., 0., 1., 0., 0.]])
+    with torch.no_grad():
+        cams = model.compute_cams(torch.randn(1, 3, 128, 96), labels)
+    assert cams.shape == (1, 9, 128, 96) and torch.all(cams[0, [0, 2, 3, 4, 5, 7, 8]] == 0)
+    assert 0 <= cams.min() and cams.max() <= 1 + 1e-6
