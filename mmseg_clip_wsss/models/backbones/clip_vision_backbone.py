@@ -90,6 +90,9 @@ class CLIPVisionBackbone(BaseModule):
             learning-rate decay (:class:`CLIPLayerDecayOptimizerConstructor`, :meth:`layer_id`).
         norm_eval (bool): Keep batch-norm layers in eval mode while the rest trains. Defaults to True.
         interpolate_mode (str): Mode of the position-embedding resize. Defaults to 'bicubic'.
+        pos_embed_float16 (bool): Round the resized ViT position embedding to float16, as CLIP-ES's
+            ``upsample_pos_emb`` returns it (its CAMs depend on it at the level of float rounding).
+            Defaults to False.
         pos_embed_scale_offset (float, optional): Resize the position-embedding grid ``g`` by the scale
             factor ``(side + offset) / g`` (``F.interpolate(scale_factor=...)``), as the released code
             of SCLIP, ClearCLIP and NACLIP does (offset 0.1); None resizes to the size itself (open_clip
@@ -99,9 +102,6 @@ class CLIPVisionBackbone(BaseModule):
         dense_cfg (dict, optional): Switches of the mode to change (:func:`~.dense_modes.
             dense_mode_settings`: ``attention``, ``residual``, ``ffn``, ``gaussian_std``; ResNet
             ``pos_embed``). Defaults to None (the authors' settings).
-        pos_embed_float16 (bool): Round the resized ViT position embedding to float16, as CLIP-ES's
-            ``upsample_pos_emb`` returns it (its CAMs depend on it at the level of float rounding).
-            Defaults to False.
         quick_gelu (bool, optional): See :class:`CLIPPromptTextEncoder`. Defaults to None.
         cache_dir (str, optional): open_clip download cache. Defaults to None.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
