@@ -1,11 +1,12 @@
 """``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
-[--out-dir work_dirs/demo/training_free] [--row row.json]``: the demo's training-free CLIP-ES row
-(:mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
+[--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]``: the
+demo's training-free row (CLIP-ES, or the dense zero-shot mode of ``--config``;
+:mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
 import argparse
 import json
 from typing import Dict, List, Optional
 
-from mmseg_clip_wsss.demo.training_free import training_free_row
+from mmseg_clip_wsss.demo.training_free import TRAINING_FREE_CONFIG, training_free_row
 from . import INPUT_ERRORS, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
@@ -18,13 +19,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--row', default=None, help='JSON file to write the row to')
+    parser.add_argument('--config', default=TRAINING_FREE_CONFIG,
+                        help='training-free config (default: CLIP-ES; configs/dense_clip/*_demo.py: '
+                        'a dense mode)')
+    parser.add_argument('--split', default='train', help='split to make and score masks of (default train)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     """The training-free row with ``argv``; returns it."""
     args = parse_args(argv)
-    row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads)
+    row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads, args.config, args.split)
     if args.row:
         with open(args.row, 'w') as f:
             json.dump(row, f, indent=2)

@@ -1,7 +1,10 @@
 """The demo's training-free row: CLIP-ES pseudo masks of the demo train split from the demo CLIP alone.
 
 ``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
-[--out-dir work_dirs/demo/training_free] [--row row.json]`` prints the row as JSON (and writes it); :func:`training_free_row` returns it.
+[--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]`` prints
+the row as JSON (and writes it); :func:`training_free_row` returns it. ``--config`` takes any
+training-free config of the demo CLIP, e.g. a dense zero-shot mode
+(``configs/dense_clip/dense-clip-maskclip_demo-clip_demo.py``).
 """
 import os.path as osp
 from typing import Dict, Optional
@@ -23,7 +26,9 @@ TRAINING_FREE_CONFIG = 'configs/clip_es/clip-es_demo-clip_demo.py'
 def training_free_row(data_root: str = 'data/demo',
                       clip_checkpoint: Optional[str] = None,
                       out_dir: str = 'work_dirs/demo/training_free',
-                      threads: Optional[int] = None) -> Dict:
+                      threads: Optional[int] = None,
+                      config: str = TRAINING_FREE_CONFIG,
+                      split: str = 'train') -> Dict:
     """Write CLIP-ES pseudo masks for the demo train split (no training, no checkpoint of ours) and
     score them against the ground truth, as ``tools/make_pseudo_masks.py CONFIG --eval`` does.
 
@@ -36,6 +41,11 @@ def training_free_row(data_root: str = 'data/demo',
         out_dir (str): Masks, ``metrics.json`` and ``protocol.json``. Defaults to
             ``'work_dirs/demo/training_free'``.
         threads (int, optional): torch CPU threads (None: torch's default).
+        config (str): The training-free config (relative to the repository or absolute). Defaults to
+            :data:`TRAINING_FREE_CONFIG` (CLIP-ES); a dense mode's config makes that mode's masks.
+        split (str): The split whose masks are made and scored (``ImageSets/Segmentation/<split>.txt``
+            and ``ImageLabels/<split>.txt``). Defaults to ``'train'``; ``'val'`` to choose settings
+            without looking at the scored split.
 
     Returns:
         dict: ``training_free_miou`` (%), ``training_free_seconds_per_image`` (wall time of the masks,
@@ -45,8 +55,10 @@ def training_free_row(data_root: str = 'data/demo',
     if not osp.isfile(clip_checkpoint):
         raise FileNotFoundError(f'training_free_row: the demo CLIP {clip_checkpoint} does not exist; '
                                 f'make it with `python tools/pretrain_clip.py --data-root {data_root}`.')
-    cfg = Config.fromfile(osp.join(REPO, TRAINING_FREE_CONFIG))
+    cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict({'cam_dataloader.dataset.data_root': data_root,
+                         'cam_dataloader.dataset.ann_file': f'ImageSets/Segmentation/{split}.txt',
+                         'cam_dataloader.dataset.label_file': f'ImageLabels/{split}.txt',
                          'model.backbone.pretrained': clip_checkpoint,
                          'model.text_encoder.pretrained': clip_checkpoint})
     if threads:

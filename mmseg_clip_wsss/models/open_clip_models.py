@@ -10,6 +10,9 @@ tokenizer (vocabulary 49408), only smaller.
   of the demo world (a ModifiedResNet image tower of width 32 at 64 px, text width 128, 3 layers,
   joint space of 128 dims). A convolutional tower learns the shapes of the demo world from a few
   thousand steps on two CPU cores; a ViT of the same cost did not (docs/benchmarks.md).
+- :data:`DEMO_CLIP_VIT_NAME`: the same text tower with a small ViT image tower (4 blocks of width
+  128, 8-px patches at 64 px), for the ViT-only dense zero-shot modes on the demo world
+  (docs/dense_modes.md); ``tools/pretrain_clip.py --model-name WSSS-Demo-CLIP-ViT``.
 
 :func:`load_open_clip` is the loader of :class:`CLIPPromptTextEncoder` and :class:`CLIPVisionBackbone`:
 a model-config name plus an open_clip pretrained tag or a local checkpoint file, with errors that say
@@ -28,7 +31,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from open_clip import factory as _oc_factory
 
-__all__ = ['TINY_CLIP_NAME', 'TINY_CLIP_CFG', 'DEMO_CLIP_NAME', 'DEMO_CLIP_CFG', 'PROJECT_CLIP_CONFIGS',
+__all__ = ['TINY_CLIP_NAME', 'TINY_CLIP_CFG', 'DEMO_CLIP_NAME', 'DEMO_CLIP_CFG', 'DEMO_CLIP_VIT_NAME',
+           'DEMO_CLIP_VIT_CFG', 'PROJECT_CLIP_CONFIGS',
            'register_project_clip_configs', 'load_open_clip', 'write_random_clip_checkpoint']
 
 _CHECKPOINT_EXTS = ('.pt', '.pth', '.bin', '.safetensors', '.npz', '.npy', '.ckpt')
@@ -47,8 +51,16 @@ DEMO_CLIP_CFG = dict(
     vision_cfg=dict(image_size=64, layers=[1, 1, 1, 1], width=32),
     text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=4, layers=3),
 )
+#: open_clip model-config name of a small ViT CLIP of the demo world (the dense modes of a ViT).
+DEMO_CLIP_VIT_NAME = 'WSSS-Demo-CLIP-ViT'
+DEMO_CLIP_VIT_CFG = dict(
+    embed_dim=128,
+    vision_cfg=dict(image_size=64, layers=4, width=128, patch_size=8, head_width=32),
+    text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=4, layers=3),
+)
 #: Every model config the project adds to open_clip.
-PROJECT_CLIP_CONFIGS = {TINY_CLIP_NAME: TINY_CLIP_CFG, DEMO_CLIP_NAME: DEMO_CLIP_CFG}
+PROJECT_CLIP_CONFIGS = {TINY_CLIP_NAME: TINY_CLIP_CFG, DEMO_CLIP_NAME: DEMO_CLIP_CFG,
+                        DEMO_CLIP_VIT_NAME: DEMO_CLIP_VIT_CFG}
 
 
 def register_project_clip_configs() -> None:

@@ -11,16 +11,20 @@ from torch import Tensor
 
 from mmseg_clip_wsss.registry import register_seg_and_det
 from ..open_clip_models import load_open_clip
+from .dense_modes import dense_last_block, dense_mode_settings
 
 __all__ = ['CLIPVisionBackbone', 'resize_pos_embed']
 
 
 def resize_pos_embed(pos_embed: Tensor, size: Tuple[int, int], num_prefix: int = 1,
-                     mode: str = 'bicubic') -> Tensor:
+                     mode: str = 'bicubic', scale_offset: Optional[float] = None) -> Tensor:
     """Resize the grid part of a (1 + g * g, C) position embedding to ``size`` = (h, w).
 
     The first ``num_prefix`` rows (class token) are kept as they are; the g x g grid is resized with
     ``F.interpolate`` (``align_corners=False``), the way open_clip and timm resize position embeddings.
+    With ``scale_offset`` it is resized by the scale factors ``(h + offset) / g`` and
+    ``(w + offset) / g`` instead (the output still has ``size``; the sampling positions follow the
+    factors), as the released code of SCLIP, ClearCLIP and NACLIP does with offset 0.1.
 
     Returns:
         Tensor: (num_prefix + h * w, C); ``pos_embed`` itself when the grid already has ``size``.
@@ -32,7 +36,15 @@ def resize_pos_embed(pos_embed: Tensor, size: Tuple[int, int], num_prefix: int =
     if tuple(size) == (g, g):
         return pos_embed
     grid = grid.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # (1, C, g, g)
-    grid = F.interpolate(grid.float(), size=tuple(size), mode=mode, align_corners=False)
+    if scale_offset is None:
+        grid = F.interpolate(grid.float(), size=tuple(size), mode=mode, align_corners=False)
+    else:
+        factors = tuple((side + float(scale_offset)) / g for side in size)
+        grid = F.interpolate(grid.float(), scale_factor=factors, mode=mode, align_corners=False,
+                             recompute_scale_factor=False)
+        if tuple(grid.shape[-2:]) != tuple(size):
+            raise ValueError(f'resize_pos_embed: scale_offset={scale_offset} gives a '
+                             f'{tuple(grid.shape[-2:])} grid, not {tuple(size)}; use an offset in [0, 1).')
     grid = grid.permute(0, 2, 3, 1).reshape(size[0] * size[1], -1).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=0)
 
@@ -58,7 +70,12 @@ class CLIPVisionBackbone(BaseModule):
     ``ln_post`` then ``proj`` of every patch token (the pooled image embedding of open_clip is the
     mean of these for ``pool_type='avg'``). ModifiedResNet: the value and output projections of the
     attention pooling applied at every position (MaskCLIP, Zhou et al. ECCV 2022; DenseCLIP, Rao et
-    al. CVPR 2022).
+    al. CVPR 2022). :meth:`dense_embeddings` returns that map alone.
+
+    Dense zero-shot modes (``dense_mode``, :mod:`.dense_modes`): what the last block computes for the
+    dense maps -- ``'plain'`` (as trained), ``'maskclip'``, ``'sclip'``, ``'clearclip'``, ``'naclip'``
+    (ViT), ``'plain'`` and ``'maskclip'`` (ModifiedResNet). The last block's map of ``out_indices``
+    and the projected map follow the mode; earlier blocks and the pooled :meth:`encode_image` do not.
 
     Args:
         model_name (str): open_clip model-config name.
@@ -76,6 +93,15 @@ class CLIPVisionBackbone(BaseModule):
         pos_embed_float16 (bool): Round the resized ViT position embedding to float16, as CLIP-ES's
             ``upsample_pos_emb`` returns it (its CAMs depend on it at the level of float rounding).
             Defaults to False.
+        pos_embed_scale_offset (float, optional): Resize the position-embedding grid ``g`` by the scale
+            factor ``(side + offset) / g`` (``F.interpolate(scale_factor=...)``), as the released code
+            of SCLIP, ClearCLIP and NACLIP does (offset 0.1); None resizes to the size itself (open_clip
+            and timm; the sampling positions differ slightly). Defaults to None.
+        dense_mode (str): A dense zero-shot mode (:data:`~.dense_modes.DENSE_MODES` for a ViT,
+            :data:`~.dense_modes.RESNET_DENSE_MODES` for a ModifiedResNet). Defaults to 'plain'.
+        dense_cfg (dict, optional): Switches of the mode to change (:func:`~.dense_modes.
+            dense_mode_settings`: ``attention``, ``residual``, ``ffn``, ``gaussian_std``; ResNet
+            ``pos_embed``). Defaults to None (the authors' settings).
         quick_gelu (bool, optional): See :class:`CLIPPromptTextEncoder`. Defaults to None.
         cache_dir (str, optional): open_clip download cache. Defaults to None.
         init_cfg (dict, optional): mmengine init config. Defaults to None.
@@ -90,6 +116,9 @@ class CLIPVisionBackbone(BaseModule):
                  norm_eval: bool = True,
                  interpolate_mode: str = 'bicubic',
                  pos_embed_float16: bool = False,
+                 pos_embed_scale_offset: Optional[float] = None,
+                 dense_mode: str = 'plain',
+                 dense_cfg: Optional[dict] = None,
                  quick_gelu: Optional[bool] = None,
                  cache_dir: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
@@ -113,6 +142,8 @@ class CLIPVisionBackbone(BaseModule):
             raise TypeError(f'CLIPVisionBackbone: {model_name} has a {type(visual).__name__} image tower; '
                             'only open_clip VisionTransformer and ModifiedResNet towers are supported.')
         self.num_levels = num_levels
+        self.dense_mode = dense_mode
+        self.dense_settings = self._dense_settings(model_name, dense_mode, dense_cfg)
         if out_indices is None:
             out_indices = (num_levels - 1, ) if self.arch == 'vit' else range(num_levels)
         self.out_indices = self._check_indices(out_indices, num_levels)
@@ -132,8 +163,17 @@ class CLIPVisionBackbone(BaseModule):
         self.norm_eval = norm_eval
         self.interpolate_mode = interpolate_mode
         self.pos_embed_float16 = bool(pos_embed_float16)
+        self.pos_embed_scale_offset = (None if pos_embed_scale_offset is None else
+                                       float(pos_embed_scale_offset))
         if frozen:
             self.requires_grad_(False)
+
+    def _dense_settings(self, model_name: str, dense_mode: str, dense_cfg: Optional[dict]) -> dict:
+        """:func:`~.dense_modes.dense_mode_settings` of this tower; its error names the model."""
+        try:
+            return dense_mode_settings(dense_mode, self.arch, dense_cfg)
+        except ValueError as err:
+            raise ValueError(f'CLIPVisionBackbone ({model_name}): {err}') from None
 
     @staticmethod
     def _check_indices(out_indices: Sequence[int], num_levels: int) -> List[int]:
@@ -181,7 +221,8 @@ class CLIPVisionBackbone(BaseModule):
         x = x.flatten(2).transpose(1, 2)  # (B, h * w, C)
         cls = self.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1)  # (B, 1 + h * w, C)
-        pos = resize_pos_embed(self.positional_embedding, hw, 1, self.interpolate_mode)
+        pos = resize_pos_embed(self.positional_embedding, hw, 1, self.interpolate_mode,
+                               self.pos_embed_scale_offset)
         if self.pos_embed_float16:
             pos = pos.half()
         x = x + pos.to(x.dtype)
@@ -200,7 +241,7 @@ class CLIPVisionBackbone(BaseModule):
         x, (h, w) = self.vit_tokens(x)
         outs = []
         for i, block in enumerate(self.transformer.resblocks[:self._last_level() + 1]):
-            x = block(x)
+            x = self._run_block(i, block, x, (h, w))
             if i in self.out_indices:
                 outs.append(x[:, 1:].transpose(1, 2).reshape(b, -1, h, w))  # (B, C, h, w)
         if self.out_proj:
@@ -208,13 +249,41 @@ class CLIPVisionBackbone(BaseModule):
             outs.append(proj.transpose(1, 2).reshape(b, -1, h, w))
         return outs
 
+    def _run_block(self, i: int, block, x: Tensor, size: Tuple[int, int]) -> Tensor:
+        """Block ``i`` on tokens (B, N, C); the last one as the dense mode computes it."""
+        if i == self.num_levels - 1 and self.dense_mode != 'plain':
+            return dense_last_block(block, x, self.dense_settings, size)
+        return block(x)
+
+    def dense_embeddings(self, x: Tensor) -> Tensor:
+        """The projected dense map of the dense mode, alone (what ``out_proj=True`` appends).
+
+        Args:
+            x (Tensor): (B, 3, H, W) images normalised as the CLIP was trained.
+
+        Returns:
+            Tensor: (B, D, H / s, W / s) joint-space embeddings (not normalised); ``s`` = patch size
+            (ViT) or 32 (ModifiedResNet).
+        """
+        if self.arch == 'resnet':
+            x = self.stem(x)
+            return self.resnet_project(self.layer4(self.layer3(self.layer2(self.layer1(x)))))
+        b = x.shape[0]
+        x, (h, w) = self.vit_tokens(x)
+        for i, block in enumerate(self.transformer.resblocks):
+            x = self._run_block(i, block, x, (h, w))
+        return self.vit_project(x[:, 1:]).transpose(1, 2).reshape(b, -1, h, w)
+
     # ------------------------------------------------------------------ ResNet
     def resnet_project(self, x: Tensor) -> Tensor:
-        """Last-stage map (B, C, h, w) -> joint-space embeddings (B, D, h, w) (MaskCLIP)."""
+        """Last-stage map (B, C, h, w) -> joint-space embeddings (B, D, h, w) (MaskCLIP): the
+        attention pooling's value then output projection at every position, after adding its resized
+        position embedding where the dense mode's ``pos_embed`` says so."""
         pool = self.attnpool
         b, c, h, w = x.shape
-        pos = self.resize_pool_pos_embed((h, w))[1:]
-        tokens = x.flatten(2).transpose(1, 2) + pos.to(x.dtype)  # (B, h * w, C)
+        tokens = x.flatten(2).transpose(1, 2)  # (B, h * w, C)
+        if self.dense_settings['pos_embed']:
+            tokens = tokens + self.resize_pool_pos_embed((h, w))[1:].to(x.dtype)
         out = pool.c_proj(pool.v_proj(tokens))  # (B, h * w, D)
         return out.transpose(1, 2).reshape(b, -1, h, w)
 
@@ -296,4 +365,4 @@ class CLIPVisionBackbone(BaseModule):
 
     def extra_repr(self) -> str:
         return (f'model_name={self.model_name!r}, arch={self.arch}, out_indices={self.out_indices}, '
-                f'out_proj={self.out_proj}, frozen={self.frozen}')
+                f'out_proj={self.out_proj}, frozen={self.frozen}, dense_mode={self.dense_mode!r}')

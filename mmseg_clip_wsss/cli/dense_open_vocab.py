@@ -1,0 +1,48 @@
+"""``python -m mmseg_clip_wsss.cli.dense_open_vocab CONFIG [--data-root data/demo] [--clip CLIP]
+[--dense-mode MODE] [--out figures.json]``: open-vocabulary figures of a dense zero-shot mode, no
+training (:mod:`mmseg_clip_wsss.demo.dense_open_vocab`)."""
+import argparse
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional
+
+from mmseg_clip_wsss.demo.dense_open_vocab import dense_open_vocab_figures
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Open-vocabulary figures of a dense zero-shot mode (no training)')
+    parser.add_argument('config', help='a TrainingFreeDenseCLIP config (configs/dense_clip/*_demo.py)')
+    parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split')
+    parser.add_argument('--clip', default=None,
+                        help='the CLIP of both towers (default DATA_ROOT/clip/clip.pt)')
+    parser.add_argument('--dense-mode', default=None, help="override the config's dense mode")
+    parser.add_argument('--split', default='openvocab')
+    parser.add_argument('--out', default=None, help='JSON file to write the figures to')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Open-vocabulary figures of a dense mode with ``argv``; returns them."""
+    args = parse_args(argv)
+    result = dense_open_vocab_figures(args.config, args.data_root,
+                                      args.clip or osp.join(args.data_root, 'clip', 'clip.pt'), args.split,
+                                      args.dense_mode)
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()
