@@ -16,4 +16,4 @@ model = dict(prompts=prompts_file)
 prompt_tuning = dict(
     prompt=dict(type='EnsemblePromptLearner', templates=templates),
     loss=dict(type='BackgroundNegativePromptLoss', gamma_pos=0.0, gamma_neg=2.0, clip=0.05),
-    epochs=20, batch_size=32, lr=0.002, optimizer='sgd', seed=0)
+    epochs=40, batch_size=32, lr=0.002, optimizer='sgd', seed=0)

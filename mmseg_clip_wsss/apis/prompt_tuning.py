@@ -48,7 +48,7 @@ __all__ = ['DEFAULT_PROMPT_TUNING', 'build_tuning_model', 'tuning_dataloader_cfg
 DEFAULT_PROMPT_TUNING = dict(
     prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_specific=False),
     loss=dict(type='BackgroundNegativePromptLoss', gamma_pos=0.0, gamma_neg=2.0, clip=0.05),
-    epochs=20, batch_size=32, lr=0.002, weight_decay=0.0, optimizer='sgd', scales=None, flip=None,
+    epochs=40, batch_size=32, lr=0.002, weight_decay=0.0, optimizer='sgd', scales=None, flip=None,
     seed=0)
 
 #: The pipeline of the tuning images: the image and its labels, never a mask.
