@@ -1,5 +1,7 @@
-"""Losses: multi-label from score maps, region-memory InfoNCE, image-text contrastive, and the
-noise-robust stage-2 losses (confidence-guided cross-entropy, early-learning label correction)."""
+"""Losses: multi-label from score maps, multi-label of image embeddings against prompts (prompt
+tuning), region-memory InfoNCE, image-text contrastive, and the noise-robust stage-2
+losses (confidence-guided cross-entropy, early-learning label correction)."""
+from .background_negative_prompt_loss import BackgroundNegativePromptLoss
 from .confidence_guided_ce_loss import ConfidenceGuidedCrossEntropyLoss
 from .early_learning_correction_loss import EarlyLearningCorrectionLoss, early_learning_ended
 from .image_text_contrastive_loss import ImageTextContrastiveLoss
@@ -8,5 +10,6 @@ from .region_memory_infonce_loss import RegionMemoryInfoNCELoss
 
 __all__ = [
     'MultiLabelScoreLoss', 'RegionMemoryInfoNCELoss', 'ImageTextContrastiveLoss',
-    'ConfidenceGuidedCrossEntropyLoss', 'EarlyLearningCorrectionLoss', 'early_learning_ended'
+    'ConfidenceGuidedCrossEntropyLoss', 'EarlyLearningCorrectionLoss', 'early_learning_ended',
+    'BackgroundNegativePromptLoss'
 ]

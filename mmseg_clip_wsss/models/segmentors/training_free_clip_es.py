@@ -15,6 +15,7 @@ from mmseg_clip_wsss.structures import stack_image_labels
 from ..clip_es import (BOX_RULES, class_aware_affinity_refine, minmax_normalise, sinkhorn_affinity,
                        softmax_grad_cam)
 from ..data_preprocessor import denormalise_images, normalise_images
+from ..text.learned_prompts import clip_fingerprint, load_learned_prompts, read_learned_prompts
 from ..text.vocabularies import BACKGROUND_WORDS, ClassNames, resolve_class_prompts
 
 __all__ = ['TrainingFreeCLIPES']
@@ -102,6 +103,12 @@ class TrainingFreeCLIPES(BaseModel):
             (bilinear upsampling lowers a peak that falls between samples); CLIP-ES does not.
             Defaults to True.
         background_index (int, optional): Background channel of ``class_names``. Defaults to 0.
+        prompts (str, optional): A learned-prompts file (``tools/tune_prompts.py``,
+            :mod:`~mmseg_clip_wsss.models.text.learned_prompts`): the text rows are prompted with its
+            learned context instead of ``text_encoder.prompt``; everything else is unchanged. The
+            file must have been tuned for the same rows (classes, synonyms, background words) and
+            the same CLIP, else :class:`~mmseg_clip_wsss.models.text.LearnedPromptsMismatchError`.
+            None: the config's prompts (hand-written templates). Defaults to None.
         data_preprocessor (dict, optional): The segmentation data preprocessor (CLIP's mean and std).
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
@@ -128,10 +135,12 @@ class TrainingFreeCLIPES(BaseModel):
                  rescale_output: bool = True,
                  float16_output: bool = False,
                  background_index: Optional[int] = 0,
+                 prompts: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         _check_options(softmax_over, pool, affinity, box_rule, resize_to_multiple)
+        prompts_file = prompts  # (``prompts`` names the class prompts below)
         self.backbone = MODELS.build(dict(backbone, frozen=True))
         if self.backbone.arch == 'resnet' and pool == 'patch_mean':
             pool = 'tower'  # a ModifiedResNet has no patch tokens to average: its attention pooling
@@ -143,7 +152,13 @@ class TrainingFreeCLIPES(BaseModel):
         words = [w for w in background_words if class_name_key(w) not in taken]  # rows of their own
         text_cfg = dict(text_encoder, class_names=[prompts[k] for k in self.foreground] +
                         [[w] for w in words], readable_names=readable_names)
+        record = read_learned_prompts(prompts_file) if prompts_file else None
+        if record is not None:
+            text_cfg['prompt'] = dict(record['prompt'])
         self.text_encoder = MODELS.build(text_cfg)
+        self.prompts = prompts_file
+        if record is not None:
+            self._load_prompts(prompts_file)
         self.requires_grad_(False)
         self.num_background_words = len(words)
         self.softmax_over = softmax_over
@@ -162,6 +177,42 @@ class TrainingFreeCLIPES(BaseModel):
     def train(self, mode: bool = True):
         """Always in eval mode: nothing here trains."""
         return super().train(False)
+
+    # ------------------------------------------------------------------ learned prompts
+    @property
+    def text_rows(self) -> List[List[str]]:
+        """The prompted names of every text row: the foreground classes, then the background words."""
+        return [list(p) for p in self.text_encoder.class_prompts]
+
+    def clip_fingerprint(self) -> str:
+        """:func:`~mmseg_clip_wsss.models.text.clip_fingerprint` of the image and text towers."""
+        return clip_fingerprint(self.backbone, self.text_encoder.text_tower)
+
+    def _load_prompts(self, path: str) -> None:
+        """Check a learned-prompts file against the rows and the CLIP and load its context."""
+        record = load_learned_prompts(path, self.text_rows, self.clip_fingerprint())
+        self.text_encoder.prompt_learner.load_state_dict(record['state_dict'])
+
+    def image_embeddings(self, inputs: Tensor) -> Tensor:
+        """The image embeddings that the Grad-CAM scores against the text rows, without gradients
+        through the towers' weights.
+
+        Pooled as :meth:`compute_cams` pools (``pool``: the mean of the last block's projected patch
+        tokens, or the tower's own pooling; a ModifiedResNet's attention pooling), from the inputs
+        resized as there (``resize_to_multiple``).
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) images normalised with the CLIP's mean and std.
+
+        Returns:
+            Tensor: (B, D) embeddings (not normalised).
+        """
+        x = self._resize_inputs(inputs)
+        bb = self.backbone
+        if bb.arch == 'resnet' or self.pool == 'tower':
+            return bb.encode_image(x)
+        tokens, _ = bb.vit_tokens(x)
+        return bb.vit_project(bb.transformer(tokens)[:, 1:]).mean(dim=1)
 
     # ------------------------------------------------------------------ text rows
     def _rows(self, image_labels: Tensor) -> Tuple[Tensor, Optional[Tensor]]:

@@ -1,5 +1,7 @@
 """Text side: class vocabularies, prompt learners and the CLIP text encoder."""
 from .clip_text_encoder import CLIPPromptTextEncoder
+from .learned_prompts import (LEARNED_PROMPTS_FORMAT, LearnedPromptsMismatchError, clip_fingerprint,
+                              load_learned_prompts, read_learned_prompts, save_learned_prompts)
 from .prompt_learner import (DEFAULT_TEMPLATES, BasePromptLearner, CoOpPromptLearner,
                              EnsemblePromptLearner, TemplatePromptLearner)
 from .text_tower import TextTower
@@ -10,5 +12,6 @@ __all__ = [
     'CLIPPromptTextEncoder', 'BasePromptLearner', 'TemplatePromptLearner', 'CoOpPromptLearner',
     'EnsemblePromptLearner', 'DEFAULT_TEMPLATES', 'TextTower',
     'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
-    'default_background_words', 'readable_name'
+    'default_background_words', 'readable_name', 'LEARNED_PROMPTS_FORMAT', 'LearnedPromptsMismatchError',
+    'clip_fingerprint', 'load_learned_prompts', 'read_learned_prompts', 'save_learned_prompts'
 ]

@@ -1,0 +1,50 @@
+"""``python tools/tune_prompts.py CONFIG [--out FILE] [--overwrite] [--device cpu] [--no-progress]
+[--cfg-options ...]``: tune the prompts of a training-free CLIP-ES config on its training split's
+image-level labels, both CLIP towers frozen, and save them as a learned-prompts file
+(:func:`mmseg_clip_wsss.apis.prompt_tuning.tune_prompts`; the config's ``model.prompts`` then loads it)."""
+import argparse
+import json
+from typing import Dict, List, Optional
+
+from mmengine.config import Config, DictAction
+
+from mmseg_clip_wsss.apis.preflight import check_config_classes
+from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
+from . import INPUT_ERRORS, run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Tune CoOp prompts (and background prompts) of a frozen CLIP on image-level labels')
+    parser.add_argument('config', help='a training-free config (TrainingFreeCLIPES) with prompt_tuning')
+    parser.add_argument('--out', default=None, help='learned-prompts file to write (default: the '
+                        "config's model.prompts)")
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing file')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:0 ... (default: cuda if available)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar or epoch log')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, as key=value pairs')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Tune and save the prompts with ``argv``; returns :func:`tune_prompts`'s dict."""
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    check_config_classes(cfg, ('train_dataloader', ))
+    result = tune_prompts(cfg, args.out, device=args.device, overwrite=args.overwrite,
+                          show_progress=not args.no_progress)
+    print(json.dumps(dict(result, loss=[round(x, 4) for x in result['loss']])))
+    return result
+
+
+def run() -> None:
+    run_tool(main, also=INPUT_ERRORS)
+
+
+if __name__ == '__main__':
+    run()

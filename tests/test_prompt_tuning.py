@@ -1,0 +1,169 @@
+"""Prompts tuned on image-level labels with both CLIP towers frozen, saved, loaded, used by CLIP-ES."""
+import json
+import math
+import os.path as osp
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import mmseg_clip_wsss  # noqa: F401  (registration)
+from mmseg_clip_wsss.apis.prompt_tuning import build_tuning_model
+from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
+from mmseg_clip_wsss.cli.tune_prompts import main as tune_prompts_main
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.losses import BackgroundNegativePromptLoss
+from mmseg_clip_wsss.models.text import LearnedPromptsMismatchError, read_learned_prompts
+from mmseg_clip_wsss.registry import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+CFG = REPO / 'configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py'
+
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    """Tiny demo data, a random demo CLIP, and prompts tuned on them with the command line."""
+    tmp = tmp_path_factory.mktemp('prompts')
+    root = str(tmp / 'demo')
+    make_demo_data(root, seed=0, num_train=6, num_val=1, size=64, show_progress=False)
+    ckpt = write_random_clip_checkpoint(str(tmp / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
+    prompts = str(tmp / 'prompts.pth')
+    options = [f'train_dataloader.dataset.data_root={root}', f'cam_dataloader.dataset.data_root={root}',
+               f'model.backbone.pretrained={ckpt}', f'model.text_encoder.pretrained={ckpt}',
+               f'model.prompts={prompts}']
+    tuning = ['prompt_tuning.epochs=30', 'prompt_tuning.lr=0.05', 'prompt_tuning.batch_size=12',
+              'prompt_tuning.scales=[1.0]']
+    result = tune_prompts_main([str(CFG), '--no-progress', '--device', 'cpu', '--cfg-options',
+                                *options, *tuning])
+    return dict(root=root, ckpt=ckpt, prompts=prompts, options=options, tuning=tuning, result=result,
+                tmp=tmp)
+
+
+def _cfg(world) -> Config:
+    cfg = Config.fromfile(str(CFG))
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in world['options']))
+    init_default_scope('mmseg')
+    return cfg
+
+
+def _model(world, **model):
+    cfg = _cfg(world)
+    return MODELS.build(dict(cfg.model, **model)).eval()
+
+
+def test_background_negative_prompt_loss_is_asl_on_the_class_against_background_softmax():
+    torch.manual_seed(0)
+    image, text = torch.randn(3, 8), torch.randn(5, 8)  # rows: 3 classes, 2 background words
+    labels = torch.tensor([[1., 0., 1.], [0., 0., 1.], [1., 1., 0.]])
+    scale = 7.0
+    sims = scale * F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).t()
+    p = sims[:, :3].exp() / (sims[:, :3].exp() + sims[:, 3:].exp().sum(dim=1, keepdim=True))  # (3, 3)
+    bce = -(labels * p.log() + (1 - labels) * (1 - p).log()).sum(dim=1).mean()
+    plain = BackgroundNegativePromptLoss(gamma_pos=0, gamma_neg=0, clip=0)
+    assert torch.allclose(plain(image, text, labels, scale), bce, atol=1e-5)
+    p_m = (p - 0.05).clamp(min=0)
+    asl = -(labels * (1 - p) * p.log() + (1 - labels) * p_m**2 * (1 - p_m).log()).sum(dim=1).mean()
+    loss = BackgroundNegativePromptLoss(gamma_pos=1, gamma_neg=2, clip=0.05)
+    assert torch.allclose(loss(image, text, labels, scale), asl, atol=1e-5)
+    with pytest.raises(ValueError, match='no background row'):
+        plain(image, text[:3], labels, scale)
+    with pytest.raises(ValueError, match='clip'):
+        BackgroundNegativePromptLoss(clip=1.0)
+
+
+def test_no_gradient_reaches_either_tower(world):
+    cfg = _cfg(world)
+    model = build_tuning_model(cfg, dict(type='CoOpPromptLearner', ctx_init='a photo of a'))
+    towers = [model.backbone, model.text_encoder.text_tower]
+    assert all(not p.requires_grad for t in towers for p in t.parameters())
+    learned = list(model.text_encoder.prompt_learner.parameters())
+    assert learned and all(p.requires_grad for p in learned)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable == {id(p) for p in learned}  # the context vectors and nothing else
+    x = torch.randn(2, 3, 64, 64)
+    with torch.enable_grad():  # the towers run with autograd on: still nothing of theirs gets a grad
+        loss = BackgroundNegativePromptLoss()(model.image_embeddings(x), model.text_encoder(),
+                                              torch.tensor([[1.] + [0.] * 7, [0.] * 7 + [1.]]),
+                                              model.logit_scale)
+        loss.backward()
+    assert all(p.grad is None for t in towers for p in t.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in learned)
+
+
+def test_tuning_changes_the_context_lowers_the_loss_and_keeps_the_towers(world):
+    result = world['result']
+    assert result['images'] == 6 and result['views'] == 2  # one scale and its flip
+    assert len(result['loss']) == 30 and result['loss'][-1] < 0.8 * result['loss'][0]
+    record = read_learned_prompts(world['prompts'])
+    init = build_tuning_model(_cfg(world), record['prompt'])
+    ctx0 = init.text_encoder.prompt_learner.state_dict()['ctx.0']
+    ctx = record['state_dict']['ctx.0']
+    assert ctx.shape == ctx0.shape and not torch.allclose(ctx, ctx0, atol=1e-3)
+    # the towers are the CLIP's own: the fingerprint of the model built afresh is the file's
+    assert record['clip']['fingerprint'] == init.clip_fingerprint()
+    assert record['rows'][0] == ['disc', 'circle'] and record['rows'][-1] == ['noise']
+    assert record['meta']['loss'] == result['loss']
+
+
+def test_learned_prompts_round_trip(world):
+    record = read_learned_prompts(world['prompts'])
+    tuned = build_tuning_model(_cfg(world), record['prompt'])
+    tuned.text_encoder.prompt_learner.load_state_dict(record['state_dict'])
+    loaded = _model(world)  # model.prompts = the file
+    assert loaded.prompts == world['prompts']
+    state = loaded.text_encoder.prompt_learner.state_dict()
+    assert state.keys() == record['state_dict'].keys()
+    assert all(torch.equal(state[k], record['state_dict'][k]) for k in state)
+    with torch.no_grad():
+        assert torch.allclose(loaded.text_encoder(), tuned.text_encoder(), atol=1e-6)
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_loading_refuses_other_classes_another_clip_and_other_files(world, tmp_path):
+    with pytest.raises(LearnedPromptsMismatchError, match=r'another class list.*tune_prompts') as err:
+        _model(world, background_words=('ground', 'background'))
+    assert world['prompts'] in str(err.value)
+    names = ['background', 'disc', ['ring', 'hoop'], 'square', 'triangle', 'star', ['cross', 'plus sign'],
+             'hexagon', ['crescent', 'crescent moon']]
+    with pytest.raises(LearnedPromptsMismatchError, match=r"row 0 is \['disc', 'circle'\]"):
+        _model(world, class_names=names)
+    other = write_random_clip_checkpoint(str(tmp_path / 'other.pt'), DEMO_CLIP_NAME, seed=1)
+    cfg = _cfg(world)
+    with pytest.raises(LearnedPromptsMismatchError, match=r'another CLIP.*fingerprint.*tune_prompts'):
+        MODELS.build(dict(cfg.model, backbone=dict(cfg.model.backbone, pretrained=other),
+                          text_encoder=dict(cfg.model.text_encoder, pretrained=other)))
+    missing = str(tmp_path / 'none.pth')
+    with pytest.raises(FileNotFoundError, match=r'none\.pth.*tools/tune_prompts\.py'):
+        _model(world, prompts=missing)
+    with pytest.raises(ValueError, match='not a learned-prompts file'):
+        _model(world, prompts=world['ckpt'])  # a CLIP checkpoint, not prompts
+    # an existing prompts file is never replaced without --overwrite
+    with pytest.raises(FileExistsError, match='--overwrite'):
+        tune_prompts_main([str(CFG), '--no-progress', '--device', 'cpu', '--cfg-options',
+                           *world['options'], *world['tuning']])
+
+
+def test_clip_es_cams_with_learned_prompts_differ_from_hand_written(world):
+    learned, hand = _model(world), _model(world, prompts=None)
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    labels = torch.zeros(2, 9)
+    labels[:, 0] = 1
+    labels[0, [1, 3]] = 1
+    labels[1, [2, 8]] = 1
+    cams_learned, cams_hand = learned.compute_cams(x, labels), hand.compute_cams(x, labels)
+    assert cams_learned.shape == cams_hand.shape == (2, 9, 64, 64)
+    assert (cams_learned - cams_hand).abs().max() > 1e-2
+    with torch.no_grad():  # the image embeddings do not depend on the prompts
+        assert torch.equal(learned.image_embeddings(x), hand.image_embeddings(x))
+    # the whole command: pseudo masks of the config with the learned prompts
+    out = str(world['tmp'] / 'masks')
+    res = make_pseudo_masks_main([str(CFG), '--out-dir', out, '--eval', '--no-progress', '--scales', '1.0',
+                                  '--cfg-options', *world['options']])
+    assert res['written'] == 6
+    metrics = json.load(open(osp.join(out, 'metrics.json')))
+    assert 0 <= metrics['mIoU'] <= 100 and not math.isnan(metrics['mIoU'])
