@@ -1,5 +1,7 @@
-"""Text side: class vocabularies, prompt learners and the CLIP text encoder."""
+"""Text side: class vocabularies, prompt learners, the CLIP text encoder and soft targets from
+descriptions."""
 from .clip_text_encoder import CLIPPromptTextEncoder
+from .description_targets import DescriptionTargets, class_word_pattern
 from .prompt_learner import (DEFAULT_TEMPLATES, BasePromptLearner, CoOpPromptLearner,
                              EnsemblePromptLearner, TemplatePromptLearner)
 from .text_tower import TextTower
@@ -10,5 +12,5 @@ __all__ = [
     'CLIPPromptTextEncoder', 'BasePromptLearner', 'TemplatePromptLearner', 'CoOpPromptLearner',
     'EnsemblePromptLearner', 'DEFAULT_TEMPLATES', 'TextTower',
     'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
-    'default_background_words', 'readable_name'
+    'default_background_words', 'readable_name', 'DescriptionTargets', 'class_word_pattern'
 ]
