@@ -131,3 +131,71 @@ def test_description_loss_of_2_gloo_ranks_x_batch_2_is_1_rank_x_batch_4(tmp_path
         assert torch.allclose(torch.cat([r0['gi'], r1['gi']]) / 2, images.grad, atol=1e-6), kind
         assert torch.allclose(torch.cat([r0['gt'], r1['gt']]) / 2, texts.grad, atol=1e-6), kind
         assert images.grad.abs().sum() > 0 and texts.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------- the segmentor learns from descriptions
+def _mixed_batch():
+    from mmseg.structures import SegDataSample
+    from mmseg_clip_wsss.structures import set_image_labels
+    meta = dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64))
+    labelled = SegDataSample(metainfo=dict(meta, loss_weight=1.0))
+    set_image_labels(labelled, [1., 1., 0., 1.])
+    described = SegDataSample(metainfo=dict(meta, loss_weight=0.5,
+                                            captions=['two dogs on the grass.', 'some animals.']))
+    vague = SegDataSample(metainfo=dict(meta, captions=['a busy picture.']))
+    return [labelled, described, vague]
+
+
+def test_segmentor_trains_from_labels_and_descriptions_in_one_batch(tiny_clip, monkeypatch):
+    from mmengine.registry import init_default_scope
+    from test_segmentor import SWIN_CFG, build, model_cfg
+    init_default_scope('mmseg')
+    cfg = model_cfg(SWIN_CFG, tiny_clip, description_targets=dict(),
+                    loss_description=dict(type='DescriptionContrastiveLoss', temperature=None),
+                    description_regions=2)
+    model = build(cfg).train()
+    seen = {}
+    head_loss = model.decode_head.loss_weak
+
+    def spy(scores, pixel_embeds, text_embeds, labels, weight):
+        seen.update(labels=labels.detach().clone(), weight=weight.detach().clone())
+        return head_loss(scores, pixel_embeds, text_embeds, labels, weight)
+
+    monkeypatch.setattr(model.decode_head, 'loss_weak', spy)
+    losses = model.loss(torch.rand(3, 3, 64, 64), _mixed_batch())
+    assert {'decode.loss_mlc', 'decode.loss_itc', 'decode.loss_desc_itc', 'neck.loss_region_nce'} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    labels, weight = seen['labels'], seen['weight']  # classes: background, cat, dog, car
+    assert labels[0].tolist() == [1, 1, 0, 1] and weight[0].tolist() == [1, 1, 1, 1]
+    assert labels[1, 2] >= 0.6 and labels[1, [1, 3]].tolist() == [0, 0]  # 'dogs' names the dog
+    assert weight[1, 2] == pytest.approx(0.5)  # confidence 1 x the source's loss_weight 0.5
+    assert labels[2, 1:].tolist() == [0, 0, 0]  # names no class: no positive target
+    losses['decode.loss_desc_itc'].backward()
+    assert model.decode_head.proj.weight.grad.abs().sum() > 0  # the description loss trains the head
+    with pytest.raises(ValueError, match='text_encoder'):
+        MODELS.build(dict(cfg, text_encoder=None))
+
+
+def test_extra_words_of_a_vocabulary_reach_their_classes():
+    from mmseg_clip_wsss.datasets import COCO_CLASSES
+    from mmseg_clip_wsss.models.text import resolve_class_prompts
+    prompts = resolve_class_prompts('coco', 'test')  # 'tv' is prompted 'television', 'mouse' ...
+    targets = DescriptionTargets(prompts, extra_words='coco')
+    y, _ = targets([['A man riding a bike next to a tv.'], ['a mouse by the laptop.']])
+    named = [[COCO_CLASSES[k] for k in row.nonzero().flatten().tolist()] for row in y]
+    assert named == [['background', 'person', 'bicycle', 'tv'], ['background', 'laptop', 'mouse']]
+    with pytest.raises(ValueError, match="class 'unicorn', which is not in the class list"):
+        DescriptionTargets(WORDS, extra_words=dict(unicorn=['horned horse']))
+
+
+def test_multilabel_loss_takes_per_class_weights():
+    from mmseg_clip_wsss.models.losses import MultiLabelScoreLoss
+    torch.manual_seed(0)
+    scores, labels = torch.randn(2, 4, 5, 5), torch.tensor([[1., 1, 0, 0.7], [1, 0, 1, 0]])
+    loss = MultiLabelScoreLoss()
+    weight = torch.tensor([[1., 1, 0, 1], [1, 1, 1, 1]])  # image 0: class 2 unknown (weight 0)
+    logits = scores.mean(dim=(2, 3))[:, 1:]
+    bce = F.binary_cross_entropy_with_logits(logits, labels[:, 1:], reduction='none')
+    expected = (bce * weight[:, 1:]).mean(dim=1).mean()
+    assert torch.allclose(loss(scores, labels, weight), expected)
+    assert torch.allclose(loss(scores, labels, torch.ones(2, 4)), loss(scores, labels))

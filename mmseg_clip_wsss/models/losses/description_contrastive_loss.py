@@ -103,7 +103,8 @@ class DescriptionContrastiveLoss(nn.Module):
                 ``image_embeds``).
 
         Returns:
-            Tensor: The weighted scalar loss (the same on every rank).
+            Tensor: The weighted scalar loss (the same on every rank); a graph-connected zero when no
+            rank holds a pair (every rank must call it: it gathers).
 
         Raises:
             ValueError: images and descriptions of different counts.
@@ -121,6 +122,8 @@ class DescriptionContrastiveLoss(nn.Module):
                 cosine = region_text_similarity(images.float(), texts.float(), region_mask)
             else:
                 cosine = F.normalize(images.float(), dim=-1) @ F.normalize(texts.float(), dim=-1).t()
+        if cosine.shape[0] == 0:  # no pair on any rank: a graph-connected zero
+            return images.sum() * 0.0 + texts.sum() * 0.0
         logits = scale * cosine  # (N, N)
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = F.cross_entropy(logits, labels)

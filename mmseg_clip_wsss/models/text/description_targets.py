@@ -23,13 +23,14 @@ confidence 1; the background column (when the class list has one) is target 1, c
 the image-level multi-hot labels.
 """
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
+from .vocabularies import DESCRIPTION_WORDS, readable_name
 
 __all__ = ['DescriptionTargets', 'class_word_pattern']
 
@@ -69,6 +70,11 @@ class DescriptionTargets(nn.Module):
             does not hint at, in [0, 1]. Defaults to 0.5.
         background_index (int, optional): The background column (target 1, confidence 1; never
             matched); None: no background. Defaults to 0.
+        extra_words (str | dict, optional): More words per class: a vocabulary of
+            :data:`~mmseg_clip_wsss.models.text.vocabularies.DESCRIPTION_WORDS` (``'coco'``,
+            ``'voc'``) or ``{class name: words}``; a class is found by its name as the dataset spells
+            it or as it is prompted (``'tv'`` or ``'television'``), and that name becomes a word of
+            the class too. Defaults to None.
     """
 
     def __init__(self,
@@ -77,7 +83,8 @@ class DescriptionTargets(nn.Module):
                  name_threshold: float = 0.5,
                  clip_temperature: float = 0.01,
                  negative_weight: float = 0.5,
-                 background_index: Optional[int] = 0):
+                 background_index: Optional[int] = 0,
+                 extra_words: Union[str, Dict[str, Sequence[str]], None] = None):
         super().__init__()
         if not 0.0 <= prior_weight <= 1.0 or not 0.0 < name_threshold <= 1.0:
             raise ValueError('DescriptionTargets: prior_weight must be in [0, 1] and name_threshold in (0, 1], '
@@ -86,6 +93,7 @@ class DescriptionTargets(nn.Module):
             raise ValueError('DescriptionTargets: clip_temperature must be > 0 and negative_weight in [0, 1], '
                              f'got {clip_temperature} and {negative_weight}.')
         self.class_words: List[List[str]] = [[w] if isinstance(w, str) else list(w) for w in class_words]
+        self._add_words(extra_words)
         self.num_classes = len(self.class_words)
         if background_index is not None and not 0 <= background_index < self.num_classes:
             raise ValueError(f'DescriptionTargets: background_index {background_index} is not a column of '
@@ -95,6 +103,21 @@ class DescriptionTargets(nn.Module):
                          for k, words in enumerate(self.class_words)]
         self.prior_weight, self.name_threshold = float(prior_weight), float(name_threshold)
         self.clip_temperature, self.negative_weight = float(clip_temperature), float(negative_weight)
+
+    def _add_words(self, extra_words: Union[str, Dict[str, Sequence[str]], None]) -> None:
+        """Add ``extra_words`` to the classes they name (see the class docstring)."""
+        if isinstance(extra_words, str):
+            if extra_words not in DESCRIPTION_WORDS:
+                raise ValueError(f'DescriptionTargets: extra_words={extra_words!r} is not a vocabulary of '
+                                 f'DESCRIPTION_WORDS ({sorted(DESCRIPTION_WORDS)}); give one or a dict.')
+            extra_words = DESCRIPTION_WORDS[extra_words]
+        for name, words in (extra_words or {}).items():
+            keys = {name.lower(), readable_name(name).lower()}
+            owners = [k for k, cls in enumerate(self.class_words) if keys & {w.lower() for w in cls}]
+            if not owners:
+                raise ValueError(f'DescriptionTargets: extra_words names the class {name!r}, which is not '
+                                 'in the class list; fix the name or the class list.')
+            self.class_words[owners[0]] += [name] + list(words)
 
     def word_matches(self, descriptions: Sequence[str]) -> Tensor:
         """(N, K) float: 1 where description ``n`` contains a word of class ``k`` (0 for background)."""
