@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.class_names import check_distinct_class_names
+from mmseg_clip_wsss.datasets.synthetic.world import WORLD_PRESETS
 
 __all__ = [
     'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
@@ -157,4 +158,6 @@ DESCRIPTION_WORDS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         'pottedplant': ('plant', 'potted plant'), 'sofa': ('couch', ), 'tvmonitor': ('tv', 'monitor',
                                                                                     'television', 'screen'),
     },
+    # the synonyms of the demo world's classes, as its describer uses them
+    'demo': {c.name: tuple(c.synonyms) for c in WORLD_PRESETS['demo'].classes if c.synonyms},
 }
