@@ -97,3 +97,37 @@ def test_webdataset_config_streams_shards(tmp_path):
     assert all(c.startswith('a dog and a cat, pair') for c in captions)
     with pytest.raises(Exception, match='pairs-000002.tar'):
         DATASETS.build(dict(loader['dataset'], shards='pairs-{000000..000002}.tar'))
+
+
+DEMO_CFG = REPO / 'configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py'
+
+
+def test_source_ratio_sampler_keeps_the_labelled_share():
+    from types import SimpleNamespace
+    from mmseg_clip_wsss.datasets import SourceRatioSampler
+    dataset = SimpleNamespace(datasets=[range(30), range(1500)])  # what the sampler reads of a ConcatDataset
+    sampler = SourceRatioSampler(dataset, ratios=[1, 1], seed=3)
+    draws = [i for _, i in zip(range(6000), iter(sampler))]
+    labelled = [i for i in draws if i < 30]
+    assert abs(len(labelled) / len(draws) - 0.5) < 0.03  # uniform sampling would give 2%
+    assert sorted(labelled[:30]) == list(range(30))  # each labelled image once per pass
+    assert max(draws) < 1530 and len(set(draws) - set(range(30))) > 1400
+    assert draws[:50] == [i for _, i in zip(range(50), iter(SourceRatioSampler(dataset, [1, 1], seed=3)))]
+    with pytest.raises(ValueError, match='ratios \\[1\\] must be 2 shares'):
+        SourceRatioSampler(dataset, ratios=[1])
+
+
+def test_demo_config_mixes_few_labels_with_the_described_pool(tmp_path):
+    from mmseg_clip_wsss.datasets.synthetic import make_demo_data, make_described_pool
+    make_demo_data(str(tmp_path / 'demo'), num_train=40, num_val=2, show_progress=False)
+    make_described_pool(str(tmp_path / 'pool'), num_images=12)
+    cfg = Config.fromfile(str(DEMO_CFG))
+    loader = dict(cfg.train_dataloader, batch_size=8)
+    labelled, described = loader['dataset']['datasets']
+    labelled.data_root, described.data_root = str(tmp_path / 'demo'), str(tmp_path / 'pool')
+    built = Runner.build_dataloader(loader, seed=0)
+    assert [len(d) for d in built.dataset.datasets] == [30, 12]  # num_labelled = 30 of the 40
+    kinds = [('captions' in s.metainfo, 'gt_image_labels' in s) for _, b in zip(range(4), built)
+             for s in b['data_samples']]
+    assert set(kinds) == {(True, False), (False, True)}
+    assert 8 <= sum(k[1] for k in kinds) <= 24  # labelled_share 0.5 of 32 draws
