@@ -14,10 +14,10 @@ from typing import Dict, Sequence
 from mmdet.registry import HOOKS as DET_HOOKS
 from mmdet.registry import MODELS as DET_MODELS
 from mmengine.registry import Registry
-from mmseg.registry import DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
+from mmseg.registry import DATA_SAMPLERS, DATASETS, HOOKS, METRICS, MODELS, TRANSFORMS
 
 __all__ = [
-    'MODELS', 'DET_MODELS', 'DATASETS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'DET_HOOKS',
+    'MODELS', 'DET_MODELS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'METRICS', 'HOOKS', 'DET_HOOKS',
     'register_seg_and_det', 'register_hook_seg_and_det', 'DEPRECATED_NAMES', 'register_deprecated_alias'
 ]
 

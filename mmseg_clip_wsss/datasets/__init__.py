@@ -2,6 +2,8 @@
 transforms and class lists, the label-file format, the one image/mask reader (:mod:`.image_io`), the
 VOC palette PNG writer, the pseudo-mask confidence maps and the annotation converters
 (:mod:`.converters`)."""
+from .caption_files import (read_caption_file, read_caption_jsonl, read_coco_captions,
+                            write_coco_captions)
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
 from .class_names import DuplicateClassNameError, check_distinct_class_names, class_name_key
 from .coco import COCO_CLASSES, COCOWSSSDataset
@@ -14,10 +16,13 @@ from .demo import DEMO_CLASSES, DemoWSSSDataset
 from .errors import DatasetError, MissingDatasetFileError
 from .image_io import (PIXEL_LIMIT_ENV, ImageTooLargeError, apply_pixel_limit, open_image, pixel_limit,
                        read_image, read_rgb)
+from .image_text_dataset import CAPTIONS, ImageTextDataset, image_text_sample
+from .image_text_shards import ImageTextShards, expand_shards, resume_skip, shards_for
 from .image_labels import (background_index_of, check_class_list, format_label_summary,
                            labels_to_multi_hot, load_image_labels, write_image_labels)
 from .label_mask import check_label_mask, image_size
 from .palette import colours_to_labels, save_png_atomically, voc_palette, write_palette_png
+from .source_ratio_sampler import SourceRatioSampler
 from .split_file import read_split_file
 from .transforms import (CORRUPTIONS, CorruptImageError, ImageCorruption, LoadConfidenceMap,
                          LoadWSSSAnnotations, LoadWSSSImage, PackWSSSInputs, RandomImageCorruption,
@@ -39,5 +44,8 @@ __all__ = [
     'voc_xml_to_coco', 'DatasetError', 'background_index_of', 'check_class_list', 'check_label_mask',
     'image_size', 'colours_to_labels', 'colour_masks_to_labels', 'read_split_file', 'PIXEL_LIMIT_ENV',
     'ImageTooLargeError', 'apply_pixel_limit', 'open_image', 'pixel_limit', 'read_image', 'read_rgb',
-    'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError'
+    'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError',
+    'ImageTextDataset', 'ImageTextShards', 'image_text_sample', 'CAPTIONS', 'expand_shards', 'shards_for',
+    'resume_skip', 'SourceRatioSampler', 'read_caption_file', 'read_caption_jsonl', 'read_coco_captions',
+    'write_coco_captions'
 ]

@@ -18,14 +18,15 @@ class PackWSSSInputs(PackSegInputs):
     a confidence map of :class:`LoadConfidenceMap` becomes the ``gt_confidence`` pixel data.
 
     Args:
-        meta_keys (Sequence[str]): Meta keys to pack; mmseg's defaults plus ``img_id`` and
-            ``loss_weight`` (the source's weight in the image-level losses).
+        meta_keys (Sequence[str]): Meta keys to pack; mmseg's defaults plus ``img_id``,
+            ``loss_weight`` (the source's weight in the image-level losses) and ``captions`` (the
+            descriptions of an image-text sample, a list of strings; absent elsewhere).
     """
 
     def __init__(self,
                  meta_keys=('img_path', 'img_id', 'seg_map_path', 'ori_shape', 'img_shape',
                             'pad_shape', 'scale_factor', 'flip', 'flip_direction',
-                            'reduce_zero_label', 'loss_weight')):
+                            'reduce_zero_label', 'loss_weight', 'captions')):
         super().__init__(meta_keys=meta_keys)
 
     def transform(self, results: dict) -> dict:

@@ -140,11 +140,21 @@ class LoadWSSSImage(LoadImageFromFile):
                 f'image file {filename} cannot be decoded (corrupt or not an image): {_REPAIR}.')
         return img
 
+    def _check_bytes(self, img_bytes: bytes, filename: str) -> bytes:
+        """Encoded bytes that came with the sample (a tar shard): refused like a file's."""
+        check_encoded_size(img_bytes, filename, 'image')
+        if self.check_jpeg_end and img_bytes[:2] == b'\xff\xd8' and not jpeg_is_complete(img_bytes):
+            raise CorruptImageError(f'image {filename} is a truncated JPEG (no end-of-image marker after '
+                                    'its last scan): write the shard again or leave the sample out.')
+        return img_bytes
+
     def transform(self, results: dict) -> Optional[dict]:
-        """Load ``results['img_path']``.
+        """Load ``results['img_path']``, or decode ``results['img_bytes']`` when the sample carries
+        its encoded image (a tar shard, :class:`~mmseg_clip_wsss.datasets.ImageTextShards`; the key is
+        removed).
 
         Args:
-            results (dict): Data info with ``img_path``.
+            results (dict): Data info with ``img_path`` (and optionally ``img_bytes``).
 
         Returns:
             dict: ``results`` with ``img`` (H, W, 3), ``img_shape`` and ``ori_shape``; None for a
@@ -154,8 +164,10 @@ class LoadWSSSImage(LoadImageFromFile):
             FileNotFoundError, CorruptImageError, ImageTooLargeError: naming the file and the fix.
         """
         filename = results['img_path']
+        carried = results.pop('img_bytes', None)
         try:
-            img = self._decode(self._read(filename), filename)
+            img_bytes = self._read(filename) if carried is None else self._check_bytes(carried, filename)
+            img = self._decode(img_bytes, filename)
         except (FileNotFoundError, CorruptImageError, ImageTooLargeError) as error:
             return self._fail(error)
         img = to_uint8(img)  # 16-bit -> 8-bit

@@ -129,8 +129,8 @@ class TextGuidedHead(WeakDecodeHead):
             score_maps (Tensor): (B, K, H, W).
             pixel_embeds (Tensor): (B, D, H, W).
             text_embeds (Tensor): (K, D).
-            image_labels (Tensor): (B, K) multi-hot.
-            weight (Tensor, optional): (B,) per-image weights of the multi-label loss.
+            image_labels (Tensor): (B, K) multi-hot (or soft targets in [0, 1]).
+            weight (Tensor, optional): (B,) or (B, K) weights of the multi-label loss.
 
         Returns:
             dict[str, Tensor]: ``{loss_mlc.loss_name: ..., loss_itc.loss_name: ...}``.

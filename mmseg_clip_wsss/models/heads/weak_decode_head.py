@@ -89,9 +89,10 @@ class WeakDecodeHead(BaseDecodeHead):
             score_maps (Tensor): (B, K, H, W).
             pixel_embeds (Tensor): (B, D, H, W), the features the scores are computed from.
             text_embeds (Tensor, optional): (K, D) class embeddings (text heads only).
-            image_labels (Tensor): (B, K) multi-hot labels.
+            image_labels (Tensor): (B, K) multi-hot labels (or soft targets in [0, 1]).
             weight (Tensor, optional): (B,) per-image weights of the multi-label loss (the loss weight
-                of each image's source). Defaults to None (all 1).
+                of each image's source), or (B, K) per-image and per-class weights (source weight x
+                the confidence of a description's targets). Defaults to None (all 1).
 
         Returns:
             dict[str, Tensor]: Named losses.

@@ -91,8 +91,11 @@ class MultiLabelScoreLoss(nn.Module):
 
         Args:
             score_maps (Tensor): Per-pixel class logits, (B, K, H, W).
-            image_labels (Tensor): Multi-hot image-level labels, (B, K).
-            weight (Tensor, optional): Per-image weights, (B,). Defaults to None.
+            image_labels (Tensor): Multi-hot image-level labels, (B, K), or soft targets in [0, 1].
+            weight (Tensor, optional): Per-image weights, (B,), or per-image and per-class weights,
+                (B, K) (e.g. the confidences of :class:`DescriptionTargets`; the binary
+                cross-entropy of each class is weighted before the mean over classes; both loss
+                types are that formula). Defaults to None.
 
         Returns:
             Tensor: The weighted scalar loss.
@@ -106,12 +109,16 @@ class MultiLabelScoreLoss(nn.Module):
         keep = foreground_columns(logits.shape[1], self.background_index, logits.device)
         if self.ignore_background and keep is not None:
             logits, targets = logits[:, keep], targets[:, keep]
-        if self.loss_type == 'soft_margin':
+        if weight is not None and weight.dim() == 2:  # per class (e.g. confidences of soft targets)
+            weight = weight[:, keep] if self.ignore_background and keep is not None else weight
+            per_image = (F.binary_cross_entropy_with_logits(logits, targets, reduction='none') *
+                         weight.to(logits.dtype)).mean(dim=1)  # (B,)
+        elif self.loss_type == 'soft_margin':
             per_image = F.multilabel_soft_margin_loss(logits, targets, reduction='none')  # (B,)
         else:
             per_image = F.binary_cross_entropy_with_logits(
                 logits, targets, reduction='none').mean(dim=1)  # (B,)
-        if weight is not None:
+        if weight is not None and weight.dim() == 1:
             per_image = per_image * weight
         return self.loss_weight * per_image.mean()
 

@@ -15,6 +15,7 @@ from ..text.vocabularies import resolve_class_prompts
 from ..utils import resize_rows, with_background_index
 from .cam_output import CAMOutput, build_class_verifier
 from .clip_region_verifier import CLIPRegionVerifier
+from .description_supervision import DescriptionSupervision
 
 _CAM_BACKGROUND = ('auto', 'score', 'zero')
 _CAM_NORM = ('relu', 'minmax')
@@ -123,6 +124,17 @@ class WSSSEncoderDecoder(EncoderDecoder):
             (score minus its per-image min, then / max). Defaults to ``'relu'``.
         region_contrast (bool): Use the neck's regional contrast loss and memory update in weak
             training when the neck has them. Defaults to True.
+        description_targets (dict, optional): Learn from descriptions: images without
+            ``gt_image_labels`` take soft targets and per-class confidences from their ``captions``
+            (options of :class:`~mmseg_clip_wsss.models.text.DescriptionTargets`; ``dict()`` for the
+            defaults, the class words are the text encoder's class prompts). Needs a text encoder.
+            None: every image needs labels. Defaults to None.
+        loss_description (dict, optional): The description contrastive loss of the described images
+            (:class:`~mmseg_clip_wsss.models.losses.DescriptionContrastiveLoss`), against the
+            head's pixel embeddings; logged as ``decode.<loss_name>``. Defaults to None.
+        description_regions (int): 0: the contrastive loss pools each image into one embedding;
+            ``n``: into an ``n`` x ``n`` grid of regions, scored by the best-matching region.
+            Defaults to 0.
     """
 
     def __init__(self,
@@ -139,7 +151,10 @@ class WSSSEncoderDecoder(EncoderDecoder):
                  background_index: Optional[int] = 0,
                  cam_background: str = 'auto',
                  cam_norm: str = 'relu',
-                 region_contrast: bool = True):
+                 region_contrast: bool = True,
+                 description_targets: OptConfigType = None,
+                 loss_description: OptConfigType = None,
+                 description_regions: int = 0):
         if cam_background not in _CAM_BACKGROUND:
             raise ValueError(f'WSSSEncoderDecoder: cam_background={cam_background!r} must be one of '
                              f'{_CAM_BACKGROUND}.')
@@ -172,6 +187,8 @@ class WSSSEncoderDecoder(EncoderDecoder):
         self.cam_output = CAMOutput(verifier, background_index)
         if self.text_encoder is not None:
             self.cam_output.set_class_prompts(self.text_encoder.class_prompts)
+        self.description = self._build_description(description_targets, loss_description,
+                                                   description_regions)
 
     @property
     def class_verifier(self) -> Optional[CLIPRegionVerifier]:
@@ -183,6 +200,24 @@ class WSSSEncoderDecoder(EncoderDecoder):
         self.cam_output.verifier = verifier
 
     # ----------------------------------------------------------------- checks
+    def _build_description(self, targets: OptConfigType, loss: OptConfigType,
+                           regions: int) -> Optional[DescriptionSupervision]:
+        """The description supervision (None when neither targets nor a loss is configured)."""
+        if targets is None and loss is None:
+            return None
+        if self.text_encoder is None or not self._head_reads_text:
+            raise ValueError('WSSSEncoderDecoder: description_targets / loss_description need a text '
+                             'encoder and a text-guided head (descriptions are read by the text tower).')
+        return DescriptionSupervision(self.text_encoder.class_prompts, targets, loss, regions,
+                                      self.background_index)
+
+    def _weak_targets(self, data_samples: SampleList, text_embeds: Optional[Tensor], device):
+        """Image-level targets (B, K) and loss weights ((B,), (B, K) or None) of a batch."""
+        if self.description is None:
+            labels = stack_image_labels(data_samples).to(device)
+            return labels, sample_loss_weights(data_samples, labels)
+        return self.description.image_targets(data_samples, self.text_encoder, text_embeds, device)
+
     def _check_components(self) -> None:
         head = self.decode_head
         if self.text_encoder is not None:
@@ -372,14 +407,17 @@ class WSSSEncoderDecoder(EncoderDecoder):
 
         losses = dict()
         if self._head_reads_text and self.decode_head.is_weak:
-            labels = stack_image_labels(data_samples).to(inputs.device)
+            labels, weights = self._weak_targets(data_samples, text_embeds, inputs.device)
             scores, pixel_embeds = self.decode_head(x, text_embeds, return_embeds=True)
             losses.update(add_prefix(
-                self.decode_head.loss_weak(scores, pixel_embeds, text_embeds, labels,
-                                           sample_loss_weights(data_samples, labels)), 'decode'))
+                self.decode_head.loss_weak(scores, pixel_embeds, text_embeds, labels, weights), 'decode'))
+            if self.description is not None and self.description.loss is not None:
+                losses.update(add_prefix(self.description.contrastive_loss(
+                    pixel_embeds, data_samples, self.text_encoder, self.decode_head.scale), 'decode'))
             if fused is not None:
-                cams = self.scores_to_cams(scores.detach(), labels)  # (B, K, h, w)
-                losses.update(add_prefix(self.neck.region_contrast_loss(fused, cams, labels), 'neck'))
+                present = (labels > 0).to(labels)  # the classes named (soft targets of descriptions)
+                cams = self.scores_to_cams(scores.detach(), present)  # (B, K, h, w)
+                losses.update(add_prefix(self.neck.region_contrast_loss(fused, cams, present), 'neck'))
         elif self._head_reads_text:
             losses.update(add_prefix(
                 self.decode_head.loss(x, data_samples, self.train_cfg, text_embeds), 'decode'))

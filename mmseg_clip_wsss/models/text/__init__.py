@@ -1,5 +1,7 @@
-"""Text side: class vocabularies, prompt learners and the CLIP text encoder."""
+"""Text side: class vocabularies, prompt learners, the CLIP text encoder and soft targets from
+descriptions."""
 from .clip_text_encoder import CLIPPromptTextEncoder
+from .description_targets import DescriptionTargets, class_word_pattern
 from .learned_prompts import (LEARNED_PROMPTS_FORMAT, LearnedPromptsMismatchError, clip_fingerprint,
                               load_learned_prompts, read_learned_prompts, save_learned_prompts)
 from .prompt_learner import (DEFAULT_TEMPLATES, BasePromptLearner, CoOpPromptLearner,
@@ -13,5 +15,6 @@ __all__ = [
     'EnsemblePromptLearner', 'DEFAULT_TEMPLATES', 'TextTower',
     'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
     'default_background_words', 'readable_name', 'LEARNED_PROMPTS_FORMAT', 'LearnedPromptsMismatchError',
-    'clip_fingerprint', 'load_learned_prompts', 'read_learned_prompts', 'save_learned_prompts'
+    'clip_fingerprint', 'load_learned_prompts', 'read_learned_prompts', 'save_learned_prompts',
+    'DescriptionTargets', 'class_word_pattern'
 ]

@@ -279,6 +279,28 @@ class CLIPPromptTextEncoder(BaseModule):
             embeds = self._cache[2]
         return self._apply_background(embeds).float()
 
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Embeddings of free texts (descriptions) through the text tower, without prompt context.
+
+        Tokenised by the model's own tokenizer (texts longer than its context are cut); computed
+        without gradient when the tower is frozen.
+
+        Args:
+            texts (Sequence[str]): The texts (N >= 1).
+            batch_size (int): Texts per tower call. Defaults to 256.
+
+        Returns:
+            Tensor: (N, D) float32, unit L2 norm rows, on the tower's device.
+        """
+        device = next(iter(self.text_tower.parameters())).device
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.text_tower.parameters())
+        feats = []
+        with torch.set_grad_enabled(grad):
+            for start in range(0, len(texts), batch_size):
+                tokens = self._tokenizer(list(texts[start:start + batch_size])).to(device)  # (n, L)
+                feats.append(self.text_tower(self.text_tower.embed(tokens), tokens).float())
+        return F.normalize(torch.cat(feats), dim=-1)  # (N, D)
+
     def _apply_background(self, embeds: torch.Tensor) -> torch.Tensor:
         """Put the learnable background embedding (normalised) into row 0."""
         if not self.learnable_background:

@@ -6,14 +6,15 @@ of the text embeddings is class ``k`` of the dataset. What goes into a prompt is
 ``'tvmonitor'`` is prompted as ``'tv monitor'``, ``'hair drier'`` as ``'hair dryer'``, and so on (see
 :data:`PROMPT_NAMES`).
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.class_names import check_distinct_class_names
+from mmseg_clip_wsss.datasets.synthetic.world import WORLD_PRESETS
 
 __all__ = [
     'BACKGROUND_WORDS', 'PROMPT_NAMES', 'resolve_class_names', 'resolve_class_prompts',
-    'default_background_words', 'readable_name'
+    'default_background_words', 'readable_name', 'DESCRIPTION_WORDS'
 ]
 
 #: Readable prompt names for dataset spellings that CLIP reads badly (keys are lower case,
@@ -125,3 +126,38 @@ def default_background_words(foreground_names: Optional[Sequence[str]] = None) -
     """
     taken = {n.lower() for n in (foreground_names or [])}
     return [w for w in BACKGROUND_WORDS if w not in taken]
+
+
+#: Words people use for the classes in descriptions, beyond the class names (COCO captions speak of
+#: "a man on a bike", not "a person on a bicycle"), per vocabulary: ``{vocabulary: {class: words}}``.
+#: Read by :class:`~mmseg_clip_wsss.models.text.DescriptionTargets` (``extra_words='coco'``).
+DESCRIPTION_WORDS: Dict[str, Dict[str, Tuple[str, ...]]] = {
+    'coco': {
+        'person': ('man', 'men', 'woman', 'women', 'people', 'boy', 'girl', 'child', 'children', 'kid',
+                   'guy', 'lady', 'ladies', 'player', 'skier', 'surfer', 'skateboarder', 'snowboarder'),
+        'bicycle': ('bike', 'cyclist'), 'motorcycle': ('motorbike', 'motor bike', 'scooter'),
+        'airplane': ('plane', 'jet', 'aircraft', 'airliner'), 'boat': ('ship', 'sailboat', 'canoe', 'kayak'),
+        'traffic light': ('stop light', 'traffic signal'), 'fire hydrant': ('hydrant', ),
+        'bird': ('seagull', 'pigeon', 'duck', 'parrot'), 'cat': ('kitten', 'kitty'), 'dog': ('puppy', ),
+        'horse': ('pony', ), 'sheep': ('lamb', ), 'cow': ('cattle', 'bull', 'calf'),
+        'backpack': ('back pack', ), 'umbrella': ('parasol', ), 'handbag': ('purse', ), 'tie': ('necktie', ),
+        'suitcase': ('luggage', ), 'skis': ('ski', ), 'sports ball': ('ball', 'soccer ball', 'football'),
+        'baseball bat': ('bat', ), 'baseball glove': ('mitt', 'glove'), 'surfboard': ('surf board', ),
+        'tennis racket': ('racket', 'racquet'), 'wine glass': ('glass of wine', ), 'cup': ('mug', ),
+        'sandwich': ('burger', 'sub'), 'hot dog': ('hotdog', ), 'donut': ('doughnut', ),
+        'cake': ('cupcake', ), 'couch': ('sofa', ), 'potted plant': ('plant', 'houseplant'),
+        'dining table': ('table', ), 'tv': ('television', 'tv'), 'laptop': ('computer', ),
+        'remote': ('remote control', 'controller'), 'cell phone': ('phone', 'cellphone', 'smartphone'),
+        'mouse': ('computer mouse', ), 'oven': ('stove', ), 'refrigerator': ('fridge', ), 'teddy bear': ('teddy', 'stuffed animal'),
+        'hair drier': ('hair dryer', 'blow dryer'), 'toothbrush': ('tooth brush', ),
+    },
+    'voc': {
+        'aeroplane': ('airplane', 'plane', 'jet'), 'bicycle': ('bike', ), 'boat': ('ship', 'sailboat'),
+        'diningtable': ('table', 'dining table'), 'motorbike': ('motorcycle', 'motor bike'),
+        'person': ('man', 'men', 'woman', 'women', 'people', 'boy', 'girl', 'child', 'children', 'kid'),
+        'pottedplant': ('plant', 'potted plant'), 'sofa': ('couch', ), 'tvmonitor': ('tv', 'monitor',
+                                                                                    'television', 'screen'),
+    },
+    # the synonyms of the demo world's classes, as its describer uses them
+    'demo': {c.name: tuple(c.synonyms) for c in WORLD_PRESETS['demo'].classes if c.synonyms},
+}

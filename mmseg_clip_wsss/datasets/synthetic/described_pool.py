@@ -1,0 +1,115 @@
+"""An unlabelled pool of generated images with people-like descriptions (COCO captions format).
+
+:func:`make_described_pool` writes, under ``out_dir``::
+
+    JPEGImages/pool_<i>.jpg                    the images (drawn from the world, seed of their own)
+    annotations/captions_pool.json             descriptions, COCO captions format (ImageTextDataset)
+    ImageSets/Segmentation/pool.txt            the image ids
+    ImageLabels/pool_truth.txt                 the true image-level labels -- for measuring what the
+    SegmentationClass/pool_<i>.png             descriptions tell, and the masks for scoring; never
+                                               read by training
+    described_pool.json                        world, seed, style, counts
+
+Images use the generators ``(seed, 3, i)`` (split code 3: no train/val/openvocab image of any seed
+shares them) and descriptions ``(seed, 3, i, 1)``: the same arguments write byte-identical files, and
+a new ``vagueness`` describes the very same images.
+"""
+import dataclasses
+import json
+import os
+import os.path as osp
+from typing import Dict, Union
+
+import numpy as np
+from PIL import Image
+
+from ..caption_files import write_coco_captions
+from ..image_labels import write_image_labels
+from ..palette import write_palette_png
+from .descriptions import DescriptionStyle, describe_scene
+from .voc_writer import JPEG_QUALITY
+from .world import WorldConfig, draw_scene, world_preset
+
+__all__ = ['make_described_pool', 'POOL_SPLIT_CODE', 'POOL_CAPTIONS']
+
+#: Split code of the pool's image generators (train 0, val 1, openvocab 2).
+POOL_SPLIT_CODE = 3
+#: The pool's captions file under ``out_dir``.
+POOL_CAPTIONS = 'annotations/captions_pool.json'
+
+
+def _check_out_dir(out_dir: str, overwrite: bool) -> None:
+    marker = osp.join(out_dir, 'described_pool.json')
+    if osp.exists(osp.join(out_dir, POOL_CAPTIONS)) and not overwrite:
+        raise FileExistsError(f'{out_dir} already holds a described pool ({POOL_CAPTIONS}): pass '
+                              'overwrite=True (--overwrite) to write it again, or choose another out dir.')
+    if osp.exists(marker) and overwrite:
+        os.remove(marker)
+    for sub in ('JPEGImages', 'annotations', 'ImageSets/Segmentation', 'ImageLabels', 'SegmentationClass'):
+        os.makedirs(osp.join(out_dir, sub), exist_ok=True)
+
+
+def _write_image(out_dir: str, image_id: str, world: WorldConfig, seed: int, index: int,
+                 style: DescriptionStyle):
+    """Draw, write and describe one image; returns (class names present, descriptions)."""
+    scene = draw_scene(np.random.default_rng([seed, POOL_SPLIT_CODE, index]), world)
+    names = list(world.class_names)
+    label = np.zeros(scene.owner.shape, dtype=np.uint8)
+    for k, obj in enumerate(scene.objects):
+        label[scene.owner == k] = names.index(obj.cls.name)
+    Image.fromarray(scene.image, 'RGB').save(osp.join(out_dir, 'JPEGImages', image_id + '.jpg'),
+                                             format='JPEG', quality=JPEG_QUALITY, subsampling=0)
+    write_palette_png(osp.join(out_dir, 'SegmentationClass', image_id + '.png'), label)
+    rng = np.random.default_rng([seed, POOL_SPLIT_CODE, index, 1])
+    descriptions = [describe_scene(rng, scene.objects, style) for _ in range(style.per_image)]
+    present = [n for n in names[1:] if any(o.cls.name == n for o in scene.objects)]
+    return present, descriptions
+
+
+def make_described_pool(out_dir: str,
+                        world: Union[str, WorldConfig] = 'demo',
+                        seed: int = 1,
+                        num_images: int = 1500,
+                        style: DescriptionStyle = None,
+                        overwrite: bool = False) -> Dict:
+    """Write a described, unlabelled pool (layout in the module docstring).
+
+    Args:
+        out_dir (str): Folder to write.
+        world (str | WorldConfig): Preset name or world. Defaults to ``'demo'``.
+        seed (int): The pool's seed. Defaults to 1.
+        num_images (int): Images. Defaults to 1500.
+        style (DescriptionStyle, optional): The describer (its ``vagueness`` is the knob of how
+            vague the descriptions are). Defaults to ``DescriptionStyle()``.
+        overwrite (bool): Write over a pool already in ``out_dir``. Defaults to False.
+
+    Returns:
+        dict: ``described_pool.json``'s content.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a pool and ``overwrite`` is False.
+        ValueError: ``num_images`` < 1, an unknown world.
+    """
+    world = world_preset(world) if isinstance(world, str) else world
+    style = style or DescriptionStyle()
+    if num_images < 1:
+        raise ValueError(f'make_described_pool: num_images must be >= 1, got {num_images}.')
+    _check_out_dir(out_dir, overwrite)
+    ids = [f'pool_{i:05d}' for i in range(num_images)]
+    truth, pairs = {}, []
+    for i, image_id in enumerate(ids):
+        truth[image_id], descriptions = _write_image(out_dir, image_id, world, seed, i, style)
+        pairs.append((image_id + '.jpg', descriptions))
+    info = dict(world=world.to_dict(), seed=seed, num_images=num_images, classes=list(world.class_names),
+                style=dataclasses.asdict(style), captions=POOL_CAPTIONS)
+    write_coco_captions(osp.join(out_dir, POOL_CAPTIONS), pairs,
+                        info=dict(description='described pool of a generated world', seed=seed,
+                                  vagueness=style.vagueness))
+    with open(osp.join(out_dir, 'ImageSets', 'Segmentation', 'pool.txt'), 'w', newline='\n') as f:
+        f.writelines(i + '\n' for i in ids)
+    write_image_labels(osp.join(out_dir, 'ImageLabels', 'pool_truth.txt'), truth,
+                       header=['true labels of the described pool: for evaluation only, never for training'])
+    with open(osp.join(out_dir, 'described_pool.json'), 'w', newline='\n') as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+        f.write('\n')
+    return info

@@ -1,0 +1,77 @@
+"""The demo world's describer: partial, vague, people-like descriptions of an unlabelled pool."""
+import re
+
+import numpy as np
+import pytest
+
+from mmseg_clip_wsss.cli.make_described_pool import main as make_pool_main
+from mmseg_clip_wsss.datasets import load_image_labels, read_coco_captions
+from mmseg_clip_wsss.datasets.synthetic import DescriptionStyle, describe_scene, draw_scene, world_preset
+from mmseg_clip_wsss.datasets.synthetic.described_pool import POOL_CAPTIONS
+
+WORLD = world_preset('demo')
+
+
+def _class_words(text):
+    """The classes a description names by a class word or synonym (singular or plural)."""
+    named = set()
+    for cls in WORLD.classes:
+        for word in cls.words:
+            if re.search(rf'\b{re.escape(word)}(e?s)?\b', text):
+                named.add(cls.name)
+    return named
+
+
+def _scenes(n=80):
+    return [draw_scene(np.random.default_rng([5, i]), WORLD) for i in range(n)]
+
+
+def _describe_all(scenes, **style):
+    style = DescriptionStyle(**style)
+    rng = np.random.default_rng(0)
+    return [[describe_scene(rng, s.objects, style) for _ in range(style.per_image)] for s in scenes]
+
+
+def test_descriptions_name_some_objects_with_synonyms_counts_and_vague_words():
+    scenes = _scenes()
+    texts = _describe_all(scenes)
+    flat = ' '.join(t for per_image in texts for t in per_image)
+    partial = 0
+    for scene, per_image in zip(scenes, texts):
+        present = {o.cls.name for o in scene.objects}
+        assert len(per_image) == 5
+        for text in per_image:
+            assert _class_words(text) <= present  # never a class that is not there
+            partial += len(present) > 1 and 0 < len(_class_words(text)) < len(present)
+    assert partial > 20  # many descriptions of multi-class images name only some classes
+    for word in ('circle', 'hoop', 'two ', 'something round', 'a shape', 'striped'):
+        assert word in flat, word
+
+
+def test_vagueness_knob_takes_the_class_words_away():
+    scenes = _scenes()
+    named = {}
+    for vagueness in (0.0, 0.5, 1.0):
+        texts = [t for per_image in _describe_all(scenes, vagueness=vagueness, empty=0.0) for t in per_image]
+        named[vagueness] = np.mean([bool(_class_words(t)) for t in texts])
+    assert named[0.0] == 1.0 and named[1.0] == 0.0
+    assert 0.3 < named[0.5] < 0.8
+    with pytest.raises(ValueError, match='vagueness is a probability'):
+        DescriptionStyle(vagueness=1.5)
+
+
+def test_pool_writes_coco_captions_with_its_own_seed(tmp_path):
+    make_pool_main(['--out', str(tmp_path / 'a'), '--num-images', '6', '--seed', '4'])
+    make_pool_main(['--out', str(tmp_path / 'b'), '--num-images', '6', '--seed', '4', '--vagueness', '0.9'])
+    pairs = read_coco_captions(str(tmp_path / 'a' / POOL_CAPTIONS))
+    assert [p[0] for p in pairs] == [f'pool_{i:05d}.jpg' for i in range(6)]
+    assert all(len(c) == 5 for _, c in pairs)
+    # the same images whatever the vagueness; other descriptions
+    for i in range(6):
+        name = f'JPEGImages/pool_{i:05d}.jpg'
+        assert (tmp_path / 'a' / name).read_bytes() == (tmp_path / 'b' / name).read_bytes()
+    assert pairs != read_coco_captions(str(tmp_path / 'b' / POOL_CAPTIONS))
+    truth = load_image_labels(str(tmp_path / 'a' / 'ImageLabels' / 'pool_truth.txt'), WORLD.class_names)
+    assert len(truth) == 6
+    with pytest.raises(FileExistsError, match='already holds a described pool'):
+        make_pool_main(['--out', str(tmp_path / 'a'), '--num-images', '6'])
