@@ -168,6 +168,11 @@ def test_dense_open_vocabulary_figures(tmp_path):
     assert set(figures['dense_open_vocab_per_class_iou']) == set(info['open_vocab_classes'])
     with pytest.raises(ValueError, match='Grad-CAM'):
         dense_open_vocab_figures(str(DEMO_CFG), str(root), ckpt, dense_mode='plain')
+    clip_es = str(REPO / 'configs/clip_es/clip-es_demo-clip_demo.py')
+    with pytest.raises(ValueError, match='TrainingFreeCLIPES, which has no dense mode'):
+        dense_open_vocab_figures(clip_es, str(root), ckpt, dense_mode='maskclip')
+    with pytest.raises(ValueError, match='Grad-CAM'):
+        dense_open_vocab_figures(clip_es, str(root), ckpt)
 
 
 @pytest.mark.parametrize('mode', ['plain', 'naclip'])

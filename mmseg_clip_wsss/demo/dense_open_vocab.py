@@ -53,6 +53,10 @@ def _build(config: str, clip_checkpoint: str, class_words: Sequence, dense_mode:
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint
     cfg.model.class_names = [w if len(w) > 1 else w[0] for w in class_words]
     if dense_mode is not None:
+        if cfg.model.type != 'TrainingFreeDenseCLIP':
+            raise ValueError(f'dense_open_vocab_figures: {config} builds a {cfg.model.type}, which has '
+                             'no dense mode; give a TrainingFreeDenseCLIP config '
+                             '(configs/dense_clip/*_demo.py).')
         cfg.model.dense_mode = dense_mode
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(cfg.model).eval()
