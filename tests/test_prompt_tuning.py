@@ -190,3 +190,16 @@ def test_tuning_on_region_embeddings(world, tmp_path):
     cfg.prompt_tuning.embedding = 'pixels'
     with pytest.raises(ValueError, match="'image' or 'regions'"):
         tune_prompts(cfg, str(tmp_path / 'x.pth'), device='cpu', show_progress=False)
+
+
+def test_anchor_weight_keeps_the_rows_near_the_hand_written_ones(world, tmp_path):
+    cfg = _cfg(world)
+    cfg.prompt_tuning.update(epochs=30, lr=0.05, batch_size=12, scales=[1.0], anchor_weight=100.0)
+    out = str(tmp_path / 'anchored.pth')
+    tune_prompts(cfg, out, device='cpu', show_progress=False)
+    hand = build_tuning_model(cfg, read_learned_prompts(out)['prompt'])  # before tuning
+    with torch.no_grad():
+        rows0 = hand.text_encoder()
+        drift = {name: 1 - (_model(world, prompts=f).text_encoder() * rows0).sum(dim=-1).mean()
+                 for name, f in (('anchored', out), ('free', world['prompts']))}
+    assert drift['anchored'] < 0.5 * drift['free'] and drift['free'] > 1e-3

@@ -22,7 +22,10 @@ of the training split alone:
 0.9, as CoOp, or ``'adamw'``), cosine learning-rate decay, ``scales`` and ``flip`` (None: the config's
 ``cam_cfg``), ``seed``, and ``embedding``: ``'image'`` (the pooled image embedding, as CLIP-ES scores
 it) or ``'regions'`` (the embedding of every position, the loss max-pooled over them; a ModifiedResNet's
-image embedding is their attention-weighted sum; memory: N x views x positions x D floats).
+image embedding is their attention-weighted sum; memory: N x views x positions x D floats), and
+``anchor_weight``: the weight of KgCoOp's penalty (Yao et al., "Visual-Language Prompt Tuning with
+Knowledge-guided Context Optimization", CVPR 2023; 8 there): the mean of ``1 - cos`` between every
+row and the row before tuning (the hand-written prompt when the learner starts from it); 0: none.
 """
 import copy
 import math
@@ -51,7 +54,7 @@ DEFAULT_PROMPT_TUNING = dict(
     prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_specific=False),
     loss=dict(type='BackgroundNegativePromptLoss', gamma_pos=0.0, gamma_neg=2.0, clip=0.05),
     epochs=40, batch_size=32, lr=0.002, weight_decay=0.0, optimizer='sgd', scales=None, flip=None,
-    seed=0, embedding='image')
+    seed=0, embedding='image', anchor_weight=0.0)
 
 #: The pipeline of the tuning images: the image and its labels, never a mask.
 TUNING_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
@@ -199,13 +202,18 @@ def train_context(model, embeds: torch.Tensor, labels: torch.Tensor, options: di
     steps = epochs * math.ceil(len(samples) / batch)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     gen = torch.Generator().manual_seed(int(options['seed']))
+    with torch.no_grad():
+        anchor = model.text_encoder().detach().clone()  # (T, D) the rows before tuning
     history = []
     for epoch in range(epochs):
         order, total = torch.randperm(len(samples), generator=gen).to(device), 0.0
         for start in range(0, len(samples), batch):
             idx = order[start:start + batch]
-            loss = loss_fn(samples[idx], model.text_encoder(), targets[idx], model.logit_scale,
+            text = model.text_encoder()  # (T, D)
+            loss = loss_fn(samples[idx], text, targets[idx], model.logit_scale,
                            None if valid is None else valid[idx])
+            if options['anchor_weight']:  # KgCoOp: stay near the rows before tuning
+                loss = loss + options['anchor_weight'] * (1 - (text * anchor).sum(dim=-1)).mean()
             optim.zero_grad()
             loss.backward()
             optim.step()
