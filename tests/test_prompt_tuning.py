@@ -17,7 +17,8 @@ from mmseg_clip_wsss.cli.tune_prompts import main as tune_prompts_main
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.models.losses import BackgroundNegativePromptLoss
-from mmseg_clip_wsss.models.text import LearnedPromptsMismatchError, read_learned_prompts
+from mmseg_clip_wsss.models.text import (LearnedPromptsMismatchError, read_learned_prompts,
+                                         save_learned_prompts)
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,3 +204,20 @@ def test_anchor_weight_keeps_the_rows_near_the_hand_written_ones(world, tmp_path
         drift = {name: 1 - (_model(world, prompts=f).text_encoder() * rows0).sum(dim=-1).mean()
                  for name, f in (('anchored', out), ('free', world['prompts']))}
     assert drift['anchored'] < 0.5 * drift['free'] and drift['free'] > 1e-3
+
+
+def test_untuned_ensemble_context_gives_the_hand_written_cams(world, tmp_path):
+    """Everything but the prompts is the config's: the learnable copy of its templates, saved before
+    any step, makes CLIP-ES's CAMs of the hand-written prompts."""
+    cfg = _cfg(world)
+    prompt = dict(cfg.prompt_tuning.prompt)
+    assert prompt['type'] == 'EnsemblePromptLearner'
+    assert tuple(prompt['templates']) == tuple(cfg.model.text_encoder.prompt.templates)
+    untuned = build_tuning_model(cfg, prompt)
+    out = str(tmp_path / 'untuned.pth')
+    save_learned_prompts(out, prompt, untuned.text_encoder.prompt_learner.state_dict(), untuned.text_rows,
+                         cfg.model.class_names, dict(fingerprint=untuned.clip_fingerprint()))
+    torch.manual_seed(0)
+    x, labels = torch.randn(1, 3, 64, 64), torch.tensor([[1., 1., 0., 0., 0., 1., 0., 0., 0.]])
+    cams = _model(world, prompts=out).compute_cams(x, labels)
+    assert torch.allclose(cams, _model(world, prompts=None).compute_cams(x, labels), atol=1e-4)
