@@ -11,13 +11,14 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.apis.prompt_tuning import build_tuning_model
+from mmseg_clip_wsss.apis.prompt_tuning import build_tuning_model, tune_prompts
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.cli.tune_prompts import main as tune_prompts_main
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.models.losses import BackgroundNegativePromptLoss
-from mmseg_clip_wsss.models.text import LearnedPromptsMismatchError, read_learned_prompts
+from mmseg_clip_wsss.models.text import (LearnedPromptsMismatchError, read_learned_prompts,
+                                         save_learned_prompts)
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +70,13 @@ def test_background_negative_prompt_loss_is_asl_on_the_class_against_background_
     asl = -(labels * (1 - p) * p.log() + (1 - labels) * p_m**2 * (1 - p_m).log()).sum(dim=1).mean()
     loss = BackgroundNegativePromptLoss(gamma_pos=1, gamma_neg=2, clip=0.05)
     assert torch.allclose(loss(image, text, labels, scale), asl, atol=1e-5)
+    # region embeddings: the same logit at every position, max-pooled over the valid ones
+    regions = torch.randn(3, 4, 8)
+    mask = torch.tensor([[True] * 4, [True, True, False, False], [True, False, False, False]])
+    per_position = torch.stack([plain.presence_logits(regions[:, i], text, 3, scale) for i in range(4)], 1)
+    expected = per_position.masked_fill(~mask[:, :, None], -1e9).amax(dim=1)  # (3, 3)
+    assert torch.allclose(plain.presence_logits(regions, text, 3, scale, mask), expected, atol=1e-5)
+    assert torch.allclose(plain(regions[:, :1], text, labels, scale), plain(regions[:, 0], text, labels, scale))
     with pytest.raises(ValueError, match='no background row'):
         plain(image, text[:3], labels, scale)
     with pytest.raises(ValueError, match='clip'):
@@ -167,3 +175,49 @@ def test_clip_es_cams_with_learned_prompts_differ_from_hand_written(world):
     assert res['written'] == 6
     metrics = json.load(open(osp.join(out, 'metrics.json')))
     assert 0 <= metrics['mIoU'] <= 100 and not math.isnan(metrics['mIoU'])
+
+
+def test_tuning_on_region_embeddings(world, tmp_path):
+    cfg = _cfg(world)
+    cfg.prompt_tuning.update(embedding='regions', epochs=10, lr=0.05, batch_size=12, scales=[1.0])
+    out = str(tmp_path / 'regions.pth')
+    result = tune_prompts(cfg, out, device='cpu', show_progress=False)
+    assert result['views'] == 2 and result['loss'][-1] < result['loss'][0]
+    assert read_learned_prompts(out)['meta']['options']['embedding'] == 'regions'
+    model = _model(world, prompts=out)
+    with torch.no_grad():
+        regions = model.region_embeddings(torch.randn(1, 3, 64, 64))
+    assert regions.shape == (1, 4, 128)  # 64 px at stride 32: 2 x 2 positions, D = 128
+    cfg.prompt_tuning.embedding = 'pixels'
+    with pytest.raises(ValueError, match="'image' or 'regions'"):
+        tune_prompts(cfg, str(tmp_path / 'x.pth'), device='cpu', show_progress=False)
+
+
+def test_anchor_weight_keeps_the_rows_near_the_hand_written_ones(world, tmp_path):
+    cfg = _cfg(world)
+    cfg.prompt_tuning.update(epochs=30, lr=0.05, batch_size=12, scales=[1.0], anchor_weight=100.0)
+    out = str(tmp_path / 'anchored.pth')
+    tune_prompts(cfg, out, device='cpu', show_progress=False)
+    hand = build_tuning_model(cfg, read_learned_prompts(out)['prompt'])  # before tuning
+    with torch.no_grad():
+        rows0 = hand.text_encoder()
+        drift = {name: 1 - (_model(world, prompts=f).text_encoder() * rows0).sum(dim=-1).mean()
+                 for name, f in (('anchored', out), ('free', world['prompts']))}
+    assert drift['anchored'] < 0.5 * drift['free'] and drift['free'] > 1e-3
+
+
+def test_untuned_ensemble_context_gives_the_hand_written_cams(world, tmp_path):
+    """Everything but the prompts is the config's: the learnable copy of its templates, saved before
+    any step, makes CLIP-ES's CAMs of the hand-written prompts."""
+    cfg = _cfg(world)
+    prompt = dict(cfg.prompt_tuning.prompt)
+    assert prompt['type'] == 'EnsemblePromptLearner'
+    assert tuple(prompt['templates']) == tuple(cfg.model.text_encoder.prompt.templates)
+    untuned = build_tuning_model(cfg, prompt)
+    out = str(tmp_path / 'untuned.pth')
+    save_learned_prompts(out, prompt, untuned.text_encoder.prompt_learner.state_dict(), untuned.text_rows,
+                         cfg.model.class_names, dict(fingerprint=untuned.clip_fingerprint()))
+    torch.manual_seed(0)
+    x, labels = torch.randn(1, 3, 64, 64), torch.tensor([[1., 1., 0., 0., 0., 1., 0., 0., 0.]])
+    cams = _model(world, prompts=out).compute_cams(x, labels)
+    assert torch.allclose(cams, _model(world, prompts=None).compute_cams(x, labels), atol=1e-4)

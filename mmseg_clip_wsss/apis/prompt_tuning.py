@@ -20,7 +20,12 @@ of the training split alone:
 ``prompt_tuning`` keys (defaults in :data:`DEFAULT_PROMPT_TUNING`): ``prompt`` (the learner config),
 ``loss``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``optimizer`` (``'sgd'`` with momentum
 0.9, as CoOp, or ``'adamw'``), cosine learning-rate decay, ``scales`` and ``flip`` (None: the config's
-``cam_cfg``), ``seed``.
+``cam_cfg``), ``seed``, and ``embedding``: ``'image'`` (the pooled image embedding, as CLIP-ES scores
+it) or ``'regions'`` (the embedding of every position, the loss max-pooled over them; a ModifiedResNet's
+image embedding is their attention-weighted sum; memory: N x views x positions x D floats), and
+``anchor_weight``: the weight of KgCoOp's penalty (Yao et al., "Visual-Language Prompt Tuning with
+Knowledge-guided Context Optimization", CVPR 2023; 8 there): the mean of ``1 - cos`` between every
+row and the row before tuning (the hand-written prompt when the learner starts from it); 0: none.
 """
 import copy
 import math
@@ -49,7 +54,7 @@ DEFAULT_PROMPT_TUNING = dict(
     prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_specific=False),
     loss=dict(type='BackgroundNegativePromptLoss', gamma_pos=0.0, gamma_neg=2.0, clip=0.05),
     epochs=40, batch_size=32, lr=0.002, weight_decay=0.0, optimizer='sgd', scales=None, flip=None,
-    seed=0)
+    seed=0, embedding='image', anchor_weight=0.0)
 
 #: The pipeline of the tuning images: the image and its labels, never a mask.
 TUNING_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
@@ -65,6 +70,8 @@ def _tuning_options(cfg: Config) -> dict:
     options.update(copy.deepcopy(given))
     if options['optimizer'] not in ('sgd', 'adamw'):
         raise ValueError(f"prompt_tuning.optimizer={options['optimizer']!r} must be 'sgd' or 'adamw'.")
+    if options['embedding'] not in ('image', 'regions'):
+        raise ValueError(f"prompt_tuning.embedding={options['embedding']!r} must be 'image' or 'regions'.")
     if int(options['epochs']) < 1 or int(options['batch_size']) < 1:
         raise ValueError('prompt_tuning: epochs and batch_size must be >= 1.')
     return options
@@ -113,16 +120,29 @@ def tuning_dataloader_cfg(cfg: Config) -> dict:
                 sampler=dict(type='DefaultSampler', shuffle=False, round_up=False))
 
 
+def _pad_regions(views: List[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Region embeddings of every view, (n_v, D) each -> padded (V, n, D) and the valid mask (V, n)."""
+    n = max(len(v) for v in views)
+    padded = views[0].new_zeros(len(views), n, views[0].shape[-1])
+    mask = torch.zeros(len(views), n, dtype=torch.bool)
+    for i, v in enumerate(views):
+        padded[i, :len(v)], mask[i, :len(v)] = v, True
+    return padded, mask
+
+
 @torch.no_grad()
 def embed_training_images(model, dataloader, scales, flip: bool, size_divisor: Optional[int],
-                          show_progress: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Image embeddings of every image at every scale (and its flip), and the foreground labels.
+                          show_progress: bool = True, regions: bool = False
+                          ) -> Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor]:
+    """Image (or region) embeddings of every image at every scale (and its flip), and the labels.
 
     Returns:
-        tuple: embeddings (N, V, D) with V = ``len(scales) * (2 if flip else 1)`` views, and labels
-        (N, K - 1) of the foreground classes (the rows of the prompt learner, in order).
+        tuple: embeddings (N, V, D) with V = ``len(scales) * (2 if flip else 1)`` views -- with
+        ``regions``, (N, V, n, D) region embeddings padded to the most positions ``n`` and their valid
+        mask (N, V, n), else None -- and labels (N, K - 1) of the foreground classes (the rows of the
+        prompt learner, in order).
     """
-    embeds, labels = [], []
+    embeds, masks, labels = [], [], []
     bar = ProgressBar(len(dataloader)) if show_progress else None
     for batch in dataloader:
         data = model.data_preprocessor(batch, False)
@@ -133,18 +153,36 @@ def embed_training_images(model, dataloader, scales, flip: bool, size_divisor: O
             x = inputs if tuple(size) == tuple(inputs.shape[-2:]) else torch.nn.functional.interpolate(
                 inputs, size=size, mode='bilinear', align_corners=False)
             views += [x, x.flip(-1)] if flip else [x]
-        embeds.append(torch.cat([model.image_embeddings(v) for v in views]).float().cpu())  # (V, D)
+        if regions:
+            padded, mask = _pad_regions([model.region_embeddings(v)[0].float().cpu() for v in views])
+            embeds.append(padded)  # (V, n, D)
+            masks.append(mask)  # (V, n)
+        else:
+            embeds.append(torch.cat([model.image_embeddings(v) for v in views]).float().cpu())  # (V, D)
         labels.append(stack_image_labels(data['data_samples'])[:, model.foreground].cpu())  # (1, K - 1)
         if bar is not None:
             bar.update()
     if bar is not None:
         print()
-    return torch.stack(embeds), torch.cat(labels)
+    if not regions:
+        return torch.stack(embeds), None, torch.cat(labels)
+    n = max(e.shape[1] for e in embeds)
+    embeds = [torch.nn.functional.pad(e, (0, 0, 0, n - e.shape[1])) for e in embeds]
+    masks = [torch.nn.functional.pad(m, (0, n - m.shape[1])) for m in masks]
+    return torch.stack(embeds), torch.stack(masks), torch.cat(labels)
 
 
 def train_context(model, embeds: torch.Tensor, labels: torch.Tensor, options: dict,
-                  show_progress: bool = True) -> List[float]:
+                  show_progress: bool = True, mask: Optional[torch.Tensor] = None) -> List[float]:
     """Train the prompt learner's context on cached embeddings (every view a sample), cosine decay.
+
+    Args:
+        embeds (Tensor): (N, V, D) image or (N, V, n, D) region embeddings
+            (:func:`embed_training_images`).
+        labels (Tensor): (N, K - 1) foreground labels.
+        options (dict): The ``prompt_tuning`` options.
+        show_progress (bool): Log the loss of every epoch. Defaults to True.
+        mask (Tensor, optional): (N, V, n) valid positions of region embeddings.
 
     Returns:
         list[float]: The mean loss of every epoch.
@@ -155,20 +193,27 @@ def train_context(model, embeds: torch.Tensor, labels: torch.Tensor, options: di
         optim = torch.optim.SGD(params, lr=options['lr'], momentum=0.9, weight_decay=options['weight_decay'])
     else:
         optim = torch.optim.AdamW(params, lr=options['lr'], weight_decay=options['weight_decay'])
-    n, v, d = embeds.shape
+    n, v = embeds.shape[:2]
     device = params[0].device
-    samples = embeds.reshape(n * v, d).to(device)
+    samples = embeds.flatten(0, 1).to(device)  # (N * V, [n,] D)
+    valid = None if mask is None else mask.flatten(0, 1).to(device)  # (N * V, n)
     targets = labels.repeat_interleave(v, dim=0).to(device)  # (N * V, K - 1)
     batch, epochs = int(options['batch_size']), int(options['epochs'])
     steps = epochs * math.ceil(len(samples) / batch)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     gen = torch.Generator().manual_seed(int(options['seed']))
+    with torch.no_grad():
+        anchor = model.text_encoder().detach().clone()  # (T, D) the rows before tuning
     history = []
     for epoch in range(epochs):
         order, total = torch.randperm(len(samples), generator=gen).to(device), 0.0
         for start in range(0, len(samples), batch):
             idx = order[start:start + batch]
-            loss = loss_fn(samples[idx], model.text_encoder(), targets[idx], model.logit_scale)
+            text = model.text_encoder()  # (T, D)
+            loss = loss_fn(samples[idx], text, targets[idx], model.logit_scale,
+                           None if valid is None else valid[idx])
+            if options['anchor_weight']:  # KgCoOp: stay near the rows before tuning
+                loss = loss + options['anchor_weight'] * (1 - (text * anchor).sum(dim=-1)).mean()
             optim.zero_grad()
             loss.backward()
             optim.step()
@@ -222,9 +267,9 @@ def tune_prompts(cfg: Config, out_file: Optional[str] = None, device: Optional[s
     scales = options['scales'] or protocol.scales
     flip = protocol.flip if options['flip'] is None else bool(options['flip'])
     dataloader = Runner.build_dataloader(tuning_dataloader_cfg(cfg))
-    embeds, labels = embed_training_images(model, dataloader, scales, flip, protocol.size_divisor,
-                                           show_progress)
-    history = train_context(model, embeds, labels, options, show_progress)
+    embeds, mask, labels = embed_training_images(model, dataloader, scales, flip, protocol.size_divisor,
+                                                 show_progress, options['embedding'] == 'regions')
+    history = train_context(model, embeds, labels, options, show_progress, mask)
     meta = dict(options=options, loss=history, images=len(labels), views=embeds.shape[1],
                 seconds=round(time.perf_counter() - start, 1))
     save_learned_prompts(out_file, options['prompt'], model.text_encoder.prompt_learner.state_dict(),

@@ -1,5 +1,7 @@
 """Multi-label loss of image embeddings against class prompts, with the background prompts as every
 class's negative prompt (DualCoOp-style, asymmetric loss)."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -33,6 +35,11 @@ class BackgroundNegativePromptLoss(nn.Module):
     summed over the classes and averaged over the images. ``gamma_pos = gamma_neg = clip = 0`` is the
     binary cross-entropy.
 
+    Given region embeddings (B, n, D) instead of image embeddings (B, D), the logit
+    ``s_k - logsumexp_w s_w`` is computed at every position and max-pooled over the positions
+    (multiple-instance learning): a class is present where some region beats the background prompts,
+    and absent where the background prompts beat it everywhere.
+
     Args:
         gamma_pos (float): Focusing exponent of the positives. Defaults to 0 (ASL's choice).
         gamma_neg (float): Focusing exponent of the negatives. Defaults to 2.
@@ -59,15 +66,17 @@ class BackgroundNegativePromptLoss(nn.Module):
         return self._loss_name
 
     @staticmethod
-    def presence_logits(image: Tensor, text: Tensor, num_classes: int, logit_scale: float) -> Tensor:
+    def presence_logits(image: Tensor, text: Tensor, num_classes: int, logit_scale: float,
+                        mask: Optional[Tensor] = None) -> Tensor:
         """``log p_k - log(1 - p_k)`` of every class: its score minus the log-sum-exp of the
-        background rows' scores.
+        background rows' scores (region embeddings: at every position, then the maximum).
 
         Args:
-            image (Tensor): (B, D) image embeddings.
+            image (Tensor): (B, D) image embeddings or (B, n, D) region embeddings.
             text (Tensor): (T, D) text rows: ``num_classes`` class rows, then the background rows.
             num_classes (int): Number of class rows (the rest are background rows, at least one).
             logit_scale (float): Multiplier of the cosine similarities.
+            mask (Tensor, optional): (B, n) bool, the valid positions of padded region embeddings.
 
         Returns:
             Tensor: (B, num_classes) logits.
@@ -77,22 +86,29 @@ class BackgroundNegativePromptLoss(nn.Module):
                              f'{num_classes} class rows leave no background row; give background '
                              'words (the negative prompts).')
         sims = logit_scale * F.normalize(image.float(), dim=-1) @ F.normalize(text.float(), dim=-1).t()
-        negative = torch.logsumexp(sims[:, num_classes:], dim=1, keepdim=True)  # (B, 1)
-        return sims[:, :num_classes] - negative
+        negative = torch.logsumexp(sims[..., num_classes:], dim=-1, keepdim=True)  # (B, [n,] 1)
+        logits = sims[..., :num_classes] - negative  # (B, [n,] K)
+        if logits.dim() == 3:
+            if mask is not None:
+                logits = logits.masked_fill(~mask.bool()[:, :, None], float('-inf'))
+            logits = logits.amax(dim=1)  # (B, K)
+        return logits
 
-    def forward(self, image: Tensor, text: Tensor, labels: Tensor, logit_scale: float) -> Tensor:
+    def forward(self, image: Tensor, text: Tensor, labels: Tensor, logit_scale: float,
+                mask: Optional[Tensor] = None) -> Tensor:
         """The loss.
 
         Args:
-            image (Tensor): (B, D) image embeddings.
+            image (Tensor): (B, D) image embeddings or (B, n, D) region embeddings.
             text (Tensor): (T, D) class rows (K = ``labels.shape[1]``) then background rows.
             labels (Tensor): (B, K) multi-hot labels of the class rows.
             logit_scale (float): Multiplier of the cosine similarities (CLIP's).
+            mask (Tensor, optional): (B, n) bool, the valid positions of padded region embeddings.
 
         Returns:
             Tensor: scalar loss.
         """
-        logits = self.presence_logits(image, text, labels.shape[1], logit_scale)  # (B, K)
+        logits = self.presence_logits(image, text, labels.shape[1], logit_scale, mask)  # (B, K)
         y = labels.to(logits.dtype)
         p = logits.sigmoid()
         loss_pos = F.logsigmoid(logits) * (1 - p).pow(self.gamma_pos)

@@ -214,6 +214,27 @@ class TrainingFreeCLIPES(BaseModel):
         tokens, _ = bb.vit_tokens(x)
         return bb.vit_project(bb.transformer(tokens)[:, 1:]).mean(dim=1)
 
+    def region_embeddings(self, inputs: Tensor) -> Tensor:
+        """Joint-space embeddings of every position of the last block / stage: ViT -- its projected
+        patch tokens (``ln_post``, ``proj``); ModifiedResNet -- the value and output projections of
+        the attention pooling at every position (MaskCLIP, Zhou et al. ECCV 2022). The image
+        embedding of a ModifiedResNet is their attention-weighted sum, so they are what its Grad-CAM
+        weighs.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) images normalised with the CLIP's mean and std.
+
+        Returns:
+            Tensor: (B, h * w, D) embeddings (not normalised).
+        """
+        x = self._resize_inputs(inputs)
+        bb = self.backbone
+        if bb.arch == 'resnet':
+            x = bb.layer4(bb.layer3(bb.layer2(bb.layer1(bb.stem(x)))))
+            return bb.resnet_project(x).flatten(2).transpose(1, 2)
+        tokens, _ = bb.vit_tokens(x)
+        return bb.vit_project(bb.transformer(tokens)[:, 1:])
+
     # ------------------------------------------------------------------ text rows
     def _rows(self, image_labels: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """Targets and softmax competitors over the text rows (foreground classes, background words).

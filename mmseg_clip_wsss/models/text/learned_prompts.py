@@ -97,8 +97,8 @@ def read_learned_prompts(path: str) -> dict:
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'learned prompts {path} do not exist; make them with '
-                                '`python tools/tune_prompts.py CONFIG` (it writes the file the '
-                                "config's `prompts_file` names) or fix the path.")
+                                '`python tools/tune_prompts.py CONFIG` (it writes the file of the '
+                                "config's `model.prompts`) or fix the path.")
     try:
         record = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # a truncated file, a pickle of other objects
