@@ -32,4 +32,5 @@ train_dataloader = dict(
         seed=0,
         batch_size=batch_size,
         resume_batches=0,
+        num_samples=None,  # samples in all shards, if known: len() of the dataloader (schedules by epoch)
         pipeline={{_base_.train_pipeline}}))
