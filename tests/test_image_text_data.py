@@ -89,6 +89,9 @@ def test_two_ranks_read_disjoint_shards_and_together_all(pairs):
         assert len(ids) == 4
         seen.append(set(ids))
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(CAPTIONS)
+    # mmengine's schedulers ask the dataloader for a length: this rank's share, or an endless stream's
+    assert len(_shards(pairs, rank=1, world_size=2, num_samples=9)) == 5
+    assert len(_shards(pairs, rank=0, world_size=2)) == 2**31 - 1
     # and across ranks x workers, epoch after epoch (the order changes, the cover does not)
     shards = [f's{i}' for i in range(7)]
     for epoch in range(3):

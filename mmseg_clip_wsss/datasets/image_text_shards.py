@@ -25,6 +25,8 @@ from .image_text_dataset import image_text_sample
 __all__ = ['ImageTextShards', 'expand_shards', 'shards_for', 'resume_skip', 'shard_sample']
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
+#: ``len()`` of a stream of unknown size.
+ENDLESS = 2**31 - 1
 
 
 def expand_shards(shards: Union[str, Sequence[str]], data_root: str = '') -> List[str]:
@@ -148,6 +150,10 @@ class ImageTextShards(IterableDataset):
         loss_weight (float): Weight of this source in the losses. Defaults to 1.0.
         metainfo (dict, optional): Dataset meta information (``classes``). Defaults to None.
         check_files (bool): Check that every local shard exists at construction. Defaults to True.
+        num_samples (int, optional): Samples in all shards (e.g. from img2dataset's stats): ``len()``
+            gives this rank's share of them. None: ``len()`` is :data:`ENDLESS` (mmengine asks a
+            dataloader for its length to convert epoch-based schedules, which an endless stream
+            has not). Defaults to None.
 
     Raises:
         MissingDatasetFileError: a shard that does not exist (local paths).
@@ -169,7 +175,8 @@ class ImageTextShards(IterableDataset):
                  world_size: Optional[int] = None,
                  loss_weight: float = 1.0,
                  metainfo: Optional[dict] = None,
-                 check_files: bool = True) -> None:
+                 check_files: bool = True,
+                 num_samples: Optional[int] = None) -> None:
         super().__init__()
         self.shards = expand_shards(shards, data_root)
         if check_files:
@@ -186,6 +193,13 @@ class ImageTextShards(IterableDataset):
         self.batch_size = int(batch_size)
         self.loss_weight = float(loss_weight)
         self._metainfo = dict(metainfo or {})
+        self.num_samples = num_samples
+
+    def __len__(self) -> int:
+        """This rank's share of ``num_samples``, or :data:`ENDLESS` without it."""
+        if self.num_samples is None:
+            return ENDLESS
+        return -(-self.num_samples // self.world_size)
 
     @property
     def metainfo(self) -> dict:
