@@ -8,7 +8,7 @@ from torch import Tensor
 
 from mmseg_clip_wsss.engine.dist import all_gather_rows
 from mmseg_clip_wsss.registry import register_seg_and_det
-from .utils import check_loss_name
+from .utils import check_loss_name, check_temperature, similarity_scale
 
 __all__ = ['DescriptionContrastiveLoss', 'region_text_similarity']
 
@@ -66,9 +66,7 @@ class DescriptionContrastiveLoss(nn.Module):
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_desc_itc'):
         super().__init__()
-        if temperature is not None and temperature <= 0:
-            raise ValueError(f'DescriptionContrastiveLoss: temperature must be > 0 or None, got {temperature}.')
-        self.temperature = temperature
+        self.temperature = check_temperature('DescriptionContrastiveLoss', temperature)
         self.symmetric = symmetric
         self.loss_weight = loss_weight
         self._loss_name = check_loss_name('DescriptionContrastiveLoss', loss_name)
@@ -79,12 +77,7 @@ class DescriptionContrastiveLoss(nn.Module):
         Raises:
             ValueError: with ``temperature=None`` and no ``logit_scale``.
         """
-        if self.temperature is not None:
-            return 1.0 / self.temperature
-        if logit_scale is None:
-            raise ValueError('DescriptionContrastiveLoss: temperature=None needs a logit_scale argument '
-                             '(or set a fixed temperature in the loss config).')
-        return logit_scale
+        return similarity_scale('DescriptionContrastiveLoss', self.temperature, logit_scale)
 
     def forward(self,
                 image_embeds: Tensor,

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from mmseg_clip_wsss.engine.dist import all_gather_rows
 from mmseg_clip_wsss.registry import register_seg_and_det
-from .utils import check_loss_name, foreground_columns
+from .utils import check_loss_name, check_temperature, foreground_columns, similarity_scale
 
 
 def _multi_positive_nce(logits: Tensor, positives: Tensor) -> Tensor:
@@ -67,10 +67,7 @@ class ImageTextContrastiveLoss(nn.Module):
                  loss_weight: float = 1.0,
                  loss_name: str = 'loss_itc'):
         super().__init__()
-        if temperature is not None and temperature <= 0:
-            raise ValueError('ImageTextContrastiveLoss: temperature must be > 0 or None, got '
-                             f'{temperature}.')
-        self.temperature = temperature
+        self.temperature = check_temperature('ImageTextContrastiveLoss', temperature)
         self.symmetric = symmetric
         self.ignore_background = ignore_background
         self.background_index = background_index
@@ -83,12 +80,7 @@ class ImageTextContrastiveLoss(nn.Module):
         Raises:
             ValueError: with ``temperature=None`` and no ``logit_scale``.
         """
-        if self.temperature is not None:
-            return 1.0 / self.temperature
-        if logit_scale is None:
-            raise ValueError('ImageTextContrastiveLoss: temperature=None needs a logit_scale argument '
-                             '(or set a fixed temperature in the loss config).')
-        return logit_scale
+        return similarity_scale('ImageTextContrastiveLoss', self.temperature, logit_scale)
 
     def forward(self,
                 image_embeds: Tensor,
