@@ -7,9 +7,11 @@ instead of a traceback). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli
 ``run()``; the work itself lives in the library layers below (``apis``, ``cam``, ``clip_pretrain``,
 ``datasets``, ``demo``, ``benchmark``).
 """
+import json
 import os
+import os.path as osp
 import sys
-from typing import Callable, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
 from mmseg_clip_wsss.datasets.errors import DatasetError
@@ -17,7 +19,7 @@ from mmseg_clip_wsss.datasets.transforms.loading import CorruptImageError
 from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 
-__all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool']
+__all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -25,6 +27,16 @@ USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, 
 
 #: Errors of the data and CLIP tools whose messages name the file and the fix.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def report_json(result: Dict, out: Optional[str] = None) -> Dict:
+    """Print ``result`` as JSON and, with ``out``, write it there too (its folder made); returns it."""
+    if out:
+        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+        with open(out, 'w') as f:
+            json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    return result
 
 
 def run_tool(main: Callable[[], object], also: Tuple[type, ...] = ()) -> None:

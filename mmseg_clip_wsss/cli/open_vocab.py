@@ -2,13 +2,11 @@
 [--out figures.json]``: open-vocabulary and tagging figures of a demo stage-1 model
 (:mod:`mmseg_clip_wsss.demo.open_vocab`)."""
 import argparse
-import json
-import os
 import os.path as osp
 from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.demo.open_vocab import open_vocab_figures
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, report_json, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -28,12 +26,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
     result = open_vocab_figures(args.config, args.checkpoint, args.data_root,
                                 args.clip or osp.join(args.data_root, 'clip', 'clip.pt'))
-    if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2))
-    return result
+    return report_json(result, args.out)
 
 
 def run() -> None:
