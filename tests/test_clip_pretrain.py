@@ -1,4 +1,6 @@
 """The captioned corpus, the multi-positive CLIP loss, pretraining and the pretrained CLIP as an asset."""
+import json
+import os.path as osp
 import re
 from dataclasses import replace
 
@@ -14,6 +16,7 @@ from mmseg_clip_wsss.datasets.synthetic.captions import GROUND_WORDS, truth_matr
 from mmseg_clip_wsss.datasets.synthetic.corpus import (CaptionCorpus, CorpusConfig, build_corpus, load_corpus,
                                                      save_corpus)
 from mmseg_clip_wsss.clip_pretrain.loss import MultiPositiveClipLoss
+from mmseg_clip_wsss.clip_pretrain.pipeline import pretrain_from_world, same_settings, write_json
 from mmseg_clip_wsss.clip_pretrain.train import CLAIM_FIELDS, PretrainConfig, pretrain_clip
 from mmseg_clip_wsss.datasets.synthetic.world import world_preset
 from mmseg_clip_wsss.models import TINY_CLIP_NAME
@@ -196,3 +199,24 @@ def test_fine_tunes_given_weights_on_plain_image_caption_pairs(tmp_path):
     c = torch.load(random_init['checkpoint'], weights_only=True)['state_dict']
     assert not all(torch.allclose(a[k], c[k], atol=1e-3) for k in a if k != 'logit_scale')
     assert tuned['loss'] < random_init['loss']
+
+
+def test_a_cached_clip_is_reused_when_its_record_predates_a_new_setting(tmp_path, capsys):
+    """pretrain_from_world reuses clip.pt when pretrain.json records the same settings; a field added
+    since (None by default, like ``pretrained``) is the same as an absent one, and other settings
+    retrain with a message."""
+    world = replace(WORLD, image_size=64)
+    corpus_cfg = CorpusConfig(num_pairs=64, image_size=32, seed=3)
+    cfg = PretrainConfig(model_name=TINY_CLIP_NAME, steps=1, batch_size=32)
+    out = str(tmp_path / 'clip')
+    first = pretrain_from_world(world, out, corpus_cfg, cfg, show_progress=False)
+    record = json.load(open(osp.join(out, 'pretrain.json')))
+    del record['settings']['pretrain']['pretrained']  # written before the field existed
+    write_json(osp.join(out, 'pretrain.json'), record)
+    assert same_settings(record['settings'], dict(first['settings']))
+    again = pretrain_from_world(world, out, corpus_cfg, cfg, show_progress=False)
+    assert again['seconds'] == first['seconds']  # the record, not a new run
+    assert 'pretraining again' not in capsys.readouterr().out
+    other = pretrain_from_world(world, out, corpus_cfg, replace(cfg, lr=1e-3), show_progress=False)
+    assert other['settings']['pretrain']['lr'] == 1e-3
+    assert 'was made with other settings: pretraining again' in capsys.readouterr().out

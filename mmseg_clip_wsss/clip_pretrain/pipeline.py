@@ -27,7 +27,7 @@ from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from .evaluate import multilabel_map, read_split_images, retrieval_recall_at_1
 from .train import PretrainConfig, pretrain_clip
 
-__all__ = ['corpus_for', 'pretrain_from_world', 'evaluate_checkpoint', 'write_json']
+__all__ = ['corpus_for', 'pretrain_from_world', 'evaluate_checkpoint', 'write_json', 'same_settings']
 
 
 def write_json(path: str, data: Dict) -> str:
@@ -41,6 +41,22 @@ def write_json(path: str, data: Dict) -> str:
     return path
 
 
+def _without_none(value):
+    """``value`` with the dict entries that hold None left out, at every depth."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def same_settings(recorded: Optional[Dict], settings: Dict) -> bool:
+    """Whether the settings a cached result records are ``settings``. A field that holds None is
+    the same as a field that is absent, so a setting added since the record was written (whose
+    default is None, e.g. ``PretrainConfig.pretrained``) does not invalidate it."""
+    return recorded is not None and _without_none(recorded) == _without_none(settings)
+
+
 def corpus_for(world: WorldConfig, cfg: CorpusConfig, path: str, workers: int = 1,
                fresh: bool = False, show_progress: bool = True) -> CaptionCorpus:
     """The corpus of ``world`` drawn with ``cfg``: read from ``path`` if it was made with the same
@@ -50,7 +66,7 @@ def corpus_for(world: WorldConfig, cfg: CorpusConfig, path: str, workers: int = 
     record = json.loads(json.dumps(record))  # tuples -> lists, as read back
     if not fresh and osp.isfile(path) and osp.isfile(record_path):
         with open(record_path) as f:
-            if json.load(f) == record:
+            if same_settings(json.load(f), record):
                 return load_corpus(path)
     bar = tqdm(total=cfg.num_pairs, desc='captioned corpus', disable=not show_progress, dynamic_ncols=True)
     corpus = build_corpus(world, cfg, workers=workers, progress=bar.update)
@@ -88,8 +104,10 @@ def pretrain_from_world(world: WorldConfig, out_dir: str, corpus_cfg: Optional[C
     if not fresh and osp.isfile(summary_path) and osp.isfile(osp.join(out_dir, 'clip.pt')):
         with open(summary_path) as f:
             done = json.load(f)
-        if done.get('settings') == settings:
+        if same_settings(done.get('settings'), settings):
             return done
+        print(f'[pretrain_clip] {summary_path} was made with other settings: pretraining again '
+              '(its clip.pt is replaced)', flush=True)
     start = time.time()
     corpus = corpus_for(world, corpus_cfg, osp.join(out_dir, 'corpus.npz'), workers, fresh, show_progress)
     corpus_seconds = time.time() - start
