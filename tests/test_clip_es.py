@@ -16,6 +16,7 @@ from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo.training_free import training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.models.backbones import resize_pos_embed
+from mmseg_clip_wsss.models.segmentors.training_free_clip_es import _block_with_attention
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,3 +161,41 @@ def test_make_pseudo_masks_without_checkpoint_on_demo_data(tmp_path):
     with pytest.raises(ValueError, match='CHECKPOINT'):
         make_pseudo_masks_main([trained, '--out-dir', str(tmp_path / 'x'), '--no-progress',
                                 '--cfg-options', f'cam_dataloader.dataset.data_root={root}'])
+
+
+def test_a_batch_gives_the_cams_of_its_images_one_at_a_time(vit_checkpoint):
+    """Grad-CAM, affinity and boxes of a batch of images with other labels each: the CAMs of the
+    images computed alone."""
+    model = build_model(VIT_NAME, vit_checkpoint)  # attention affinity, softmax over the labels
+    torch.manual_seed(1)
+    x = torch.randn(3, 3, 32, 48)
+    labels = torch.tensor([[1., 1., 0., 1.], [1., 0., 1., 0.], [1., 1., 1., 1.]])
+    with torch.no_grad():
+        batched = model.compute_cams(x, labels)  # (3, 4, 32, 48)
+        alone = torch.cat([model.compute_cams(x[i:i + 1], labels[i:i + 1]) for i in range(3)])
+    assert batched[:, 1:].amax(dim=(-2, -1)).gt(0.5).sum() == 6  # every present class has a map
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=0)  # float rounding of other shapes
+
+    def labels_of(cams):  # background where no class reaches 0.4
+        return torch.cat([torch.full_like(cams[:, :1], 0.4), cams[:, 1:]], dim=1).argmax(dim=1)
+    assert torch.equal(labels_of(batched), labels_of(alone))
+
+
+def test_the_affinity_reads_the_last_block_attention_of_the_grad_cam_pass(vit_checkpoint):
+    """The last block runs once (in the Grad-CAM pass); its attention, from its query and key
+    projections, and that of the blocks before it give the affinity of plain passes of every block
+    of ``affinity_layers``."""
+    model = build_model(VIT_NAME, vit_checkpoint, affinity_layers=2)
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 32, 48)
+    targets, competitors = model._rows(torch.tensor([[1., 1., 0., 1.], [1., 0., 1., 0.]]))
+    with torch.no_grad():
+        _, affinity = model._vit_cams(x, model.text_encoder(), targets, competitors)
+        tokens, _ = model.backbone.vit_tokens(x)
+        attentions = []
+        for block in model.backbone.transformer.resblocks:
+            tokens, attn = _block_with_attention(block, tokens)
+            attentions.append(attn)
+        expected = sinkhorn_affinity(torch.stack(attentions).mean(dim=0)[:, 1:, 1:],
+                                     model.sinkhorn_iters, model.affinity_power)
+    torch.testing.assert_close(affinity, expected, atol=1e-6, rtol=1e-5)

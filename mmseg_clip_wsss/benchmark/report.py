@@ -1,7 +1,7 @@
 """Markdown tables of a benchmark result (``benchmark.md``)."""
 from typing import Dict, List, Optional
 
-__all__ = ['format_markdown', 'format_value']
+__all__ = ['format_markdown', 'format_value', 'format_pseudo_mask_markdown']
 
 
 def format_value(value: Optional[float], digits: int = 2, ratio: Optional[float] = None) -> str:
@@ -102,6 +102,97 @@ def format_markdown(result: Dict) -> str:
            f'{result["warmup"]} warm-up.\n',
            _models_table(result), _text_tower_table(result), _breakdown_table(result),
            _pseudo_mask_table(result), _targets_table(result), _machine_line(result)]
+    if result.get('command'):
+        out.append(f'\nCommand: `{result["command"]}`\n')
+    return ''.join(out)
+
+
+#: Columns of the per-stage table (a stage no model ran is left out).
+_STAGE_COLUMNS = ('decode', 'preprocess', 'forward', 'grad-cam', 'affinity', 'cam', 'hand over',
+                  'refine', 'crf', 'mask', 'write')
+
+
+def _floor_table(result: Dict) -> str:
+    """Every model's cost against its floor (the forward passes of its protocol)."""
+    workers = result['workers']
+    amp = any('fp32_mask_agreement' in m for m in result['models'])
+    rows = [[f'`{m["name"]}`', f'{m["size"][0]}x{m["size"][1]}', str(m['images']),
+             ', '.join(f'{s:g}' for s in m['scales']), 'yes' if m['flip'] else 'no',
+             str(m['refine']), f'{m["one_process_ratio"]:.3f}x', f'{m["workers_ratio"]:.3f}x',
+             'yes' if m['same_pngs'] else '**no**']
+            + ([f'{m["fp32_one_process_ratio"]:.3f}x', f'{100 * m["fp32_mask_agreement"]:.2f}%']
+               if amp else []) for m in result['models']]
+    return _table(['model', 'input', 'images', 'scales', 'flip', 'refine', 'one process / floor',
+                   f'{workers} worker(s) / floor', 'same PNGs']
+                  + (['fp32, one process / floor', 'pixels as in fp32 masks'] if amp else []), rows)
+
+
+def _stage_table(result: Dict) -> str:
+    """Seconds per image of every stage of the one-process run, as a multiple of the floor."""
+    used = [s for s in _STAGE_COLUMNS if any(s in m['stages_s_per_img'] for m in result['models'])]
+    rows = []
+    for m in result['models']:
+        floor = m['floor_s_per_img']
+        cells = [f'{m["stages_s_per_img"][s] / floor:.3f}' if s in m['stages_s_per_img'] else '-'
+                 for s in used]
+        rows.append([f'`{m["name"]}`'] + cells + [f'{m["other_s_per_img"] / floor:.3f}',
+                                                  f'{m["staged_run_s_per_img"] / floor:.3f}'])
+    return _table(['model'] + used + ['other', 'total'], rows)
+
+
+def _model_process_table(result: Dict) -> str:
+    """The run with workers: what the model's process and the workers spend per image, / floor."""
+    rows = []
+    for m in result['models']:
+        stages, floor = m.get('workers_run_stages_s_per_img') or {}, m['floor_s_per_img']
+        main = sum(v for k, v in stages.items() if not k.startswith('worker') and
+                   not k.endswith('(once)') and k != 'wait for workers')
+        worker = sum(v for k, v in stages.items() if k.startswith('worker '))
+        rows.append([f'`{m["name"]}`', f'{main / floor:.3f}', f'{worker / floor:.3f}',
+                     f'{stages.get("wait for workers", 0.0) / floor:.3f}',
+                     f'{m["workers_ratio"]:.3f}', f'{stages.get("start workers (once)", 0.0):.2f} s',
+                     f'{stages.get("finish queued jobs (once)", 0.0):.2f} s'])
+    return ('\nThe run with workers (seconds per image / the floor): the model\'s process busy, the '
+            'workers busy (summed over them), the model\'s process waiting for them (a full queue), '
+            'the wall time (the final wait included); and, once per run, the start of the workers '
+            '(not in the wall time) and the final wait for the jobs still queued after the last '
+            'batch:\n\n'
+            + _table(['model', 'model process', 'workers', 'waiting', 'wall', 'start', 'final wait'],
+                     rows))
+
+
+def _crf_table(crf: Optional[Dict]) -> str:
+    """Dense-CRF post-processing throughput by worker count."""
+    if not crf:
+        return ''
+    counts = list(crf['img_per_s'])
+    base = crf['img_per_s'][counts[0]]
+    rows = [[w, f'{crf["img_per_s"][w]:.3f}', f'{crf["img_per_s"][w] / base:.2f}x'] for w in counts]
+    return (f'\nDense CRF + labels + PNGs alone ({crf["images"]} images of {crf["size"][0]}x'
+            f'{crf["size"][1]}, 3 classes each, CRF settings {crf["refine"]}); same PNGs for every '
+            f'count: {"yes" if crf["same_pngs"] else "**no**"}.\n\n'
+            + _table(['workers', 'img/s', f'vs {counts[0]} worker(s)'], rows))
+
+
+def format_pseudo_mask_markdown(result: Dict) -> str:
+    """The cost-vs-floor table, the per-stage table and the dense-CRF scaling of a
+    ``tools/benchmark.py --pseudo-masks`` result."""
+    machine = result.get('machine', {})
+    tables = [] if not result['models'] else [
+        'Floor: the forward passes of the protocol (every scale, and the flipped image when it '
+        'flips) on the same inputs. One process: image files to PNGs, `--workers 0`. Workers: '
+        f'the same with `--workers {result["workers"]}`, less the one-time start of the '
+        'workers.\n\n', _floor_table(result),
+        '\nWhere the time goes (the one-process run of median length; seconds per image of each '
+        'stage / the floor; "forward" is the passes inside the pipeline, "other" the rest):\n\n',
+        _stage_table(result), _model_process_table(result)]
+    out = [f'# Pseudo masks against their floor: {result["device"]}, {result["threads"]} torch '
+           f'thread(s), median of {result["repeats"]} rounds'
+           + (', bfloat16 autocast' if result.get('amp') else '') + '\n\n', *tables,
+           _crf_table(result.get('crf_workers')),
+           f'\nMachine: {machine.get("cpu")}, {machine.get("usable_cores")} usable core(s); load '
+           f'average (1, 5, 15 min) {result.get("load_average_before")} before, '
+           f'{result.get("load_average_after")} after; the run took {result.get("seconds")} s.\n']
     if result.get('command'):
         out.append(f'\nCommand: `{result["command"]}`\n')
     return ''.join(out)

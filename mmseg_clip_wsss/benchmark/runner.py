@@ -31,7 +31,7 @@ from .specs import (DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_SPECS, DEFAULT_
                     specs_by_name)
 
 __all__ = ['run_benchmark', 'machine_info', 'compute_targets', 'add_ratios', 'RATIO_KEYS',
-           'write_results']
+           'write_results', 'timed_logger']
 
 #: The per-model numbers that get a ``<key>_ratio`` against the baseline.
 RATIO_KEYS = ('params_m', 'gflops', 'infer_img_per_s', 'train_step_s', 'peak_mem_mb')
@@ -309,7 +309,7 @@ def _check_arguments(specs: Sequence[ModelSpec], baseline: str, repeats: int, wa
         raise ValueError('benchmark: repeats must be >= 1 and warmup >= 0.')
 
 
-def _timed_logger(log: Callable[[str], None], start: float) -> Callable[[str], None]:
+def timed_logger(log: Callable[[str], None], start: float) -> Callable[[str], None]:
     """``log`` with the seconds since ``start`` in front of every message."""
     def say(msg: str) -> None:
         log(f'[benchmark {time.time() - start:6.1f}s] {msg}')
@@ -399,7 +399,7 @@ def run_benchmark(specs: Sequence[ModelSpec] = DEFAULT_SPECS, baseline: str = DE
     size = (int(input_size[0]), int(input_size[-1]))
     specs = list(specs)
     _check_arguments(specs, baseline, repeats, warmup)
-    say = _timed_logger(log, start)
+    say = timed_logger(log, start)
     entries = [dict(name=spec.name, config=spec.config, description=spec.description,
                     cfg_options=spec.cfg_options) for spec in specs]
     by_name = {e['name']: e for e in entries}

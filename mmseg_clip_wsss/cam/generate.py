@@ -14,32 +14,33 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from mmengine.dist import (all_gather_object, barrier, broadcast_object_list, get_world_size,
                            is_main_process)
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
-from mmseg.models.utils import resize
 from torch import Tensor
 
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_class_list
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask, image_size
-from mmseg_clip_wsss.datasets.confidence_map import (CONFIDENCE_DIR, confidence_path,
-                                                     write_confidence_png)
-from mmseg_clip_wsss.datasets.palette import write_palette_png
+from mmseg_clip_wsss.datasets.confidence_map import CONFIDENCE_DIR, confidence_path
 from mmseg_clip_wsss.models.data_preprocessor import denormalise_images
+from mmseg_clip_wsss.models.segmentors import WSSSEncoderDecoder
 from mmseg_clip_wsss.structures import IMAGE_LABELS, stack_image_labels
 from .evaluate import evaluate_pseudo_masks, read_label_png, write_metrics_json
-from .inference import multi_scale_flip_cams
+from .inference import autocast, multi_scale_flip_cams, scale_inputs
 from .protocol import CAMProtocol
-from .pseudo_mask import (cams_to_pseudo_mask, fill_background, is_valid_png,
-                          pseudo_mask_confidence)
+from .postprocess import MaskFinisher, MaskJob
+from .pseudo_mask import is_valid_png
 from .refine import DenseCRFRefiner, PixelAdaptiveRefiner, build_refiner
+from .stage_timer import NULL_TIMER, StageTimer, timer_or_null
+from .worker_pool import MaskWriterPool
 
-__all__ = ['generate_pseudo_masks', 'pseudo_masks_of_batch', 'sample_image_id']
+__all__ = ['generate_pseudo_masks', 'mask_jobs_of_batch', 'pseudo_masks_of_batch', 'sample_image_id']
 
 
 def sample_image_id(data_sample) -> str:
@@ -83,18 +84,12 @@ def _crop_padding(inputs: Tensor, data_samples: Sequence) -> Tensor:
     return inputs[..., top:h - bottom, left:w - right]
 
 
-def _to_original(maps: Tensor, data_sample) -> Tensor:
-    """One image's maps (K, h, w) on the unpadded network input -> (K, H0, W0) at ``ori_shape``,
-    undoing a pipeline flip as mmseg's ``postprocess_result`` does, resized with mmseg's ``resize``."""
+def _flip(data_sample) -> Optional[str]:
+    """The direction of a flip the loading pipeline made (undone on the masks), or None."""
     meta = data_sample.metainfo
-    if meta.get('flip', False):
-        horizontal = meta.get('flip_direction', 'horizontal') == 'horizontal'
-        maps = maps.flip(-1) if horizontal else maps.flip(-2)
-    size = _ori_shape(data_sample)
-    if tuple(maps.shape[-2:]) != size:
-        maps = resize(maps[None].float(), size=size, mode='bilinear', align_corners=False,
-                      warning=False)[0]
-    return maps
+    if not meta.get('flip', False):
+        return None
+    return 'horizontal' if meta.get('flip_direction', 'horizontal') == 'horizontal' else 'vertical'
 
 
 def _remove_stale_temporaries(out_dir: str) -> int:
@@ -127,12 +122,68 @@ def _build_refiner(protocol: CAMProtocol, model) -> Refiner:
     return refiner
 
 
-def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
-                          refiner: Refiner, background_index: Optional[int]) -> List[Tensor]:
-    """Pseudo masks of one preprocessed batch.
+def _where_refiners_run(refiner: Refiner, model) -> Tuple[Refiner, Refiner]:
+    """(the refiner that runs on the model's device, the one that runs per image on the CPU): the
+    pixel-adaptive refinement runs on the device when that is a GPU; dense CRF (C++) and a CPU
+    model's refinement run per image, in this process or in the workers."""
+    if isinstance(refiner, PixelAdaptiveRefiner) and not _on_cpu(model):
+        return refiner, None
+    return None, refiner
 
-    Multi-scale + flip CAMs of the unpadded images, refinement (pixel-adaptive on the network input,
-    or dense CRF on the filled scores), back to the original size, :func:`cams_to_pseudo_mask`.
+
+def _on_cpu(model) -> bool:
+    param = next(iter(model.parameters()), None)
+    return param is None or param.device.type == 'cpu'
+
+
+def _defers_cams(model) -> bool:
+    """Whether the CAMs are made per image from the model's raw score maps, where the masks are
+    finished (in the workers, when there are workers): for a WSSSEncoderDecoder on the CPU, whose
+    ``compute_cams`` is ``_forward`` + ``scores_to_cams``. Its process then only runs the forward
+    passes."""
+    return _on_cpu(model) and getattr(type(model), 'compute_cams', None) is \
+        WSSSEncoderDecoder.compute_cams
+
+
+def _scale_scores(model, inputs: Tensor, protocol: CAMProtocol) -> Tuple[List[Tensor], List]:
+    """The raw score maps (B or 2B, K, h', w') of every scale of ``protocol`` and the input sizes."""
+    xs = scale_inputs(inputs, protocol.scales, protocol.flip, protocol.size_divisor)
+    with autocast(inputs.device, protocol.amp):
+        scores = [model._forward(x).float() for x in xs]
+    return scores, [tuple(x.shape[-2:]) for x in xs]
+
+
+def _image_scores(scale_scores: List[Tensor], j: int, flip: bool) -> Tuple[List[np.ndarray], bool]:
+    """Image ``j``'s rows of every scale's raw scores (its flip second), and whether the model gave
+    them channels-last."""
+    b = scale_scores[0].shape[0] // (2 if flip else 1)
+    rows = [j, b + j] if flip else [j]
+    channels_last = not scale_scores[0].is_contiguous() and \
+        scale_scores[0].is_contiguous(memory_format=torch.channels_last)
+    return [np.ascontiguousarray(raw[rows].float().cpu().numpy()) for raw in scale_scores], \
+        channels_last
+
+
+def _refinement_images(on_cpu: Refiner, inputs: Tensor, model) -> Optional[np.ndarray]:
+    """What a refinement on the CPU reads: (B, h, w, 3) uint8 RGB for dense CRF, (B, 3, h, w)
+    normalised inputs for the pixel-adaptive refinement; None without one."""
+    if isinstance(on_cpu, DenseCRFRefiner):
+        return denormalise_images(inputs, model.data_preprocessor).cpu().numpy()
+    if on_cpu is not None:
+        return inputs.float().cpu().numpy()
+    return None
+
+
+def mask_jobs_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
+                       refiner: Refiner, background_index: Optional[int], mask_paths: Sequence[str],
+                       timer: StageTimer = NULL_TIMER) -> List[MaskJob]:
+    """The CAMs of one preprocessed batch, as one :class:`MaskJob` per image.
+
+    The CAMs of the unpadded images (stage ``cam``): multi-scale + flip CAMs, refined on the device
+    when it is a GPU (stage ``refine``); for a trained segmentor on the CPU only its forward passes
+    run here and every job carries its raw score maps (:func:`_defers_cams`). A job also carries
+    what a refinement on the CPU reads (:func:`_refinement_images`) and the rows of the classes its
+    mask can hold (the image's labels and the background).
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -140,44 +191,74 @@ def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protoco
         data_samples (Sequence[SegDataSample]): With ``gt_image_labels`` and the metainfo
             ``ori_shape`` (and the preprocessor's padding).
         protocol (CAMProtocol): The CAM -> mask options.
-        refiner: Built refiner or None.
+        refiner: The built refiner of the protocol, or None.
         background_index (int, optional): Background channel; None without background class.
+        mask_paths (Sequence[str]): The mask PNG of every image.
+        timer (StageTimer): Receives the stage times. Defaults to none.
+
+    Returns:
+        list[MaskJob]: One per image, in batch order.
+    """
+    inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
+    labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
+    on_device, on_cpu = _where_refiners_run(refiner, model)
+    cams = scale_scores = None
+    with timer.stage('cam'):
+        if _defers_cams(model):
+            scale_scores, sizes = _scale_scores(model, inputs, protocol)
+        else:
+            cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales,
+                                         flip=protocol.flip, size_divisor=protocol.size_divisor,
+                                         normalise=protocol.normalise, amp=protocol.amp)
+    if on_device is not None:
+        with timer.stage('refine'):
+            cams = on_device(cams, inputs)
+    images = _refinement_images(on_cpu, inputs, model)
+    present = labels > 0  # (B, K): the classes a mask can hold
+    if background_index is not None:
+        present[:, background_index] = True
+    labels, present = labels.float().cpu().numpy(), present.cpu()
+    jobs = []
+    for j, sample in enumerate(data_samples):
+        channels = tuple(torch.nonzero(present[j]).flatten().tolist())
+        job = MaskJob(mask_paths[j], None, channels, labels[j], _ori_shape(sample), _flip(sample),
+                      None if images is None else images[j], input_size=tuple(inputs.shape[-2:]))
+        if cams is None:
+            job.scale_scores, job.channels_last = _image_scores(scale_scores, j, protocol.flip)
+            job.scale_sizes = sizes
+        else:
+            job.scores = np.ascontiguousarray(cams[j, list(channels)].float().cpu().numpy())
+        jobs.append(job)
+    return jobs
+
+
+def _finisher(model, protocol: CAMProtocol, refiner: Refiner, background_index: Optional[int],
+              palette=None) -> MaskFinisher:
+    """The finisher of a run: the CPU refinement (rebuilt from its config in spawned workers) and,
+    for deferred CAMs, the model's ``scores_to_cams``."""
+    on_cpu = _where_refiners_run(refiner, model)[1]
+    refine_cfg = protocol.refine if isinstance(protocol.refine, (str, dict)) else None
+    return MaskFinisher(protocol, background_index, palette, on_cpu, refine_cfg,
+                        model.scores_to_cams if _defers_cams(model) else None)
+
+
+def pseudo_masks_of_batch(model, inputs: Tensor, data_samples: Sequence, protocol: CAMProtocol,
+                          refiner: Refiner, background_index: Optional[int]) -> List[Tuple[Tensor, Tensor]]:
+    """Pseudo masks of one preprocessed batch, without files: :func:`mask_jobs_of_batch` and
+    :meth:`MaskFinisher.masks` in this process.
+
+    Args:
+        model, inputs, data_samples, protocol, refiner, background_index: As for
+            :func:`mask_jobs_of_batch`.
 
     Returns:
         list[tuple[Tensor, Tensor]]: Per image, the (H0, W0) uint8 mask and its (H0, W0) float
         confidence in [0, 1] (:func:`~mmseg_clip_wsss.cam.pseudo_mask_confidence`).
     """
-    inputs = _crop_padding(inputs, data_samples)  # (B, 3, h, w)
-    labels = stack_image_labels(data_samples).to(inputs.device)  # (B, K)
-    cams = multi_scale_flip_cams(model, inputs, labels, scales=protocol.scales, flip=protocol.flip,
-                                 size_divisor=protocol.size_divisor,
-                                 normalise=protocol.normalise)  # (B, K, h, w)
-    bg_mode = protocol.bg_mode
-    if isinstance(refiner, DenseCRFRefiner):
-        power = protocol.bg_power if refiner.bg_power is None else refiner.bg_power
-        scores = fill_background(cams, labels, bg_mode, protocol.bg_threshold, background_index, power)
-        keep = (labels > 0).clone()  # (B, K)
-        if background_index is not None:
-            keep[:, background_index] = True
-        cams = refiner(scores, denormalise_images(inputs, model.data_preprocessor), keep)
-        bg_mode = 'prompt'  # the marginals include the background
-    elif refiner is not None:
-        cams = refiner(cams, inputs)
-    results = []
-    for j, sample in enumerate(data_samples):
-        scores = _to_original(cams[j], sample)[None]  # (1, K, H0, W0)
-        mask = cams_to_pseudo_mask(scores, labels[j:j + 1], bg_mode=bg_mode,
-                                   bg_threshold=protocol.bg_threshold,
-                                   ignore_band=protocol.ignore_band,
-                                   ignore_margin=protocol.ignore_margin,
-                                   background_index=background_index,
-                                   bg_power=protocol.bg_power)  # (1, H0, W0)
-        confidence = pseudo_mask_confidence(scores, labels[j:j + 1], mask, bg_mode=bg_mode,
-                                            bg_threshold=protocol.bg_threshold,
-                                            background_index=background_index,
-                                            bg_power=protocol.bg_power)
-        results.append((mask[0], confidence[0]))
-    return results
+    finisher = _finisher(model, protocol, refiner, background_index)
+    jobs = mask_jobs_of_batch(model, inputs, data_samples, protocol, refiner, background_index,
+                              [sample_image_id(s) for s in data_samples])
+    return [finisher.masks(job) for job in jobs]
 
 
 def _is_done(mask_path: str, size: Tuple[int, int]) -> bool:
@@ -196,26 +277,43 @@ class _Tally:
     skipped: int = 0
 
 
-def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol, refiner: Refiner,
-                   background_index: Optional[int], palette, skip_existing: bool, evaluate: bool,
-                   tally: _Tally) -> None:
-    """Write the masks of one loader batch that are not done yet; record every file."""
+@dataclass
+class _Run:
+    """What every batch of a run needs."""
+    model: object
+    out_dir: str
+    protocol: CAMProtocol
+    refiner: Refiner
+    background_index: Optional[int]
+    skip_existing: bool
+    evaluate: bool
+    pool: MaskWriterPool
+    timer: StageTimer
+
+
+def _record_ground_truth(samples: Sequence, paths: Sequence[str], tally: _Tally) -> None:
+    """Pair every mask with its ground truth for ``evaluate`` (a GT of another size is refused)."""
+    for s, p in zip(samples, paths):
+        gt_path = s.metainfo.get('seg_map_path')
+        if not gt_path:
+            raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
+                           'has no `seg_map_path` (ground-truth mask) in its metainfo.')
+        if osp.isfile(gt_path) and image_size(gt_path) != _ori_shape(s):  # header only
+            check_label_mask(  # refuses, naming the mask, its image and the fix
+                read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
+        tally.pairs.append((p, gt_path))
+
+
+def _process_batch(run: _Run, data_batch: dict, tally: _Tally) -> None:
+    """Queue the masks of one loader batch that are not done yet; record every file."""
     samples = data_batch['data_samples']
-    paths = [osp.join(out_dir, f'{sample_image_id(s)}.png') for s in samples]
+    paths = [osp.join(run.out_dir, f'{sample_image_id(s)}.png') for s in samples]
     todo = [i for i, (s, p) in enumerate(zip(samples, paths))
-            if not (skip_existing and _is_done(p, _ori_shape(s)))]
+            if not (run.skip_existing and _is_done(p, _ori_shape(s)))]
     tally.skipped += len(samples) - len(todo)
     tally.files.extend(paths)
-    if evaluate:
-        for s, p in zip(samples, paths):
-            gt_path = s.metainfo.get('seg_map_path')
-            if not gt_path:
-                raise KeyError(f'generate_pseudo_masks: evaluate=True but {sample_image_id(s)} '
-                               'has no `seg_map_path` (ground-truth mask) in its metainfo.')
-            if osp.isfile(gt_path) and image_size(gt_path) != _ori_shape(s):  # header only
-                check_label_mask(  # refuses, naming the mask, its image and the fix
-                    read_label_png(gt_path), gt_path, s.metainfo.get('img_path'), _ori_shape(s))
-            tally.pairs.append((p, gt_path))
+    if run.evaluate:
+        _record_ground_truth(samples, paths, tally)
     unlabelled = [sample_image_id(s) for s in samples if IMAGE_LABELS not in s]
     if unlabelled:
         raise DatasetError(f'generate_pseudo_masks: {unlabelled[0]} has no image-level labels: pseudo '
@@ -227,12 +325,15 @@ def _process_batch(model, data_batch: dict, out_dir: str, protocol: CAMProtocol,
     sub_batch = dict(inputs=[data_batch['inputs'][i] for i in todo],
                      data_samples=[samples[i] for i in todo])
     with torch.no_grad():
-        data = model.data_preprocessor(sub_batch, False)
-        masks = pseudo_masks_of_batch(model, data['inputs'], data['data_samples'], protocol, refiner,
-                                      background_index)
-    for i, (mask, confidence) in zip(todo, masks):
-        write_confidence_png(confidence_path(paths[i]), confidence)  # before the mask: see _is_done
-        write_palette_png(paths[i], mask, palette)
+        with run.timer.stage('preprocess'):
+            data = run.model.data_preprocessor(sub_batch, False)
+        jobs = mask_jobs_of_batch(run.model, data['inputs'], data['data_samples'], run.protocol,
+                                  run.refiner, run.background_index, [paths[i] for i in todo],
+                                  run.timer)
+    with run.timer.stage('hand over'):
+        for job in jobs:
+            run.pool.submit(job)  # writes the confidence map, then the mask: see _is_done
+    run.timer.count_images(len(todo))
     tally.written += len(todo)
 
 
@@ -289,21 +390,34 @@ def _checked_classes(classes: Optional[Sequence[str]], dataloader, evaluate: boo
     return classes
 
 
-def _write_all(model, dataloader, out_dir: str, protocol: CAMProtocol, refiner, background_index,
-               palette, skip_existing: bool, evaluate: bool, show_progress: bool) -> _Tally:
+def _batches(dataloader, timer: StageTimer) -> Iterator[dict]:
+    """The loader's batches; the wait for each is stage ``decode`` (loading and decoding the images,
+    or waiting for the loader's workers that do it)."""
+    batches = iter(dataloader)
+    while True:
+        with timer.stage('decode'):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch
+
+
+def _write_all(run: _Run, dataloader, finisher: MaskFinisher, workers: int,
+               show_progress: bool) -> _Tally:
     """Write the masks of this rank's batches (after rank 0 removed a killed run's leftovers)."""
-    if is_main_process() and osp.isdir(out_dir):
-        _remove_stale_temporaries(out_dir)
+    if is_main_process() and osp.isdir(run.out_dir):
+        _remove_stale_temporaries(run.out_dir)
     if get_world_size() > 1:
         barrier()  # no rank writes while rank 0 removes the leftovers of a killed run
-    model.eval()
+    run.model.eval()
     bar = _progress_bar(dataloader, show_progress)
     tally = _Tally()
-    for data_batch in dataloader:
-        _process_batch(model, data_batch, out_dir, protocol, refiner, background_index, palette,
-                       skip_existing, evaluate, tally)
-        if bar is not None:
-            bar.update(len(data_batch['data_samples']))
+    with MaskWriterPool(finisher, workers, run.timer) as pool:
+        run.pool = pool
+        for data_batch in _batches(dataloader, run.timer):
+            _process_batch(run, data_batch, tally)
+            if bar is not None:
+                bar.update(len(data_batch['data_samples']))
     if bar is not None:
         bar.file.write('\n')
     return tally
@@ -321,6 +435,24 @@ def _summary(tally: _Tally, out_dir: str, start: float) -> Tuple[_Tally, Dict]:
     return tally, result
 
 
+def _checked_protocol(model, protocol: Union[None, dict, CAMProtocol], options: dict,
+                      background_index: Optional[int]) -> Tuple[CAMProtocol, Refiner]:
+    """The protocol with ``options`` and its built refiner; logs the background rule.
+
+    Raises:
+        TypeError: for a model without ``compute_cams``.
+        ValueError: for a protocol that reads a background channel the classes do not have.
+    """
+    if not hasattr(model, 'compute_cams'):
+        raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
+    protocol = CAMProtocol.from_cfg(protocol, **options)
+    refiner = _build_refiner(protocol, model)
+    rule = protocol.background_rule(background_index)  # refuses a protocol that needs a background
+    if background_index is None:
+        print_log(f'pseudo masks: {rule}.', logger='current')
+    return protocol, refiner
+
+
 def generate_pseudo_masks(model,
                           dataloader,
                           out_dir: str,
@@ -332,14 +464,17 @@ def generate_pseudo_masks(model,
                           classes: Optional[Sequence[str]] = None,
                           reduce_zero_label: bool = False,
                           show_progress: bool = True,
+                          workers: int = 0,
+                          timer: Optional[StageTimer] = None,
                           **protocol_options) -> Dict:
     """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``, and its
     confidence map ``<out_dir>/confidence/<img_id>.png`` (8-bit grayscale, ``v / 255`` = confidence;
     see :mod:`mmseg_clip_wsss.datasets.confidence_map`).
 
     Per batch: the images already done (valid mask and confidence PNGs of the right size) are
-    skipped; the rest go through the model's data preprocessor and :func:`pseudo_masks_of_batch`, and
-    are written atomically. Distributed runs: see the module docstring.
+    skipped; the rest go through the data preprocessor and :func:`mask_jobs_of_batch`, and a
+    :class:`MaskFinisher` writes them atomically, here or in ``workers`` processes while the model
+    goes on (the same PNGs). Distributed runs: see the module docstring.
 
     Args:
         model: Segmentor with ``compute_cams`` and ``data_preprocessor``.
@@ -350,9 +485,8 @@ def generate_pseudo_masks(model,
         protocol (CAMProtocol | dict, optional): The CAM -> mask options (a ``cam_cfg`` dict or a
             :class:`CAMProtocol`); ``protocol_options`` (its field names: ``scales``, ``refine``,
             ``bg_threshold``, ...) override single fields. Defaults to :data:`DEFAULT_PROTOCOL`.
-        background_index (int, optional): Background channel; None when the classes have none (it
-            must agree with ``classes``: see
-            :func:`~mmseg_clip_wsss.datasets.image_labels.background_mismatch`).
+        background_index (int, optional): Background channel; None when the classes have none
+            (:func:`~mmseg_clip_wsss.datasets.image_labels.background_mismatch` must agree).
         palette (Sequence, optional): Class colours; VOC colour map by default.
         skip_existing (bool): Skip images whose PNG is already valid (resume). Defaults to True.
         evaluate (bool): Compute mIoU vs the ground truth (``seg_map_path``) with mmseg's IoUMetric and
@@ -360,23 +494,21 @@ def generate_pseudo_masks(model,
         classes (Sequence[str], optional): Class names; default ``dataloader.dataset.metainfo``.
         reduce_zero_label (bool): Ground-truth convention for ``evaluate``. Defaults to False.
         show_progress (bool): Show a progress bar. Defaults to True.
+        workers (int): Processes that finish the masks (:class:`MaskWriterPool`); 0: this one.
+        timer (StageTimer, optional): Receives the seconds of every stage (``decode``, ``cam``,
+            ``refine``, ``crf``, ``mask``, ``write``, ...). Defaults to None (nothing is timed).
 
     Returns:
-        dict: ``written``, ``skipped`` (counts over all ranks), ``written_per_rank``, ``files``
-        (list of PNG paths in loader order, rank after rank when distributed), ``seconds``, and
-        ``metrics`` (dict, with ``evaluate``).
+        dict: ``written``, ``skipped`` (over all ranks), ``written_per_rank``, ``files`` (PNG paths in
+        loader order, rank after rank), ``seconds``, ``metrics`` (dict, with ``evaluate``).
     """
-    if not hasattr(model, 'compute_cams'):
-        raise TypeError(f'generate_pseudo_masks: {type(model).__name__} has no `compute_cams` method.')
-    protocol = CAMProtocol.from_cfg(protocol, **protocol_options)
-    refiner = _build_refiner(protocol, model)
+    protocol, refiner = _checked_protocol(model, protocol, protocol_options, background_index)
     classes = _checked_classes(classes, dataloader, evaluate, background_index)
-    rule = protocol.background_rule(background_index)  # refuses a protocol that needs a background
-    if background_index is None:
-        print_log(f'pseudo masks: {rule}.', logger='current')
     start = time.time()
-    tally = _write_all(model, dataloader, out_dir, protocol, refiner, background_index, palette,
-                       skip_existing, evaluate, show_progress)
+    finisher = _finisher(model, protocol, refiner, background_index, palette)
+    run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
+               timer_or_null(timer))
+    tally = _write_all(run, dataloader, finisher, workers, show_progress)
     tally, result = _summary(tally, out_dir, start)
     if evaluate:
         result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)

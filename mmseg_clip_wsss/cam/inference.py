@@ -5,15 +5,18 @@ horizontally flipped image, brought back to the input frame, and merged. Any mod
 ``compute_cams(inputs (B, 3, H, W), image_labels (B, K)) -> (B, K, H, W)`` works (the text-guided
 segmentor and the plain CAM baseline do).
 """
-from typing import Optional, Sequence, Tuple
+import contextlib
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmseg_clip_wsss.models.utils import resize_rows
 from .protocol import DEFAULT_PROTOCOL
 
-__all__ = ['multi_scale_flip_cams', 'scaled_size']
+__all__ = ['multi_scale_flip_cams', 'scaled_size', 'scale_inputs', 'merge_scale_cams', 'label_rows',
+           'autocast']
 
 
 def scaled_size(size: Sequence[int], scale: float,
@@ -56,21 +59,67 @@ def _check_inputs(model, inputs: Tensor, image_labels: Tensor, scales: Sequence[
         raise ValueError('multi_scale_flip_cams: give at least one scale.')
 
 
-def _scale_cams(model, inputs: Tensor, labels: Tensor, size: Tuple[int, int], flip: bool) -> Tensor:
-    """(B, K, H, W) CAMs of ``inputs`` resized to ``size``, back at (H, W); flips summed in."""
-    b, _, h, w = inputs.shape
-    x = inputs if size == (h, w) else F.interpolate(
-        inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
-    batch_labels = labels
-    if flip:
-        x = torch.cat([x, x.flip(-1)], dim=0)  # (2B, 3, h_s, w_s)
-        batch_labels = torch.cat([labels, labels], dim=0)  # (2B, K)
-    cams = model.compute_cams(x, batch_labels).float()  # (B or 2B, K, h', w')
-    if tuple(cams.shape[-2:]) != (h, w):
-        cams = F.interpolate(cams, size=(h, w), mode='bilinear', align_corners=False)
-    if flip:
-        cams = cams[:b] + cams[b:].flip(-1)  # (B, K, H, W)
-    return cams
+def autocast(device: torch.device, amp: Optional[str]):
+    """bfloat16 autocast on ``device`` for ``amp='bf16'``; a context that does nothing for None."""
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def label_rows(image_labels: Tensor) -> Tensor:
+    """Indices (K', ) of the classes some image of the batch holds: only their CAMs are resized and
+    merged (the others end up zero)."""
+    return torch.nonzero((image_labels > 0).any(dim=0)).flatten()
+
+
+def scale_inputs(inputs: Tensor, scales: Sequence[float], flip: bool,
+                 size_divisor: Optional[int] = None) -> List[Tensor]:
+    """The network input of every scale: ``inputs`` (B, 3, H, W) resized (bilinear) and, when
+    ``flip``, followed by its horizontal flip in the same batch -> (B or 2B, 3, h_s, w_s) each."""
+    h, w = inputs.shape[-2:]
+    out = []
+    for scale in scales:
+        size = scaled_size((h, w), float(scale), size_divisor)
+        x = inputs if size == (h, w) else F.interpolate(
+            inputs, size=size, mode='bilinear', align_corners=False)  # (B, 3, h_s, w_s)
+        out.append(torch.cat([x, x.flip(-1)], dim=0) if flip else x)
+    return out
+
+
+def merge_scale_cams(scale_cams: Sequence[Tensor], image_labels: Tensor, rows: Tensor,
+                     size: Tuple[int, int], flip: bool, normalise: bool = True) -> Tensor:
+    """Merge the CAMs of every scale into (B, K, H, W).
+
+    Args:
+        scale_cams (Sequence[Tensor]): Per scale, the (B or 2B, K', h_s, w_s) CAMs of the ``rows``
+            classes of :func:`scale_inputs`' batch (flipped images in the second half).
+        image_labels (Tensor): (B, K) multi-hot labels.
+        rows (Tensor): (K', ) the classes of the rows (:func:`label_rows`).
+        size (tuple[int, int]): (H, W) of the input.
+        flip (bool): The batches hold the flipped images too (flipped back and added here).
+        normalise (bool): Scale every class map to max 1; False averages. Defaults to True.
+
+    Returns:
+        Tensor: (B, K, H, W) non-negative, zero for classes absent from ``image_labels``.
+    """
+    total = None
+    for cams in scale_cams:
+        cams = cams.float()
+        if tuple(cams.shape[-2:]) != tuple(size):
+            cams = resize_rows(cams, size)
+        if flip:
+            half = cams.shape[0] // 2
+            cams = cams[:half] + cams[half:].flip(-1)  # (B, K', H, W)
+        total = cams if total is None else total + cams
+    total = total.clamp(min=0)
+    if normalise:
+        total = total / total.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
+    else:
+        total = total / (len(scale_cams) * (2 if flip else 1))
+    keep = (image_labels[:, rows] > 0).to(total.dtype)[:, :, None, None]  # (B, K', 1, 1)
+    out = total.new_zeros(total.shape[0], image_labels.shape[1], *total.shape[-2:])
+    out[:, rows] = total * keep
+    return out
 
 
 @torch.no_grad()
@@ -80,13 +129,14 @@ def multi_scale_flip_cams(model,
                           scales: Sequence[float] = DEFAULT_PROTOCOL.scales,
                           flip: bool = DEFAULT_PROTOCOL.flip,
                           normalise: bool = True,
-                          size_divisor: Optional[int] = DEFAULT_PROTOCOL.size_divisor) -> Tensor:
+                          size_divisor: Optional[int] = DEFAULT_PROTOCOL.size_divisor,
+                          amp: Optional[str] = DEFAULT_PROTOCOL.amp) -> Tensor:
     """CAMs merged over scales and horizontal flips, restricted to the image labels.
 
     For every scale the batch is resized (bilinear), concatenated with its horizontal flip when
     ``flip`` is set, and passed once through ``model.compute_cams``; the flipped half is flipped back,
-    every map is resized back to (H, W) and accumulated. Flip-equivariant by construction:
-    ``flip(msf(x)) == msf(flip(x))``.
+    every map is resized back to (H, W) and accumulated (:func:`merge_scale_cams`; only the classes
+    some image holds). Flip-equivariant by construction: ``flip(msf(x)) == msf(flip(x))``.
 
     Args:
         model: Object with ``compute_cams(inputs, image_labels) -> (B, K, h, w)``.
@@ -97,24 +147,17 @@ def multi_scale_flip_cams(model,
         normalise (bool): Sum the maps, then scale every class map of every image to max 1 (the
             ``compute_cams`` convention); False averages them. Defaults to True.
         size_divisor (int, optional): Round the scaled sizes to multiples of it. Defaults to None.
+        amp (str, optional): ``'bf16'`` runs ``compute_cams`` under bfloat16 autocast (the CAMs are
+            merged in fp32). Defaults to None.
 
     Returns:
         Tensor: (B, K, H, W) non-negative CAMs, zero for classes absent from ``image_labels``.
     """
     _check_inputs(model, inputs, image_labels, scales)
-    _, _, h, w = inputs.shape
     labels = image_labels.to(inputs.device)
-    total = None
-    count = 0
-    for scale in scales:
-        size = scaled_size((h, w), float(scale), size_divisor)
-        cams = _scale_cams(model, inputs, labels, size, flip)
-        count += 2 if flip else 1
-        total = cams if total is None else total + cams
-    total = total.clamp(min=0)
-    if normalise:
-        total = total / total.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
-    else:
-        total = total / count
-    keep = (labels > 0).to(total.dtype)[:, :, None, None]  # (B, K, 1, 1)
-    return total * keep
+    rows = label_rows(labels)
+    batch_labels = torch.cat([labels, labels], dim=0) if flip else labels  # (B or 2B, K)
+    with autocast(inputs.device, amp):
+        scale_cams = [model.compute_cams(x, batch_labels)[:, rows].float()
+                      for x in scale_inputs(inputs, scales, flip, size_divisor)]
+    return merge_scale_cams(scale_cams, labels, rows, tuple(inputs.shape[-2:]), flip, normalise)

@@ -8,13 +8,16 @@ their defaults from :data:`DEFAULT_PROTOCOL`.
 import dataclasses
 from typing import Optional, Tuple, Union
 
-__all__ = ['IGNORE_INDEX', 'BG_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL', 'check_ignore_band']
+__all__ = ['IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL',
+           'check_ignore_band']
 
 #: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
 IGNORE_INDEX = 255
 #: How the background score is made: a constant threshold, the model's own background channel, or
 #: the complement of the strongest class, ``(1 - max CAM) ** bg_power`` (CLIP-ES).
 BG_MODES = ('threshold', 'prompt', 'complement')
+#: Mixed precision of the forward passes: none (fp32) or bfloat16 autocast.
+AMP_MODES = (None, 'bf16')
 
 
 def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: float,
@@ -68,6 +71,9 @@ class CAMProtocol:
         normalise (bool): Scale every class map to max 1 after merging the scales and flips; False
             keeps their mean (a single scale as the model made it, as CLIP-ES does). Defaults to True.
         batch_size (int): Images per batch (same-size images only). Defaults to 1.
+        amp (str, optional): ``'bf16'``: the model's forward passes under bfloat16 autocast (GPUs,
+            and CPUs with AVX512-BF16 / AMX); the masks differ from fp32 ones in a few pixels
+            (docs/benchmarks.md). Defaults to None (fp32).
     """
     scales: Tuple[float, ...] = (1.0, 0.5, 1.5)
     flip: bool = True
@@ -80,12 +86,15 @@ class CAMProtocol:
     size_divisor: Optional[int] = None
     normalise: bool = True
     batch_size: int = 1
+    amp: Optional[str] = None
 
     def __post_init__(self):
         if self.bg_mode not in BG_MODES:
             raise ValueError(f'CAM protocol: bg_mode={self.bg_mode!r} must be one of {BG_MODES}.')
         if not self.scales:
             raise ValueError('CAM protocol: give at least one scale.')
+        if self.amp not in AMP_MODES:
+            raise ValueError(f'CAM protocol: amp={self.amp!r} must be one of {AMP_MODES} (None: fp32).')
         refine = self.refine.to_dict() if hasattr(self.refine, 'to_dict') else self.refine
         fields = dict(scales=tuple(float(s) for s in self.scales), flip=bool(self.flip),
                       refine=dict(refine) if isinstance(refine, dict) else refine,

@@ -3,7 +3,8 @@
 
 ``python tools/make_pseudo_masks.py CONFIG [CHECKPOINT] --out-dir DIR [--split train] [--eval]
 [--scales 1.0 0.5 1.5] [--no-flip] [--refine par|crf|none] [--bg-mode threshold|prompt|complement]
-[--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--cfg-options ...]``
+[--bg-threshold T] [--ignore-band LOW HIGH] [--ignore-margin M] [--batch-size B] [--workers N]
+[--loader-workers N] [--amp] [--cfg-options ...]``
 
 The checkpoint may be left out for a training-free model (one whose class sets ``training_free = True``,
 e.g. :class:`~mmseg_clip_wsss.models.segmentors.TrainingFreeCLIPES`): it is run as the config builds it.
@@ -19,6 +20,11 @@ Config keys it reads (all optional except the model and a dataloader):
   wrappers are unwrapped) with the pipeline replaced by ``cam_pipeline`` if the config has one, else
   ``[LoadWSSSImage, PackWSSSInputs]``; batch size ``cam_cfg.batch_size`` (default 1, images of a
   batch must share a size), no shuffling.
+
+Parallel post-processing: ``--workers N`` finishes the masks (dense CRF, the pixel-adaptive refinement
+of a model on the CPU, PNG writing) in N processes of one torch thread each while the model computes
+the CAMs of the next batch (the PNGs are those of ``--workers 0``, the default, which does it all in
+one process); ``--loader-workers N`` decodes the images in N data-loader processes.
 
 Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --launcher pytorch`` (or
 ``tools/dist_make_pseudo_masks.sh``) gives every process a disjoint share of the images, so each PNG
@@ -76,8 +82,16 @@ def _set_pipeline(ds_cfg: dict, pipeline: list) -> dict:
     return ds_cfg
 
 
-def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int = 1) -> dict:
+def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int = 1,
+                             num_workers: Optional[int] = None) -> dict:
     """The dataloader config used for pseudo masks (see the module docstring).
+
+    Args:
+        cfg (Config): The config.
+        split (str): ``train``, ``val`` or ``test``. Defaults to 'train'.
+        batch_size (int): Images per batch where the config's loader does not say. Defaults to 1.
+        num_workers (int, optional): Processes that load and decode the images; None keeps the
+            config's. Defaults to None.
 
     Raises:
         KeyError: if the config has no usable dataloader for ``split``.
@@ -104,6 +118,10 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
     # in order; under a distributed launcher every image goes to exactly one rank (no padding)
     dl['sampler'] = dict(type='DefaultSampler', shuffle=False, round_up=False)
     dl.pop('batch_sampler', None)
+    if num_workers is not None:
+        if int(num_workers) < 0:
+            raise ValueError(f'make_pseudo_masks: --loader-workers must be >= 0, got {num_workers}.')
+        dl['num_workers'] = int(num_workers)
     if not dl.get('num_workers'):
         dl['num_workers'] = 0
         dl['persistent_workers'] = False
@@ -176,7 +194,8 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
 
 def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, protocol: CAMProtocol,
                       split: str = 'train', device: Optional[str] = None, evaluate: bool = False,
-                      overwrite: bool = False, show_progress: bool = True) -> Dict:
+                      overwrite: bool = False, show_progress: bool = True, workers: int = 0,
+                      loader_workers: Optional[int] = None) -> Dict:
     """Write the pseudo masks of ``split`` of ``cfg`` with ``protocol`` into ``out_dir``.
 
     Args:
@@ -191,6 +210,10 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
         evaluate (bool): Score the masks against the GT masks (``metrics.json``). Defaults to False.
         overwrite (bool): Rewrite existing masks instead of resuming. Defaults to False.
         show_progress (bool): Show a progress bar. Defaults to True.
+        workers (int): Processes that finish the masks (dense CRF, refinement of a CPU model, PNG
+            writing) while the model runs; 0: in this process. Defaults to 0.
+        loader_workers (int, optional): Data-loader processes that load and decode the images; None
+            keeps the config's ``num_workers``. Defaults to None.
 
     Returns:
         dict: :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s result.
@@ -200,7 +223,8 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
     """
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = build_cam_model(cfg, checkpoint, device)
-    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, split, protocol.batch_size))
+    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, split, protocol.batch_size,
+                                                                  loader_workers))
     dataset = dataloader.dataset
     meta = getattr(dataset, 'metainfo', {}) or {}
     print_log(f'pseudo masks for {len(dataset)} images of split "{split}" -> {out_dir}', logger='current')
@@ -217,4 +241,5 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
         evaluate=evaluate,
         classes=meta.get('classes'),
         reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
-        show_progress=show_progress)
+        show_progress=show_progress,
+        workers=workers)

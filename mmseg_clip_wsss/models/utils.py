@@ -1,12 +1,13 @@
 """Small helpers shared by the model modules."""
 import math
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['with_background_index', 'register_logit_scale', 'clamped_scale']
+__all__ = ['with_background_index', 'register_logit_scale', 'clamped_scale', 'resize_rows']
 
 
 def with_background_index(cfg: Optional[dict], background_index: Optional[int],
@@ -62,3 +63,30 @@ def register_logit_scale(module: nn.Module, init: float, max_scale: float, learn
 def clamped_scale(log_scale: Tensor, max_scale: float) -> Tensor:
     """The multiplicative scale ``exp(log_scale)``, clamped to ``max_scale``."""
     return log_scale.clamp(max=math.log(max_scale)).exp()
+
+
+def resize_rows(maps: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """Bilinear resize of (B, C, h, w) maps whose rows are independent (e.g. the CAMs of a subset of
+    the classes).
+
+    torch's CPU bilinear kernel chooses its vectorisation by the channel count and the sizes, and
+    the choices round the last bit differently. For maps of about 24x32 and more (CAMs at the input
+    resolution) only exactly 3 channels take another path (torch 2.x), so a 3-row input is resized
+    with a zero 4th row: a class's map then does not depend on how many classes are resized with it.
+    Smaller maps can still differ in the last bit.
+
+    Args:
+        maps (Tensor): (B, C, h, w) float maps.
+        size (Sequence[int]): Output (H, W).
+        align_corners (bool): As for :func:`torch.nn.functional.interpolate`. Defaults to False.
+
+    Returns:
+        Tensor: (B, C, H, W).
+    """
+    size = (int(size[0]), int(size[1]))
+    if maps.shape[1] == 0:  # no class to resize (torch refuses empty inputs)
+        return maps.new_zeros(*maps.shape[:2], *size)
+    if maps.shape[1] != 3:
+        return F.interpolate(maps, size=size, mode='bilinear', align_corners=align_corners)
+    padded = torch.cat([maps, maps.new_zeros(maps.shape[0], 1, *maps.shape[2:])], dim=1)
+    return F.interpolate(padded, size=size, mode='bilinear', align_corners=align_corners)[:, :3]

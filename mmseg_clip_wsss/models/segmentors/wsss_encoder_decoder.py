@@ -1,9 +1,9 @@
 """Weakly supervised encoder-decoder with (optional) CLIP text guidance and an RSC-A neck."""
 from typing import Dict, List, Optional, Sequence
 
+import torch
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import EncoderDecoder
-from mmseg.models.utils import resize
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
 from torch import Tensor
 
@@ -12,7 +12,7 @@ from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
 from ..necks.rsca_neck import RSCANeck
 from ..text.vocabularies import resolve_class_prompts
-from ..utils import with_background_index
+from ..utils import resize_rows, with_background_index
 from .cam_output import CAMOutput, build_class_verifier
 from .clip_region_verifier import CLIPRegionVerifier
 
@@ -318,18 +318,22 @@ class WSSSEncoderDecoder(EncoderDecoder):
             raise ValueError(f'WSSSEncoderDecoder: image labels {tuple(image_labels.shape)} do not '
                              f'match the score maps {tuple(scores.shape)} (expected (B, K) with K = '
                              f'{scores.shape[1]}).')
+        keep = image_labels > 0  # (B, K)
+        if self.background_index is not None and self.cam_background == 'zero':
+            keep = keep.clone()
+            keep[:, self.background_index] = False
+        rows = torch.nonzero(keep.any(dim=0)).flatten()  # classes kept in some image: only these
+        scores = scores[:, rows]  # are resized and normalised (every step is per class)
         if size is not None and tuple(scores.shape[-2:]) != tuple(size):
-            scores = resize(scores, size=tuple(size), mode='bilinear', align_corners=self.align_corners)
+            scores = resize_rows(scores, size, self.align_corners)
         if self.cam_norm == 'relu':
             cams = scores.relu()
         else:
             cams = scores - scores.amin(dim=(2, 3), keepdim=True)
         cams = cams / cams.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
-        keep = image_labels > 0  # (B, K)
-        if self.background_index is not None and self.cam_background == 'zero':
-            keep = keep.clone()
-            keep[:, self.background_index] = False
-        return cams * keep[:, :, None, None].to(cams.dtype)
+        out = cams.new_zeros(cams.shape[0], keep.shape[1], *cams.shape[-2:])
+        out[:, rows] = cams * keep[:, rows, None, None].to(cams.dtype)
+        return out
 
     def compute_cams(self, inputs: Tensor, image_labels: Tensor) -> Tensor:
         """CAMs of normalised images, restricted to their labels.
