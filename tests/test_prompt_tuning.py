@@ -221,3 +221,20 @@ def test_untuned_ensemble_context_gives_the_hand_written_cams(world, tmp_path):
     x, labels = torch.randn(1, 3, 64, 64), torch.tensor([[1., 1., 0., 0., 0., 1., 0., 0., 0.]])
     cams = _model(world, prompts=out).compute_cams(x, labels)
     assert torch.allclose(cams, _model(world, prompts=None).compute_cams(x, labels), atol=1e-4)
+
+
+def test_background_rows_kept_as_written(world, tmp_path):
+    cfg = _cfg(world)
+    prompt = dict(cfg.prompt_tuning.prompt, class_specific=True)
+    cfg.prompt_tuning.update(epochs=5, lr=0.05, batch_size=12, scales=[1.0], tune_background=False,
+                             prompt=prompt)
+    out = str(tmp_path / 'fixed_background.pth')
+    tune_prompts(cfg, out, device='cpu', show_progress=False)
+    learned = read_learned_prompts(out)['state_dict']
+    init = build_tuning_model(cfg, prompt).text_encoder.prompt_learner.state_dict()
+    for key in init:  # (rows, n, C): 8 class rows, then the 5 background words
+        assert torch.equal(learned[key][8:], init[key][8:])
+        assert not torch.allclose(learned[key][:8], init[key][:8])
+    cfg.prompt_tuning.prompt = dict(prompt, class_specific=False)
+    with pytest.raises(ValueError, match='class_specific=True'):
+        tune_prompts(cfg, str(tmp_path / 'x.pth'), device='cpu', show_progress=False)

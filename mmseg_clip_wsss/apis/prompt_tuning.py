@@ -25,7 +25,8 @@ it) or ``'regions'`` (the embedding of every position, the loss max-pooled over 
 image embedding is their attention-weighted sum; memory: N x views x positions x D floats), and
 ``anchor_weight``: the weight of KgCoOp's penalty (Yao et al., "Visual-Language Prompt Tuning with
 Knowledge-guided Context Optimization", CVPR 2023; 8 there): the mean of ``1 - cos`` between every
-row and the row before tuning (the hand-written prompt when the learner starts from it); 0: none.
+row and the row before tuning (the hand-written prompt when the learner starts from it); 0: none;
+``tune_background``: False keeps the background rows as initialised (needs ``class_specific=True``).
 """
 import copy
 import math
@@ -54,7 +55,7 @@ DEFAULT_PROMPT_TUNING = dict(
     prompt=dict(type='CoOpPromptLearner', ctx_init='a photo of a', class_specific=False),
     loss=dict(type='BackgroundNegativePromptLoss', gamma_pos=0.0, gamma_neg=2.0, clip=0.05),
     epochs=40, batch_size=32, lr=0.002, weight_decay=0.0, optimizer='sgd', scales=None, flip=None,
-    seed=0, embedding='image', anchor_weight=0.0)
+    seed=0, embedding='image', anchor_weight=0.0, tune_background=True)
 
 #: The pipeline of the tuning images: the image and its labels, never a mask.
 TUNING_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
@@ -70,6 +71,9 @@ def _tuning_options(cfg: Config) -> dict:
     options.update(copy.deepcopy(given))
     if options['optimizer'] not in ('sgd', 'adamw'):
         raise ValueError(f"prompt_tuning.optimizer={options['optimizer']!r} must be 'sgd' or 'adamw'.")
+    if not options['tune_background'] and not options['prompt'].get('class_specific'):
+        raise ValueError('prompt_tuning.tune_background=False keeps the background rows as written, which '
+                         'needs a context per row: set prompt_tuning.prompt.class_specific=True.')
     if options['embedding'] not in ('image', 'regions'):
         raise ValueError(f"prompt_tuning.embedding={options['embedding']!r} must be 'image' or 'regions'.")
     if int(options['epochs']) < 1 or int(options['batch_size']) < 1:
@@ -98,6 +102,20 @@ def build_tuning_model(cfg: Config, prompt_cfg: dict):
     for p in params:
         p.requires_grad_(True)
     return model
+
+
+def _freeze_background_rows(model) -> None:
+    """Zero the gradient of the background rows' context (class-specific learners: (rows, n, C)),
+    so that they stay as initialised (the hand-written prompts)."""
+    first = len(model.foreground)  # the rows after the foreground classes are background words
+
+    def hook(grad):
+        grad = grad.clone()
+        grad[first:] = 0
+        return grad
+
+    for p in model.text_encoder.prompt_learner.parameters():
+        p.register_hook(hook)
 
 
 def tuning_dataloader_cfg(cfg: Config) -> dict:
@@ -188,6 +206,8 @@ def train_context(model, embeds: torch.Tensor, labels: torch.Tensor, options: di
         list[float]: The mean loss of every epoch.
     """
     loss_fn = MODELS.build(options['loss'])
+    if not options['tune_background']:
+        _freeze_background_rows(model)
     params = [p for p in model.text_encoder.prompt_learner.parameters() if p.requires_grad]
     if options['optimizer'] == 'sgd':
         optim = torch.optim.SGD(params, lr=options['lr'], momentum=0.9, weight_decay=options['weight_decay'])
