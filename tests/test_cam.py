@@ -652,6 +652,13 @@ def test_make_pseudo_masks_tool(tmp_path):
             assert img.mode == 'P' and img.size == gt.size
     res2 = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress'])
     assert res2['written'] == 0 and res2['skipped'] == 3  # same protocol: resumed, nothing redone
+    # a record written before a protocol field existed: the field counts as its default
+    record = json.load(open(osp.join(out, 'protocol.json')))
+    for added in ('bg_power', 'normalise', 'amp'):
+        del record[added]
+    json.dump(record, open(osp.join(out, 'protocol.json'), 'w'))
+    res2 = make_pseudo_masks_main([str(cfg_path), ckpt, '--out-dir', out, '--no-progress'])
+    assert res2['written'] == 0 and res2['skipped'] == 3
     # another protocol into the same directory would mix masks of two protocols: refused ...
     changed = ['--refine', 'none', '--scales', '1.0', '--no-flip']
     with pytest.raises(ValueError, match=r"another protocol \(flip: True -> False; refine:"):

@@ -54,7 +54,7 @@ from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
 from .evaluate import write_metrics_json
 from .generate import generate_pseudo_masks
-from .protocol import CAMProtocol
+from .protocol import DEFAULT_PROTOCOL, CAMProtocol
 
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
            'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE']
@@ -166,7 +166,9 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
 
     ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks`) records the checkpoint,
     split and CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
-    there, so a changed protocol would silently mix masks of two protocols.
+    there, so a changed protocol would silently mix masks of two protocols. A field the record lacks
+    (added to :class:`~mmseg_clip_wsss.cam.protocol.CAMProtocol` after it was written) counts as
+    that field's default.
 
     Raises:
         DatasetError: naming the options that differ (or the missing record) and the two ways out.
@@ -183,6 +185,9 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
         return
     with open(path) as f:
         old = json.load(f)
+    # a field added to the protocol since the record was written counts as its default
+    defaults = json.loads(json.dumps(DEFAULT_PROTOCOL.record()))
+    old = dict({k: v for k, v in defaults.items() if k not in old}, **old)
     new = json.loads(json.dumps(protocol))  # tuples -> lists, as read back from the file
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
