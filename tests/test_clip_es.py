@@ -153,9 +153,10 @@ def test_make_pseudo_masks_without_checkpoint_on_demo_data(tmp_path):
     assert metrics['num_images'] == 4 and 0 <= metrics['mIoU'] <= 100
     assert json.load(open(osp.join(out, 'protocol.json')))['checkpoint'] is None
     # the demo's training-free row: the same command on the demo config, as a function
-    row = training_free_row(str(root), ckpt, str(tmp_path / 'row'))
-    assert row['training_free_images'] == 4 and 0 <= row['training_free_miou'] <= 100
-    assert row['training_free_seconds_per_image'] > 0
+    row = training_free_row(str(root), ckpt, str(tmp_path / 'row'), config=str(DEMO_CFG),
+                            key='training_free_clip_es')
+    assert row['training_free_clip_es_images'] == 4 and 0 <= row['training_free_clip_es_miou'] <= 100
+    assert row['training_free_clip_es_seconds_per_image'] > 0
     # a trained model still needs its checkpoint
     trained = str(REPO / 'configs/demo/cam_baseline_swin_demo.py')
     with pytest.raises(ValueError, match='CHECKPOINT'):

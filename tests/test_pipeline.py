@@ -84,12 +84,14 @@ def test_demo_runner_output_contract(tmp_path):
     for key in ('open_vocab_unseen_miou', 'open_vocab_seen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
                 'tagging_precision', 'tagging_recall'):
         assert 0 <= written[key] <= 100, (key, written[key])
-    assert written['training_free_images'] == 12 and written['training_free_seconds_per_image'] > 0
+    for key in ('training_free', 'training_free_clip_es'):
+        assert written[f'{key}_images'] == 12 and written[f'{key}_seconds_per_image'] > 0
     # each stage-1 (and the training-free) mIoU is that of the pseudo masks written against the GT masks
     gt_dir = data_root / 'SegmentationClass'
     for name, key in (('stage1', 'pseudo_mask_miou'), ('handcrafted', 'handcrafted_prompt_miou'),
                       ('random_text', 'random_text_miou'), ('cam_baseline', 'cam_baseline_miou'),
-                      ('training_free', 'training_free_miou')):
+                      ('training_free_maskclip', 'training_free_miou'),
+                      ('training_free_clip_es', 'training_free_clip_es_miou')):
         pngs = sorted((work / name / 'pseudo_masks').glob('*.png'))
         assert len(pngs) == 12, name
         values = np.unique(np.concatenate([np.unique(np.array(Image.open(p))) for p in pngs]))

@@ -1,6 +1,7 @@
 """``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
-[--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]``: the
-demo's training-free row (CLIP-ES, or the dense zero-shot mode of ``--config``;
+[--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]
+[--key training_free]``: a training-free row of the demo (MaskCLIP's dense map by default, CLIP-ES
+with ``--config configs/clip_es/clip-es_demo-clip_demo.py``, any training-free config;
 :mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
 import argparse
 import json
@@ -13,23 +14,25 @@ __all__ = ['parse_args', 'main', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='CLIP-ES training-free pseudo masks of the demo data')
+    parser = argparse.ArgumentParser(description='training-free pseudo masks of the demo data')
     parser.add_argument('--data-root', default='data/demo')
     parser.add_argument('--clip', default=None, help='demo CLIP checkpoint (default DATA_ROOT/clip/clip.pt)')
     parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--row', default=None, help='JSON file to write the row to')
     parser.add_argument('--config', default=TRAINING_FREE_CONFIG,
-                        help='training-free config (default: CLIP-ES; configs/dense_clip/*_demo.py: '
-                        'a dense mode)')
+                        help='training-free config (default: MaskCLIP\'s dense map; '
+                        'configs/clip_es/clip-es_demo-clip_demo.py: CLIP-ES)')
     parser.add_argument('--split', default='train', help='split to make and score masks of (default train)')
+    parser.add_argument('--key', default='training_free', help='prefix of the row\'s keys')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     """The training-free row with ``argv``; returns it."""
     args = parse_args(argv)
-    row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads, args.config, args.split)
+    row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads, args.config, args.split,
+                            args.key)
     if args.row:
         with open(args.row, 'w') as f:
             json.dump(row, f, indent=2)

@@ -66,6 +66,10 @@ STAGE1 = (
      'plain CAM classifier, same backbone'),
 )
 STAGE2 = 'configs/demo/stage2_clip-rn_upernet_demo.py'
+#: The training-free rows: MaskCLIP's dense map of the demo CLIP (``training_free_*``) and CLIP-ES
+#: (``training_free_clip_es_*``).
+TRAINING_FREE_CONFIG = 'configs/dense_clip/dense-clip-maskclip_demo-clip_demo.py'
+CLIP_ES_CONFIG = 'configs/clip_es/clip-es_demo-clip_demo.py'
 #: The file name of the tiny random text tower of the Swin demo configs and tests.
 TINY_CLIP_FILE = 'wsss_tiny_clip.pt'
 #: Images of the open-vocabulary split the demo data holds.
@@ -284,13 +288,14 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
     """The rows that train nothing: CLIP-ES training-free pseudo masks of the train split, and the
     open-vocabulary / tagging figures of the stage-1 model (when the data has the open-vocabulary
     split). Like the other steps, a result found is not computed again."""
-    def training_free() -> None:
-        run_dir = osp.join(work_dir, 'training_free')
+    def training_free(name: str, config: str, key: str) -> None:
+        run_dir = osp.join(work_dir, name)
         row = osp.join(run_dir, 'row.json')
         if fresh or not osp.isfile(row):
-            run_command('training-free CLIP-ES', [
+            run_command(name.replace('_', ' '), [
                 '-m', 'mmseg_clip_wsss.cli.training_free', '--data-root', data_root, '--clip', clip,
-                '--out-dir', osp.join(run_dir, 'pseudo_masks'), '--threads', str(threads), '--row', row
+                '--out-dir', osp.join(run_dir, 'pseudo_masks'), '--threads', str(threads), '--row', row,
+                '--config', config, '--key', key
             ], osp.join(run_dir, 'pseudo_masks.log'), threads)
         with open(row) as f:
             summary.update(json.load(f))
@@ -307,7 +312,10 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
                                                 'open_vocab_closest_seen_miou', 'tagging_map',
                                                 'tagging_precision', 'tagging_recall')})
 
-    steps = dict(training_free=(training_free, ()))
+    steps = dict(training_free_maskclip=(lambda: training_free('training_free_maskclip', TRAINING_FREE_CONFIG,
+                                                               'training_free'), ()),
+                 training_free_clip_es=(lambda: training_free('training_free_clip_es', CLIP_ES_CONFIG,
+                                                              'training_free_clip_es'), ()))
     with open(osp.join(data_root, 'demo_info.json')) as f:
         if 'open_vocab_classes' in json.load(f):
             steps['open_vocab'] = (open_vocab, ('stage1', ))
@@ -346,7 +354,7 @@ def _write_summary(work_dir: str, summary: Dict) -> Dict:
     """``summary.json``: the headline figures first; returns the summary in that order."""
     first = ('pseudo_mask_miou', 'handcrafted_prompt_miou', 'random_text_miou', 'cam_baseline_miou',
              'stage2_val_miou', 'stage2_gt_val_miou', 'clip_zero_shot_map', 'clip_random_zero_shot_map',
-             'training_free_miou', 'open_vocab_unseen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
+             'training_free_miou', 'training_free_clip_es_miou', 'open_vocab_unseen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
              'clip_retrieval_r1', 'clip_pretrain_seconds', 'seconds')
     ordered = {k: summary[k] for k in first if k in summary}
     ordered.update({k: v for k, v in summary.items() if k not in ordered})
@@ -451,7 +459,8 @@ def print_table(summary: Dict) -> None:
             ('pseudo masks, hand-written prompts', 'handcrafted_prompt_miou', 'mIoU'),
             ('pseudo masks, random text tower', 'random_text_miou', 'mIoU'),
             ('pseudo masks, CAM baseline', 'cam_baseline_miou', 'mIoU'),
-            ('pseudo masks, training-free CLIP-ES', 'training_free_miou', 'mIoU'),
+            ('pseudo masks, training-free (MaskCLIP dense map)', 'training_free_miou', 'mIoU'),
+            ('pseudo masks, training-free CLIP-ES', 'training_free_clip_es_miou', 'mIoU'),
             ('stage 2 on our pseudo masks (val)', 'stage2_val_miou', 'mIoU'),
             ('stage 2 on GT masks (val, the bound)', 'stage2_gt_val_miou', 'mIoU'),
             ('open vocabulary: unseen classes named', 'open_vocab_unseen_miou', 'mIoU'),

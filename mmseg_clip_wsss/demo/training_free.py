@@ -1,7 +1,12 @@
-"""The demo's training-free row: CLIP-ES pseudo masks of the demo train split from the demo CLIP alone.
+"""The demo's training-free rows: pseudo masks of the demo train split from the demo CLIP alone.
+
+Two rows: ``training_free_*``, the dense zero-shot map of MaskCLIP (:data:`TRAINING_FREE_CONFIG`, the
+best training-free path on the demo CLIP), and ``training_free_clip_es_*``, CLIP-ES's Grad-CAM with
+class-aware affinity (:data:`CLIP_ES_CONFIG`).
 
 ``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
-[--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]`` prints
+[--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]
+[--key training_free]`` prints
 the row as JSON (and writes it); :func:`training_free_row` returns it. ``--config`` takes any
 training-free config of the demo CLIP, e.g. a dense zero-shot mode
 (``configs/dense_clip/dense-clip-maskclip_demo-clip_demo.py``).
@@ -15,12 +20,9 @@ from mmengine.config import Config
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.run import make_pseudo_masks
-from .runner import REPO
+from .runner import CLIP_ES_CONFIG, REPO, TRAINING_FREE_CONFIG
 
-__all__ = ['TRAINING_FREE_CONFIG', 'training_free_row']
-
-#: The demo's training-free config (TrainingFreeCLIPES on the demo CLIP).
-TRAINING_FREE_CONFIG = 'configs/clip_es/clip-es_demo-clip_demo.py'
+__all__ = ['TRAINING_FREE_CONFIG', 'CLIP_ES_CONFIG', 'training_free_row']
 
 
 def training_free_row(data_root: str = 'data/demo',
@@ -28,8 +30,9 @@ def training_free_row(data_root: str = 'data/demo',
                       out_dir: str = 'work_dirs/demo/training_free',
                       threads: Optional[int] = None,
                       config: str = TRAINING_FREE_CONFIG,
-                      split: str = 'train') -> Dict:
-    """Write CLIP-ES pseudo masks for the demo train split (no training, no checkpoint of ours) and
+                      split: str = 'train',
+                      key: str = 'training_free') -> Dict:
+    """Write training-free pseudo masks for the demo train split (no training, no checkpoint of ours) and
     score them against the ground truth, as ``tools/make_pseudo_masks.py CONFIG --eval`` does.
 
     Masks are always rewritten, so that the time is the time of making them.
@@ -42,14 +45,15 @@ def training_free_row(data_root: str = 'data/demo',
             ``'work_dirs/demo/training_free'``.
         threads (int, optional): torch CPU threads (None: torch's default).
         config (str): The training-free config (relative to the repository or absolute). Defaults to
-            :data:`TRAINING_FREE_CONFIG` (CLIP-ES); a dense mode's config makes that mode's masks.
+            :data:`TRAINING_FREE_CONFIG` (MaskCLIP's dense map); :data:`CLIP_ES_CONFIG`: CLIP-ES.
         split (str): The split whose masks are made and scored (``ImageSets/Segmentation/<split>.txt``
             and ``ImageLabels/<split>.txt``). Defaults to ``'train'``; ``'val'`` to choose settings
             without looking at the scored split.
+        key (str): Prefix of the row's keys. Defaults to ``'training_free'``.
 
     Returns:
-        dict: ``training_free_miou`` (%), ``training_free_seconds_per_image`` (wall time of the masks,
-        writing included, over the number of images) and ``training_free_images``.
+        dict: ``<key>_miou`` (%), ``<key>_seconds_per_image`` (wall time of the masks, writing
+        included, over the number of images) and ``<key>_images``.
     """
     clip_checkpoint = clip_checkpoint or osp.join(data_root, 'clip', 'clip.pt')
     if not osp.isfile(clip_checkpoint):
@@ -67,6 +71,6 @@ def training_free_row(data_root: str = 'data/demo',
     result = make_pseudo_masks(cfg, None, out_dir, CAMProtocol.from_cfg(cfg.get('cam_cfg')), evaluate=True,
                                overwrite=True, show_progress=False)
     images = result['written']
-    return dict(training_free_miou=round(float(result['metrics']['mIoU']), 2),
-                training_free_seconds_per_image=round(result['seconds'] / max(images, 1), 4),
-                training_free_images=images)
+    return {f'{key}_miou': round(float(result['metrics']['mIoU']), 2),
+            f'{key}_seconds_per_image': round(result['seconds'] / max(images, 1), 4),
+            f'{key}_images': images}
