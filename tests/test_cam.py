@@ -16,6 +16,7 @@ from mmseg.structures import SegDataSample
 from PIL import Image
 from torch import nn
 
+from mmseg_clip_wsss.cam.evaluate import mean_class_iou
 from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, CAMProtocol, PixelAdaptiveRefiner,
                                  build_refiner, cams_to_pseudo_mask, compute_miou,
                                  generate_pseudo_masks, is_valid_png, multi_scale_flip_cams)
@@ -753,3 +754,13 @@ def test_generate_with_padding_and_resize_recovers_ground_truth(tmp_path):
                                     evaluate=True, classes=CLASSES, show_progress=False)
         assert res['written'] == 3
         assert res['metrics']['mIoU'] >= 90, res['metrics']
+
+
+def test_mean_class_iou_leaves_out_classes_neither_in_the_truth_nor_predicted():
+    gts = [np.array([[0, 1], [1, 1]], dtype=np.uint8)]
+    preds = [np.array([[0, 1], [2, 1]], dtype=np.uint8)]  # 'b' predicted, never true; 'c' nowhere
+    iou = compute_miou(preds, gts, ['bg', 'a', 'b', 'c'], log_table=False)['per_class_iou']
+    assert iou['c'] is None and iou['b'] == 0.0 and iou['a'] == pytest.approx(66.67)
+    assert mean_class_iou(iou, ['a', 'c']) == iou['a']  # 'c' does not count as 0
+    assert mean_class_iou(iou, ['b', 'c']) == 0.0  # a false positive does
+    assert mean_class_iou(iou, ['c']) is None

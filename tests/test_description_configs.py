@@ -74,6 +74,11 @@ def test_coco_captions_config_trains_from_captions_only(tmp_path):
     cam['pipeline'] = [t for t in cam['pipeline'] if t['type'] != 'LoadWSSSAnnotations']
     dataset = DATASETS.build(cam)
     assert len(dataset) == 2 and dataset[0]['data_samples'].gt_image_labels[[1, 2, 3]].tolist() == [1, 1, 1]
+    # a class list without the background first would shift every class by one: refused
+    with pytest.raises(ValueError, match="must start with 'background'"):
+        captions_to_labels([str(tmp_path / 'annotations/captions_train2014.json'), '--classes', 'person,car',
+                            '--out', str(tmp_path / 'other_labels.txt')])
+    assert not (tmp_path / 'other_labels.txt').exists()
 
 
 def test_webdataset_config_streams_shards(tmp_path):

@@ -61,9 +61,13 @@ def captions_to_labels(caption_file: str,
 
     Raises:
         DatasetError, MissingDatasetFileError: a bad or missing captions file (named).
+        ValueError: a class list that does not start with ``'background'``.
     """
-    pairs = read_caption_file(caption_file)
     names = list(dataset_classes(classes)) if isinstance(classes, str) else list(classes)
+    if not names or str(names[0]).lower() != 'background':
+        raise ValueError(f"captions_to_labels: the class list must start with 'background' (its channel 0), "
+                         f"got {names[:3]}...; e.g. --classes background,{','.join(map(str, names[:2]))}.")
+    pairs = read_caption_file(caption_file)
     prompts = resolve_class_prompts(classes, 'captions_to_labels classes')
     if extra_words == 'auto':
         extra_words = classes if isinstance(classes, str) and classes in DESCRIPTION_WORDS else None

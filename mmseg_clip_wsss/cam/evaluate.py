@@ -22,7 +22,7 @@ from mmseg_clip_wsss.datasets.image_io import read_image
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask
 from .protocol import IGNORE_INDEX
 
-__all__ = ['compute_miou', 'evaluate_pseudo_masks', 'read_label_png', 'write_metrics_json']
+__all__ = ['compute_miou', 'mean_class_iou', 'evaluate_pseudo_masks', 'read_label_png', 'write_metrics_json']
 
 ArrayLike = Union[np.ndarray, Tensor]
 
@@ -111,6 +111,16 @@ def compute_miou(preds: Iterable[ArrayLike], gts: Iterable[ArrayLike], classes: 
             for name, v, u in zip(classes, iou, union.numpy())
         }
     return metrics
+
+
+def mean_class_iou(per_class_iou: Dict[str, Optional[float]], names: Sequence[str]) -> Optional[float]:
+    """Mean IoU (%) of ``names`` in a ``per_class_iou`` of :func:`compute_miou`, rounded to 0.01.
+
+    A class that is neither in the ground truth nor predicted (IoU None) is left out, as mmseg's mIoU
+    leaves it out; None when every class of ``names`` is.
+    """
+    values = [per_class_iou[n] for n in names if per_class_iou[n] is not None]
+    return round(float(np.mean(values)), 2) if values else None
 
 
 def evaluate_pseudo_masks(pairs: Iterable[Tuple[str, str]], classes: Sequence[str],

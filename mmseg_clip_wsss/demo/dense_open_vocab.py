@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmseg_clip_wsss.apis.inferencer import load_rgb
-from mmseg_clip_wsss.cam.evaluate import compute_miou, read_label_png
+from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
@@ -120,12 +120,9 @@ def dense_open_vocab_figures(config: str, data_root: str, clip_checkpoint: str, 
     iou_told = compute_miou(told, gts, names, log_table=False)['per_class_iou']
     unseen = [n for n in names if n not in seen]
 
-    def mean(values: Dict, keys: Sequence[str]) -> float:
-        return round(float(np.mean([values[k] or 0.0 for k in keys])), 2)
-
     return dict(dense_mode=model.dense_mode,
-                dense_open_vocab_unseen_miou=mean(iou, unseen), dense_open_vocab_seen_miou=mean(iou, seen),
-                dense_open_vocab_unseen_miou_true_labels=mean(iou_told, unseen),
-                dense_open_vocab_seen_miou_true_labels=mean(iou_told, seen),
+                dense_open_vocab_unseen_miou=mean_class_iou(iou, unseen), dense_open_vocab_seen_miou=mean_class_iou(iou, seen),
+                dense_open_vocab_unseen_miou_true_labels=mean_class_iou(iou_told, unseen),
+                dense_open_vocab_seen_miou_true_labels=mean_class_iou(iou_told, seen),
                 dense_open_vocab_per_class_iou=iou,
                 dense_open_vocab_seconds_per_image=round((time.time() - start) / max(len(ids), 1), 4))

@@ -28,7 +28,7 @@ from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb
 from mmseg_clip_wsss.apis.tagging import CLIPTagger, best_f1_thresholds, precision_recall, tag_names
-from mmseg_clip_wsss.cam.evaluate import compute_miou, read_label_png
+from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
 from mmseg_clip_wsss.structures import set_image_labels
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
@@ -151,11 +151,11 @@ def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkp
     inferencer.set_classes(seen)
     baseline = closest_seen_iou(_predict(inferencer, images), gts, nearest)
     result = dict(
-        open_vocab_unseen_miou=round(float(np.mean([iou[c] or 0.0 for c in unseen])), 2),
-        open_vocab_seen_miou=round(float(np.mean([iou[c] or 0.0 for c in seen])), 2),
+        open_vocab_unseen_miou=mean_class_iou(iou, unseen),
+        open_vocab_seen_miou=mean_class_iou(iou, seen),
         open_vocab_closest_seen_miou=round(float(np.mean(list(baseline.values()))), 2),
-        open_vocab_unseen_miou_true_labels=round(float(np.mean([told[c] or 0.0 for c in unseen])), 2),
-        open_vocab_seen_miou_true_labels=round(float(np.mean([told[c] or 0.0 for c in seen])), 2),
+        open_vocab_unseen_miou_true_labels=mean_class_iou(told, unseen),
+        open_vocab_seen_miou_true_labels=mean_class_iou(told, seen),
         open_vocab_per_class_iou=iou,
         closest_seen={all_classes[u]: seen[s] for u, s in nearest.items()},
         closest_seen_iou={all_classes[u]: round(v, 2) for u, v in baseline.items()})
