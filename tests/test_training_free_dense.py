@@ -15,7 +15,7 @@ from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo.dense_open_vocab import dense_open_vocab_figures, open_vocab_class_words
-from mmseg_clip_wsss.demo.training_free import training_free_row
+from mmseg_clip_wsss.demo.training_free import config_clip, training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_VIT_NAME
 from mmseg_clip_wsss.models.backbones.dense_modes import DENSE_MODES
@@ -188,3 +188,14 @@ def test_demo_vit_clip_configs_build_and_make_maps(tmp_path, mode):
         cams = model.compute_cams(torch.randn(1, 3, 128, 96), labels)
     assert cams.shape == (1, 9, 128, 96) and torch.all(cams[0, [0, 2, 3, 4, 5, 7, 8]] == 0)
     assert 0 <= cams.min() and cams.max() <= 1 + 1e-6
+
+
+def test_the_demo_tools_take_the_clip_of_their_config_under_the_data_root(tmp_path):
+    """The ViT demo configs load their own CLIP (``clip_vit``), not the ModifiedResNet one, and a
+    missing one is named with the config whose header tells how to make it."""
+    vit = 'configs/dense_clip/dense-clip-naclip_demo-clip-vit_demo.py'
+    assert config_clip(vit, str(tmp_path)) == str(tmp_path / 'clip_vit' / 'clip.pt')
+    assert config_clip('configs/clip_es/clip-es_demo-clip_demo.py', str(tmp_path)) == str(tmp_path / 'clip' / 'clip.pt')
+    with pytest.raises(FileNotFoundError, match=r'clip_vit/clip.pt does not exist; make it as the header of '
+                                                r'configs/dense_clip/dense-clip-naclip_demo-clip-vit_demo.py'):
+        training_free_row(str(tmp_path), None, str(tmp_path / 'out'), config=vit, split='val')

@@ -2,10 +2,10 @@
 [--dense-mode MODE] [--out figures.json]``: open-vocabulary figures of a dense zero-shot mode, no
 training (:mod:`mmseg_clip_wsss.demo.dense_open_vocab`)."""
 import argparse
-import os.path as osp
 from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.demo.dense_open_vocab import dense_open_vocab_figures
+from mmseg_clip_wsss.demo.training_free import config_clip
 from . import INPUT_ERRORS, report_json, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
@@ -17,7 +17,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='a TrainingFreeDenseCLIP config (configs/dense_clip/*_demo.py)')
     parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split')
     parser.add_argument('--clip', default=None,
-                        help='the CLIP of both towers (default DATA_ROOT/clip/clip.pt)')
+                        help='the CLIP of both towers (default: the config\'s, under DATA_ROOT: '
+                        'DATA_ROOT/clip/clip.pt for the demo CLIP)')
     parser.add_argument('--dense-mode', default=None, help="override the config's dense mode")
     parser.add_argument('--split', default='openvocab')
     parser.add_argument('--out', default=None, help='JSON file to write the figures to')
@@ -28,7 +29,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     """Open-vocabulary figures of a dense mode with ``argv``; returns them."""
     args = parse_args(argv)
     result = dense_open_vocab_figures(args.config, args.data_root,
-                                      args.clip or osp.join(args.data_root, 'clip', 'clip.pt'), args.split,
+                                      args.clip or config_clip(args.config, args.data_root), args.split,
                                       args.dense_mode)
     return report_json(result, args.out)
 

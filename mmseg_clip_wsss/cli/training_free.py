@@ -16,7 +16,8 @@ __all__ = ['parse_args', 'main', 'run']
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='training-free pseudo masks of the demo data')
     parser.add_argument('--data-root', default='data/demo')
-    parser.add_argument('--clip', default=None, help='demo CLIP checkpoint (default DATA_ROOT/clip/clip.pt)')
+    parser.add_argument('--clip', default=None, help='CLIP checkpoint (default: the config\'s, under '
+                        'DATA_ROOT: DATA_ROOT/clip/clip.pt for the demo CLIP)')
     parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--row', default=None, help='JSON file to write the row to')

@@ -22,7 +22,17 @@ from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.run import make_pseudo_masks
 from .runner import CLIP_ES_CONFIG, REPO, TRAINING_FREE_CONFIG
 
-__all__ = ['TRAINING_FREE_CONFIG', 'CLIP_ES_CONFIG', 'training_free_row']
+__all__ = ['TRAINING_FREE_CONFIG', 'CLIP_ES_CONFIG', 'training_free_row', 'config_clip']
+
+
+def config_clip(config: str, data_root: str) -> str:
+    """The CLIP checkpoint a demo config loads, under ``data_root``: its ``model.backbone.pretrained``
+    (``data/demo/clip/clip.pt``, or ``data/demo/clip_vit/clip.pt`` for the ViT demo CLIP) with the
+    ``data/demo`` prefix replaced by ``data_root``; another path as it is."""
+    pretrained = Config.fromfile(osp.join(REPO, config)).model.backbone.get('pretrained') or 'data/demo/clip/clip.pt'
+    if pretrained.startswith('data/demo/'):
+        return osp.join(data_root, osp.relpath(pretrained, 'data/demo'))
+    return pretrained
 
 
 def training_free_row(data_root: str = 'data/demo',
@@ -39,8 +49,8 @@ def training_free_row(data_root: str = 'data/demo',
 
     Args:
         data_root (str): The demo data. Defaults to ``'data/demo'``.
-        clip_checkpoint (str, optional): The demo CLIP (open_clip state dict); None: the config's
-            ``data/demo/clip/clip.pt`` under ``data_root``.
+        clip_checkpoint (str, optional): The CLIP (open_clip state dict); None: the config's own
+            (:func:`config_clip`, ``data/demo/clip/clip.pt`` under ``data_root`` for the demo CLIP).
         out_dir (str): Masks, ``metrics.json`` and ``protocol.json``. Defaults to
             ``'work_dirs/demo/training_free'``.
         threads (int, optional): torch CPU threads (None: torch's default).
@@ -55,10 +65,11 @@ def training_free_row(data_root: str = 'data/demo',
         dict: ``<key>_miou`` (%), ``<key>_seconds_per_image`` (wall time of the masks, writing
         included, over the number of images) and ``<key>_images``.
     """
-    clip_checkpoint = clip_checkpoint or osp.join(data_root, 'clip', 'clip.pt')
+    clip_checkpoint = clip_checkpoint or config_clip(config, data_root)
     if not osp.isfile(clip_checkpoint):
-        raise FileNotFoundError(f'training_free_row: the demo CLIP {clip_checkpoint} does not exist; '
-                                f'make it with `python tools/pretrain_clip.py --data-root {data_root}`.')
+        raise FileNotFoundError(f'training_free_row: the CLIP {clip_checkpoint} does not exist; make it as '
+                                f'the header of {config} says (the demo CLIP: `python tools/pretrain_clip.py '
+                                f'--data-root {data_root}`), or give it with --clip.')
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.merge_from_dict({'cam_dataloader.dataset.data_root': data_root,
                          'cam_dataloader.dataset.ann_file': f'ImageSets/Segmentation/{split}.txt',
