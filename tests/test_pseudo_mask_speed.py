@@ -443,3 +443,12 @@ def test_masks_of_the_present_rows_are_those_of_all_rows(rule):
     torch.testing.assert_close(confidence, pseudo_mask_confidence(
         full, torch.from_numpy(labels)[None], expected, bg_mode=protocol.bg_mode, bg_threshold=0.4,
         background_index=background_index, bg_power=protocol.bg_power)[0])
+
+
+@pytest.mark.parametrize('argv', [['--crf-only'], ['--pseudo-masks', '--crf-only', '--no-crf'],
+                                  ['--pseudo-masks', '--crf-only', '--crf-images', '0'],
+                                  ['--pseudo-masks', '--crf-only', '--crf-size', '-5', '10']])
+def test_benchmark_refuses_pseudo_mask_options_that_cannot_hold(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_main(argv)
+    assert exit_info.value.code == 2 and '--' in capsys.readouterr().err

@@ -70,7 +70,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--no-profile', action='store_true', help='skip the torch.profiler reports')
     parser.add_argument('--seed', type=int, default=0)
     _pseudo_mask_args(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    _check_pseudo_mask_args(parser, args)
+    return args
+
+
+def _check_pseudo_mask_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse (``parser.error``, exit 2) ``--pseudo-masks`` options without it, contradictory ones
+    and counts or sizes below 1."""
+    if not args.pseudo_masks and (args.crf_only or args.no_crf or args.amp):
+        parser.error('--crf-only, --no-crf and --amp are options of --pseudo-masks: add --pseudo-masks.')
+    if args.crf_only and args.no_crf:
+        parser.error('--crf-only and --no-crf exclude each other.')
+    if args.crf_images < 1 or min(args.crf_size) < 1 or min(args.crf_workers) < 1:
+        parser.error('--crf-images, --crf-size and --crf-workers must be at least 1.')
 
 
 def _pseudo_mask_args(parser: argparse.ArgumentParser) -> None:
