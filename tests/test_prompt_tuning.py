@@ -132,9 +132,11 @@ def test_learned_prompts_round_trip(world):
 
 
 def test_loading_refuses_other_classes_another_clip_and_other_files(world, tmp_path):
-    with pytest.raises(LearnedPromptsMismatchError, match=r'another class list.*tune_prompts') as err:
+    with pytest.raises(LearnedPromptsMismatchError, match=r'other text rows \(class list, synonyms or '
+                                                       r'background words\).*tune_prompts') as err:
         _model(world, background_words=('ground', 'background'))
     assert world['prompts'] in str(err.value)
+    assert 'rows only in the file: [[' in str(err.value)  # the rows that differ are named
     names = ['background', 'disc', ['ring', 'hoop'], 'square', 'triangle', 'star', ['cross', 'plus sign'],
              'hexagon', ['crescent', 'crescent moon']]
     with pytest.raises(LearnedPromptsMismatchError, match=r"row 0 is \['disc', 'circle'\]"):

@@ -115,7 +115,10 @@ def read_learned_prompts(path: str) -> dict:
 
 def _row_difference(expected: List[List[str]], found: List[List[str]]) -> str:
     if len(expected) != len(found):
-        return f'{len(found)} text rows, the model has {len(expected)}'
+        only_file = [r for r in found if r not in expected]
+        only_model = [r for r in expected if r not in found]
+        return (f'{len(found)} text rows, the model has {len(expected)}; rows only in the file: '
+                f'{only_file}, only in the model: {only_model}')
     for i, (a, b) in enumerate(zip(expected, found)):
         if list(a) != list(b):
             return f'row {i} is {list(b)}, the model prompts {list(a)}'
@@ -142,7 +145,8 @@ def load_learned_prompts(path: str, rows: Sequence[Sequence[str]], fingerprint: 
     diff = _row_difference([list(r) for r in rows], record['rows'])
     if diff:
         raise LearnedPromptsMismatchError(
-            f'learned prompts {path} were tuned for another class list: {diff} (tuned for classes '
+            f'learned prompts {path} were tuned for other text rows (class list, synonyms or background '
+            f'words): {diff} (tuned for classes '
             f"{record['class_names']}); {_TUNE_FIX}.")
     clip = record['clip']
     if clip.get('fingerprint') != fingerprint:
