@@ -1,8 +1,25 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the test transform the pseudo-mask tool tests put in their configs."""
+import os.path as osp
+
 import pytest
 import torch
 
 from mmseg_clip_wsss.models import TINY_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.registry import TRANSFORMS
+from mmseg_clip_wsss.structures import set_image_labels
+
+
+@TRANSFORMS.register_module(name='CAMTestSetImageLabels', force=True)
+class CAMTestSetImageLabels:
+    """Put fixed image-level labels (from a dict keyed by file stem) into packed data samples."""
+
+    def __init__(self, labels: dict):
+        self.labels = labels
+
+    def __call__(self, results):
+        stem = osp.splitext(osp.basename(results['data_samples'].metainfo['img_path']))[0]
+        set_image_labels(results['data_samples'], self.labels[stem])
+        return results
 
 
 @pytest.fixture(scope='session')

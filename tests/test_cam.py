@@ -23,7 +23,7 @@ from mmseg_clip_wsss.cam import (CRF_INSTALL_HINT, CAMProtocol, PixelAdaptiveRef
 from mmseg_clip_wsss.datasets import read_confidence_png, voc_palette, write_palette_png
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.datasets.errors import DatasetError
-from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
+from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import set_image_labels
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -128,19 +128,6 @@ def _masks_of(model, batch, out_dir, **protocol):
                           background_index=model.background_index, **protocol)
     name = batch['data_samples'][0].metainfo['img_path'][:-4]
     return np.array(Image.open(osp.join(str(out_dir), f'{name}.png')))
-
-
-@TRANSFORMS.register_module(name='CAMTestSetImageLabels', force=True)
-class CAMTestSetImageLabels:
-    """Put fixed image-level labels (from a dict keyed by file stem) into packed data samples."""
-
-    def __init__(self, labels: dict):
-        self.labels = labels
-
-    def __call__(self, results):
-        stem = osp.splitext(osp.basename(results['data_samples'].metainfo['img_path']))[0]
-        set_image_labels(results['data_samples'], self.labels[stem])
-        return results
 
 
 def _blur(x, sigma):

@@ -30,7 +30,7 @@ from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.datasets import write_palette_png
 from mmseg_clip_wsss.models.utils import resize_rows
-from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
+from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import set_image_labels
 
 K = 5
@@ -267,19 +267,6 @@ def test_multi_scale_flip_cams_of_the_labelled_rows_equal_all_rows():
 
 
 # --------------------------------------------------------------------------- tools
-@TRANSFORMS.register_module(name='PMSpeedSetLabels', force=True)
-class PMSpeedSetLabels:
-    """Fixed image-level labels (by file stem) into packed data samples."""
-
-    def __init__(self, labels: dict):
-        self.labels = labels
-
-    def __call__(self, results):
-        stem = osp.splitext(osp.basename(results['data_samples'].metainfo['img_path']))[0]
-        set_image_labels(results['data_samples'], self.labels[stem])
-        return results
-
-
 def _tool_config(tmp_path, refine):
     """Images on disk, a PMSpeedStub checkpoint and a config whose val split has image labels."""
     root = tmp_path / 'data'
@@ -303,7 +290,7 @@ val_dataloader = dict(batch_size=1, num_workers=0, sampler=dict(type='DefaultSam
                  seg_map_suffix='.png', data_prefix=dict(img_path='img', seg_map_path='ann'),
                  metainfo=dict(classes=('background', 'a', 'b', 'c', 'd')), pipeline=[]))
 cam_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackSegInputs'),
-                dict(type='PMSpeedSetLabels', labels={labels!r})]
+                dict(type='CAMTestSetImageLabels', labels={labels!r})]
 cam_cfg = dict(scales=(1.0, 0.5), refine={refine!r}, bg_threshold=0.3)
 """)
     return str(cfg), str(ckpt)
