@@ -240,9 +240,8 @@ def test_resize_rows_gives_every_row_what_it_gets_among_other_rows():
     every = F.interpolate(maps, size=(96, 128), mode='bilinear', align_corners=False)
     for rows in ([0], [1, 4], [0, 2, 5], [0, 1, 2, 3]):
         assert torch.equal(resize_rows(maps[:, rows], (96, 128)), every[:, rows]), rows
-    # torch itself rounds a 3-channel input differently: what resize_rows is there for
-    three = F.interpolate(maps[:, [0, 2, 5]], size=(96, 128), mode='bilinear', align_corners=False)
-    assert not torch.equal(three, every[:, [0, 2, 5]])
+    # (whether torch's own 3-channel path rounds differently depends on the CPU's vector
+    # instructions, so only the claim of resize_rows is asserted here)
     assert resize_rows(maps[:, :0], (96, 128)).shape == (2, 0, 96, 128)
 
 
