@@ -5,6 +5,7 @@ by ``tests/test_foundation.py``. Nothing of mmengine/mmseg/mmdet is edited in pl
 """
 import copyreg
 import pickle
+import warnings
 
 import numpy as np
 import torch
@@ -69,7 +70,18 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(safe)
 
 
+#: The warning setuptools 77-80 gives once when a package imports ``pkg_resources`` (mmdet's
+#: transforms import ``imagecorruptions``, which does): the user can do nothing about it.
+PKG_RESOURCES_WARNING = 'pkg_resources is deprecated as an API'
+
+
+def silence_pkg_resources_warning() -> None:
+    """Ignore :data:`PKG_RESOURCES_WARNING` (that message only; every other warning still shows)."""
+    warnings.filterwarnings('ignore', message=PKG_RESOURCES_WARNING, category=UserWarning)
+
+
 def apply_all() -> None:
     """Apply every shim of this module (idempotent)."""
+    silence_pkg_resources_warning()
     pickle_history_buffers_by_value()
     allow_mmengine_checkpoint_globals()
