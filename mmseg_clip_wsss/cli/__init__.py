@@ -7,11 +7,14 @@ instead of a traceback). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli
 ``run()``; the work itself lives in the library layers below (``apis``, ``cam``, ``clip_pretrain``,
 ``datasets``, ``demo``, ``benchmark``).
 """
+import argparse
 import json
 import os
 import os.path as osp
 import sys
 from typing import Callable, Dict, Optional, Tuple
+
+import torch
 
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
 from mmseg_clip_wsss.datasets.errors import DatasetError
@@ -19,7 +22,7 @@ from mmseg_clip_wsss.datasets.transforms.loading import CorruptImageError
 from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 
-__all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json']
+__all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -27,6 +30,50 @@ USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, 
 
 #: Errors of the data and CLIP tools whose messages name the file and the fix.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError)
+
+
+def _device_unavailable(device: torch.device) -> Optional[str]:
+    """Why ``device`` cannot be used on this machine (None: it can)."""
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            return ('CUDA is not available on this machine (no GPU, or a CPU-only build of torch: '
+                    'torch.cuda.is_available() is False)')
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            return f'this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}'
+        return None
+    if device.type == 'mps':
+        return None if torch.backends.mps.is_available() else 'MPS is not available on this machine'
+    backend = getattr(torch, device.type, None)
+    if device.type != 'cpu' and hasattr(backend, 'is_available') and not backend.is_available():
+        return f'{device.type} is not available on this machine'
+    return None
+
+
+def device_arg(value: str) -> str:
+    """The ``type`` of every ``--device`` option: the device string, checked before any work.
+
+    Args:
+        value (str): ``cpu``, ``cuda``, ``cuda:N``, ... as :class:`torch.device` reads it.
+
+    Returns:
+        str: ``value`` unchanged.
+
+    Raises:
+        argparse.ArgumentTypeError: ``value`` is no torch device, or one this machine does not have
+            (e.g. ``cuda`` without a GPU); argparse prints the message with the option's name and
+            exits with status 2.
+    """
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f'{value!r} is not a device ({err}); use cpu, cuda or cuda:N')
+    reason = _device_unavailable(device)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(
+            f'{value!r}: {reason}; use --device cpu (or leave --device out: the GPU if there is one, '
+            'else the CPU)')
+    return value
 
 
 def report_json(result: Dict, out: Optional[str] = None) -> Dict:

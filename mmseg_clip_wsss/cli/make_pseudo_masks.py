@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, run_tool
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'run']
 
@@ -55,7 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--loader-workers', type=int, default=None,
                         help='data-loader processes that load and decode the images (default: the '
                         "config's num_workers)")
-    parser.add_argument('--device', default=None,
+    parser.add_argument('--device', type=device_arg, default=None,
                         help='cpu, cuda, cuda:0 ... (default: cuda if available)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite existing masks (default: skip valid existing PNGs, i.e. resume)')

@@ -11,7 +11,7 @@ from mmengine.registry import init_default_scope
 from mmseg_clip_wsss.apis.robustness import evaluate_robustness, markdown_table, write_robustness_report
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -27,7 +27,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--severities', nargs='+', type=int,
                         default=list(range(1, MAX_SEVERITY + 1)))
     parser.add_argument('--title', help='chart / table title (default: the config name)')
-    parser.add_argument('--device', help='default: cuda if available, else cpu')
+    parser.add_argument('--device', type=device_arg, help='default: cuda if available, else cpu')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config (mmengine DictAction syntax)')

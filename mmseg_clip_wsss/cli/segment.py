@@ -9,7 +9,7 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
 from mmseg_clip_wsss.apis.preflight import check_config_assets
 from mmseg_clip_wsss.apis.segment import list_images, segment_images
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -25,7 +25,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                        'added); names never labelled in training are encoded by the text tower')
     names.add_argument('--vocabulary', help='a dataset\'s classes: voc, coco or demo')
     parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--device', default=None, help='cpu, cuda, ... (default: CUDA if available)')
+    parser.add_argument('--device', type=device_arg, default=None,
+                        help='cpu, cuda, ... (default: CUDA if available)')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '

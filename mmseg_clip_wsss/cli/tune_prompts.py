@@ -10,7 +10,7 @@ from mmengine.config import Config, DictAction
 
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -22,7 +22,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', default=None, help='learned-prompts file to write (default: the '
                         "config's model.prompts)")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing file')
-    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:0 ... (default: cuda if available)')
+    parser.add_argument('--device', type=device_arg, default=None,
+                        help='cpu, cuda, cuda:0 ... (default: cuda if available)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar or epoch log')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, as key=value pairs')
