@@ -1,11 +1,24 @@
 """Bad input to the command-line tools: each is refused with a message that names the option or file
 and the fix, before any work, and no finished output is lost."""
+import glob
 import importlib
+import json
+import os
+import os.path as osp
+import sys
+import types
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
+from mmseg_clip_wsss.apis.segment import segment_images
+from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cli import device_arg
+from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
+from mmseg_clip_wsss.datasets import atomic_file, write_json_atomically
 
 # Every tool with a --device option, and the least command line it parses.
 DEVICE_TOOLS = {
@@ -45,3 +58,108 @@ def test_device_arg_refuses_a_missing_gpu_index_and_a_misspelt_device(monkeypatc
         device_arg('cuda:2')
     with pytest.raises(Exception, match="'gpu' is not a device .*use cpu, cuda or cuda:N"):
         device_arg('gpu')
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+def _interrupt_at(name, original):
+    """A write_palette_png that is interrupted (Ctrl-C) when the mask ``name`` is written."""
+    def write(path, mask, palette=None):
+        if osp.basename(path) == name:
+            raise KeyboardInterrupt
+        return original(path, mask, palette)
+    return write
+
+
+def test_ctrl_c_in_make_pseudo_masks_is_one_line_exit_130_and_the_rerun_resumes(tmp_path, monkeypatch,
+                                                                               capsys):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = str(tmp_path / 'masks')
+    argv = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', out]
+    monkeypatch.setattr(postprocess, 'write_palette_png',
+                        _interrupt_at('im2.png', postprocess.write_palette_png))
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *argv])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert err.strip().splitlines()[-1] == (
+        f'interrupted (Ctrl-C): 2 pseudo mask(s) are finished in {out}; run the same command again to '
+        'resume (finished masks are kept and skipped)')
+    assert sorted(glob.glob1(out, '*.png')) == ['im0.png', 'im1.png']
+    assert not glob.glob(osp.join(out, '**', '.*'), recursive=True)  # no half-written (temporary) file
+    monkeypatch.undo()
+    again = make_pseudo_masks_cli.main(argv)
+    assert (again['written'], again['skipped']) == (3, 2)
+
+
+@pytest.mark.parametrize('tool,argv,line', [
+    ('segment', ['a.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'OUT'],
+     'OUT holds 1 finished image(s) (.png, _overlay.png and .json each); run the same command again'),
+    ('tune_prompts', ['c.py'], 'no learned-prompts file was written'),
+    ('training_free', ['--out-dir', 'OUT'], 'the masks in OUT are those of an unfinished run'),
+    ('dense_open_vocab', ['c.py'], 'no figures were written'),
+    ('pretrain_clip', ['--out-dir', 'OUT'], 'stay in OUT; run the same command again to resume'),
+    ('train', ['c.py'], 'run the same command with --resume'),
+    ('robustness', ['c.py', 'c.pth'], 'this tool does not resume: run the same command again'),
+])
+def test_ctrl_c_in_a_long_tool_says_what_is_finished_and_how_to_resume(tool, argv, line, tmp_path,
+                                                                       monkeypatch, capsys):
+    out = str(tmp_path / 'out')
+    os.makedirs(out)
+    open(osp.join(out, 'done.json'), 'w').close()
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, 'main', interrupted)
+    monkeypatch.setattr(sys, 'argv', [tool, *[out if a == 'OUT' else a for a in argv]])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('interrupted (Ctrl-C): ')
+    assert line.replace('OUT', out) in err[0]
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file(tmp_path):
+    path = str(tmp_path / 'row.json')
+    write_json_atomically(path, dict(miou=1.0))
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_file(path) as f:
+            f.write('{"miou": ')
+            raise KeyboardInterrupt
+    with open(path) as f:
+        assert json.load(f) == dict(miou=1.0)
+    assert os.listdir(tmp_path) == ['row.json']
+
+
+class _FakeInferencer:
+    """Labels every pixel 1; Ctrl-C on the image ``stop``."""
+    classes = ('background', 'a')
+    model = types.SimpleNamespace(dataset_meta={})
+
+    def __init__(self, stop):
+        self.stop, self.calls = stop, 0
+
+    def __call__(self, bgr, return_datasamples=True):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        data = torch.ones(1, *bgr.shape[:2], dtype=torch.long)
+        return types.SimpleNamespace(pred_sem_seg=types.SimpleNamespace(data=data))
+
+
+def test_segment_interrupted_keeps_finished_images_whole(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f'im{i}.png'))
+        Image.fromarray(np.full((8, 10, 3), 40 * i, np.uint8)).save(paths[-1])
+    out = str(tmp_path / 'out')
+    with pytest.raises(KeyboardInterrupt):
+        segment_images(_FakeInferencer(stop=3), paths, out, show_progress=False)
+    assert sorted(os.listdir(out)) == ['im0.json', 'im0.png', 'im0_overlay.png',
+                                       'im1.json', 'im1.png', 'im1_overlay.png']
+    with open(osp.join(out, 'im1.json')) as f:
+        assert json.load(f)['classes']['a'] == 100.0

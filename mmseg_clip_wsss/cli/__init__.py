@@ -3,11 +3,12 @@
 Each tool is a module ``mmseg_clip_wsss.cli.<tool>`` with ``parse_args(argv)``, ``main(argv)`` (the
 parsed run; returns its result and raises on bad input, so tests drive it in-process) and ``run()``
 (``main`` with the errors that carry a complete message printed as ``error: ...``, exit status 1,
-instead of a traceback). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli.<tool>`` call
+instead of a traceback, and Ctrl-C as one line, what was finished and how to resume, exit status 130). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli.<tool>`` call
 ``run()``; the work itself lives in the library layers below (``apis``, ``cam``, ``clip_pretrain``,
 ``datasets``, ``demo``, ``benchmark``).
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
@@ -17,12 +18,14 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.transforms.loading import CorruptImageError
 from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 
-__all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg']
+__all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
+           'finished_files']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -77,22 +80,46 @@ def device_arg(value: str) -> str:
 
 
 def report_json(result: Dict, out: Optional[str] = None) -> Dict:
-    """Print ``result`` as JSON and, with ``out``, write it there too (its folder made); returns it."""
+    """Print ``result`` as JSON and, with ``out``, write it there too (atomically, its folder made);
+    returns it."""
     if out:
-        os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-        with open(out, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_json_atomically(out, result)
     print(json.dumps(result, indent=2))
     return result
 
 
-def run_tool(main: Callable[[], object], also: Tuple[type, ...] = ()) -> None:
+def finished_files(directory: str, pattern: str) -> int:
+    """How many files match ``pattern`` (a glob, e.g. ``'*.png'``) directly in ``directory``: the
+    finished outputs of a tool whose writes are atomic (the temporary files are hidden, ``.*.tmp``)."""
+    return len(glob.glob(osp.join(glob.escape(directory), pattern)))
+
+
+def _interrupted(interrupted: Optional[Callable[[], str]]) -> None:
+    """Print the one line of an interrupted tool (what was finished, how to resume) and exit 130."""
+    what = 'this tool does not resume: run the same command again (it starts over)'
+    if interrupted is not None:
+        try:
+            what = interrupted()
+        except Exception:  # the line must not turn into a traceback itself
+            pass
+    print(f'\ninterrupted (Ctrl-C): {what}', file=sys.stderr, flush=True)
+    sys.exit(130)
+
+
+def run_tool(main: Callable[[], object], also: Tuple[type, ...] = (),
+             interrupted: Optional[Callable[[], str]] = None) -> None:
     """Run a command-line tool's ``main``; a :data:`USER_ERRORS` error (or one of ``also``, e.g.
     :data:`INPUT_ERRORS`) ends it with its message (``error: ...``, exit status 1) instead of a
-    traceback. With the environment variable ``MMSEG_CLIP_WSSS_TRACEBACK=1`` the traceback is shown
-    (to debug the tool itself)."""
+    traceback, and Ctrl-C (:class:`KeyboardInterrupt`) with one line, ``interrupted (Ctrl-C): ...``
+    (what ``interrupted()`` says: what was finished and how to resume), exit status 130 (as a shell
+    reports SIGINT). With the environment variable ``MMSEG_CLIP_WSSS_TRACEBACK=1`` the traceback is
+    shown (to debug the tool itself)."""
     try:
         main()
+    except KeyboardInterrupt:
+        if os.environ.get('MMSEG_CLIP_WSSS_TRACEBACK'):
+            raise
+        _interrupted(interrupted)
     except USER_ERRORS + tuple(also) as err:
         if os.environ.get('MMSEG_CLIP_WSSS_TRACEBACK'):
             raise

@@ -8,7 +8,7 @@ from mmseg_clip_wsss.demo.dense_open_vocab import dense_open_vocab_figures
 from mmseg_clip_wsss.demo.training_free import config_clip
 from . import INPUT_ERRORS, report_json, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -34,8 +34,14 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return report_json(result, args.out)
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted run left: nothing (the figures are written once every image is scored)."""
+    return ('no figures were written (they are written once every image is scored); run the same command '
+            'again (it starts over)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

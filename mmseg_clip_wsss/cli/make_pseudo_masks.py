@@ -12,9 +12,9 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
-from . import INPUT_ERRORS, device_arg, run_tool
+from . import INPUT_ERRORS, device_arg, finished_files, run_tool
 
-__all__ = ['parse_args', 'protocol_from_args', 'main', 'run']
+__all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -97,8 +97,16 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                              loader_workers=args.loader_workers)
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted run finished (the masks in ``--out-dir``) and how it resumes."""
+    again = ('run the same command without --overwrite to resume' if args.overwrite else
+             'run the same command again to resume')
+    return (f'{finished_files(args.out_dir, "*.png")} pseudo mask(s) are finished in {args.out_dir}; '
+            f'{again} (finished masks are kept and skipped)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

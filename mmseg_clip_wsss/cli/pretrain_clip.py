@@ -15,7 +15,7 @@ from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig
 from mmseg_clip_wsss.datasets.synthetic.world import resolve_world
 from . import INPUT_ERRORS, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -71,8 +71,16 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return summary
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted pretraining keeps (the corpus, the last checkpoint) and how it resumes."""
+    out_dir = args.out_dir or osp.join(args.data_root, 'clip')
+    return (f'the corpus (corpus.npz, once drawn) and the last pretraining checkpoint (latest.pth, every '
+            f'{PretrainConfig().checkpoint_interval} steps) stay in {out_dir}; run the same command again '
+            'to resume from them (--no-resume or --fresh start over)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

@@ -9,9 +9,9 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
 from mmseg_clip_wsss.apis.preflight import check_config_assets
 from mmseg_clip_wsss.apis.segment import list_images, segment_images
-from . import INPUT_ERRORS, device_arg, run_tool
+from . import INPUT_ERRORS, device_arg, finished_files, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -56,8 +56,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return result
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted run finished (images with their JSON, written last) and how to go on."""
+    return (f'{args.out_dir} holds {finished_files(args.out_dir, "*.json")} finished image(s) (.png, '
+            '_overlay.png and .json each); run the same command again to segment them all (it starts '
+            'over), or give it only the images not yet there')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ from mmseg_clip_wsss.apis.runner import train
 from . import INPUT_ERRORS, run_tool
 from .runner_args import add_runner_args, load_runner_config
 
-__all__ = ['parse_args', 'build_train_config', 'main', 'run']
+__all__ = ['parse_args', 'build_train_config', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,8 +51,14 @@ def main(argv: Optional[List[str]] = None):
     return train(build_train_config(argv))
 
 
+def interrupted_line() -> str:
+    """How an interrupted training resumes (mmengine's checkpoints in the work dir)."""
+    return ('the checkpoints saved so far stay in the work dir; run the same command with --resume to '
+            'go on from the latest')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=interrupted_line)
 
 
 if __name__ == '__main__':

@@ -7,10 +7,11 @@ import argparse
 import json
 from typing import Dict, List, Optional
 
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.demo.training_free import TRAINING_FREE_CONFIG, training_free_row
 from . import INPUT_ERRORS, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,14 +36,19 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads, args.config, args.split,
                             args.key)
     if args.row:
-        with open(args.row, 'w') as f:
-            json.dump(row, f, indent=2)
+        write_json_atomically(args.row, row)
     print(json.dumps(row))
     return row
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted row left: masks of an unfinished run, no row."""
+    return (f'the masks in {args.out_dir} are those of an unfinished run and no row was written; run the '
+            'same command again (it makes every mask anew, so that the time is that of making them)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
 from . import INPUT_ERRORS, device_arg, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -43,8 +43,14 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return result
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted tuning left: nothing (the file is written once, at the end)."""
+    return ('no learned-prompts file was written (it is written once tuning ends; an existing one is left '
+            'as it was); run the same command again (tuning starts over)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':
