@@ -163,3 +163,60 @@ def test_segment_interrupted_keeps_finished_images_whole(tmp_path):
                                        'im1.json', 'im1.png', 'im1_overlay.png']
     with open(osp.join(out, 'im1.json')) as f:
         assert json.load(f)['classes']['a'] == 100.0
+
+
+# --------------------------------------------------------------------------- existing outputs
+def test_dense_open_vocab_refuses_an_existing_out_unless_overwrite(tmp_path, monkeypatch, capsys):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.dense_open_vocab')
+    out = tmp_path / 'figures.json'
+    out.write_text('{"kept": 1}')
+    calls = []
+    monkeypatch.setattr(cli, 'dense_open_vocab_figures', lambda *a: calls.append(a) or dict(miou=2.0))
+    argv = ['c.py', '--clip', 'clip.pt', '--out', str(out)]
+    monkeypatch.setattr(sys, 'argv', ['dense_open_vocab', *argv])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == (f'error: --out {out} exists; pass --overwrite to replace it, or give '
+                              'another --out')
+    assert not calls and json.loads(out.read_text()) == {'kept': 1}  # refused before any work
+    assert cli.main([*argv, '--overwrite']) == dict(miou=2.0)
+    assert json.loads(out.read_text()) == dict(miou=2.0)
+
+
+def test_captions_to_labels_refuses_an_existing_out_or_split_out_unless_overwrite(tmp_path):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.captions_to_labels')
+    captions = tmp_path / 'captions.jsonl'
+    captions.write_text('{"image": "a.jpg", "caption": "a cat on a mat"}\n'
+                        '{"image": "b.jpg", "caption": "a dog"}\n')
+    out, split = tmp_path / 'labels.txt', tmp_path / 'split.txt'
+    argv = [str(captions), '--classes', 'voc', '--out', str(out), '--split-out', str(split)]
+    assert cli.main(argv)['images'] == 2
+    first = out.read_text()
+    with pytest.raises(FileExistsError, match=rf'--out {out} exists; pass --overwrite'):
+        cli.main(argv)
+    out.unlink()
+    with pytest.raises(FileExistsError, match=rf'--split-out {split} exists; pass --overwrite'):
+        cli.main(argv)
+    assert not out.exists()  # refused before the labels were written
+    assert cli.main([*argv, '--overwrite'])['images'] == 2 and out.read_text() == first
+    assert not [p for p in os.listdir(tmp_path) if p.startswith('.')]
+
+
+def test_training_free_refuses_an_out_dir_with_files_or_an_existing_row_unless_overwrite(tmp_path,
+                                                                                        monkeypatch):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.training_free')
+    calls = []
+    monkeypatch.setattr(cli, 'training_free_row',
+                        lambda *a: calls.append(a) or dict(training_free_miou=1.0))
+    out_dir, row = tmp_path / 'masks', tmp_path / 'row.json'
+    out_dir.mkdir()
+    assert cli.main(['--out-dir', str(out_dir), '--row', str(row)])['training_free_miou'] == 1.0  # empty
+    (out_dir / 'im0.png').write_bytes(b'')
+    with pytest.raises(FileExistsError, match=rf'--out-dir {out_dir} is a folder with files in it; pass '
+                       r'--overwrite to replace it, or give another --out-dir'):
+        cli.main(['--out-dir', str(out_dir)])
+    with pytest.raises(FileExistsError, match=rf'--row {row} exists; pass --overwrite'):
+        cli.main(['--out-dir', str(tmp_path / 'other'), '--row', str(row)])
+    assert len(calls) == 1
+    cli.main(['--out-dir', str(out_dir), '--row', str(row), '--overwrite'])
+    assert len(calls) == 2

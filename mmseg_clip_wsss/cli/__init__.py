@@ -25,7 +25,7 @@ from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 
 __all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
-           'finished_files']
+           'finished_files', 'refuse_existing']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -86,6 +86,25 @@ def report_json(result: Dict, out: Optional[str] = None) -> Dict:
         write_json_atomically(out, result)
     print(json.dumps(result, indent=2))
     return result
+
+
+def refuse_existing(path: Optional[str], option: str, overwrite: bool = False) -> None:
+    """Refuse, before any work, an output that would replace an existing file or a non-empty folder.
+
+    Args:
+        path (str, optional): The output of ``option`` (None: not given, nothing to check).
+        option (str): Its command-line option, e.g. ``'--out'``, named in the message.
+        overwrite (bool): ``--overwrite`` was given: replacing it is what was asked for.
+
+    Raises:
+        FileExistsError: ``path`` exists (a folder: with files in it) and ``overwrite`` is False.
+    """
+    if not path or overwrite:
+        return
+    if osp.isfile(path) or (osp.isdir(path) and os.listdir(path)):
+        what = 'exists' if osp.isfile(path) else 'is a folder with files in it'
+        raise FileExistsError(f'{option} {path} {what}; pass --overwrite to replace it, or give '
+                              f'another {option}')
 
 
 def finished_files(directory: str, pattern: str) -> int:

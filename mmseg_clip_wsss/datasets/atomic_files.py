@@ -11,7 +11,7 @@ __all__ = ['atomic_file', 'write_json_atomically']
 
 
 @contextmanager
-def atomic_file(path: str, mode: str = 'w') -> Iterator[IO]:
+def atomic_file(path: str, mode: str = 'w', **open_kwargs) -> Iterator[IO]:
     """Open a temporary file ``.<name>.<random>.tmp`` beside ``path`` (parent folders made) and
     rename it to ``path`` (:func:`os.replace`) when the block ends; an error or interruption in the
     block removes it and leaves ``path`` as it was.
@@ -19,6 +19,7 @@ def atomic_file(path: str, mode: str = 'w') -> Iterator[IO]:
     Args:
         path (str): The file to write.
         mode (str): ``'w'`` (text) or ``'wb'`` (bytes). Defaults to ``'w'``.
+        **open_kwargs: More arguments of :func:`open` (``encoding``, ``newline``).
 
     Yields:
         file: The open temporary file.
@@ -27,7 +28,7 @@ def atomic_file(path: str, mode: str = 'w') -> Iterator[IO]:
     os.makedirs(directory, exist_ok=True)
     tmp = osp.join(directory, f'.{osp.basename(path)}.{secrets.token_hex(4)}.tmp')
     try:
-        with open(tmp, mode.replace('w', 'x')) as f:
+        with open(tmp, mode.replace('w', 'x'), **open_kwargs) as f:
             yield f
         os.replace(tmp, path)
     except BaseException:
