@@ -220,3 +220,19 @@ def test_training_free_refuses_an_out_dir_with_files_or_an_existing_row_unless_o
     assert len(calls) == 1
     cli.main(['--out-dir', str(out_dir), '--row', str(row), '--overwrite'])
     assert len(calls) == 2
+
+
+# --------------------------------------------------------------------------- ranges
+@pytest.mark.parametrize('option,value,valid', [('--batch-size', '0', 1), ('--batch-size', '-2', 1),
+                                                ('--workers', '-1', 0), ('--loader-workers', '-1', 0),
+                                                ('--workers', 'two', 0)])
+def test_make_pseudo_masks_refuses_counts_out_of_range_in_argparse(option, value, valid, capsys):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.make_pseudo_masks')
+    with pytest.raises(SystemExit) as exc:
+        cli.main(['missing_config.py', '--out-dir', 'out', option, value])  # before the config is read
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f'argument {option}: ' in err and f'valid: {valid} or more' in err
+    args = cli.parse_args(['c.py', '--out-dir', 'o', '--batch-size', '1', '--workers', '0',
+                           '--loader-workers', '0'])
+    assert (args.batch_size, args.workers, args.loader_workers) == (1, 0, 0)

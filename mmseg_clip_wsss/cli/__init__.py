@@ -25,7 +25,7 @@ from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 
 __all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
-           'finished_files', 'refuse_existing']
+           'finished_files', 'refuse_existing', 'int_at_least']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -77,6 +77,29 @@ def device_arg(value: str) -> str:
             f'{value!r}: {reason}; use --device cpu (or leave --device out: the GPU if there is one, '
             'else the CPU)')
     return value
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """The argparse ``type`` of a whole-number option whose valid range is ``low`` and up.
+
+    Args:
+        low (int): The least valid value (1 for a count or a size, 0 for a number of processes).
+
+    Returns:
+        Callable[[str], int]: Parses the option; a value that is no whole number or below ``low``
+        raises :class:`argparse.ArgumentTypeError`, which argparse prints with the option's name and
+        the valid range (exit status 2).
+    """
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{value!r} is not a whole number; valid: {low} or more')
+        if number < low:
+            raise argparse.ArgumentTypeError(f'{number} is out of range; valid: {low} or more')
+        return number
+
+    return parse
 
 
 def report_json(result: Dict, out: Optional[str] = None) -> Dict:

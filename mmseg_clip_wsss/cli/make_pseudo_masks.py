@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
-from . import INPUT_ERRORS, device_arg, finished_files, run_tool
+from . import INPUT_ERRORS, device_arg, finished_files, int_at_least, run_tool
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
@@ -44,15 +44,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'contain the background threshold')
     parser.add_argument('--ignore-margin', type=float,
                         help='top-1 minus top-2 score below this -> ignore (255)')
-    parser.add_argument('--batch-size', type=int, help='images per batch (same-size images only)')
+    parser.add_argument('--batch-size', type=int_at_least(1),
+                        help='images per batch (same-size images only), 1 or more')
     parser.add_argument('--amp', action='store_const', const='bf16',
                         help='forward passes under bfloat16 autocast (GPUs; CPUs with AVX512-BF16 / '
                         'AMX): faster, masks differ from fp32 ones in a few pixels')
-    parser.add_argument('--workers', type=int, default=0,
+    parser.add_argument('--workers', type=int_at_least(0), default=0,
                         help='processes that finish the masks (dense CRF, the refinement of a model on '
                         'the CPU, PNG writing) while the model runs; 0 (default): in this process. '
                         'The PNGs are the same for any number')
-    parser.add_argument('--loader-workers', type=int, default=None,
+    parser.add_argument('--loader-workers', type=int_at_least(0), default=None,
                         help='data-loader processes that load and decode the images (default: the '
                         "config's num_workers)")
     parser.add_argument('--device', type=device_arg, default=None,
