@@ -132,7 +132,7 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     data = json.loads(path.read_text())
     data['annotations'][2]['image_id'] = 999
     path.write_text(json.dumps(data))
-    with pytest.raises(DatasetError, match=r'captions.json, annotations\[2\]: image_id 999 is not among'):
+    with pytest.raises(DatasetError, match=r'captions.json, annotations\[2\] \(id 3\): image_id 999 is not '):
         ImageTextDataset(caption_file=str(path), data_prefix=dict(img_path=str(pairs / 'img')))
     path.write_text('{"images": [')
     with pytest.raises(DatasetError, match=r'captions.json is not valid JSON'):
@@ -140,6 +140,22 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     (pairs / 'img' / 'im5.jpg').unlink()
     with pytest.raises(MissingDatasetFileError, match=r'im5.jpg'):
         ImageTextDataset(caption_file=str(pairs / 'pairs.jsonl'), data_prefix=dict(img_path=str(pairs / 'img')))
+
+
+@pytest.mark.parametrize('caption', ['', '   ', ['a disc.', '']])
+def test_an_empty_caption_is_refused_by_both_readers_naming_the_entry(pairs, caption):
+    coco = pairs / 'captions.json'
+    data = json.loads(coco.read_text())
+    data['annotations'][3]['caption'] = caption  # im2's caption: its image has no other one
+    coco.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=rf'{coco}, annotations\[3\] \(id 4\): an empty caption'):
+        ImageTextDataset(caption_file=str(coco), data_prefix=dict(img_path=str(pairs / 'img')))
+    jsonl = pairs / 'pairs.jsonl'
+    lines = jsonl.read_text().splitlines()
+    lines[3] = json.dumps(dict(image='im2.jpg', caption=caption))
+    jsonl.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(DatasetError, match=rf'{jsonl}, line 4: an empty caption'):
+        ImageTextDataset(caption_file=str(jsonl), data_prefix=dict(img_path=str(pairs / 'img')))
 
 
 def test_shard_sample_without_caption_is_refused_naming_shard_and_key(pairs):
