@@ -132,7 +132,7 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     data = json.loads(path.read_text())
     data['annotations'][2]['image_id'] = 999
     path.write_text(json.dumps(data))
-    with pytest.raises(DatasetError, match=r'captions.json, annotations\[2\] \(id 3\): image_id 999 is not '):
+    with pytest.raises(DatasetError, match=r'captions.json, annotations\[2\] \(id 3\): image_id 999 '):
         ImageTextDataset(caption_file=str(path), data_prefix=dict(img_path=str(pairs / 'img')))
     path.write_text('{"images": [')
     with pytest.raises(DatasetError, match=r'captions.json is not valid JSON'):
@@ -140,6 +140,27 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     (pairs / 'img' / 'im5.jpg').unlink()
     with pytest.raises(MissingDatasetFileError, match=r'im5.jpg'):
         ImageTextDataset(caption_file=str(pairs / 'pairs.jsonl'), data_prefix=dict(img_path=str(pairs / 'img')))
+
+
+@pytest.mark.parametrize('content', [b'', b'not a tar file, a text saved as one\n' * 30])
+def test_a_shard_that_is_not_a_tar_file_is_refused_naming_it(pairs, content):
+    bad = pairs / 'pairs-002.tar'
+    bad.write_bytes(content)
+    with pytest.raises(DatasetError, match=rf'1 of 4 shards are not tar files: {bad}; write it again as a '
+                       r'tar of <key>.jpg \+ <key>.txt files'):
+        _shards(pairs)
+    stream = _shards(pairs, check_files=False, repeat=False, shuffle_shards=False, rank=0, world_size=1)
+    with pytest.raises(DatasetError, match=rf'shard {bad} is not a whole tar file \(.+\); write it again'):
+        list(stream)
+
+
+def test_a_shard_cut_short_is_refused_naming_it(pairs):
+    shard = pairs / 'pairs-001.tar'
+    shard.write_bytes(shard.read_bytes()[:1500])  # the first member's header and part of its data
+    stream = _shards(pairs, repeat=False, shuffle_shards=False, rank=0, world_size=1)
+    with pytest.raises(DatasetError, match=rf'shard {shard} is not a whole tar file \(unexpected end of '
+                       r'data\); write it again'):
+        list(stream)
 
 
 @pytest.mark.parametrize('caption', ['', '   ', ['a disc.', '']])
