@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from mmseg_clip_wsss.datasets import (DatasetError, ImageTextDataset, ImageTextShards, MissingDatasetFileError,
-                                      resume_skip, shards_for, write_coco_captions)
+                                      caption_image_id, resume_skip, shards_for, write_coco_captions)
 from mmseg_clip_wsss.registry import DATASETS
 
 PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
@@ -140,6 +140,23 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     (pairs / 'img' / 'im5.jpg').unlink()
     with pytest.raises(MissingDatasetFileError, match=r'im5.jpg'):
         ImageTextDataset(caption_file=str(pairs / 'pairs.jsonl'), data_prefix=dict(img_path=str(pairs / 'img')))
+
+
+def test_an_absolute_image_path_gives_the_id_a_relative_one_gives(pairs, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp('elsewhere')
+    (elsewhere / 'photo.jpg').write_bytes((pairs / 'img' / 'im1.jpg').read_bytes())
+    (pairs / 'img' / 'sub').mkdir()
+    (pairs / 'img' / 'sub' / 'im9.jpg').write_bytes((pairs / 'img' / 'im1.jpg').read_bytes())
+    path = pairs / 'abs.jsonl'
+    path.write_text('\n'.join(json.dumps(dict(image=image, caption='a disc.')) for image in (
+        str(pairs / 'img' / 'im0.jpg'), 'im1.jpg', str(pairs / 'img' / 'sub' / 'im9.jpg'), 'sub/im9.jpg',
+        str(elsewhere / 'photo.jpg'))) + '\n')
+    dataset = ImageTextDataset(caption_file=str(path), data_root=str(pairs), data_prefix=dict(img_path='img'))
+    ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
+    # an absolute path under the image folder: its path there; elsewhere: its file name; never the path
+    assert ids == ['im0', 'im1', 'sub/im9', 'sub/im9', 'photo']
+    assert dataset.get_data_info(4)['img_path'] == str(elsewhere / 'photo.jpg')
+    assert caption_image_id(str(elsewhere / 'photo.jpg')) == 'photo'  # no image folder known
 
 
 @pytest.mark.parametrize('content', [b'', b'not a tar file, a text saved as one\n' * 30])

@@ -236,3 +236,11 @@ def test_make_pseudo_masks_refuses_counts_out_of_range_in_argparse(option, value
     args = cli.parse_args(['c.py', '--out-dir', 'o', '--batch-size', '1', '--workers', '0',
                            '--loader-workers', '0'])
     assert (args.batch_size, args.workers, args.loader_workers) == (1, 0, 0)
+
+
+def test_captions_to_labels_ids_of_absolute_image_paths_are_their_file_names(tmp_path):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.captions_to_labels')
+    captions = tmp_path / 'captions.jsonl'
+    captions.write_text(json.dumps(dict(image=str(tmp_path / 'img' / 'a.jpg'), caption='a cat')) + '\n')
+    cli.main([str(captions), '--classes', 'voc', '--out', str(tmp_path / 'labels.txt')])
+    assert (tmp_path / 'labels.txt').read_text().splitlines()[2:] == ['a cat']

@@ -3,7 +3,7 @@ transforms and class lists, the label-file format, the one image/mask reader (:m
 VOC palette PNG writer, the pseudo-mask confidence maps and the annotation converters
 (:mod:`.converters`)."""
 from .atomic_files import atomic_file, write_json_atomically
-from .caption_files import (read_caption_file, read_caption_jsonl, read_coco_captions,
+from .caption_files import (caption_image_id, read_caption_file, read_caption_jsonl, read_coco_captions,
                             write_coco_captions)
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
 from .class_names import DuplicateClassNameError, check_distinct_class_names, class_name_key
@@ -49,5 +49,5 @@ __all__ = [
     'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError',
     'ImageTextDataset', 'ImageTextShards', 'image_text_sample', 'CAPTIONS', 'expand_shards', 'shards_for',
     'resume_skip', 'SourceRatioSampler', 'read_caption_file', 'read_caption_jsonl', 'read_coco_captions',
-    'write_coco_captions'
+    'write_coco_captions', 'caption_image_id'
 ]

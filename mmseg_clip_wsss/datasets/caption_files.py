@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = ['CaptionPairs', 'read_coco_captions', 'read_caption_jsonl', 'read_caption_file',
-           'write_coco_captions', 'caption_file_format']
+           'write_coco_captions', 'caption_file_format', 'caption_image_id']
 
 #: ``[(image file name, [caption, ...]), ...]`` in the order the images first appear.
 CaptionPairs = List[Tuple[str, List[str]]]
@@ -151,6 +151,27 @@ def read_coco_captions(path: str) -> CaptionPairs:
                                'image entry or remove the caption.')
         captions.setdefault(ann['image_id'], []).extend(_captions_of(ann['caption'], where))
     return [(names[i], captions[i]) for i in names if captions.get(i)]
+
+
+def caption_image_id(image: str, image_root: str = '') -> str:
+    """The id of an image of a captions file, the same for a relative and an absolute path: the path
+    relative to the image folder without extension (``sub/im0.jpg`` -> ``sub/im0``).
+
+    Args:
+        image (str): The image as the captions file gives it (relative to the image folder, or
+            absolute).
+        image_root (str): The image folder (``data_root`` + ``data_prefix['img_path']``); an absolute
+            ``image`` under it is taken relative to it. Defaults to ``''`` (none known).
+
+    Returns:
+        str: The id; an absolute path outside ``image_root`` (or with none) gives its file name
+        without extension, never the absolute path.
+    """
+    if osp.isabs(image):
+        root = osp.abspath(image_root) if image_root else ''
+        inside = bool(root) and osp.commonpath([root, osp.abspath(image)]) == root
+        image = osp.relpath(image, root) if inside else osp.basename(image)
+    return osp.splitext(image)[0].replace(osp.sep, '/')
 
 
 def caption_file_format(path: str) -> str:
