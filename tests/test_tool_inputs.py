@@ -11,6 +11,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
@@ -18,7 +19,10 @@ from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
-from mmseg_clip_wsss.datasets import atomic_file, write_json_atomically
+from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.registry import TRANSFORMS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # Every tool with a --device option, and the least command line it parses.
 DEVICE_TOOLS = {
@@ -244,3 +248,39 @@ def test_captions_to_labels_ids_of_absolute_image_paths_are_their_file_names(tmp
     captions.write_text(json.dumps(dict(image=str(tmp_path / 'img' / 'a.jpg'), caption='a cat')) + '\n')
     cli.main([str(captions), '--classes', 'voc', '--out', str(tmp_path / 'labels.txt')])
     assert (tmp_path / 'labels.txt').read_text().splitlines()[2:] == ['a cat']
+
+
+# --------------------------------------------------------------------------- stage-2 masks
+STAGE2_CONFIGS = ['stage2/upernet_swin-t_pseudo-voc12aug-512x512.py',
+                  'stage2/deeplabv3plus_r101-d8_pseudo-voc12aug-512x512.py',
+                  'stage2/clip_wsss_text-head_swin-t_pseudo-voc12aug-512x512.py',
+                  'stage2/upernet_swin-t_pseudo-voc12aug-512x512_cgce.py',
+                  'stage2/upernet_swin-t_pseudo-voc12aug-512x512_elc.py',
+                  'stage2/demo/stage2_clip-rn_upernet_cgce_demo.py',
+                  'stage2/demo/stage2_clip-rn_upernet_corruption-aug_demo.py',
+                  'demo/stage2_swin_upernet_demo.py', 'demo/stage2_clip-rn_upernet_demo.py']
+
+
+@pytest.mark.parametrize('config', STAGE2_CONFIGS)
+def test_stage2_loaders_name_a_cut_short_pseudo_mask_and_the_rerun_that_mends_it(config, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    assert 'mmseg_clip_wsss' in cfg.custom_imports.imports
+    loaders = [t for t in cfg.train_dataloader.dataset.pipeline if 'Annotations' in t['type']]
+    assert loaders == [dict(type='LoadWSSSAnnotations', masks='pseudo')]
+    loader = TRANSFORMS.build(loaders[0])
+    path = str(tmp_path / 'im0.png')
+    write_palette_png(path, np.random.default_rng(0).integers(0, 5, (48, 64)).astype(np.uint8))
+    whole = open(path, 'rb').read()
+    results = dict(seg_map_path=path, img_path='im0.jpg', ori_shape=(48, 64), seg_fields=[],
+                   reduce_zero_label=False)
+    assert loader(dict(results))['gt_seg_map'].shape == (48, 64)
+    with open(path, 'wb') as f:
+        f.write(whole[:len(whole) // 2])  # what a killed writer of another tool leaves
+    with pytest.raises(CorruptImageError, match=rf'pseudo mask {path} cannot be decoded \(.+\): if '
+                       r'tools/make_pseudo_masks.py wrote it, a run was cut short: run it again with the '
+                       r'same arguments \(it resumes'):
+        loader(dict(results, seg_fields=[]))
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=rf'pseudo mask {path} does not exist: make the pseudo '
+                       r'masks of the training split first \(tools/make_pseudo_masks.py'):
+        loader(dict(results, seg_fields=[]))
