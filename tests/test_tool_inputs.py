@@ -17,6 +17,7 @@ from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the
 
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
+from mmseg_clip_wsss.cam.run import UnknownSplitError
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
@@ -284,3 +285,21 @@ def test_stage2_loaders_name_a_cut_short_pseudo_mask_and_the_rerun_that_mends_it
     with pytest.raises(FileNotFoundError, match=rf'pseudo mask {path} does not exist: make the pseudo '
                        r'masks of the training split first \(tools/make_pseudo_masks.py'):
         loader(dict(results, seg_fields=[]))
+
+
+def test_make_pseudo_masks_refuses_an_unknown_split_naming_the_valid_ones(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text("model = dict(type='Nothing')\ntrain_dataloader = dict(dataset=dict())\n"
+                   "val_dataloader = dict(dataset=dict())\ntest_dataloader = None\n")
+    out = tmp_path / 'masks'
+    argv = [str(cfg), '--out-dir', str(out), '--split', 'trian', '--device', 'cpu']
+    with pytest.raises(UnknownSplitError) as exc:
+        make_pseudo_masks_cli.main(argv)
+    assert isinstance(exc.value, KeyError) and isinstance(exc.value, ValueError)
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *argv])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert exc.value.code == (f'error: make_pseudo_masks: --split trian: {cfg} has no `trian_dataloader` '
+                              '(nor `cam_dataloader` for --split train); valid splits of this config: train, '
+                              'val. Choose one, or add the dataloader to the config.')
+    assert not out.exists()

@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
-from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
+from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
 from . import INPUT_ERRORS, device_arg, finished_files, int_at_least, run_tool
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
@@ -88,6 +88,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    check_split(cfg, args.split)
     check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
                          cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
     protocol = protocol_from_args(cfg, args)
