@@ -15,11 +15,13 @@ from mmengine.config import Config
 from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cam.run import UnknownSplitError
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
+from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
 from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
 from mmseg_clip_wsss.registry import TRANSFORMS
 
@@ -303,3 +305,23 @@ def test_make_pseudo_masks_refuses_an_unknown_split_naming_the_valid_ones(tmp_pa
                               '(nor `cam_dataloader` for --split train); valid splits of this config: train, '
                               'val. Choose one, or add the dataloader to the config.')
     assert not out.exists()
+
+
+def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, capsys):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    argv = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(tmp_path / 'o'),
+            '--cfg-options', 'model.num_clases=3']
+    with pytest.raises(ConfigMismatchError, match=r"--cfg-options model.num_clases: 'num_clases' is no "
+                       r"argument of what the config builds there \(.*PMSpeedStub.*unexpected keyword"):
+        make_pseudo_masks_cli.main(argv)
+    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), steps=[dict(lr=1)]))
+    added = merge_cfg_options(config, {'model.backbone.pretraned': 'b.pth', 'model.backbone.depth': 4,
+                                       'steps.0.lr': 2, 'modle.x': 1})
+    assert added == ['model.backbone.pretraned', 'modle.x']
+    assert config.model.backbone.depth == 4 and config.steps[0].lr == 2  # merged as mmseg merges
+    out = capsys.readouterr()
+    assert ('--cfg-options model.backbone.pretraned: the config has no such key; it is added (the config '
+            'has pretrained there: a misspelling?)') in out.out + out.err
+    with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
+        with naming_cfg_options({'model.x': 1}):
+            raise TypeError("f() got an unexpected keyword argument 'another'")

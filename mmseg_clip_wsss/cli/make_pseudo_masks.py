@@ -13,6 +13,7 @@ from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
 from . import INPUT_ERRORS, device_arg, finished_files, int_at_least, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
@@ -86,17 +87,17 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s dict."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     check_split(cfg, args.split)
     check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
                          cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
-    protocol = protocol_from_args(cfg, args)
-    device = init_distributed(cfg, args.launcher)
-    return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,
-                             device=args.device or device, evaluate=args.eval, overwrite=args.overwrite,
-                             show_progress=not args.no_progress, workers=args.workers,
-                             loader_workers=args.loader_workers)
+    with naming_cfg_options(args.cfg_options):
+        protocol = protocol_from_args(cfg, args)
+        device = init_distributed(cfg, args.launcher)
+        return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,
+                                 device=args.device or device, evaluate=args.eval,
+                                 overwrite=args.overwrite, show_progress=not args.no_progress,
+                                 workers=args.workers, loader_workers=args.loader_workers)
 
 
 def interrupted_line(args: argparse.Namespace) -> str:

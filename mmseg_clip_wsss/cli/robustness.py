@@ -12,6 +12,7 @@ from mmseg_clip_wsss.apis.robustness import evaluate_robustness, markdown_table,
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from . import INPUT_ERRORS, device_arg, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -39,13 +40,13 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     :func:`evaluate_robustness`) with ``files``, the written paths."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     name = osp.splitext(osp.basename(args.config))[0]
-    model = build_model_from_checkpoint(cfg, args.checkpoint, args.device, tool='robustness')
-    results = evaluate_robustness(model, cfg, args.corruptions, args.severities, args.subset,
-                                  show_progress=not args.no_progress)
+    with naming_cfg_options(args.cfg_options):
+        model = build_model_from_checkpoint(cfg, args.checkpoint, args.device, tool='robustness')
+        results = evaluate_robustness(model, cfg, args.corruptions, args.severities, args.subset,
+                                      show_progress=not args.no_progress)
     results.update(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint))
     out_dir = args.out_dir or osp.join('work_dirs', 'robustness', name)
     files = write_robustness_report(results, out_dir, args.title or name)

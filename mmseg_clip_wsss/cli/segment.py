@@ -10,6 +10,7 @@ from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
 from mmseg_clip_wsss.apis.preflight import check_config_assets
 from mmseg_clip_wsss.apis.segment import list_images, segment_images
 from . import INPUT_ERRORS, device_arg, finished_files, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
@@ -43,10 +44,10 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         classes = resolve_classes(args.classes.split(',') if args.classes is not None else None,
                                   args.vocabulary)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     check_config_assets(cfg, ())  # a missing weight file is named with its config key
-    inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
+    with naming_cfg_options(args.cfg_options):
+        inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
     if classes is not None:
         inferencer.set_classes(classes)
     result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)

@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 
 from mmseg_clip_wsss.apis.runner import train
 from . import INPUT_ERRORS, run_tool
-from .runner_args import add_runner_args, load_runner_config
+from .runner_args import add_runner_args, load_runner_config, naming_cfg_options
 
 __all__ = ['parse_args', 'build_train_config', 'main', 'interrupted_line', 'run']
 
@@ -48,7 +48,8 @@ def build_train_config(argv: Optional[List[str]] = None) -> Config:
 
 def main(argv: Optional[List[str]] = None):
     """Train with ``argv``; returns the runner after training."""
-    return train(build_train_config(argv))
+    with naming_cfg_options(parse_args(argv).cfg_options):
+        return train(build_train_config(argv))
 
 
 def interrupted_line() -> str:

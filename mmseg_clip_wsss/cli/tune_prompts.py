@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
 from . import INPUT_ERRORS, device_arg, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
@@ -34,11 +35,11 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     """Tune and save the prompts with ``argv``; returns :func:`tune_prompts`'s dict."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     check_config_classes(cfg, ('train_dataloader', ))
-    result = tune_prompts(cfg, args.out, device=args.device, overwrite=args.overwrite,
-                          show_progress=not args.no_progress)
+    with naming_cfg_options(args.cfg_options):
+        result = tune_prompts(cfg, args.out, device=args.device, overwrite=args.overwrite,
+                              show_progress=not args.no_progress)
     print(json.dumps(dict(result, loss=[round(x, 4) for x in result['loss']])))
     return result
 
