@@ -108,7 +108,10 @@ def test_ctrl_c_in_make_pseudo_masks_is_one_line_exit_130_and_the_rerun_resumes(
     ('dense_open_vocab', ['c.py'], 'no figures were written'),
     ('pretrain_clip', ['--out-dir', 'OUT'], 'stay in OUT; run the same command again to resume'),
     ('train', ['c.py'], 'run the same command with --resume'),
-    ('robustness', ['c.py', 'c.pth'], 'this tool does not resume: run the same command again'),
+    ('run_demo', ['--work-dir', 'OUT'], 'the finished steps stay in OUT, each with its log; run the same '
+     'command again to resume'),
+    ('label_efficiency', ['--work-dir', 'OUT'], 'run the same command again to resume'),
+    ('robustness', ['c.py', 'c.pth'], 'stopped before the end; run the same command again'),
 ])
 def test_ctrl_c_in_a_long_tool_says_what_is_finished_and_how_to_resume(tool, argv, line, tmp_path,
                                                                        monkeypatch, capsys):

@@ -138,7 +138,7 @@ def finished_files(directory: str, pattern: str) -> int:
 
 def _interrupted(interrupted: Optional[Callable[[], str]]) -> None:
     """Print the one line of an interrupted tool (what was finished, how to resume) and exit 130."""
-    what = 'this tool does not resume: run the same command again (it starts over)'
+    what = 'stopped before the end; run the same command again'
     if interrupted is not None:
         try:
             what = interrupted()
