@@ -3,9 +3,10 @@
 Each tool is a module ``mmseg_clip_wsss.cli.<tool>`` with ``parse_args(argv)``, ``main(argv)`` (the
 parsed run; returns its result and raises on bad input, so tests drive it in-process) and ``run()``
 (``main`` with the errors that carry a complete message printed as ``error: ...``, exit status 1,
-instead of a traceback, and Ctrl-C as one line, what was finished and how to resume, exit status 130). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli.<tool>`` call
-``run()``; the work itself lives in the library layers below (``apis``, ``cam``, ``clip_pretrain``,
-``datasets``, ``demo``, ``benchmark``).
+instead of a traceback, and Ctrl-C as one line, what was finished and how to resume, exit status
+130). ``tools/<tool>.py`` and ``python -m mmseg_clip_wsss.cli.<tool>`` call ``run()``; the work
+itself lives in the library layers below (``apis``, ``cam``, ``clip_pretrain``, ``datasets``,
+``demo``, ``benchmark``).
 """
 import argparse
 import glob

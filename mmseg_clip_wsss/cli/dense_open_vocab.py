@@ -1,6 +1,6 @@
 """``python -m mmseg_clip_wsss.cli.dense_open_vocab CONFIG [--data-root data/demo] [--clip CLIP]
-[--dense-mode MODE] [--out figures.json] [--overwrite]``: open-vocabulary figures of a dense zero-shot mode, no
-training (:mod:`mmseg_clip_wsss.demo.dense_open_vocab`)."""
+[--dense-mode MODE] [--out figures.json] [--overwrite]``: open-vocabulary figures of a dense zero-shot
+mode, no training (:mod:`mmseg_clip_wsss.demo.dense_open_vocab`)."""
 import argparse
 from typing import Dict, List, Optional
 

@@ -1,8 +1,8 @@
 """``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
 [--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]
-[--key training_free] [--overwrite]``: a training-free row of the demo (MaskCLIP's dense map by default, CLIP-ES
-with ``--config configs/clip_es/clip-es_demo-clip_demo.py``, any training-free config;
-:mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
+[--key training_free] [--overwrite]``: a training-free row of the demo (MaskCLIP's dense map by
+default, CLIP-ES with ``--config configs/clip_es/clip-es_demo-clip_demo.py``, any training-free
+config; :mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
 import argparse
 import json
 from typing import Dict, List, Optional
