@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from mmseg_clip_wsss.datasets import (DatasetError, ImageTextDataset, ImageTextShards, MissingDatasetFileError,
-                                      resume_skip, shards_for, write_coco_captions)
+                                      caption_image_id, resume_skip, shards_for, write_coco_captions)
 from mmseg_clip_wsss.registry import DATASETS
 
 PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
@@ -132,7 +132,7 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     data = json.loads(path.read_text())
     data['annotations'][2]['image_id'] = 999
     path.write_text(json.dumps(data))
-    with pytest.raises(DatasetError, match=r'captions.json, annotations\[2\]: image_id 999 is not among'):
+    with pytest.raises(DatasetError, match=r'captions.json, annotations\[2\] \(id 3\): image_id 999 '):
         ImageTextDataset(caption_file=str(path), data_prefix=dict(img_path=str(pairs / 'img')))
     path.write_text('{"images": [')
     with pytest.raises(DatasetError, match=r'captions.json is not valid JSON'):
@@ -140,6 +140,60 @@ def test_bad_coco_json_and_missing_image_are_refused(pairs):
     (pairs / 'img' / 'im5.jpg').unlink()
     with pytest.raises(MissingDatasetFileError, match=r'im5.jpg'):
         ImageTextDataset(caption_file=str(pairs / 'pairs.jsonl'), data_prefix=dict(img_path=str(pairs / 'img')))
+
+
+def test_an_absolute_image_path_gives_the_id_a_relative_one_gives(pairs, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp('elsewhere')
+    (elsewhere / 'photo.jpg').write_bytes((pairs / 'img' / 'im1.jpg').read_bytes())
+    (pairs / 'img' / 'sub').mkdir()
+    (pairs / 'img' / 'sub' / 'im9.jpg').write_bytes((pairs / 'img' / 'im1.jpg').read_bytes())
+    path = pairs / 'abs.jsonl'
+    path.write_text('\n'.join(json.dumps(dict(image=image, caption='a disc.')) for image in (
+        str(pairs / 'img' / 'im0.jpg'), 'im1.jpg', str(pairs / 'img' / 'sub' / 'im9.jpg'), 'sub/im9.jpg',
+        str(elsewhere / 'photo.jpg'))) + '\n')
+    dataset = ImageTextDataset(caption_file=str(path), data_root=str(pairs), data_prefix=dict(img_path='img'))
+    ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
+    # an absolute path under the image folder: its path there; elsewhere: its file name; never the path
+    assert ids == ['im0', 'im1', 'sub/im9', 'sub/im9', 'photo']
+    assert dataset.get_data_info(4)['img_path'] == str(elsewhere / 'photo.jpg')
+    assert caption_image_id(str(elsewhere / 'photo.jpg')) == 'photo'  # no image folder known
+
+
+@pytest.mark.parametrize('content', [b'', b'not a tar file, a text saved as one\n' * 30])
+def test_a_shard_that_is_not_a_tar_file_is_refused_naming_it(pairs, content):
+    bad = pairs / 'pairs-002.tar'
+    bad.write_bytes(content)
+    with pytest.raises(DatasetError, match=rf'1 of 4 shards are not tar files: {bad}; write it again as a '
+                       r'tar of <key>.jpg \+ <key>.txt files'):
+        _shards(pairs)
+    stream = _shards(pairs, check_files=False, repeat=False, shuffle_shards=False, rank=0, world_size=1)
+    with pytest.raises(DatasetError, match=rf'shard {bad} is not a whole tar file \(.+\); write it again'):
+        list(stream)
+
+
+def test_a_shard_cut_short_is_refused_naming_it(pairs):
+    shard = pairs / 'pairs-001.tar'
+    shard.write_bytes(shard.read_bytes()[:1500])  # the first member's header and part of its data
+    stream = _shards(pairs, repeat=False, shuffle_shards=False, rank=0, world_size=1)
+    with pytest.raises(DatasetError, match=rf'shard {shard} is not a whole tar file \(unexpected end of '
+                       r'data\); write it again'):
+        list(stream)
+
+
+@pytest.mark.parametrize('caption', ['', '   ', ['a disc.', '']])
+def test_an_empty_caption_is_refused_by_both_readers_naming_the_entry(pairs, caption):
+    coco = pairs / 'captions.json'
+    data = json.loads(coco.read_text())
+    data['annotations'][3]['caption'] = caption  # im2's caption: its image has no other one
+    coco.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=rf'{coco}, annotations\[3\] \(id 4\): an empty caption'):
+        ImageTextDataset(caption_file=str(coco), data_prefix=dict(img_path=str(pairs / 'img')))
+    jsonl = pairs / 'pairs.jsonl'
+    lines = jsonl.read_text().splitlines()
+    lines[3] = json.dumps(dict(image='im2.jpg', caption=caption))
+    jsonl.write_text('\n'.join(lines) + '\n')
+    with pytest.raises(DatasetError, match=rf'{jsonl}, line 4: an empty caption'):
+        ImageTextDataset(caption_file=str(jsonl), data_prefix=dict(img_path=str(pairs / 'img')))
 
 
 def test_shard_sample_without_caption_is_refused_naming_shard_and_key(pairs):

@@ -307,8 +307,9 @@ def test_make_pseudo_masks_with_workers_writes_what_one_process_writes(tmp_path)
     # the worker count decides nothing about the masks: a run with another count resumes
     again = make_pseudo_masks_main([*common, '--out-dir', str(tmp_path / 'two'), '--workers', '1'])
     assert again['written'] == 0 and again['skipped'] == 5
-    with pytest.raises(ValueError, match='workers must be >= 0'):
+    with pytest.raises(SystemExit) as exc:  # refused by argparse (the message: test_tool_inputs.py)
         make_pseudo_masks_main([*common, '--out-dir', str(tmp_path / 'bad'), '--workers', '-1'])
+    assert exc.value.code == 2 and not osp.exists(tmp_path / 'bad')
 
 
 def test_benchmark_pseudo_masks_reports_every_stage_against_the_floor(tmp_path):

@@ -4,6 +4,9 @@
 #   train_dataloader = dict(dataset={{_base_.pseudo_voc12_train_dataset}})
 # Evaluation stays mmseg's: the GT masks of val. Point the masks elsewhere with
 #   --cfg-options train_dataloader.dataset.data_prefix.seg_map_path=/abs/path/to/pseudo_masks
+# The masks load through LoadWSSSAnnotations(masks='pseudo'): a missing or cut-short mask is named,
+# with the fix (re-running tools/make_pseudo_masks.py resumes and rewrites it).
+custom_imports = dict(imports=['mmseg_clip_wsss'], allow_failed_imports=False)
 pseudo_mask_dir = '{{fileDirname}}/../../work_dirs/clip_wsss_swin_voc/pseudo_masks'
 pseudo_voc12_train_dataset = dict(
     _delete_=True,
@@ -13,7 +16,7 @@ pseudo_voc12_train_dataset = dict(
     ann_file='ImageSets/Segmentation/trainaug.txt',
     pipeline=[
         dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations'),
+        dict(type='LoadWSSSAnnotations', masks='pseudo'),
         dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
         dict(type='RandomCrop', crop_size=(512, 512), cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5),

@@ -18,7 +18,7 @@ model = dict(
 train_dataloader = dict(
     dataset=dict(pipeline=[
         dict(type='LoadImageFromFile'),
-        dict(type='LoadAnnotations'),
+        dict(type='LoadWSSSAnnotations', masks='pseudo'),
         dict(type='LoadConfidenceMap'),
         dict(type='RandomResize', scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
         dict(type='RandomCrop', crop_size=(512, 512), cat_max_ratio=0.75),

@@ -7,13 +7,12 @@ descriptions name with :class:`~mmseg_clip_wsss.models.text.DescriptionTargets` 
 matches; with a CLIP text tower also its evidence) and writes a label file
 (:mod:`mmseg_clip_wsss.datasets.image_labels` format) and, optionally, the split file of the images.
 """
-import os
-import os.path as osp
 from typing import Dict, Optional, Sequence, Union
 
 import torch
 
-from mmseg_clip_wsss.datasets import dataset_classes, read_caption_file, write_image_labels
+from mmseg_clip_wsss.datasets import (atomic_file, caption_image_id, dataset_classes, read_caption_file,
+                                      write_image_labels)
 from mmseg_clip_wsss.models.text import CLIPPromptTextEncoder, DescriptionTargets, resolve_class_prompts
 from mmseg_clip_wsss.models.text.vocabularies import DESCRIPTION_WORDS
 
@@ -77,10 +76,9 @@ def captions_to_labels(caption_file: str,
     targets = _targets(pairs, prompts, extra_words, encoder.eval() if encoder is not None else None)
     labels = {}
     for (image, _), row in zip(pairs, targets):
-        labels[osp.splitext(image)[0]] = [names[k] for k in row.nonzero().flatten().tolist() if k > 0]
+        labels[caption_image_id(image)] = [names[k] for k in row.nonzero().flatten().tolist() if k > 0]
     write_image_labels(out_file, labels, header=[f'classes named by the descriptions of {caption_file}'])
     if split_out:
-        os.makedirs(osp.dirname(osp.abspath(split_out)), exist_ok=True)
-        with open(split_out, 'w', newline='\n') as f:
+        with atomic_file(split_out, 'w', newline='\n') as f:
             f.writelines(f'{image_id}\n' for image_id in labels)
     return dict(images=len(labels), with_classes=sum(bool(v) for v in labels.values()), out_file=out_file)

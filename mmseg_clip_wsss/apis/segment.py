@@ -3,10 +3,10 @@
 Per image ``<stem>`` in ``--out-dir``: ``<stem>.png`` (palette PNG, value ``k`` = class ``k`` of the
 list, 0 = background), ``<stem>_overlay.png`` (the image with the classes painted over it and a legend
 with each present class's colour and pixel share) and ``<stem>.json`` (``classes``: every class's
-pixel share in %, ``size``: [H, W], ``image``: the path). A file that cannot be read is named on
-stderr and skipped; the others are still segmented.
+pixel share in %, ``size``: [H, W], ``image``: the path), each written atomically, the JSON last: a
+stem with its JSON is finished. A file that cannot be read is named on stderr and skipped; the
+others are still segmented.
 """
-import json
 import os
 import os.path as osp
 import sys
@@ -16,7 +16,8 @@ import numpy as np
 from mmengine.utils import ProgressBar
 from PIL import Image, ImageDraw, ImageFont
 
-from mmseg_clip_wsss.datasets.palette import voc_palette, write_palette_png
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
+from mmseg_clip_wsss.datasets.palette import save_png_atomically, voc_palette, write_palette_png
 from .inferencer import WSSSInferencer, load_rgb
 
 __all__ = ['IMAGE_SUFFIXES', 'list_images', 'class_shares', 'render_overlay', 'segment_images']
@@ -116,10 +117,11 @@ def segment_images(inferencer: WSSSInferencer, paths: Sequence[str], out_dir: st
             label = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)  # (H, W)
             stem = _output_stem(path, taken)
             write_palette_png(osp.join(out_dir, f'{stem}.png'), label, palette)
-            render_overlay(rgb, label, classes, palette).save(osp.join(out_dir, f'{stem}_overlay.png'))
-            with open(osp.join(out_dir, f'{stem}.json'), 'w') as f:
-                json.dump(dict(image=osp.abspath(path), size=list(label.shape),
-                               classes=class_shares(label, classes)), f, indent=2)
+            save_png_atomically(osp.join(out_dir, f'{stem}_overlay.png'),
+                                render_overlay(rgb, label, classes, palette))
+            write_json_atomically(osp.join(out_dir, f'{stem}.json'),  # last: its stem is finished
+                                  dict(image=osp.abspath(path), size=list(label.shape),
+                                       classes=class_shares(label, classes)))
             written[path] = stem
         if bar is not None:
             bar.update()

@@ -4,10 +4,7 @@ Ground-truth masks are read here only, for evaluation. Pixels a pseudo mask mark
 count as errors for the ground-truth class (they leave that class's union, not its intersection), so
 a wide ignore band cannot inflate the score; ``ignored_ratio`` reports how many pixels were ignored.
 """
-import json
 import logging
-import os
-import os.path as osp
 from itertools import tee
 from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
@@ -17,6 +14,7 @@ from mmengine.logging import MMLogger
 from mmseg.evaluation import IoUMetric
 from torch import Tensor
 
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.image_io import read_image
 from mmseg_clip_wsss.datasets.label_mask import check_label_mask
@@ -165,9 +163,4 @@ def write_metrics_json(path: str, metrics: Dict, extra: Optional[Dict] = None) -
     data = dict(metrics)
     if extra:
         data.update(extra)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_json_atomically(path, data)

@@ -39,7 +39,7 @@ import glob
 import json
 import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -57,13 +57,47 @@ from .generate import generate_pseudo_masks
 from .protocol import DEFAULT_PROTOCOL, CAMProtocol
 
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
-           'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE']
+           'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE', 'UnknownSplitError',
+           'config_splits', 'check_split']
 
 #: The loader names the file and the fix for an image it cannot use (missing, corrupt, above the pixel
 #: limit of datasets/image_io.py); mmcv's LoadImageFromFile would end in a bare decoder error.
 DEFAULT_CAM_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
 #: Written into the output directory: the checkpoint, split and options its masks were made with.
 PROTOCOL_FILE = 'protocol.json'
+
+
+class UnknownSplitError(ValueError, KeyError):
+    """``--split`` names a split the config has no dataloader for; the message names the valid
+    ones. A :class:`ValueError` (the tools print its message, no traceback) and a :class:`KeyError`
+    (a missing config key), printed without KeyError's quotes."""
+
+    __str__ = ValueError.__str__
+
+
+def config_splits(cfg: Config) -> List[str]:
+    """The splits of ``cfg`` that pseudo masks can be made of: ``train`` (``cam_dataloader`` or
+    ``train_dataloader``) and every other ``<split>_dataloader`` that is set, in the config's order."""
+    splits = ['train'] if cfg.get('cam_dataloader') is not None else []
+    for key in cfg.keys():
+        if key.endswith('_dataloader') and key != 'cam_dataloader' and cfg.get(key) is not None:
+            splits.append(key[:-len('_dataloader')])
+    return list(dict.fromkeys(splits))
+
+
+def check_split(cfg: Config, split: str) -> None:
+    """Refuse a ``split`` that ``cfg`` has no dataloader for, before anything is built.
+
+    Raises:
+        UnknownSplitError: naming the split, the config and its valid splits (:func:`config_splits`).
+    """
+    valid = config_splits(cfg)
+    if split not in valid:
+        source = getattr(cfg, 'filename', None) or 'the config'
+        raise UnknownSplitError(
+            f'make_pseudo_masks: --split {split}: {source} has no `{split}_dataloader` (nor '
+            f'`cam_dataloader` for --split train); valid splits of this config: '
+            f'{", ".join(valid) or "none"}. Choose one, or add the dataloader to the config.')
 
 
 def _unwrap_dataset(ds_cfg: dict) -> dict:
@@ -94,16 +128,13 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
             config's. Defaults to None.
 
     Raises:
-        KeyError: if the config has no usable dataloader for ``split``.
+        UnknownSplitError: the config has no usable dataloader for ``split`` (a ``KeyError``).
     """
+    check_split(cfg, split)
     if split == 'train' and cfg.get('cam_dataloader') is not None:
         dl = copy.deepcopy(cfg.cam_dataloader)
     else:
-        key = f'{split}_dataloader'
-        if cfg.get(key) is None:
-            raise KeyError(f'make_pseudo_masks: the config has no `{key}` (nor `cam_dataloader` for '
-                           f'--split train); add one or choose another --split.')
-        src = copy.deepcopy(cfg[key])
+        src = copy.deepcopy(cfg[f'{split}_dataloader'])
         pipeline = cfg.get('cam_pipeline') or DEFAULT_CAM_PIPELINE
         for step in pipeline:
             name = step.get('type')

@@ -32,7 +32,7 @@ import torch
 from mmseg_clip_wsss.benchmark import (DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_PSEUDO_MASK_SPECS,
                                        DEFAULT_SPECS, DEFAULT_TARGET_MODEL, PseudoMaskSpec,
                                        parse_model_arg, run_benchmark, run_pseudo_mask_benchmark)
-from . import run_tool
+from . import device_arg, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument('--batch-size', type=int, default=1, help='inference batch')
     parser.add_argument('--train-batch-size', type=int, default=2, help='training-step batch')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', type=device_arg, default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: as OMP_NUM_THREADS / torch decides)')
     parser.add_argument('--out-dir', default='work_dirs/benchmark')

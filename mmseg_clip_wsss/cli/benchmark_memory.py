@@ -5,7 +5,7 @@ import json
 from typing import List, Optional
 
 from mmseg_clip_wsss.benchmark.memory import MARKER, measure
-from . import run_tool
+from . import device_arg, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -16,7 +16,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--input-size', type=int, nargs='+', default=[512])
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--train-batch-size', type=int, default=2)
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', type=device_arg, default='cpu')
     parser.add_argument('--threads', type=int)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-classes', type=int)

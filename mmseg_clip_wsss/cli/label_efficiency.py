@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.benchmark.label_efficiency import DEFAULT_VARIANTS, VARIANTS, run_label_efficiency
 from . import run_tool
+from .run_demo import interrupted_line
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -44,7 +45,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

@@ -11,10 +11,11 @@ from mmengine.config import Config, DictAction
 
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
-from mmseg_clip_wsss.cam.run import init_distributed, make_pseudo_masks
-from . import INPUT_ERRORS, run_tool
+from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
+from . import INPUT_ERRORS, device_arg, finished_files, int_at_least, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
-__all__ = ['parse_args', 'protocol_from_args', 'main', 'run']
+__all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -44,18 +45,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'contain the background threshold')
     parser.add_argument('--ignore-margin', type=float,
                         help='top-1 minus top-2 score below this -> ignore (255)')
-    parser.add_argument('--batch-size', type=int, help='images per batch (same-size images only)')
+    parser.add_argument('--batch-size', type=int_at_least(1),
+                        help='images per batch (same-size images only), 1 or more')
     parser.add_argument('--amp', action='store_const', const='bf16',
                         help='forward passes under bfloat16 autocast (GPUs; CPUs with AVX512-BF16 / '
                         'AMX): faster, masks differ from fp32 ones in a few pixels')
-    parser.add_argument('--workers', type=int, default=0,
+    parser.add_argument('--workers', type=int_at_least(0), default=0,
                         help='processes that finish the masks (dense CRF, the refinement of a model on '
                         'the CPU, PNG writing) while the model runs; 0 (default): in this process. '
                         'The PNGs are the same for any number')
-    parser.add_argument('--loader-workers', type=int, default=None,
+    parser.add_argument('--loader-workers', type=int_at_least(0), default=None,
                         help='data-loader processes that load and decode the images (default: the '
                         "config's num_workers)")
-    parser.add_argument('--device', default=None,
+    parser.add_argument('--device', type=device_arg, default=None,
                         help='cpu, cuda, cuda:0 ... (default: cuda if available)')
     parser.add_argument('--overwrite', action='store_true',
                         help='rewrite existing masks (default: skip valid existing PNGs, i.e. resume)')
@@ -85,20 +87,29 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s dict."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
+    check_split(cfg, args.split)
     check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
                          cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
-    protocol = protocol_from_args(cfg, args)
-    device = init_distributed(cfg, args.launcher)
-    return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,
-                             device=args.device or device, evaluate=args.eval, overwrite=args.overwrite,
-                             show_progress=not args.no_progress, workers=args.workers,
-                             loader_workers=args.loader_workers)
+    with naming_cfg_options(args.cfg_options):
+        protocol = protocol_from_args(cfg, args)
+        device = init_distributed(cfg, args.launcher)
+        return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,
+                                 device=args.device or device, evaluate=args.eval,
+                                 overwrite=args.overwrite, show_progress=not args.no_progress,
+                                 workers=args.workers, loader_workers=args.loader_workers)
+
+
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted run finished (the masks in ``--out-dir``) and how it resumes."""
+    again = ('run the same command without --overwrite to resume' if args.overwrite else
+             'run the same command again to resume')
+    return (f'{finished_files(args.out_dir, "*.png")} pseudo mask(s) are finished in {args.out_dir}; '
+            f'{again} (finished masks are kept and skipped)')
 
 
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

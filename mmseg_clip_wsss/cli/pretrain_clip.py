@@ -13,9 +13,9 @@ from mmseg_clip_wsss.clip_pretrain.pipeline import pretrain_from_world
 from mmseg_clip_wsss.clip_pretrain.train import PretrainConfig
 from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig
 from mmseg_clip_wsss.datasets.synthetic.world import resolve_world
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, int_at_least, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -31,9 +31,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--pretrained', help='weights to fine-tune: an open_clip pretrained tag or a local '
                         'checkpoint (default: a random init); fine-tuning wants a far smaller --lr than '
                         'pretraining (e.g. 1e-5: the default rate undoes pretrained weights in a few steps)')
-    parser.add_argument('--pairs', type=int, default=defaults.num_pairs, help='image-caption pairs')
-    parser.add_argument('--steps', type=int, default=schedule.steps)
-    parser.add_argument('--batch-size', type=int, default=schedule.batch_size)
+    parser.add_argument('--pairs', type=int_at_least(1), default=defaults.num_pairs,
+                        help='image-caption pairs')
+    parser.add_argument('--steps', type=int_at_least(1), default=schedule.steps)
+    parser.add_argument('--batch-size', type=int_at_least(1), default=schedule.batch_size)
     parser.add_argument('--lr', type=float, default=schedule.lr)
     parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
     parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
@@ -41,11 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--fresh', action='store_true', help='redo the corpus and the pretraining')
     parser.add_argument('--no-resume', action='store_true', help='start over instead of resuming')
     parser.add_argument('--no-progress', action='store_true')
-    args = parser.parse_args(argv)
-    for name in ('pairs', 'steps', 'batch_size'):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
@@ -71,8 +68,16 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return summary
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted pretraining keeps (the corpus, the last checkpoint) and how it resumes."""
+    out_dir = args.out_dir or osp.join(args.data_root, 'clip')
+    return (f'the corpus (corpus.npz, once drawn) and the last pretraining checkpoint (latest.pth, every '
+            f'{PretrainConfig().checkpoint_interval} steps) stay in {out_dir}; run the same command again '
+            'to resume from them (--no-resume or --fresh start over)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

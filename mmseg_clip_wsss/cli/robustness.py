@@ -11,7 +11,8 @@ from mmengine.registry import init_default_scope
 from mmseg_clip_wsss.apis.robustness import evaluate_robustness, markdown_table, write_robustness_report
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -27,7 +28,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--severities', nargs='+', type=int,
                         default=list(range(1, MAX_SEVERITY + 1)))
     parser.add_argument('--title', help='chart / table title (default: the config name)')
-    parser.add_argument('--device', help='default: cuda if available, else cpu')
+    parser.add_argument('--device', type=device_arg, help='default: cuda if available, else cpu')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config (mmengine DictAction syntax)')
@@ -39,13 +40,13 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     :func:`evaluate_robustness`) with ``files``, the written paths."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     name = osp.splitext(osp.basename(args.config))[0]
-    model = build_model_from_checkpoint(cfg, args.checkpoint, args.device, tool='robustness')
-    results = evaluate_robustness(model, cfg, args.corruptions, args.severities, args.subset,
-                                  show_progress=not args.no_progress)
+    with naming_cfg_options(args.cfg_options):
+        model = build_model_from_checkpoint(cfg, args.checkpoint, args.device, tool='robustness')
+        results = evaluate_robustness(model, cfg, args.corruptions, args.severities, args.subset,
+                                      show_progress=not args.no_progress)
     results.update(config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint))
     out_dir = args.out_dir or osp.join('work_dirs', 'robustness', name)
     files = write_robustness_report(results, out_dir, args.title or name)

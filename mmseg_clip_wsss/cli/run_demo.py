@@ -40,8 +40,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                     fresh=args.fresh)
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted demo keeps (its finished steps) and how it resumes."""
+    return (f'the finished steps stay in {args.work_dir}, each with its log; run the same command again to '
+            'resume: a finished step is not run again, an interrupted training goes on from its last '
+            'checkpoint')
+
+
 def run() -> None:
-    run_tool(main)
+    run_tool(main, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

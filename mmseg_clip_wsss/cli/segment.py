@@ -9,9 +9,10 @@ from mmengine.config import Config, DictAction
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
 from mmseg_clip_wsss.apis.preflight import check_config_assets
 from mmseg_clip_wsss.apis.segment import list_images, segment_images
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, finished_files, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -25,7 +26,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                        'added); names never labelled in training are encoded by the text tower')
     names.add_argument('--vocabulary', help='a dataset\'s classes: voc, coco or demo')
     parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--device', default=None, help='cpu, cuda, ... (default: CUDA if available)')
+    parser.add_argument('--device', type=device_arg, default=None,
+                        help='cpu, cuda, ... (default: CUDA if available)')
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
@@ -42,10 +44,10 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         classes = resolve_classes(args.classes.split(',') if args.classes is not None else None,
                                   args.vocabulary)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     check_config_assets(cfg, ())  # a missing weight file is named with its config key
-    inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
+    with naming_cfg_options(args.cfg_options):
+        inferencer = WSSSInferencer(cfg, args.checkpoint, device=args.device)
     if classes is not None:
         inferencer.set_classes(classes)
     result = segment_images(inferencer, paths, args.out_dir, show_progress=not args.no_progress)
@@ -55,8 +57,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     return result
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted run finished (images with their JSON, written last) and how to go on."""
+    return (f'{args.out_dir} holds {finished_files(args.out_dir, "*.json")} finished image(s) (.png, '
+            '_overlay.png and .json each); run the same command again to segment them all (it starts '
+            'over), or give it only the images not yet there')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

@@ -7,7 +7,7 @@ from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.runner import test
 from . import INPUT_ERRORS, run_tool
-from .runner_args import add_runner_args, load_runner_config
+from .runner_args import add_runner_args, load_runner_config, naming_cfg_options
 
 __all__ = ['parse_args', 'build_test_config', 'main', 'run']
 
@@ -50,7 +50,8 @@ def build_test_config(argv: Optional[List[str]] = None) -> Config:
 
 def main(argv: Optional[List[str]] = None):
     """Test with ``argv``; returns the metrics."""
-    return test(build_test_config(argv))
+    with naming_cfg_options(parse_args(argv).cfg_options):
+        return test(build_test_config(argv))
 
 
 def run() -> None:

@@ -9,9 +9,9 @@ from mmengine.logging import print_log
 
 from mmseg_clip_wsss.apis.runner import train
 from . import INPUT_ERRORS, run_tool
-from .runner_args import add_runner_args, load_runner_config
+from .runner_args import add_runner_args, load_runner_config, naming_cfg_options
 
-__all__ = ['parse_args', 'build_train_config', 'main', 'run']
+__all__ = ['parse_args', 'build_train_config', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -48,11 +48,18 @@ def build_train_config(argv: Optional[List[str]] = None) -> Config:
 
 def main(argv: Optional[List[str]] = None):
     """Train with ``argv``; returns the runner after training."""
-    return train(build_train_config(argv))
+    with naming_cfg_options(parse_args(argv).cfg_options):
+        return train(build_train_config(argv))
+
+
+def interrupted_line() -> str:
+    """How an interrupted training resumes (mmengine's checkpoints in the work dir)."""
+    return ('the checkpoints saved so far stay in the work dir; run the same command with --resume to '
+            'go on from the latest')
 
 
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=interrupted_line)
 
 
 if __name__ == '__main__':

@@ -1,16 +1,17 @@
 """``python -m mmseg_clip_wsss.cli.training_free [--data-root data/demo] [--clip data/demo/clip/clip.pt]
 [--out-dir work_dirs/demo/training_free] [--row row.json] [--config CONFIG] [--split train]
-[--key training_free]``: a training-free row of the demo (MaskCLIP's dense map by default, CLIP-ES
-with ``--config configs/clip_es/clip-es_demo-clip_demo.py``, any training-free config;
-:mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
+[--key training_free] [--overwrite]``: a training-free row of the demo (MaskCLIP's dense map by
+default, CLIP-ES with ``--config configs/clip_es/clip-es_demo-clip_demo.py``, any training-free
+config; :mod:`mmseg_clip_wsss.demo.training_free`), printed as JSON."""
 import argparse
 import json
 from typing import Dict, List, Optional
 
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.demo.training_free import TRAINING_FREE_CONFIG, training_free_row
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, refuse_existing, run_tool
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -21,6 +22,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--row', default=None, help='JSON file to write the row to')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the masks of an earlier run in --out-dir and an existing --row file '
+                        '(the masks are always made anew, so that the time is that of making them)')
     parser.add_argument('--config', default=TRAINING_FREE_CONFIG,
                         help='training-free config (default: MaskCLIP\'s dense map; '
                         'configs/clip_es/clip-es_demo-clip_demo.py: CLIP-ES)')
@@ -32,17 +36,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> Dict:
     """The training-free row with ``argv``; returns it."""
     args = parse_args(argv)
+    refuse_existing(args.out_dir, '--out-dir', args.overwrite)
+    refuse_existing(args.row, '--row', args.overwrite)
     row = training_free_row(args.data_root, args.clip, args.out_dir, args.threads, args.config, args.split,
                             args.key)
     if args.row:
-        with open(args.row, 'w') as f:
-            json.dump(row, f, indent=2)
+        write_json_atomically(args.row, row)
     print(json.dumps(row))
     return row
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted row left: masks of an unfinished run, no row."""
+    return (f'the masks in {args.out_dir} are those of an unfinished run and no row was written; run the '
+            'same command again (it makes every mask anew, so that the time is that of making them)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

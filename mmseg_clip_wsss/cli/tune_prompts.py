@@ -10,9 +10,10 @@ from mmengine.config import Config, DictAction
 
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, device_arg, run_tool
+from .runner_args import merge_cfg_options, naming_cfg_options
 
-__all__ = ['parse_args', 'main', 'run']
+__all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -22,7 +23,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out', default=None, help='learned-prompts file to write (default: the '
                         "config's model.prompts)")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing file')
-    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:0 ... (default: cuda if available)')
+    parser.add_argument('--device', type=device_arg, default=None,
+                        help='cpu, cuda, cuda:0 ... (default: cuda if available)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar or epoch log')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings of the config, as key=value pairs')
@@ -33,17 +35,23 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     """Tune and save the prompts with ``argv``; returns :func:`tune_prompts`'s dict."""
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     check_config_classes(cfg, ('train_dataloader', ))
-    result = tune_prompts(cfg, args.out, device=args.device, overwrite=args.overwrite,
-                          show_progress=not args.no_progress)
+    with naming_cfg_options(args.cfg_options):
+        result = tune_prompts(cfg, args.out, device=args.device, overwrite=args.overwrite,
+                              show_progress=not args.no_progress)
     print(json.dumps(dict(result, loss=[round(x, 4) for x in result['loss']])))
     return result
 
 
+def interrupted_line(args: argparse.Namespace) -> str:
+    """What an interrupted tuning left: nothing (the file is written once, at the end)."""
+    return ('no learned-prompts file was written (it is written once tuning ends; an existing one is left '
+            'as it was); run the same command again (tuning starts over)')
+
+
 def run() -> None:
-    run_tool(main, also=INPUT_ERRORS)
+    run_tool(main, also=INPUT_ERRORS, interrupted=lambda: interrupted_line(parse_args()))
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from typing import Dict, Optional
 import torch
 from tqdm import tqdm
 
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.datasets.synthetic.world import WorldConfig
 from mmseg_clip_wsss.models.open_clip_models import load_open_clip
 from mmseg_clip_wsss.datasets.synthetic.corpus import CaptionCorpus, CorpusConfig, build_corpus, load_corpus, save_corpus
@@ -32,13 +33,7 @@ __all__ = ['corpus_for', 'pretrain_from_world', 'evaluate_checkpoint', 'write_js
 
 def write_json(path: str, data: Dict) -> str:
     """Write ``data`` as indented JSON, atomically."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(data, f, indent=2)
-        f.write('\n')
-    os.replace(tmp, path)
-    return path
+    return write_json_atomically(path, data)
 
 
 def _without_none(value):

@@ -2,7 +2,8 @@
 transforms and class lists, the label-file format, the one image/mask reader (:mod:`.image_io`), the
 VOC palette PNG writer, the pseudo-mask confidence maps and the annotation converters
 (:mod:`.converters`)."""
-from .caption_files import (read_caption_file, read_caption_jsonl, read_coco_captions,
+from .atomic_files import atomic_file, write_json_atomically
+from .caption_files import (caption_image_id, read_caption_file, read_caption_jsonl, read_coco_captions,
                             write_coco_captions)
 from .class_lists import DATASET_TYPES, dataset_classes, parse_class_list
 from .class_names import DuplicateClassNameError, check_distinct_class_names, class_name_key
@@ -31,6 +32,7 @@ from .voc import VOC_CLASSES, VOCWSSSDataset
 from .wsss_dataset import WSSSDataset
 
 __all__ = [
+    'atomic_file', 'write_json_atomically',
     'WSSSDataset', 'VOCWSSSDataset', 'COCOWSSSDataset', 'DemoWSSSDataset', 'VOC_CLASSES',
     'COCO_CLASSES', 'DEMO_CLASSES', 'DATASET_TYPES',
     'dataset_classes', 'parse_class_list', 'PackWSSSInputs', 'LoadWSSSImage', 'LoadWSSSAnnotations',
@@ -47,5 +49,5 @@ __all__ = [
     'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError',
     'ImageTextDataset', 'ImageTextShards', 'image_text_sample', 'CAPTIONS', 'expand_shards', 'shards_for',
     'resume_skip', 'SourceRatioSampler', 'read_caption_file', 'read_caption_jsonl', 'read_coco_captions',
-    'write_coco_captions'
+    'write_coco_captions', 'caption_image_id'
 ]

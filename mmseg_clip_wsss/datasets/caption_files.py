@@ -1,8 +1,8 @@
 """Files of image descriptions: COCO captions JSON and JSONL pairs, read into one form.
 
 Both readers return the same thing: a list of ``(image, captions)`` pairs in the order the images
-first appear, ``image`` the file name relative to the image folder and ``captions`` every non-empty
-description of it (in file order). Formats:
+first appear, ``image`` the file name relative to the image folder and ``captions`` every
+description of it (in file order); an empty caption is refused by both. Formats:
 
 * COCO captions (``annotations/captions_train2014.json``)::
 
@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = ['CaptionPairs', 'read_coco_captions', 'read_caption_jsonl', 'read_caption_file',
-           'write_coco_captions', 'caption_file_format']
+           'write_coco_captions', 'caption_file_format', 'caption_image_id']
 
 #: ``[(image file name, [caption, ...]), ...]`` in the order the images first appear.
 CaptionPairs = List[Tuple[str, List[str]]]
@@ -39,12 +39,17 @@ def _check_exists(path: str, kind: str) -> None:
 
 
 def _captions_of(value, where: str) -> List[str]:
-    """A caption field (a string or a list of strings) as a list of non-empty strings."""
+    """A caption field (a string or a non-empty list of strings) as a list of stripped strings; an
+    empty (or blank) caption is refused, in either format, naming ``where``."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(c, str) for c in items):
         raise DatasetError(f'{where}: "caption" must be a string or a list of strings, got '
                            f'{type(value).__name__} {str(value)[:60]!r}; fix that entry.')
-    return [c.strip() for c in items if c.strip()]
+    captions = [c.strip() for c in items]
+    if not captions or not all(captions):
+        raise DatasetError(f'{where}: an empty caption ({value!r}); write the description or remove '
+                           'the entry.')
+    return captions
 
 
 def _group(pairs: Iterable[Tuple[str, List[str]]]) -> CaptionPairs:
@@ -68,7 +73,8 @@ def read_caption_jsonl(path: str) -> CaptionPairs:
     Raises:
         MissingDatasetFileError: the file does not exist.
         DatasetError: a line that is not JSON, not an object, without ``image`` or ``caption``, or
-            with an empty caption, naming the file and the line number.
+            with an empty image or caption (as :func:`read_coco_captions`), naming the file and the
+            line number.
     """
     _check_exists(path, 'JSONL captions file')
     pairs = []
@@ -86,11 +92,10 @@ def read_caption_jsonl(path: str) -> CaptionPairs:
                 keys = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
                 raise DatasetError(f'{where}: needs the keys "image" and "caption", found {keys}; '
                                    'write one {"image": ..., "caption": ...} object per line.')
-            captions = _captions_of(entry['caption'], where)
-            if not captions or not isinstance(entry['image'], str) or not entry['image'].strip():
-                raise DatasetError(f'{where}: empty "image" or "caption" ({line.strip()[:80]}); '
-                                   'give the image file and at least one description.')
-            pairs.append((entry['image'].strip(), captions))
+            if not isinstance(entry['image'], str) or not entry['image'].strip():
+                raise DatasetError(f'{where}: an empty "image" ({line.strip()[:80]}); give the image '
+                                   'file.')
+            pairs.append((entry['image'].strip(), _captions_of(entry['caption'], where)))
     return _group(pairs)
 
 
@@ -123,7 +128,8 @@ def read_coco_captions(path: str) -> CaptionPairs:
 
     Raises:
         MissingDatasetFileError: the file does not exist.
-        DatasetError: invalid JSON, missing lists or keys, naming the file and the entry.
+        DatasetError: invalid JSON, missing lists or keys, or an empty caption (as
+            :func:`read_caption_jsonl`), naming the file and the entry (its index and annotation id).
     """
     _check_exists(path, 'COCO captions file')
     data = _load_json(path)
@@ -136,6 +142,8 @@ def read_coco_captions(path: str) -> CaptionPairs:
     captions: Dict[int, List[str]] = {}
     for i, ann in enumerate(data['annotations']):
         where = f'COCO captions file {path}, annotations[{i}]'
+        if isinstance(ann, dict) and 'id' in ann:
+            where += f' (id {ann["id"]})'
         if not isinstance(ann, dict) or 'image_id' not in ann or 'caption' not in ann:
             raise DatasetError(f'{where}: needs "image_id" and "caption", found {str(ann)[:80]}.')
         if ann['image_id'] not in names:
@@ -143,6 +151,27 @@ def read_coco_captions(path: str) -> CaptionPairs:
                                'image entry or remove the caption.')
         captions.setdefault(ann['image_id'], []).extend(_captions_of(ann['caption'], where))
     return [(names[i], captions[i]) for i in names if captions.get(i)]
+
+
+def caption_image_id(image: str, image_root: str = '') -> str:
+    """The id of an image of a captions file, the same for a relative and an absolute path: the path
+    relative to the image folder without extension (``sub/im0.jpg`` -> ``sub/im0``).
+
+    Args:
+        image (str): The image as the captions file gives it (relative to the image folder, or
+            absolute).
+        image_root (str): The image folder (``data_root`` + ``data_prefix['img_path']``); an absolute
+            ``image`` under it is taken relative to it. Defaults to ``''`` (none known).
+
+    Returns:
+        str: The id; an absolute path outside ``image_root`` (or with none) gives its file name
+        without extension, never the absolute path.
+    """
+    if osp.isabs(image):
+        root = osp.abspath(image_root) if image_root else ''
+        inside = bool(root) and osp.commonpath([root, osp.abspath(image)]) == root
+        image = osp.relpath(image, root) if inside else osp.basename(image)
+    return osp.splitext(image)[0].replace(osp.sep, '/')
 
 
 def caption_file_format(path: str) -> str:

@@ -15,13 +15,13 @@ A label file is plain text, one image per line::
 Label files are made from the datasets' own annotations by the converters in
 ``tools/dataset_converters/`` (VOC XML, COCO instances json); see ``docs/datasets.md``.
 """
-import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .atomic_files import atomic_file
 from .class_names import check_distinct_class_names
 from .errors import DatasetError, MissingDatasetFileError
 
@@ -142,9 +142,7 @@ def write_image_labels(path: str,
              '(background implicit; an id alone = no foreground class)']
     lines += ['# ' + h for h in (header or [])]
     lines += [format_label_line(image_id, names) for image_id, names in labels.items()]
-    parent = osp.dirname(osp.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    with open(path, 'w', encoding='utf-8', newline='\n') as f:
+    with atomic_file(path, 'w', encoding='utf-8', newline='\n') as f:
         f.write('\n'.join(lines) + '\n')
     return path
 

@@ -5,7 +5,7 @@ from typing import List, Optional
 from mmengine.dataset import BaseDataset
 
 from ..registry import DATASETS
-from .caption_files import read_caption_file
+from .caption_files import caption_image_id, read_caption_file
 from .errors import DatasetError, MissingDatasetFileError
 
 __all__ = ['ImageTextDataset', 'image_text_sample', 'CAPTIONS']
@@ -38,7 +38,8 @@ def image_text_sample(img_path: str, img_id: str, captions: List[str], loss_weig
 class ImageTextDataset(BaseDataset):
     """Images with descriptions from a COCO captions JSON or a JSONL of ``{"image", "caption"}`` lines.
 
-    Each sample is :func:`image_text_sample`: ``img_path``, ``img_id`` (file name without extension),
+    Each sample is :func:`image_text_sample`: ``img_path``, ``img_id`` (the path relative to the
+    image folder without extension, an absolute one too: :func:`~.caption_files.caption_image_id`),
     ``captions`` (every description of the image, >= 1) and ``loss_weight``. The same pipeline serves
     the tar shards of :class:`ImageTextShards`: start it with ``LoadWSSSImage`` and end it with
     ``PackWSSSInputs``, which packs ``captions`` into the data sample's meta information. No label
@@ -93,7 +94,7 @@ class ImageTextDataset(BaseDataset):
         samples = []
         for image, captions in pairs:
             img_path = osp.join(img_dir, image)
-            img_id = osp.splitext(image)[0]
+            img_id = caption_image_id(image, img_dir)
             samples.append(image_text_sample(img_path, img_id, captions, self.loss_weight))
         if self.check_files:
             missing = [s['img_path'] for s in samples if not osp.isfile(s['img_path'])]

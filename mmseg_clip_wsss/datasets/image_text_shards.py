@@ -8,6 +8,7 @@ is read by exactly one worker of one rank; the stream repeats epoch after epoch 
 per epoch from the seed), and a run restarts where it stopped (``resume_epoch``, ``resume_batches``).
 """
 import os.path as osp
+import tarfile
 from itertools import count
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
@@ -25,6 +26,9 @@ from .image_text_dataset import image_text_sample
 __all__ = ['ImageTextShards', 'expand_shards', 'shards_for', 'resume_skip', 'shard_sample']
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
+#: The fix of a shard that is no (whole) tar file.
+SHARD_FIX = ('write it again as a tar of <key>.jpg + <key>.txt files (docs/datasets.md, "Image-text '
+             'pairs"), or leave it out of shards=')
 #: ``len()`` of a stream of unknown size.
 ENDLESS = 2**31 - 1
 
@@ -120,6 +124,17 @@ def shard_sample(raw: Dict, loss_weight: float = 1.0,
     return image_text_sample(f'{shard}#{key}', key, captions, loss_weight, img_bytes=bytes(raw[image_ext]))
 
 
+def _read_shard(shard: str) -> Iterator[dict]:
+    """The raw samples of one shard (webdataset's tar iterator); a shard that is no tar file, or one
+    cut short, is refused naming it (:class:`DatasetError`) instead of tarfile's ``ReadError``."""
+    try:
+        yield from tarfile_samples([dict(url=shard)])
+    except tarfile.TarError as err:
+        reason = str(err.args[0]).split(' @ ')[0] if err.args else type(err).__name__
+        raise DatasetError(f'ImageTextShards: shard {shard} is not a whole tar file ({reason}); '
+                           f'{SHARD_FIX}.') from err
+
+
 @DATASETS.register_module()
 class ImageTextShards(IterableDataset):
     """Image-text pairs streamed from webdataset tar shards, split across ranks and workers.
@@ -157,8 +172,10 @@ class ImageTextShards(IterableDataset):
 
     Raises:
         MissingDatasetFileError: a shard that does not exist (local paths).
+        DatasetError: a local shard that is no tar file (with ``check_files``); while streaming, a
+            shard that is no whole tar file (shard named) or a sample without image or caption
+            (shard and key named).
         ValueError: fewer shards than ranks.
-        DatasetError: while streaming, a sample without image or caption (shard and key named).
     """
 
     def __init__(self,
@@ -207,12 +224,18 @@ class ImageTextShards(IterableDataset):
         return dict(self._metainfo)
 
     def _check_shards(self) -> None:
-        missing = [s for s in self.shards if '://' not in s and not osp.isfile(s)]
+        local = [s for s in self.shards if '://' not in s]
+        missing = [s for s in local if not osp.isfile(s)]
         if missing:
             shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
             raise MissingDatasetFileError(
                 f'ImageTextShards: {len(missing)} of {len(self.shards)} shards do not exist: {shown}. '
                 'Fix data_root or the shard pattern (shards=...).')
+        not_tar = [s for s in local if not tarfile.is_tarfile(s)]
+        if not_tar:
+            shown = ', '.join(not_tar[:5]) + (', ...' if len(not_tar) > 5 else '')
+            raise DatasetError(f'ImageTextShards: {len(not_tar)} of {len(self.shards)} shards are not tar '
+                               f'files: {shown}; {SHARD_FIX}.')
 
     def _worker(self):
         info = get_worker_info()
@@ -237,11 +260,12 @@ class ImageTextShards(IterableDataset):
             shards = self.worker_shards(epoch, worker, num_workers)
             if not shards:
                 return  # more workers than shards: this one has none (and would spin forever)
-            for raw in tarfile_samples([dict(url=shard) for shard in shards]):
-                if skip:
-                    skip -= 1
-                    continue
-                yield shard_sample(raw, self.loss_weight)
+            for shard in shards:
+                for raw in _read_shard(shard):
+                    if skip:
+                        skip -= 1
+                        continue
+                    yield shard_sample(raw, self.loss_weight)
 
     def __iter__(self) -> Iterator[dict]:
         worker, num_workers = self._worker()

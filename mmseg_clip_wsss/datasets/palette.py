@@ -1,13 +1,12 @@
 """The PASCAL VOC colour map and the palette PNG writer, used for every label mask the plugin writes
 (GT masks of the demo data and of the COCO converter, pseudo masks)."""
-import os
-import os.path as osp
-import secrets
 from typing import Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
 from torch import Tensor
+
+from .atomic_files import atomic_file
 
 __all__ = ['voc_palette', 'write_palette_png', 'colours_to_labels', 'save_png_atomically']
 
@@ -95,17 +94,8 @@ def write_palette_png(path: str, mask: Union[np.ndarray, Tensor],
 
 def save_png_atomically(path: str, img: Image.Image) -> str:
     """Save ``img`` as a PNG at ``path`` through a temporary file in the same directory and
-    :func:`os.replace`, so an interrupted run never leaves a half-written file (parent directories
-    are created). Returns ``path``."""
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = osp.join(directory, f'.{osp.basename(path)}.{secrets.token_hex(4)}.tmp')
-    try:
-        with open(tmp, 'xb') as f:
-            img.save(f, format='PNG')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    :func:`os.replace` (:func:`~.atomic_files.atomic_file`), so an interrupted run never leaves a
+    half-written file (parent directories are created). Returns ``path``."""
+    with atomic_file(path, 'wb') as f:
+        img.save(f, format='PNG')
     return path

@@ -295,7 +295,7 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
             run_command(name.replace('_', ' '), [
                 '-m', 'mmseg_clip_wsss.cli.training_free', '--data-root', data_root, '--clip', clip,
                 '--out-dir', osp.join(run_dir, 'pseudo_masks'), '--threads', str(threads), '--row', row,
-                '--config', config, '--key', key
+                '--config', config, '--key', key, '--overwrite'
             ], osp.join(run_dir, 'pseudo_masks.log'), threads)
         with open(row) as f:
             summary.update(json.load(f))

@@ -8,7 +8,7 @@ _base_ = ['../../demo/stage2_clip-rn_upernet_demo.py']
 train_dataloader = dict(
     dataset=dict(pipeline=[
         dict(type='LoadWSSSImage'),
-        dict(type='LoadAnnotations'),
+        dict(type='LoadWSSSAnnotations', masks='pseudo'),
         dict(type='RandomResize', scale=(128, 128), ratio_range=(0.9, 1.25), keep_ratio=True),
         dict(type='RandomCrop', crop_size=(128, 128), cat_max_ratio=0.9),
         dict(type='RandomFlip', prob=0.5),

@@ -19,6 +19,19 @@ __all__ = ['CorruptImageError', 'ImageTooLargeError', 'LoadWSSSImage', 'LoadWSSS
 
 _DOCS = 'docs/datasets.md'
 _REPAIR = f're-download/re-extract it (see {_DOCS}), or remove its id from the split file'
+#: What :class:`LoadWSSSAnnotations` says of the masks it loads: what they are, and the fix of a
+#: missing and of an undecodable one.
+MASK_KINDS = {
+    'gt': dict(what='ground-truth mask',
+               missing=f'evaluation reads GT masks; prepare them as {_DOCS} describes',
+               corrupt=f'restore it (see {_DOCS})'),
+    'pseudo': dict(what='pseudo mask',
+                   missing='make the pseudo masks of the training split first (tools/make_pseudo_masks.py '
+                   'CONFIG CHECKPOINT --out-dir DIR), and point data_prefix.seg_map_path at DIR',
+                   corrupt='if tools/make_pseudo_masks.py wrote it, a run was cut short: run it again with '
+                   'the same arguments (it resumes, writing anew every mask that is not whole); else '
+                   'restore it'),
+}
 
 
 def png_bit_depth(data: bytes) -> int:
@@ -193,7 +206,8 @@ class LoadWSSSImage(LoadImageFromFile):
 
 @TRANSFORMS.register_module()
 class LoadWSSSAnnotations(LoadAnnotations):
-    """mmseg's ``LoadAnnotations`` (GT mask -> ``gt_seg_map``) with clear errors, for evaluation.
+    """mmseg's ``LoadAnnotations`` (mask -> ``gt_seg_map``) with clear errors: the GT masks of
+    evaluation, or (``masks='pseudo'``) the pseudo masks a stage-2 segmenter trains on.
 
     * a data info without ``seg_map_path`` (a dataset built with ``with_gt_masks=False``, i.e. WSSS
       training data) raises :class:`KeyError` saying so;
@@ -207,8 +221,17 @@ class LoadWSSSAnnotations(LoadAnnotations):
       :func:`~mmseg_clip_wsss.datasets.label_mask.check_label_mask`).
 
     Args:
+        masks (str): ``'gt'`` (ground-truth masks) or ``'pseudo'`` (pseudo masks of
+            ``tools/make_pseudo_masks.py``): what the messages call the file and the fix they give
+            (:data:`MASK_KINDS`). Defaults to ``'gt'``.
         **kwargs: See :class:`mmseg.datasets.transforms.LoadAnnotations`.
     """
+
+    def __init__(self, masks: str = 'gt', **kwargs) -> None:
+        if masks not in MASK_KINDS:
+            raise ValueError(f'LoadWSSSAnnotations: masks={masks!r}; use one of {sorted(MASK_KINDS)}.')
+        super().__init__(**kwargs)
+        self.masks = masks
 
     def _load_seg_map(self, results: dict) -> None:
         """Load ``results['seg_map_path']`` into ``results['gt_seg_map']`` (H, W) uint8."""
@@ -217,20 +240,17 @@ class LoadWSSSAnnotations(LoadAnnotations):
                 f"no ground-truth mask path for {results.get('img_path')}: the dataset was built "
                 'with with_gt_masks=False (WSSS training data never loads masks). Set '
                 "with_gt_masks=True and data_prefix['seg_map_path'] for evaluation datasets.")
-        path = results['seg_map_path']
+        path, kind = results['seg_map_path'], MASK_KINDS[self.masks]
         try:
-            check_encoded_size(fileio.get(path, backend_args=self.backend_args), path, 'ground-truth mask')
+            check_encoded_size(fileio.get(path, backend_args=self.backend_args), path, kind['what'])
             super()._load_seg_map(results)
         except FileNotFoundError as e:
-            raise MissingDatasetFileError(
-                f'ground-truth mask {path} does not exist: evaluation reads GT masks; prepare them '
-                f'as {_DOCS} describes.') from e
+            raise MissingDatasetFileError(f"{kind['what']} {path} does not exist: {kind['missing']}.") from e
         except (AssertionError, ImageTooLargeError):  # mmseg's reduce_zero_label check; the limit
             raise
         except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, ...)
-            raise CorruptImageError(
-                f'ground-truth mask {path} cannot be decoded ({type(e).__name__}: {e}): restore '
-                f'it (see {_DOCS}).') from e
+            raise CorruptImageError(f"{kind['what']} {path} cannot be decoded ({type(e).__name__}: {e}): "
+                                    f"{kind['corrupt']}.") from e
         check_label_mask(results['gt_seg_map'], path, results.get('img_path'),
                          results.get('ori_shape'), results.get('num_classes'))
 

@@ -1,0 +1,330 @@
+"""Bad input to the command-line tools: each is refused with a message that names the option or file
+and the fix, before any work, and no finished output is lost."""
+import glob
+import importlib
+import json
+import os
+import os.path as osp
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
+
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.segment import segment_images
+from mmseg_clip_wsss.cam import postprocess
+from mmseg_clip_wsss.cam.run import UnknownSplitError
+from mmseg_clip_wsss.cli import device_arg
+from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
+from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
+from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.registry import TRANSFORMS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# Every tool with a --device option, and the least command line it parses.
+DEVICE_TOOLS = {
+    'make_pseudo_masks': ['missing_config.py', '--out-dir', 'out'],
+    'segment': ['missing.png', '--config', 'missing_config.py', '--checkpoint', 'missing.pth',
+                '--out-dir', 'out'],
+    'tune_prompts': ['missing_config.py'],
+    'robustness': ['missing_config.py', 'missing.pth'],
+    'benchmark': [],
+    'benchmark_memory': ['--spec', '{}'],
+}
+
+
+@pytest.fixture
+def no_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 0)
+
+
+@pytest.mark.parametrize('tool', sorted(DEVICE_TOOLS))
+def test_device_cuda_without_a_gpu_is_refused_before_any_work(tool, no_gpu, capsys):
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
+    argv = DEVICE_TOOLS[tool] + ['--device', 'cuda']
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)  # the config / images do not exist: the device is refused before they are read
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert 'argument --device' in err and 'CUDA is not available' in err and 'use --device cpu' in err
+    assert cli.parse_args(DEVICE_TOOLS[tool] + ['--device', 'cpu']).device == 'cpu'
+
+
+def test_device_arg_refuses_a_missing_gpu_index_and_a_misspelt_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    assert device_arg('cuda:1') == 'cuda:1'
+    with pytest.raises(Exception, match=r'2 CUDA device\(s\), cuda:0 to cuda:1; use --device cpu'):
+        device_arg('cuda:2')
+    with pytest.raises(Exception, match="'gpu' is not a device .*use cpu, cuda or cuda:N"):
+        device_arg('gpu')
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+def _interrupt_at(name, original):
+    """A write_palette_png that is interrupted (Ctrl-C) when the mask ``name`` is written."""
+    def write(path, mask, palette=None):
+        if osp.basename(path) == name:
+            raise KeyboardInterrupt
+        return original(path, mask, palette)
+    return write
+
+
+def test_ctrl_c_in_make_pseudo_masks_is_one_line_exit_130_and_the_rerun_resumes(tmp_path, monkeypatch,
+                                                                               capsys):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = str(tmp_path / 'masks')
+    argv = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', out]
+    monkeypatch.setattr(postprocess, 'write_palette_png',
+                        _interrupt_at('im2.png', postprocess.write_palette_png))
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *argv])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err
+    assert err.strip().splitlines()[-1] == (
+        f'interrupted (Ctrl-C): 2 pseudo mask(s) are finished in {out}; run the same command again to '
+        'resume (finished masks are kept and skipped)')
+    assert sorted(glob.glob1(out, '*.png')) == ['im0.png', 'im1.png']
+    assert not glob.glob(osp.join(out, '**', '.*'), recursive=True)  # no half-written (temporary) file
+    monkeypatch.undo()
+    again = make_pseudo_masks_cli.main(argv)
+    assert (again['written'], again['skipped']) == (3, 2)
+
+
+@pytest.mark.parametrize('tool,argv,line', [
+    ('segment', ['a.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'OUT'],
+     'OUT holds 1 finished image(s) (.png, _overlay.png and .json each); run the same command again'),
+    ('tune_prompts', ['c.py'], 'no learned-prompts file was written'),
+    ('training_free', ['--out-dir', 'OUT'], 'the masks in OUT are those of an unfinished run'),
+    ('dense_open_vocab', ['c.py'], 'no figures were written'),
+    ('pretrain_clip', ['--out-dir', 'OUT'], 'stay in OUT; run the same command again to resume'),
+    ('train', ['c.py'], 'run the same command with --resume'),
+    ('run_demo', ['--work-dir', 'OUT'], 'the finished steps stay in OUT, each with its log; run the same '
+     'command again to resume'),
+    ('label_efficiency', ['--work-dir', 'OUT'], 'run the same command again to resume'),
+    ('robustness', ['c.py', 'c.pth'], 'stopped before the end; run the same command again'),
+])
+def test_ctrl_c_in_a_long_tool_says_what_is_finished_and_how_to_resume(tool, argv, line, tmp_path,
+                                                                       monkeypatch, capsys):
+    out = str(tmp_path / 'out')
+    os.makedirs(out)
+    open(osp.join(out, 'done.json'), 'w').close()
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
+
+    def interrupted(argv=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, 'main', interrupted)
+    monkeypatch.setattr(sys, 'argv', [tool, *[out if a == 'OUT' else a for a in argv]])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('interrupted (Ctrl-C): ')
+    assert line.replace('OUT', out) in err[0]
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file(tmp_path):
+    path = str(tmp_path / 'row.json')
+    write_json_atomically(path, dict(miou=1.0))
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_file(path) as f:
+            f.write('{"miou": ')
+            raise KeyboardInterrupt
+    with open(path) as f:
+        assert json.load(f) == dict(miou=1.0)
+    assert os.listdir(tmp_path) == ['row.json']
+
+
+class _FakeInferencer:
+    """Labels every pixel 1; Ctrl-C on the image ``stop``."""
+    classes = ('background', 'a')
+    model = types.SimpleNamespace(dataset_meta={})
+
+    def __init__(self, stop):
+        self.stop, self.calls = stop, 0
+
+    def __call__(self, bgr, return_datasamples=True):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        data = torch.ones(1, *bgr.shape[:2], dtype=torch.long)
+        return types.SimpleNamespace(pred_sem_seg=types.SimpleNamespace(data=data))
+
+
+def test_segment_interrupted_keeps_finished_images_whole(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f'im{i}.png'))
+        Image.fromarray(np.full((8, 10, 3), 40 * i, np.uint8)).save(paths[-1])
+    out = str(tmp_path / 'out')
+    with pytest.raises(KeyboardInterrupt):
+        segment_images(_FakeInferencer(stop=3), paths, out, show_progress=False)
+    assert sorted(os.listdir(out)) == ['im0.json', 'im0.png', 'im0_overlay.png',
+                                       'im1.json', 'im1.png', 'im1_overlay.png']
+    with open(osp.join(out, 'im1.json')) as f:
+        assert json.load(f)['classes']['a'] == 100.0
+
+
+# --------------------------------------------------------------------------- existing outputs
+def test_dense_open_vocab_refuses_an_existing_out_unless_overwrite(tmp_path, monkeypatch, capsys):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.dense_open_vocab')
+    out = tmp_path / 'figures.json'
+    out.write_text('{"kept": 1}')
+    calls = []
+    monkeypatch.setattr(cli, 'dense_open_vocab_figures', lambda *a: calls.append(a) or dict(miou=2.0))
+    argv = ['c.py', '--clip', 'clip.pt', '--out', str(out)]
+    monkeypatch.setattr(sys, 'argv', ['dense_open_vocab', *argv])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == (f'error: --out {out} exists; pass --overwrite to replace it, or give '
+                              'another --out')
+    assert not calls and json.loads(out.read_text()) == {'kept': 1}  # refused before any work
+    assert cli.main([*argv, '--overwrite']) == dict(miou=2.0)
+    assert json.loads(out.read_text()) == dict(miou=2.0)
+
+
+def test_captions_to_labels_refuses_an_existing_out_or_split_out_unless_overwrite(tmp_path):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.captions_to_labels')
+    captions = tmp_path / 'captions.jsonl'
+    captions.write_text('{"image": "a.jpg", "caption": "a cat on a mat"}\n'
+                        '{"image": "b.jpg", "caption": "a dog"}\n')
+    out, split = tmp_path / 'labels.txt', tmp_path / 'split.txt'
+    argv = [str(captions), '--classes', 'voc', '--out', str(out), '--split-out', str(split)]
+    assert cli.main(argv)['images'] == 2
+    first = out.read_text()
+    with pytest.raises(FileExistsError, match=rf'--out {out} exists; pass --overwrite'):
+        cli.main(argv)
+    out.unlink()
+    with pytest.raises(FileExistsError, match=rf'--split-out {split} exists; pass --overwrite'):
+        cli.main(argv)
+    assert not out.exists()  # refused before the labels were written
+    assert cli.main([*argv, '--overwrite'])['images'] == 2 and out.read_text() == first
+    assert not [p for p in os.listdir(tmp_path) if p.startswith('.')]
+
+
+def test_training_free_refuses_an_out_dir_with_files_or_an_existing_row_unless_overwrite(tmp_path,
+                                                                                        monkeypatch):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.training_free')
+    calls = []
+    monkeypatch.setattr(cli, 'training_free_row',
+                        lambda *a: calls.append(a) or dict(training_free_miou=1.0))
+    out_dir, row = tmp_path / 'masks', tmp_path / 'row.json'
+    out_dir.mkdir()
+    assert cli.main(['--out-dir', str(out_dir), '--row', str(row)])['training_free_miou'] == 1.0  # empty
+    (out_dir / 'im0.png').write_bytes(b'')
+    with pytest.raises(FileExistsError, match=rf'--out-dir {out_dir} is a folder with files in it; pass '
+                       r'--overwrite to replace it, or give another --out-dir'):
+        cli.main(['--out-dir', str(out_dir)])
+    with pytest.raises(FileExistsError, match=rf'--row {row} exists; pass --overwrite'):
+        cli.main(['--out-dir', str(tmp_path / 'other'), '--row', str(row)])
+    assert len(calls) == 1
+    cli.main(['--out-dir', str(out_dir), '--row', str(row), '--overwrite'])
+    assert len(calls) == 2
+
+
+# --------------------------------------------------------------------------- ranges
+@pytest.mark.parametrize('option,value,valid', [('--batch-size', '0', 1), ('--batch-size', '-2', 1),
+                                                ('--workers', '-1', 0), ('--loader-workers', '-1', 0),
+                                                ('--workers', 'two', 0)])
+def test_make_pseudo_masks_refuses_counts_out_of_range_in_argparse(option, value, valid, capsys):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.make_pseudo_masks')
+    with pytest.raises(SystemExit) as exc:
+        cli.main(['missing_config.py', '--out-dir', 'out', option, value])  # before the config is read
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f'argument {option}: ' in err and f'valid: {valid} or more' in err
+    args = cli.parse_args(['c.py', '--out-dir', 'o', '--batch-size', '1', '--workers', '0',
+                           '--loader-workers', '0'])
+    assert (args.batch_size, args.workers, args.loader_workers) == (1, 0, 0)
+
+
+def test_captions_to_labels_ids_of_absolute_image_paths_are_their_file_names(tmp_path):
+    cli = importlib.import_module('mmseg_clip_wsss.cli.captions_to_labels')
+    captions = tmp_path / 'captions.jsonl'
+    captions.write_text(json.dumps(dict(image=str(tmp_path / 'img' / 'a.jpg'), caption='a cat')) + '\n')
+    cli.main([str(captions), '--classes', 'voc', '--out', str(tmp_path / 'labels.txt')])
+    assert (tmp_path / 'labels.txt').read_text().splitlines()[2:] == ['a cat']
+
+
+# --------------------------------------------------------------------------- stage-2 masks
+STAGE2_CONFIGS = ['stage2/upernet_swin-t_pseudo-voc12aug-512x512.py',
+                  'stage2/deeplabv3plus_r101-d8_pseudo-voc12aug-512x512.py',
+                  'stage2/clip_wsss_text-head_swin-t_pseudo-voc12aug-512x512.py',
+                  'stage2/upernet_swin-t_pseudo-voc12aug-512x512_cgce.py',
+                  'stage2/upernet_swin-t_pseudo-voc12aug-512x512_elc.py',
+                  'stage2/demo/stage2_clip-rn_upernet_cgce_demo.py',
+                  'stage2/demo/stage2_clip-rn_upernet_corruption-aug_demo.py',
+                  'demo/stage2_swin_upernet_demo.py', 'demo/stage2_clip-rn_upernet_demo.py']
+
+
+@pytest.mark.parametrize('config', STAGE2_CONFIGS)
+def test_stage2_loaders_name_a_cut_short_pseudo_mask_and_the_rerun_that_mends_it(config, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    assert 'mmseg_clip_wsss' in cfg.custom_imports.imports
+    loaders = [t for t in cfg.train_dataloader.dataset.pipeline if 'Annotations' in t['type']]
+    assert loaders == [dict(type='LoadWSSSAnnotations', masks='pseudo')]
+    loader = TRANSFORMS.build(loaders[0])
+    path = str(tmp_path / 'im0.png')
+    write_palette_png(path, np.random.default_rng(0).integers(0, 5, (48, 64)).astype(np.uint8))
+    whole = open(path, 'rb').read()
+    results = dict(seg_map_path=path, img_path='im0.jpg', ori_shape=(48, 64), seg_fields=[],
+                   reduce_zero_label=False)
+    assert loader(dict(results))['gt_seg_map'].shape == (48, 64)
+    with open(path, 'wb') as f:
+        f.write(whole[:len(whole) // 2])  # what a killed writer of another tool leaves
+    with pytest.raises(CorruptImageError, match=rf'pseudo mask {path} cannot be decoded \(.+\): if '
+                       r'tools/make_pseudo_masks.py wrote it, a run was cut short: run it again with the '
+                       r'same arguments \(it resumes'):
+        loader(dict(results, seg_fields=[]))
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=rf'pseudo mask {path} does not exist: make the pseudo '
+                       r'masks of the training split first \(tools/make_pseudo_masks.py'):
+        loader(dict(results, seg_fields=[]))
+
+
+def test_make_pseudo_masks_refuses_an_unknown_split_naming_the_valid_ones(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text("model = dict(type='Nothing')\ntrain_dataloader = dict(dataset=dict())\n"
+                   "val_dataloader = dict(dataset=dict())\ntest_dataloader = None\n")
+    out = tmp_path / 'masks'
+    argv = [str(cfg), '--out-dir', str(out), '--split', 'trian', '--device', 'cpu']
+    with pytest.raises(UnknownSplitError) as exc:
+        make_pseudo_masks_cli.main(argv)
+    assert isinstance(exc.value, KeyError) and isinstance(exc.value, ValueError)
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *argv])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert exc.value.code == (f'error: make_pseudo_masks: --split trian: {cfg} has no `trian_dataloader` '
+                              '(nor `cam_dataloader` for --split train); valid splits of this config: train, '
+                              'val. Choose one, or add the dataloader to the config.')
+    assert not out.exists()
+
+
+def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, capsys):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    argv = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(tmp_path / 'o'),
+            '--cfg-options', 'model.num_clases=3']
+    with pytest.raises(ConfigMismatchError, match=r"--cfg-options model.num_clases: 'num_clases' is no "
+                       r"argument of what the config builds there \(.*PMSpeedStub.*unexpected keyword"):
+        make_pseudo_masks_cli.main(argv)
+    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), steps=[dict(lr=1)]))
+    added = merge_cfg_options(config, {'model.backbone.pretraned': 'b.pth', 'model.backbone.depth': 4,
+                                       'steps.0.lr': 2, 'modle.x': 1})
+    assert added == ['model.backbone.pretraned', 'modle.x']
+    assert config.model.backbone.depth == 4 and config.steps[0].lr == 2  # merged as mmseg merges
+    out = capsys.readouterr()
+    assert ('--cfg-options model.backbone.pretraned: the config has no such key; it is added (the config '
+            'has pretrained there: a misspelling?)') in out.out + out.err
+    with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
+        with naming_cfg_options({'model.x': 1}):
+            raise TypeError("f() got an unexpected keyword argument 'another'")
