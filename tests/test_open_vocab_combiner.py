@@ -1,17 +1,30 @@
 """The open-vocabulary combination rule (OpenVocabCombiner): trained names from the head, names never
 trained on from the dense zero-shot map, calibrated on one split and applied unchanged on another."""
 import json
+import os.path as osp
+from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import save_checkpoint
 from torch import nn
 
-from mmseg_clip_wsss.models import OpenVocabCombiner
+from mmseg_clip_wsss.apis.inferencer import WSSSInferencer
+from mmseg_clip_wsss.cli import open_vocab as open_vocab_cli
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.demo.combined_open_vocab import combined_open_vocab_figures, load_combination_config
+from mmseg_clip_wsss.demo.open_vocab import open_vocab_figures
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, OpenVocabCombiner, write_random_clip_checkpoint
 from mmseg_clip_wsss.models.open_vocab_combiner import fit_platt
 from mmseg_clip_wsss.registry import MODELS
 
 TRAINED = ['background', 'disc', 'ring']
 NAMES = ['background', 'disc', 'ring', 'heart']  # heart: never trained on
+REPO = Path(__file__).resolve().parents[1]
+COMBINE_CFG = REPO / 'configs/open_vocab/combined-maskclip_demo-clip_demo.py'
+TRAINED_DEMO = ['background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon', 'crescent']
 IDENTITY = dict(head=dict(scale=1.0, offset=0.0), dense=dict(scale=1.0, offset=0.0))
 
 
@@ -161,3 +174,59 @@ def test_unfitted_or_misshapen_inputs_are_refused():
         _combiner()(head, torch.zeros(1, 4, 3, 2), NAMES)
     with pytest.raises(ValueError, match='distinct names'):
         OpenVocabCombiner(['background', 'disc', 'disc'])
+
+
+def test_combination_config_and_fit_split_are_checked(tmp_path):
+    config = tmp_path / 'combine.py'
+    config.write_text("dense_config = 'x.py'\nfit_split = 'openvocab'\n")
+    with pytest.raises(ValueError, match=r"lacks \['combiner'\].*combined-maskclip_demo-clip_demo.py"):
+        load_combination_config(str(config))
+    config.write_text("dense_config = 'x.py'\nfit_split = 'openvocab'\ncombiner = dict(type='OpenVocabCombiner')\n")
+    with pytest.raises(ValueError, match="fit_split 'openvocab' is the scored split"):
+        combined_open_vocab_figures(None, str(config), str(tmp_path), 'clip.pt', split='openvocab')
+    with pytest.raises(FileNotFoundError, match='nothing.py not found'):
+        load_combination_config(str(tmp_path / 'nothing.py'))
+
+
+def test_cli_writes_the_calibration_beside_the_figures(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(open_vocab_cli, 'open_vocab_figures',
+                        lambda *args, **kwargs: seen.update(kwargs) or dict(ok=1))
+    out = str(tmp_path / 'ov' / 'figures.json')
+    open_vocab_cli.main(['cfg.py', 'ckpt.pth', '--combine', 'combine.py', '--out', out])
+    assert seen == dict(combine='combine.py', calibration=str(tmp_path / 'ov' / 'figures_calibration.json'))
+    open_vocab_cli.main(['cfg.py', 'ckpt.pth'])
+    assert seen == dict(combine=None, calibration=None)
+
+
+def test_demo_figures_fit_on_val_write_the_calibration_and_read_it_back(tmp_path):
+    """End to end on tiny data with random CLIP weights: the combined figures come beside the old ones
+    (which keep their values), the calibration is fitted on val, written, and read back unchanged."""
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=2, num_val=2, num_openvocab=3, size=64, show_progress=False)
+    clip = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(REPO / 'configs/demo/clip_wsss_clip-rn_demo.py'))
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip
+    torch.manual_seed(0)
+    checkpoint = str(tmp_path / 'stage1.pth')
+    save_checkpoint(dict(state_dict=MODELS.build(cfg.model).state_dict(),
+                         meta=dict(dataset_meta=dict(classes=tuple(TRAINED_DEMO)))), checkpoint)
+    calibration = str(tmp_path / 'calibration.json')
+    plain = open_vocab_figures(str(REPO / 'configs/demo/clip_wsss_clip-rn_demo.py'), checkpoint, str(root), clip)
+    first = open_vocab_figures(str(REPO / 'configs/demo/clip_wsss_clip-rn_demo.py'), checkpoint, str(root), clip,
+                               combine=str(COMBINE_CFG), calibration=calibration)
+    for key in ('open_vocab_unseen_miou', 'open_vocab_seen_miou', 'open_vocab_closest_seen_miou'):
+        assert first[key] == plain[key], key
+    for key in ('unseen_miou', 'seen_miou', 'all_miou', 'dense_share'):
+        assert 0 <= first[f'open_vocab_combined_{key}'] <= 100, key
+    saved = json.load(open(calibration))
+    assert saved['fit_split'] == 'val' and saved['fit_images'] == 2 and saved['trained_names'] == TRAINED_DEMO
+    assert first['open_vocab_combined_calibration']['head'] == saved['params']['head']
+    stamp = osp.getmtime(calibration)
+    again = combined_open_vocab_figures(WSSSInferencer(cfg, checkpoint, device='cpu'), str(COMBINE_CFG),
+                                        str(root), clip, calibration=calibration)
+    assert osp.getmtime(calibration) == stamp  # read, not fitted again
+    for key in ('open_vocab_combined_unseen_miou', 'open_vocab_combined_per_class_iou',
+                'open_vocab_combined_calibration'):
+        assert again[key] == first[key], key
