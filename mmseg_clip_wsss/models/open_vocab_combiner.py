@@ -59,7 +59,7 @@ def fit_platt(scores: Tensor, targets: Tensor, steps: int = 100) -> Tuple[float,
 class OpenVocabCombiner(nn.Module):
     """Per pixel, one calibrated probability for every asked name, each from the source that knows it.
 
-    The rule (issue: open vocabulary that combines a trained head with a dense zero-shot map):
+    The rule:
 
     - a name of ``trained_names`` (background included) is scored by the **head**: its row of the
       head's score maps (the head asked for the trained names only, e.g. a stage-1 model's CAMs with
@@ -89,6 +89,11 @@ class OpenVocabCombiner(nn.Module):
             Defaults to None (fit with :meth:`fit`).
         max_fit_pixels (int): Pixels per source drawn (seeded) from the fit split for the sigmoid fits.
             Defaults to 200000.
+
+    Raises:
+        ValueError: ``trained_names`` empty or with a name twice; a calibration file that does not fit
+            (see :meth:`load`).
+        FileNotFoundError: ``calibration`` names no file.
     """
 
     def __init__(self, trained_names: Sequence[str], dense_mode: str = 'maskclip',
