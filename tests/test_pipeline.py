@@ -82,8 +82,11 @@ def test_demo_runner_output_contract(tmp_path):
         assert np.isfinite(written[key]) and written[key] > 1.0, (key, written[key])
     assert 0 <= written['clip_retrieval_r1'] <= 100 and written['clip_pretrain_seconds'] > 0
     for key in ('open_vocab_unseen_miou', 'open_vocab_seen_miou', 'open_vocab_closest_seen_miou', 'tagging_map',
-                'tagging_precision', 'tagging_recall'):
+                'tagging_precision', 'tagging_recall', 'open_vocab_combined_unseen_miou',
+                'open_vocab_combined_seen_miou', 'open_vocab_combined_all_miou'):
         assert 0 <= written[key] <= 100, (key, written[key])
+    calibration = json.loads((work / 'open_vocab_calibration.json').read_text())  # fitted on val, kept
+    assert calibration['fit_split'] == 'val' and calibration['fit_images'] == 6
     for key in ('training_free', 'training_free_clip_es'):
         assert written[f'{key}_images'] == 12 and written[f'{key}_seconds_per_image'] > 0
     # each stage-1 (and the training-free) mIoU is that of the pseudo masks written against the GT masks
@@ -111,12 +114,12 @@ def test_demo_runner_output_contract(tmp_path):
         return {**_stamps(work, '*.pth'), **_stamps(work, 'train.log'), **_stamps(work, '*.png'),
                 **_stamps(data_root / 'clip', '*.pt')}
 
-    kept = stamps()
+    kept = {**stamps(), **_stamps(work, 'open_vocab*.json')}
     kept.pop(str(work / 'overview.png'))
     # stage1, handcrafted, random_text, cam_baseline, stage2, stage2_gt
     assert len([p for p in kept if p.endswith('.pth') and '/clip/' not in p]) == 6
     again = run_demo(str(work), str(data_root), iters=4, clip_args=small_clip, num_overview=6)
-    now = stamps()
+    now = {**stamps(), **_stamps(work, 'open_vocab*.json')}
     now.pop(str(work / 'overview.png'))
     assert now == kept
     for key in ('pseudo_mask_miou', 'cam_baseline_miou', 'handcrafted_prompt_miou', 'random_text_miou',

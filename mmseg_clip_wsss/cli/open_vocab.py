@@ -1,6 +1,7 @@
 """``python -m mmseg_clip_wsss.cli.open_vocab CONFIG CHECKPOINT [--data-root data/demo] [--clip CLIP]
-[--out figures.json]``: open-vocabulary and tagging figures of a demo stage-1 model
-(:mod:`mmseg_clip_wsss.demo.open_vocab`)."""
+[--combine COMBINE_CONFIG] [--calibration FILE] [--out figures.json]``: open-vocabulary and tagging
+figures of a demo stage-1 model (:mod:`mmseg_clip_wsss.demo.open_vocab`), with ``--combine`` also those
+of the trained head + dense zero-shot map combination (:mod:`mmseg_clip_wsss.demo.combined_open_vocab`)."""
 import argparse
 import os.path as osp
 from typing import Dict, List, Optional
@@ -17,6 +18,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='its trained checkpoint')
     parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split')
     parser.add_argument('--clip', default=None, help='the CLIP of both towers (default DATA_ROOT/clip/clip.pt)')
+    parser.add_argument('--combine', default=None, metavar='COMBINE_CONFIG',
+                        help='also the figures of the head + dense zero-shot map combination of this config '
+                        '(configs/open_vocab/combined-maskclip_demo-clip_demo.py)')
+    parser.add_argument('--calibration', default=None,
+                        help="the combination's calibration JSON: read when it exists, else fitted on the "
+                        "config's fit split and written (default with --out: OUT's stem + "
+                        "'_calibration.json')")
     parser.add_argument('--out', default=None, help='JSON file to write the figures to')
     return parser.parse_args(argv)
 
@@ -24,8 +32,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> Dict:
     """Open-vocabulary and tagging figures with ``argv``; returns them."""
     args = parse_args(argv)
+    calibration = args.calibration
+    if args.combine and calibration is None and args.out:
+        calibration = osp.splitext(args.out)[0] + '_calibration.json'
     result = open_vocab_figures(args.config, args.checkpoint, args.data_root,
-                                args.clip or osp.join(args.data_root, 'clip', 'clip.pt'))
+                                args.clip or osp.join(args.data_root, 'clip', 'clip.pt'),
+                                combine=args.combine, calibration=calibration)
     return report_json(result, args.out)
 
 

@@ -28,7 +28,7 @@ from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from mmseg_clip_wsss.models.data_preprocessor import normalise_images
 from mmseg_clip_wsss.registry import MODELS
 
-__all__ = ['dense_open_vocab_figures', 'open_vocab_class_words']
+__all__ = ['dense_open_vocab_figures', 'open_vocab_class_words', 'build_dense_model', 'dense_name_scores']
 
 
 def open_vocab_class_words(data_root: str) -> List[List[str]]:
@@ -48,7 +48,13 @@ def open_vocab_class_words(data_root: str) -> List[List[str]]:
     return [['background']] + [words[name] for name in info['open_vocab_classes'][1:]]
 
 
-def _build(config: str, clip_checkpoint: str, class_words: Sequence, dense_mode: Optional[str]):
+def build_dense_model(config: str, clip_checkpoint: str, class_words: Sequence, dense_mode: Optional[str]):
+    """A :class:`TrainingFreeDenseCLIP` of ``config`` over ``class_words`` (rows in that order) and its
+    CAM protocol.
+
+    Raises:
+        ValueError: the config builds another model, or its (or the given) dense mode is ``'plain'``.
+    """
     cfg = Config.fromfile(config)
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint
     cfg.model.class_names = [w if len(w) > 1 else w[0] for w in class_words]
@@ -64,6 +70,15 @@ def _build(config: str, clip_checkpoint: str, class_words: Sequence, dense_mode:
         raise ValueError(f'dense_open_vocab_figures: {config} makes Grad-CAMs (dense_mode plain); give a '
                          "dense mode's config (configs/dense_clip/*_demo.py) or --dense-mode.")
     return model, CAMProtocol.from_cfg(cfg.get('cam_cfg'))
+
+
+def dense_name_scores(model, rgb: np.ndarray) -> torch.Tensor:
+    """(K, H, W) dense zero-shot scores of every class of ``model`` on one (H, W, 3) RGB image: each
+    name's probability in the softmax over all names + the background words (0 where a background word
+    wins), the map :func:`dense_open_vocab_figures` segments from."""
+    model.softmax_over = 'all'
+    x = normalise_images(torch.from_numpy(np.array(rgb))[None], model.data_preprocessor)
+    return model.compute_cams(x, torch.ones(1, model.num_classes))[0].cpu()
 
 
 def _segment(model, protocol: CAMProtocol, rgb: np.ndarray, labels: torch.Tensor,
@@ -104,7 +119,7 @@ def dense_open_vocab_figures(config: str, data_root: str, clip_checkpoint: str, 
     names = [w[0] for w in words]
     with open(osp.join(data_root, 'demo_info.json')) as f:
         seen = json.load(f)['classes']
-    model, protocol = _build(config, clip_checkpoint, words, dense_mode)
+    model, protocol = build_dense_model(config, clip_checkpoint, words, dense_mode)
     with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
         ids = [line.strip() for line in f if line.strip()]
     found, told, gts = [], [], []

@@ -11,27 +11,32 @@
   with them, and each unseen class is scored as the labelled class whose text embedding (same learned
   prompts) is nearest to the unseen name's: IoU(pred == nearest seen, GT == unseen), averaged over the
   unseen classes (``open_vocab_closest_seen_miou``).
+- **Head + dense map** (with a combination config, :mod:`.combined_open_vocab`): the trained names
+  scored by the head, the unseen ones by the CLIP's dense zero-shot map, calibrated against each other
+  on another split (``open_vocab_combined_{unseen,seen,all}_miou``).
 - **Tagging**: zero-shot tags from the CLIP (:mod:`mmseg_clip_wsss.apis.tagging`), thresholds chosen on
   the train split, ``tagging_map`` (and micro precision / recall at the thresholds) on the val split.
 
 ``python -m mmseg_clip_wsss.cli.open_vocab CONFIG CHECKPOINT [--data-root data/demo] [--clip CLIP]
-[--out figures.json]`` prints them as JSON (``make demo`` runs it on its stage-1 model).
+[--combine COMBINE_CONFIG] [--calibration FILE] [--out figures.json]`` prints them as JSON (``make demo``
+runs it on its stage-1 model).
 """
 import json
 import os.path as osp
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.config import Config
 
-from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb
+from mmseg_clip_wsss.apis.inferencer import WSSSInferencer
 from mmseg_clip_wsss.apis.tagging import CLIPTagger, best_f1_thresholds, precision_recall, tag_names
-from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
+from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
 from mmseg_clip_wsss.structures import set_image_labels
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
+from .combined_open_vocab import combined_open_vocab_figures, read_split
 
 __all__ = ['open_vocab_figures', 'tagging_figures', 'closest_seen_iou']
 
@@ -78,14 +83,6 @@ def closest_seen_iou(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], nea
     return {u: 100.0 * inter[u] / max(union[u], 1) for u in nearest}
 
 
-def _openvocab_split(data_root: str, split: str):
-    with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
-        ids = [line.strip() for line in f if line.strip()]
-    images = [load_rgb(osp.join(data_root, 'JPEGImages', f'{i}.jpg')) for i in ids]
-    gts = [read_label_png(osp.join(data_root, 'SegmentationClass', f'{i}.png')) for i in ids]
-    return images, gts
-
-
 def tagging_figures(clip_checkpoint: str, data_root: str, threshold_split: str = 'train',
                     eval_split: str = 'val') -> Dict:
     """Zero-shot tagging of ``eval_split`` with thresholds chosen on ``threshold_split``.
@@ -105,9 +102,28 @@ def tagging_figures(clip_checkpoint: str, data_root: str, threshold_split: str =
                 tagging_precision=round(pr['precision'], 2), tagging_recall=round(pr['recall'], 2))
 
 
+def _class_lists(data_root: str) -> Tuple[List[str], List[str]]:
+    """The ``openvocab`` split's classes (seen, then unseen) and the seen (labelled) ones."""
+    with open(osp.join(data_root, 'demo_info.json')) as f:
+        info = json.load(f)
+    if 'open_vocab_classes' not in info:
+        raise KeyError(f'{data_root}/demo_info.json has no open_vocab_classes: write the data with '
+                       'num_openvocab > 0 (tools/make_demo_data.py --num-openvocab 100).')
+    return list(info['open_vocab_classes']), list(info['classes'])
+
+
+def _nearest_seen(inferencer: WSSSInferencer, num_seen: int) -> Dict[int, int]:
+    """Unseen class index -> the seen foreground class whose text embedding (the model's prompts) is
+    nearest, for a model whose classes are the seen ones followed by the unseen ones."""
+    text = inferencer.model.text_encoder()  # (K_all, D) unit rows
+    similarity = text[num_seen:] @ text[1:num_seen].t()  # (unseen, seen foreground)
+    return {num_seen + i: 1 + int(j) for i, j in enumerate(similarity.argmax(1).tolist())}
+
+
 @torch.no_grad()
 def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkpoint: str,
-                       split: str = 'openvocab', device: str = 'cpu') -> Dict:
+                       split: str = 'openvocab', device: str = 'cpu', combine: Optional[str] = None,
+                       calibration: Optional[str] = None) -> Dict:
     """Open-vocabulary mIoU, the closest-seen baseline and the tagging mAP of a stage-1 model.
 
     Args:
@@ -116,38 +132,36 @@ def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkp
         data_root (str): Generated dataset with the ``openvocab`` split (``num_openvocab`` > 0).
         clip_checkpoint (str): The CLIP the config's image and text towers load.
         split (str): Split with open-vocabulary GT masks. Defaults to ``'openvocab'``.
+        device (str): Device of the model. Defaults to 'cpu'.
+        combine (str, optional): A combination config: also the ``open_vocab_combined_*`` figures of
+            the head + dense zero-shot map combination (:mod:`.combined_open_vocab`). Defaults to None.
+        calibration (str, optional): Its calibration file (read if it exists, else fitted on the
+            config's fit split and written). Defaults to None.
 
     Returns:
         dict: ``open_vocab_unseen_miou``, ``open_vocab_seen_miou``, ``open_vocab_closest_seen_miou``,
         ``open_vocab_{unseen,seen}_miou_true_labels`` (the model told which classes each image holds:
         how well it draws the classes, apart from finding them), ``tagging_map`` (all %),
         ``tagging_precision``, ``tagging_recall``, ``open_vocab_per_class_iou``, ``closest_seen``
-        (unseen -> the seen class standing in for it), ``open_vocab_seconds``.
+        (unseen -> the seen class standing in for it), ``open_vocab_seconds``; with ``combine`` also
+        those of :func:`~.combined_open_vocab.combined_open_vocab_figures`.
 
     Raises:
         KeyError: ``demo_info.json`` has no ``open_vocab_classes`` (data without the split).
     """
     start = time.time()
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        info = json.load(f)
-    if 'open_vocab_classes' not in info:
-        raise KeyError(f'{data_root}/demo_info.json has no open_vocab_classes: write the data with '
-                       'num_openvocab > 0 (tools/make_demo_data.py --num-openvocab 100).')
-    all_classes, seen = list(info['open_vocab_classes']), list(info['classes'])
+    all_classes, seen = _class_lists(data_root)
     cfg = Config.fromfile(config)
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint
     inferencer = WSSSInferencer(cfg, checkpoint, device=device)
-    images, gts = _openvocab_split(data_root, split)
+    images, gts = read_split(data_root, split)
 
     inferencer.set_classes(all_classes)
     iou = compute_miou(_predict(inferencer, images), gts, all_classes, log_table=False)['per_class_iou']
     told = compute_miou(_predict(inferencer, images, _true_labels(gts, len(all_classes))), gts, all_classes,
                         log_table=False)['per_class_iou']
     unseen = all_classes[len(seen):]
-    text = inferencer.model.text_encoder()  # (K_all, D) unit rows
-    similarity = text[len(seen):] @ text[1:len(seen)].t()  # (unseen, seen foreground)
-    nearest = {len(seen) + i: 1 + int(j) for i, j in enumerate(similarity.argmax(1).tolist())}
-
+    nearest = _nearest_seen(inferencer, len(seen))
     inferencer.set_classes(seen)
     baseline = closest_seen_iou(_predict(inferencer, images), gts, nearest)
     result = dict(
@@ -159,6 +173,9 @@ def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkp
         open_vocab_per_class_iou=iou,
         closest_seen={all_classes[u]: seen[s] for u, s in nearest.items()},
         closest_seen_iou={all_classes[u]: round(v, 2) for u, v in baseline.items()})
+    if combine is not None:
+        result.update(combined_open_vocab_figures(inferencer, combine, data_root, clip_checkpoint, split,
+                                                  calibration))
     result.update(tagging_figures(clip_checkpoint, data_root))
     result['open_vocab_seconds'] = round(time.time() - start, 1)
     return result
