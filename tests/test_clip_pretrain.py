@@ -147,6 +147,21 @@ def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads_like_real_weights(t
         assert not torch.allclose(F.normalize(random_model.encode_text(tokens), dim=-1), expected, atol=1e-3)
 
 
+def test_bf16_channels_last_pretraining_lowers_the_loss_and_saves_plain_weights(tmp_path):
+    tiny = build_corpus(replace(WORLD, image_size=64), CorpusConfig(num_pairs=64, image_size=32, seed=3))
+    cfg = PretrainConfig(model_name=TINY_CLIP_NAME, steps=1, batch_size=32, lr=2e-3, amp='bf16',
+                         channels_last=True)
+    first = pretrain_clip(tiny, cfg, str(tmp_path / 'a'), show_progress=False)
+    more = pretrain_clip(tiny, replace(cfg, steps=40), str(tmp_path / 'b'), show_progress=False)
+    assert more['loss'] < first['loss'] - 0.3
+    saved = torch.load(more['checkpoint'], weights_only=True)['state_dict']
+    assert all(v.dtype == torch.float32 for v in saved.values() if v.is_floating_point())
+    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=more['checkpoint'])
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="amp='fp16' must be None or 'bf16'"):
+        PretrainConfig(amp='fp16')
+
+
 def test_resume_continues_to_the_same_weights(tmp_path, monkeypatch):
     from mmseg_clip_wsss.clip_pretrain import train as train_module
     tiny = build_corpus(replace(WORLD, image_size=64), CorpusConfig(num_pairs=64, image_size=32, seed=3))

@@ -1,7 +1,7 @@
 """``python tools/pretrain_clip.py --data-root data/demo [--out-dir data/demo/clip] [--pairs 20000]
-[--steps 400] [--batch-size 128] [--lr 2e-3] [--workers 2] [--fresh] [--no-resume]``: contrastive
-pretraining of a small open_clip model on the captioned corpus of a generated world
-(:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
+[--steps 400] [--batch-size 128] [--lr 2e-3] [--amp bf16] [--channels-last] [--workers 2] [--fresh]
+[--no-resume]``: contrastive pretraining of a small open_clip model on the captioned corpus of a
+generated world (:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
 import argparse
 import os.path as osp
 from dataclasses import replace
@@ -37,6 +37,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int_at_least(1), default=schedule.batch_size)
     parser.add_argument('--lr', type=float, default=schedule.lr)
     parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
+    parser.add_argument('--amp', choices=['bf16'], help='bfloat16 autocast of the forward passes (faster on '
+                        'CPUs with AMX / AVX512-BF16 and on GPUs; default float32)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='the image tower in channels-last memory format (faster convolutions on CPU)')
     parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
     parser.add_argument('--threads', type=int, help='torch threads (default: all cores)')
     parser.add_argument('--fresh', action='store_true', help='redo the corpus and the pretraining')
@@ -59,7 +63,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     summary = pretrain_from_world(
         world, out_dir, replace(defaults, num_pairs=args.pairs),
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
-                lr=args.lr, seed=args.seed, pretrained=args.pretrained),
+                lr=args.lr, seed=args.seed, pretrained=args.pretrained, amp=args.amp,
+                channels_last=args.channels_last or None),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)
     print(f"[pretrain_clip] {summary['checkpoint']}: loss {summary['loss']:.3f}, temperature "

@@ -54,6 +54,13 @@ class PretrainConfig:
         checkpoint_interval (int): Steps between ``latest.pth`` checkpoints. Defaults to 100.
         pretrained (str, optional): Weights to fine-tune (an open_clip pretrained tag, e.g.
             ``'openai'``, or a local checkpoint file); None trains from a random init. Defaults to None.
+        amp (str, optional): ``'bf16'``: both towers' forward passes under bfloat16 autocast (the
+            loss, the optimiser and the weights stay float32). On a CPU with AMX / AVX512-BF16 the
+            demo's ModifiedResNet image tower runs forward + backward 1.6x faster (2.4x with
+            ``channels_last``). None: float32. Defaults to None.
+        channels_last (bool, optional): The image tower's weights and inputs in channels-last memory
+            format (faster convolutions on CPU: 1.3x for the demo's tower in float32). The saved
+            state dict is the same either way. None / False: the default layout. Defaults to None.
     """
     model_name: str = DEMO_CLIP_NAME
     steps: int = 400
@@ -65,6 +72,12 @@ class PretrainConfig:
     seed: int = 0
     checkpoint_interval: int = 100
     pretrained: Optional[str] = None
+    amp: Optional[str] = None
+    channels_last: Optional[bool] = None
+
+    def __post_init__(self):
+        if self.amp not in (None, 'bf16'):
+            raise ValueError(f"PretrainConfig: amp={self.amp!r} must be None or 'bf16'.")
 
 
 def encode_captions(tower: TextTower, tokens: torch.Tensor) -> torch.Tensor:
@@ -130,12 +143,18 @@ def _check_image_size(model, corpus: CaptionCorpus, model_name: str) -> None:
                          f'{model_name} takes {size} px; draw the corpus with image_size={size}.')
 
 
+def _set_fields(config: Dict) -> Dict:
+    """A schedule's fields that hold a value (None is the same as absent: a checkpoint written before
+    a field with the default None existed still resumes)."""
+    return {k: v for k, v in config.items() if v is not None}
+
+
 def _resume_step(latest: str, resume: bool, cfg: PretrainConfig, model, optimizer, scheduler) -> int:
     """Load the state of ``latest`` (with ``resume``, if it exists); returns the step to start at."""
     if not (resume and osp.isfile(latest)):
         return 0
     state = torch.load(latest, map_location='cpu', weights_only=True)
-    if state['config'] != asdict(cfg):
+    if _set_fields(state['config']) != _set_fields(asdict(cfg)):
         raise ValueError(f'pretrain_clip: {latest} is an unfinished run of another configuration '
                          f'({state["config"]}): pass the same options to finish it, or --fresh '
                          '(or --no-resume) to start over with these.')
@@ -146,12 +165,18 @@ def _resume_step(latest: str, resume: bool, cfg: PretrainConfig, model, optimize
 
 
 def _train_step(model, tower: TextTower, criterion, optimizer, scheduler, corpus: CaptionCorpus,
-                tokens: torch.Tensor, claims: Optional[Dict[str, torch.Tensor]], indices: np.ndarray) -> float:
+                tokens: torch.Tensor, claims: Optional[Dict[str, torch.Tensor]], indices: np.ndarray,
+                cfg: PretrainConfig) -> float:
     """One optimiser step on the pairs ``indices``; returns the loss."""
     idx = torch.from_numpy(indices)
-    images = normalise_images(model, corpus.images[idx.numpy()])
-    image_features = F.normalize(model.encode_image(images), dim=-1)
-    text_features = F.normalize(encode_captions(tower, tokens[idx]), dim=-1)
+    images = normalise_images(model, corpus.images[idx.numpy()])  # (B, 3, S, S)
+    if cfg.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=cfg.amp == 'bf16'):
+        image_features = model.encode_image(images)
+        text_features = encode_captions(tower, tokens[idx])
+    image_features = F.normalize(image_features.float(), dim=-1)
+    text_features = F.normalize(text_features.float(), dim=-1)
     targets = truth_matrix(*[claims[f][idx] for f in CLAIM_FIELDS]) if claims is not None else \
         torch.eye(len(idx), dtype=torch.bool)
     loss = criterion(image_features, text_features, model.logit_scale.exp(), targets.float())
@@ -186,6 +211,8 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
     os.makedirs(work_dir, exist_ok=True)
     model = _init_model(cfg)
     _check_image_size(model, corpus, cfg.model_name)
+    if cfg.channels_last:
+        model.visual.to(memory_format=torch.channels_last)
     tower = TextTower(model)
     tokens = open_clip.get_tokenizer(cfg.model_name)(corpus.captions)  # (N, L)
     claims = {f: torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS} if corpus.claims else None
@@ -203,7 +230,7 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
     batches = _batches(len(corpus), cfg.batch_size, cfg.seed, start)
     for step in range(start, cfg.steps):
         losses.append(_train_step(model, tower, criterion, optimizer, scheduler, corpus, tokens, claims,
-                                  next(batches)))
+                                  next(batches), cfg))
         bar.set_postfix(loss=f'{losses[-1]:.3f}', temperature=f'{1 / model.logit_scale.exp().item():.4f}')
         bar.update()
         if (step + 1) % cfg.checkpoint_interval == 0 or step + 1 == cfg.steps:
