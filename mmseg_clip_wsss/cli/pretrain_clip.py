@@ -37,8 +37,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int_at_least(1), default=schedule.batch_size)
     parser.add_argument('--lr', type=float, default=schedule.lr)
     parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
-    parser.add_argument('--amp', choices=['bf16'], help='bfloat16 autocast of the forward passes (faster on '
-                        'CPUs with AMX / AVX512-BF16 and on GPUs; default float32)')
+    parser.add_argument('--amp', choices=['bf16'], help="bfloat16 autocast of the image tower's forward pass "
+                        '(faster on CPUs with AMX / AVX512-BF16 and on GPUs; default float32)')
     parser.add_argument('--channels-last', action='store_true',
                         help='the image tower in channels-last memory format (faster convolutions on CPU)')
     parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
