@@ -264,6 +264,23 @@ def test_dist_pseudo_masks_write_each_file_once_and_resume(tiny_run):
     assert json.loads((out / 'metrics.json').read_text())['num_images'] == NUM_TRAIN
 
 
+@pytest.mark.parametrize('checkpoint', ['none', ''])
+def test_dist_pseudo_mask_script_runs_a_training_free_config_without_checkpoint(tmp_path, checkpoint):
+    """CHECKPOINT ``none`` (or "") hands make_pseudo_masks.py no checkpoint argument."""
+    python = tmp_path / 'python'  # records the command line instead of starting torchrun
+    python.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$RECORD"\n')
+    python.chmod(0o755)
+    record = tmp_path / 'args.txt'
+    env = dict(os.environ, PYTHON=str(python), RECORD=str(record))
+    cmd = ['bash', str(REPO / 'tools' / 'dist_make_pseudo_masks.sh'), 'cfg.py', checkpoint, '2',
+           '--out-dir', 'D']
+    subprocess.run(cmd, env=env, check=True, timeout=60)
+    args = record.read_text().splitlines()
+    script = args.index(str(REPO / 'tools' / 'make_pseudo_masks.py'))
+    assert args[script + 1:] == ['cfg.py', '--launcher', 'pytorch', '--out-dir', 'D']
+    assert '--nproc_per_node=2' in args
+
+
 def test_slurm_scripts_hand_srun_the_job(tmp_path):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Pseudo masks with torchrun, each process writing the masks of its share of the images:
 #   tools/dist_make_pseudo_masks.sh CONFIG CHECKPOINT NPROC --out-dir DIR [make_pseudo_masks.py args...]
+# CHECKPOINT `none` (or "") for a training-free config (configs/clip_es/*, configs/dense_clip/*).
 # NNODES, NODE_RANK, MASTER_ADDR, PORT as in tools/dist_train.sh.
 CONFIG=$1
 CHECKPOINT=$2
@@ -10,6 +11,11 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 PYTHON=${PYTHON:-python}
+if [ "$CHECKPOINT" = "none" ] || [ -z "$CHECKPOINT" ]; then
+    CHECKPOINT_ARG=()
+else
+    CHECKPOINT_ARG=("$CHECKPOINT")
+fi
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
 "$PYTHON" -m torch.distributed.run \
@@ -19,5 +25,5 @@ PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
     --nproc_per_node="$NPROC" \
     --master_port="$PORT" \
     "$(dirname "$0")/make_pseudo_masks.py" \
-    "$CONFIG" "$CHECKPOINT" \
+    "$CONFIG" "${CHECKPOINT_ARG[@]}" \
     --launcher pytorch "${@:4}"
