@@ -328,3 +328,34 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, cap
     with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
         with naming_cfg_options({'model.x': 1}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
+
+
+def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, capsys):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = str(tmp_path / 'masks')
+    common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', out]
+    assert make_pseudo_masks_cli.main(common)['written'] == 5
+    record = json.load(open(osp.join(out, 'protocol.json')))
+    assert record['model'] == {'type': 'PMSpeedStub'}
+    assert record['files'][osp.abspath(ckpt)].startswith('sha256:')
+    # the model dict differs (e.g. model.prompts=<other tuned prompts>): another model, named
+    with pytest.raises(ValueError, match=r"made by another model \(model.num_classes: '\(unset\)' -> 5; "
+                       r"see .*protocol.json\)\. Write to another --out-dir, or delete "):
+        make_pseudo_masks_cli.main([*common, '--cfg-options', 'model.num_classes=5'])
+    # the same checkpoint path with other weights: another model
+    state = torch.load(ckpt)
+    state['state_dict']['conv.bias'] += 1
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match=rf"another model \(file {osp.abspath(ckpt)}: sha256:"):
+        make_pseudo_masks_cli.main(common)
+    # a record written before the model was recorded: resumed as this model's masks, with a warning
+    for field in ('model', 'files'):
+        del record[field]
+    json.dump(record, open(osp.join(out, 'protocol.json'), 'w'))
+    capsys.readouterr()
+    again = make_pseudo_masks_cli.main(common)
+    assert (again['written'], again['skipped']) == (0, 5)
+    printed = capsys.readouterr()
+    assert 'protocol.json does not record the model (written before the model was recorded); its masks ' \
+        'are resumed as masks of this model and config' in printed.out + printed.err
+

@@ -30,16 +30,19 @@ Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --laun
 ``tools/dist_make_pseudo_masks.sh``) gives every process a disjoint share of the images, so each PNG
 is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
 is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
-``OUT_DIR/protocol.json`` records the checkpoint, split and protocol of the masks; resuming into a
-directory whose masks were made otherwise, or that holds PNGs without that record, is refused
-(``--overwrite`` replaces them).
+``OUT_DIR/protocol.json`` records the model (its config dict, the checkpoint and the files it reads),
+the split and the protocol of the masks; resuming into a directory
+whose masks were made otherwise, or that holds PNGs without that record, is refused (``--overwrite``
+replaces them).
 """
 import copy
 import glob
+import hashlib
 import json
+import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -57,7 +60,7 @@ from .generate import generate_pseudo_masks
 from .protocol import DEFAULT_PROTOCOL, CAMProtocol
 
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
-           'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE', 'UnknownSplitError',
+           'make_pseudo_masks', 'model_record', 'file_identity', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE', 'UnknownSplitError',
            'config_splits', 'check_split']
 
 #: The loader names the file and the fix for an image it cannot use (missing, corrupt, above the pixel
@@ -65,6 +68,10 @@ __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'c
 DEFAULT_CAM_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
 #: Written into the output directory: the checkpoint, split and options its masks were made with.
 PROTOCOL_FILE = 'protocol.json'
+#: The fields of ``protocol.json`` that say which model made the masks (:func:`model_record`).
+MODEL_FIELDS = ('model', 'files')
+#: Files up to this size are identified by their SHA-256; larger ones by their size and time.
+DIGEST_LIMIT = 64 * 1024 ** 2
 
 
 class UnknownSplitError(ValueError, KeyError):
@@ -191,21 +198,110 @@ def init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
-def check_protocol(out_dir: str, protocol: Dict) -> None:
-    """Refuse to resume into ``out_dir`` when its masks were made by another protocol, or by an
-    unknown one (PNGs without ``protocol.json``: another tool, an older run).
+def file_identity(path: str) -> str:
+    """What identifies the content of ``path``: ``sha256:<hex>`` for a file up to
+    :data:`DIGEST_LIMIT` bytes, else ``<size> bytes, mtime <seconds>`` (a checkpoint of hundreds of MB
+    is not read twice)."""
+    size = osp.getsize(path)
+    if size > DIGEST_LIMIT:
+        return f'{size} bytes, mtime {int(osp.getmtime(path))}'
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return f'sha256:{digest.hexdigest()}'
 
-    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks`) records the checkpoint,
-    split and CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
-    there, so a changed protocol would silently mix masks of two protocols. A field the record lacks
-    (added to :class:`~mmseg_clip_wsss.cam.protocol.CAMProtocol` after it was written) counts as
-    that field's default.
 
-    Raises:
-        DatasetError: naming the options that differ (or the missing record) and the two ways out.
+def _strings(value) -> Iterator[str]:
+    """Every string inside a nested dict / list of a config."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def model_record(cfg: Config, checkpoint: Optional[str]) -> Dict:
+    """What makes the masks besides the CAM protocol, as ``protocol.json`` records it.
+
+    Args:
+        cfg (Config): The config; its ``model`` dict as resolved (``--cfg-options`` merged).
+        checkpoint (str, optional): The checkpoint file (None: a training-free model).
+
+    Returns:
+        dict: ``model`` (the model dict, JSON-normalised) and ``files``: for the checkpoint and
+        every file the model dict names (CLIP weights, tuned prompts, ...), absolute path ->
+        :func:`file_identity`.
     """
+    model = json.loads(json.dumps(cfg.get('model'), default=str))
+    paths = {osp.abspath(v) for v in _strings(model) if osp.isfile(v)}
+    if checkpoint and osp.isfile(checkpoint):
+        paths.add(osp.abspath(checkpoint))
+    return dict(model=model, files={p: file_identity(p) for p in sorted(paths)})
+
+
+def _flat(value, prefix: str) -> Dict[str, object]:
+    """``{'model.backbone.type': ..., ...}`` of a nested dict (lists are leaves)."""
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    return {k: v for key, item in value.items() for k, v in _flat(item, f'{prefix}.{key}').items()}
+
+
+def _model_changes(old: Dict, new: Dict) -> List[str]:
+    """The differences of the model fields (:data:`MODEL_FIELDS`) of two records, one line each."""
+    old_model, new_model = _flat(old.get('model'), 'model'), _flat(new.get('model'), 'model')
+    changes = [f'{k}: {old_model.get(k, "(unset)")!r} -> {new_model.get(k, "(unset)")!r}'
+               for k in sorted(set(old_model) | set(new_model)) if old_model.get(k) != new_model.get(k)]
+    old_files, new_files = old.get('files') or {}, new.get('files') or {}
+    changes += [f'file {p}: {old_files.get(p, "(not used)")} -> {new_files.get(p, "(not used)")}'
+                for p in sorted(set(old_files) | set(new_files)) if old_files.get(p) != new_files.get(p)]
+    return changes
+
+
+def _read_record(out_dir: str, new: Dict) -> Optional[Dict]:
+    """``out_dir``'s ``protocol.json`` with the defaults of fields added since it was written (None:
+    none there). A record without the model fields (written before they existed) is trusted to be of
+    this model: it is logged, and the fields are taken from ``new``."""
     path = osp.join(out_dir, PROTOCOL_FILE)
     if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        old = json.load(f)
+    if not isinstance(old, dict):
+        raise DatasetError(f'make_pseudo_masks: {path} is no protocol record (a JSON object); delete '
+                           f'{out_dir} or write to another --out-dir.')
+    if any(k in new and k not in old for k in MODEL_FIELDS):
+        print_log(f'make_pseudo_masks: {path} does not record the model (written before the model was '
+                  'recorded); its masks are resumed as masks of this model and config', logger='current',
+                  level=logging.WARNING)
+        old = dict(old, **{k: new[k] for k in MODEL_FIELDS if k in new})
+    # a field added to the protocol since the record was written counts as its default
+    defaults = json.loads(json.dumps(DEFAULT_PROTOCOL.record()))
+    return dict({k: v for k, v in defaults.items() if k not in old}, **old)
+
+
+def check_protocol(out_dir: str, protocol: Dict) -> None:
+    """Refuse to resume into ``out_dir`` when its masks were made by another model or protocol, or
+    by an unknown one (PNGs without ``protocol.json``: another tool, an older run).
+
+    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks`) records the model
+    (:func:`model_record`: the model dict, the checkpoint and the files the model reads), the split
+    and the CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
+    there, so a changed model or protocol would silently mix masks of two. A protocol field the
+    record lacks (added to :class:`~mmseg_clip_wsss.cam.protocol.CAMProtocol` after it was written)
+    counts as that field's default; a record without the model fields counts as made by this model
+    (:func:`_read_record`).
+
+    Raises:
+        DatasetError: naming what differs (or the missing record) and the ways out.
+    """
+    new = json.loads(json.dumps(protocol))  # tuples -> lists, as read back from the file
+    old = _read_record(out_dir, new)
+    path = osp.join(out_dir, PROTOCOL_FILE)
+    if old is None:
         masks = glob.glob(osp.join(glob.escape(out_dir), '*.png'))
         if masks:
             raise DatasetError(
@@ -214,13 +310,13 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
                 'checkpoint, split and protocol made them and they cannot be resumed. Pass '
                 '--overwrite to replace them, or write to another --out-dir.')
         return
-    with open(path) as f:
-        old = json.load(f)
-    # a field added to the protocol since the record was written counts as its default
-    defaults = json.loads(json.dumps(DEFAULT_PROTOCOL.record()))
-    old = dict({k: v for k, v in defaults.items() if k not in old}, **old)
-    new = json.loads(json.dumps(protocol))  # tuples -> lists, as read back from the file
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    models = _model_changes(old, new)
+    if models:
+        raise DatasetError(f'make_pseudo_masks: {out_dir} holds pseudo masks made by another model '
+                           f'({"; ".join(models)}; see {path}). Write to another --out-dir, or delete '
+                           f'{out_dir} (or pass --overwrite) to replace them.')
+    changed = sorted(k for k in set(old) | set(new)
+                     if k not in MODEL_FIELDS and old.get(k) != new.get(k))
     if changed:
         details = '; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)
         raise DatasetError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another '
@@ -265,7 +361,7 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
     meta = getattr(dataset, 'metainfo', {}) or {}
     print_log(f'pseudo masks for {len(dataset)} images of split "{split}" -> {out_dir}', logger='current')
     record = dict(checkpoint=osp.abspath(checkpoint) if checkpoint else None, split=split,
-                  **protocol.record())
+                  **protocol.record(), **model_record(cfg, checkpoint))
     if not overwrite:
         check_protocol(out_dir, record)
     if is_main_process():  # atomic: the other ranks read it in check_protocol
