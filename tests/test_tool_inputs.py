@@ -359,3 +359,22 @@ def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, ca
     assert 'protocol.json does not record the model (written before the model was recorded); its masks ' \
         'are resumed as masks of this model and config' in printed.out + printed.err
 
+
+def test_a_failed_make_pseudo_masks_run_leaves_no_protocol_record(tmp_path, monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'masks'
+    common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(out)]
+    with pytest.raises(ValueError, match=r'scales'):  # refused before any mask: nothing recorded
+        make_pseudo_masks_cli.main([*common, '--scales', '0'])
+    assert not (out / 'protocol.json').exists()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError('forward failed')
+    monkeypatch.setattr('mmseg_clip_wsss.cam.generate.mask_jobs_of_batch', fail)  # the CAMs fail
+    with pytest.raises(RuntimeError, match='forward failed'):
+        make_pseudo_masks_cli.main([*common, '--scales', '0.5'])
+    assert not (out / 'protocol.json').exists()
+    monkeypatch.undo()
+    result = make_pseudo_masks_cli.main(common)  # the next correct run is not refused
+    assert result['written'] == 5
+    assert json.load(open(out / 'protocol.json'))['scales'] == [1.0, 0.5]

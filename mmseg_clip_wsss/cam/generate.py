@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -289,6 +289,7 @@ class _Run:
     evaluate: bool
     pool: MaskWriterPool
     timer: StageTimer
+    before_first_mask: Optional[Callable[[], None]] = None
 
 
 def _record_ground_truth(samples: Sequence, paths: Sequence[str], tally: _Tally) -> None:
@@ -330,6 +331,9 @@ def _process_batch(run: _Run, data_batch: dict, tally: _Tally) -> None:
         jobs = mask_jobs_of_batch(run.model, data['inputs'], data['data_samples'], run.protocol,
                                   run.refiner, run.background_index, [paths[i] for i in todo],
                                   run.timer)
+    if run.before_first_mask is not None:
+        run.before_first_mask()
+        run.before_first_mask = None
     with run.timer.stage('hand over'):
         for job in jobs:
             run.pool.submit(job)  # writes the confidence map, then the mask: see _is_done
@@ -466,6 +470,7 @@ def generate_pseudo_masks(model,
                           show_progress: bool = True,
                           workers: int = 0,
                           timer: Optional[StageTimer] = None,
+                          before_first_mask: Optional[Callable[[], None]] = None,
                           **protocol_options) -> Dict:
     """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``, and its
     confidence map ``<out_dir>/confidence/<img_id>.png`` (8-bit grayscale, ``v / 255`` = confidence;
@@ -497,6 +502,9 @@ def generate_pseudo_masks(model,
         workers (int): Processes that finish the masks (:class:`MaskWriterPool`); 0: this one.
         timer (StageTimer, optional): Receives the seconds of every stage (``decode``, ``cam``,
             ``refine``, ``crf``, ``mask``, ``write``, ...). Defaults to None (nothing is timed).
+        before_first_mask (Callable, optional): Called once, when the first mask of this process is
+            handed over to be written (after its CAMs were computed), e.g. to record how the masks
+            are made; a run that fails before leaves nothing written. Defaults to None.
 
     Returns:
         dict: ``written``, ``skipped`` (over all ranks), ``written_per_rank``, ``files`` (PNG paths in
@@ -507,7 +515,7 @@ def generate_pseudo_masks(model,
     start = time.time()
     finisher = _finisher(model, protocol, refiner, background_index, palette)
     run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
-               timer_or_null(timer))
+               timer_or_null(timer), before_first_mask)
     tally = _write_all(run, dataloader, finisher, workers, show_progress)
     tally, result = _summary(tally, out_dir, start)
     if evaluate:

@@ -9,7 +9,7 @@ import dataclasses
 from typing import Optional, Tuple, Union
 
 __all__ = ['IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL',
-           'check_ignore_band']
+           'check_ignore_band', 'check_scales']
 
 #: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
 IGNORE_INDEX = 255
@@ -18,6 +18,31 @@ IGNORE_INDEX = 255
 BG_MODES = ('threshold', 'prompt', 'complement')
 #: Mixed precision of the forward passes: none (fp32) or bfloat16 autocast.
 AMP_MODES = (None, 'bf16')
+
+
+def _where(name: str) -> str:
+    """Where a protocol field is set: its ``tools/make_pseudo_masks.py`` option and ``cam_cfg`` key."""
+    option = {'flip': '--no-flip', 'amp': '--amp'}.get(name, '--' + name.replace('_', '-'))
+    return f'{name} ({option} or --cfg-options cam_cfg.{name}=...)'
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_scales(scales) -> Tuple[float, ...]:
+    """The CAM scales as floats: at least one, each a number above 0.
+
+    Raises:
+        ValueError: naming the bad value, the option and the fix.
+    """
+    values = list(scales) if isinstance(scales, (list, tuple)) else [scales]
+    bad = [v for v in values if not _is_number(v) or not v > 0]
+    if not values or bad:
+        what = f'{bad[0]!r} is no number above 0' if bad else 'no scale is given'
+        raise ValueError(f'CAM protocol: {_where("scales")} = {scales!r}: {what}; give resize '
+                         'factors above 0, e.g. --scales 1.0 0.5 1.5 or cam_cfg.scales=[1.0,0.5,1.5].')
+    return tuple(float(v) for v in values)
 
 
 def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: float,
@@ -91,12 +116,10 @@ class CAMProtocol:
     def __post_init__(self):
         if self.bg_mode not in BG_MODES:
             raise ValueError(f'CAM protocol: bg_mode={self.bg_mode!r} must be one of {BG_MODES}.')
-        if not self.scales:
-            raise ValueError('CAM protocol: give at least one scale.')
         if self.amp not in AMP_MODES:
             raise ValueError(f'CAM protocol: amp={self.amp!r} must be one of {AMP_MODES} (None: fp32).')
         refine = self.refine.to_dict() if hasattr(self.refine, 'to_dict') else self.refine
-        fields = dict(scales=tuple(float(s) for s in self.scales), flip=bool(self.flip),
+        fields = dict(scales=check_scales(self.scales), flip=bool(self.flip),
                       refine=dict(refine) if isinstance(refine, dict) else refine,
                       bg_threshold=float(self.bg_threshold), bg_power=float(self.bg_power),
                       normalise=bool(self.normalise),

@@ -31,7 +31,7 @@ Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --laun
 is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
 is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
 ``OUT_DIR/protocol.json`` records the model (its config dict, the checkpoint and the files it reads),
-the split and the protocol of the masks; resuming into a directory
+the split and the protocol of the masks, written when the first mask is; resuming into a directory
 whose masks were made otherwise, or that holds PNGs without that record, is refused (``--overwrite``
 replaces them).
 """
@@ -46,7 +46,7 @@ from typing import Dict, Iterator, List, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.dist import init_dist, is_main_process
+from mmengine.dist import init_dist
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -364,8 +364,6 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
                   **protocol.record(), **model_record(cfg, checkpoint))
     if not overwrite:
         check_protocol(out_dir, record)
-    if is_main_process():  # atomic: the other ranks read it in check_protocol
-        write_metrics_json(osp.join(out_dir, PROTOCOL_FILE), record)
     return generate_pseudo_masks(
         model, dataloader, out_dir, protocol,
         background_index=getattr(model, 'background_index', 0),
@@ -374,4 +372,7 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
         classes=meta.get('classes'),
         reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
         show_progress=show_progress,
-        workers=workers)
+        workers=workers,
+        # written (atomically, by every rank alike) when the first mask is: a run refused or failed
+        # before any mask leaves the folder's record as it was
+        before_first_mask=lambda: write_metrics_json(osp.join(out_dir, PROTOCOL_FILE), record))
