@@ -327,7 +327,7 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
 def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, protocol: CAMProtocol,
                       split: str = 'train', device: Optional[str] = None, evaluate: bool = False,
                       overwrite: bool = False, show_progress: bool = True, workers: int = 0,
-                      loader_workers: Optional[int] = None) -> Dict:
+                      loader_workers: Optional[int] = None, split_name: Optional[str] = None) -> Dict:
     """Write the pseudo masks of ``split`` of ``cfg`` with ``protocol`` into ``out_dir``.
 
     Args:
@@ -346,6 +346,10 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
             writing) while the model runs; 0: in this process. Defaults to 0.
         loader_workers (int, optional): Data-loader processes that load and decode the images; None
             keeps the config's ``num_workers``. Defaults to None.
+        split_name (str, optional): The split the images are of, as logged and recorded in
+            ``protocol.json``, where it is not ``split``: a caller that points ``cam_dataloader``
+            (``split='train'``) at another split's files, as the demo's training-free rows do for
+            ``--split val``. Defaults to ``split``.
 
     Returns:
         dict: :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s result.
@@ -359,8 +363,10 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
                                                                   loader_workers))
     dataset = dataloader.dataset
     meta = getattr(dataset, 'metainfo', {}) or {}
-    print_log(f'pseudo masks for {len(dataset)} images of split "{split}" -> {out_dir}', logger='current')
-    record = dict(checkpoint=osp.abspath(checkpoint) if checkpoint else None, split=split,
+    split_name = split_name or split
+    print_log(f'pseudo masks for {len(dataset)} images of split "{split_name}" -> {out_dir}',
+              logger='current')
+    record = dict(checkpoint=osp.abspath(checkpoint) if checkpoint else None, split=split_name,
                   **protocol.record(), **model_record(cfg, checkpoint))
     if not overwrite:
         check_protocol(out_dir, record)
