@@ -317,17 +317,54 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, cap
     with pytest.raises(ConfigMismatchError, match=r"--cfg-options model.num_clases: 'num_clases' is no "
                        r"argument of what the config builds there \(.*PMSpeedStub.*unexpected keyword"):
         make_pseudo_masks_cli.main(argv)
-    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), steps=[dict(lr=1)]))
-    added = merge_cfg_options(config, {'model.backbone.pretraned': 'b.pth', 'model.backbone.depth': 4,
-                                       'steps.0.lr': 2, 'modle.x': 1})
-    assert added == ['model.backbone.pretraned', 'modle.x']
+    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), steps=[dict(lr=1)],
+                         val_dataloader=dict(batch_size=1)))
+    added = merge_cfg_options(config, {'model.backbone.depth': 4, 'steps.0.lr': 2,
+                                       'model.backbone.frozen': True, 'cam_dataloader.batch_size': 2})
+    assert added == ['model.backbone.frozen', 'cam_dataloader.batch_size']  # new keys are added ...
     assert config.model.backbone.depth == 4 and config.steps[0].lr == 2  # merged as mmseg merges
+    assert config.model.backbone.frozen is True and config.cam_dataloader.batch_size == 2
     out = capsys.readouterr()
-    assert ('--cfg-options model.backbone.pretraned: the config has no such key; it is added (the config '
-            'has pretrained there: a misspelling?)') in out.out + out.err
+    assert ('--cfg-options cam_dataloader.batch_size: the config has no such key; it is added (the config '
+            'has val_dataloader there: a misspelling?)') in out.out + out.err  # ... named, 2 letters off
     with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
         with naming_cfg_options({'model.x': 1}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
+
+
+@pytest.mark.parametrize('key,where,there', [
+    ('modle.backbone.pretrained', 'modle', 'model'),  # two letters swapped
+    ('trian_cfg.max_iters', 'trian_cfg', 'train_cfg'),
+    ('model.backbone.pretraned', 'model.backbone.pretraned', 'pretrained'),  # a letter missing
+    ('cam_cfg.bg_treshold', 'cam_cfg.bg_treshold', 'bg_threshold'),
+    ('model.backbone.depthh', 'model.backbone.depthh', 'depth'),  # a letter added
+])
+def test_a_cfg_options_key_one_typo_from_a_config_key_is_refused_before_any_work(key, where, there):
+    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), train_cfg=dict(max_iters=9),
+                         cam_cfg=dict(bg_threshold=0.3)))
+    with pytest.raises(ConfigMismatchError) as exc:
+        merge_cfg_options(config, {'model.backbone.depth': 5, key: 4})
+    assert str(exc.value) == (f"--cfg-options {key}: the config has no {where!r}; it has {there!r} there (a "
+                              "misspelling?). Correct the key (a key one typo away from one of the config's "
+                              "is refused, not added); nothing was run.")
+    assert config.model.backbone.depth == 3  # nothing merged
+
+
+def test_make_pseudo_masks_names_a_misspelt_cfg_options_key_and_an_unknown_cam_cfg_key(tmp_path,
+                                                                                     monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'o'
+    common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(out)]
+    for option, line in [
+            ('cam_cfg.bg_treshold=0.5', "error: --cfg-options cam_cfg.bg_treshold: the config has no "
+             "'cam_cfg.bg_treshold'; it has 'bg_threshold' there"),
+            ('cam_cfg.threshold=0.5', 'error: CAM protocol: cam_cfg.threshold is no protocol option (did you '
+             'mean cam_cfg.bg_threshold?); valid: amp, batch_size, ')]:
+        monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *common, '--cfg-options', option])
+        with pytest.raises(SystemExit) as exc:
+            make_pseudo_masks_cli.run()
+        assert str(exc.value.code).startswith(line)
+        assert not out.exists()
 
 
 def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, capsys):

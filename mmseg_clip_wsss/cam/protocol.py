@@ -6,9 +6,10 @@ reads it (its command line wins), records the protocol in ``OUT_DIR/protocol.jso
 their defaults from :data:`DEFAULT_PROTOCOL`.
 """
 import dataclasses
+import difflib
 from typing import Optional, Tuple, Union
 
-__all__ = ['IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL',
+__all__ = ['UnknownProtocolKeyError', 'IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL',
            'check_ignore_band', 'check_scales']
 
 #: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
@@ -18,6 +19,14 @@ IGNORE_INDEX = 255
 BG_MODES = ('threshold', 'prompt', 'complement')
 #: Mixed precision of the forward passes: none (fp32) or bfloat16 autocast.
 AMP_MODES = (None, 'bf16')
+
+
+class UnknownProtocolKeyError(ValueError, KeyError):
+    """A ``cam_cfg`` key that is no protocol field. A :class:`ValueError` (the tools print its
+    one-line message, no traceback) and a :class:`KeyError` (a wrong config key), printed without
+    KeyError's quotes."""
+
+    __str__ = ValueError.__str__
 
 
 def _where(name: str) -> str:
@@ -133,14 +142,19 @@ class CAMProtocol:
         """A protocol from a ``cam_cfg`` dict (or a protocol), with ``overrides`` that are not None.
 
         Raises:
-            KeyError: for keys that are no protocol field, naming the known ones.
+            UnknownProtocolKeyError: for a key that is no protocol field, naming it, its closest
+                field and the valid ones.
         """
         values = cfg.to_dict() if isinstance(cfg, CAMProtocol) else dict(cfg or {})
         values.update({k: v for k, v in overrides.items() if v is not None})
-        known = [f.name for f in dataclasses.fields(cls)]
+        known = sorted(f.name for f in dataclasses.fields(cls))
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise KeyError(f'CAM protocol: unknown keys {unknown}; known: {sorted(known)}.')
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f' (did you mean cam_cfg.{close[0]}?)' if close else ''
+            raise UnknownProtocolKeyError(
+                f'CAM protocol: cam_cfg.{unknown[0]} is no protocol option{hint}; valid: '
+                f'{", ".join(known)}. Correct the key in the config or --cfg-options.')
         return cls(**values)
 
     def to_dict(self) -> dict:
