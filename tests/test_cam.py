@@ -273,7 +273,8 @@ def test_ignore_band_end_to_end_bounds_and_no_background(tmp_path):
                                     ignore_band=(0.5, 0.5)),
                           _masks_of(model, batch, tmp_path / 'thr', bg_threshold=0.5))
     # low > high can hold no threshold: refused before anything is written
-    with pytest.raises(ValueError, match=r'ignore_band=\(0\.5, 0\.25\) must contain bg_threshold'):
+    with pytest.raises(ValueError, match=r'ignore_band .*= \(0\.5, 0\.25\): LOW is above HIGH; give '
+                       r'the band as LOW HIGH \(0\.25, 0\.5\)'):
         _masks_of(model, batch, tmp_path / 'reversed', bg_threshold=0.375, ignore_band=(0.5, 0.25))
     assert not (tmp_path / 'reversed').exists()
 
@@ -699,7 +700,7 @@ def test_make_pseudo_masks_tool_ignore_band_and_a_change_of_band_alone(tmp_path)
     # a band wider than the threshold allows (0.3 is the config's bg_threshold): refused, nothing written
     with pytest.raises(ValueError, match='must contain bg_threshold=0.3'):
         make_pseudo_masks_main([*common, '--out-dir', str(tmp_path / 'bad'), '--ignore-band', '0.4',
-                                '0.2'])
+                                '0.5'])
     assert not (tmp_path / 'bad').exists()
     # a protocol that differs in the band alone is another protocol: refused, then replaced
     with pytest.raises(ValueError, match=r'another protocol \(ignore_band: \[0\.2, 0\.4\] -> '

@@ -415,3 +415,54 @@ def test_a_failed_make_pseudo_masks_run_leaves_no_protocol_record(tmp_path, monk
     result = make_pseudo_masks_cli.main(common)  # the next correct run is not refused
     assert result['written'] == 5
     assert json.load(open(out / 'protocol.json'))['scales'] == [1.0, 0.5]
+
+
+@pytest.mark.parametrize('options,message', [
+    (['--bg-threshold', '1.5'], 'argument --bg-threshold: 1.5 is out of range; valid: 0 to 1'),
+    (['--bg-threshold', 'x'], "argument --bg-threshold: 'x' is not a number; valid: 0 to 1"),
+    (['--ignore-margin', '-0.1'], 'argument --ignore-margin: -0.1 is out of range; valid: 0 or more'),
+    (['--ignore-band', '0.6', '0.2'], 'argument --ignore-band: LOW 0.6 is above HIGH 0.2; give the band as '
+     'LOW HIGH, e.g. --ignore-band 0.2 0.6'),
+    (['--cfg-options', 'cam_cfg'], "argument --cfg-options: 'cam_cfg' is no KEY=VALUE pair; write each "
+     'setting as KEY=VALUE'),
+])
+def test_make_pseudo_masks_refuses_option_values_in_argparse(options, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.main(['c.py', '--out-dir', str(tmp_path / 'o'), *options])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('option,message', [
+    ('cam_cfg.flip=maybe', "flip (--no-flip or --cfg-options cam_cfg.flip=...) = 'maybe' is no bool; use "
+     'True or False'),
+    ('cam_cfg.scales=[1.0,abc]', "scales (--scales or --cfg-options cam_cfg.scales=...) = [1.0, 'abc']: "
+     "'abc' is no number above 0"),
+    ('cam_cfg.bg_threshold=2', 'bg_threshold (--bg-threshold or --cfg-options cam_cfg.bg_threshold=...) = 2 '
+     'is out of range; valid: 0 to 1'),
+    ('cam_cfg.ignore_margin=-1', 'ignore_margin (--ignore-margin or --cfg-options cam_cfg.ignore_margin=...) '
+     '= -1 is out of range; valid: 0 or more'),
+])
+def test_make_pseudo_masks_refuses_cam_cfg_values_naming_the_option(option, message, tmp_path,
+                                                                   monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'o'
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', cfg, ckpt, '--split', 'val', '--no-progress',
+                                      '--device', 'cpu', '--out-dir', str(out), '--cfg-options', option])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert str(exc.value.code).startswith(f'error: CAM protocol: {message}')
+    assert not out.exists()
+
+
+def test_make_pseudo_masks_refuses_an_out_dir_that_is_a_file(tmp_path, monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'masks.png'
+    out.write_bytes(b'kept')
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', cfg, ckpt, '--split', 'val', '--device', 'cpu',
+                                      '--out-dir', str(out)])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert exc.value.code == (f'error: --out-dir {out} is a file, not a folder; give a folder for the masks '
+                              '(a new one, or one of an earlier run to resume)')
+    assert out.read_bytes() == b'kept'

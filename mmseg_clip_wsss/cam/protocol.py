@@ -54,6 +54,25 @@ def check_scales(scales) -> Tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def _check_value(name: str, value, low: Optional[float] = None, high: Optional[float] = None):
+    """``value`` of the protocol field ``name``, checked: a bool for ``low`` None, else a number in
+    ``[low, high]`` (no ``high``: ``low`` and up); None passes (an unset optional field).
+
+    Raises:
+        ValueError: naming the field, its option and the valid values.
+    """
+    if value is None:
+        return None
+    if low is None:
+        if not isinstance(value, bool):
+            raise ValueError(f'CAM protocol: {_where(name)} = {value!r} is no bool; use True or False.')
+        return value
+    valid = f'{low} or more' if high is None else f'{low} to {high}'
+    if not _is_number(value) or not (value >= low and (high is None or value <= high)):
+        raise ValueError(f'CAM protocol: {_where(name)} = {value!r} is out of range; valid: {valid}.')
+    return float(value)
+
+
 def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: float,
                       bg_mode: str) -> Optional[Tuple[float, float]]:
     """Validate how an ignore band combines with the background threshold.
@@ -74,7 +93,14 @@ def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: 
     if bg_mode != 'threshold':
         raise ValueError(f"ignore_band applies to bg_mode='threshold'; with bg_mode={bg_mode!r} use "
                          'ignore_margin.')
-    low, high = (float(v) for v in ignore_band)
+    values = list(ignore_band) if isinstance(ignore_band, (list, tuple)) else [ignore_band]
+    if len(values) != 2 or not all(_is_number(v) for v in values):
+        raise ValueError(f'CAM protocol: {_where("ignore_band")} = {ignore_band!r}: give two numbers '
+                         'LOW HIGH, e.g. --ignore-band 0.25 0.45.')
+    low, high = (float(v) for v in values)
+    if low > high:
+        raise ValueError(f'CAM protocol: {_where("ignore_band")} = ({low}, {high}): LOW is above HIGH; '
+                         f'give the band as LOW HIGH ({high}, {low}).')
     if not low <= float(bg_threshold) <= high:
         raise ValueError(f'ignore_band=({low}, {high}) must contain bg_threshold={bg_threshold} '
                          '(low <= bg_threshold <= high): the band is the uncertain zone around the '
@@ -128,10 +154,12 @@ class CAMProtocol:
         if self.amp not in AMP_MODES:
             raise ValueError(f'CAM protocol: amp={self.amp!r} must be one of {AMP_MODES} (None: fp32).')
         refine = self.refine.to_dict() if hasattr(self.refine, 'to_dict') else self.refine
-        fields = dict(scales=check_scales(self.scales), flip=bool(self.flip),
+        fields = dict(scales=check_scales(self.scales), flip=_check_value('flip', self.flip),
                       refine=dict(refine) if isinstance(refine, dict) else refine,
-                      bg_threshold=float(self.bg_threshold), bg_power=float(self.bg_power),
-                      normalise=bool(self.normalise),
+                      bg_threshold=_check_value('bg_threshold', self.bg_threshold, 0, 1),
+                      bg_power=_check_value('bg_power', self.bg_power, 0),
+                      ignore_margin=_check_value('ignore_margin', self.ignore_margin, 0),
+                      normalise=_check_value('normalise', self.normalise),
                       ignore_band=check_ignore_band(self.ignore_band, self.bg_threshold,
                                                     self.bg_mode))
         for name, value in fields.items():

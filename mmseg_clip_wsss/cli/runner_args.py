@@ -24,7 +24,21 @@ from mmengine.logging import print_log
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
 
 __all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
-           'one_typo_apart']
+           'one_typo_apart', 'CfgOptionsAction']
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``) that refuses an argument without
+    ``=`` (or without a key) through argparse, naming it and the form, instead of a ``ValueError``
+    traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values or []:
+            if '=' not in item or not item.split('=', 1)[0]:
+                parser.error(f'argument {option_string or "--cfg-options"}: {item!r} is no KEY=VALUE pair; '
+                             'write each setting as KEY=VALUE, e.g. cam_cfg.bg_threshold=0.4 '
+                             'model.backbone.pretrained=FILE')
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str]]]:
@@ -122,7 +136,7 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank`` to ``parser``."""
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs (mmengine DictAction syntax), '
         'e.g. train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
