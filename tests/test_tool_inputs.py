@@ -5,6 +5,8 @@ import importlib
 import json
 import os
 import os.path as osp
+import re
+import shutil
 import sys
 import types
 
@@ -23,6 +25,8 @@ from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
 from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -466,3 +470,32 @@ def test_make_pseudo_masks_refuses_an_out_dir_that_is_a_file(tmp_path, monkeypat
     assert exc.value.code == (f'error: --out-dir {out} is a file, not a folder; give a folder for the masks '
                               '(a new one, or one of an earlier run to resume)')
     assert out.read_bytes() == b'kept'
+
+
+def test_make_pseudo_masks_of_own_images_without_ground_truth_masks(tmp_path, monkeypatch):
+    root = tmp_path / 'own'
+    make_demo_data(str(root), seed=0, num_train=3, num_val=1, size=64, show_progress=False)
+    shutil.rmtree(root / 'SegmentationClass')  # images and image labels only
+    clip = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
+    config = osp.join(REPO, 'configs/clip_es/clip-es_demo-clip_demo.py')
+    options = ['--cfg-options', f'cam_dataloader.dataset.data_root={root}', f'model.backbone.pretrained={clip}',
+               f'model.text_encoder.pretrained={clip}']
+
+    def argv(out, *extra):
+        return [config, '--out-dir', str(tmp_path / out), '--no-progress', '--scales', '1.0', '--refine',
+                'none', *extra, *options]
+    assert make_pseudo_masks_cli.main(argv('masks'))['written'] == 3  # no --eval: no mask is read
+    assert make_pseudo_masks_cli.main(argv('masks_false', *options, 'cam_dataloader.dataset.with_gt_masks=False')
+                                      )['written'] == 3  # the setting the old error suggested
+    for out, extra, reason in [
+            ('eval', [], r'but DemoWSSSDataset: 3 ground-truth mask\(s\) of the images .* do not exist: '),
+            ('eval_false', [*options, 'cam_dataloader.dataset.with_gt_masks=False'],
+             r"but its dataset has no mask paths \(with_gt_masks=False, or no data_prefix\['seg_map_path'\]\)\. ")]:
+        monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *argv(out, '--eval', *extra)])
+        with pytest.raises(SystemExit) as exc:
+            make_pseudo_masks_cli.run()
+        assert re.fullmatch(r'error: make_pseudo_masks --eval scores the masks against the ground-truth masks of '
+                            r'split "train", ' + reason + r'.*Without ground-truth masks \(own images with image '
+                            r'labels\) leave out --eval: the pseudo masks need only the images and their labels\.',
+                            str(exc.value.code)), exc.value.code
+        assert not (tmp_path / out).exists()

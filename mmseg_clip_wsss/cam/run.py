@@ -51,7 +51,7 @@ from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.errors import DatasetError, MissingDatasetFileError
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
@@ -123,8 +123,32 @@ def _set_pipeline(ds_cfg: dict, pipeline: list) -> dict:
     return ds_cfg
 
 
+#: Transforms that load a ground-truth mask (left out of the pipeline when no evaluation reads it).
+GT_LOADERS = ('LoadWSSSAnnotations', 'LoadAnnotations')
+
+
+def _without_ground_truth(ds_cfg: dict) -> dict:
+    """``ds_cfg`` (wrappers and ConcatDataset included) with no ground-truth mask read: a dataset's
+    ``with_gt_masks`` set to False and the GT-loading transforms (:data:`GT_LOADERS`, not a
+    ``masks='pseudo'`` loader) left out of its pipeline, so that a set without masks (own images
+    with image labels) gives pseudo masks."""
+    ds_cfg = dict(ds_cfg)
+    for key in ('dataset', 'datasets'):
+        if isinstance(ds_cfg.get(key), dict):
+            ds_cfg[key] = _without_ground_truth(ds_cfg[key])
+        elif isinstance(ds_cfg.get(key), (list, tuple)):
+            ds_cfg[key] = [_without_ground_truth(d) for d in ds_cfg[key]]
+    if 'with_gt_masks' in ds_cfg:
+        ds_cfg['with_gt_masks'] = False
+    if isinstance(ds_cfg.get('pipeline'), (list, tuple)):
+        ds_cfg['pipeline'] = [step for step in ds_cfg['pipeline']
+                              if not (isinstance(step, dict) and step.get('type') in GT_LOADERS and
+                                      step.get('masks', 'gt') != 'pseudo')]
+    return ds_cfg
+
+
 def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int = 1,
-                             num_workers: Optional[int] = None) -> dict:
+                             num_workers: Optional[int] = None, ground_truth: bool = True) -> dict:
     """The dataloader config used for pseudo masks (see the module docstring).
 
     Args:
@@ -133,6 +157,8 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
         batch_size (int): Images per batch where the config's loader does not say. Defaults to 1.
         num_workers (int, optional): Processes that load and decode the images; None keeps the
             config's. Defaults to None.
+        ground_truth (bool): Read the ground-truth masks (for an evaluation); False: no mask is
+            read, so a set without them works (:func:`_without_ground_truth`). Defaults to True.
 
     Raises:
         UnknownSplitError: the config has no usable dataloader for ``split`` (a ``KeyError``).
@@ -153,6 +179,8 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
         dl = dict(batch_size=batch_size, num_workers=src.get('num_workers', 0),
                   dataset=_set_pipeline(_unwrap_dataset(src['dataset']), pipeline))
     dl = dict(dl)
+    if not ground_truth:
+        dl['dataset'] = _without_ground_truth(dl['dataset'])
     # in order; under a distributed launcher every image goes to exactly one rank (no padding)
     dl['sampler'] = dict(type='DefaultSampler', shuffle=False, round_up=False)
     dl.pop('batch_sampler', None)
@@ -324,6 +352,36 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
                            'write to another --out-dir.')
 
 
+_NO_GT_FIX = ('Without ground-truth masks (own images with image labels) leave out --eval: the pseudo '
+              'masks need only the images and their labels.')
+
+
+def _build_dataloader(cfg: Config, split: str, batch_size: int, loader_workers: Optional[int],
+                      evaluate: bool):
+    """The pseudo-mask dataloader of ``split``; it reads the ground-truth masks only to ``evaluate``.
+
+    Raises:
+        DatasetError: ``evaluate`` and the split has no ground-truth masks (missing files, or a
+            dataset without mask paths), naming them and the fix (leave out ``--eval``).
+    """
+    try:
+        dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(
+            cfg, split, batch_size, loader_workers, ground_truth=evaluate))
+    except MissingDatasetFileError as err:
+        if not evaluate or 'ground-truth mask' not in str(err):
+            raise
+        raise MissingDatasetFileError(f'make_pseudo_masks --eval scores the masks against the '
+                                      f'ground-truth masks of split "{split}", but {err} {_NO_GT_FIX}') from err
+    dataset = dataloader.dataset
+    info = dataset.get_data_info(0) if evaluate and len(dataset) and hasattr(dataset, 'get_data_info') \
+        else {'seg_map_path': True}
+    if not info.get('seg_map_path'):
+        raise DatasetError(f'make_pseudo_masks --eval scores the masks against the ground-truth masks of '
+                           f'split "{split}", but its dataset has no mask paths (with_gt_masks=False, or no '
+                           "data_prefix['seg_map_path']). " + _NO_GT_FIX)
+    return dataloader
+
+
 def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, protocol: CAMProtocol,
                       split: str = 'train', device: Optional[str] = None, evaluate: bool = False,
                       overwrite: bool = False, show_progress: bool = True, workers: int = 0,
@@ -359,8 +417,7 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
     """
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = build_cam_model(cfg, checkpoint, device)
-    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, split, protocol.batch_size,
-                                                                  loader_workers))
+    dataloader = _build_dataloader(cfg, split, protocol.batch_size, loader_workers, evaluate)
     dataset = dataloader.dataset
     meta = getattr(dataset, 'metainfo', {}) or {}
     split_name = split_name or split
