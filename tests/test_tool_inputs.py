@@ -11,6 +11,7 @@ import sys
 import types
 
 import numpy as np
+import open_clip.factory
 import pytest
 import torch
 from mmengine.config import Config
@@ -499,3 +500,21 @@ def test_make_pseudo_masks_of_own_images_without_ground_truth_masks(tmp_path, mo
                             r'labels\) leave out --eval: the pseudo masks need only the images and their labels\.',
                             str(exc.value.code)), exc.value.code
         assert not (tmp_path / out).exists()
+
+
+def test_make_pseudo_masks_offline_names_the_clip_tag_and_the_local_file_options(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError('We cannot find the requested files in the local cache.')
+    monkeypatch.setattr(open_clip.factory, 'download_pretrained', offline)
+    config = osp.join(REPO, 'configs/clip_es/clip-es_vit-b16_voc.py')
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', config, '--out-dir', str(tmp_path / 'o'),
+                                      '--device', 'cpu'])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert str(exc.value.code).startswith(
+        f"error: {config}: the CLIP weights of pretrained tag 'openai' could not be downloaded (open_clip: "
+        "Failed to download weights for tag 'openai': We cannot find")
+    assert str(exc.value.code).endswith(
+        'Without internet, download them elsewhere and give the file: --cfg-options '
+        'model.backbone.pretrained=FILE model.text_encoder.pretrained=FILE (README, "Pretrained weights").')
+    assert not (tmp_path / 'o').exists()

@@ -14,7 +14,7 @@ from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
 from . import INPUT_ERRORS, device_arg, finished_files, float_between, int_at_least, run_tool
-from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
+from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options, naming_clip_download
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
@@ -101,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     check_split(cfg, args.split)
     check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
                          cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
-    with naming_cfg_options(args.cfg_options):
+    with naming_cfg_options(args.cfg_options), naming_clip_download(args.config):
         protocol = protocol_from_args(cfg, args)
         device = init_distributed(cfg, args.launcher)
         return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,

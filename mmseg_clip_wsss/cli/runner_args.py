@@ -21,10 +21,10 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
-from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
 
 __all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
-           'one_typo_apart', 'CfgOptionsAction']
+           'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download']
 
 
 class CfgOptionsAction(DictAction):
@@ -130,6 +130,27 @@ def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
             f'--cfg-options {keys[0]}: {found.group(1)!r} is no argument of what the config builds there '
             f'({err}); check the key against the config (its spelling, and where it goes), e.g. with '
             '`python -c "from mmengine import Config; print(Config.fromfile(CONFIG).pretty_text)"`.') from err
+
+
+@contextmanager
+def naming_clip_download(config: str) -> Iterator[None]:
+    """Run the block; open_clip's ``RuntimeError`` for weights it could not download (``Failed to
+    download weights for tag 'openai'``, e.g. offline) is re-raised naming the tag and the fix.
+
+    Raises:
+        MissingAssetError: naming the tag, ``config`` and the ``--cfg-options`` that give local files.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        found = re.search(r"Failed to download weights for tag '([^']*)'", str(err))
+        if not found:
+            raise
+        raise MissingAssetError(
+            f'{config}: the CLIP weights of pretrained tag {found.group(1)!r} could not be downloaded '
+            f'(open_clip: {err}). Without internet, download them elsewhere and give the '
+            'file: --cfg-options model.backbone.pretrained=FILE model.text_encoder.pretrained=FILE '
+            '(README, "Pretrained weights").') from err
 
 
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
