@@ -1,6 +1,7 @@
 """Bad input to the command-line tools: each is refused with a message that names the option or file
 and the fix, before any work, and no finished output is lost."""
 import glob
+import hashlib
 import importlib
 import json
 import os
@@ -21,7 +22,9 @@ from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
-from mmseg_clip_wsss.cam.run import UnknownSplitError
+from mmseg_clip_wsss.cam import run as cam_run
+from mmseg_clip_wsss.cam.protocol import DEFAULT_PROTOCOL
+from mmseg_clip_wsss.cam.run import UnknownSplitError, check_protocol, model_record
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
@@ -518,3 +521,22 @@ def test_make_pseudo_masks_offline_names_the_clip_tag_and_the_local_file_options
         'Without internet, download them elsewhere and give the file: --cfg-options '
         'model.backbone.pretrained=FILE model.text_encoder.pretrained=FILE (README, "Pretrained weights").')
     assert not (tmp_path / 'o').exists()
+
+
+def test_the_record_of_a_model_identifies_the_files_its_config_names(tmp_path, monkeypatch):
+    prompts = tmp_path / 'prompts.pth'
+    prompts.write_bytes(b'tuned')
+    cfg = Config(dict(model=dict(type='X', prompts=str(prompts), backbone=dict(pretrained='missing.pt'))))
+    record = model_record(cfg, None)
+    assert record['model']['prompts'] == str(prompts)
+    assert record['files'] == {str(prompts): 'sha256:' + hashlib.sha256(b'tuned').hexdigest()}
+    out = tmp_path / 'masks'
+    protocol = dict(checkpoint=None, split='train', **DEFAULT_PROTOCOL.record())
+    write_json_atomically(str(out / 'protocol.json'), json.loads(json.dumps(dict(protocol, **record))))
+    check_protocol(str(out), dict(protocol, **model_record(cfg, None)))  # the same model: resumable
+    prompts.write_bytes(b'tuned again')  # other prompts in the same file: another model
+    with pytest.raises(ValueError, match=rf'another model \(file {prompts}: sha256:[0-9a-f]{{64}} -> '
+                       r'sha256:[0-9a-f]{64}; see '):
+        check_protocol(str(out), dict(protocol, **model_record(cfg, None)))
+    monkeypatch.setattr(cam_run, 'DIGEST_LIMIT', 4)  # a large file: its size and time, not read
+    assert re.fullmatch(r'11 bytes, mtime \d+', model_record(cfg, None)['files'][str(prompts)])
