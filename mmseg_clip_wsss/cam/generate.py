@@ -469,8 +469,7 @@ def generate_pseudo_masks(model,
                           reduce_zero_label: bool = False,
                           show_progress: bool = True,
                           workers: int = 0,
-                          timer: Optional[StageTimer] = None,
-                          before_first_mask: Optional[Callable[[], None]] = None,
+                          timer: Optional[StageTimer] = None, before_first_mask: Optional[Callable] = None,
                           **protocol_options) -> Dict:
     """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``, and its
     confidence map ``<out_dir>/confidence/<img_id>.png`` (8-bit grayscale, ``v / 255`` = confidence;
@@ -502,21 +501,18 @@ def generate_pseudo_masks(model,
         workers (int): Processes that finish the masks (:class:`MaskWriterPool`); 0: this one.
         timer (StageTimer, optional): Receives the seconds of every stage (``decode``, ``cam``,
             ``refine``, ``crf``, ``mask``, ``write``, ...). Defaults to None (nothing is timed).
-        before_first_mask (Callable, optional): Called once, when the first mask of this process is
-            handed over to be written (after its CAMs were computed), e.g. to record how the masks
-            are made; a run that fails before leaves nothing written. Defaults to None.
+        before_first_mask (Callable, optional): Called once, before this process writes its first mask.
 
     Returns:
         dict: ``written``, ``skipped`` (over all ranks), ``written_per_rank``, ``files`` (PNG paths in
         loader order, rank after rank), ``seconds``, ``metrics`` (dict, with ``evaluate``).
     """
     protocol, refiner = _checked_protocol(model, protocol, protocol_options, background_index)
-    classes = _checked_classes(classes, dataloader, evaluate, background_index)
-    start = time.time()
-    finisher = _finisher(model, protocol, refiner, background_index, palette)
+    classes, start = _checked_classes(classes, dataloader, evaluate, background_index), time.time()
     run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
                timer_or_null(timer), before_first_mask)
-    tally = _write_all(run, dataloader, finisher, workers, show_progress)
+    tally = _write_all(run, dataloader, _finisher(model, protocol, refiner, background_index, palette),
+                       workers, show_progress)
     tally, result = _summary(tally, out_dir, start)
     if evaluate:
         result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)

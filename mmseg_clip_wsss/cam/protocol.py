@@ -9,8 +9,8 @@ import dataclasses
 import difflib
 from typing import Optional, Tuple, Union
 
-__all__ = ['UnknownProtocolKeyError', 'IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL',
-           'check_ignore_band', 'check_scales']
+__all__ = ['UnknownProtocolKeyError', 'IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol',
+           'DEFAULT_PROTOCOL', 'check_ignore_band', 'check_scales']
 
 #: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
 IGNORE_INDEX = 255

@@ -60,8 +60,8 @@ from .generate import generate_pseudo_masks
 from .protocol import DEFAULT_PROTOCOL, CAMProtocol
 
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
-           'make_pseudo_masks', 'model_record', 'file_identity', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE', 'UnknownSplitError',
-           'config_splits', 'check_split']
+           'make_pseudo_masks', 'model_record', 'file_identity', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE',
+           'UnknownSplitError', 'config_splits', 'check_split']
 
 #: The loader names the file and the fix for an image it cannot use (missing, corrupt, above the pixel
 #: limit of datasets/image_io.py); mmcv's LoadImageFromFile would end in a bare decoder error.
@@ -370,8 +370,8 @@ def _build_dataloader(cfg: Config, split: str, batch_size: int, loader_workers: 
     except MissingDatasetFileError as err:
         if not evaluate or 'ground-truth mask' not in str(err):
             raise
-        raise MissingDatasetFileError(f'make_pseudo_masks --eval scores the masks against the '
-                                      f'ground-truth masks of split "{split}", but {err} {_NO_GT_FIX}') from err
+        raise MissingDatasetFileError(f'make_pseudo_masks --eval scores the masks against the ground-truth '
+                                      f'masks of split "{split}", but {err} {_NO_GT_FIX}') from err
     dataset = dataloader.dataset
     info = dataset.get_data_info(0) if evaluate and len(dataset) and hasattr(dataset, 'get_data_info') \
         else {'seg_map_path': True}
