@@ -157,6 +157,13 @@ def test_make_pseudo_masks_without_checkpoint_on_demo_data(tmp_path):
                             key='training_free_clip_es')
     assert row['training_free_clip_es_images'] == 4 and 0 <= row['training_free_clip_es_miou'] <= 100
     assert row['training_free_clip_es_seconds_per_image'] > 0
+    # the val split: its masks are logged and recorded as val, and the row's keys name the split
+    row = training_free_row(str(root), ckpt, str(tmp_path / 'row_val'), config=str(DEMO_CFG),
+                            key='training_free_clip_es', split='val')
+    assert set(row) == {'training_free_clip_es_val_miou', 'training_free_clip_es_val_seconds_per_image',
+                        'training_free_clip_es_val_images'}
+    assert row['training_free_clip_es_val_images'] == 1
+    assert json.load(open(tmp_path / 'row_val' / 'protocol.json'))['split'] == 'val'
     # a trained model still needs its checkpoint
     trained = str(REPO / 'configs/demo/cam_baseline_swin_demo.py')
     with pytest.raises(ValueError, match='CHECKPOINT'):

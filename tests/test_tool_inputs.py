@@ -1,14 +1,18 @@
 """Bad input to the command-line tools: each is refused with a message that names the option or file
 and the fix, before any work, and no finished output is lost."""
 import glob
+import hashlib
 import importlib
 import json
 import os
 import os.path as osp
+import re
+import shutil
 import sys
 import types
 
 import numpy as np
+import open_clip.factory
 import pytest
 import torch
 from mmengine.config import Config
@@ -18,11 +22,15 @@ from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
-from mmseg_clip_wsss.cam.run import UnknownSplitError
+from mmseg_clip_wsss.cam import run as cam_run
+from mmseg_clip_wsss.cam.protocol import DEFAULT_PROTOCOL
+from mmseg_clip_wsss.cam.run import UnknownSplitError, check_protocol, model_record
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
 from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -317,14 +325,218 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, cap
     with pytest.raises(ConfigMismatchError, match=r"--cfg-options model.num_clases: 'num_clases' is no "
                        r"argument of what the config builds there \(.*PMSpeedStub.*unexpected keyword"):
         make_pseudo_masks_cli.main(argv)
-    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), steps=[dict(lr=1)]))
-    added = merge_cfg_options(config, {'model.backbone.pretraned': 'b.pth', 'model.backbone.depth': 4,
-                                       'steps.0.lr': 2, 'modle.x': 1})
-    assert added == ['model.backbone.pretraned', 'modle.x']
+    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), steps=[dict(lr=1)],
+                         val_dataloader=dict(batch_size=1)))
+    added = merge_cfg_options(config, {'model.backbone.depth': 4, 'steps.0.lr': 2,
+                                       'model.backbone.frozen': True, 'cam_dataloader.batch_size': 2})
+    assert added == ['model.backbone.frozen', 'cam_dataloader.batch_size']  # new keys are added ...
     assert config.model.backbone.depth == 4 and config.steps[0].lr == 2  # merged as mmseg merges
+    assert config.model.backbone.frozen is True and config.cam_dataloader.batch_size == 2
     out = capsys.readouterr()
-    assert ('--cfg-options model.backbone.pretraned: the config has no such key; it is added (the config '
-            'has pretrained there: a misspelling?)') in out.out + out.err
+    assert ('--cfg-options cam_dataloader.batch_size: the config has no such key; it is added (the config '
+            'has val_dataloader there: a misspelling?)') in out.out + out.err  # ... named, 2 letters off
     with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
         with naming_cfg_options({'model.x': 1}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
+
+
+@pytest.mark.parametrize('key,where,there', [
+    ('modle.backbone.pretrained', 'modle', 'model'),  # two letters swapped
+    ('trian_cfg.max_iters', 'trian_cfg', 'train_cfg'),
+    ('model.backbone.pretraned', 'model.backbone.pretraned', 'pretrained'),  # a letter missing
+    ('cam_cfg.bg_treshold', 'cam_cfg.bg_treshold', 'bg_threshold'),
+    ('model.backbone.depthh', 'model.backbone.depthh', 'depth'),  # a letter added
+])
+def test_a_cfg_options_key_one_typo_from_a_config_key_is_refused_before_any_work(key, where, there):
+    config = Config(dict(model=dict(backbone=dict(pretrained='a.pth', depth=3)), train_cfg=dict(max_iters=9),
+                         cam_cfg=dict(bg_threshold=0.3)))
+    with pytest.raises(ConfigMismatchError) as exc:
+        merge_cfg_options(config, {'model.backbone.depth': 5, key: 4})
+    assert str(exc.value) == (f"--cfg-options {key}: the config has no {where!r}; it has {there!r} there (a "
+                              "misspelling?). Correct the key (a key one typo away from one of the config's "
+                              "is refused, not added); nothing was run.")
+    assert config.model.backbone.depth == 3  # nothing merged
+
+
+def test_make_pseudo_masks_names_a_misspelt_cfg_options_key_and_an_unknown_cam_cfg_key(tmp_path,
+                                                                                     monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'o'
+    common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(out)]
+    for option, line in [
+            ('cam_cfg.bg_treshold=0.5', "error: --cfg-options cam_cfg.bg_treshold: the config has no "
+             "'cam_cfg.bg_treshold'; it has 'bg_threshold' there"),
+            ('cam_cfg.threshold=0.5', 'error: CAM protocol: cam_cfg.threshold is no protocol option (did you '
+             'mean cam_cfg.bg_threshold?); valid: amp, batch_size, ')]:
+        monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *common, '--cfg-options', option])
+        with pytest.raises(SystemExit) as exc:
+            make_pseudo_masks_cli.run()
+        assert str(exc.value.code).startswith(line)
+        assert not out.exists()
+
+
+def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, capsys):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = str(tmp_path / 'masks')
+    common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', out]
+    assert make_pseudo_masks_cli.main(common)['written'] == 5
+    record = json.load(open(osp.join(out, 'protocol.json')))
+    assert record['model'] == {'type': 'PMSpeedStub'}
+    assert record['files'][osp.abspath(ckpt)].startswith('sha256:')
+    # the model dict differs (e.g. model.prompts=<other tuned prompts>): another model, named
+    with pytest.raises(ValueError, match=r"made by another model \(model.num_classes: '\(unset\)' -> 5; "
+                       r"see .*protocol.json\)\. Write to another --out-dir, or delete "):
+        make_pseudo_masks_cli.main([*common, '--cfg-options', 'model.num_classes=5'])
+    # the same checkpoint path with other weights: another model
+    state = torch.load(ckpt)
+    state['state_dict']['conv.bias'] += 1
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match=rf"another model \(file {osp.abspath(ckpt)}: sha256:"):
+        make_pseudo_masks_cli.main(common)
+    # a record written before the model was recorded: resumed as this model's masks, with a warning
+    for field in ('model', 'files'):
+        del record[field]
+    json.dump(record, open(osp.join(out, 'protocol.json'), 'w'))
+    capsys.readouterr()
+    again = make_pseudo_masks_cli.main(common)
+    assert (again['written'], again['skipped']) == (0, 5)
+    printed = capsys.readouterr()
+    assert 'protocol.json does not record the model (written before the model was recorded); its masks ' \
+        'are resumed as masks of this model and config' in printed.out + printed.err
+
+
+def test_a_failed_make_pseudo_masks_run_leaves_no_protocol_record(tmp_path, monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'masks'
+    common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(out)]
+    with pytest.raises(ValueError, match=r'scales'):  # refused before any mask: nothing recorded
+        make_pseudo_masks_cli.main([*common, '--scales', '0'])
+    assert not (out / 'protocol.json').exists()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError('forward failed')
+    monkeypatch.setattr('mmseg_clip_wsss.cam.generate.mask_jobs_of_batch', fail)  # the CAMs fail
+    with pytest.raises(RuntimeError, match='forward failed'):
+        make_pseudo_masks_cli.main([*common, '--scales', '0.5'])
+    assert not (out / 'protocol.json').exists()
+    monkeypatch.undo()
+    result = make_pseudo_masks_cli.main(common)  # the next correct run is not refused
+    assert result['written'] == 5
+    assert json.load(open(out / 'protocol.json'))['scales'] == [1.0, 0.5]
+
+
+@pytest.mark.parametrize('options,message', [
+    (['--bg-threshold', '1.5'], 'argument --bg-threshold: 1.5 is out of range; valid: 0 to 1'),
+    (['--bg-threshold', 'x'], "argument --bg-threshold: 'x' is not a number; valid: 0 to 1"),
+    (['--ignore-margin', '-0.1'], 'argument --ignore-margin: -0.1 is out of range; valid: 0 or more'),
+    (['--ignore-band', '0.6', '0.2'], 'argument --ignore-band: LOW 0.6 is above HIGH 0.2; give the band as '
+     'LOW HIGH, e.g. --ignore-band 0.2 0.6'),
+    (['--cfg-options', 'cam_cfg'], "argument --cfg-options: 'cam_cfg' is no KEY=VALUE pair; write each "
+     'setting as KEY=VALUE'),
+])
+def test_make_pseudo_masks_refuses_option_values_in_argparse(options, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.main(['c.py', '--out-dir', str(tmp_path / 'o'), *options])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('option,message', [
+    ('cam_cfg.flip=maybe', "flip (--no-flip or --cfg-options cam_cfg.flip=...) = 'maybe' is no bool; use "
+     'True or False'),
+    ('cam_cfg.scales=[1.0,abc]', "scales (--scales or --cfg-options cam_cfg.scales=...) = [1.0, 'abc']: "
+     "'abc' is no number above 0"),
+    ('cam_cfg.bg_threshold=2', 'bg_threshold (--bg-threshold or --cfg-options cam_cfg.bg_threshold=...) = 2 '
+     'is out of range; valid: 0 to 1'),
+    ('cam_cfg.ignore_margin=-1', 'ignore_margin (--ignore-margin or --cfg-options cam_cfg.ignore_margin=...) '
+     '= -1 is out of range; valid: 0 or more'),
+])
+def test_make_pseudo_masks_refuses_cam_cfg_values_naming_the_option(option, message, tmp_path,
+                                                                   monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'o'
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', cfg, ckpt, '--split', 'val', '--no-progress',
+                                      '--device', 'cpu', '--out-dir', str(out), '--cfg-options', option])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert str(exc.value.code).startswith(f'error: CAM protocol: {message}')
+    assert not out.exists()
+
+
+def test_make_pseudo_masks_refuses_an_out_dir_that_is_a_file(tmp_path, monkeypatch):
+    cfg, ckpt = _tool_config(tmp_path, 'none')
+    out = tmp_path / 'masks.png'
+    out.write_bytes(b'kept')
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', cfg, ckpt, '--split', 'val', '--device', 'cpu',
+                                      '--out-dir', str(out)])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert exc.value.code == (f'error: --out-dir {out} is a file, not a folder; give a folder for the masks '
+                              '(a new one, or one of an earlier run to resume)')
+    assert out.read_bytes() == b'kept'
+
+
+def test_make_pseudo_masks_of_own_images_without_ground_truth_masks(tmp_path, monkeypatch):
+    root = tmp_path / 'own'
+    make_demo_data(str(root), seed=0, num_train=3, num_val=1, size=64, show_progress=False)
+    shutil.rmtree(root / 'SegmentationClass')  # images and image labels only
+    clip = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
+    config = osp.join(REPO, 'configs/clip_es/clip-es_demo-clip_demo.py')
+    options = ['--cfg-options', f'cam_dataloader.dataset.data_root={root}', f'model.backbone.pretrained={clip}',
+               f'model.text_encoder.pretrained={clip}']
+
+    def argv(out, *extra):
+        return [config, '--out-dir', str(tmp_path / out), '--no-progress', '--scales', '1.0', '--refine',
+                'none', *extra, *options]
+    assert make_pseudo_masks_cli.main(argv('masks'))['written'] == 3  # no --eval: no mask is read
+    assert make_pseudo_masks_cli.main(argv('masks_false', *options, 'cam_dataloader.dataset.with_gt_masks=False')
+                                      )['written'] == 3  # the setting the old error suggested
+    for out, extra, reason in [
+            ('eval', [], r'but DemoWSSSDataset: 3 ground-truth mask\(s\) of the images .* do not exist: '),
+            ('eval_false', [*options, 'cam_dataloader.dataset.with_gt_masks=False'],
+             r"but its dataset has no mask paths \(with_gt_masks=False, or no data_prefix\['seg_map_path'\]\)\. ")]:
+        monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', *argv(out, '--eval', *extra)])
+        with pytest.raises(SystemExit) as exc:
+            make_pseudo_masks_cli.run()
+        assert re.fullmatch(r'error: make_pseudo_masks --eval scores the masks against the ground-truth masks of '
+                            r'split "train", ' + reason + r'.*Without ground-truth masks \(own images with image '
+                            r'labels\) leave out --eval: the pseudo masks need only the images and their labels\.',
+                            str(exc.value.code)), exc.value.code
+        assert not (tmp_path / out).exists()
+
+
+def test_make_pseudo_masks_offline_names_the_clip_tag_and_the_local_file_options(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise RuntimeError('We cannot find the requested files in the local cache.')
+    monkeypatch.setattr(open_clip.factory, 'download_pretrained', offline)
+    config = osp.join(REPO, 'configs/clip_es/clip-es_vit-b16_voc.py')
+    monkeypatch.setattr(sys, 'argv', ['make_pseudo_masks.py', config, '--out-dir', str(tmp_path / 'o'),
+                                      '--device', 'cpu'])
+    with pytest.raises(SystemExit) as exc:
+        make_pseudo_masks_cli.run()
+    assert str(exc.value.code).startswith(
+        f"error: {config}: the CLIP weights of pretrained tag 'openai' could not be downloaded (open_clip: "
+        "Failed to download weights for tag 'openai': We cannot find")
+    assert str(exc.value.code).endswith(
+        'Without internet, download them elsewhere and give the file: --cfg-options '
+        'model.backbone.pretrained=FILE model.text_encoder.pretrained=FILE (README, "Pretrained weights").')
+    assert not (tmp_path / 'o').exists()
+
+
+def test_the_record_of_a_model_identifies_the_files_its_config_names(tmp_path, monkeypatch):
+    prompts = tmp_path / 'prompts.pth'
+    prompts.write_bytes(b'tuned')
+    cfg = Config(dict(model=dict(type='X', prompts=str(prompts), backbone=dict(pretrained='missing.pt'))))
+    record = model_record(cfg, None)
+    assert record['model']['prompts'] == str(prompts)
+    assert record['files'] == {str(prompts): 'sha256:' + hashlib.sha256(b'tuned').hexdigest()}
+    out = tmp_path / 'masks'
+    protocol = dict(checkpoint=None, split='train', **DEFAULT_PROTOCOL.record())
+    write_json_atomically(str(out / 'protocol.json'), json.loads(json.dumps(dict(protocol, **record))))
+    check_protocol(str(out), dict(protocol, **model_record(cfg, None)))  # the same model: resumable
+    prompts.write_bytes(b'tuned again')  # other prompts in the same file: another model
+    with pytest.raises(ValueError, match=rf'another model \(file {prompts}: sha256:[0-9a-f]{{64}} -> '
+                       r'sha256:[0-9a-f]{64}; see '):
+        check_protocol(str(out), dict(protocol, **model_record(cfg, None)))
+    monkeypatch.setattr(cam_run, 'DIGEST_LIMIT', 4)  # a large file: its size and time, not read
+    assert re.fullmatch(r'11 bytes, mtime \d+', model_record(cfg, None)['files'][str(prompts)])

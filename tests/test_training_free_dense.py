@@ -151,7 +151,7 @@ def test_demo_dense_config_makes_masks_and_the_demo_entry_takes_any_config(tmp_p
     assert res['written'] == 4
     assert 0 <= json.load(open(osp.join(out, 'metrics.json')))['mIoU'] <= 100
     row = training_free_row(str(root), ckpt, str(tmp_path / 'row'), config=str(DEMO_CFG), split='val')
-    assert row['training_free_images'] == 2 and 0 <= row['training_free_miou'] <= 100
+    assert row['training_free_val_images'] == 2 and 0 <= row['training_free_val_miou'] <= 100  # split named
 
 
 def test_dense_open_vocabulary_figures(tmp_path):

@@ -14,7 +14,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -289,6 +289,7 @@ class _Run:
     evaluate: bool
     pool: MaskWriterPool
     timer: StageTimer
+    before_first_mask: Optional[Callable[[], None]] = None
 
 
 def _record_ground_truth(samples: Sequence, paths: Sequence[str], tally: _Tally) -> None:
@@ -330,6 +331,9 @@ def _process_batch(run: _Run, data_batch: dict, tally: _Tally) -> None:
         jobs = mask_jobs_of_batch(run.model, data['inputs'], data['data_samples'], run.protocol,
                                   run.refiner, run.background_index, [paths[i] for i in todo],
                                   run.timer)
+    if run.before_first_mask is not None:
+        run.before_first_mask()
+        run.before_first_mask = None
     with run.timer.stage('hand over'):
         for job in jobs:
             run.pool.submit(job)  # writes the confidence map, then the mask: see _is_done
@@ -465,7 +469,7 @@ def generate_pseudo_masks(model,
                           reduce_zero_label: bool = False,
                           show_progress: bool = True,
                           workers: int = 0,
-                          timer: Optional[StageTimer] = None,
+                          timer: Optional[StageTimer] = None, before_first_mask: Optional[Callable] = None,
                           **protocol_options) -> Dict:
     """Write one pseudo-mask PNG ``<out_dir>/<img_id>.png`` per image of ``dataloader``, and its
     confidence map ``<out_dir>/confidence/<img_id>.png`` (8-bit grayscale, ``v / 255`` = confidence;
@@ -497,18 +501,18 @@ def generate_pseudo_masks(model,
         workers (int): Processes that finish the masks (:class:`MaskWriterPool`); 0: this one.
         timer (StageTimer, optional): Receives the seconds of every stage (``decode``, ``cam``,
             ``refine``, ``crf``, ``mask``, ``write``, ...). Defaults to None (nothing is timed).
+        before_first_mask (Callable, optional): Called once, before this process writes its first mask.
 
     Returns:
         dict: ``written``, ``skipped`` (over all ranks), ``written_per_rank``, ``files`` (PNG paths in
         loader order, rank after rank), ``seconds``, ``metrics`` (dict, with ``evaluate``).
     """
     protocol, refiner = _checked_protocol(model, protocol, protocol_options, background_index)
-    classes = _checked_classes(classes, dataloader, evaluate, background_index)
-    start = time.time()
-    finisher = _finisher(model, protocol, refiner, background_index, palette)
+    classes, start = _checked_classes(classes, dataloader, evaluate, background_index), time.time()
     run = _Run(model, out_dir, protocol, refiner, background_index, skip_existing, evaluate, None,
-               timer_or_null(timer))
-    tally = _write_all(run, dataloader, finisher, workers, show_progress)
+               timer_or_null(timer), before_first_mask)
+    tally = _write_all(run, dataloader, _finisher(model, protocol, refiner, background_index, palette),
+                       workers, show_progress)
     tally, result = _summary(tally, out_dir, start)
     if evaluate:
         result['metrics'] = _evaluate_on_rank0(tally.pairs, classes, out_dir, reduce_zero_label)

@@ -6,10 +6,11 @@ reads it (its command line wins), records the protocol in ``OUT_DIR/protocol.jso
 their defaults from :data:`DEFAULT_PROTOCOL`.
 """
 import dataclasses
+import difflib
 from typing import Optional, Tuple, Union
 
-__all__ = ['IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol', 'DEFAULT_PROTOCOL',
-           'check_ignore_band']
+__all__ = ['UnknownProtocolKeyError', 'IGNORE_INDEX', 'BG_MODES', 'AMP_MODES', 'CAMProtocol',
+           'DEFAULT_PROTOCOL', 'check_ignore_band', 'check_scales']
 
 #: Label of uncertain pixels in pseudo masks (and of ignored pixels in GT masks).
 IGNORE_INDEX = 255
@@ -18,6 +19,58 @@ IGNORE_INDEX = 255
 BG_MODES = ('threshold', 'prompt', 'complement')
 #: Mixed precision of the forward passes: none (fp32) or bfloat16 autocast.
 AMP_MODES = (None, 'bf16')
+
+
+class UnknownProtocolKeyError(ValueError, KeyError):
+    """A ``cam_cfg`` key that is no protocol field. A :class:`ValueError` (the tools print its
+    one-line message, no traceback) and a :class:`KeyError` (a wrong config key), printed without
+    KeyError's quotes."""
+
+    __str__ = ValueError.__str__
+
+
+def _where(name: str) -> str:
+    """Where a protocol field is set: its ``tools/make_pseudo_masks.py`` option and ``cam_cfg`` key."""
+    option = {'flip': '--no-flip', 'amp': '--amp'}.get(name, '--' + name.replace('_', '-'))
+    return f'{name} ({option} or --cfg-options cam_cfg.{name}=...)'
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_scales(scales) -> Tuple[float, ...]:
+    """The CAM scales as floats: at least one, each a number above 0.
+
+    Raises:
+        ValueError: naming the bad value, the option and the fix.
+    """
+    values = list(scales) if isinstance(scales, (list, tuple)) else [scales]
+    bad = [v for v in values if not _is_number(v) or not v > 0]
+    if not values or bad:
+        what = f'{bad[0]!r} is no number above 0' if bad else 'no scale is given'
+        raise ValueError(f'CAM protocol: {_where("scales")} = {scales!r}: {what}; give resize '
+                         'factors above 0, e.g. --scales 1.0 0.5 1.5 or cam_cfg.scales=[1.0,0.5,1.5].')
+    return tuple(float(v) for v in values)
+
+
+def _check_value(name: str, value, low: Optional[float] = None, high: Optional[float] = None):
+    """``value`` of the protocol field ``name``, checked: a bool for ``low`` None, else a number in
+    ``[low, high]`` (no ``high``: ``low`` and up); None passes (an unset optional field).
+
+    Raises:
+        ValueError: naming the field, its option and the valid values.
+    """
+    if value is None:
+        return None
+    if low is None:
+        if not isinstance(value, bool):
+            raise ValueError(f'CAM protocol: {_where(name)} = {value!r} is no bool; use True or False.')
+        return value
+    valid = f'{low} or more' if high is None else f'{low} to {high}'
+    if not _is_number(value) or not (value >= low and (high is None or value <= high)):
+        raise ValueError(f'CAM protocol: {_where(name)} = {value!r} is out of range; valid: {valid}.')
+    return float(value)
 
 
 def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: float,
@@ -40,7 +93,14 @@ def check_ignore_band(ignore_band: Optional[Tuple[float, float]], bg_threshold: 
     if bg_mode != 'threshold':
         raise ValueError(f"ignore_band applies to bg_mode='threshold'; with bg_mode={bg_mode!r} use "
                          'ignore_margin.')
-    low, high = (float(v) for v in ignore_band)
+    values = list(ignore_band) if isinstance(ignore_band, (list, tuple)) else [ignore_band]
+    if len(values) != 2 or not all(_is_number(v) for v in values):
+        raise ValueError(f'CAM protocol: {_where("ignore_band")} = {ignore_band!r}: give two numbers '
+                         'LOW HIGH, e.g. --ignore-band 0.25 0.45.')
+    low, high = (float(v) for v in values)
+    if low > high:
+        raise ValueError(f'CAM protocol: {_where("ignore_band")} = ({low}, {high}): LOW is above HIGH; '
+                         f'give the band as LOW HIGH ({high}, {low}).')
     if not low <= float(bg_threshold) <= high:
         raise ValueError(f'ignore_band=({low}, {high}) must contain bg_threshold={bg_threshold} '
                          '(low <= bg_threshold <= high): the band is the uncertain zone around the '
@@ -91,15 +151,15 @@ class CAMProtocol:
     def __post_init__(self):
         if self.bg_mode not in BG_MODES:
             raise ValueError(f'CAM protocol: bg_mode={self.bg_mode!r} must be one of {BG_MODES}.')
-        if not self.scales:
-            raise ValueError('CAM protocol: give at least one scale.')
         if self.amp not in AMP_MODES:
             raise ValueError(f'CAM protocol: amp={self.amp!r} must be one of {AMP_MODES} (None: fp32).')
         refine = self.refine.to_dict() if hasattr(self.refine, 'to_dict') else self.refine
-        fields = dict(scales=tuple(float(s) for s in self.scales), flip=bool(self.flip),
+        fields = dict(scales=check_scales(self.scales), flip=_check_value('flip', self.flip),
                       refine=dict(refine) if isinstance(refine, dict) else refine,
-                      bg_threshold=float(self.bg_threshold), bg_power=float(self.bg_power),
-                      normalise=bool(self.normalise),
+                      bg_threshold=_check_value('bg_threshold', self.bg_threshold, 0, 1),
+                      bg_power=_check_value('bg_power', self.bg_power, 0),
+                      ignore_margin=_check_value('ignore_margin', self.ignore_margin, 0),
+                      normalise=_check_value('normalise', self.normalise),
                       ignore_band=check_ignore_band(self.ignore_band, self.bg_threshold,
                                                     self.bg_mode))
         for name, value in fields.items():
@@ -110,14 +170,19 @@ class CAMProtocol:
         """A protocol from a ``cam_cfg`` dict (or a protocol), with ``overrides`` that are not None.
 
         Raises:
-            KeyError: for keys that are no protocol field, naming the known ones.
+            UnknownProtocolKeyError: for a key that is no protocol field, naming it, its closest
+                field and the valid ones.
         """
         values = cfg.to_dict() if isinstance(cfg, CAMProtocol) else dict(cfg or {})
         values.update({k: v for k, v in overrides.items() if v is not None})
-        known = [f.name for f in dataclasses.fields(cls)]
+        known = sorted(f.name for f in dataclasses.fields(cls))
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise KeyError(f'CAM protocol: unknown keys {unknown}; known: {sorted(known)}.')
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f' (did you mean cam_cfg.{close[0]}?)' if close else ''
+            raise UnknownProtocolKeyError(
+                f'CAM protocol: cam_cfg.{unknown[0]} is no protocol option{hint}; valid: '
+                f'{", ".join(known)}. Correct the key in the config or --cfg-options.')
         return cls(**values)
 
     def to_dict(self) -> dict:

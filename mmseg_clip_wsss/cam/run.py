@@ -30,25 +30,28 @@ Distributed: ``torchrun --nproc_per_node N tools/make_pseudo_masks.py ... --laun
 ``tools/dist_make_pseudo_masks.sh``) gives every process a disjoint share of the images, so each PNG
 is written once; rank 0 evaluates them all. Existing valid PNGs are skipped (resume) and every PNG
 is written to a temporary name first, then renamed, so a killed run leaves no half-written mask.
-``OUT_DIR/protocol.json`` records the checkpoint, split and protocol of the masks; resuming into a
-directory whose masks were made otherwise, or that holds PNGs without that record, is refused
-(``--overwrite`` replaces them).
+``OUT_DIR/protocol.json`` records the model (its config dict, the checkpoint and the files it reads),
+the split and the protocol of the masks, written when the first mask is; resuming into a directory
+whose masks were made otherwise, or that holds PNGs without that record, is refused (``--overwrite``
+replaces them).
 """
 import copy
 import glob
+import hashlib
 import json
+import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.dist import init_dist, is_main_process
+from mmengine.dist import init_dist
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.datasets.errors import DatasetError, MissingDatasetFileError
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
@@ -57,14 +60,18 @@ from .generate import generate_pseudo_masks
 from .protocol import DEFAULT_PROTOCOL, CAMProtocol
 
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
-           'make_pseudo_masks', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE', 'UnknownSplitError',
-           'config_splits', 'check_split']
+           'make_pseudo_masks', 'model_record', 'file_identity', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE',
+           'UnknownSplitError', 'config_splits', 'check_split']
 
 #: The loader names the file and the fix for an image it cannot use (missing, corrupt, above the pixel
 #: limit of datasets/image_io.py); mmcv's LoadImageFromFile would end in a bare decoder error.
 DEFAULT_CAM_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
 #: Written into the output directory: the checkpoint, split and options its masks were made with.
 PROTOCOL_FILE = 'protocol.json'
+#: The fields of ``protocol.json`` that say which model made the masks (:func:`model_record`).
+MODEL_FIELDS = ('model', 'files')
+#: Files up to this size are identified by their SHA-256; larger ones by their size and time.
+DIGEST_LIMIT = 64 * 1024 ** 2
 
 
 class UnknownSplitError(ValueError, KeyError):
@@ -116,8 +123,32 @@ def _set_pipeline(ds_cfg: dict, pipeline: list) -> dict:
     return ds_cfg
 
 
+#: Transforms that load a ground-truth mask (left out of the pipeline when no evaluation reads it).
+GT_LOADERS = ('LoadWSSSAnnotations', 'LoadAnnotations')
+
+
+def _without_ground_truth(ds_cfg: dict) -> dict:
+    """``ds_cfg`` (wrappers and ConcatDataset included) with no ground-truth mask read: a dataset's
+    ``with_gt_masks`` set to False and the GT-loading transforms (:data:`GT_LOADERS`, not a
+    ``masks='pseudo'`` loader) left out of its pipeline, so that a set without masks (own images
+    with image labels) gives pseudo masks."""
+    ds_cfg = dict(ds_cfg)
+    for key in ('dataset', 'datasets'):
+        if isinstance(ds_cfg.get(key), dict):
+            ds_cfg[key] = _without_ground_truth(ds_cfg[key])
+        elif isinstance(ds_cfg.get(key), (list, tuple)):
+            ds_cfg[key] = [_without_ground_truth(d) for d in ds_cfg[key]]
+    if 'with_gt_masks' in ds_cfg:
+        ds_cfg['with_gt_masks'] = False
+    if isinstance(ds_cfg.get('pipeline'), (list, tuple)):
+        ds_cfg['pipeline'] = [step for step in ds_cfg['pipeline']
+                              if not (isinstance(step, dict) and step.get('type') in GT_LOADERS and
+                                      step.get('masks', 'gt') != 'pseudo')]
+    return ds_cfg
+
+
 def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int = 1,
-                             num_workers: Optional[int] = None) -> dict:
+                             num_workers: Optional[int] = None, ground_truth: bool = True) -> dict:
     """The dataloader config used for pseudo masks (see the module docstring).
 
     Args:
@@ -126,6 +157,8 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
         batch_size (int): Images per batch where the config's loader does not say. Defaults to 1.
         num_workers (int, optional): Processes that load and decode the images; None keeps the
             config's. Defaults to None.
+        ground_truth (bool): Read the ground-truth masks (for an evaluation); False: no mask is
+            read, so a set without them works (:func:`_without_ground_truth`). Defaults to True.
 
     Raises:
         UnknownSplitError: the config has no usable dataloader for ``split`` (a ``KeyError``).
@@ -146,6 +179,8 @@ def build_cam_dataloader_cfg(cfg: Config, split: str = 'train', batch_size: int 
         dl = dict(batch_size=batch_size, num_workers=src.get('num_workers', 0),
                   dataset=_set_pipeline(_unwrap_dataset(src['dataset']), pipeline))
     dl = dict(dl)
+    if not ground_truth:
+        dl['dataset'] = _without_ground_truth(dl['dataset'])
     # in order; under a distributed launcher every image goes to exactly one rank (no padding)
     dl['sampler'] = dict(type='DefaultSampler', shuffle=False, round_up=False)
     dl.pop('batch_sampler', None)
@@ -191,21 +226,110 @@ def init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
-def check_protocol(out_dir: str, protocol: Dict) -> None:
-    """Refuse to resume into ``out_dir`` when its masks were made by another protocol, or by an
-    unknown one (PNGs without ``protocol.json``: another tool, an older run).
+def file_identity(path: str) -> str:
+    """What identifies the content of ``path``: ``sha256:<hex>`` for a file up to
+    :data:`DIGEST_LIMIT` bytes, else ``<size> bytes, mtime <seconds>`` (a checkpoint of hundreds of MB
+    is not read twice)."""
+    size = osp.getsize(path)
+    if size > DIGEST_LIMIT:
+        return f'{size} bytes, mtime {int(osp.getmtime(path))}'
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return f'sha256:{digest.hexdigest()}'
 
-    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks`) records the checkpoint,
-    split and CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
-    there, so a changed protocol would silently mix masks of two protocols. A field the record lacks
-    (added to :class:`~mmseg_clip_wsss.cam.protocol.CAMProtocol` after it was written) counts as
-    that field's default.
 
-    Raises:
-        DatasetError: naming the options that differ (or the missing record) and the two ways out.
+def _strings(value) -> Iterator[str]:
+    """Every string inside a nested dict / list of a config."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def model_record(cfg: Config, checkpoint: Optional[str]) -> Dict:
+    """What makes the masks besides the CAM protocol, as ``protocol.json`` records it.
+
+    Args:
+        cfg (Config): The config; its ``model`` dict as resolved (``--cfg-options`` merged).
+        checkpoint (str, optional): The checkpoint file (None: a training-free model).
+
+    Returns:
+        dict: ``model`` (the model dict, JSON-normalised) and ``files``: for the checkpoint and
+        every file the model dict names (CLIP weights, tuned prompts, ...), absolute path ->
+        :func:`file_identity`.
     """
+    model = json.loads(json.dumps(cfg.get('model'), default=str))
+    paths = {osp.abspath(v) for v in _strings(model) if osp.isfile(v)}
+    if checkpoint and osp.isfile(checkpoint):
+        paths.add(osp.abspath(checkpoint))
+    return dict(model=model, files={p: file_identity(p) for p in sorted(paths)})
+
+
+def _flat(value, prefix: str) -> Dict[str, object]:
+    """``{'model.backbone.type': ..., ...}`` of a nested dict (lists are leaves)."""
+    if not isinstance(value, dict) or not value:
+        return {prefix: value}
+    return {k: v for key, item in value.items() for k, v in _flat(item, f'{prefix}.{key}').items()}
+
+
+def _model_changes(old: Dict, new: Dict) -> List[str]:
+    """The differences of the model fields (:data:`MODEL_FIELDS`) of two records, one line each."""
+    old_model, new_model = _flat(old.get('model'), 'model'), _flat(new.get('model'), 'model')
+    changes = [f'{k}: {old_model.get(k, "(unset)")!r} -> {new_model.get(k, "(unset)")!r}'
+               for k in sorted(set(old_model) | set(new_model)) if old_model.get(k) != new_model.get(k)]
+    old_files, new_files = old.get('files') or {}, new.get('files') or {}
+    changes += [f'file {p}: {old_files.get(p, "(not used)")} -> {new_files.get(p, "(not used)")}'
+                for p in sorted(set(old_files) | set(new_files)) if old_files.get(p) != new_files.get(p)]
+    return changes
+
+
+def _read_record(out_dir: str, new: Dict) -> Optional[Dict]:
+    """``out_dir``'s ``protocol.json`` with the defaults of fields added since it was written (None:
+    none there). A record without the model fields (written before they existed) is trusted to be of
+    this model: it is logged, and the fields are taken from ``new``."""
     path = osp.join(out_dir, PROTOCOL_FILE)
     if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        old = json.load(f)
+    if not isinstance(old, dict):
+        raise DatasetError(f'make_pseudo_masks: {path} is no protocol record (a JSON object); delete '
+                           f'{out_dir} or write to another --out-dir.')
+    if any(k in new and k not in old for k in MODEL_FIELDS):
+        print_log(f'make_pseudo_masks: {path} does not record the model (written before the model was '
+                  'recorded); its masks are resumed as masks of this model and config', logger='current',
+                  level=logging.WARNING)
+        old = dict(old, **{k: new[k] for k in MODEL_FIELDS if k in new})
+    # a field added to the protocol since the record was written counts as its default
+    defaults = json.loads(json.dumps(DEFAULT_PROTOCOL.record()))
+    return dict({k: v for k, v in defaults.items() if k not in old}, **old)
+
+
+def check_protocol(out_dir: str, protocol: Dict) -> None:
+    """Refuse to resume into ``out_dir`` when its masks were made by another model or protocol, or
+    by an unknown one (PNGs without ``protocol.json``: another tool, an older run).
+
+    ``out_dir/protocol.json`` (written by :func:`make_pseudo_masks`) records the model
+    (:func:`model_record`: the model dict, the checkpoint and the files the model reads), the split
+    and the CAM -> mask options of the masks in ``out_dir``. Resuming skips the valid PNGs already
+    there, so a changed model or protocol would silently mix masks of two. A protocol field the
+    record lacks (added to :class:`~mmseg_clip_wsss.cam.protocol.CAMProtocol` after it was written)
+    counts as that field's default; a record without the model fields counts as made by this model
+    (:func:`_read_record`).
+
+    Raises:
+        DatasetError: naming what differs (or the missing record) and the ways out.
+    """
+    new = json.loads(json.dumps(protocol))  # tuples -> lists, as read back from the file
+    old = _read_record(out_dir, new)
+    path = osp.join(out_dir, PROTOCOL_FILE)
+    if old is None:
         masks = glob.glob(osp.join(glob.escape(out_dir), '*.png'))
         if masks:
             raise DatasetError(
@@ -214,13 +338,13 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
                 'checkpoint, split and protocol made them and they cannot be resumed. Pass '
                 '--overwrite to replace them, or write to another --out-dir.')
         return
-    with open(path) as f:
-        old = json.load(f)
-    # a field added to the protocol since the record was written counts as its default
-    defaults = json.loads(json.dumps(DEFAULT_PROTOCOL.record()))
-    old = dict({k: v for k, v in defaults.items() if k not in old}, **old)
-    new = json.loads(json.dumps(protocol))  # tuples -> lists, as read back from the file
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    models = _model_changes(old, new)
+    if models:
+        raise DatasetError(f'make_pseudo_masks: {out_dir} holds pseudo masks made by another model '
+                           f'({"; ".join(models)}; see {path}). Write to another --out-dir, or delete '
+                           f'{out_dir} (or pass --overwrite) to replace them.')
+    changed = sorted(k for k in set(old) | set(new)
+                     if k not in MODEL_FIELDS and old.get(k) != new.get(k))
     if changed:
         details = '; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed)
         raise DatasetError(f'make_pseudo_masks: {out_dir} holds pseudo masks made with another '
@@ -228,10 +352,40 @@ def check_protocol(out_dir: str, protocol: Dict) -> None:
                            'write to another --out-dir.')
 
 
+_NO_GT_FIX = ('Without ground-truth masks (own images with image labels) leave out --eval: the pseudo '
+              'masks need only the images and their labels.')
+
+
+def _build_dataloader(cfg: Config, split: str, batch_size: int, loader_workers: Optional[int],
+                      evaluate: bool):
+    """The pseudo-mask dataloader of ``split``; it reads the ground-truth masks only to ``evaluate``.
+
+    Raises:
+        DatasetError: ``evaluate`` and the split has no ground-truth masks (missing files, or a
+            dataset without mask paths), naming them and the fix (leave out ``--eval``).
+    """
+    try:
+        dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(
+            cfg, split, batch_size, loader_workers, ground_truth=evaluate))
+    except MissingDatasetFileError as err:
+        if not evaluate or 'ground-truth mask' not in str(err):
+            raise
+        raise MissingDatasetFileError(f'make_pseudo_masks --eval scores the masks against the ground-truth '
+                                      f'masks of split "{split}", but {err} {_NO_GT_FIX}') from err
+    dataset = dataloader.dataset
+    info = dataset.get_data_info(0) if evaluate and len(dataset) and hasattr(dataset, 'get_data_info') \
+        else {'seg_map_path': True}
+    if not info.get('seg_map_path'):
+        raise DatasetError(f'make_pseudo_masks --eval scores the masks against the ground-truth masks of '
+                           f'split "{split}", but its dataset has no mask paths (with_gt_masks=False, or no '
+                           "data_prefix['seg_map_path']). " + _NO_GT_FIX)
+    return dataloader
+
+
 def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, protocol: CAMProtocol,
                       split: str = 'train', device: Optional[str] = None, evaluate: bool = False,
                       overwrite: bool = False, show_progress: bool = True, workers: int = 0,
-                      loader_workers: Optional[int] = None) -> Dict:
+                      loader_workers: Optional[int] = None, split_name: Optional[str] = None) -> Dict:
     """Write the pseudo masks of ``split`` of ``cfg`` with ``protocol`` into ``out_dir``.
 
     Args:
@@ -250,6 +404,10 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
             writing) while the model runs; 0: in this process. Defaults to 0.
         loader_workers (int, optional): Data-loader processes that load and decode the images; None
             keeps the config's ``num_workers``. Defaults to None.
+        split_name (str, optional): The split the images are of, as logged and recorded in
+            ``protocol.json``, where it is not ``split``: a caller that points ``cam_dataloader``
+            (``split='train'``) at another split's files, as the demo's training-free rows do for
+            ``--split val``. Defaults to ``split``.
 
     Returns:
         dict: :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s result.
@@ -259,17 +417,16 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
     """
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = build_cam_model(cfg, checkpoint, device)
-    dataloader = Runner.build_dataloader(build_cam_dataloader_cfg(cfg, split, protocol.batch_size,
-                                                                  loader_workers))
+    dataloader = _build_dataloader(cfg, split, protocol.batch_size, loader_workers, evaluate)
     dataset = dataloader.dataset
     meta = getattr(dataset, 'metainfo', {}) or {}
-    print_log(f'pseudo masks for {len(dataset)} images of split "{split}" -> {out_dir}', logger='current')
-    record = dict(checkpoint=osp.abspath(checkpoint) if checkpoint else None, split=split,
-                  **protocol.record())
+    split_name = split_name or split
+    print_log(f'pseudo masks for {len(dataset)} images of split "{split_name}" -> {out_dir}',
+              logger='current')
+    record = dict(checkpoint=osp.abspath(checkpoint) if checkpoint else None, split=split_name,
+                  **protocol.record(), **model_record(cfg, checkpoint))
     if not overwrite:
         check_protocol(out_dir, record)
-    if is_main_process():  # atomic: the other ranks read it in check_protocol
-        write_metrics_json(osp.join(out_dir, PROTOCOL_FILE), record)
     return generate_pseudo_masks(
         model, dataloader, out_dir, protocol,
         background_index=getattr(model, 'background_index', 0),
@@ -278,4 +435,7 @@ def make_pseudo_masks(cfg: Config, checkpoint: Optional[str], out_dir: str, prot
         classes=meta.get('classes'),
         reduce_zero_label=bool(meta.get('reduce_zero_label', False)),
         show_progress=show_progress,
-        workers=workers)
+        workers=workers,
+        # written (atomically, by every rank alike) when the first mask is: a run refused or failed
+        # before any mask leaves the folder's record as it was
+        before_first_mask=lambda: write_metrics_json(osp.join(out_dir, PROTOCOL_FILE), record))

@@ -26,7 +26,7 @@ from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 
 __all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
-           'finished_files', 'refuse_existing', 'int_at_least']
+           'finished_files', 'refuse_existing', 'int_at_least', 'float_between']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -98,6 +98,33 @@ def int_at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f'{value!r} is not a whole number; valid: {low} or more')
         if number < low:
             raise argparse.ArgumentTypeError(f'{number} is out of range; valid: {low} or more')
+        return number
+
+    return parse
+
+
+def float_between(low: float, high: Optional[float] = None) -> Callable[[str], float]:
+    """The argparse ``type`` of a number option whose valid range is ``[low, high]`` (no ``high``:
+    ``low`` and up).
+
+    Args:
+        low (float): The least valid value.
+        high (float, optional): The largest valid value; None: no upper bound.
+
+    Returns:
+        Callable[[str], float]: Parses the option; a value that is no number or out of range raises
+        :class:`argparse.ArgumentTypeError`, which argparse prints with the option's name and the
+        valid range (exit status 2).
+    """
+    valid = f'{low} or more' if high is None else f'{low} to {high}'
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{value!r} is not a number; valid: {valid}')
+        if not (number >= low and (high is None or number <= high)):  # NaN is out of range too
+            raise argparse.ArgumentTypeError(f'{number} is out of range; valid: {valid}')
         return number
 
     return parse

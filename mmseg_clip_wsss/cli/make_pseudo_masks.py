@@ -5,15 +5,16 @@
 pseudo masks for a dataset split (:func:`mmseg_clip_wsss.cam.run.make_pseudo_masks`; the config keys
 it reads are listed in :mod:`mmseg_clip_wsss.cam.run`)."""
 import argparse
+import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
-from . import INPUT_ERRORS, device_arg, finished_files, int_at_least, run_tool
-from .runner_args import merge_cfg_options, naming_cfg_options
+from . import INPUT_ERRORS, device_arg, finished_files, float_between, int_at_least, run_tool
+from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options, naming_clip_download
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
@@ -39,12 +40,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--bg-mode', choices=BG_MODES,
                         help='background by a threshold on the CAMs, the background-prompt channel, or '
                         '(1 - max CAM) ** cam_cfg.bg_power (complement, CLIP-ES)')
-    parser.add_argument('--bg-threshold', type=float, help='background score in threshold mode')
-    parser.add_argument('--ignore-band', type=float, nargs=2, metavar=('LOW', 'HIGH'),
+    parser.add_argument('--bg-threshold', type=float_between(0, 1),
+                        help='background score in threshold mode, 0 to 1')
+    parser.add_argument('--ignore-band', type=float_between(0, 1), nargs=2, metavar=('LOW', 'HIGH'),
                         help='foreground CAM between LOW and HIGH -> ignore (255); the band must '
                         'contain the background threshold')
-    parser.add_argument('--ignore-margin', type=float,
-                        help='top-1 minus top-2 score below this -> ignore (255)')
+    parser.add_argument('--ignore-margin', type=float_between(0),
+                        help='top-1 minus top-2 score below this -> ignore (255); 0 or more')
     parser.add_argument('--batch-size', type=int_at_least(1),
                         help='images per batch (same-size images only), 1 or more')
     parser.add_argument('--amp', action='store_const', const='bf16',
@@ -68,9 +70,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.ignore_band is not None and args.ignore_band[0] > args.ignore_band[1]:
+        parser.error(f'argument --ignore-band: LOW {args.ignore_band[0]} is above HIGH '
+                     f'{args.ignore_band[1]}; give the band as LOW HIGH, e.g. --ignore-band '
+                     f'{args.ignore_band[1]} {args.ignore_band[0]}')
+    return args
 
 
 def protocol_from_args(cfg: Config, args: argparse.Namespace) -> CAMProtocol:
@@ -86,12 +93,15 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     """Write pseudo masks with ``argv``; returns
     :func:`~mmseg_clip_wsss.cam.generate.generate_pseudo_masks`'s dict."""
     args = parse_args(argv)
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        raise FileExistsError(f'--out-dir {args.out_dir} is a file, not a folder; give a folder for the '
+                              'masks (a new one, or one of an earlier run to resume)')
     cfg = Config.fromfile(args.config)
     merge_cfg_options(cfg, args.cfg_options)
     check_split(cfg, args.split)
     check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and
                          cfg.get('cam_dataloader') is not None else (f'{args.split}_dataloader', ))
-    with naming_cfg_options(args.cfg_options):
+    with naming_cfg_options(args.cfg_options), naming_clip_download(args.config):
         protocol = protocol_from_args(cfg, args)
         device = init_distributed(cfg, args.launcher)
         return make_pseudo_masks(cfg, args.checkpoint, args.out_dir, protocol, split=args.split,

@@ -5,14 +5,14 @@ import argparse
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmseg_clip_wsss.apis.robustness import evaluate_robustness, markdown_table, write_robustness_report
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from . import INPUT_ERRORS, device_arg, run_tool
-from .runner_args import merge_cfg_options, naming_cfg_options
+from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -30,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--title', help='chart / table title (default: the config name)')
     parser.add_argument('--device', type=device_arg, help='default: cuda if available, else cpu')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config (mmengine DictAction syntax)')
     return parser.parse_args(argv)
 

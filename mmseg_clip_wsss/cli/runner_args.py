@@ -3,9 +3,11 @@
 
 mmseg's tools merge ``--cfg-options`` with mmengine's ``Config.merge_from_dict``, which adds a key the
 config does not have without a word: a misspelt ``model.backbone.pretraned=...`` ends in a
-``TypeError`` deep in the build. :func:`merge_cfg_options` warns of each added key (with the config's
-keys it is closest to) and :func:`naming_cfg_options` turns that ``TypeError`` into an error naming
-the option.
+``TypeError`` deep in the build, a misspelt ``trian_cfg.max_iters=4`` in a full training.
+:func:`merge_cfg_options` refuses, before any work, a key one of whose parts is not in the config but
+is one typo (a letter missing, added or changed, or two letters swapped) away from a key that is
+there; any other new key is added, as mmengine adds it, with a warning naming the config's closest
+keys. :func:`naming_cfg_options` turns a build's ``TypeError`` into an error naming the option.
 """
 import argparse
 import difflib
@@ -14,53 +16,94 @@ import os
 import os.path as osp
 import re
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
-from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
 
-__all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options']
+__all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
+           'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download']
 
 
-def _parent_keys(cfg: Config, key: str) -> Optional[List[str]]:
-    """The keys beside ``key``'s last part in ``cfg`` (None: ``key`` is there, or its parent is not a
-    dict of the config, e.g. a list index or a new section)."""
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``) that refuses an argument without
+    ``=`` (or without a key) through argparse, naming it and the form, instead of a ``ValueError``
+    traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values or []:
+            if '=' not in item or not item.split('=', 1)[0]:
+                parser.error(f'argument {option_string or "--cfg-options"}: {item!r} is no KEY=VALUE pair; '
+                             'write each setting as KEY=VALUE, e.g. cam_cfg.bg_threshold=0.4 '
+                             'model.backbone.pretrained=FILE')
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str]]]:
+    """The first part of ``key`` that ``cfg`` lacks: (the key up to it, the part, the keys beside
+    it); None when ``key`` is there or a part leads into no dict of the config (a list index, a
+    value)."""
     node = cfg
     parts = key.split('.')
-    for part in parts[:-1]:
+    for i, part in enumerate(parts):
         if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         elif isinstance(node, (dict, Config, ConfigDict)) and part in node:
             node = node[part]
+        elif isinstance(node, (dict, Config, ConfigDict)):
+            return '.'.join(parts[:i + 1]), part, [str(k) for k in node.keys()]
         else:
-            return []
-    if not isinstance(node, (dict, Config, ConfigDict)):
-        return None
-    return None if parts[-1] in node else [str(k) for k in node.keys()]
+            return None
+    return None
+
+
+def one_typo_apart(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by one edit: a letter missing, added or changed, or two
+    neighbouring letters swapped (``modle`` / ``model``, ``bg_treshold`` / ``bg_threshold``)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and
+                                  a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
-    """Merge ``--cfg-options`` into ``cfg`` as mmseg's tools do (``Config.merge_from_dict``), with a
-    warning for each key the config does not have (it is added), naming the closest keys beside it.
+    """Merge ``--cfg-options`` into ``cfg`` as mmseg's tools do (``Config.merge_from_dict``), after
+    refusing misspelt keys; a new key is added with a warning naming the closest keys beside it.
 
     Args:
         cfg (Config): The config, changed in place.
         options (dict, optional): The parsed ``--cfg-options`` (None: nothing to merge).
 
     Returns:
-        list[str]: The keys that the config did not have.
+        list[str]: The keys that the config did not have (added).
+
+    Raises:
+        ConfigMismatchError: a part of a key is not in the config but one typo away from a key
+            beside it (:func:`one_typo_apart`), e.g. ``modle.backbone.pretrained`` (``model``),
+            naming the key and the config's key; nothing is merged.
     """
     if not options:
         return []
     added = []
     for key in options:
-        beside = _parent_keys(cfg, key)
-        if beside is None:
+        missing = _missing_part(cfg, key)
+        if missing is None:
             continue
+        where, part, beside = missing
+        typo = [k for k in beside if one_typo_apart(part, k)]
+        if typo:
+            raise ConfigMismatchError(
+                f'--cfg-options {key}: the config has no {where!r}; it has {typo[0]!r} there (a '
+                f'misspelling?). Correct the key (a key one typo away from one of the config\'s is '
+                'refused, not added); nothing was run.')
         added.append(key)
-        close = difflib.get_close_matches(key.split('.')[-1], beside, n=3)
+        close = difflib.get_close_matches(part, beside, n=3)
         print_log(f'--cfg-options {key}: the config has no such key; it is added'
                   + (f' (the config has {", ".join(close)} there: a misspelling?)' if close else ''),
                   logger='current', level=logging.WARNING)
@@ -89,11 +132,32 @@ def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
             '`python -c "from mmengine import Config; print(Config.fromfile(CONFIG).pretty_text)"`.') from err
 
 
+@contextmanager
+def naming_clip_download(config: str) -> Iterator[None]:
+    """Run the block; open_clip's ``RuntimeError`` for weights it could not download (``Failed to
+    download weights for tag 'openai'``, e.g. offline) is re-raised naming the tag and the fix.
+
+    Raises:
+        MissingAssetError: naming the tag, ``config`` and the ``--cfg-options`` that give local files.
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        found = re.search(r"Failed to download weights for tag '([^']*)'", str(err))
+        if not found:
+            raise
+        raise MissingAssetError(
+            f'{config}: the CLIP weights of pretrained tag {found.group(1)!r} could not be downloaded '
+            f'(open_clip: {err}). Without internet, download them elsewhere and give the '
+            'file: --cfg-options model.backbone.pretrained=FILE model.text_encoder.pretrained=FILE '
+            '(README, "Pretrained weights").') from err
+
+
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank`` to ``parser``."""
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs (mmengine DictAction syntax), '
         'e.g. train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',

@@ -29,7 +29,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='training-free config (default: MaskCLIP\'s dense map; '
                         'configs/clip_es/clip-es_demo-clip_demo.py: CLIP-ES)')
     parser.add_argument('--split', default='train', help='split to make and score masks of (default train)')
-    parser.add_argument('--key', default='training_free', help='prefix of the row\'s keys')
+    parser.add_argument('--key', default='training_free',
+                        help='prefix of the row\'s keys; with --split other than train, followed by _SPLIT '
+                        '(training_free_val_miou)')
     return parser.parse_args(argv)
 
 

@@ -22,7 +22,7 @@ from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.run import make_pseudo_masks
 from .runner import CLIP_ES_CONFIG, REPO, TRAINING_FREE_CONFIG
 
-__all__ = ['TRAINING_FREE_CONFIG', 'CLIP_ES_CONFIG', 'training_free_row', 'config_clip']
+__all__ = ['TRAINING_FREE_CONFIG', 'CLIP_ES_CONFIG', 'training_free_row', 'config_clip', 'row_key']
 
 
 def config_clip(config: str, data_root: str) -> str:
@@ -33,6 +33,12 @@ def config_clip(config: str, data_root: str) -> str:
     if pretrained.startswith('data/demo/'):
         return osp.join(data_root, osp.relpath(pretrained, 'data/demo'))
     return pretrained
+
+
+def row_key(key: str, split: str) -> str:
+    """The prefix of a row's keys: ``key`` for the train split, ``<key>_<split>`` for another one
+    (``training_free_val``), so that a row of val masks is never read as the train figures."""
+    return key if split == 'train' else f'{key}_{split}'
 
 
 def training_free_row(data_root: str = 'data/demo',
@@ -59,7 +65,8 @@ def training_free_row(data_root: str = 'data/demo',
         split (str): The split whose masks are made and scored (``ImageSets/Segmentation/<split>.txt``
             and ``ImageLabels/<split>.txt``). Defaults to ``'train'``; ``'val'`` to choose settings
             without looking at the scored split.
-        key (str): Prefix of the row's keys. Defaults to ``'training_free'``.
+        key (str): Prefix of the row's keys, followed by ``_<split>`` for a split other than train
+            (:func:`row_key`). Defaults to ``'training_free'``.
 
     Returns:
         dict: ``<key>_miou`` (%), ``<key>_seconds_per_image`` (wall time of the masks, writing
@@ -80,8 +87,9 @@ def training_free_row(data_root: str = 'data/demo',
         torch.set_num_threads(threads)
     check_config_classes(cfg, ('cam_dataloader', ))
     result = make_pseudo_masks(cfg, None, out_dir, CAMProtocol.from_cfg(cfg.get('cam_cfg')), evaluate=True,
-                               overwrite=True, show_progress=False)
+                               overwrite=True, show_progress=False, split_name=split)
     images = result['written']
+    key = row_key(key, split)
     return {f'{key}_miou': round(float(result['metrics']['mIoU']), 2),
             f'{key}_seconds_per_image': round(result['seconds'] / max(images, 1), 4),
             f'{key}_images': images}
