@@ -12,11 +12,14 @@ from PIL import Image
 
 from mmseg_clip_wsss.apis import MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
+from mmseg_clip_wsss.apis import segment as segment_api
 from mmseg_clip_wsss.cli.segment import main as segment_main
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_swin_demo.py'
+RN_DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_clip-rn_demo.py'
 CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon', 'crescent')
 
 
@@ -206,3 +209,66 @@ def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_fi
         assert list(result['written'].values()) == ['a']
         shares[threshold] = json.loads((out / 'a.json').read_text())['classes']
     assert shares['0.5']['background'] == 100.0 and shares['0.0']['background'] < 100.0
+
+
+@pytest.fixture(scope='module')
+def rn_model_files(tmp_path_factory):
+    """The CLIP-RN demo config on a random demo CLIP (a ModifiedResNet tower), and a checkpoint of
+    its randomly initialised model."""
+    root = tmp_path_factory.mktemp('segment_rn_model')
+    clip = write_random_clip_checkpoint(str(root / 'clip.pt'), DEMO_CLIP_NAME, seed=0)
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(RN_DEMO_CONFIG))
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    checkpoint = str(root / 'model.pth')
+    save_checkpoint(dict(state_dict=model.state_dict(),
+                         meta=dict(dataset_meta=dict(classes=CLASSES, palette=None))), checkpoint)
+    config = str(root / 'config.py')
+    cfg.dump(config)
+    return config, checkpoint
+
+
+def test_segment_tool_pads_an_image_too_small_for_the_backbone(rn_model_files, tmp_path):
+    """A 1000 x 13 px image is resized by the test pipeline to 128 x 2: padded up to the ResNet's
+    shortest side instead of a pooling error, and its label map has the image's size."""
+    config, checkpoint = rn_model_files
+    images = tmp_path / 'images'
+    images.mkdir()
+    _image(images / 'wide.png', size=(1000, 13), seed=3)
+    _image(images / 'normal.jpg', size=(96, 64), seed=4)
+    out = tmp_path / 'out'
+    result = segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--classes',
+                           'disc,heart', '--out-dir', str(out), '--device', 'cpu', '--no-progress'])
+    assert sorted(result['written'].values()) == ['normal', 'wide'] and result['skipped'] == {}
+    assert np.asarray(Image.open(out / 'wide.png')).shape == (13, 1000)
+    assert json.loads((out / 'wide.json').read_text())['size'] == [13, 1000]
+
+
+def test_segment_tool_names_and_skips_an_image_the_model_fails_on(model_files, tmp_path, capsys,
+                                                                  monkeypatch):
+    """An error of the model on one image names it and skips it; the other images are written."""
+    config, checkpoint = model_files
+    images = tmp_path / 'images'
+    images.mkdir()
+    _image(images / 'a.jpg', seed=1)
+    _image(images / 'b.png', size=(40, 70), seed=2)
+    predict = segment_api._predict_label
+
+    def failing_on_b(inferencer, rgb):
+        if rgb.shape[:2] == (70, 40):
+            raise RuntimeError('Output size is too small')
+        return predict(inferencer, rgb)
+
+    monkeypatch.setattr(segment_api, '_predict_label', failing_on_b)
+    out = tmp_path / 'out'
+    result = segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--out-dir',
+                           str(out), '--device', 'cpu', '--no-progress'])
+    assert list(result['written'].values()) == ['a'] and (out / 'a.json').is_file()
+    assert list(result['skipped']) == [str(images / 'b.png')]
+    assert 'too small' in result['skipped'][str(images / 'b.png')]
+    err = capsys.readouterr().err
+    assert 'b.png' in err and 'skipped' in err
+    assert not (out / 'b.json').exists()

@@ -18,6 +18,7 @@ from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
+from mmseg_clip_wsss.models.data_preprocessor import pad_small_test_images
 from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
 from mmseg_clip_wsss.registry import DEPRECATED_NAMES
 
@@ -70,7 +71,9 @@ class WSSSInferencer(MMSegInferencer):
     """mmseg's inferencer for text-guided WSSS segmentors, with an open class list.
 
     Inputs are what :class:`MMSegInferencer` takes (paths or (H, W, 3) uint8 **BGR** arrays, mmseg's
-    convention); the test pipeline of the config is used without its file-reading transforms.
+    convention); the test pipeline of the config is used without its file-reading transforms. An
+    image whose side ends up shorter than the backbone takes is padded up to it and the padding
+    cropped off the prediction (:func:`~mmseg_clip_wsss.models.data_preprocessor.pad_small_test_images`).
 
     Args:
         model (str | Config): Config file or object.
@@ -95,6 +98,7 @@ class WSSSInferencer(MMSegInferencer):
         if output not in ('auto', 'config'):
             raise ValueError(f"WSSSInferencer: output={output!r} must be 'auto' or 'config'.")
         super().__init__(model, weights, device=device, scope='mmseg')
+        pad_small_test_images(self.model)  # a 1000 x 13 px image is padded, not a pooling error
         if output == 'auto' and getattr(getattr(self.model, 'decode_head', None), 'is_weak', False):
             protocol = CAMProtocol.from_cfg(self.cfg.get('cam_cfg'))
             self.model.test_cfg.update(output='cam', bg_threshold=protocol.bg_threshold)

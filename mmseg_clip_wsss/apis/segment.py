@@ -4,8 +4,8 @@ Per image ``<stem>`` in ``--out-dir``: ``<stem>.png`` (palette PNG, value ``k`` 
 list, 0 = background), ``<stem>_overlay.png`` (the image with the classes painted over it and a legend
 with each present class's colour and pixel share) and ``<stem>.json`` (``classes``: every class's
 pixel share in %, ``size``: [H, W], ``image``: the path), each written atomically, the JSON last: a
-stem with its JSON is finished. A file that cannot be read is named on stderr and skipped; the
-others are still segmented.
+stem with its JSON is finished. A file that cannot be read, or an image the model fails on, is named
+on stderr with the reason and skipped; the others are still segmented.
 """
 import os
 import os.path as osp
@@ -113,16 +113,33 @@ def segment_images(inferencer: WSSSInferencer, paths: Sequence[str], out_dir: st
             skipped[path] = f'{type(err).__name__}: {err}'
             print(f'\nsegment: cannot read {path} ({skipped[path]}); skipped', file=sys.stderr, flush=True)
         else:
-            sample = inferencer(np.ascontiguousarray(rgb[..., ::-1]), return_datasamples=True)
-            label = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)  # (H, W)
-            stem = _output_stem(path, taken)
-            write_palette_png(osp.join(out_dir, f'{stem}.png'), label, palette)
-            save_png_atomically(osp.join(out_dir, f'{stem}_overlay.png'),
-                                render_overlay(rgb, label, classes, palette))
-            write_json_atomically(osp.join(out_dir, f'{stem}.json'),  # last: its stem is finished
-                                  dict(image=osp.abspath(path), size=list(label.shape),
-                                       classes=class_shares(label, classes)))
-            written[path] = stem
+            try:
+                label = _predict_label(inferencer, rgb)
+            except (RuntimeError, ValueError) as err:  # one image the model fails on: the others go on
+                skipped[path] = f'{type(err).__name__}: {err}'
+                print(f'\nsegment: the model failed on {path} ({skipped[path]}); skipped, the other '
+                      'images are still segmented', file=sys.stderr, flush=True)
+            else:
+                written[path] = _write_outputs(path, rgb, label, classes, palette, out_dir, taken)
         if bar is not None:
             bar.update()
     return dict(written=written, skipped=skipped)
+
+
+def _predict_label(inferencer: WSSSInferencer, rgb: np.ndarray) -> np.ndarray:
+    """The (H, W) uint8 class map of an (H, W, 3) RGB image."""
+    sample = inferencer(np.ascontiguousarray(rgb[..., ::-1]), return_datasamples=True)
+    return sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+
+
+def _write_outputs(path: str, rgb: np.ndarray, label: np.ndarray, classes: Sequence[str],
+                   palette: np.ndarray, out_dir: str, taken: set) -> str:
+    """Write the label PNG, the overlay and the JSON (last: its stem is finished) of ``path``;
+    returns the output stem."""
+    stem = _output_stem(path, taken)
+    write_palette_png(osp.join(out_dir, f'{stem}.png'), label, palette)
+    save_png_atomically(osp.join(out_dir, f'{stem}_overlay.png'), render_overlay(rgb, label, classes, palette))
+    write_json_atomically(osp.join(out_dir, f'{stem}.json'),
+                          dict(image=osp.abspath(path), size=list(label.shape),
+                               classes=class_shares(label, classes)))
+    return stem
