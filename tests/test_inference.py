@@ -14,12 +14,14 @@ from mmseg_clip_wsss.apis import MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
 from mmseg_clip_wsss.apis import segment as segment_api
 from mmseg_clip_wsss.cli.segment import main as segment_main
+from mmseg_clip_wsss.engine import CheckpointMismatchError, build_model_from_checkpoint
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_swin_demo.py'
 RN_DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_clip-rn_demo.py'
+CLIP_ES_DEMO_CONFIG = REPO / 'configs' / 'clip_es' / 'clip-es_demo-clip_demo.py'
 CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon', 'crescent')
 
 
@@ -272,3 +274,42 @@ def test_segment_tool_names_and_skips_an_image_the_model_fails_on(model_files, t
     err = capsys.readouterr().err
     assert 'b.png' in err and 'skipped' in err
     assert not (out / 'b.json').exists()
+
+
+def test_segment_tool_refuses_a_checkpoint_of_another_config(model_files, rn_model_files, tmp_path):
+    """The Swin demo config with a checkpoint of the CLIP-RN demo model: refused before any image is
+    segmented (mmseg only warned about the keys and ran with random layers)."""
+    config, _ = model_files
+    _, rn_checkpoint = rn_model_files
+    image = _image(tmp_path / 'a.jpg')
+    out = tmp_path / 'out'
+    with pytest.raises(CheckpointMismatchError, match=r'model\.pth does not fit the model: it was saved '
+                       r'from another config'):
+        segment_main([image, '--config', config, '--checkpoint', rn_checkpoint, '--out-dir', str(out),
+                      '--device', 'cpu'])
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.fixture(scope='module')
+def clip_es_config(rn_model_files, tmp_path_factory):
+    """The training-free CLIP-ES demo config on the random demo CLIP of ``rn_model_files``."""
+    config, _ = rn_model_files
+    cfg = Config.fromfile(str(CLIP_ES_DEMO_CONFIG))
+    clip = Config.fromfile(config).model.backbone.pretrained
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip
+    path = str(tmp_path_factory.mktemp('clip_es') / 'clip_es.py')
+    cfg.dump(path)
+    return path
+
+
+def test_a_checkpoint_for_a_training_free_model_is_refused(clip_es_config, rn_model_files, tmp_path):
+    """A stage-1 checkpoint given with a training-free config is refused by the shared check (the
+    pseudo-mask tools' model building and the segment tool), naming the file and the fix."""
+    _, checkpoint = rn_model_files
+    init_default_scope('mmseg')
+    with pytest.raises(CheckpointMismatchError, match=r'model\.pth was given for TrainingFreeCLIPES, a '
+                       r'training-free model.*Leave the checkpoint out'):
+        build_model_from_checkpoint(Config.fromfile(clip_es_config), checkpoint, 'cpu', tool='test')
+    with pytest.raises(CheckpointMismatchError, match='training-free'):
+        segment_main([_image(tmp_path / 'a.jpg'), '--config', clip_es_config, '--checkpoint', checkpoint,
+                      '--out-dir', str(tmp_path / 'out'), '--device', 'cpu'])
