@@ -14,7 +14,7 @@ from mmseg_clip_wsss.apis import MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
 from mmseg_clip_wsss.apis import segment as segment_api
 from mmseg_clip_wsss.cli.segment import main as segment_main
-from mmseg_clip_wsss.engine import CheckpointMismatchError, build_model_from_checkpoint
+from mmseg_clip_wsss.engine import CheckpointMismatchError, WeightFileError, build_model_from_checkpoint
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import MODELS
 
@@ -312,4 +312,13 @@ def test_a_checkpoint_for_a_training_free_model_is_refused(clip_es_config, rn_mo
         build_model_from_checkpoint(Config.fromfile(clip_es_config), checkpoint, 'cpu', tool='test')
     with pytest.raises(CheckpointMismatchError, match='training-free'):
         segment_main([_image(tmp_path / 'a.jpg'), '--config', clip_es_config, '--checkpoint', checkpoint,
+                      '--out-dir', str(tmp_path / 'out'), '--device', 'cpu'])
+
+
+def test_segment_tool_names_a_checkpoint_that_is_not_a_whole_file(model_files, tmp_path):
+    config, _ = model_files
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(WeightFileError, match=rf'segment: checkpoint {empty} is empty .*Fix: copy it again'):
+        segment_main([_image(tmp_path / 'a.jpg'), '--config', config, '--checkpoint', str(empty),
                       '--out-dir', str(tmp_path / 'out'), '--device', 'cpu'])

@@ -16,13 +16,17 @@ from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.runner import check_resume_checkpoint
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cam.run import UnknownSplitError
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
+from mmseg_clip_wsss.cli.train import parse_args as train_parse_args
 from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
+from mmseg_clip_wsss.models import TINY_CLIP_NAME, load_open_clip
 from mmseg_clip_wsss.registry import TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -328,3 +332,62 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, cap
     with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
         with naming_cfg_options({'model.x': 1}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
+
+
+def _weight_files(tmp_path):
+    """An empty file, a zip-format checkpoint cut short, a legacy-format one cut short, text, and a
+    whole checkpoint."""
+    whole = tmp_path / 'whole.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(4000)}), str(whole))
+    legacy = tmp_path / 'legacy.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(4000)}), str(legacy), _use_new_zipfile_serialization=False)
+    files = dict(whole=str(whole), empty=str(tmp_path / 'empty.pth'), cut=str(tmp_path / 'cut.pth'),
+                 legacy_cut=str(tmp_path / 'legacy_cut.pth'), text=str(tmp_path / 'text.pth'))
+    open(files['empty'], 'wb').close()
+    with open(files['cut'], 'wb') as f:
+        f.write(whole.read_bytes()[:10240])
+    with open(files['legacy_cut'], 'wb') as f:
+        f.write(legacy.read_bytes()[:2000])
+    with open(files['text'], 'w') as f:
+        f.write('<html>404 not found</html>')
+    return files
+
+
+def test_a_broken_weight_file_is_named_with_what_is_wrong_and_the_fix(tmp_path):
+    files = _weight_files(tmp_path)
+    load = lambda name: load_weight_file(files[name], lambda: torch.load(files[name]), fix='copy it again',
+                                         what='checkpoint')  # noqa: E731
+    assert load('whole')['state_dict']['w'].shape == (4000, )
+    expected = dict(empty=r'is empty \(0 bytes\)', cut=r'is cut short \(10240 bytes',
+                    legacy_cut='is cut short or damaged', text='is not a torch file')
+    for name, problem in expected.items():
+        with pytest.raises(WeightFileError, match=rf'checkpoint {files[name]} {problem}.*not a whole '
+                           r'checkpoint\. Fix: copy it again'):
+            load(name)
+
+
+def test_clip_weights_that_are_not_a_whole_file_are_refused_naming_it(tmp_path):
+    """Every CLIP tower (text encoder, image backbone, tagging, training-free) loads through
+    load_open_clip: an empty or cut-short file is named with the fix, not a torch traceback."""
+    files = _weight_files(tmp_path)
+    for name in ('empty', 'cut', 'text'):
+        with pytest.raises(WeightFileError, match=rf'Owner: CLIP weight file {files[name]} .*download or '
+                           'copy it again'):
+            load_open_clip(TINY_CLIP_NAME, files[name], owner='Owner')
+
+
+def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_one(tmp_path):
+    files = _weight_files(tmp_path)
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    os.replace(files['whole'], work_dir / 'iter_400.pth')
+    os.replace(files['cut'], work_dir / 'iter_800.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_800.pth'))
+    cfg = Config(dict(resume=True, load_from=None, work_dir=str(work_dir)))
+    with pytest.raises(WeightFileError, match=r'train --resume: checkpoint .*iter_800\.pth is cut short.*'
+                       r'--resume PATH \(.*iter_400\.pth\)'):
+        check_resume_checkpoint(cfg)
+    cfg.load_from = str(work_dir / 'iter_400.pth')  # --resume PATH of the earlier one
+    check_resume_checkpoint(cfg)
+    assert train_parse_args(['c.py', '--resume', 'x.pth']).resume == 'x.pth'
+    assert train_parse_args(['c.py', '--resume']).resume is True and train_parse_args(['c.py']).resume is False

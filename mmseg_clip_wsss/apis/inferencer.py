@@ -18,7 +18,8 @@ from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
-from mmseg_clip_wsss.engine.checkpoint_check import check_checkpoint_for_model
+from mmseg_clip_wsss.engine.checkpoint_check import CHECKPOINT_FIX, check_checkpoint_for_model
+from mmseg_clip_wsss.engine.weight_files import check_weight_file
 from mmseg_clip_wsss.models.data_preprocessor import pad_small_test_images
 from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
 from mmseg_clip_wsss.registry import DEPRECATED_NAMES
@@ -100,6 +101,8 @@ class WSSSInferencer(MMSegInferencer):
         if output not in ('auto', 'config'):
             raise ValueError(f"WSSSInferencer: output={output!r} must be 'auto' or 'config'.")
         self._weights = weights  # named by the checkpoint check of _load_weights_to_model
+        if weights:
+            check_weight_file(weights, CHECKPOINT_FIX, 'segment: checkpoint')  # before mmseg reads it
         super().__init__(model, weights, device=device, scope='mmseg')
         pad_small_test_images(self.model)  # a 1000 x 13 px image is padded, not a pooling error
         if output == 'auto' and getattr(getattr(self.model, 'decode_head', None), 'is_weak', False):

@@ -14,9 +14,15 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
 from mmseg_clip_wsss.registry import MODELS
+from .weight_files import load_weight_file
 
-__all__ = ['CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes',
+__all__ = ['CHECKPOINT_FIX', 'CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes',
            'check_checkpoint_for_model', 'build_model_from_checkpoint']
+
+
+#: What to do about a damaged checkpoint file (empty, cut short, not a torch file).
+CHECKPOINT_FIX = ('copy it again from where it was trained, or train again with tools/train.py (a '
+                  'checkpoint being written when the training stopped: name an earlier one).')
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -146,12 +152,14 @@ def build_model_from_checkpoint(cfg, checkpoint: str, device: Optional[str] = No
         FileNotFoundError: naming ``checkpoint`` when it does not exist (``tool`` names the caller).
         CheckpointMismatchError: when it was saved from another config, or ``cfg.model`` is
             training-free (:func:`check_checkpoint_for_model`).
+        WeightFileError: the file is empty, cut short or not a torch file, naming it and the fix.
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{tool}: checkpoint {checkpoint} does not exist (train the model '
                                 'first with tools/train.py, or give the right path).')
     model = MODELS.build(cfg.model)
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_weight_file(checkpoint, lambda: _load_checkpoint(checkpoint, map_location='cpu'),
+                            CHECKPOINT_FIX, f'{tool}: checkpoint')
     # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
     check_checkpoint_for_model(model, ckpt, osp.abspath(checkpoint), tool)
     _load_checkpoint_to_model(model, ckpt)
