@@ -322,3 +322,36 @@ def test_segment_tool_names_a_checkpoint_that_is_not_a_whole_file(model_files, t
     with pytest.raises(WeightFileError, match=rf'segment: checkpoint {empty} is empty .*Fix: copy it again'):
         segment_main([_image(tmp_path / 'a.jpg'), '--config', config, '--checkpoint', str(empty),
                       '--out-dir', str(tmp_path / 'out'), '--device', 'cpu'])
+
+
+def test_segment_tool_refuses_an_out_dir_of_other_classes_and_resumes_the_same(model_files, tmp_path,
+                                                                                monkeypatch):
+    """An --out-dir holding outputs of other --classes is refused (it was rewritten silently) unless
+    --overwrite; the same settings go on from the finished images without segmenting them again."""
+    config, checkpoint = model_files
+    images = tmp_path / 'images'
+    images.mkdir()
+    _image(images / 'a.jpg', seed=1)
+    out = tmp_path / 'out'
+    run = lambda *extra: segment_main([str(images), '--config', config, '--checkpoint', checkpoint,  # noqa: E731
+                                       '--out-dir', str(out), '--device', 'cpu', '--no-progress', *extra])
+    run('--classes', 'disc,ring')
+    before = (out / 'a.json').read_text()
+    with pytest.raises(FileExistsError, match=r'--out-dir .*out holds the outputs of other settings \(classes: '
+                       r"\['background', 'disc', 'ring'\] there, \['background', 'heart'\] now\); pass "
+                       '--overwrite'):
+        run('--classes', 'heart')
+    assert (out / 'a.json').read_text() == before
+    _image(images / 'b.png', size=(40, 70), seed=2)
+    calls = []
+    predict = segment_api._predict_label
+    monkeypatch.setattr(segment_api, '_predict_label', lambda inf, rgb: calls.append(rgb.shape) or predict(inf, rgb))
+    result = run('--classes', 'disc,ring')  # the same settings: a.jpg is finished, only b.png is new
+    assert sorted(result['written'].values()) == ['a', 'b'] and calls == [(70, 40, 3)]
+    result = run('--classes', 'heart', '--overwrite')
+    assert list(json.loads((out / 'a.json').read_text())['classes']) == ['background', 'heart']
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='is a folder with files in it'):
+        segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--out-dir', str(other)])
