@@ -22,6 +22,7 @@ from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cam.run import UnknownSplitError
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
+from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
 from mmseg_clip_wsss.cli.train import parse_args as train_parse_args
 from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
@@ -391,3 +392,19 @@ def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_on
     check_resume_checkpoint(cfg)
     assert train_parse_args(['c.py', '--resume', 'x.pth']).resume == 'x.pth'
     assert train_parse_args(['c.py', '--resume']).resume is True and train_parse_args(['c.py']).resume is False
+
+
+def test_benchmark_refuses_an_out_dir_with_results_before_measuring(tmp_path, monkeypatch):
+    """benchmark.py rewrote the results in --out-dir: refused unless --overwrite, before any model is
+    built."""
+    out = tmp_path / 'bench'
+    out.mkdir()
+    (out / 'benchmark.json').write_text('{"models": []}')
+    with pytest.raises(FileExistsError, match=rf'--out-dir {out} is a folder with files in it; pass --overwrite'):
+        benchmark_main(['--out-dir', str(out), '--no-memory', '--no-train', '--no-profile'])
+    assert (out / 'benchmark.json').read_text() == '{"models": []}'
+    ran = []
+    monkeypatch.setattr(sys.modules['mmseg_clip_wsss.cli.benchmark'], 'run_benchmark',
+                        lambda *args, **kwargs: ran.append(kwargs['out_dir']))
+    benchmark_main(['--out-dir', str(out), '--overwrite'])
+    assert ran == [str(out)]
