@@ -25,7 +25,8 @@ from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
 from mmseg_clip_wsss.cli.train import parse_args as train_parse_args
-from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, atomic_file, write_json_atomically,
+                                      write_palette_png)
 from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
 from mmseg_clip_wsss.models import TINY_CLIP_NAME, load_open_clip
 from mmseg_clip_wsss.registry import TRANSFORMS
@@ -408,3 +409,15 @@ def test_benchmark_refuses_an_out_dir_with_results_before_measuring(tmp_path, mo
                         lambda *args, **kwargs: ran.append(kwargs['out_dir']))
     benchmark_main(['--out-dir', str(out), '--overwrite'])
     assert ran == [str(out)]
+
+
+@pytest.mark.parametrize('content', ['', '\n\n', '{"images": [], "annotations": []}'])
+def test_captions_to_labels_names_a_captions_file_that_holds_no_caption(tmp_path, content):
+    """An empty JSONL (or a COCO JSON without annotations) ended in torch.cat() of no tensors."""
+    cli = importlib.import_module('mmseg_clip_wsss.cli.captions_to_labels')
+    captions = tmp_path / ('captions.json' if content.startswith('{') else 'captions.jsonl')
+    captions.write_text(content)
+    out = tmp_path / 'labels.txt'
+    with pytest.raises(DatasetError, match=rf'{captions} holds no caption'):
+        cli.main([str(captions), '--classes', 'demo', '--out', str(out)])
+    assert not out.exists()
