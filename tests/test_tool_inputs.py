@@ -421,3 +421,16 @@ def test_captions_to_labels_names_a_captions_file_that_holds_no_caption(tmp_path
     with pytest.raises(DatasetError, match=rf'{captions} holds no caption'):
         cli.main([str(captions), '--classes', 'demo', '--out', str(out)])
     assert not out.exists()
+
+
+@pytest.mark.parametrize('tool,option,words', [
+    ('segment', '--out-dir', 'folder of the outputs'),
+    ('segment', '--overwrite', 'outputs of other settings'),
+    ('dense_open_vocab', '--split', 'scored against its GT masks'),
+])
+def test_options_have_a_description_in_the_help(tool, option, words, capsys):
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
+    with pytest.raises(SystemExit):
+        cli.parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert option in text and words in text
