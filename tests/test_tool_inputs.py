@@ -378,7 +378,7 @@ def test_clip_weights_that_are_not_a_whole_file_are_refused_naming_it(tmp_path):
             load_open_clip(TINY_CLIP_NAME, files[name], owner='Owner')
 
 
-def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_one(tmp_path):
+def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_one(tmp_path, monkeypatch):
     files = _weight_files(tmp_path)
     work_dir = tmp_path / 'work'
     work_dir.mkdir()
@@ -392,6 +392,11 @@ def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_on
     cfg.load_from = str(work_dir / 'iter_400.pth')  # --resume PATH of the earlier one
     check_resume_checkpoint(cfg)
     assert train_parse_args(['c.py', '--resume', 'x.pth']).resume == 'x.pth'
+    runner_api = sys.modules['mmseg_clip_wsss.apis.runner']  # tools/test.py: the same check, before the runner
+    monkeypatch.setattr(runner_api, 'check_config_assets', lambda *a: None)
+    monkeypatch.setattr(runner_api, 'check_config_classes', lambda *a: None)
+    with pytest.raises(WeightFileError, match=r'test: checkpoint .*iter_800\.pth is cut short'):
+        runner_api.test(Config(dict(load_from=str(work_dir / 'iter_800.pth'))))
     assert train_parse_args(['c.py', '--resume']).resume is True and train_parse_args(['c.py']).resume is False
 
 

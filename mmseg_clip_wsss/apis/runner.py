@@ -16,6 +16,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 import mmseg_clip_wsss  # noqa: F401  registers modules and applies compat shims
 from mmseg_clip_wsss.engine.dist import (adapt_config_to_cpu_distributed, cpu_distributed,
                                          setup_cpu_distributed)
+from mmseg_clip_wsss.engine.checkpoint_check import CHECKPOINT_FIX
 from mmseg_clip_wsss.engine.weight_files import check_weight_file
 from .preflight import check_config_assets, check_config_classes
 
@@ -82,7 +83,10 @@ def test(cfg: Config) -> dict:
     Raises:
         MissingAssetError: a data root or weight file of the config is missing.
         ConfigMismatchError: the class lists of the config's parts disagree.
+        WeightFileError: the checkpoint (``load_from``) is empty, cut short or not a torch file.
     """
     check_config_assets(cfg, ('test_dataloader', ))
     check_config_classes(cfg, ('test_dataloader', ))
+    if cfg.get('load_from'):
+        check_weight_file(cfg.load_from, CHECKPOINT_FIX, 'test: checkpoint')
     return build_runner(cfg).test()
