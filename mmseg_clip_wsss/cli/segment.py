@@ -1,6 +1,8 @@
 """``python tools/segment.py IMAGES_OR_DIRS --config C --checkpoint P [--classes "cat,dog" |
---vocabulary voc] --out-dir D``: segment images with any class names
-(:mod:`mmseg_clip_wsss.apis.segment`)."""
+--vocabulary voc] --out-dir D [--overwrite]``: segment images with any class names
+(:mod:`mmseg_clip_wsss.apis.segment`). A checkpoint of another config (or any, for a training-free
+model) or a damaged one is refused before any image; an --out-dir of other settings too, unless
+--overwrite; the same settings go on from the finished images."""
 import argparse
 import json
 import os.path as osp
