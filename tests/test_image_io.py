@@ -132,3 +132,15 @@ def test_a_bad_limit_setting_is_named(monkeypatch):
         datasets.pixel_limit()
     monkeypatch.setenv(PIXEL_LIMIT_ENV, str(4 * 2**30))
     assert datasets.pixel_limit() == 4 * 2**30
+
+
+@pytest.mark.parametrize('hw', [(1, 1), (1, 5), (4, 1)])
+def test_a_one_pixel_high_or_wide_gt_mask_loads_as_h_by_w(tmp_path, hw):
+    """mmseg's LoadAnnotations squeezes the sides of 1 away (a 1x1 mask had shape () and was refused
+    as 'has shape ()'): a valid mask of one pixel row or column loads as (H, W)."""
+    mask = str(tmp_path / 'mask.png')
+    Image.fromarray(np.full(hw, 2, dtype=np.uint8)).save(mask)
+    for ori_shape in (hw, None):
+        results = LoadWSSSAnnotations()(dict(seg_map_path=mask, reduce_zero_label=False, seg_fields=[],
+                                             ori_shape=ori_shape, num_classes=3))
+        assert results['gt_seg_map'].shape == hw and (results['gt_seg_map'] == 2).all()

@@ -208,3 +208,29 @@ def test_shard_sample_without_caption_is_refused_naming_shard_and_key(pairs):
         ImageTextShards(shards=str(pairs / 'pairs-{000..007}.tar'))
     with pytest.raises(ValueError, match='4 shards cannot feed 5 ranks'):
         ImageTextShards(shards=str(pairs / 'pairs-{000..003}.tar'), rank=0, world_size=5)
+
+
+def test_a_shard_cut_at_a_block_boundary_is_reported_as_cut_short(pairs):
+    """A 40 KiB shard cut to 20,480 bytes (a tar block boundary between two members) reads as a
+    shorter tar whose last sample has no caption: reported as cut short, not as 'no caption'."""
+    rng = np.random.default_rng(1)
+    shard = pairs / 'pairs-001.tar'
+    members = []
+    for i in range(4):  # ~10 KiB per sample: noise images do not compress
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (60, 60, 3), dtype=np.uint8)).save(buffer, 'PNG')
+        members += [(f'{30001 + i:06d}.png', buffer.getvalue()), (f'{30001 + i:06d}.txt', b'a disc.')]
+    _tar(shard, members)
+    whole = shard.read_bytes()
+    assert len(whole) >= 40960
+    assert list(_shards(pairs, repeat=False, shuffle_shards=False, rank=0, world_size=1))  # whole: reads
+    offsets = []
+    with tarfile.open(shard) as tar:
+        for member in tar.getmembers():
+            offsets.append((member.name, member.offset))
+    cut = next(offset for name, offset in offsets if name.endswith('.txt') and offset > 10240)
+    shard.write_bytes(whole[:cut])  # the last kept sample loses its caption member
+    assert cut % 512 == 0
+    with pytest.raises(DatasetError, match=rf'shard {shard} is not a whole tar file \(cut short: {cut} bytes, '
+                       r'and no tar end marker'):
+        list(_shards(pairs, repeat=False, shuffle_shards=False, rank=0, world_size=1))

@@ -12,11 +12,16 @@ from PIL import Image
 
 from mmseg_clip_wsss.apis import MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
+from mmseg_clip_wsss.apis import segment as segment_api
 from mmseg_clip_wsss.cli.segment import main as segment_main
+from mmseg_clip_wsss.engine import CheckpointMismatchError, WeightFileError, build_model_from_checkpoint
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_swin_demo.py'
+RN_DEMO_CONFIG = REPO / 'configs' / 'demo' / 'clip_wsss_clip-rn_demo.py'
+CLIP_ES_DEMO_CONFIG = REPO / 'configs' / 'clip_es' / 'clip-es_demo-clip_demo.py'
 CLASSES = ('background', 'disc', 'ring', 'square', 'triangle', 'star', 'cross', 'hexagon', 'crescent')
 
 
@@ -206,3 +211,147 @@ def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_fi
         assert list(result['written'].values()) == ['a']
         shares[threshold] = json.loads((out / 'a.json').read_text())['classes']
     assert shares['0.5']['background'] == 100.0 and shares['0.0']['background'] < 100.0
+
+
+@pytest.fixture(scope='module')
+def rn_model_files(tmp_path_factory):
+    """The CLIP-RN demo config on a random demo CLIP (a ModifiedResNet tower), and a checkpoint of
+    its randomly initialised model."""
+    root = tmp_path_factory.mktemp('segment_rn_model')
+    clip = write_random_clip_checkpoint(str(root / 'clip.pt'), DEMO_CLIP_NAME, seed=0)
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(str(RN_DEMO_CONFIG))
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    checkpoint = str(root / 'model.pth')
+    save_checkpoint(dict(state_dict=model.state_dict(),
+                         meta=dict(dataset_meta=dict(classes=CLASSES, palette=None))), checkpoint)
+    config = str(root / 'config.py')
+    cfg.dump(config)
+    return config, checkpoint
+
+
+def test_segment_tool_pads_an_image_too_small_for_the_backbone(rn_model_files, tmp_path):
+    """A 1000 x 13 px image is resized by the test pipeline to 128 x 2: padded up to the ResNet's
+    shortest side instead of a pooling error, and its label map has the image's size."""
+    config, checkpoint = rn_model_files
+    images = tmp_path / 'images'
+    images.mkdir()
+    _image(images / 'wide.png', size=(1000, 13), seed=3)
+    _image(images / 'normal.jpg', size=(96, 64), seed=4)
+    out = tmp_path / 'out'
+    result = segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--classes',
+                           'disc,heart', '--out-dir', str(out), '--device', 'cpu', '--no-progress'])
+    assert sorted(result['written'].values()) == ['normal', 'wide'] and result['skipped'] == {}
+    assert np.asarray(Image.open(out / 'wide.png')).shape == (13, 1000)
+    assert json.loads((out / 'wide.json').read_text())['size'] == [13, 1000]
+
+
+def test_segment_tool_names_and_skips_an_image_the_model_fails_on(model_files, tmp_path, capsys,
+                                                                  monkeypatch):
+    """An error of the model on one image names it and skips it; the other images are written."""
+    config, checkpoint = model_files
+    images = tmp_path / 'images'
+    images.mkdir()
+    _image(images / 'a.jpg', seed=1)
+    _image(images / 'b.png', size=(40, 70), seed=2)
+    predict = segment_api._predict_label
+
+    def failing_on_b(inferencer, rgb):
+        if rgb.shape[:2] == (70, 40):
+            raise RuntimeError('Output size is too small')
+        return predict(inferencer, rgb)
+
+    monkeypatch.setattr(segment_api, '_predict_label', failing_on_b)
+    out = tmp_path / 'out'
+    result = segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--out-dir',
+                           str(out), '--device', 'cpu', '--no-progress'])
+    assert list(result['written'].values()) == ['a'] and (out / 'a.json').is_file()
+    assert list(result['skipped']) == [str(images / 'b.png')]
+    assert 'too small' in result['skipped'][str(images / 'b.png')]
+    err = capsys.readouterr().err
+    assert 'b.png' in err and 'skipped' in err
+    assert not (out / 'b.json').exists()
+
+
+def test_segment_tool_refuses_a_checkpoint_of_another_config(model_files, rn_model_files, tmp_path):
+    """The Swin demo config with a checkpoint of the CLIP-RN demo model: refused before any image is
+    segmented (mmseg only warned about the keys and ran with random layers)."""
+    config, _ = model_files
+    _, rn_checkpoint = rn_model_files
+    image = _image(tmp_path / 'a.jpg')
+    out = tmp_path / 'out'
+    with pytest.raises(CheckpointMismatchError, match=r'model\.pth does not fit the model: it was saved '
+                       r'from another config'):
+        segment_main([image, '--config', config, '--checkpoint', rn_checkpoint, '--out-dir', str(out),
+                      '--device', 'cpu'])
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.fixture(scope='module')
+def clip_es_config(rn_model_files, tmp_path_factory):
+    """The training-free CLIP-ES demo config on the random demo CLIP of ``rn_model_files``."""
+    config, _ = rn_model_files
+    cfg = Config.fromfile(str(CLIP_ES_DEMO_CONFIG))
+    clip = Config.fromfile(config).model.backbone.pretrained
+    cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip
+    path = str(tmp_path_factory.mktemp('clip_es') / 'clip_es.py')
+    cfg.dump(path)
+    return path
+
+
+def test_a_checkpoint_for_a_training_free_model_is_refused(clip_es_config, rn_model_files, tmp_path):
+    """A stage-1 checkpoint given with a training-free config is refused by the shared check (the
+    pseudo-mask tools' model building and the segment tool), naming the file and the fix."""
+    _, checkpoint = rn_model_files
+    init_default_scope('mmseg')
+    with pytest.raises(CheckpointMismatchError, match=r'model\.pth was given for TrainingFreeCLIPES, a '
+                       r'training-free model.*Leave the checkpoint out'):
+        build_model_from_checkpoint(Config.fromfile(clip_es_config), checkpoint, 'cpu', tool='test')
+    with pytest.raises(CheckpointMismatchError, match='training-free'):
+        segment_main([_image(tmp_path / 'a.jpg'), '--config', clip_es_config, '--checkpoint', checkpoint,
+                      '--out-dir', str(tmp_path / 'out'), '--device', 'cpu'])
+
+
+def test_segment_tool_names_a_checkpoint_that_is_not_a_whole_file(model_files, tmp_path):
+    config, _ = model_files
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(WeightFileError, match=rf'segment: checkpoint {empty} is empty .*Fix: copy it again'):
+        segment_main([_image(tmp_path / 'a.jpg'), '--config', config, '--checkpoint', str(empty),
+                      '--out-dir', str(tmp_path / 'out'), '--device', 'cpu'])
+
+
+def test_segment_tool_refuses_an_out_dir_of_other_classes_and_resumes_the_same(model_files, tmp_path,
+                                                                                monkeypatch):
+    """An --out-dir holding outputs of other --classes is refused (it was rewritten silently) unless
+    --overwrite; the same settings go on from the finished images without segmenting them again."""
+    config, checkpoint = model_files
+    images = tmp_path / 'images'
+    images.mkdir()
+    _image(images / 'a.jpg', seed=1)
+    out = tmp_path / 'out'
+    run = lambda *extra: segment_main([str(images), '--config', config, '--checkpoint', checkpoint,  # noqa: E731
+                                       '--out-dir', str(out), '--device', 'cpu', '--no-progress', *extra])
+    run('--classes', 'disc,ring')
+    before = (out / 'a.json').read_text()
+    with pytest.raises(FileExistsError, match=r'--out-dir .*out holds the outputs of other settings \(classes: '
+                       r"\['background', 'disc', 'ring'\] there, \['background', 'heart'\] now\); pass "
+                       '--overwrite'):
+        run('--classes', 'heart')
+    assert (out / 'a.json').read_text() == before
+    _image(images / 'b.png', size=(40, 70), seed=2)
+    calls = []
+    predict = segment_api._predict_label
+    monkeypatch.setattr(segment_api, '_predict_label', lambda inf, rgb: calls.append(rgb.shape) or predict(inf, rgb))
+    result = run('--classes', 'disc,ring')  # the same settings: a.jpg is finished, only b.png is new
+    assert sorted(result['written'].values()) == ['a', 'b'] and calls == [(70, 40, 3)]
+    result = run('--classes', 'heart', '--overwrite')
+    assert list(json.loads((out / 'a.json').read_text())['classes']) == ['background', 'heart']
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='is a folder with files in it'):
+        segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--out-dir', str(other)])

@@ -20,6 +20,7 @@ from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.runner import check_resume_checkpoint
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cam import run as cam_run
@@ -27,10 +28,14 @@ from mmseg_clip_wsss.cam.protocol import DEFAULT_PROTOCOL
 from mmseg_clip_wsss.cam.run import UnknownSplitError, check_protocol, model_record
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
+from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
-from mmseg_clip_wsss.datasets import CorruptImageError, atomic_file, write_json_atomically, write_palette_png
+from mmseg_clip_wsss.cli.train import parse_args as train_parse_args
+from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, atomic_file, write_json_atomically,
+                                      write_palette_png)
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
-from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip, write_random_clip_checkpoint
 from mmseg_clip_wsss.registry import TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -540,3 +545,108 @@ def test_the_record_of_a_model_identifies_the_files_its_config_names(tmp_path, m
         check_protocol(str(out), dict(protocol, **model_record(cfg, None)))
     monkeypatch.setattr(cam_run, 'DIGEST_LIMIT', 4)  # a large file: its size and time, not read
     assert re.fullmatch(r'11 bytes, mtime \d+', model_record(cfg, None)['files'][str(prompts)])
+
+
+def _weight_files(tmp_path):
+    """An empty file, a zip-format checkpoint cut short, a legacy-format one cut short, text, and a
+    whole checkpoint."""
+    whole = tmp_path / 'whole.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(4000)}), str(whole))
+    legacy = tmp_path / 'legacy.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(4000)}), str(legacy), _use_new_zipfile_serialization=False)
+    files = dict(whole=str(whole), empty=str(tmp_path / 'empty.pth'), cut=str(tmp_path / 'cut.pth'),
+                 legacy_cut=str(tmp_path / 'legacy_cut.pth'), text=str(tmp_path / 'text.pth'))
+    open(files['empty'], 'wb').close()
+    with open(files['cut'], 'wb') as f:
+        f.write(whole.read_bytes()[:10240])
+    with open(files['legacy_cut'], 'wb') as f:
+        f.write(legacy.read_bytes()[:2000])
+    with open(files['text'], 'w') as f:
+        f.write('<html>404 not found</html>')
+    return files
+
+
+def test_a_broken_weight_file_is_named_with_what_is_wrong_and_the_fix(tmp_path):
+    files = _weight_files(tmp_path)
+    load = lambda name: load_weight_file(files[name], lambda: torch.load(files[name]), fix='copy it again',
+                                         what='checkpoint')  # noqa: E731
+    assert load('whole')['state_dict']['w'].shape == (4000, )
+    expected = dict(empty=r'is empty \(0 bytes\)', cut=r'is cut short \(10240 bytes',
+                    legacy_cut='is cut short or damaged', text='is not a torch file')
+    for name, problem in expected.items():
+        with pytest.raises(WeightFileError, match=rf'checkpoint {files[name]} {problem}.*not a whole '
+                           r'checkpoint\. Fix: copy it again'):
+            load(name)
+
+
+def test_clip_weights_that_are_not_a_whole_file_are_refused_naming_it(tmp_path):
+    """Every CLIP tower (text encoder, image backbone, tagging, training-free) loads through
+    load_open_clip: an empty or cut-short file is named with the fix, not a torch traceback."""
+    files = _weight_files(tmp_path)
+    for name in ('empty', 'cut', 'text'):
+        with pytest.raises(WeightFileError, match=rf'Owner: CLIP weight file {files[name]} .*download or '
+                           'copy it again'):
+            load_open_clip(TINY_CLIP_NAME, files[name], owner='Owner')
+
+
+def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_one(tmp_path, monkeypatch):
+    files = _weight_files(tmp_path)
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    os.replace(files['whole'], work_dir / 'iter_400.pth')
+    os.replace(files['cut'], work_dir / 'iter_800.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_800.pth'))
+    cfg = Config(dict(resume=True, load_from=None, work_dir=str(work_dir)))
+    with pytest.raises(WeightFileError, match=r'train --resume: checkpoint .*iter_800\.pth is cut short.*'
+                       r'--resume PATH \(.*iter_400\.pth\)'):
+        check_resume_checkpoint(cfg)
+    cfg.load_from = str(work_dir / 'iter_400.pth')  # --resume PATH of the earlier one
+    check_resume_checkpoint(cfg)
+    assert train_parse_args(['c.py', '--resume', 'x.pth']).resume == 'x.pth'
+    runner_api = sys.modules['mmseg_clip_wsss.apis.runner']  # tools/test.py: the same check, before the runner
+    monkeypatch.setattr(runner_api, 'check_config_assets', lambda *a: None)
+    monkeypatch.setattr(runner_api, 'check_config_classes', lambda *a: None)
+    with pytest.raises(WeightFileError, match=r'test: checkpoint .*iter_800\.pth is cut short'):
+        runner_api.test(Config(dict(load_from=str(work_dir / 'iter_800.pth'))))
+    assert train_parse_args(['c.py', '--resume']).resume is True and train_parse_args(['c.py']).resume is False
+
+
+def test_benchmark_refuses_an_out_dir_with_results_before_measuring(tmp_path, monkeypatch):
+    """benchmark.py rewrote the results in --out-dir: refused unless --overwrite, before any model is
+    built."""
+    out = tmp_path / 'bench'
+    out.mkdir()
+    (out / 'benchmark.json').write_text('{"models": []}')
+    with pytest.raises(FileExistsError, match=rf'--out-dir {out} is a folder with files in it; pass --overwrite'):
+        benchmark_main(['--out-dir', str(out), '--no-memory', '--no-train', '--no-profile'])
+    assert (out / 'benchmark.json').read_text() == '{"models": []}'
+    ran = []
+    monkeypatch.setattr(sys.modules['mmseg_clip_wsss.cli.benchmark'], 'run_benchmark',
+                        lambda *args, **kwargs: ran.append(kwargs['out_dir']))
+    benchmark_main(['--out-dir', str(out), '--overwrite'])
+    assert ran == [str(out)]
+
+
+@pytest.mark.parametrize('content', ['', '\n\n', '{"images": [], "annotations": []}'])
+def test_captions_to_labels_names_a_captions_file_that_holds_no_caption(tmp_path, content):
+    """An empty JSONL (or a COCO JSON without annotations) ended in torch.cat() of no tensors."""
+    cli = importlib.import_module('mmseg_clip_wsss.cli.captions_to_labels')
+    captions = tmp_path / ('captions.json' if content.startswith('{') else 'captions.jsonl')
+    captions.write_text(content)
+    out = tmp_path / 'labels.txt'
+    with pytest.raises(DatasetError, match=rf'{captions} holds no caption'):
+        cli.main([str(captions), '--classes', 'demo', '--out', str(out)])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('tool,option,words', [
+    ('segment', '--out-dir', 'folder of the outputs'),
+    ('segment', '--overwrite', 'outputs of other settings'),
+    ('dense_open_vocab', '--split', 'scored against its GT masks'),
+])
+def test_options_have_a_description_in_the_help(tool, option, words, capsys):
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
+    with pytest.raises(SystemExit):
+        cli.parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert option in text and words in text

@@ -4,6 +4,7 @@ import json
 import os.path as osp
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.demo import dense_open_vocab
 from mmseg_clip_wsss.demo.dense_open_vocab import dense_open_vocab_figures, open_vocab_class_words
 from mmseg_clip_wsss.demo.training_free import config_clip, training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
@@ -154,7 +156,7 @@ def test_demo_dense_config_makes_masks_and_the_demo_entry_takes_any_config(tmp_p
     assert row['training_free_val_images'] == 2 and 0 <= row['training_free_val_miou'] <= 100  # split named
 
 
-def test_dense_open_vocabulary_figures(tmp_path):
+def test_dense_open_vocabulary_figures(tmp_path, monkeypatch):
     root = tmp_path / 'demo'
     make_demo_data(str(root), seed=0, num_train=2, num_val=1, num_openvocab=3, size=64, show_progress=False)
     ckpt = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
@@ -166,6 +168,18 @@ def test_dense_open_vocabulary_figures(tmp_path):
     for key in ('unseen_miou', 'seen_miou', 'unseen_miou_true_labels', 'seen_miou_true_labels'):
         assert 0 <= figures[f'dense_open_vocab_{key}'] <= 100
     assert set(figures['dense_open_vocab_per_class_iou']) == set(info['open_vocab_classes'])
+    assert 'dense_open_vocab_note' not in figures
+    # the train split holds no unseen class: None and a note, not the 0.0 of unseen names predicted there
+    names = info['open_vocab_classes']
+    unseen = [n for n in names if n not in info['classes']]
+    monkeypatch.setattr(dense_open_vocab, '_segment', lambda model, protocol, rgb, *a: np.full(
+        rgb.shape[:2], names.index(unseen[0]), dtype=np.uint8))  # every pixel: the first unseen name
+    train = dense_open_vocab_figures(str(DEMO_CFG), str(root), ckpt, split='train')
+    assert train['dense_open_vocab_per_class_iou'][unseen[0]] == 0.0  # predicted, absent from the GT
+    assert train['dense_open_vocab_unseen_miou'] is None
+    assert train['dense_open_vocab_unseen_miou_true_labels'] is None
+    assert train['dense_open_vocab_note'].startswith("no unseen class in split 'train'")
+    assert 0 <= train['dense_open_vocab_seen_miou'] <= 100
     with pytest.raises(ValueError, match='Grad-CAM'):
         dense_open_vocab_figures(str(DEMO_CFG), str(root), ckpt, dense_mode='plain')
     clip_es = str(REPO / 'configs/clip_es/clip-es_demo-clip_demo.py')

@@ -1,6 +1,7 @@
 """Learning from unlabelled images: CLIP zero-shot tags (tools/tag_images.py), per-source loss weights,
 the labelled + tagged ConcatDataset config."""
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,22 @@ def test_closest_seen_iou_scores_each_unseen_class_as_its_stand_in():
     # unseen 3 (3 pixels) vs seen 1 (3 valid pixels, the 255 one ignored): 2 shared, union 4
     # unseen 4 (2 pixels) vs seen 2 (2 pixels): 1 shared, union 3
     assert iou == {3: pytest.approx(50.0), 4: pytest.approx(100.0 / 3)}
+
+
+def test_tag_images_refuses_an_existing_out_and_thresholds_of_another_split(roots, tmp_path):
+    """--out is not rewritten silently, and a thresholds file chosen on another labelled split is not
+    silently reused: both are refused naming the file and --overwrite, which chooses them again."""
+    labelled, unlabelled, clip = roots
+    out = tmp_path / 'tags.txt'
+    base = [clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled)]
+    first = tag_main(base + ['--out', str(out)])
+    with pytest.raises(FileExistsError, match=rf'--out {out} exists; pass --overwrite'):
+        tag_main(base + ['--out', str(out)])
+    chosen = json.loads(Path(first['thresholds']).read_text())
+    assert chosen['chosen_on'] == f'{labelled}:train'
+    other = base + ['--labelled-split', 'val', '--thresholds', first['thresholds']]
+    with pytest.raises(FileExistsError, match=rf'thresholds file .* was made for other data \(chosen_on '
+                       rf'{labelled}:train there, {labelled}:val now\); pass --overwrite'):
+        tag_main(other + ['--out', str(tmp_path / 'val_tags.txt')])
+    tag_main(other + ['--out', str(out), '--overwrite'])
+    assert json.loads(Path(first['thresholds']).read_text())['chosen_on'] == f'{labelled}:val'

@@ -18,6 +18,9 @@ from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.image_io import read_rgb
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND
 from mmseg_clip_wsss.datasets.palette import voc_palette
+from mmseg_clip_wsss.engine.checkpoint_check import CHECKPOINT_FIX, check_checkpoint_for_model
+from mmseg_clip_wsss.engine.weight_files import check_weight_file
+from mmseg_clip_wsss.models.data_preprocessor import pad_small_test_images
 from mmseg_clip_wsss.models.text.vocabularies import resolve_class_prompts
 from mmseg_clip_wsss.registry import DEPRECATED_NAMES
 
@@ -70,11 +73,14 @@ class WSSSInferencer(MMSegInferencer):
     """mmseg's inferencer for text-guided WSSS segmentors, with an open class list.
 
     Inputs are what :class:`MMSegInferencer` takes (paths or (H, W, 3) uint8 **BGR** arrays, mmseg's
-    convention); the test pipeline of the config is used without its file-reading transforms.
+    convention); the test pipeline of the config is used without its file-reading transforms. An
+    image whose side ends up shorter than the backbone takes is padded up to it and the padding
+    cropped off the prediction (:func:`~mmseg_clip_wsss.models.data_preprocessor.pad_small_test_images`).
 
     Args:
         model (str | Config): Config file or object.
-        weights (str, optional): Checkpoint.
+        weights (str, optional): Checkpoint; one saved from another config, or any for a
+            training-free model, raises :class:`~mmseg_clip_wsss.engine.CheckpointMismatchError`.
         classes (Sequence[str], optional): The class list to segment, ``'background'`` first when
             the model has a background row (see :func:`resolve_classes`). None keeps the trained
             classes.
@@ -94,12 +100,24 @@ class WSSSInferencer(MMSegInferencer):
                  output: str = 'auto'):
         if output not in ('auto', 'config'):
             raise ValueError(f"WSSSInferencer: output={output!r} must be 'auto' or 'config'.")
+        self._weights = weights  # named by the checkpoint check of _load_weights_to_model
+        if weights:
+            check_weight_file(weights, CHECKPOINT_FIX, 'segment: checkpoint')  # before mmseg reads it
         super().__init__(model, weights, device=device, scope='mmseg')
+        pad_small_test_images(self.model)  # a 1000 x 13 px image is padded, not a pooling error
         if output == 'auto' and getattr(getattr(self.model, 'decode_head', None), 'is_weak', False):
             protocol = CAMProtocol.from_cfg(self.cfg.get('cam_cfg'))
             self.model.test_cfg.update(output='cam', bg_threshold=protocol.bg_threshold)
         if classes is not None:
             self.set_classes(classes)
+
+    def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
+        """mmseg's loading, after refusing a checkpoint that does not fit the model (saved from another
+        config: mmseg only warns and runs with random layers) or one given for a training-free model
+        (:func:`~mmseg_clip_wsss.engine.checkpoint_check.check_checkpoint_for_model`)."""
+        if checkpoint is not None:
+            check_checkpoint_for_model(model, checkpoint, self._weights, 'segment')
+        super()._load_weights_to_model(model, checkpoint, cfg)
 
     def set_classes(self, classes: Union[str, Sequence[str]]) -> None:
         """Segment ``classes`` from now on (row ``k`` of the output is ``classes[k]``).

@@ -21,6 +21,7 @@ from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_im
 from mmseg_clip_wsss.models.clip_windows import window_scores
 from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
+from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from .inferencer import load_rgb
@@ -129,21 +130,40 @@ def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
     return list(dict.fromkeys([BACKGROUND] + names + extra))
 
 
+def _saved_thresholds(threshold_file: str, names: List[str], chosen_on: str, checkpoint: str) -> np.ndarray:
+    """The thresholds of ``threshold_file``, checked to be those of this labelled split and CLIP.
+
+    Raises:
+        FileExistsError: they were chosen on another labelled split or with another CLIP, or lack a
+            class of ``names``, naming the file, both and the fix.
+    """
+    with open(threshold_file) as f:
+        saved = json.load(f)
+    differ = [f'{key} {saved.get(key)} there, {now} now' for key, now in
+              (('chosen_on', chosen_on), ('checkpoint', osp.abspath(checkpoint))) if saved.get(key) != now]
+    missing = [n for n in names if n not in saved.get('thresholds', {})]
+    if missing:
+        differ.append(f'no threshold of {", ".join(missing)}')
+    if differ:
+        raise FileExistsError(f'thresholds file {threshold_file} was made for other data ({"; ".join(differ)}); '
+                              'pass --overwrite to choose them again on this labelled split, or give another '
+                              '--thresholds')
+    return np.array([saved['thresholds'][n] for n in names])
+
+
 def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, labelled_root: str,
-                labelled_split: str, checkpoint: str) -> np.ndarray:
-    """Per-class thresholds: read from ``threshold_file`` if it exists, else chosen on the labelled
-    split (best F1) and written there."""
-    if osp.isfile(threshold_file):
-        with open(threshold_file) as f:
-            saved = json.load(f)
-        return np.array([saved['thresholds'][n] for n in names])
+                labelled_split: str, checkpoint: str, overwrite: bool = False) -> np.ndarray:
+    """Per-class thresholds: read from ``threshold_file`` if it exists and was chosen on this labelled
+    split with this CLIP (``overwrite``: chosen again), else chosen on the labelled split (best F1)
+    and written there (atomically)."""
+    chosen_on = f'{osp.abspath(labelled_root)}:{labelled_split}'
+    if osp.isfile(threshold_file) and not overwrite:
+        return _saved_thresholds(threshold_file, names, chosen_on, checkpoint)
     images, labels = read_split_images(labelled_root, labelled_split, names)
     thresholds = best_f1_thresholds(tagger.scores(images), labels)
-    os.makedirs(osp.dirname(osp.abspath(threshold_file)), exist_ok=True)
-    with open(threshold_file, 'w') as f:
-        json.dump(dict(thresholds=dict(zip(names, thresholds.tolist())), checkpoint=osp.abspath(checkpoint),
-                       chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}', rule='best F1'),
-                  f, indent=2)
+    write_json_atomically(threshold_file, dict(thresholds=dict(zip(names, thresholds.tolist())),
+                                               checkpoint=osp.abspath(checkpoint), chosen_on=chosen_on,
+                                               rule='best F1'))
     return thresholds
 
 
@@ -166,7 +186,7 @@ def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data
 def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
                labelled_root: Optional[str] = None, labelled_split: str = 'train',
                thresholds: Optional[str] = None, true_labels: Optional[str] = None,
-               model_name: str = DEMO_CLIP_NAME) -> Dict:
+               model_name: str = DEMO_CLIP_NAME, overwrite: bool = False) -> Dict:
     """Tag the images of ``data_root``'s ``split`` and write the tags as the label file ``out``.
 
     Args:
@@ -182,17 +202,24 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
         true_labels (str, optional): Label file to score the tags against. Defaults to
             ``<data_root>/ImageLabels/<split>.txt`` if it exists.
         model_name (str): open_clip model name. Defaults to the demo CLIP.
+        overwrite (bool): Choose the thresholds again even if ``thresholds`` exists. Defaults to
+            False: an existing file chosen on another labelled split or with another CLIP is
+            refused.
 
     Returns:
         dict: ``label_file``, ``thresholds``, ``num_images`` and, with true labels, ``precision``,
         ``recall`` (%) and ``mAP`` (%).
+
+    Raises:
+        FileExistsError: ``thresholds`` was made for another labelled split or CLIP (not with
+            ``overwrite``).
     """
     labelled_root = labelled_root or data_root
     class_words = _class_words(labelled_root)
     names = [w[0] for w in class_words]
     tagger = CLIPTagger(checkpoint, class_words, model_name)
     threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
-    cut = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint)
+    cut = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint, overwrite)
     ids, images = read_split(data_root, split)
     scores = tagger.scores(images)
     tags = tag_names(scores, cut, names)

@@ -24,13 +24,14 @@ from mmseg_clip_wsss.datasets.errors import DatasetError
 from mmseg_clip_wsss.datasets.transforms.loading import CorruptImageError
 from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
+from mmseg_clip_wsss.engine.weight_files import WeightFileError
 
 __all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
            'finished_files', 'refuse_existing', 'int_at_least', 'float_between']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
-               DatasetError, CorruptImageError)
+               DatasetError, CorruptImageError, WeightFileError)
 
 #: Errors of the data and CLIP tools whose messages name the file and the fix.
 INPUT_ERRORS = (FileNotFoundError, FileExistsError, ValueError)

@@ -32,7 +32,7 @@ import torch
 from mmseg_clip_wsss.benchmark import (DEFAULT_BASELINE, DEFAULT_CAM_MODEL, DEFAULT_PSEUDO_MASK_SPECS,
                                        DEFAULT_SPECS, DEFAULT_TARGET_MODEL, PseudoMaskSpec,
                                        parse_model_arg, run_benchmark, run_pseudo_mask_benchmark)
-from . import device_arg, run_tool
+from . import device_arg, refuse_existing, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -54,7 +54,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', type=device_arg, default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: as OMP_NUM_THREADS / torch decides)')
-    parser.add_argument('--out-dir', default='work_dirs/benchmark')
+    parser.add_argument('--out-dir', default='work_dirs/benchmark',
+                        help='folder of benchmark.json, benchmark.md and the profiles; one with files in '
+                        'it is refused without --overwrite')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into an --out-dir with files in it, replacing the results there')
     parser.add_argument('--num-classes', type=int,
                         help='num_classes of the heads of models without a text encoder')
     parser.add_argument('--pseudo-mask-models', nargs='*', default=None,
@@ -133,6 +137,7 @@ def _run_pseudo_masks(args: argparse.Namespace, command: str):
 
 def main(argv: Optional[List[str]] = None):
     args = parse_args(argv)
+    refuse_existing(args.out_dir, '--out-dir', args.overwrite)  # before any measurement
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = str(args.threads)
@@ -164,7 +169,7 @@ def main(argv: Optional[List[str]] = None):
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=(FileExistsError, ))
 
 
 if __name__ == '__main__':

@@ -20,7 +20,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='the CLIP of both towers (default: the config\'s, under DATA_ROOT: '
                         'DATA_ROOT/clip/clip.pt for the demo CLIP)')
     parser.add_argument('--dense-mode', default=None, help="override the config's dense mode")
-    parser.add_argument('--split', default='openvocab')
+    parser.add_argument('--split', default='openvocab',
+                        help='split of DATA_ROOT scored against its GT masks (default: openvocab, the '
+                        'split that holds the unseen classes; on another the unseen mIoU is None)')
     parser.add_argument('--out', default=None, help='JSON file to write the figures to')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out file')
     return parser.parse_args(argv)

@@ -1,12 +1,12 @@
 """``python tools/tag_images.py CHECKPOINT --data-root D --out LABELS [--split train]
-[--labelled-root L] [--thresholds T] [--true-labels F]``: zero-shot image-level tags of unlabelled
+[--labelled-root L] [--thresholds T] [--true-labels F] [--overwrite]``: zero-shot image-level tags of unlabelled
 images from a CLIP, written as a label file (:func:`mmseg_clip_wsss.apis.tagging.tag_images`)."""
 import argparse
 from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.apis.tagging import tag_images
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, refuse_existing, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -22,17 +22,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--labelled-root', help='labelled dataset whose split chooses the thresholds '
                         '(default: --data-root); its world gives the class names and synonyms')
     parser.add_argument('--labelled-split', default='train')
-    parser.add_argument('--thresholds', help='thresholds JSON: read if it exists, else chosen on the '
-                        'labelled split and written here (default: beside --out)')
+    parser.add_argument('--thresholds', help='thresholds JSON: read if it exists (it must have been chosen '
+                        'on the same labelled split and CLIP), else chosen on the labelled split and '
+                        'written here (default: beside --out)')
     parser.add_argument('--true-labels', help='label file of the tagged images to score the tags '
                         'against (default: DATA_ROOT/ImageLabels/SPLIT.txt if it exists)')
     parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace an existing --out, and choose the thresholds again (an existing '
+                        'thresholds file made on another labelled split or CLIP is refused without it)')
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     """Tag with ``argv``; returns :func:`~mmseg_clip_wsss.apis.tagging.tag_images`'s dict."""
-    return tag_images(**vars(parse_args(argv)))
+    args = parse_args(argv)
+    refuse_existing(args.out, '--out', args.overwrite)
+    return tag_images(**vars(args))
 
 
 def run() -> None:

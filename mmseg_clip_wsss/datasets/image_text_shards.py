@@ -23,7 +23,8 @@ from ..registry import DATASETS
 from .errors import DatasetError, MissingDatasetFileError
 from .image_text_dataset import image_text_sample
 
-__all__ = ['ImageTextShards', 'expand_shards', 'shards_for', 'resume_skip', 'shard_sample']
+__all__ = ['ImageTextShards', 'expand_shards', 'shards_for', 'resume_skip', 'shard_sample',
+           'tar_cut_short']
 
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png', 'webp')
 #: The fix of a shard that is no (whole) tar file.
@@ -124,9 +125,46 @@ def shard_sample(raw: Dict, loss_weight: float = 1.0,
     return image_text_sample(f'{shard}#{key}', key, captions, loss_weight, img_bytes=bytes(raw[image_ext]))
 
 
+#: A tar archive ends with two 512-byte blocks of zeros after its last member (POSIX ustar).
+_TAR_END_MARKER = 1024
+
+
+def tar_cut_short(path: str) -> Optional[str]:
+    """Why local tar file ``path`` is not whole (None: it is): a member whose data runs past the end
+    of the file, or no end marker after the last member. A file cut at a 512-byte block boundary
+    between two members reads as a whole shorter tar (its last sample without its caption), so the
+    end marker is what tells it apart.
+
+    Args:
+        path (str): A local tar file.
+
+    Returns:
+        str | None: The reason, naming the byte counts.
+    """
+    try:
+        with tarfile.open(path, 'r:') as tar:
+            tar.getmembers()
+            end = tar.offset  # just after the last member's data (its blocks)
+    except tarfile.TarError as err:
+        return str(err.args[0]).split(' @ ')[0] if err.args else type(err).__name__
+    size = osp.getsize(path)
+    with open(path, 'rb') as f:
+        f.seek(end)
+        marker = f.read(_TAR_END_MARKER)
+    if len(marker) < _TAR_END_MARKER or marker.strip(b'\0'):
+        return (f'cut short: {size} bytes, and no tar end marker after the last member at byte {end}, '
+                'so its last sample may be incomplete')
+    return None
+
+
 def _read_shard(shard: str) -> Iterator[dict]:
     """The raw samples of one shard (webdataset's tar iterator); a shard that is no tar file, or one
-    cut short, is refused naming it (:class:`DatasetError`) instead of tarfile's ``ReadError``."""
+    cut short (:func:`tar_cut_short`), is refused naming it (:class:`DatasetError`) instead of
+    tarfile's ``ReadError`` or a sample of no caption."""
+    reason = tar_cut_short(shard) if osp.isfile(shard) else None
+    if reason is not None:
+        raise DatasetError(f'ImageTextShards: shard {shard} is not a whole tar file ({reason}); '
+                           f'{SHARD_FIX}.')
     try:
         yield from tarfile_samples([dict(url=shard)])
     except tarfile.TarError as err:

@@ -28,7 +28,8 @@ from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from mmseg_clip_wsss.models.data_preprocessor import normalise_images
 from mmseg_clip_wsss.registry import MODELS
 
-__all__ = ['dense_open_vocab_figures', 'open_vocab_class_words', 'build_dense_model', 'dense_name_scores']
+__all__ = ['dense_open_vocab_figures', 'open_vocab_class_words', 'build_dense_model', 'dense_name_scores',
+           'classes_in']
 
 
 def open_vocab_class_words(data_root: str) -> List[List[str]]:
@@ -109,7 +110,9 @@ def dense_open_vocab_figures(config: str, data_root: str, clip_checkpoint: str, 
     Returns:
         dict: ``dense_open_vocab_unseen_miou``, ``dense_open_vocab_seen_miou`` (background + labelled
         classes), the same ``*_true_labels``, ``dense_open_vocab_per_class_iou``, ``dense_mode``,
-        ``dense_open_vocab_seconds_per_image``.
+        ``dense_open_vocab_seconds_per_image``. A split whose ground truth holds no unseen class (e.g.
+        ``train``) gives None for the unseen figures (not the 0.0 of unseen names predicted there) and
+        ``dense_open_vocab_note`` saying so.
 
     Raises:
         ValueError: the config's mode is ``'plain'`` (Grad-CAM needs the labels it explains).
@@ -134,10 +137,24 @@ def dense_open_vocab_figures(config: str, data_root: str, clip_checkpoint: str, 
     iou = compute_miou(found, gts, names, log_table=False)['per_class_iou']
     iou_told = compute_miou(told, gts, names, log_table=False)['per_class_iou']
     unseen = [n for n in names if n not in seen]
+    unseen_here = unseen if classes_in(gts, names) & set(unseen) else []  # None: no unseen class in the GT
+    result = dict(dense_mode=model.dense_mode,
+                  dense_open_vocab_unseen_miou=mean_class_iou(iou, unseen_here),
+                  dense_open_vocab_seen_miou=mean_class_iou(iou, seen),
+                  dense_open_vocab_unseen_miou_true_labels=mean_class_iou(iou_told, unseen_here),
+                  dense_open_vocab_seen_miou_true_labels=mean_class_iou(iou_told, seen),
+                  dense_open_vocab_per_class_iou=iou,
+                  dense_open_vocab_seconds_per_image=round((time.time() - start) / max(len(ids), 1), 4))
+    if not unseen_here:
+        result['dense_open_vocab_note'] = (f'no unseen class in split {split!r}: the unseen mIoU is None (the '
+                                           'openvocab split holds them)')
+    return result
 
-    return dict(dense_mode=model.dense_mode,
-                dense_open_vocab_unseen_miou=mean_class_iou(iou, unseen), dense_open_vocab_seen_miou=mean_class_iou(iou, seen),
-                dense_open_vocab_unseen_miou_true_labels=mean_class_iou(iou_told, unseen),
-                dense_open_vocab_seen_miou_true_labels=mean_class_iou(iou_told, seen),
-                dense_open_vocab_per_class_iou=iou,
-                dense_open_vocab_seconds_per_image=round((time.time() - start) / max(len(ids), 1), 4))
+
+def classes_in(gts: Sequence[np.ndarray], names: Sequence[str]) -> set:
+    """The names of the classes some (H, W) ground-truth map of ``gts`` holds (255 and other values
+    past ``names`` left out)."""
+    values = set()
+    for gt in gts:
+        values.update(int(v) for v in np.unique(gt))
+    return {names[v] for v in values if v < len(names)}

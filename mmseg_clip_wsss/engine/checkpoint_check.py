@@ -14,9 +14,15 @@ import torch.nn as nn
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 
 from mmseg_clip_wsss.registry import MODELS
+from .weight_files import load_weight_file
 
-__all__ = ['CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes',
-           'build_model_from_checkpoint']
+__all__ = ['CHECKPOINT_FIX', 'CheckpointMismatchError', 'check_checkpoint_fits', 'loadable_shapes',
+           'check_checkpoint_for_model', 'build_model_from_checkpoint']
+
+
+#: What to do about a damaged checkpoint file (empty, cut short, not a torch file).
+CHECKPOINT_FIX = ('copy it again from where it was trained, or train again with tools/train.py (a '
+                  'checkpoint being written when the training stopped: name an earlier one).')
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -112,6 +118,31 @@ def check_checkpoint_fits(model: nn.Module,
     raise CheckpointMismatchError('\n'.join(lines))
 
 
+def check_checkpoint_for_model(model: nn.Module, checkpoint: dict, filename: Optional[str] = None,
+                               tool: str = 'this tool') -> None:
+    """Refuse a checkpoint given for a training-free model, or one that does not fit ``model``: the
+    one check of every tool that loads a trained checkpoint into a model built from a config.
+
+    Args:
+        model (nn.Module): The model built from the config (unwrapped).
+        checkpoint (dict): The loaded checkpoint (``state_dict`` and ``meta``, or a bare state dict).
+        filename (str, optional): The checkpoint file, for the message.
+        tool (str): The tool, for the message.
+
+    Raises:
+        CheckpointMismatchError: ``model`` is training-free (its class sets ``training_free = True``:
+            it runs as the config builds it, and a checkpoint's tensors would be ignored), or the
+            checkpoint was saved from another config (:func:`check_checkpoint_fits`).
+    """
+    if getattr(model, 'training_free', False):
+        raise CheckpointMismatchError(
+            f'{tool}: checkpoint {filename or "(given)"} was given for {type(model).__name__}, a '
+            'training-free model: it runs as its config builds it (CLIP weights only) and takes no '
+            'checkpoint, whose weights would be ignored. Leave the checkpoint out (tools/'
+            'make_pseudo_masks.py CONFIG --out-dir DIR), or give the config it was trained with.')
+    check_checkpoint_fits(model, checkpoint.get('state_dict', checkpoint), filename)
+
+
 def build_model_from_checkpoint(cfg, checkpoint: str, device: Optional[str] = None,
                                 tool: str = 'this tool') -> nn.Module:
     """Build ``cfg.model`` (mmseg's ``MODELS``), load ``checkpoint`` into it (it must fit:
@@ -119,15 +150,18 @@ def build_model_from_checkpoint(cfg, checkpoint: str, device: Optional[str] = No
 
     Raises:
         FileNotFoundError: naming ``checkpoint`` when it does not exist (``tool`` names the caller).
-        CheckpointMismatchError: when it was saved from another config.
+        CheckpointMismatchError: when it was saved from another config, or ``cfg.model`` is
+            training-free (:func:`check_checkpoint_for_model`).
+        WeightFileError: the file is empty, cut short or not a torch file, naming it and the fix.
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'{tool}: checkpoint {checkpoint} does not exist (train the model '
                                 'first with tools/train.py, or give the right path).')
     model = MODELS.build(cfg.model)
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    ckpt = load_weight_file(checkpoint, lambda: _load_checkpoint(checkpoint, map_location='cpu'),
+                            CHECKPOINT_FIX, f'{tool}: checkpoint')
     # mmengine only warns about tensors of another shape; a checkpoint of another config must fail
-    check_checkpoint_fits(model, ckpt.get('state_dict', ckpt), osp.abspath(checkpoint))
+    check_checkpoint_for_model(model, ckpt, osp.abspath(checkpoint), tool)
     _load_checkpoint_to_model(model, ckpt)
     if device is None:
         device = 'cuda' if torch.cuda.is_available() else 'cpu'

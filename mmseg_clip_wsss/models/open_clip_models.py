@@ -31,6 +31,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from open_clip import factory as _oc_factory
 
+from mmseg_clip_wsss.engine.weight_files import load_weight_file
+
 __all__ = ['TINY_CLIP_NAME', 'TINY_CLIP_CFG', 'DEMO_CLIP_NAME', 'DEMO_CLIP_CFG', 'DEMO_CLIP_VIT_NAME',
            'DEMO_CLIP_VIT_CFG', 'PROJECT_CLIP_CONFIGS',
            'register_project_clip_configs', 'load_open_clip', 'write_random_clip_checkpoint']
@@ -171,6 +173,8 @@ def load_open_clip(model_name: str,
         ValueError: unknown model name, ``pretrained`` that is neither a tag nor a file, or a
             TorchScript archive whose weights do not fit ``model_name``.
         FileNotFoundError: ``pretrained`` looks like a path but does not exist.
+        WeightFileError: ``pretrained`` is a file that is empty, cut short or not a torch file
+            (:func:`~mmseg_clip_wsss.engine.weight_files.load_weight_file`), naming it and the fix.
     """
     register_project_clip_configs()
     has_schema = model_name.startswith(('hf-hub:', 'local-dir:'))
@@ -190,9 +194,23 @@ def load_open_clip(model_name: str,
     elif warn_random:
         print_log(f'{owner}: pretrained is empty, the {model_name} weights are randomly initialised.',
                   logger='current', level=logging.WARNING)
-    if pretrained and osp.isfile(pretrained) and is_torchscript_archive(pretrained):
-        return _from_torchscript(model_name, pretrained, cache_dir, quick_gelu, owner)
-    return _create_model(model_name, pretrained, cache_dir, quick_gelu)
+    if not (pretrained and osp.isfile(pretrained)):
+        return _create_model(model_name, pretrained, cache_dir, quick_gelu)
+    return load_weight_file(pretrained, lambda: _from_file(model_name, pretrained, cache_dir, quick_gelu, owner),
+                            fix=CLIP_WEIGHTS_FIX, what=f'{owner}: CLIP weight file')
+
+
+#: What to do about a damaged CLIP weight file (:func:`load_open_clip`'s message).
+CLIP_WEIGHTS_FIX = ('download or copy it again (the demo CLIP: python tools/pretrain_clip.py --data-root '
+                    'data/demo writes data/demo/clip/clip.pt).')
+
+
+def _from_file(model_name: str, path: str, cache_dir: Optional[str], quick_gelu: Optional[bool],
+               owner: str) -> nn.Module:
+    """The model with the weights of local file ``path``: a TorchScript archive or a state dict."""
+    if is_torchscript_archive(path):
+        return _from_torchscript(model_name, path, cache_dir, quick_gelu, owner)
+    return _create_model(model_name, path, cache_dir, quick_gelu)
 
 
 def write_random_clip_checkpoint(path: str, model_name: str = TINY_CLIP_NAME, seed: int = 0) -> str:

@@ -1,5 +1,6 @@
 """Loading transforms that fail clearly on bad files (missing, corrupt, too large, wrong channel
 count)."""
+import os.path as osp
 from typing import Optional
 
 import cv2
@@ -12,7 +13,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from ...registry import TRANSFORMS, register_deprecated_alias
 from ..errors import MissingDatasetFileError
 from ..image_io import CorruptImageError, ImageTooLargeError, check_encoded_size
-from ..label_mask import check_label_mask
+from ..label_mask import check_label_mask, image_size
 
 __all__ = ['CorruptImageError', 'ImageTooLargeError', 'LoadWSSSImage', 'LoadWSSSAnnotations',
            'jpeg_is_complete', 'png_bit_depth', 'to_uint8']
@@ -251,9 +252,22 @@ class LoadWSSSAnnotations(LoadAnnotations):
         except Exception as e:  # decoders raise many types (PIL.UnidentifiedImageError, ...)
             raise CorruptImageError(f"{kind['what']} {path} cannot be decoded ({type(e).__name__}: {e}): "
                                     f"{kind['corrupt']}.") from e
+        results['gt_seg_map'] = _unsqueezed(results['gt_seg_map'], path, results.get('ori_shape'))
         check_label_mask(results['gt_seg_map'], path, results.get('img_path'),
                          results.get('ori_shape'), results.get('num_classes'))
 
 
 #: ``LoadWSSSImage``'s name before the rename (the word order of LoadWSSSAnnotations / PackWSSSInputs).
 LoadImageWSSS = register_deprecated_alias((TRANSFORMS, ), 'LoadImageWSSS', LoadWSSSImage)
+
+
+def _unsqueezed(label: np.ndarray, path: str, ori_shape=None) -> np.ndarray:
+    """The (H, W) mask of a 1-pixel-high or -wide mask, whose sides of 1 mmseg's ``LoadAnnotations``
+    squeezed away (a 1x1 mask became shape (), a 1xW one (W,)): back to the image's (H, W) when it
+    holds that many pixels, else to the mask file's own size (its header). Other masks unchanged."""
+    if label.ndim >= 2:
+        return label
+    size = tuple(int(v) for v in ori_shape[:2]) if ori_shape is not None else None
+    if size is None or size[0] * size[1] != label.size:
+        size = image_size(path) if osp.isfile(path) else size
+    return label.reshape(size) if size is not None and size[0] * size[1] == label.size else label

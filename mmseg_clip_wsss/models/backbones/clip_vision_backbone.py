@@ -142,6 +142,9 @@ class CLIPVisionBackbone(BaseModule):
             raise TypeError(f'CLIPVisionBackbone: {model_name} has a {type(visual).__name__} image tower; '
                             'only open_clip VisionTransformer and ModifiedResNet towers are supported.')
         self.num_levels = num_levels
+        #: shortest image side (px) the tower takes: a ModifiedResNet halves it five times (a side
+        #: under 31 px ends at 0 in a stride-2 average pool), a ViT needs one patch
+        self.min_input_side = self.patch_size if self.arch == 'vit' else 32
         self.dense_mode = dense_mode
         self.dense_settings = self._dense_settings(model_name, dense_mode, dense_cfg)
         if out_indices is None:
