@@ -1,6 +1,8 @@
 """Shared pytest fixtures, and the test transform the pseudo-mask tool tests put in their configs."""
 import os.path as osp
+import sys
 
+import mmengine.logging
 import pytest
 import torch
 
@@ -56,3 +58,23 @@ def _threads_left_as_found(request):
         torch.set_num_threads(before)
         pytest.fail(f'{request.node.nodeid} left torch.get_num_threads() at {after} (was {before}): '
                     'set threads through the torch_threads fixture.')
+
+
+@pytest.fixture
+def logged(monkeypatch):
+    """The messages the project's modules pass to mmengine's ``print_log`` during the test (a list).
+
+    capsys misses them when the current MMLogger's stream handler was made by an earlier test (it
+    keeps that test's stdout), so which tests ran before would decide what a test sees.
+    """
+    messages = []
+    real = mmengine.logging.print_log
+
+    def record(msg, *args, **kwargs):
+        messages.append(str(msg))
+        return real(msg, *args, **kwargs)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith('mmseg_clip_wsss') and getattr(module, 'print_log', None) is real:
+            monkeypatch.setattr(module, 'print_log', record)
+    return messages

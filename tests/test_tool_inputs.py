@@ -323,7 +323,7 @@ def test_make_pseudo_masks_refuses_an_unknown_split_naming_the_valid_ones(tmp_pa
     assert not out.exists()
 
 
-def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, capsys):
+def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, logged):
     cfg, ckpt = _tool_config(tmp_path, 'none')
     argv = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', str(tmp_path / 'o'),
             '--cfg-options', 'model.num_clases=3']
@@ -337,9 +337,8 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, cap
     assert added == ['model.backbone.frozen', 'cam_dataloader.batch_size']  # new keys are added ...
     assert config.model.backbone.depth == 4 and config.steps[0].lr == 2  # merged as mmseg merges
     assert config.model.backbone.frozen is True and config.cam_dataloader.batch_size == 2
-    out = capsys.readouterr()
     assert ('--cfg-options cam_dataloader.batch_size: the config has no such key; it is added (the config '
-            'has val_dataloader there: a misspelling?)') in out.out + out.err  # ... named, 2 letters off
+            'has val_dataloader there: a misspelling?)') in logged  # ... named, 2 letters off
     with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
         with naming_cfg_options({'model.x': 1}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
@@ -380,7 +379,7 @@ def test_make_pseudo_masks_names_a_misspelt_cfg_options_key_and_an_unknown_cam_c
         assert not out.exists()
 
 
-def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, capsys):
+def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, logged):
     cfg, ckpt = _tool_config(tmp_path, 'none')
     out = str(tmp_path / 'masks')
     common = [cfg, ckpt, '--split', 'val', '--no-progress', '--device', 'cpu', '--out-dir', out]
@@ -402,12 +401,11 @@ def test_make_pseudo_masks_refuses_to_resume_masks_of_another_model(tmp_path, ca
     for field in ('model', 'files'):
         del record[field]
     json.dump(record, open(osp.join(out, 'protocol.json'), 'w'))
-    capsys.readouterr()
+    logged.clear()
     again = make_pseudo_masks_cli.main(common)
     assert (again['written'], again['skipped']) == (0, 5)
-    printed = capsys.readouterr()
-    assert 'protocol.json does not record the model (written before the model was recorded); its masks ' \
-        'are resumed as masks of this model and config' in printed.out + printed.err
+    assert any('protocol.json does not record the model (written before the model was recorded); its masks '
+               'are resumed as masks of this model and config' in line for line in logged)
 
 
 def test_a_failed_make_pseudo_masks_run_leaves_no_protocol_record(tmp_path, monkeypatch):
