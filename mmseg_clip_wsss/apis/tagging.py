@@ -7,6 +7,15 @@ with every class whose score reaches that class's threshold. The thresholds are 
 labelled split (the best F1 there) and saved as JSON, so the same tags can be made again later. Tags
 are written as an image-level label file (:mod:`mmseg_clip_wsss.datasets.image_labels`), which a WSSS
 dataset reads like a converted one.
+
+Hard tags treat a score just above its threshold like a sure one, and a false tag then trains as a
+true label. Soft tags (:func:`soft_tags`) keep the tag decision but weigh it: the margin over the
+threshold becomes a probability ``p = sigmoid((score - threshold) / T)`` (Platt scaling, Platt 1999,
+with a temperature ``T`` shared by the classes, :func:`fit_temperature`, chosen on the same labelled
+images as the thresholds), the target is ``p > 0.5`` and the per-class confidence ``|2p - 1|``: a tag
+or an absence near the threshold counts for nearly nothing, a clear one fully. This is the
+target-and-confidence form of the described images (:class:`~mmseg_clip_wsss.models.text.DescriptionTargets`),
+written as a soft label file (:mod:`mmseg_clip_wsss.datasets.soft_labels`).
 """
 import json
 import os
@@ -26,7 +35,10 @@ from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_cl
 from .inferencer import load_rgb
 
 __all__ = ['CLIPTagger', 'best_f1_thresholds', 'tag_names', 'precision_recall', 'read_split',
-           'tag_images']
+           'tag_images', 'TEMPERATURES', 'soft_tags', 'fit_temperature']
+
+#: Temperatures :func:`fit_temperature` chooses among (units of the CLIP's cosine score).
+TEMPERATURES = (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)
 
 
 class CLIPTagger:
@@ -82,6 +94,57 @@ def tag_names(scores: np.ndarray, thresholds: np.ndarray, class_names: Sequence[
         picked = set(np.flatnonzero(row >= 0).tolist()) | set(np.argsort(-row)[:min_tags].tolist())
         tags.append([class_names[k] for k in sorted(picked)])
     return tags
+
+
+def soft_tags(scores: np.ndarray, thresholds: np.ndarray, temperature: float) -> tuple:
+    """Confidence-weighted tags: targets ``p > 0.5`` and confidences ``|2p - 1|`` of
+    ``p = sigmoid((scores - thresholds) / temperature)``.
+
+    Args:
+        scores (np.ndarray): (N, K) CLIP scores.
+        thresholds (np.ndarray): (K,) per-class thresholds (+inf, a class without a positive among
+            the labelled images: target 0 with confidence 0, nothing is known of it).
+        temperature (float): > 0, in score units.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: targets and confidences, (N, K) float32 in [0, 1].
+
+    Raises:
+        ValueError: a temperature <= 0.
+    """
+    if not temperature > 0:
+        raise ValueError(f'soft_tags: temperature must be > 0, got {temperature}.')
+    known = np.isfinite(thresholds)
+    margin = np.clip((scores - np.where(known, thresholds, 0)[None]) / temperature, -50, 50)
+    p = np.where(known[None], 1.0 / (1.0 + np.exp(-margin)), 0.5)
+    return (p > 0.5).astype(np.float32), np.abs(2 * p - 1).astype(np.float32)
+
+
+def fit_temperature(scores: np.ndarray, labels: np.ndarray, thresholds: np.ndarray,
+                    temperatures: Sequence[float] = TEMPERATURES) -> float:
+    """The temperature of :func:`soft_tags` with the least binary cross-entropy of
+    ``sigmoid((score - threshold) / T)`` against labelled images (classes with a finite threshold).
+
+    Args:
+        scores (np.ndarray): (N, K) scores of labelled images (never the images that are scored).
+        labels (np.ndarray): (N, K) their multi-hot labels.
+        thresholds (np.ndarray): (K,) from :func:`best_f1_thresholds` on the same images.
+        temperatures (Sequence[float]): The candidates. Defaults to :data:`TEMPERATURES`.
+
+    Returns:
+        float: The best temperature (the largest candidate when no class has a threshold).
+    """
+    keep = np.isfinite(thresholds)
+    if not keep.any():
+        return float(max(temperatures))
+    best, best_loss = None, np.inf
+    for t in temperatures:
+        z = np.clip((scores[:, keep] - thresholds[None, keep]) / t, -50, 50)
+        y = labels[:, keep]
+        loss = float(np.mean(np.logaddexp(0, z) - y * z))  # BCE with logits
+        if loss < best_loss:
+            best, best_loss = float(t), loss
+    return best
 
 
 def precision_recall(tags: Sequence[Sequence[str]], labels: np.ndarray, class_names: Sequence[str]) -> Dict:
