@@ -31,6 +31,7 @@ from mmseg_clip_wsss.models.clip_windows import window_scores
 from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
+from mmseg_clip_wsss.datasets.soft_labels import write_soft_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from .inferencer import load_rgb
 
@@ -193,21 +194,26 @@ def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
 
 
 def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, labelled_root: str,
-                labelled_split: str, checkpoint: str) -> np.ndarray:
-    """Per-class thresholds: read from ``threshold_file`` if it exists, else chosen on the labelled
-    split (best F1) and written there."""
+                labelled_split: str, checkpoint: str) -> tuple:
+    """Per-class thresholds and the soft-tag temperature: read from ``threshold_file`` if it exists
+    (a file without a temperature, written before soft tags, gets it from the labelled split), else
+    chosen on the labelled split (best F1; least BCE) and written there."""
+    saved = {}
     if osp.isfile(threshold_file):
         with open(threshold_file) as f:
             saved = json.load(f)
-        return np.array([saved['thresholds'][n] for n in names])
+        if 'temperature' in saved:
+            return np.array([saved['thresholds'][n] for n in names]), float(saved['temperature'])
     images, labels = read_split_images(labelled_root, labelled_split, names)
-    thresholds = best_f1_thresholds(tagger.scores(images), labels)
+    scores = tagger.scores(images)
+    thresholds = np.array([saved['thresholds'][n] for n in names]) if saved else best_f1_thresholds(scores, labels)
+    temperature = fit_temperature(scores, labels, thresholds)
     os.makedirs(osp.dirname(osp.abspath(threshold_file)), exist_ok=True)
     with open(threshold_file, 'w') as f:
-        json.dump(dict(thresholds=dict(zip(names, thresholds.tolist())), checkpoint=osp.abspath(checkpoint),
-                       chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}', rule='best F1'),
-                  f, indent=2)
-    return thresholds
+        json.dump(dict(thresholds=dict(zip(names, thresholds.tolist())), temperature=temperature,
+                       checkpoint=osp.abspath(checkpoint), chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}',
+                       rule='best F1; temperature: least BCE'), f, indent=2)
+    return thresholds, temperature
 
 
 def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data_root: str,
@@ -229,7 +235,7 @@ def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data
 def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
                labelled_root: Optional[str] = None, labelled_split: str = 'train',
                thresholds: Optional[str] = None, true_labels: Optional[str] = None,
-               model_name: str = DEMO_CLIP_NAME) -> Dict:
+               model_name: str = DEMO_CLIP_NAME, soft: bool = False) -> Dict:
     """Tag the images of ``data_root``'s ``split`` and write the tags as the label file ``out``.
 
     Args:
@@ -245,6 +251,8 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
         true_labels (str, optional): Label file to score the tags against. Defaults to
             ``<data_root>/ImageLabels/<split>.txt`` if it exists.
         model_name (str): open_clip model name. Defaults to the demo CLIP.
+        soft (bool): Write confidence-weighted tags (:func:`soft_tags`) as a soft label file
+            (JSON, ``WSSSDataset(soft_label_file=...)``) instead of a label file. Defaults to False.
 
     Returns:
         dict: ``label_file``, ``thresholds``, ``num_images`` and, with true labels, ``precision``,
@@ -255,14 +263,19 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
     names = [w[0] for w in class_words]
     tagger = CLIPTagger(checkpoint, class_words, model_name)
     threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
-    cut = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint)
+    cut, temperature = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint)
     ids, images = read_split(data_root, split)
     scores = tagger.scores(images)
-    tags = tag_names(scores, cut, names)
-    write_image_labels(out, dict(zip(ids, tags)),
-                       header=[f'zero-shot CLIP tags ({osp.basename(checkpoint)}), thresholds '
-                               f'{threshold_file}'])
-    result = dict(label_file=out, thresholds=threshold_file, num_images=len(ids))
+    note = f'zero-shot CLIP tags ({osp.basename(checkpoint)}), thresholds {threshold_file}'
+    if soft:
+        targets, confidence = soft_tags(scores, cut, temperature)
+        write_soft_labels(out, names, {i: (t, c) for i, t, c in zip(ids, targets, confidence)},
+                          note=f'confidence-weighted {note}, temperature {temperature}')
+        tags = [[names[k] for k in np.flatnonzero(row)] for row in targets]
+    else:
+        tags = tag_names(scores, cut, names)
+        write_image_labels(out, dict(zip(ids, tags)), header=[note])
+    result = dict(label_file=out, thresholds=threshold_file, num_images=len(ids), temperature=temperature)
     true_file = true_labels or osp.join(data_root, 'ImageLabels', f'{split}.txt')
     if osp.isfile(true_file):
         result.update(_score_tags(tags, scores, ids, names, data_root, true_file))
