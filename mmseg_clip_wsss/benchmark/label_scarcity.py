@@ -63,12 +63,11 @@ NS = (0, 30, 300)
 NO_RSCA = ('model.neck.use_aggregation=False', 'model.neck.loss_region=None', 'model.region_contrast=False')
 #: arm -> (pool folder under the data dir, vagueness) of the described arms.
 POOLS = {'descriptions': ('demo_described', 0.3), 'vague_descriptions': ('demo_vague', 0.8)}
-POOL_SEED = 1
 LABELS_CONFIG = 'configs/demo/clip_wsss_clip-rn_demo.py'
 DESCRIBED_CONFIG = 'configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py'
 STAGE2 = demo.STAGE2
 DEFAULTS = dict(iters=150, stage2_iters=150, batch_size=8, scales=(1.0, ), labelled_share=0.5,
-                pool_size=1500, stage2_n=30)
+                pool_size=1500, pool_seed=1, stage2_n=30)
 
 
 def study_runs(arms: Sequence[str], ns: Sequence[int], stage2_n: int = 30) -> List[Tuple[str, int]]:
@@ -81,18 +80,28 @@ def study_runs(arms: Sequence[str], ns: Sequence[int], stage2_n: int = 30) -> Li
 
 
 # ------------------------------------------------------------------------------------ the data
-def _prepare_pools(data_dir: str, pool_size: int, arms: Sequence[str]) -> Dict[str, str]:
-    """The described and vague pools (same images, seed :data:`POOL_SEED`), written if absent."""
+def _pool_matches(root: str, size: int, seed: int, vagueness: float) -> bool:
+    """Whether ``root`` holds a pool of these settings (another one is written again)."""
+    path = osp.join(root, 'described_pool.json')
+    if not osp.isfile(path):
+        return False
+    with open(path) as f:
+        info = json.load(f)
+    return (info.get('num_images'), info.get('seed'), info.get('style', {}).get('vagueness')) == (size, seed, vagueness)
+
+
+def _prepare_pools(data_dir: str, pool_size: int, pool_seed: int, arms: Sequence[str]) -> Dict[str, str]:
+    """The described and vague pools (the same images of seed ``pool_seed``), written if absent."""
     roots = {}
     for arm, (folder, vagueness) in POOLS.items():
         root = osp.join(data_dir, folder)
         roots[arm] = root
         needed = arm in arms or (arm == 'vague_descriptions' and 'vague_descriptions_no_rsca' in arms) \
             or (arm == 'descriptions' and 'tags' in arms)  # the tags arm tags the pool's images
-        if needed and not osp.isfile(osp.join(root, 'described_pool.json')):
-            print(f'[label scarcity] writing the pool {root} ({pool_size} images, vagueness {vagueness})',
-                  flush=True)
-            make_described_pool(root, seed=POOL_SEED, num_images=pool_size,
+        if needed and not _pool_matches(root, pool_size, pool_seed, vagueness):
+            print(f'[label scarcity] writing the pool {root} ({pool_size} images, seed {pool_seed}, vagueness '
+                  f'{vagueness})', flush=True)
+            make_described_pool(root, seed=pool_seed, num_images=pool_size,
                                 style=DescriptionStyle(vagueness=vagueness), overwrite=True)
     return roots
 
@@ -104,9 +113,14 @@ def _split_ids(root: str, split: str) -> List[str]:
 
 def _clip_scores(data_root: str, pool_root: str, clip: str, cache: str, names: List[str],
                  words: List[List[str]]) -> Dict[str, np.ndarray]:
-    """CLIP zero-shot scores and true labels of the train, val and pool images (cached in ``cache``)."""
+    """CLIP zero-shot scores and true labels of the train, val and pool images (cached in ``cache``,
+    computed again for another data root, pool or CLIP)."""
+    with open(osp.join(pool_root, 'described_pool.json')) as f:
+        stamp = json.dumps([data_root, clip, f.read()])
     if osp.isfile(cache):
-        return dict(np.load(cache))
+        cached = dict(np.load(cache))
+        if str(cached.pop('stamp', '')) == stamp:
+            return cached
     print(f'[label scarcity] CLIP scores of the train, val and pool images ({clip})', flush=True)
     tagger = CLIPTagger(clip, words, DEMO_CLIP_NAME)
     out = {}
@@ -115,7 +129,7 @@ def _clip_scores(data_root: str, pool_root: str, clip: str, cache: str, names: L
             ('pool', pool_root, 'pool', osp.join(pool_root, 'ImageLabels', 'pool_truth.txt'))):
         images, labels = read_split_images(root, split, names, label_file)
         out[f'{key}_scores'], out[f'{key}_labels'] = tagger.scores(images), labels
-    np.savez(cache, **out)
+    np.savez(cache, stamp=np.array(stamp), **out)
     return out
 
 
@@ -287,7 +301,7 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     """Pools, CLIP scores, the soft tags and rest-of-train split files per N; returns tag stats."""
     data_dir = osp.join(ctx['work_dir'], 'data')
     os.makedirs(data_dir, exist_ok=True)
-    ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], arms)
+    ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], ctx['pool_seed'], arms)
     ids = dict(train=_split_ids(ctx['data_root'], 'train'))
     ctx['num_train'] = len(ids['train'])
     bad = [n for n in ns if not 0 <= n <= ctx['num_train']]
@@ -400,7 +414,8 @@ def run_label_scarcity(work_dir: str = 'work_dirs/label_scarcity', data_root: st
         fresh (bool): Redo finished steps. Defaults to False.
         command (str): The command line, recorded in the outputs.
         **options: ``iters``, ``stage2_iters``, ``batch_size``, ``scales``, ``labelled_share``,
-            ``pool_size``, ``stage2_n`` (defaults: :data:`DEFAULTS`).
+            ``pool_size``, ``pool_seed``, ``stage2_n`` (an N not in ``ns``: no stage 2) (defaults:
+            :data:`DEFAULTS`).
 
     Raises:
         ValueError: an unknown arm or option, or N outside the train split.

@@ -33,9 +33,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--iters', type=int, help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
     parser.add_argument('--stage2-iters', type=int,
                         help=f'stage-2 iterations (default {DEFAULTS["stage2_iters"]})')
-    parser.add_argument('--stage2-n', type=int, help=f'N whose runs train stage 2 (default {DEFAULTS["stage2_n"]})')
+    parser.add_argument('--stage2-n', type=int, help=f'N whose runs train stage 2 (default {DEFAULTS["stage2_n"]}; '
+                        'an N not in --ns: no stage 2)')
     parser.add_argument('--batch-size', type=int, help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
     parser.add_argument('--pool-size', type=int, help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
+    parser.add_argument('--pool-seed', type=int, help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
     parser.add_argument('--jobs', type=int, default=2, help='steps run side by side')
     parser.add_argument('--threads', type=int, help='CPU threads of every step (default: the cores / --jobs)')
     parser.add_argument('--fresh', action='store_true', help='redo finished steps')
@@ -49,7 +51,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     summary = run_label_scarcity(args.work_dir, args.data_root, args.clip, args.arms, args.ns, args.seeds,
                                  jobs=args.jobs, threads=args.threads, fresh=args.fresh, command=command.strip(),
                                  iters=args.iters, stage2_iters=args.stage2_iters, stage2_n=args.stage2_n,
-                                 batch_size=args.batch_size, pool_size=args.pool_size)
+                                 batch_size=args.batch_size, pool_size=args.pool_size, pool_seed=args.pool_seed)
     with open(osp.join(args.work_dir, 'label_scarcity.md')) as f:
         print(f.read())
     return summary
