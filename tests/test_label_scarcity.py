@@ -11,7 +11,8 @@ from mmseg.registry import DATASETS
 from mmseg.structures import SegDataSample
 
 from mmseg_clip_wsss.apis.tagging import fit_temperature, soft_tags
-from mmseg_clip_wsss.benchmark.label_scarcity import aggregate_label_scarcity, arm_config, study_runs
+from mmseg_clip_wsss.benchmark.label_scarcity import (aggregate_label_scarcity, arm_config,
+                                                      format_label_scarcity_markdown, study_runs)
 from mmseg_clip_wsss.cli.label_scarcity import main as scarcity_main
 from mmseg_clip_wsss.cli.tag_images import main as tag_main
 from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, PackWSSSInputs, load_soft_labels, write_soft_labels
@@ -130,6 +131,9 @@ def test_aggregate_marks_labels_at_zero_absent():
     assert summary['arms']['labels']['30'] == dict(mean=62.0, std=pytest.approx(2.83, abs=0.01), runs=[60.0, 64.0])
     assert summary['stage2']['labels']['30'] == dict(mean=40.0, std=0.0, runs=[40.0])
     assert summary['absent'] == ['labels at N=0: nothing to train (no labelled image)']
+    table = format_label_scarcity_markdown(summary, [0, 30])
+    assert '| labels | - | 62.00 ± 2.83 (2) | 40.00 ± 0.00 (1) |' in table
+    assert 'stage 2 val' not in format_label_scarcity_markdown(summary, [0, 30], stage2_n=-1)
 
 
 def test_arm_configs_mix_the_sources_of_each_arm():

@@ -265,11 +265,14 @@ def _cell(stats: Optional[Dict]) -> str:
 
 def format_label_scarcity_markdown(summary: Dict, ns: Sequence[int], stage2_n: int = 30) -> str:
     """The table: pseudo-mask mIoU per arm and N, and stage-2 val mIoU at ``stage2_n``."""
-    head = ' | '.join(f'N = {n}' for n in ns)
-    lines = [f'| arm | {head} | stage 2 val, N = {stage2_n} |', '|---' * (len(ns) + 2) + '|']
+    stage2 = stage2_n in ns
+    head = ' | '.join(f'N = {n}' for n in ns) + (f' | stage 2 val, N = {stage2_n}' if stage2 else '')
+    lines = [f'| arm | {head} |', '|---' * (len(ns) + 1 + stage2) + '|']
     for arm, by_n in summary['arms'].items():
-        cells = ' | '.join(_cell(by_n.get(str(n))) for n in ns)
-        lines.append(f'| {arm} | {cells} | {_cell(summary["stage2"].get(arm, {}).get(str(stage2_n)))} |')
+        cells = [_cell(by_n.get(str(n))) for n in ns]
+        if stage2:
+            cells.append(_cell(summary['stage2'].get(arm, {}).get(str(stage2_n))))
+        lines.append(f'| {arm} | {" | ".join(cells)} |')
     lines += ['', 'Pseudo-mask mIoU (%) of the 300-image train split (stage 2: val mIoU, %): mean ± '
               'sample std (runs). "-": not trained.']
     return '\n'.join(lines) + '\n'
