@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from mmengine.structures import PixelData
 
 IMAGE_LABELS = 'gt_image_labels'
+#: Per-class confidence (K,) of soft image-level targets (e.g. confidence-weighted CLIP tags).
+LABEL_CONFIDENCE = 'gt_label_confidence'
 CONFIDENCE = 'gt_confidence'
 
 
@@ -37,6 +39,11 @@ def stack_image_labels(data_samples: Sequence) -> torch.Tensor:
         raise KeyError(f'data samples {missing} carry no `{IMAGE_LABELS}`: use PackWSSSInputs in the '
                        'pipeline (or set_image_labels) so the weakly supervised losses see the labels')
     return torch.stack([s.get(IMAGE_LABELS) for s in data_samples])  # (B, K)
+
+
+def set_label_confidence(data_sample, confidence) -> None:
+    """Store the per-class confidence (K,) in [0, 1] of a sample's image-level targets."""
+    data_sample.set_field(torch.as_tensor(np.asarray(confidence), dtype=torch.float32), LABEL_CONFIDENCE)
 
 
 def set_confidence(data_sample, confidence: np.ndarray) -> None:
@@ -79,3 +86,26 @@ def sample_loss_weights(data_samples: Sequence, like: torch.Tensor) -> Optional[
     if all(w == 1.0 for w in weights):
         return None
     return like.new_tensor(weights)
+
+
+def image_label_weights(data_samples: Sequence, like: torch.Tensor) -> Optional[torch.Tensor]:
+    """Weights of the image-level losses: the source's ``loss_weight`` of each image times, where a
+    sample carries one, its per-class ``gt_label_confidence`` (soft targets such as
+    confidence-weighted CLIP tags, :func:`mmseg_clip_wsss.apis.tagging.soft_tags`).
+
+    Args:
+        data_samples (Sequence[SegDataSample]): The batch.
+        like (Tensor): (B, K) targets whose shape, device and dtype the weights take.
+
+    Returns:
+        Tensor | None: (B, K) when a sample carries a confidence, else the (B,) per-image weights of
+        :func:`sample_loss_weights` (None when every weight is 1).
+    """
+    per_image = sample_loss_weights(data_samples, like)
+    if not any(LABEL_CONFIDENCE in s for s in data_samples):
+        return per_image
+    weight = torch.ones_like(like)
+    for i, sample in enumerate(data_samples):
+        if LABEL_CONFIDENCE in sample:
+            weight[i] = sample.get(LABEL_CONFIDENCE).to(like)
+    return weight if per_image is None else weight * per_image[:, None]

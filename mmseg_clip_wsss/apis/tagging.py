@@ -7,9 +7,17 @@ with every class whose score reaches that class's threshold. The thresholds are 
 labelled split (the best F1 there) and saved as JSON, so the same tags can be made again later. Tags
 are written as an image-level label file (:mod:`mmseg_clip_wsss.datasets.image_labels`), which a WSSS
 dataset reads like a converted one.
+
+Hard tags treat a score just above its threshold like a sure one, and a false tag then trains as a
+true label. Soft tags (:func:`soft_tags`) keep the tag decision but weigh it: the margin over the
+threshold becomes a probability ``p = sigmoid((score - threshold) / T)`` (Platt scaling, Platt 1999,
+with a temperature ``T`` shared by the classes, :func:`fit_temperature`, chosen on the same labelled
+images as the thresholds), the target is ``p > 0.5`` and the per-class confidence ``|2p - 1|``: a tag
+or an absence near the threshold counts for nearly nothing, a clear one fully. This is the
+target-and-confidence form of the described images (:class:`~mmseg_clip_wsss.models.text.DescriptionTargets`),
+written as a soft label file (:mod:`mmseg_clip_wsss.datasets.soft_labels`).
 """
 import json
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -23,11 +31,15 @@ from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
+from mmseg_clip_wsss.datasets.soft_labels import write_soft_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from .inferencer import load_rgb
 
 __all__ = ['CLIPTagger', 'best_f1_thresholds', 'tag_names', 'precision_recall', 'read_split',
-           'tag_images']
+           'tag_images', 'TEMPERATURES', 'soft_tags', 'fit_temperature']
+
+#: Temperatures :func:`fit_temperature` chooses among (units of the CLIP's cosine score).
+TEMPERATURES = (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)
 
 
 class CLIPTagger:
@@ -83,6 +95,57 @@ def tag_names(scores: np.ndarray, thresholds: np.ndarray, class_names: Sequence[
         picked = set(np.flatnonzero(row >= 0).tolist()) | set(np.argsort(-row)[:min_tags].tolist())
         tags.append([class_names[k] for k in sorted(picked)])
     return tags
+
+
+def soft_tags(scores: np.ndarray, thresholds: np.ndarray, temperature: float) -> tuple:
+    """Confidence-weighted tags: targets ``p > 0.5`` and confidences ``|2p - 1|`` of
+    ``p = sigmoid((scores - thresholds) / temperature)``.
+
+    Args:
+        scores (np.ndarray): (N, K) CLIP scores.
+        thresholds (np.ndarray): (K,) per-class thresholds (+inf, a class without a positive among
+            the labelled images: target 0 with confidence 0, nothing is known of it).
+        temperature (float): > 0, in score units.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: targets and confidences, (N, K) float32 in [0, 1].
+
+    Raises:
+        ValueError: a temperature <= 0.
+    """
+    if not temperature > 0:
+        raise ValueError(f'soft_tags: temperature must be > 0, got {temperature}.')
+    known = np.isfinite(thresholds)
+    margin = np.clip((scores - np.where(known, thresholds, 0)[None]) / temperature, -50, 50)
+    p = np.where(known[None], 1.0 / (1.0 + np.exp(-margin)), 0.5)
+    return (p > 0.5).astype(np.float32), np.abs(2 * p - 1).astype(np.float32)
+
+
+def fit_temperature(scores: np.ndarray, labels: np.ndarray, thresholds: np.ndarray,
+                    temperatures: Sequence[float] = TEMPERATURES) -> float:
+    """The temperature of :func:`soft_tags` with the least binary cross-entropy of
+    ``sigmoid((score - threshold) / T)`` against labelled images (classes with a finite threshold).
+
+    Args:
+        scores (np.ndarray): (N, K) scores of labelled images (never the images that are scored).
+        labels (np.ndarray): (N, K) their multi-hot labels.
+        thresholds (np.ndarray): (K,) from :func:`best_f1_thresholds` on the same images.
+        temperatures (Sequence[float]): The candidates. Defaults to :data:`TEMPERATURES`.
+
+    Returns:
+        float: The best temperature (the largest candidate when no class has a threshold).
+    """
+    keep = np.isfinite(thresholds)
+    if not keep.any():
+        return float(max(temperatures))
+    best, best_loss = None, np.inf
+    for t in temperatures:
+        z = np.clip((scores[:, keep] - thresholds[None, keep]) / t, -50, 50)
+        y = labels[:, keep]
+        loss = float(np.mean(np.logaddexp(0, z) - y * z))  # BCE with logits
+        if loss < best_loss:
+            best, best_loss = float(t), loss
+    return best
 
 
 def precision_recall(tags: Sequence[Sequence[str]], labels: np.ndarray, class_names: Sequence[str]) -> Dict:
@@ -152,19 +215,27 @@ def _saved_thresholds(threshold_file: str, names: List[str], chosen_on: str, che
 
 
 def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, labelled_root: str,
-                labelled_split: str, checkpoint: str, overwrite: bool = False) -> np.ndarray:
-    """Per-class thresholds: read from ``threshold_file`` if it exists and was chosen on this labelled
-    split with this CLIP (``overwrite``: chosen again), else chosen on the labelled split (best F1)
-    and written there (atomically)."""
+                labelled_split: str, checkpoint: str, overwrite: bool = False) -> tuple:
+    """Per-class thresholds and the soft-tag temperature: read from ``threshold_file`` if it exists and
+    was chosen on this labelled split with this CLIP (``overwrite``: chosen again; a file without a
+    temperature, written before soft tags, gets it from the labelled split), else chosen on the
+    labelled split (best F1; least BCE) and written there (atomically)."""
     chosen_on = f'{osp.abspath(labelled_root)}:{labelled_split}'
+    saved = None
     if osp.isfile(threshold_file) and not overwrite:
-        return _saved_thresholds(threshold_file, names, chosen_on, checkpoint)
+        saved = _saved_thresholds(threshold_file, names, chosen_on, checkpoint)
+        with open(threshold_file) as f:
+            temperature = json.load(f).get('temperature')
+        if temperature is not None:
+            return saved, float(temperature)
     images, labels = read_split_images(labelled_root, labelled_split, names)
-    thresholds = best_f1_thresholds(tagger.scores(images), labels)
+    scores = tagger.scores(images)
+    thresholds = saved if saved is not None else best_f1_thresholds(scores, labels)
+    temperature = fit_temperature(scores, labels, thresholds)
     write_json_atomically(threshold_file, dict(thresholds=dict(zip(names, thresholds.tolist())),
-                                               checkpoint=osp.abspath(checkpoint), chosen_on=chosen_on,
-                                               rule='best F1'))
-    return thresholds
+                                               temperature=temperature, checkpoint=osp.abspath(checkpoint),
+                                               chosen_on=chosen_on, rule='best F1; temperature: least BCE'))
+    return thresholds, temperature
 
 
 def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data_root: str,
@@ -186,7 +257,7 @@ def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data
 def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
                labelled_root: Optional[str] = None, labelled_split: str = 'train',
                thresholds: Optional[str] = None, true_labels: Optional[str] = None,
-               model_name: str = DEMO_CLIP_NAME, overwrite: bool = False) -> Dict:
+               model_name: str = DEMO_CLIP_NAME, overwrite: bool = False, soft: bool = False) -> Dict:
     """Tag the images of ``data_root``'s ``split`` and write the tags as the label file ``out``.
 
     Args:
@@ -205,6 +276,8 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
         overwrite (bool): Choose the thresholds again even if ``thresholds`` exists. Defaults to
             False: an existing file chosen on another labelled split or with another CLIP is
             refused.
+        soft (bool): Write confidence-weighted tags (:func:`soft_tags`) as a soft label file
+            (JSON, ``WSSSDataset(soft_label_file=...)``) instead of a label file. Defaults to False.
 
     Returns:
         dict: ``label_file``, ``thresholds``, ``num_images`` and, with true labels, ``precision``,
@@ -219,14 +292,20 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
     names = [w[0] for w in class_words]
     tagger = CLIPTagger(checkpoint, class_words, model_name)
     threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
-    cut = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint, overwrite)
+    cut, temperature = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint,
+                                   overwrite)
     ids, images = read_split(data_root, split)
     scores = tagger.scores(images)
-    tags = tag_names(scores, cut, names)
-    write_image_labels(out, dict(zip(ids, tags)),
-                       header=[f'zero-shot CLIP tags ({osp.basename(checkpoint)}), thresholds '
-                               f'{threshold_file}'])
-    result = dict(label_file=out, thresholds=threshold_file, num_images=len(ids))
+    note = f'zero-shot CLIP tags ({osp.basename(checkpoint)}), thresholds {threshold_file}'
+    if soft:
+        targets, confidence = soft_tags(scores, cut, temperature)
+        write_soft_labels(out, names, {i: (t, c) for i, t, c in zip(ids, targets, confidence)},
+                          note=f'confidence-weighted {note}, temperature {temperature}')
+        tags = [[names[k] for k in np.flatnonzero(row)] for row in targets]
+    else:
+        tags = tag_names(scores, cut, names)
+        write_image_labels(out, dict(zip(ids, tags)), header=[note])
+    result = dict(label_file=out, thresholds=threshold_file, num_images=len(ids), temperature=temperature)
     true_file = true_labels or osp.join(data_root, 'ImageLabels', f'{split}.txt')
     if osp.isfile(true_file):
         result.update(_score_tags(tags, scores, ids, names, data_root, true_file))

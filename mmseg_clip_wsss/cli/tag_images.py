@@ -1,6 +1,7 @@
 """``python tools/tag_images.py CHECKPOINT --data-root D --out LABELS [--split train]
-[--labelled-root L] [--thresholds T] [--true-labels F] [--overwrite]``: zero-shot image-level tags of unlabelled
-images from a CLIP, written as a label file (:func:`mmseg_clip_wsss.apis.tagging.tag_images`)."""
+[--labelled-root L] [--thresholds T] [--true-labels F] [--soft] [--overwrite]``: zero-shot image-level
+tags of unlabelled images from a CLIP, written as a label file (``--soft``: confidence-weighted tags,
+a soft label file) (:func:`mmseg_clip_wsss.apis.tagging.tag_images`)."""
 import argparse
 from typing import Dict, List, Optional
 
@@ -27,6 +28,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'written here (default: beside --out)')
     parser.add_argument('--true-labels', help='label file of the tagged images to score the tags '
                         'against (default: DATA_ROOT/ImageLabels/SPLIT.txt if it exists)')
+    parser.add_argument('--soft', action='store_true', help='confidence-weighted tags: write a soft label '
+                        'file (JSON: targets and per-class confidences, WSSSDataset(soft_label_file=...)) '
+                        'instead of a label file')
     parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out, and choose the thresholds again (an existing '

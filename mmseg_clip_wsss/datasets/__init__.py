@@ -23,6 +23,7 @@ from .image_labels import (background_index_of, check_class_list, format_label_s
                            labels_to_multi_hot, load_image_labels, write_image_labels)
 from .label_mask import check_label_mask, image_size
 from .palette import colours_to_labels, save_png_atomically, voc_palette, write_palette_png
+from .soft_labels import load_soft_labels, write_soft_labels
 from .source_ratio_sampler import SourceRatioSampler
 from .split_file import read_split_file
 from .transforms import (CORRUPTIONS, CorruptImageError, ImageCorruption, LoadConfidenceMap,
@@ -49,5 +50,5 @@ __all__ = [
     'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError',
     'ImageTextDataset', 'ImageTextShards', 'image_text_sample', 'CAPTIONS', 'expand_shards', 'shards_for',
     'resume_skip', 'SourceRatioSampler', 'read_caption_file', 'read_caption_jsonl', 'read_coco_captions',
-    'write_coco_captions', 'caption_image_id'
+    'write_coco_captions', 'caption_image_id', 'load_soft_labels', 'write_soft_labels'
 ]

@@ -7,9 +7,10 @@ from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 
 from ..registry import DATASETS
-from ..structures import IMAGE_LABELS
+from ..structures import IMAGE_LABELS, LABEL_CONFIDENCE
 from .errors import DatasetError, MissingDatasetFileError
 from .image_labels import check_class_list, load_image_labels, labels_to_multi_hot
+from .soft_labels import load_soft_labels
 from .split_file import read_split_file
 
 __all__ = ['WSSSDataset']
@@ -59,6 +60,7 @@ class WSSSDataset(BaseSegDataset):
     def __init__(self,
                  ann_file: str = '',
                  label_file: Optional[str] = None,
+                 soft_label_file: Optional[str] = None,
                  with_gt_masks: bool = False,
                  skip_empty_labels: bool = True,
                  check_files: bool = True,
@@ -66,7 +68,11 @@ class WSSSDataset(BaseSegDataset):
                  img_suffix: str = '.jpg',
                  seg_map_suffix: str = '.png',
                  **kwargs) -> None:
+        if label_file and soft_label_file:
+            raise ValueError(f'{type(self).__name__}: give label_file ({label_file}) or soft_label_file '
+                             f'({soft_label_file}), not both.')
         self.label_file = label_file
+        self.soft_label_file = soft_label_file
         self.with_gt_masks = with_gt_masks
         self.skip_empty_labels = skip_empty_labels
         self.check_files = check_files
@@ -86,6 +92,8 @@ class WSSSDataset(BaseSegDataset):
         super()._join_prefix()
         if self.label_file and self.data_root is not None and not osp.isabs(self.label_file):
             self.label_file = osp.join(self.data_root, self.label_file)
+        if self.soft_label_file and self.data_root is not None and not osp.isabs(self.soft_label_file):
+            self.soft_label_file = osp.join(self.data_root, self.soft_label_file)
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_inputs(self) -> None:
@@ -147,6 +155,8 @@ class WSSSDataset(BaseSegDataset):
                 info['num_classes'] = len(self._metainfo['classes'])
         if self.label_file:
             data_list = self._attach_labels(data_list)
+        elif self.soft_label_file:
+            self._attach_soft_labels(data_list)
         if not data_list:
             self._refuse_empty()
         if self.check_files and self._local:
@@ -214,6 +224,21 @@ class WSSSDataset(BaseSegDataset):
                 f'{self.label_file} has no foreground class of {tuple(classes[1:])}: {shown}',
                 logger='current', level=logging.WARNING)
         return kept
+
+    def _attach_soft_labels(self, data_list: List[dict]) -> None:
+        """``gt_image_labels`` (soft targets) and ``gt_label_confidence`` of every image from the soft
+        label file; an image without an entry is refused, naming it and the file."""
+        rows = load_soft_labels(self.soft_label_file, self._metainfo['classes'])
+        missing = [info['img_id'] for info in data_list if info['img_id'] not in rows]
+        if missing:
+            shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
+            raise DatasetError(
+                f'{type(self).__name__}: {len(missing)} of {len(data_list)} images of '
+                f'{self.ann_file or self.data_prefix.get("img_path")} have no entry in soft label file '
+                f'{self.soft_label_file} ({shown}): write the file for this split, or point '
+                'soft_label_file to the right file.')
+        for info in data_list:
+            info[IMAGE_LABELS], info[LABEL_CONFIDENCE] = rows[info['img_id']]
 
     def _check_labelled_images_exist(self, data_list: List[dict], labels: dict) -> None:
         """Refuse, naming them, the images of label-file lines that the image folder does not hold

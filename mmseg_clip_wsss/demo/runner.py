@@ -49,8 +49,8 @@ from mmseg_clip_wsss.models import write_random_clip_checkpoint
 from mmseg_clip_wsss.structures import stack_image_labels
 
 __all__ = ['REPO', 'STAGE1', 'STAGE2', 'prepare_demo_data', 'tiny_text_tower', 'common_options',
-           'max_iters', 'run_command', 'train', 'pseudo_masks', 'last_val_miou', 'run_steps', 'run_demo',
-           'overview', 'print_table']
+           'schedule_options', 'max_iters', 'run_command', 'train', 'pseudo_masks', 'last_val_miou',
+           'run_steps', 'run_demo', 'overview', 'print_table']
 
 #: The source checkout: ``configs/`` and ``tools/`` of the steps are read from here.
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -118,16 +118,22 @@ def options_dict(options: Sequence[str]) -> Dict:
     return {key: DictAction._parse_iterable(value) for key, value in (o.split('=', 1) for o in options)}
 
 
+def schedule_options(iters: Optional[int]) -> List[str]:
+    """``--cfg-options`` of a shorter schedule of ``iters`` iterations (the demo configs' warm-up then
+    poly decay, validation and checkpoint at the end); none without ``iters``."""
+    if not iters:
+        return []
+    warmup = min(30, max(1, iters // 2))
+    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
+            f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}']
+
+
 def common_options(data_root: str, iters: Optional[int]) -> List[str]:
     """``--cfg-options`` of every demo step: the data root, and a shorter schedule with ``iters``."""
     options = [f'{key}.dataset.data_root={data_root}'
                for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'cam_dataloader')]
-    if iters:
-        warmup = min(30, max(1, iters // 2))
-        options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-                    f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
-                    f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}']
-    return options
+    return options + schedule_options(iters)
 
 
 def max_iters(config: str, iters: Optional[int]) -> int:

@@ -2,7 +2,7 @@
 from mmseg.datasets.transforms import PackSegInputs
 
 from ...registry import TRANSFORMS
-from ...structures import IMAGE_LABELS, set_confidence, set_image_labels
+from ...structures import IMAGE_LABELS, LABEL_CONFIDENCE, set_confidence, set_image_labels, set_label_confidence
 from .confidence import CONFIDENCE_KEY
 
 __all__ = ['PackWSSSInputs']
@@ -14,7 +14,8 @@ class PackWSSSInputs(PackSegInputs):
 
     ``results['gt_image_labels']`` (a ``(K,)`` multi-hot from a :class:`WSSSDataset`) becomes the
     ``gt_image_labels`` float tensor of the :class:`~mmseg.structures.SegDataSample` (see
-    :mod:`mmseg_clip_wsss.structures`). A GT mask is packed as usual when the pipeline loaded one;
+    :mod:`mmseg_clip_wsss.structures`); a per-class confidence ``results['gt_label_confidence']`` (K,)
+    of soft targets (``WSSSDataset(soft_label_file=...)``) becomes its ``gt_label_confidence``. A GT mask is packed as usual when the pipeline loaded one;
     a confidence map of :class:`LoadConfidenceMap` becomes the ``gt_confidence`` pixel data.
 
     Args:
@@ -34,6 +35,8 @@ class PackWSSSInputs(PackSegInputs):
         packed = super().transform(results)
         if IMAGE_LABELS in results:
             set_image_labels(packed['data_samples'], results[IMAGE_LABELS])
+        if LABEL_CONFIDENCE in results:
+            set_label_confidence(packed['data_samples'], results[LABEL_CONFIDENCE])
         if CONFIDENCE_KEY in results:
             set_confidence(packed['data_samples'], results[CONFIDENCE_KEY])
         return packed

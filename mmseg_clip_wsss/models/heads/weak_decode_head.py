@@ -9,7 +9,7 @@ from mmseg.utils import ConfigType, SampleList
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
+from mmseg_clip_wsss.structures import image_label_weights, stack_image_labels
 from ..utils import with_background_index
 
 _SUPERVISIONS = ('weak', 'full')
@@ -92,7 +92,7 @@ class WeakDecodeHead(BaseDecodeHead):
             image_labels (Tensor): (B, K) multi-hot labels (or soft targets in [0, 1]).
             weight (Tensor, optional): (B,) per-image weights of the multi-label loss (the loss weight
                 of each image's source), or (B, K) per-image and per-class weights (source weight x
-                the confidence of a description's targets). Defaults to None (all 1).
+                the confidence of a description's targets or of soft CLIP tags). Defaults to None (all 1).
 
         Returns:
             dict[str, Tensor]: Named losses.
@@ -119,7 +119,7 @@ class WeakDecodeHead(BaseDecodeHead):
             score_maps, pixel_embeds = self.forward(inputs, text_embeds, return_embeds=True)
             labels = stack_image_labels(batch_data_samples).to(score_maps.device)
             return self.loss_weak(score_maps, pixel_embeds, text_embeds, labels,
-                                  sample_loss_weights(batch_data_samples, labels))
+                                  image_label_weights(batch_data_samples, labels))
         return self.loss_by_feat(self.forward(inputs, text_embeds), batch_data_samples)
 
     def predict(self, inputs: Union[List[Tensor], Tuple[Tensor]], batch_img_metas: List[dict],

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import IMAGE_LABELS, sample_loss_weights
+from mmseg_clip_wsss.structures import IMAGE_LABELS, image_label_weights
 
 __all__ = ['DescriptionSupervision', 'CAPTIONS_KEY']
 
@@ -75,14 +75,16 @@ class DescriptionSupervision(nn.Module):
         for i, sample in enumerate(data_samples):
             if i not in described:
                 labels[i] = sample.get(IMAGE_LABELS).to(device)
-        source = sample_loss_weights(data_samples, labels)
+        source = image_label_weights(data_samples, labels)  # (B,), (B, K) with soft tags, or None
         if not described:
             return labels, source
         texts = [_captions(data_samples[i]) for i in described]
         embeds = text_encoder.encode_texts([t for per_image in texts for t in per_image])
         targets, confidence = self.targets(texts, embeds, class_embeds.detach())
         labels[described], weight[described] = targets.to(device), confidence.to(device)
-        return labels, weight if source is None else weight * source[:, None]
+        if source is None:
+            return labels, weight
+        return labels, weight * (source if source.dim() == 2 else source[:, None])
 
     def _image_embeds(self, pixel_embeds: Tensor) -> Tensor:
         pixels = F.normalize(pixel_embeds, dim=1)  # (B, D, H, W)

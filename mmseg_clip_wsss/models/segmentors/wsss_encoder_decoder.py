@@ -8,7 +8,7 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList
 from torch import Tensor
 
 from mmseg_clip_wsss.registry import MODELS
-from mmseg_clip_wsss.structures import sample_loss_weights, stack_image_labels
+from mmseg_clip_wsss.structures import image_label_weights, stack_image_labels
 from ..heads.weak_decode_head import WeakDecodeHead
 from ..necks.rsca_neck import RSCANeck
 from ..text.vocabularies import resolve_class_prompts
@@ -215,7 +215,7 @@ class WSSSEncoderDecoder(EncoderDecoder):
         """Image-level targets (B, K) and loss weights ((B,), (B, K) or None) of a batch."""
         if self.description is None:
             labels = stack_image_labels(data_samples).to(device)
-            return labels, sample_loss_weights(data_samples, labels)
+            return labels, image_label_weights(data_samples, labels)
         return self.description.image_targets(data_samples, self.text_encoder, text_embeds, device)
 
     def _check_components(self) -> None:

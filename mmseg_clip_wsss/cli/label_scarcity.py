@@ -1,0 +1,66 @@
+"""Label scarcity on the demo data: N labelled images, + CLIP tags, + descriptions, + vague descriptions.
+
+::
+
+    python tools/label_scarcity.py [--work-dir work_dirs/label_scarcity] [--data-root data/demo]
+        [--clip data/demo/clip/clip.pt] [--arms ...] [--ns 0 30 300] [--seeds 0 1 2]
+        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--jobs 2] [--fresh]
+
+The study schedule (stage 1: 150 iterations of batch 8, stage 2: 150, pseudo masks at one scale with
+flip and PAR) is shorter than the demo's so that the whole study fits about an hour of a 2-core CPU
+(81 min measured on a CPU shared with other jobs; longer schedules: ``--iters``, ``--stage2-iters``).
+The runs and what they write: :mod:`mmseg_clip_wsss.benchmark.label_scarcity`.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+from mmseg_clip_wsss.benchmark.label_scarcity import ARMS, DEFAULTS, NS, run_label_scarcity
+from . import run_tool
+
+__all__ = ['parse_args', 'main', 'run']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Label scarcity on the demo data: N labelled images, '
+                                     'and what CLIP tags and descriptions of unlabelled images add')
+    parser.add_argument('--work-dir', default='work_dirs/label_scarcity')
+    parser.add_argument('--data-root', default='data/demo', help='the demo data (tools/make_demo_data.py)')
+    parser.add_argument('--clip', help='CLIP checkpoint (default: DATA_ROOT/clip/clip.pt)')
+    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS)
+    parser.add_argument('--ns', type=int, nargs='+', default=list(NS), help='numbers of labelled images')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--iters', type=int, help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
+    parser.add_argument('--stage2-iters', type=int,
+                        help=f'stage-2 iterations (default {DEFAULTS["stage2_iters"]})')
+    parser.add_argument('--stage2-n', type=int, help=f'N whose runs train stage 2 (default {DEFAULTS["stage2_n"]}; '
+                        'an N not in --ns: no stage 2)')
+    parser.add_argument('--batch-size', type=int, help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
+    parser.add_argument('--pool-size', type=int, help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
+    parser.add_argument('--pool-seed', type=int, help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
+    parser.add_argument('--jobs', type=int, default=2, help='steps run side by side')
+    parser.add_argument('--threads', type=int, help='CPU threads of every step (default: the cores / --jobs)')
+    parser.add_argument('--fresh', action='store_true', help='redo finished steps')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    """Run the study with ``argv``; prints the table and returns the summary."""
+    args = parse_args(argv)
+    command = 'python tools/label_scarcity.py ' + ' '.join(argv if argv is not None else sys.argv[1:])
+    summary = run_label_scarcity(args.work_dir, args.data_root, args.clip, args.arms, args.ns, args.seeds,
+                                 jobs=args.jobs, threads=args.threads, fresh=args.fresh, command=command.strip(),
+                                 iters=args.iters, stage2_iters=args.stage2_iters, stage2_n=args.stage2_n,
+                                 batch_size=args.batch_size, pool_size=args.pool_size, pool_seed=args.pool_seed)
+    with open(osp.join(args.work_dir, 'label_scarcity.md')) as f:
+        print(f.read())
+    return summary
+
+
+def run() -> None:
+    run_tool(main)
+
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,196 @@
+"""Confidence-weighted CLIP tags (soft_tags, the soft label file, the per-class loss weights) and the
+label-scarcity study (tools/label_scarcity.py) on a tiny generated world."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import DATASETS
+from mmseg.structures import SegDataSample
+
+from mmseg_clip_wsss.apis.tagging import fit_temperature, soft_tags
+from mmseg_clip_wsss.benchmark.label_scarcity import (aggregate_label_scarcity, arm_config,
+                                                      format_label_scarcity_markdown, study_runs)
+from mmseg_clip_wsss.cli.label_scarcity import main as scarcity_main
+from mmseg_clip_wsss.cli.tag_images import main as tag_main
+from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, PackWSSSInputs, load_soft_labels, write_soft_labels
+from mmseg_clip_wsss.datasets.synthetic.voc_writer import make_demo_data
+from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
+from mmseg_clip_wsss.structures import LABEL_CONFIDENCE, image_label_weights, set_image_labels
+
+
+@pytest.fixture(autouse=True)
+def _mmseg_scope():
+    init_default_scope('mmseg')
+
+
+def test_soft_tags_weigh_the_margin_over_the_threshold():
+    scores = np.array([[0.30, 0.10], [0.21, 0.50], [0.10, 0.20]])
+    thresholds = np.array([0.2, np.inf])
+    targets, confidence = soft_tags(scores, thresholds, temperature=0.01)
+    assert targets.tolist() == [[1, 0], [1, 0], [0, 0]]
+    p = 1 / (1 + np.exp(-np.array([10.0, 1.0, -10.0])))  # margins 0.1, 0.01, -0.1 over T = 0.01
+    np.testing.assert_allclose(confidence[:, 0], np.abs(2 * p - 1), rtol=1e-5)
+    assert confidence[:, 1].tolist() == [0, 0, 0]  # no threshold: nothing known of the class
+    with pytest.raises(ValueError, match='temperature'):
+        soft_tags(scores, thresholds, 0)
+
+
+def test_fit_temperature_is_sharp_for_separable_scores_and_soft_for_mixed_ones():
+    labels = np.array([[1], [1], [0], [0]], dtype=np.float32)
+    separable = np.array([[0.5], [0.6], [0.1], [0.0]])
+    assert fit_temperature(separable, labels, np.array([0.3]), (0.01, 0.1)) == 0.01
+    mixed = np.array([[0.31], [0.1], [0.29], [0.5]])  # two of four on the wrong side
+    assert fit_temperature(mixed, labels, np.array([0.3]), (0.01, 0.1)) == 0.1
+    assert fit_temperature(mixed, labels, np.array([np.inf]), (0.01, 0.1)) == 0.1
+
+
+def test_soft_label_file_round_trip_and_refusals(tmp_path):
+    path = tmp_path / 'soft.json'
+    write_soft_labels(str(path), ['ring', 'disc'], {'a': ([1, 0], [0.9, 0.2])})
+    rows = load_soft_labels(str(path), ('background', 'disc', 'ring', 'star'))
+    targets, confidence = rows['a']
+    assert targets.tolist() == [1, 0, 1, 0]  # by name; background 1; a class the file lacks: 0
+    np.testing.assert_allclose(confidence, [1, 0.2, 0.9, 1])
+    with pytest.raises(DatasetError, match=r'soft\.json.*\[\'ring\'\] are not classes'):
+        load_soft_labels(str(path), ('background', 'disc'))
+    bad = tmp_path / 'bad.json'
+    bad.write_text(json.dumps(dict(classes=['disc'], images={'b': dict(targets=[2], confidence=[1])})))
+    with pytest.raises(DatasetError, match=r"bad\.json: image 'b'.*\[0, 1\]"):
+        load_soft_labels(str(bad), ('background', 'disc'))
+    bad.write_text('{"classes": ["disc"], "images": [')
+    with pytest.raises(DatasetError, match=r'bad\.json: not JSON'):
+        load_soft_labels(str(bad), ('background', 'disc'))
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        load_soft_labels(str(tmp_path / 'missing.json'), ('background', 'disc'))
+
+
+def test_soft_labels_reach_the_losses_as_per_class_weights(tmp_path):
+    root = tmp_path / 'data'
+    make_demo_data(str(root), seed=0, num_train=3, num_val=0, size=32, show_progress=False)
+    ids = (root / 'ImageSets' / 'Segmentation' / 'train.txt').read_text().split()
+    rows = {i: ([1.0] + [0.0] * 7, [0.5 + 0.1 * k] + [1.0] * 7) for k, i in enumerate(ids[:2])}
+    write_soft_labels(str(root / 'soft.json'), DEMO_CLASSES[1:], rows)
+    cfg = dict(type='DemoWSSSDataset', data_root=str(root), data_prefix=dict(img_path='JPEGImages'),
+               ann_file='ImageSets/Segmentation/train.txt', soft_label_file='soft.json', pipeline=[])
+    with pytest.raises(DatasetError, match=r'1 of 3 images.*no entry in soft label file .*soft\.json'):
+        DATASETS.build(cfg)
+    with pytest.raises(ValueError, match='not both'):
+        DATASETS.build(dict(cfg, label_file='ImageLabels/train.txt'))
+    rows[ids[2]] = ([0.0] * 8, [0.0] * 8)
+    write_soft_labels(str(root / 'soft.json'), DEMO_CLASSES[1:], rows)
+    dataset = DATASETS.build(cfg)
+    info = dataset[1]
+    classes = dataset.metainfo['classes']
+    assert info['gt_image_labels'][0] == 1 and info['gt_image_labels'][classes.index('disc')] == 1
+    assert info[LABEL_CONFIDENCE][classes.index('disc')] == pytest.approx(0.6)
+    packed = PackWSSSInputs()(dict(info, img=np.zeros((4, 4, 3), np.uint8), img_shape=(4, 4), ori_shape=(4, 4)))
+    sample = packed['data_samples']
+    plain = SegDataSample(metainfo=dict(loss_weight=0.5))
+    set_image_labels(plain, np.ones(len(classes)))
+    labels = torch.stack([sample.gt_image_labels, plain.gt_image_labels])
+    weights = image_label_weights([sample, plain], labels)
+    assert weights.shape == (2, len(classes))
+    assert weights[0, classes.index('disc')] == pytest.approx(0.6) and weights[1].tolist() == [0.5] * len(classes)
+    assert image_label_weights([plain], labels[1:]).tolist() == [0.5]  # no confidence: per image
+
+
+def test_tag_images_soft_writes_a_soft_label_file_the_dataset_loads(tmp_path):
+    labelled, unlabelled = tmp_path / 'labelled', tmp_path / 'unlabelled'
+    make_demo_data(str(labelled), seed=0, num_train=8, num_val=0, size=64, show_progress=False)
+    make_demo_data(str(unlabelled), seed=5, num_train=5, num_val=0, size=64, show_progress=False)
+    clip = write_random_clip_checkpoint(str(tmp_path / 'clip.pt'), model_name=DEMO_CLIP_NAME, seed=0)
+    out = tmp_path / 'soft.json'
+    result = tag_main([clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled), '--out', str(out),
+                       '--soft'])
+    saved = json.loads(Path(result['thresholds']).read_text())
+    assert saved['temperature'] == result['temperature'] and result['temperature'] > 0
+    dataset = DATASETS.build(dict(type='DemoWSSSDataset', data_root=str(unlabelled),
+                                  data_prefix=dict(img_path='JPEGImages'),
+                                  ann_file='ImageSets/Segmentation/train.txt', soft_label_file=str(out),
+                                  pipeline=[]))
+    assert len(dataset) == 5
+    confidence = np.stack([dataset[i][LABEL_CONFIDENCE] for i in range(5)])
+    assert confidence[:, 0].tolist() == [1.0] * 5 and ((confidence >= 0) & (confidence <= 1)).all()
+    again = tmp_path / 'again.json'  # the saved thresholds and temperature are read back
+    tag_main([clip, '--data-root', str(unlabelled), '--out', str(again), '--soft', '--thresholds',
+              result['thresholds']])
+    assert json.loads(again.read_text())['images'] == json.loads(out.read_text())['images']
+
+
+def test_aggregate_marks_labels_at_zero_absent():
+    assert study_runs(['labels', 'vague_descriptions_no_rsca'], [0, 30, 300]) == [
+        ('labels', 30), ('vague_descriptions_no_rsca', 30), ('labels', 300)]
+    with pytest.raises(ValueError, match='unknown arms'):
+        study_runs(['captions'], [30])
+    summary = aggregate_label_scarcity({('labels', 30): {0: 60.0, 1: 64.0}}, {'labels': {0: 40.0}},
+                                       ['labels'], [0, 30])
+    assert summary['arms']['labels']['0'] == dict(mean=None, std=None, runs=[])
+    assert summary['arms']['labels']['30'] == dict(mean=62.0, std=pytest.approx(2.83, abs=0.01), runs=[60.0, 64.0])
+    assert summary['stage2']['labels']['30'] == dict(mean=40.0, std=0.0, runs=[40.0])
+    assert summary['absent'] == ['labels at N=0: nothing to train (no labelled image)']
+    table = format_label_scarcity_markdown(summary, [0, 30])
+    assert '| labels | - | 62.00 ± 2.83 (2) | 40.00 ± 0.00 (1) |' in table
+    assert 'stage 2 val' not in format_label_scarcity_markdown(summary, [0, 30], stage2_n=-1)
+
+
+def test_arm_configs_mix_the_sources_of_each_arm():
+    ctx = dict(data_root='/d/demo', clip='/d/clip.pt', num_train=300, pool_size=1500, labelled_share=0.5,
+               batch_size=4, scales=(1.0, ), pools=dict(descriptions='/w/described', vague_descriptions='/w/vague'),
+               tag_files={0: '/w/t0.json', 30: '/w/t30.json', 300: '/w/t300.json'},
+               rest_splits={0: '/w/r0.txt', 30: '/w/r30.txt', 300: '/w/r300.txt'})
+    labels = arm_config('labels', 30, ctx)
+    assert labels.train_dataloader.dataset.indices == 30 and labels.train_dataloader.dataset.data_root == '/d/demo'
+    assert labels.train_dataloader.sampler.type == 'InfiniteSampler' and labels.train_dataloader.batch_size == 4
+    assert labels.cam_dataloader.dataset.data_root == '/d/demo' and labels.cam_cfg.scales == (1.0, )
+    assert labels.model.backbone.pretrained == labels.model.text_encoder.pretrained == '/d/clip.pt'
+    assert labels.val_dataloader is None and 'description_targets' not in labels.model
+    tags = arm_config('tags', 30, ctx).train_dataloader
+    assert [d.get('soft_label_file') for d in tags.dataset.datasets] == [None, '/w/t30.json', '/w/t30.json']
+    assert [d.get('ann_file') for d in tags.dataset.datasets][1:] == ['/w/r30.txt', 'ImageSets/Segmentation/pool.txt']
+    assert tags.sampler.ratios == pytest.approx([0.5, 0.5 * 270 / 1770, 0.5 * 1500 / 1770])
+    assert len(arm_config('tags', 300, ctx).train_dataloader.dataset.datasets) == 2  # no rest at N = 300
+    tags0 = arm_config('tags', 0, ctx).train_dataloader
+    assert tags0.sampler.ratios == pytest.approx([300 / 1800, 1500 / 1800])
+    described = arm_config('descriptions', 30, ctx)
+    assert described.train_dataloader.sampler.ratios == [0.5, 0.5]
+    assert described.train_dataloader.dataset.datasets[1].data_root == '/w/described'
+    assert described.model.description_targets is not None and described.model.neck.use_aggregation is not False
+    only = arm_config('vague_descriptions', 0, ctx).train_dataloader
+    assert [d.data_root for d in only.dataset.datasets] == ['/w/vague'] and only.sampler.ratios == [1.0]
+    off = arm_config('vague_descriptions_no_rsca', 30, ctx).model
+    assert off.neck.use_aggregation is False and off.neck.loss_region is None and off.region_contrast is False
+
+
+def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_path, capsys):
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=4, num_val=2, size=64, show_progress=False)
+    (root / 'clip').mkdir()
+    write_random_clip_checkpoint(str(root / 'clip' / 'clip.pt'), model_name=DEMO_CLIP_NAME, seed=0)
+    work = tmp_path / 'study'
+    argv = ['--work-dir', str(work), '--data-root', str(root), '--arms', 'labels', 'tags',
+            '--ns', '0', '2', '--seeds', '0', '--iters', '2', '--stage2-iters', '2', '--stage2-n', '2',
+            '--pool-size', '6', '--batch-size', '2']
+    summary = scarcity_main(argv)
+    assert set(summary['arms']) == {'labels', 'tags'}
+    assert set(summary['arms']['tags']) == {'0', '2'} and summary['arms']['labels']['0']['runs'] == []
+    for arm, n in (('labels', '2'), ('tags', '0'), ('tags', '2')):
+        stats = summary['arms'][arm][n]
+        assert len(stats['runs']) == 1 and 0 <= stats['mean'] <= 100 and stats['std'] == 0
+    assert set(summary['stage2']) == {'labels', 'tags'}
+    assert all(len(s['2']['runs']) == 1 for s in summary['stage2'].values())
+    assert summary['settings']['steps'] == dict(ran=8, skipped=0)  # 3 x (stage 1, masks) + 2 stage 2
+    tags = summary['settings']['soft_tags']
+    assert tags['0']['chosen_on'] == 'the val split' and tags['2']['chosen_on'] == 'the 2 labelled train images'
+    written = json.loads((work / 'summary.json').read_text())
+    assert written['arms'] == summary['arms']
+    assert (work / 'label_scarcity.png').stat().st_size > 1000
+    assert '| tags |' in (work / 'label_scarcity.md').read_text()
+    soft = json.loads((work / 'data' / 'soft_tags_N2.json').read_text())
+    assert len(soft['images']) == 2 + 6  # the rest of the train split and the pool
+    again = scarcity_main(argv)
+    assert again['settings']['steps'] == dict(ran=0, skipped=8)
+    assert again['arms'] == summary['arms'] and again['stage2'] == summary['stage2']
+    assert 'skipped: stage 1 tags N=2 s0' in capsys.readouterr().out
