@@ -115,8 +115,8 @@ def test_tag_images_soft_writes_a_soft_label_file_the_dataset_loads(tmp_path):
     confidence = np.stack([dataset[i][LABEL_CONFIDENCE] for i in range(5)])
     assert confidence[:, 0].tolist() == [1.0] * 5 and ((confidence >= 0) & (confidence <= 1)).all()
     again = tmp_path / 'again.json'  # the saved thresholds and temperature are read back
-    tag_main([clip, '--data-root', str(unlabelled), '--out', str(again), '--soft', '--thresholds',
-              result['thresholds']])
+    tag_main([clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled), '--out', str(again),
+              '--soft', '--thresholds', result['thresholds']])
     assert json.loads(again.read_text())['images'] == json.loads(out.read_text())['images']
 
 
