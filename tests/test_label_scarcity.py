@@ -132,8 +132,26 @@ def test_aggregate_marks_labels_at_zero_absent():
     assert summary['stage2']['labels']['30'] == dict(mean=40.0, std=0.0, runs=[40.0])
     assert summary['absent'] == ['labels at N=0: nothing to train (no labelled image)']
     table = format_label_scarcity_markdown(summary, [0, 30])
-    assert '| labels | - | 62.00 ± 2.83 (2) | 40.00 ± 0.00 (1) |' in table
+    assert '| labels | - | 62.00 ± 2.83 (2) | 40.00 (1) |' in table  # one run: no sample std
     assert 'stage 2 val' not in format_label_scarcity_markdown(summary, [0, 30], stage2_n=-1)
+
+
+@pytest.mark.parametrize('option,value', [('--iters', '-1'), ('--jobs', '0'), ('--ns', '-3'),
+                                          ('--batch-size', '0')])
+def test_label_scarcity_refuses_option_values_out_of_range(option, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        scarcity_main([option, value])
+    assert exc.value.code == 2 and f'argument {option}: ' in capsys.readouterr().err
+
+
+def test_label_scarcity_refuses_more_labels_than_the_train_split_before_any_work(tmp_path):
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=4, num_val=2, size=64, show_progress=False)
+    clip = write_random_clip_checkpoint(str(tmp_path / 'clip.pt'), model_name=DEMO_CLIP_NAME, seed=0)
+    with pytest.raises(ValueError, match=r'N \[5\] outside 0\.\.4'):
+        scarcity_main(['--work-dir', str(tmp_path / 'study'), '--data-root', str(root), '--ns', '5',
+                       '--clip', clip])
+    assert not (tmp_path / 'study' / 'data').exists()
 
 
 def test_arm_configs_mix_the_sources_of_each_arm():
@@ -194,3 +212,10 @@ def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_
     assert again['settings']['steps'] == dict(ran=0, skipped=8)
     assert again['arms'] == summary['arms'] and again['stage2'] == summary['stage2']
     assert 'skipped: stage 1 tags N=2 s0' in capsys.readouterr().out
+    # another --iters trains stage 1 again: its pseudo masks and stage 2 are made again, not reused
+    longer = [*argv[:argv.index('--arms')], '--arms', 'labels', '--ns', '2', *argv[argv.index('--seeds'):]]
+    longer[longer.index('--iters') + 1] = '3'
+    third = scarcity_main(longer)
+    assert third['settings']['steps'] == dict(ran=3, skipped=0)
+    protocol = json.loads((work / 'labels_N2' / 'seed0' / 'pseudo_masks' / 'protocol.json').read_text())
+    assert protocol['checkpoint'].endswith('iter_3.pth')

@@ -263,6 +263,8 @@ def aggregate_label_scarcity(results: Dict, stage2: Dict, arms: Sequence[str], n
 def _cell(stats: Optional[Dict]) -> str:
     if not stats or stats.get('mean') is None:
         return '-'
+    if len(stats['runs']) < 2:  # one run has no sample std
+        return f'{stats["mean"]:.2f} (1)'
     return f'{stats["mean"]:.2f} ± {stats["std"]:.2f} ({len(stats["runs"])})'
 
 
@@ -306,14 +308,14 @@ def plot_label_scarcity(summary: Dict, ns: Sequence[int], path: str) -> None:
 def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     """Pools, CLIP scores, the soft tags and rest-of-train split files per N; returns tag stats."""
     data_dir = osp.join(ctx['work_dir'], 'data')
-    os.makedirs(data_dir, exist_ok=True)
-    ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], ctx['pool_seed'], arms)
     ids = dict(train=_split_ids(ctx['data_root'], 'train'))
     ctx['num_train'] = len(ids['train'])
     bad = [n for n in ns if not 0 <= n <= ctx['num_train']]
-    if bad:
+    if bad:  # before any pool is written
         raise ValueError(f'label scarcity: N {bad} outside 0..{ctx["num_train"]} (the train split of '
                          f'{ctx["data_root"]}).')
+    os.makedirs(data_dir, exist_ok=True)
+    ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], ctx['pool_seed'], arms)
     ctx['tag_files'], ctx['rest_splits'], tag_stats = {}, {}, {}
     if 'tags' not in arms:
         return tag_stats
@@ -351,12 +353,13 @@ def _chain_steps(arm: str, n: int, seed: int, ctx: Dict, record: Callable) -> Di
     def fit() -> None:
         done = not ctx['fresh'] and osp.isfile(osp.join(run_dir, f'iter_{ctx["iters"]}.pth'))
         state['checkpoint'] = demo.train(name, config, run_dir, options, ctx['iters'], ctx['fresh'], ctx['threads'])
+        state['redo'] = ctx['fresh'] or not done  # a new checkpoint: its masks and stage 2 are made again
         record('skipped' if done else 'ran', f'stage 1 {name}')
 
     def score() -> None:
-        metrics = None if ctx['fresh'] else _metrics(masks)
+        metrics = None if state['redo'] else _metrics(masks)
         if metrics is None:
-            metrics = demo.pseudo_masks(name, config, state['checkpoint'], masks, options[-1:], ctx['fresh'],
+            metrics = demo.pseudo_masks(name, config, state['checkpoint'], masks, options[-1:], state['redo'],
                                         ctx['threads'])
             status = 'ran'
         else:
@@ -369,8 +372,8 @@ def _chain_steps(arm: str, n: int, seed: int, ctx: Dict, record: Callable) -> Di
         stage2_options = demo.common_options(ctx['data_root'], ctx['stage2_iters']) + [
             f'randomness.seed={seed}', f'model.backbone.pretrained={ctx["clip"]}',
             f'train_dataloader.dataset.data_prefix.seg_map_path={masks}']
-        done = not ctx['fresh'] and osp.isfile(osp.join(stage2_dir, f'iter_{ctx["stage2_iters"]}.pth'))
-        demo.train(f'stage2 {name}', STAGE2, stage2_dir, stage2_options, ctx['stage2_iters'], ctx['fresh'],
+        done = not state['redo'] and osp.isfile(osp.join(stage2_dir, f'iter_{ctx["stage2_iters"]}.pth'))
+        demo.train(f'stage2 {name}', STAGE2, stage2_dir, stage2_options, ctx['stage2_iters'], state['redo'],
                    ctx['threads'])
         ctx['stage2'].setdefault(arm, {})[seed] = round(demo.last_val_miou(stage2_dir), 2)
         record('skipped' if done else 'ran', f'stage 2 {name}: val mIoU {ctx["stage2"][arm][seed]:.2f}',

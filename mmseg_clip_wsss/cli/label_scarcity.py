@@ -17,7 +17,7 @@ import sys
 from typing import Dict, List, Optional
 
 from mmseg_clip_wsss.benchmark.label_scarcity import ARMS, DEFAULTS, NS, run_label_scarcity
-from . import run_tool
+from . import INPUT_ERRORS, int_at_least, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -29,18 +29,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-root', default='data/demo', help='the demo data (tools/make_demo_data.py)')
     parser.add_argument('--clip', help='CLIP checkpoint (default: DATA_ROOT/clip/clip.pt)')
     parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS)
-    parser.add_argument('--ns', type=int, nargs='+', default=list(NS), help='numbers of labelled images')
+    parser.add_argument('--ns', type=int_at_least(0), nargs='+', default=list(NS), help='numbers of labelled images')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--iters', type=int, help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
-    parser.add_argument('--stage2-iters', type=int,
+    parser.add_argument('--iters', type=int_at_least(1), help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
+    parser.add_argument('--stage2-iters', type=int_at_least(1),
                         help=f'stage-2 iterations (default {DEFAULTS["stage2_iters"]})')
     parser.add_argument('--stage2-n', type=int, help=f'N whose runs train stage 2 (default {DEFAULTS["stage2_n"]}; '
                         'an N not in --ns: no stage 2)')
-    parser.add_argument('--batch-size', type=int, help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
-    parser.add_argument('--pool-size', type=int, help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
+    parser.add_argument('--batch-size', type=int_at_least(1), help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
+    parser.add_argument('--pool-size', type=int_at_least(1), help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
     parser.add_argument('--pool-seed', type=int, help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
-    parser.add_argument('--jobs', type=int, default=2, help='steps run side by side')
-    parser.add_argument('--threads', type=int, help='CPU threads of every step (default: the cores / --jobs)')
+    parser.add_argument('--jobs', type=int_at_least(1), default=2, help='steps run side by side')
+    parser.add_argument('--threads', type=int_at_least(1), help='CPU threads of every step (default: the cores / --jobs)')
     parser.add_argument('--fresh', action='store_true', help='redo finished steps')
     return parser.parse_args(argv)
 
@@ -59,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def run() -> None:
-    run_tool(main)
+    run_tool(main, also=INPUT_ERRORS)
 
 
 if __name__ == '__main__':
