@@ -355,3 +355,11 @@ def test_segment_tool_refuses_an_out_dir_of_other_classes_and_resumes_the_same(m
     (other / 'notes.txt').write_text('mine')
     with pytest.raises(FileExistsError, match='is a folder with files in it'):
         segment_main([str(images), '--config', config, '--checkpoint', checkpoint, '--out-dir', str(other)])
+
+
+def test_segment_refuses_an_out_dir_that_is_a_file(tmp_path):
+    out = tmp_path / 'afile'
+    out.write_text('kept')
+    with pytest.raises(FileExistsError, match=rf'--out-dir {out} is a file, not a folder'):
+        segment_api.check_out_dir(str(out), dict(classes=['disc']))
+    assert out.read_text() == 'kept'

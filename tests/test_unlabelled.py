@@ -156,3 +156,7 @@ def test_tag_images_refuses_an_existing_out_and_thresholds_of_another_split(root
         tag_main(other + ['--out', str(tmp_path / 'val_tags.txt')])
     tag_main(other + ['--out', str(out), '--overwrite'])
     assert json.loads(Path(first['thresholds']).read_text())['chosen_on'] == f'{labelled}:val'
+    # a split the data root lacks is refused before the thresholds are chosen
+    with pytest.raises(FileNotFoundError, match=r'split file .*nosuch\.txt does not exist: give a --split'):
+        tag_main(base + ['--split', 'nosuch', '--out', str(tmp_path / 'x.txt')])
+    assert not (tmp_path / 'x_thresholds.json').exists()

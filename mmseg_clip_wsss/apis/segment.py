@@ -103,9 +103,12 @@ def check_out_dir(out_dir: str, settings: Dict, overwrite: bool = False) -> bool
         kept (:func:`segment_images` with ``resume=True``).
 
     Raises:
-        FileExistsError: ``out_dir`` holds outputs of other settings (naming those that differ) or
-            files of no recorded settings, and ``overwrite`` is False.
+        FileExistsError: ``out_dir`` is a file; or it holds outputs of other settings (naming those
+            that differ) or files of no recorded settings, and ``overwrite`` is False.
     """
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise FileExistsError(f'--out-dir {out_dir} is a file, not a folder: give a folder (it is made if '
+                              'missing)')
     record = osp.join(out_dir, SETTINGS_FILE)
     recorded = None
     if osp.isfile(record):

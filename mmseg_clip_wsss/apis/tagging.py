@@ -286,12 +286,17 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
     Raises:
         FileExistsError: ``thresholds`` was made for another labelled split or CLIP (not with
             ``overwrite``).
+        FileNotFoundError: ``data_root`` has no split file of ``split`` (before any work).
     """
     labelled_root = labelled_root or data_root
     class_words = _class_words(labelled_root)
     names = [w[0] for w in class_words]
     tagger = CLIPTagger(checkpoint, class_words, model_name)
     threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
+    split_file = osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')
+    if not osp.isfile(split_file):  # before the thresholds are chosen (a minute of work)
+        raise FileNotFoundError(f'tag_images: split file {split_file} does not exist: give a --split of '
+                                f'{data_root} (its ImageSets/Segmentation/*.txt), or write that file.')
     cut, temperature = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint,
                                    overwrite)
     ids, images = read_split(data_root, split)
