@@ -32,6 +32,11 @@ def model_files(tiny_clip, tmp_path_factory):
     init_default_scope('mmseg')
     cfg = Config.fromfile(str(DEMO_CONFIG))
     cfg.model.text_encoder.pretrained = tiny_clip['pretrained']
+    return _config_and_random_checkpoint(cfg, root)
+
+
+def _config_and_random_checkpoint(cfg: Config, root) -> tuple:
+    """``cfg`` dumped into ``root`` and a checkpoint of its model, randomly initialised (seed 0)."""
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -222,15 +227,7 @@ def rn_model_files(tmp_path_factory):
     init_default_scope('mmseg')
     cfg = Config.fromfile(str(RN_DEMO_CONFIG))
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    checkpoint = str(root / 'model.pth')
-    save_checkpoint(dict(state_dict=model.state_dict(),
-                         meta=dict(dataset_meta=dict(classes=CLASSES, palette=None))), checkpoint)
-    config = str(root / 'config.py')
-    cfg.dump(config)
-    return config, checkpoint
+    return _config_and_random_checkpoint(cfg, root)
 
 
 def test_segment_tool_pads_an_image_too_small_for_the_backbone(rn_model_files, tmp_path):

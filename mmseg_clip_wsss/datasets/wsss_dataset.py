@@ -199,14 +199,9 @@ class WSSSDataset(BaseSegDataset):
                                    known_classes=type(self).METAINFO.get('classes'))
         if not self.ann_file or osp.isdir(self.ann_file):  # listed from the image folder
             self._check_labelled_images_exist(data_list, labels)
-        unlabelled = [info['img_id'] for info in data_list if info['img_id'] not in labels]
-        if unlabelled:
-            shown = ', '.join(unlabelled[:5]) + (', ...' if len(unlabelled) > 5 else '')
-            raise DatasetError(
-                f'{type(self).__name__}: {len(unlabelled)} of {len(data_list)} images of '
-                f'{self.ann_file or self.data_prefix.get("img_path")} have no line in label '
-                f'file {self.label_file} ({shown}). Make the label file for this split with '
-                f'the converter ({_DOCS}) or point label_file to the right file.')
+        self._refuse_unlisted(data_list, labels, f'no line in label file {self.label_file}',
+                              f'Make the label file for this split with the converter ({_DOCS}) or point '
+                              'label_file to the right file.')
         kept = []
         self.empty_label_images = []
         for info in data_list:
@@ -225,18 +220,21 @@ class WSSSDataset(BaseSegDataset):
                 logger='current', level=logging.WARNING)
         return kept
 
-    def _attach_soft_labels(self, data_list: List[dict]) -> None:
-        """``gt_image_labels`` (soft targets) and ``gt_label_confidence`` of every image from the soft
-        label file; an image without an entry is refused, naming it and the file."""
-        rows = load_soft_labels(self.soft_label_file, self._metainfo['classes'])
-        missing = [info['img_id'] for info in data_list if info['img_id'] not in rows]
+    def _refuse_unlisted(self, data_list: List[dict], listed, missing_what: str, fix: str) -> None:
+        """Raise a DatasetError naming the images of ``data_list`` whose id is not in ``listed``."""
+        missing = [info['img_id'] for info in data_list if info['img_id'] not in listed]
         if missing:
             shown = ', '.join(missing[:5]) + (', ...' if len(missing) > 5 else '')
             raise DatasetError(
                 f'{type(self).__name__}: {len(missing)} of {len(data_list)} images of '
-                f'{self.ann_file or self.data_prefix.get("img_path")} have no entry in soft label file '
-                f'{self.soft_label_file} ({shown}): write the file for this split, or point '
-                'soft_label_file to the right file.')
+                f'{self.ann_file or self.data_prefix.get("img_path")} have {missing_what} ({shown}). {fix}')
+
+    def _attach_soft_labels(self, data_list: List[dict]) -> None:
+        """``gt_image_labels`` (soft targets) and ``gt_label_confidence`` of every image from the soft
+        label file; an image without an entry is refused, naming it and the file."""
+        rows = load_soft_labels(self.soft_label_file, self._metainfo['classes'])
+        self._refuse_unlisted(data_list, rows, f'no entry in soft label file {self.soft_label_file}',
+                              'Write the file for this split, or point soft_label_file to the right file.')
         for info in data_list:
             info[IMAGE_LABELS], info[LABEL_CONFIDENCE] = rows[info['img_id']]
 
