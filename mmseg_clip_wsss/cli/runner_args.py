@@ -28,17 +28,95 @@ __all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming
 
 
 class CfgOptionsAction(DictAction):
-    """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``) that refuses an argument without
-    ``=`` (or without a key) through argparse, naming it and the form, instead of a ``ValueError``
-    traceback."""
+    """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``), the one ``--cfg-options`` action of
+    every tool, with two differences:
+
+    - spaces inside a value are kept: mmengine removes every space of a value before parsing it, so
+      ``"model.text_encoder.prompt.template=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
+      tuples, numbers, booleans and ``None`` parse as mmengine parses them (``KEY=1,2``,
+      ``KEY=[a, b]``, ``KEY=(1, 2)``, ``KEY=0.5``, ``KEY=True``); spaces around an element are dropped,
+      those inside a string element are kept;
+    - an argument without ``=`` (or without a key), or a value whose brackets do not pair, is refused
+      through argparse, naming it and the form, instead of a ``ValueError``/``AssertionError``
+      traceback (or mmengine's endless recursion on ``KEY=[1],[2]``).
+    """
 
     def __call__(self, parser, namespace, values, option_string=None):
+        option = option_string or '--cfg-options'
+        options = dict(getattr(namespace, self.dest, None) or {})
         for item in values or []:
             if '=' not in item or not item.split('=', 1)[0]:
-                parser.error(f'argument {option_string or "--cfg-options"}: {item!r} is no KEY=VALUE pair; '
+                parser.error(f'argument {option}: {item!r} is no KEY=VALUE pair; '
                              'write each setting as KEY=VALUE, e.g. cam_cfg.bg_threshold=0.4 '
                              'model.backbone.pretrained=FILE')
-        super().__call__(parser, namespace, values, option_string)
+            key, value = item.split('=', 1)
+            try:
+                options[key] = self._parse_iterable(value)
+            except ValueError as err:
+                parser.error(f'argument {option}: {item!r}: {err}; pair each ( with ) and each [ with ], '
+                             'e.g. KEY=[1,2] or KEY="[(1, 2), (3, 4)]"')
+        setattr(namespace, self.dest, options)
+
+    @staticmethod
+    def _parse_iterable(val: str):
+        """``val`` as mmengine's ``DictAction`` parses it, spaces inside a string kept.
+
+        Args:
+            val (str): The text after ``KEY=``.
+
+        Returns:
+            list | tuple | int | float | bool | None | str: ``[...]`` or ``a,b``: a list, ``(...)``: a
+            tuple (elements parsed the same way, nested), else the number, boolean, ``None`` or the
+            string (its outer spaces and quotes stripped).
+
+        Raises:
+            ValueError: the brackets of ``val`` do not pair.
+        """
+        val = val.strip().strip('\'"')
+        closes = _bracket_pairs(val)
+        bracketed = bool(val) and val[0] in '([' and closes.get(0) == len(val) - 1
+        inner = val[1:-1] if bracketed else val
+        if not bracketed and _top_level_commas(inner, closes, 0) == []:
+            return DictAction._parse_int_float_bool(val)
+        offset = 1 if bracketed else 0
+        bounds = [-1] + _top_level_commas(inner, closes, offset) + [len(inner)]
+        parts = [inner[a + 1:b] for a, b in zip(bounds, bounds[1:])]
+        if not parts[-1].strip():  # mmengine: `a,` is ['a'], `[]` is []
+            parts = parts[:-1]
+        values = [CfgOptionsAction._parse_iterable(part) for part in parts]
+        return tuple(values) if bracketed and val[0] == '(' else values
+
+
+def _bracket_pairs(text: str) -> Dict[int, int]:
+    """The index of the closing bracket of each opening ``(`` / ``[`` of ``text``.
+
+    Raises:
+        ValueError: a bracket of ``text`` is not closed, closed by the other kind, or closes nothing.
+    """
+    pairs, opened = {}, []
+    for i, char in enumerate(text):
+        if char in '([':
+            opened.append(i)
+        elif char in ')]':
+            if not opened or text[opened[-1]] != {')': '(', ']': '['}[char]:
+                raise ValueError(f'the {char!r} at position {i} of {text!r} closes no bracket')
+            pairs[opened.pop()] = i
+    if opened:
+        raise ValueError(f'the {text[opened[-1]]!r} at position {opened[-1]} of {text!r} is never closed')
+    return pairs
+
+
+def _top_level_commas(inner: str, closes: Dict[int, int], offset: int) -> List[int]:
+    """The indices of the commas of ``inner`` outside any bracket (``closes``: :func:`_bracket_pairs` of
+    the text ``inner`` starts at ``offset`` of)."""
+    commas, i = [], 0
+    while i < len(inner):
+        if inner[i] in '([':
+            i = closes[i + offset] - offset
+        elif inner[i] == ',':
+            commas.append(i)
+        i += 1
+    return commas
 
 
 def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str]]]:

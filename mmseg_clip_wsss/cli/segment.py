@@ -8,13 +8,13 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
 from mmseg_clip_wsss.apis.preflight import check_config_assets
 from mmseg_clip_wsss.apis.segment import check_out_dir, list_images, segment_images
 from . import INPUT_ERRORS, device_arg, finished_files, run_tool
-from .runner_args import merge_cfg_options, naming_cfg_options
+from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
@@ -38,7 +38,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', type=device_arg, default=None,
                         help='cpu, cuda, ... (default: CUDA if available)')
     parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
                         'model.backbone.pretrained=P model.text_encoder.pretrained=P')
     return parser.parse_args(argv)

@@ -1,0 +1,87 @@
+"""The parsers of every command line (``mmseg_clip_wsss.cli.<tool>.parse_args``): the ``--cfg-options``
+action they share, and the help of their options."""
+import argparse
+import importlib
+import pkgutil
+
+import pytest
+from mmengine.config import DictAction
+
+import mmseg_clip_wsss.cli
+from mmseg_clip_wsss.cli.runner_args import CfgOptionsAction
+from mmseg_clip_wsss.cli.segment import parse_args as segment_parse_args
+
+TOOLS = sorted(m.name for m in pkgutil.iter_modules(mmseg_clip_wsss.cli.__path__) if m.name != 'runner_args')
+
+
+class _Built(Exception):
+    """Raised by the patched ``parse_args`` with the parser a tool built."""
+
+    def __init__(self, parser):
+        super().__init__()
+        self.parser = parser
+
+
+def _parser_of(tool, monkeypatch):
+    """The ``argparse`` parser that ``mmseg_clip_wsss.cli.<tool>.parse_args`` builds (nothing parsed)."""
+    def built(self, *args, **kwargs):
+        raise _Built(self)
+
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', built)
+    module = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
+    with pytest.raises(_Built) as caught:
+        module.parse_args([])
+    return caught.value.parser
+
+
+def _cfg_options_action(parser):
+    found = [a for a in parser._actions if '--cfg-options' in a.option_strings]
+    return found[0] if found else None
+
+
+def test_every_tool_is_walked_and_every_cfg_options_is_the_one_action(monkeypatch):
+    assert len(TOOLS) >= 25 and 'segment' in TOOLS and 'training_free' in TOOLS
+    with_options = {tool for tool in TOOLS if _cfg_options_action(_parser_of(tool, monkeypatch))}
+    assert with_options == {'make_pseudo_masks', 'robustness', 'segment', 'test', 'train', 'tune_prompts'}
+    for tool in with_options:
+        assert type(_cfg_options_action(_parser_of(tool, monkeypatch))) is CfgOptionsAction, tool
+
+
+@pytest.mark.parametrize('tool', ['make_pseudo_masks', 'robustness', 'segment', 'test', 'train',
+                                  'tune_prompts'])
+def test_cfg_options_keep_the_spaces_inside_a_value(tool, monkeypatch):
+    parser = _parser_of(tool, monkeypatch)
+    action, namespace = _cfg_options_action(parser), argparse.Namespace()
+    action(parser, namespace, ['model.text_encoder.prompt.template=a photo of a {}.', 'a.b=[1, 2]',
+                               'c="two  words"', 'd= (1, x y) '], '--cfg-options')
+    assert namespace.cfg_options == {'model.text_encoder.prompt.template': 'a photo of a {}.',
+                                     'a.b': [1, 2], 'c': 'two  words', 'd': (1, 'x y')}
+
+
+def test_segment_command_line_keeps_a_template_with_spaces():
+    args = segment_parse_args(['img.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'o',
+                       '--cfg-options', 'model.text_encoder.prompt.template=a photo of a {}.',
+                       'cam_cfg.scales=1.0,0.5'])
+    assert args.cfg_options == {'model.text_encoder.prompt.template': 'a photo of a {}.',
+                                'cam_cfg.scales': [1.0, 0.5]}
+
+
+@pytest.mark.parametrize('value', ['1,2,3', '[a, b, c]', '[(1, 2, 3), [a, b], c]', '(1,2)', '(1,)', '[]', '()',
+                                   'True', 'false', 'None', '0.5', '1e-3', '-4', "'x'", 'a,', '[[1,2]]',
+                                   '[a,[b]]', ',a', '1,,2', 'x', '', 'path/to/file.pth', ' [ 1 , 2 ] '])
+def test_cfg_options_without_spaces_in_a_string_parse_as_mmengine_parses_them(value):
+    ours = CfgOptionsAction._parse_iterable(value)
+    theirs = DictAction._parse_iterable(value)
+    assert ours == theirs and type(ours) is type(theirs)
+
+
+@pytest.mark.parametrize('item,words', [
+    ('model.x', "'model.x' is no KEY=VALUE pair"),
+    ('a=[1,(2', "'a=[1,(2': the '(' at position 3 of '[1,(2' is never closed"),
+    ('a=1]', "'a=1]': the ']' at position 1 of '1]' closes no bracket"),
+])
+def test_a_bad_cfg_options_item_is_refused_by_argparse_naming_it(item, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        segment_parse_args(['i.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'o', '--cfg-options', item])
+    assert exc.value.code == 2
+    assert f'argument --cfg-options: {words}' in capsys.readouterr().err
