@@ -8,6 +8,7 @@ import pytest
 from mmengine.config import DictAction
 
 import mmseg_clip_wsss.cli
+from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.cli.runner_args import CfgOptionsAction
 from mmseg_clip_wsss.cli.segment import parse_args as segment_parse_args
 
@@ -66,6 +67,11 @@ def test_segment_command_line_keeps_a_template_with_spaces():
                                 'cam_cfg.scales': [1.0, 0.5]}
 
 
+def test_the_demo_option_strings_parse_as_the_tools_parse_them():
+    options = options_dict(['model.text_encoder.prompt.template=a photo of a {}.', 'model.neck.in_index=[1, 2, 3]'])
+    assert options == {'model.text_encoder.prompt.template': 'a photo of a {}.', 'model.neck.in_index': [1, 2, 3]}
+
+
 @pytest.mark.parametrize('value', ['1,2,3', '[a, b, c]', '[(1, 2, 3), [a, b], c]', '(1,2)', '(1,)', '[]', '()',
                                    'True', 'false', 'None', '0.5', '1e-3', '-4', "'x'", 'a,', '[[1,2]]',
                                    '[a,[b]]', ',a', '1,,2', 'x', '', 'path/to/file.pth', ' [ 1 , 2 ] '])
@@ -82,6 +88,7 @@ def test_cfg_options_without_spaces_in_a_string_parse_as_mmengine_parses_them(va
 ])
 def test_a_bad_cfg_options_item_is_refused_by_argparse_naming_it(item, words, capsys):
     with pytest.raises(SystemExit) as exc:
-        segment_parse_args(['i.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'o', '--cfg-options', item])
+        segment_parse_args(['i.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'o',
+                            '--cfg-options', item])
     assert exc.value.code == 2
     assert f'argument --cfg-options: {words}' in capsys.readouterr().err

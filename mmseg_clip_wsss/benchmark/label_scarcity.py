@@ -47,6 +47,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.config import Config
 
+from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.apis.tagging import (CLIPTagger, best_f1_thresholds, fit_temperature,
                                           precision_recall, soft_tags)
 from mmseg_clip_wsss.clip_pretrain.evaluate import read_split_images
@@ -219,7 +220,7 @@ def arm_config(arm: str, n: int, ctx: Dict) -> Config:
     base.cam_cfg.scales = tuple(ctx['scales'])
     base.val_dataloader, base.val_cfg, base.val_evaluator = None, None, None
     if arm == 'vague_descriptions_no_rsca':
-        base.merge_from_dict(demo.options_dict(NO_RSCA))
+        base.merge_from_dict(options_dict(NO_RSCA))
     return base
 
 

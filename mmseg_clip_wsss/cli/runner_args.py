@@ -21,6 +21,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
+from mmseg_clip_wsss.apis.config_options import parse_option_value
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
 
 __all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
@@ -57,66 +58,8 @@ class CfgOptionsAction(DictAction):
                              'e.g. KEY=[1,2] or KEY="[(1, 2), (3, 4)]"')
         setattr(namespace, self.dest, options)
 
-    @staticmethod
-    def _parse_iterable(val: str):
-        """``val`` as mmengine's ``DictAction`` parses it, spaces inside a string kept.
-
-        Args:
-            val (str): The text after ``KEY=``.
-
-        Returns:
-            list | tuple | int | float | bool | None | str: ``[...]`` or ``a,b``: a list, ``(...)``: a
-            tuple (elements parsed the same way, nested), else the number, boolean, ``None`` or the
-            string (its outer spaces and quotes stripped).
-
-        Raises:
-            ValueError: the brackets of ``val`` do not pair.
-        """
-        val = val.strip().strip('\'"')
-        closes = _bracket_pairs(val)
-        bracketed = bool(val) and val[0] in '([' and closes.get(0) == len(val) - 1
-        inner = val[1:-1] if bracketed else val
-        if not bracketed and _top_level_commas(inner, closes, 0) == []:
-            return DictAction._parse_int_float_bool(val)
-        offset = 1 if bracketed else 0
-        bounds = [-1] + _top_level_commas(inner, closes, offset) + [len(inner)]
-        parts = [inner[a + 1:b] for a, b in zip(bounds, bounds[1:])]
-        if not parts[-1].strip():  # mmengine: `a,` is ['a'], `[]` is []
-            parts = parts[:-1]
-        values = [CfgOptionsAction._parse_iterable(part) for part in parts]
-        return tuple(values) if bracketed and val[0] == '(' else values
-
-
-def _bracket_pairs(text: str) -> Dict[int, int]:
-    """The index of the closing bracket of each opening ``(`` / ``[`` of ``text``.
-
-    Raises:
-        ValueError: a bracket of ``text`` is not closed, closed by the other kind, or closes nothing.
-    """
-    pairs, opened = {}, []
-    for i, char in enumerate(text):
-        if char in '([':
-            opened.append(i)
-        elif char in ')]':
-            if not opened or text[opened[-1]] != {')': '(', ']': '['}[char]:
-                raise ValueError(f'the {char!r} at position {i} of {text!r} closes no bracket')
-            pairs[opened.pop()] = i
-    if opened:
-        raise ValueError(f'the {text[opened[-1]]!r} at position {opened[-1]} of {text!r} is never closed')
-    return pairs
-
-
-def _top_level_commas(inner: str, closes: Dict[int, int], offset: int) -> List[int]:
-    """The indices of the commas of ``inner`` outside any bracket (``closes``: :func:`_bracket_pairs` of
-    the text ``inner`` starts at ``offset`` of)."""
-    commas, i = [], 0
-    while i < len(inner):
-        if inner[i] in '([':
-            i = closes[i + offset] - offset
-        elif inner[i] == ',':
-            commas.append(i)
-        i += 1
-    return commas
+    #: The value parser, spaces inside a string kept (:mod:`mmseg_clip_wsss.apis.config_options`).
+    _parse_iterable = staticmethod(parse_option_value)
 
 
 def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str]]]:

@@ -38,10 +38,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.cam import CAMProtocol, draw_overview, multi_scale_flip_cams, read_label_png
 from mmseg_clip_wsss.cam.run import build_cam_dataloader_cfg, build_cam_model
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
@@ -110,12 +111,6 @@ def tiny_text_tower(data_root: str) -> str:
     if not osp.isfile(path):
         write_random_clip_checkpoint(path, seed=0)
     return path
-
-
-def options_dict(options: Sequence[str]) -> Dict:
-    """``key=value`` strings (``--cfg-options`` syntax, values parsed as mmengine's ``DictAction``
-    does) as a dict for ``Config.merge_from_dict``."""
-    return {key: DictAction._parse_iterable(value) for key, value in (o.split('=', 1) for o in options)}
 
 
 def schedule_options(iters: Optional[int]) -> List[str]:
