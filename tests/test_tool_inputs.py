@@ -31,8 +31,8 @@ from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
 from mmseg_clip_wsss.cli.runner_args import merge_cfg_options, naming_cfg_options
 from mmseg_clip_wsss.cli.train import parse_args as train_parse_args
-from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, atomic_file, write_json_atomically,
-                                      write_palette_png)
+from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, MissingDatasetFileError, atomic_file,
+                                      check_data_root, write_json_atomically, write_palette_png)
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip, write_random_clip_checkpoint
@@ -648,3 +648,45 @@ def test_options_have_a_description_in_the_help(tool, option, words, capsys):
         cli.parse_args(['--help'])
     text = ' '.join(capsys.readouterr().out.split())
     assert option in text and words in text
+
+
+@pytest.mark.parametrize('tool,argv,parts', [
+    ('dense_open_vocab', ['configs/dense_clip/dense-clip-maskclip_demo-clip_demo.py'],
+     'JPEGImages/, SegmentationClass/, ImageSets/Segmentation/openvocab.txt, demo_info.json'),
+    ('open_vocab', ['configs/demo/clip_wsss_clip-rn_demo.py', 'missing.pth'],
+     'JPEGImages/, SegmentationClass/, ImageSets/Segmentation/openvocab.txt, ImageSets/Segmentation/train.txt, '
+     'ImageSets/Segmentation/val.txt, ImageLabels/train.txt, ImageLabels/val.txt, demo_info.json'),
+    ('training_free', [], 'JPEGImages/, SegmentationClass/, ImageSets/Segmentation/train.txt, ImageLabels/train.txt'),
+])
+def test_an_empty_data_root_is_refused_naming_it_what_it_lacks_and_the_fix(tool, argv, parts, tmp_path,
+                                                                             monkeypatch):
+    """An empty --data-root ended in a bare `[Errno 2] No such file or directory: .../demo_info.json`."""
+    empty, out = tmp_path / 'empty', tmp_path / 'out'
+    empty.mkdir()
+    monkeypatch.chdir(REPO)
+    extra = ['--out-dir', str(out)] if tool == 'training_free' else ['--out', str(out / 'figures.json')]
+    monkeypatch.setattr(sys, 'argv', [tool] + argv + ['--data-root', str(empty)] + extra)
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(f'mmseg_clip_wsss.cli.{tool}').run()
+    generated = ' of a generated dataset' if 'demo_info' in parts else ''
+    assert exc.value.code == (
+        f'error: --data-root {empty} is an empty folder; it must hold a dataset in the VOC layout{generated}: '
+        f'{parts} (JPEGImages/<id>.jpg, SegmentationClass/<id>.png; docs/datasets.md). Write the demo data '
+        f'there with `python tools/make_demo_data.py --out {empty}`, or point --data-root at a folder of that '
+        'layout (e.g. data/demo).')
+    assert os.listdir(empty) == [] and not out.exists()  # nothing written
+
+
+def test_a_data_root_is_refused_naming_the_parts_it_lacks(tmp_path):
+    root = tmp_path / 'voc'
+    with pytest.raises(MissingDatasetFileError, match=rf'--data-root {root} does not exist; it must hold'):
+        check_data_root(str(root))
+    (root / 'JPEGImages').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation').mkdir(parents=True)
+    (root / 'ImageSets' / 'Segmentation' / 'val.txt').write_text('a\n')
+    with pytest.raises(MissingDatasetFileError, match=rf'cam_dataloader.dataset.data_root {root} lacks '
+                       r'SegmentationClass/, ImageSets/Segmentation/train.txt, ImageLabels/val.txt; it'):
+        check_data_root(str(root), splits=('train', 'val'), label_splits=('val', ),
+                        option='cam_dataloader.dataset.data_root')
+    (root / 'SegmentationClass').mkdir()
+    check_data_root(str(root), splits=('val', ))  # all there: no error

@@ -210,6 +210,7 @@ def test_the_demo_tools_take_the_clip_of_their_config_under_the_data_root(tmp_pa
     vit = 'configs/dense_clip/dense-clip-naclip_demo-clip-vit_demo.py'
     assert config_clip(vit, str(tmp_path)) == str(tmp_path / 'clip_vit' / 'clip.pt')
     assert config_clip('configs/clip_es/clip-es_demo-clip_demo.py', str(tmp_path)) == str(tmp_path / 'clip' / 'clip.pt')
+    make_demo_data(str(tmp_path), seed=0, num_train=1, num_val=1, size=64, show_progress=False)  # data, no CLIP
     with pytest.raises(FileNotFoundError, match=r'clip_vit/clip.pt does not exist; make it as the header of '
                                                 r'configs/dense_clip/dense-clip-naclip_demo-clip-vit_demo.py'):
         training_free_row(str(tmp_path), None, str(tmp_path / 'out'), config=vit, split='val')

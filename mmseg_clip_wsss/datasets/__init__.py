@@ -10,6 +10,7 @@ from .class_names import DuplicateClassNameError, check_distinct_class_names, cl
 from .coco import COCO_CLASSES, COCOWSSSDataset
 from .confidence_map import (CONFIDENCE_DIR, confidence_path, read_confidence_png,
                              write_confidence_png)
+from .data_root import check_data_root, data_root_parts
 from .converters import (check_class_names, coco_category_to_label, coco_to_labels,
                          colour_masks_to_labels, mask_to_instances, parse_voc_xml,
                          pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
@@ -50,5 +51,6 @@ __all__ = [
     'DuplicateClassNameError', 'check_distinct_class_names', 'class_name_key', 'MissingDatasetFileError',
     'ImageTextDataset', 'ImageTextShards', 'image_text_sample', 'CAPTIONS', 'expand_shards', 'shards_for',
     'resume_skip', 'SourceRatioSampler', 'read_caption_file', 'read_caption_jsonl', 'read_coco_captions',
-    'write_coco_captions', 'caption_image_id', 'load_soft_labels', 'write_soft_labels'
+    'write_coco_captions', 'caption_image_id', 'load_soft_labels', 'write_soft_labels', 'check_data_root',
+    'data_root_parts'
 ]

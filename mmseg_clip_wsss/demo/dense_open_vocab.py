@@ -24,6 +24,7 @@ from mmseg_clip_wsss.apis.inferencer import load_rgb
 from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask
+from mmseg_clip_wsss.datasets.data_root import check_data_root
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from mmseg_clip_wsss.models.data_preprocessor import normalise_images
 from mmseg_clip_wsss.registry import MODELS
@@ -115,9 +116,12 @@ def dense_open_vocab_figures(config: str, data_root: str, clip_checkpoint: str, 
         ``dense_open_vocab_note`` saying so.
 
     Raises:
+        MissingDatasetFileError: ``data_root`` lacks a file or folder of the VOC layout it reads
+            (:func:`~mmseg_clip_wsss.datasets.data_root.check_data_root`), before the model is built.
         ValueError: the config's mode is ``'plain'`` (Grad-CAM needs the labels it explains).
     """
     start = time.time()
+    check_data_root(data_root, splits=(split, ), demo_info=True)
     words = open_vocab_class_words(data_root)
     names = [w[0] for w in words]
     with open(osp.join(data_root, 'demo_info.json')) as f:

@@ -35,6 +35,7 @@ from mmseg_clip_wsss.apis.tagging import CLIPTagger, best_f1_thresholds, precisi
 from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
 from mmseg_clip_wsss.structures import set_image_labels
+from mmseg_clip_wsss.datasets.data_root import check_data_root
 from mmseg_clip_wsss.datasets.synthetic.world import load_world
 from .combined_open_vocab import combined_open_vocab_figures, read_split
 
@@ -147,9 +148,12 @@ def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkp
         those of :func:`~.combined_open_vocab.combined_open_vocab_figures`.
 
     Raises:
+        MissingDatasetFileError: ``data_root`` lacks a file or folder of the VOC layout it reads
+            (:func:`~mmseg_clip_wsss.datasets.data_root.check_data_root`), before any model is built.
         KeyError: ``demo_info.json`` has no ``open_vocab_classes`` (data without the split).
     """
     start = time.time()
+    check_data_root(data_root, splits=(split, 'train', 'val'), label_splits=('train', 'val'), demo_info=True)
     all_classes, seen = _class_lists(data_root)
     cfg = Config.fromfile(config)
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint

@@ -20,6 +20,7 @@ from mmengine.config import Config
 from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.run import make_pseudo_masks
+from mmseg_clip_wsss.datasets.data_root import check_data_root
 from .runner import CLIP_ES_CONFIG, REPO, TRAINING_FREE_CONFIG
 
 __all__ = ['TRAINING_FREE_CONFIG', 'CLIP_ES_CONFIG', 'training_free_row', 'config_clip', 'row_key']
@@ -71,7 +72,13 @@ def training_free_row(data_root: str = 'data/demo',
     Returns:
         dict: ``<key>_miou`` (%), ``<key>_seconds_per_image`` (wall time of the masks, writing
         included, over the number of images) and ``<key>_images``.
+
+    Raises:
+        MissingDatasetFileError: ``data_root`` lacks a file or folder of the VOC layout the split needs
+            (:func:`~mmseg_clip_wsss.datasets.data_root.check_data_root`), before any work.
+        FileNotFoundError: the CLIP checkpoint does not exist.
     """
+    check_data_root(data_root, splits=(split, ), label_splits=(split, ))
     clip_checkpoint = clip_checkpoint or config_clip(config, data_root)
     if not osp.isfile(clip_checkpoint):
         raise FileNotFoundError(f'training_free_row: the CLIP {clip_checkpoint} does not exist; make it as '
