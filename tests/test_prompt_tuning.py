@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
-from mmseg_clip_wsss.apis.prompt_tuning import build_tuning_model, tune_prompts
+from mmseg_clip_wsss.apis.prompt_tuning import DEFAULT_PROMPT_TUNING, build_tuning_model, tune_prompts
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
 from mmseg_clip_wsss.cli.tune_prompts import main as tune_prompts_main
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
@@ -240,3 +240,26 @@ def test_background_rows_kept_as_written(world, tmp_path):
     cfg.prompt_tuning.prompt = dict(prompt, class_specific=False)
     with pytest.raises(ValueError, match='class_specific=True'):
         tune_prompts(cfg, str(tmp_path / 'x.pth'), device='cpu', show_progress=False)
+
+
+def test_a_config_without_prompt_tuning_names_the_defaults_it_tunes_with(world, tmp_path, logged):
+    """A config without a prompt_tuning section was tuned with the defaults without a word."""
+    plain = REPO / 'configs/clip_es/clip-es_demo-clip_demo.py'
+    out = tmp_path / 'prompts.pth'
+    options = [o for o in world['options'] if not o.startswith('model.prompts=')]
+    result = tune_prompts_main([str(plain), '--out', str(out), '--no-progress', '--device', 'cpu',
+                                '--cfg-options', *options])
+    named = [m for m in logged if 'no prompt_tuning section' in m]
+    defaults = ', '.join(f'{k}={v!r}' for k, v in DEFAULT_PROMPT_TUNING.items())
+    assert named == [f'tune_prompts: {plain} has no prompt_tuning section; tuning with the defaults '
+                     f'({defaults}); set any of them in a prompt_tuning = dict(...) section of the config (as '
+                     'configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py does) or with --cfg-options '
+                     'prompt_tuning.KEY=VALUE (e.g. prompt_tuning.epochs=20).']
+    assert "epochs=40" in named[0] and "ctx_init': 'a photo of a'" in named[0]
+    assert read_learned_prompts(str(out))['meta']['options'] == DEFAULT_PROMPT_TUNING  # what it names
+    assert len(result['loss']) == DEFAULT_PROMPT_TUNING['epochs']
+    logged.clear()
+    with pytest.raises(ValueError, match='optimizer'):  # a config with the section: no such line
+        tune_prompts_main([str(CFG), '--out', str(tmp_path / 'x.pth'), '--device', 'cpu', '--cfg-options',
+                           *world['options'], 'prompt_tuning.optimizer=adam'])
+    assert not [m for m in logged if 'prompt_tuning section' in m]

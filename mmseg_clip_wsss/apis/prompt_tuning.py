@@ -29,6 +29,7 @@ row and the row before tuning (the hand-written prompt when the learner starts f
 ``tune_background``: False keeps the background rows as initialised (needs ``class_specific=True``).
 """
 import copy
+import logging
 import math
 import os.path as osp
 import time
@@ -61,8 +62,21 @@ DEFAULT_PROMPT_TUNING = dict(
 TUNING_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
 
 
+def _name_defaults(cfg: Config) -> None:
+    """Log one line: ``cfg`` has no ``prompt_tuning`` section, so the tuning uses the defaults, named
+    with where to set them (a config without the section tuned with them without a word)."""
+    defaults = ', '.join(f'{k}={v!r}' for k, v in DEFAULT_PROMPT_TUNING.items())
+    print_log(f'tune_prompts: {cfg.filename or "the config"} has no prompt_tuning section; tuning with the '
+              f'defaults ({defaults}); set any of them in a prompt_tuning = dict(...) section of the config '
+              '(as configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py does) or with --cfg-options '
+              'prompt_tuning.KEY=VALUE (e.g. prompt_tuning.epochs=20).', logger='current', level=logging.WARNING)
+
+
 def _tuning_options(cfg: Config) -> dict:
-    """``DEFAULT_PROMPT_TUNING`` updated with the config's ``prompt_tuning`` (unknown keys refused)."""
+    """``DEFAULT_PROMPT_TUNING`` updated with the config's ``prompt_tuning`` (unknown keys refused); a
+    config without the section is tuned with the defaults, named in one logged line."""
+    if not cfg.get('prompt_tuning'):
+        _name_defaults(cfg)
     given = dict(cfg.get('prompt_tuning') or {})
     unknown = sorted(set(given) - set(DEFAULT_PROMPT_TUNING))
     if unknown:
@@ -258,7 +272,8 @@ def tune_prompts(cfg: Config, out_file: Optional[str] = None, device: Optional[s
 
     Args:
         cfg (Config): A training-free config with ``model`` (TrainingFreeCLIPES), ``train_dataloader``
-            (images + image-level labels) and optionally ``prompt_tuning`` and ``cam_cfg``.
+            (images + image-level labels) and optionally ``prompt_tuning`` (without it: the defaults,
+            :data:`DEFAULT_PROMPT_TUNING`, named in a logged warning) and ``cam_cfg``.
         out_file (str, optional): The learned-prompts file to write; None: ``cfg.model.prompts``.
         device (str, optional): ``'cpu'``, ``'cuda'``... None: cuda if available.
         overwrite (bool): Replace an existing file. Defaults to False (refused, naming the file).

@@ -19,7 +19,8 @@ __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Tune CoOp prompts (and background prompts) of a frozen CLIP on image-level labels')
-    parser.add_argument('config', help='a training-free config (TrainingFreeCLIPES) with prompt_tuning')
+    parser.add_argument('config', help='a training-free config (TrainingFreeCLIPES); its prompt_tuning '
+                        'section sets the tuning (without one: the defaults, named in a logged line)')
     parser.add_argument('--out', default=None, help='learned-prompts file to write (default: the '
                         "config's model.prompts)")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing file')
