@@ -92,3 +92,15 @@ def test_a_bad_cfg_options_item_is_refused_by_argparse_naming_it(item, words, ca
                             '--cfg-options', item])
     assert exc.value.code == 2
     assert f'argument --cfg-options: {words}' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_every_option_of_every_tool_has_a_help_text(tool, monkeypatch):
+    """`training_free --help` showed --data-root, --out-dir and --threads without a word."""
+    parser = _parser_of(tool, monkeypatch)
+    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    assert actions, tool
+    silent = [a.option_strings[0] if a.option_strings else a.dest for a in actions
+              if not (a.help or '').strip() or a.help == argparse.SUPPRESS]
+    assert not silent, f'{tool}: options without a help text: {silent}'
+    assert 'show this help message' in parser.format_help()  # the help renders (e.g. no bare % in a text)

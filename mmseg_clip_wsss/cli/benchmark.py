@@ -51,7 +51,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument('--batch-size', type=int, default=1, help='inference batch')
     parser.add_argument('--train-batch-size', type=int, default=2, help='training-step batch')
-    parser.add_argument('--device', type=device_arg, default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', type=device_arg, default='cuda' if torch.cuda.is_available() else 'cpu',
+                        help='cpu, cuda, cuda:0 ... (default: cuda if available)')
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: as OMP_NUM_THREADS / torch decides)')
     parser.add_argument('--out-dir', default='work_dirs/benchmark',
@@ -68,11 +69,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'settings (default: min(--repeats, 3))')
     parser.add_argument('--target-model', nargs='+', default=[DEFAULT_TARGET_MODEL],
                         help='our model(s) whose targets are checked')
-    parser.add_argument('--cam-model', default=DEFAULT_CAM_MODEL)
+    parser.add_argument('--cam-model', default=DEFAULT_CAM_MODEL,
+                        help='the CAM baseline the inference time of the target model(s) is checked '
+                        f'against (default: {DEFAULT_CAM_MODEL})')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory subprocesses')
     parser.add_argument('--no-train', action='store_true', help='skip the training-step timing')
     parser.add_argument('--no-profile', action='store_true', help='skip the torch.profiler reports')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the random inputs and of the memory banks filled (default 0)')
     _pseudo_mask_args(parser)
     args = parser.parse_args(argv)
     _check_pseudo_mask_args(parser, args)
@@ -108,7 +112,8 @@ def _pseudo_mask_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--no-crf', action='store_true', help='skip the dense-CRF worker scaling')
     group.add_argument('--crf-only', action='store_true', help='only the dense-CRF worker scaling')
     group.add_argument('--crf-images', type=int, default=16, help='images of the dense-CRF scaling')
-    group.add_argument('--crf-size', type=int, nargs=2, default=[384, 512], metavar=('H', 'W'))
+    group.add_argument('--crf-size', type=int, nargs=2, default=[384, 512], metavar=('H', 'W'),
+                       help='image size of the dense-CRF scaling (default 384 512)')
     group.add_argument('--crf-workers', type=int, nargs='+', default=[1, 2],
                        help='worker counts of the dense-CRF scaling (the first is the reference)')
 

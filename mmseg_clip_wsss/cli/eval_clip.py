@@ -21,7 +21,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--data-root', default='data/demo', help='dataset with labelled images')
     parser.add_argument('--world', help='world preset (default: the dataset\'s world)')
     parser.add_argument('--split', default='val', help='split of the multi-label mAP')
-    parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
+    parser.add_argument('--model-name', default=DEMO_CLIP_NAME,
+                        help=f'open_clip model config of the checkpoint (default {DEMO_CLIP_NAME}, the demo CLIP)')
     parser.add_argument('--heldout-pairs', type=int, default=1000, help='held-out captions of the recall')
     parser.add_argument('--out', help='JSON output (default: beside the checkpoint, eval.json)')
     return parser.parse_args(argv)

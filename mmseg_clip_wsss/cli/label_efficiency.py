@@ -19,9 +19,12 @@ from .run_demo import interrupted_line
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Label-efficiency table on the demo data')
-    parser.add_argument('--work-dir', default='work_dirs/label_efficiency')
+    parser.add_argument('--work-dir', default='work_dirs/label_efficiency',
+                        help='folder of the runs and the table; the steps finished there are kept '
+                        '(default work_dirs/label_efficiency)')
     parser.add_argument('--data-root', default='data/demo', help='demo data (generated if absent)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds of every variant (default 0 1 2; the table gives mean and std)')
     parser.add_argument('--variants', nargs='+', default=list(DEFAULT_VARIANTS),
                         choices=sorted(VARIANTS), help='stage-1 variants (the GT upper bound is '
                         'always run; it starts from the stage-1 checkpoint of "ours")')

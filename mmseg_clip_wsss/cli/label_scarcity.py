@@ -25,12 +25,16 @@ __all__ = ['parse_args', 'main', 'run']
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Label scarcity on the demo data: N labelled images, '
                                      'and what CLIP tags and descriptions of unlabelled images add')
-    parser.add_argument('--work-dir', default='work_dirs/label_scarcity')
+    parser.add_argument('--work-dir', default='work_dirs/label_scarcity',
+                        help='folder of the runs and the table; the steps finished there are kept '
+                        '(default work_dirs/label_scarcity)')
     parser.add_argument('--data-root', default='data/demo', help='the demo data (tools/make_demo_data.py)')
     parser.add_argument('--clip', help='CLIP checkpoint (default: DATA_ROOT/clip/clip.pt)')
-    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS)
+    parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS,
+                        help='what the N labelled images are given beside them (default: all)')
     parser.add_argument('--ns', type=int_at_least(0), nargs='+', default=list(NS), help='numbers of labelled images')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='seeds of every arm and N (default 0 1 2; the table gives mean and std)')
     parser.add_argument('--iters', type=int_at_least(1), help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
     parser.add_argument('--stage2-iters', type=int_at_least(1),
                         help=f'stage-2 iterations (default {DEFAULTS["stage2_iters"]})')

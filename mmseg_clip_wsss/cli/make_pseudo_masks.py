@@ -14,7 +14,8 @@ from mmseg_clip_wsss.apis.preflight import check_config_classes
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
 from . import INPUT_ERRORS, device_arg, finished_files, float_between, int_at_least, run_tool
-from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options, naming_clip_download
+from .runner_args import (CfgOptionsAction, add_local_rank_arg, merge_cfg_options, naming_cfg_options,
+                          naming_clip_download)
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
 
@@ -67,8 +68,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='job launcher: with pytorch (torchrun) or slurm (srun) every process '
                         'writes the masks of its share of the images')
-    # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_local_rank_arg(parser)
     parser.add_argument(
         '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')

@@ -33,9 +33,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'pretraining (e.g. 1e-5: the default rate undoes pretrained weights in a few steps)')
     parser.add_argument('--pairs', type=int_at_least(1), default=defaults.num_pairs,
                         help='image-caption pairs')
-    parser.add_argument('--steps', type=int_at_least(1), default=schedule.steps)
-    parser.add_argument('--batch-size', type=int_at_least(1), default=schedule.batch_size)
-    parser.add_argument('--lr', type=float, default=schedule.lr)
+    parser.add_argument('--steps', type=int_at_least(1), default=schedule.steps, help='optimisation steps')
+    parser.add_argument('--batch-size', type=int_at_least(1), default=schedule.batch_size,
+                        help='image-caption pairs per step (the contrastive negatives of each other)')
+    parser.add_argument('--lr', type=float, default=schedule.lr, help='peak learning rate')
     parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
     parser.add_argument('--amp', choices=['bf16', 'none'], default=schedule.amp or 'none',
                         help="bfloat16 autocast of the image tower's forward pass (the default where the "
@@ -46,7 +47,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, help='torch threads (default: all cores)')
     parser.add_argument('--fresh', action='store_true', help='redo the corpus and the pretraining')
     parser.add_argument('--no-resume', action='store_true', help='start over instead of resuming')
-    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
 

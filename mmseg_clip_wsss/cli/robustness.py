@@ -25,8 +25,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--subset', type=int, help='only the first N images (quick runs)')
     parser.add_argument('--corruptions', nargs='+', default=list(CORRUPTIONS),
                         help='imagecorruptions names (default: noise, blur and JPEG ones)')
-    parser.add_argument('--severities', nargs='+', type=int,
-                        default=list(range(1, MAX_SEVERITY + 1)))
+    parser.add_argument('--severities', nargs='+', type=int, default=list(range(1, MAX_SEVERITY + 1)),
+                        help=f'severities of every corruption, 1 (mild) to {MAX_SEVERITY} (default: all)')
     parser.add_argument('--title', help='chart / table title (default: the config name)')
     parser.add_argument('--device', type=device_arg, help='default: cuda if available, else cpu')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')

@@ -24,7 +24,7 @@ from mmengine.logging import print_log
 from mmseg_clip_wsss.apis.config_options import parse_option_value
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
 
-__all__ = ['add_runner_args', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
+__all__ = ['add_runner_args', 'add_local_rank_arg', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
            'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download']
 
 
@@ -183,8 +183,15 @@ def add_runner_args(parser: argparse.ArgumentParser) -> None:
         'e.g. train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
-    # torch.distributed launchers pass --local-rank (torch >= 2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_local_rank_arg(parser)
+
+
+def add_local_rank_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--local-rank`` (also ``--local_rank``), which torch.distributed launchers pass (torch >= 2.0:
+    ``--local-rank``) to every process of a distributed run."""
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='rank of this process on its machine; set by the distributed launcher '
+                        '(torch.distributed.launch), not by hand')
 
 
 def load_runner_config(args: argparse.Namespace) -> Config:

@@ -37,7 +37,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='write into an --out-dir that holds outputs of other settings, replacing them')
     parser.add_argument('--device', type=device_arg, default=None,
                         help='cpu, cuda, ... (default: CUDA if available)')
-    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
                         help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
                         'model.backbone.pretrained=P model.text_encoder.pretrained=P')

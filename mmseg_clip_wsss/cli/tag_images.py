@@ -18,11 +18,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='open_clip checkpoint of the CLIP')
     parser.add_argument('--data-root', required=True, help='images to tag (VOC layout: JPEGImages/, '
                         'ImageSets/Segmentation/<split>.txt)')
-    parser.add_argument('--split', default='train')
+    parser.add_argument('--split', default='train', help='split of --data-root to tag (default train)')
     parser.add_argument('--out', required=True, help='label file to write')
     parser.add_argument('--labelled-root', help='labelled dataset whose split chooses the thresholds '
                         '(default: --data-root); its world gives the class names and synonyms')
-    parser.add_argument('--labelled-split', default='train')
+    parser.add_argument('--labelled-split', default='train',
+                        help='split of the labelled dataset the thresholds are chosen on (default train)')
     parser.add_argument('--thresholds', help='thresholds JSON: read if it exists (it must have been chosen '
                         'on the same labelled split and CLIP), else chosen on the labelled split and '
                         'written here (default: beside --out)')
@@ -31,7 +32,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--soft', action='store_true', help='confidence-weighted tags: write a soft label '
                         'file (JSON: targets and per-class confidences, WSSSDataset(soft_label_file=...)) '
                         'instead of a label file')
-    parser.add_argument('--model-name', default=DEMO_CLIP_NAME)
+    parser.add_argument('--model-name', default=DEMO_CLIP_NAME,
+                        help=f'open_clip model config of CHECKPOINT (default {DEMO_CLIP_NAME}, the demo CLIP)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing --out, and choose the thresholds again (an existing '
                         'thresholds file made on another labelled split or CLIP is refused without it)')

@@ -16,11 +16,15 @@ __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='training-free pseudo masks of the demo data')
-    parser.add_argument('--data-root', default='data/demo')
+    parser.add_argument('--data-root', default='data/demo',
+                        help='the demo data in the VOC layout: images, GT masks and the split\'s label file '
+                        '(default data/demo; tools/make_demo_data.py writes it)')
     parser.add_argument('--clip', default=None, help='CLIP checkpoint (default: the config\'s, under '
                         'DATA_ROOT: DATA_ROOT/clip/clip.pt for the demo CLIP)')
-    parser.add_argument('--out-dir', default='work_dirs/demo/training_free')
-    parser.add_argument('--threads', type=int, default=None)
+    parser.add_argument('--out-dir', default='work_dirs/demo/training_free',
+                        help='folder of the pseudo masks, metrics.json and protocol.json (default '
+                        'work_dirs/demo/training_free); one with files in it is refused without --overwrite')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch\'s own)')
     parser.add_argument('--row', default=None, help='JSON file to write the row to')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace the masks of an earlier run in --out-dir and an existing --row file '
