@@ -2,15 +2,17 @@
 import json
 from pathlib import Path
 
+import mmengine.logging
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import save_checkpoint
 from PIL import Image
 
-from mmseg_clip_wsss.apis import MissingAssetError
+from mmseg_clip_wsss.apis import ConfigMismatchError, MissingAssetError
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb, resolve_classes
 from mmseg_clip_wsss.apis import segment as segment_api
 from mmseg_clip_wsss.cli.segment import main as segment_main
@@ -360,3 +362,28 @@ def test_segment_refuses_an_out_dir_that_is_a_file(tmp_path):
     with pytest.raises(FileExistsError, match=rf'--out-dir {out} is a file, not a folder'):
         segment_api.check_out_dir(str(out), dict(classes=['disc']))
     assert out.read_text() == 'kept'
+
+
+def test_an_ordinary_segment_run_logs_no_registry_scope_warning(model_files, tmp_path, monkeypatch):
+    """Every run logged mmengine's 'Failed to search registry with scope "mmseg" in the "function"
+    registry tree': the inferencer looked its collate function up in mmseg's scope, which has no function
+    registry."""
+    logged = []
+    real = mmengine.logging.print_log
+    monkeypatch.setattr(mmengine.logging, 'print_log',  # mmengine's registry imports it at each call
+                        lambda msg, *a, **k: logged.append(str(msg)) or real(msg, *a, **k))
+    config, checkpoint = model_files
+    result = segment_main([_image(tmp_path / 'a.jpg'), '--config', config, '--checkpoint', checkpoint,
+                           '--out-dir', str(tmp_path / 'out'), '--device', 'cpu', '--no-progress'])
+    assert list(result['written'].values()) == ['a']
+    assert logged and not [m for m in logged if 'Failed to search registry' in m], logged
+
+
+def test_the_inferencer_takes_a_collate_function_of_the_config_and_names_an_unknown_one(model_files):
+    config, checkpoint = model_files
+    cfg = Config.fromfile(config)
+    cfg.test_dataloader.collate_fn = dict(type='default_collate')
+    assert WSSSInferencer(cfg, checkpoint, device='cpu').collate_fn is default_collate
+    cfg.test_dataloader.collate_fn = 'pseudo_colate'
+    with pytest.raises(ConfigMismatchError, match="test_dataloader.collate_fn 'pseudo_colate' is no registered"):
+        WSSSInferencer(cfg, checkpoint, device='cpu')

@@ -6,13 +6,16 @@ names (:meth:`WSSSInferencer.set_classes`): the classifier rows of a text-guided
 embeddings of the class names, so names never labelled in training are encoded by the text tower on
 the fly. :func:`load_rgb` reads an image of any mode and EXIF orientation as RGB.
 """
-from typing import List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 from mmcv.transforms import Compose
 from mmengine.config import ConfigDict
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import FUNCTIONS
 from mmseg.apis import MMSegInferencer
 
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.datasets.class_lists import dataset_classes
 from mmseg_clip_wsss.datasets.image_io import read_rgb
@@ -138,6 +141,28 @@ class WSSSInferencer(MMSegInferencer):
     @property
     def classes(self) -> tuple:
         return tuple(self.model.dataset_meta['classes'])
+
+    def _init_collate(self, cfg: ConfigDict) -> Callable:
+        """The config's ``test_dataloader.collate_fn`` (default :func:`pseudo_collate`), looked up in
+        mmengine's function registry, where the collate functions are registered (as the Runner looks
+        up its dataloaders').
+
+        mmengine's inferencer looks it up in the function registry of the inferencer's scope,
+        ``'mmseg'``, which has none: every run logged mmengine's "Failed to search registry with scope
+        "mmseg" in the "function" registry tree" warning before using mmengine's registry anyway.
+
+        Raises:
+            ConfigMismatchError: the config names a collate function that is not registered, naming it.
+        """
+        collate = cfg.get('test_dataloader', {}).get('collate_fn')
+        if collate is None:
+            return pseudo_collate
+        name = collate.get('type') if isinstance(collate, dict) else collate  # dict(type=...) as the Runner's
+        found = FUNCTIONS.get(name)
+        if found is None:
+            raise ConfigMismatchError(f'test_dataloader.collate_fn {name!r} is no registered function; use '
+                                      "'pseudo_collate' (the default) or 'default_collate', or leave it out.")
+        return found
 
     def _init_pipeline(self, cfg: ConfigDict) -> Compose:
         """The config's test pipeline with mmseg's ``InferencerLoader`` instead of file loading."""
