@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmseg_clip_wsss.datasets import (COCO_CLASSES, DEMO_CLASSES, coco_category_to_label,
+from mmseg_clip_wsss.datasets import (COCO_CLASSES, DEMO_CLASSES, DatasetError, coco_category_to_label,
                                       coco_to_labels, load_image_labels, parse_voc_xml,
                                       pseudo_masks_to_coco, voc_xml_to_coco, voc_xml_to_labels,
                                       write_image_labels, write_palette_png)
+from mmseg_clip_wsss.datasets.label_mask import PSEUDO_MASK_SIZE_FIX
 
 PERSON, DOG = COCO_CLASSES.index('person'), COCO_CLASSES.index('dog')  # COCO ids 1 and 18
 
@@ -143,7 +144,12 @@ def test_pseudo_masks_to_coco_refuses_a_mask_of_another_size(tmp_path):
     with pytest.raises(ValueError) as err:
         pseudo_masks_to_coco(str(mask_dir), str(img_dir), str(tmp_path / 'out.json'), DEMO_CLASSES,
                              show_progress=False)
-    assert str(mask_dir / 'b.png') in str(err.value)
-    assert 'is 24x16 (HxW) but its image' in str(err.value) and 'is 16x24' in str(err.value)
-    assert "make it at the image's size" in str(err.value)
+    assert str(err.value).startswith(f'pseudo mask {mask_dir / "b.png"} is 24x16 (HxW) but its image '
+                                     f'{img_dir / "b.jpg"} is 16x24 as loaded: ')
+    assert str(err.value).endswith(PSEUDO_MASK_SIZE_FIX + '.')
+    assert not (tmp_path / 'out.json').exists()
+    write_palette_png(str(mask_dir / 'b.png'), np.ones((1, 1), np.uint8))  # 1x1: no 2-d array once squeezed
+    with pytest.raises(DatasetError, match=rf'^pseudo mask {mask_dir / "b.png"} is 1x1 \(HxW\) but its image'):
+        pseudo_masks_to_coco(str(mask_dir), str(img_dir), str(tmp_path / 'out.json'), DEMO_CLASSES,
+                             show_progress=False)
     assert not (tmp_path / 'out.json').exists()

@@ -16,6 +16,7 @@ import open_clip.factory
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
@@ -36,7 +37,7 @@ from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, MissingDa
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip, write_random_clip_checkpoint
-from mmseg_clip_wsss.registry import TRANSFORMS
+from mmseg_clip_wsss.registry import DATASETS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -277,7 +278,13 @@ STAGE2_CONFIGS = ['stage2/upernet_swin-t_pseudo-voc12aug-512x512.py',
                   'stage2/upernet_swin-t_pseudo-voc12aug-512x512_elc.py',
                   'stage2/demo/stage2_clip-rn_upernet_cgce_demo.py',
                   'stage2/demo/stage2_clip-rn_upernet_corruption-aug_demo.py',
+                  'stage2/demo/stage2_clip-rn_upernet_elc_demo.py',
                   'demo/stage2_swin_upernet_demo.py', 'demo/stage2_clip-rn_upernet_demo.py']
+#: The end of the message of a pseudo mask of another size than its image.
+PSEUDO_SIZE_FIX = (r'tools/make_pseudo_masks.py writes each pseudo mask at the size of its image, so this one '
+                   r'was made for another image .*: use the folder of the masks made for these images, or make '
+                   r'them again \(tools/make_pseudo_masks.py CONFIG CHECKPOINT --split SPLIT --out-dir DIR '
+                   r'--overwrite\)\.$')
 
 
 @pytest.mark.parametrize('config', STAGE2_CONFIGS)
@@ -293,6 +300,11 @@ def test_stage2_loaders_name_a_cut_short_pseudo_mask_and_the_rerun_that_mends_it
     results = dict(seg_map_path=path, img_path='im0.jpg', ori_shape=(48, 64), seg_fields=[],
                    reduce_zero_label=False)
     assert loader(dict(results))['gt_seg_map'].shape == (48, 64)
+    for hw in ((1, 1), (1, 64), (48, 1), (64, 48)):  # mmseg's loader squeezes sides of 1 (1x1: shape ())
+        write_palette_png(path, np.ones(hw, np.uint8))
+        with pytest.raises(DatasetError, match=rf'^pseudo mask {path} is {hw[0]}x{hw[1]} \(HxW\) but its image '
+                           rf'im0.jpg is 48x64 as loaded: {PSEUDO_SIZE_FIX}'):
+            loader(dict(results, seg_fields=[]))
     with open(path, 'wb') as f:
         f.write(whole[:len(whole) // 2])  # what a killed writer of another tool leaves
     with pytest.raises(CorruptImageError, match=rf'pseudo mask {path} cannot be decoded \(.+\): if '
@@ -690,3 +702,20 @@ def test_a_data_root_is_refused_naming_the_parts_it_lacks(tmp_path):
                         option='cam_dataloader.dataset.data_root')
     (root / 'SegmentationClass').mkdir()
     check_data_root(str(root), splits=('val', ))  # all there: no error
+
+
+def test_a_stage2_dataset_refuses_a_1x1_pseudo_mask_naming_mask_image_and_fix(tmp_path):
+    """A 1x1 pseudo mask: mmseg's LoadAnnotations squeezes it to a 0-d array, which failed deep inside."""
+    root, masks = tmp_path / 'demo', tmp_path / 'pseudo_masks'
+    make_demo_data(str(root), seed=0, num_train=2, num_val=1, num_openvocab=0, size=64, show_progress=False)
+    for name in os.listdir(root / 'SegmentationClass'):
+        write_palette_png(str(masks / name), np.ones((1, 1), np.uint8))
+    cfg = Config.fromfile(osp.join(REPO, 'configs/demo/stage2_clip-rn_upernet_demo.py'))
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.update(data_root=str(root), data_prefix=dict(dataset_cfg.data_prefix, seg_map_path=str(masks)))
+    init_default_scope('mmseg')
+    dataset = DATASETS.build(dataset_cfg)
+    mask = masks / f'{dataset.get_data_info(0)["img_id"]}.png'
+    with pytest.raises(DatasetError, match=rf'^pseudo mask {mask} is 1x1 \(HxW\) but its image '
+                       rf'{root}/JPEGImages/\w+.jpg is 64x64 as loaded: {PSEUDO_SIZE_FIX}'):
+        dataset[0]

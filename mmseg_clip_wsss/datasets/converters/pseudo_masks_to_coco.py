@@ -15,7 +15,7 @@ from pycocotools import mask as mask_utils
 from scipy import ndimage
 
 from ..image_io import read_image
-from ..label_mask import check_label_mask
+from ..label_mask import PSEUDO_MASK_SIZE_FIX, check_label_mask
 from .coco_det_format import coco_categories, dump_coco_json, image_entry, list_image_ids
 
 __all__ = ['mask_to_instances', 'pseudo_masks_to_coco']
@@ -105,7 +105,8 @@ def _image_instances(img_dir: str, mask_dir: str, image_id: str, coco_id: int, n
     mask_path = osp.join(mask_dir, image_id + '.png')
     label_map = read_image(mask_path, 'pseudo mask', 'write it again (tools/make_pseudo_masks.py)')
     check_label_mask(label_map, mask_path, osp.join(img_dir, entry['file_name']),
-                     (height, width), num_classes, ignore_index)
+                     (height, width), num_classes, ignore_index, what='pseudo mask',
+                     size_fix=PSEUDO_MASK_SIZE_FIX)
     return entry, mask_to_instances(label_map, num_classes, 0, connectivity, ignore_index, with_masks)
 
 

@@ -13,7 +13,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 from ...registry import TRANSFORMS, register_deprecated_alias
 from ..errors import MissingDatasetFileError
 from ..image_io import CorruptImageError, ImageTooLargeError, check_encoded_size
-from ..label_mask import check_label_mask, image_size
+from ..label_mask import PSEUDO_MASK_SIZE_FIX, check_label_mask, image_size
 
 __all__ = ['CorruptImageError', 'ImageTooLargeError', 'LoadWSSSImage', 'LoadWSSSAnnotations',
            'jpeg_is_complete', 'png_bit_depth', 'to_uint8']
@@ -21,17 +21,17 @@ __all__ = ['CorruptImageError', 'ImageTooLargeError', 'LoadWSSSImage', 'LoadWSSS
 _DOCS = 'docs/datasets.md'
 _REPAIR = f're-download/re-extract it (see {_DOCS}), or remove its id from the split file'
 #: What :class:`LoadWSSSAnnotations` says of the masks it loads: what they are, and the fix of a
-#: missing and of an undecodable one.
+#: missing one, of an undecodable one and of one of another size than its image (None: the generic).
 MASK_KINDS = {
     'gt': dict(what='ground-truth mask',
                missing=f'evaluation reads GT masks; prepare them as {_DOCS} describes',
-               corrupt=f'restore it (see {_DOCS})'),
+               corrupt=f'restore it (see {_DOCS})', size=None),
     'pseudo': dict(what='pseudo mask',
                    missing='make the pseudo masks of the training split first (tools/make_pseudo_masks.py '
                    'CONFIG CHECKPOINT --out-dir DIR), and point data_prefix.seg_map_path at DIR',
                    corrupt='if tools/make_pseudo_masks.py wrote it, a run was cut short: run it again with '
                    'the same arguments (it resumes, writing anew every mask that is not whole); else '
-                   'restore it'),
+                   'restore it', size=PSEUDO_MASK_SIZE_FIX),
 }
 
 
@@ -254,7 +254,8 @@ class LoadWSSSAnnotations(LoadAnnotations):
                                     f"{kind['corrupt']}.") from e
         results['gt_seg_map'] = _unsqueezed(results['gt_seg_map'], path, results.get('ori_shape'))
         check_label_mask(results['gt_seg_map'], path, results.get('img_path'),
-                         results.get('ori_shape'), results.get('num_classes'))
+                         results.get('ori_shape'), results.get('num_classes'), what=kind['what'],
+                         size_fix=kind['size'])
 
 
 #: ``LoadWSSSImage``'s name before the rename (the word order of LoadWSSSAnnotations / PackWSSSInputs).
