@@ -25,6 +25,7 @@ from mmseg_clip_wsss.datasets.transforms.loading import CorruptImageError
 from mmseg_clip_wsss.engine.checkpoint_check import CheckpointMismatchError
 from mmseg_clip_wsss.engine.hooks import NonFiniteLossError
 from mmseg_clip_wsss.engine.weight_files import WeightFileError
+from mmseg_clip_wsss.startup import end_startup_guard
 
 __all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
            'finished_files', 'refuse_existing', 'int_at_least', 'float_between']
@@ -184,7 +185,9 @@ def run_tool(main: Callable[[], object], also: Tuple[type, ...] = (),
     traceback, and Ctrl-C (:class:`KeyboardInterrupt`) with one line, ``interrupted (Ctrl-C): ...``
     (what ``interrupted()`` says: what was finished and how to resume), exit status 130 (as a shell
     reports SIGINT). With the environment variable ``MMSEG_CLIP_WSSS_TRACEBACK=1`` the traceback is
-    shown (to debug the tool itself)."""
+    shown (to debug the tool itself). Ctrl-C before this (while the imports start the tool) is the
+    one line of :mod:`mmseg_clip_wsss.startup`, whose handler ends here."""
+    end_startup_guard()
     try:
         main()
     except KeyboardInterrupt:
