@@ -184,7 +184,8 @@ def test_combination_config_and_fit_split_are_checked(tmp_path):
     config.write_text("dense_config = 'x.py'\nfit_split = 'openvocab'\ncombiner = dict(type='OpenVocabCombiner')\n")
     with pytest.raises(ValueError, match="fit_split 'openvocab' is the scored split"):
         combined_open_vocab_figures(None, str(config), str(tmp_path), 'clip.pt', split='openvocab')
-    with pytest.raises(FileNotFoundError, match='nothing.py not found'):
+    with pytest.raises(FileNotFoundError, match=r'combination config .*nothing.py does not exist: give the path '
+                       r'of a config file, e.g. configs/open_vocab/combined-maskclip_demo-clip_demo.py'):
         load_combination_config(str(tmp_path / 'nothing.py'))
 
 

@@ -719,3 +719,33 @@ def test_a_stage2_dataset_refuses_a_1x1_pseudo_mask_naming_mask_image_and_fix(tm
     with pytest.raises(DatasetError, match=rf'^pseudo mask {mask} is 1x1 \(HxW\) but its image '
                        rf'{root}/JPEGImages/\w+.jpg is 64x64 as loaded: {PSEUDO_SIZE_FIX}'):
         dataset[0]
+
+
+@pytest.mark.parametrize('tool,argv', [
+    ('make_pseudo_masks', ['{cfg}', '--out-dir', '{out}']),
+    ('segment', ['{image}', '--config', '{cfg}', '--checkpoint', 'c.pth', '--out-dir', '{out}']),
+    ('tune_prompts', ['{cfg}', '--out', '{out}/p.pth']),
+    ('robustness', ['{cfg}', 'c.pth', '--out-dir', '{out}']),
+    ('train', ['{cfg}', '--work-dir', '{out}']),
+    ('test', ['{cfg}', 'c.pth', '--work-dir', '{out}']),
+    ('dense_open_vocab', ['{cfg}', '--data-root', '{root}', '--out', '{out}/f.json']),
+    ('training_free', ['--config', '{cfg}', '--data-root', '{root}', '--out-dir', '{out}']),
+])
+def test_a_config_that_does_not_exist_is_named_with_the_fix(tool, argv, tmp_path, monkeypatch):
+    """A misspelt CONFIG ended in mmengine's bare `[Errno 2] No such file or directory: 'nope.py'`."""
+    root = tmp_path / 'demo'
+    if tool in ('dense_open_vocab', 'training_free'):  # data that passes their checks before the config's
+        make_demo_data(str(root), seed=0, num_train=1, num_val=1, num_openvocab=1, size=64, show_progress=False)
+        (root / 'clip.pt').write_bytes(b'')
+    image, cfg, out = tmp_path / 'a.png', tmp_path / 'configs' / 'nope.py', tmp_path / 'out'
+    Image.new('RGB', (8, 8)).save(image)
+    monkeypatch.chdir(tmp_path)
+    extra = ['--clip', str(root / 'clip.pt')] if tool in ('dense_open_vocab', 'training_free') else []
+    monkeypatch.setattr(sys, 'argv', [tool] + [a.format(cfg=cfg, out=out, image=image, root=root)
+                                               for a in argv] + extra)
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(f'mmseg_clip_wsss.cli.{tool}').run()
+    assert exc.value.code == (f'error: config {cfg} does not exist: give the path of a config file, e.g. '
+                              'configs/demo/clip_wsss_clip-rn_demo.py (the configs/ folder of the source '
+                              'checkout).')
+    assert not out.exists()

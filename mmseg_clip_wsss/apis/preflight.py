@@ -4,6 +4,7 @@ Without them a missing VOC directory surfaces only after the model (and its pret
 been built, as an error deep inside a dataloader. :func:`check_config_assets` names the missing path,
 the config key that points to it and the documentation that prepares it.
 """
+import os
 import os.path as osp
 import re
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -20,7 +21,8 @@ from mmseg_clip_wsss.datasets.image_labels import background_mismatch, check_cla
 from mmseg_clip_wsss.models.text.vocabularies import readable_name, resolve_class_prompts
 from mmseg_clip_wsss.registry import DATASETS
 
-__all__ = ['MissingAssetError', 'ConfigMismatchError', 'check_config_assets', 'check_config_classes']
+__all__ = ['MissingAssetError', 'ConfigMismatchError', 'read_config', 'check_config_assets',
+           'check_config_classes']
 
 _DATA_DOCS = 'docs/datasets.md (README: "Datasets")'
 _WEIGHT_DOCS = 'README: "Pretrained weights"'
@@ -33,6 +35,26 @@ class MissingAssetError(FileNotFoundError):
 
 class ConfigMismatchError(ValueError):
     """Parts of a config disagree (class counts of the model, the vocabulary, the prompts, the data)."""
+
+
+def read_config(path: str, what: str = 'config', example: str = 'configs/demo/clip_wsss_clip-rn_demo.py'
+                ) -> Config:
+    """``Config.fromfile(path)``, a path that is no file refused naming it and the fix (mmengine's
+    reader ended in a bare ``[Errno 2] No such file or directory``).
+
+    Args:
+        path (str): The config file.
+        what (str): What the message calls it (``'config'``, ``'combination config'``...).
+        example (str): A config of that kind, named in the fix.
+
+    Raises:
+        MissingAssetError: ``path`` does not exist (or is a folder).
+    """
+    if not osp.isfile(path):
+        where = '' if osp.isabs(path) else f' (relative to the working directory {os.getcwd()})'
+        raise MissingAssetError(f'{what} {path} does not exist{where}: give the path of a config file, '
+                                f'e.g. {example} (the configs/ folder of the source checkout).')
+    return Config.fromfile(path)
 
 
 def _datasets(cfg: Config, loaders: Tuple[str, ...]) -> Iterator[Tuple[str, dict]]:

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
-from mmseg_clip_wsss.apis.preflight import check_config_classes
+from mmseg_clip_wsss.apis.preflight import check_config_classes, read_config
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
 from . import INPUT_ERRORS, device_arg, finished_files, float_between, int_at_least, run_tool
@@ -96,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
         raise FileExistsError(f'--out-dir {args.out_dir} is a file, not a folder; give a folder for the '
                               'masks (a new one, or one of an earlier run to resume)')
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options)
     check_split(cfg, args.split)
     check_config_classes(cfg, ('cam_dataloader', ) if args.split == 'train' and

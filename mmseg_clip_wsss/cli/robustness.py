@@ -5,9 +5,9 @@ import argparse
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from mmseg_clip_wsss.apis.preflight import read_config
 from mmseg_clip_wsss.apis.robustness import evaluate_robustness, markdown_table, write_robustness_report
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
@@ -39,7 +39,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     """Run ``tools/robustness.py`` with ``argv``; returns the results (see
     :func:`evaluate_robustness`) with ``files``, the written paths."""
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     name = osp.splitext(osp.basename(args.config))[0]

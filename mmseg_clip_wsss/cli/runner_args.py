@@ -22,7 +22,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
 from mmseg_clip_wsss.apis.config_options import parse_option_value
-from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError, read_config
 
 __all__ = ['add_runner_args', 'add_local_rank_arg', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
            'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download']
@@ -199,7 +199,7 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     ``./work_dirs/<config name>``) applied."""
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options)
     if args.work_dir is not None:

@@ -8,10 +8,8 @@ import json
 import os.path as osp
 from typing import Dict, List, Optional
 
-from mmengine.config import Config
-
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
-from mmseg_clip_wsss.apis.preflight import check_config_assets
+from mmseg_clip_wsss.apis.preflight import check_config_assets, read_config
 from mmseg_clip_wsss.apis.segment import check_out_dir, list_images, segment_images
 from . import INPUT_ERRORS, device_arg, finished_files, run_tool
 from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
@@ -56,7 +54,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         config=osp.abspath(args.config), checkpoint=osp.abspath(args.checkpoint), classes=classes,
         cfg_options=args.cfg_options), default=str))
     resume = check_out_dir(args.out_dir, settings, args.overwrite)  # before the model is built
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options)
     check_config_assets(cfg, ())  # a missing weight file is named with its config key
     with naming_cfg_options(args.cfg_options):

@@ -6,9 +6,7 @@ import argparse
 import json
 from typing import Dict, List, Optional
 
-from mmengine.config import Config
-
-from mmseg_clip_wsss.apis.preflight import check_config_classes
+from mmseg_clip_wsss.apis.preflight import check_config_classes, read_config
 from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
 from . import INPUT_ERRORS, device_arg, run_tool
 from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
@@ -35,7 +33,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> Dict:
     """Tune and save the prompts with ``argv``; returns :func:`tune_prompts`'s dict."""
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     merge_cfg_options(cfg, args.cfg_options)
     check_config_classes(cfg, ('train_dataloader', ))
     with naming_cfg_options(args.cfg_options):

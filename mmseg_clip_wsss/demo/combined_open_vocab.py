@@ -23,6 +23,7 @@ import torch
 from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb
+from mmseg_clip_wsss.apis.preflight import read_config
 from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
 from mmseg_clip_wsss.registry import MODELS
 from .dense_open_vocab import build_dense_model, dense_name_scores, open_vocab_class_words
@@ -59,12 +60,9 @@ def load_combination_config(path: str) -> Config:
     """A combination config with ``dense_config``, ``fit_split`` and ``combiner``.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: a key is missing (named with the fix).
+        MissingAssetError: no such file (a FileNotFoundError). ValueError: a key is missing (named with the fix).
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'combination config {path} not found: give one like '
-                                'configs/open_vocab/combined-maskclip_demo-clip_demo.py.')
-    cfg = Config.fromfile(path)
+    cfg = read_config(path, 'combination config', 'configs/open_vocab/combined-maskclip_demo-clip_demo.py')
     missing = [k for k in _KEYS if k not in cfg]
     if missing:
         raise ValueError(f'{path} lacks {missing}: a combination config sets dense_config (a '

@@ -17,10 +17,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmseg_clip_wsss.apis.inferencer import load_rgb
+from mmseg_clip_wsss.apis.preflight import read_config
 from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask
@@ -57,7 +57,7 @@ def build_dense_model(config: str, clip_checkpoint: str, class_words: Sequence, 
     Raises:
         ValueError: the config builds another model, or its (or the given) dense mode is ``'plain'``.
     """
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint
     cfg.model.class_names = [w if len(w) > 1 else w[0] for w in class_words]
     if dense_mode is not None:

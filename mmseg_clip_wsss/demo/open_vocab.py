@@ -28,9 +28,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer
+from mmseg_clip_wsss.apis.preflight import read_config
 from mmseg_clip_wsss.apis.tagging import CLIPTagger, best_f1_thresholds, precision_recall, tag_names
 from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
@@ -155,7 +155,7 @@ def open_vocab_figures(config: str, checkpoint: str, data_root: str, clip_checkp
     start = time.time()
     check_data_root(data_root, splits=(split, 'train', 'val'), label_splits=('train', 'val'), demo_info=True)
     all_classes, seen = _class_lists(data_root)
-    cfg = Config.fromfile(config)
+    cfg = read_config(config)
     cfg.model.backbone.pretrained = cfg.model.text_encoder.pretrained = clip_checkpoint
     inferencer = WSSSInferencer(cfg, checkpoint, device=device)
     images, gts = read_split(data_root, split)

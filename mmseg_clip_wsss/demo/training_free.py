@@ -15,9 +15,8 @@ import os.path as osp
 from typing import Dict, Optional
 
 import torch
-from mmengine.config import Config
 
-from mmseg_clip_wsss.apis.preflight import check_config_classes
+from mmseg_clip_wsss.apis.preflight import check_config_classes, read_config
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.run import make_pseudo_masks
 from mmseg_clip_wsss.datasets.data_root import check_data_root
@@ -30,7 +29,7 @@ def config_clip(config: str, data_root: str) -> str:
     """The CLIP checkpoint a demo config loads, under ``data_root``: its ``model.backbone.pretrained``
     (``data/demo/clip/clip.pt``, or ``data/demo/clip_vit/clip.pt`` for the ViT demo CLIP) with the
     ``data/demo`` prefix replaced by ``data_root``; another path as it is."""
-    pretrained = Config.fromfile(osp.join(REPO, config)).model.backbone.get('pretrained') or 'data/demo/clip/clip.pt'
+    pretrained = read_config(osp.join(REPO, config)).model.backbone.get('pretrained') or 'data/demo/clip/clip.pt'
     if pretrained.startswith('data/demo/'):
         return osp.join(data_root, osp.relpath(pretrained, 'data/demo'))
     return pretrained
@@ -84,7 +83,7 @@ def training_free_row(data_root: str = 'data/demo',
         raise FileNotFoundError(f'training_free_row: the CLIP {clip_checkpoint} does not exist; make it as '
                                 f'the header of {config} says (the demo CLIP: `python tools/pretrain_clip.py '
                                 f'--data-root {data_root}`), or give it with --clip.')
-    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg = read_config(osp.join(REPO, config))
     cfg.merge_from_dict({'cam_dataloader.dataset.data_root': data_root,
                          'cam_dataloader.dataset.ann_file': f'ImageSets/Segmentation/{split}.txt',
                          'cam_dataloader.dataset.label_file': f'ImageLabels/{split}.txt',
