@@ -75,3 +75,31 @@ def test_pool_writes_coco_captions_with_its_own_seed(tmp_path):
     assert len(truth) == 6
     with pytest.raises(FileExistsError, match='already holds a described pool'):
         make_pool_main(['--out', str(tmp_path / 'a'), '--num-images', '6'])
+
+
+def test_split_descriptions_describe_the_scenes_of_a_generated_split_and_refuse_an_edited_one(tmp_path):
+    from PIL import Image
+
+    from mmseg_clip_wsss.datasets.synthetic import make_demo_data, write_split_descriptions
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=3, num_train=6, num_val=2, size=64, show_progress=False)
+    out = tmp_path / 'captions.json'
+    info = write_split_descriptions(str(root), 'train', str(out), DescriptionStyle(vagueness=0.0, empty=0.0), skip=2)
+    assert info == dict(split='train', skip=2, num_images=4, vagueness=0.0)
+    pairs = read_coco_captions(str(out))
+    ids = [line.split()[0] for line in (root / 'ImageSets' / 'Segmentation' / 'train.txt').read_text().split('\n')
+           if line.strip()][2:]
+    assert sorted(p[0] for p in pairs) == sorted(f'{i}.jpg' for i in ids)
+    labels = load_image_labels(str(root / 'ImageLabels' / 'train.txt'), WORLD.class_names)
+    for file_name, captions in pairs:  # with no vague word, every class a description names is present
+        present = set(labels[file_name[:-4]])
+        assert captions and all(_class_words(c) and _class_words(c) <= present for c in captions)
+    again = tmp_path / 'again.json'
+    write_split_descriptions(str(root), 'train', str(again), DescriptionStyle(vagueness=0.0, empty=0.0), skip=2)
+    assert again.read_bytes() == out.read_bytes()  # the same files from the same data
+    mask = root / 'SegmentationClass' / f'{ids[0]}.png'
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(mask)
+    with pytest.raises(ValueError, match=rf'{mask}.*tools/make_demo_data.py --overwrite'):
+        write_split_descriptions(str(root), 'train', str(again), skip=2)
+    with pytest.raises(ValueError, match="split 'test' must be one of"):
+        write_split_descriptions(str(root), 'test', str(again))

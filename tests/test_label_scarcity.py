@@ -158,7 +158,9 @@ def test_arm_configs_mix_the_sources_of_each_arm():
     ctx = dict(data_root='/d/demo', clip='/d/clip.pt', num_train=300, pool_size=1500, labelled_share=0.5,
                batch_size=4, scales=(1.0, ), pools=dict(descriptions='/w/described', vague_descriptions='/w/vague'),
                tag_files={0: '/w/t0.json', 30: '/w/t30.json', 300: '/w/t300.json'},
-               rest_splits={0: '/w/r0.txt', 30: '/w/r30.txt', 300: '/w/r300.txt'})
+               rest_splits={0: '/w/r0.txt', 30: '/w/r30.txt', 300: '/w/r300.txt'},
+               rest_captions=dict(descriptions={0: '/w/d0.json', 30: '/w/d30.json'},
+                                  vague_descriptions={0: '/w/v0.json', 30: '/w/v30.json'}))
     labels = arm_config('labels', 30, ctx)
     assert labels.train_dataloader.dataset.indices == 30 and labels.train_dataloader.dataset.data_root == '/d/demo'
     assert labels.train_dataloader.sampler.type == 'InfiniteSampler' and labels.train_dataloader.batch_size == 4
@@ -172,12 +174,16 @@ def test_arm_configs_mix_the_sources_of_each_arm():
     assert len(arm_config('tags', 300, ctx).train_dataloader.dataset.datasets) == 2  # no rest at N = 300
     tags0 = arm_config('tags', 0, ctx).train_dataloader
     assert tags0.sampler.ratios == pytest.approx([300 / 1800, 1500 / 1800])
-    described = arm_config('descriptions', 30, ctx)
-    assert described.train_dataloader.sampler.ratios == [0.5, 0.5]
-    assert described.train_dataloader.dataset.datasets[1].data_root == '/w/described'
+    described = arm_config('descriptions', 30, ctx)  # the rest of the train split described, then the pool
+    assert described.train_dataloader.sampler.ratios == pytest.approx([0.5, 0.5 * 270 / 1770, 0.5 * 1500 / 1770])
+    assert [d.data_root for d in described.train_dataloader.dataset.datasets][1:] == ['/d/demo', '/w/described']
+    assert described.train_dataloader.dataset.datasets[1].caption_file == '/w/d30.json'
     assert described.model.description_targets is not None and described.model.neck.use_aggregation is not False
     only = arm_config('vague_descriptions', 0, ctx).train_dataloader
-    assert [d.data_root for d in only.dataset.datasets] == ['/w/vague'] and only.sampler.ratios == [1.0]
+    assert [d.data_root for d in only.dataset.datasets] == ['/d/demo', '/w/vague']
+    assert [d.caption_file for d in only.dataset.datasets][0] == '/w/v0.json'
+    assert only.sampler.ratios == pytest.approx([300 / 1800, 1500 / 1800])
+    assert len(arm_config('descriptions', 300, ctx).train_dataloader.dataset.datasets) == 2  # no rest
     off = arm_config('vague_descriptions_no_rsca', 30, ctx).model
     assert off.neck.use_aggregation is False and off.neck.loss_region is None and off.region_contrast is False
 

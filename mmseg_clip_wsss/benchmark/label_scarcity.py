@@ -10,9 +10,10 @@ its own seed) as the unlabelled images, every arm trains stage 1 of the demo
 * ``tags``: + confidence-weighted CLIP tags of every unlabelled image (the rest of the train split
   and the pool; :func:`mmseg_clip_wsss.apis.tagging.soft_tags`), their thresholds and temperature
   chosen on the N labelled images (on the demo val split at N = 0) -- never on the images scored;
-* ``descriptions``: + the pool with people-like descriptions (vagueness 0.3,
-  ``configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py``);
-* ``vague_descriptions``: + the same pool images described vaguely (vagueness 0.8);
+* ``descriptions``: + people-like descriptions (vagueness 0.3) of every unlabelled image: the rest of
+  the train split (:func:`~mmseg_clip_wsss.datasets.synthetic.write_split_descriptions`) and the pool
+  (``configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py``);
+* ``vague_descriptions``: + the same images described vaguely (vagueness 0.8);
 * ``vague_descriptions_no_rsca``: the same without RSC-A (``model.neck.use_aggregation=False
   model.neck.loss_region=None model.region_contrast=False``), at N = 30 only.
 
@@ -52,7 +53,8 @@ from mmseg_clip_wsss.apis.tagging import (CLIPTagger, best_f1_thresholds, fit_te
                                           precision_recall, soft_tags)
 from mmseg_clip_wsss.clip_pretrain.evaluate import read_split_images
 from mmseg_clip_wsss.datasets import write_soft_labels
-from mmseg_clip_wsss.datasets.synthetic import DescriptionStyle, load_world, make_described_pool
+from mmseg_clip_wsss.datasets.synthetic import (DescriptionStyle, load_world, make_described_pool,
+                                               write_split_descriptions)
 from mmseg_clip_wsss.demo import runner as demo
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME
 from .label_efficiency import mean_std
@@ -171,7 +173,9 @@ def soft_tag_file(n: int, scores: Dict[str, np.ndarray], ids: Dict[str, List[str
 
 # ---------------------------------------------------------------------------------- the configs
 def _sources(arm: str, n: int, base: Config, ctx: Dict) -> Tuple[List[dict], List[float]]:
-    """The train datasets of (arm, N) and their shares of the draws."""
+    """The train datasets of (arm, N) and their shares of the draws: the N labelled images, then the
+    unlabelled ones (the rest of the train split and the pool, tagged or described as the arm says)
+    sharing the rest of the draws by their sizes."""
     labelled = dict(base.train_dataloader.dataset if arm in ('labels', 'tags')
                     else base.train_dataloader.dataset.datasets[0])
     labelled.update(data_root=ctx['data_root'], indices=n)
@@ -182,12 +186,14 @@ def _sources(arm: str, n: int, base: Config, ctx: Dict) -> Tuple[List[dict], Lis
                       soft_label_file=ctx['tag_files'][n], pipeline=base.train_pipeline)
         rest = dict(tagged, data_root=ctx['data_root'], ann_file=ctx['rest_splits'][n])
         pool = dict(tagged, data_root=ctx['pools']['descriptions'], ann_file='ImageSets/Segmentation/pool.txt')
-        unlabelled = ([rest] if ctx['num_train'] > n else []) + [pool]
-        sizes = ([ctx['num_train'] - n] if ctx['num_train'] > n else []) + [ctx['pool_size']]
     else:
         pool_arm = 'descriptions' if arm == 'descriptions' else 'vague_descriptions'
-        unlabelled = [dict(base.train_dataloader.dataset.datasets[1], data_root=ctx['pools'][pool_arm])]
-        sizes = [1]
+        described = base.train_dataloader.dataset.datasets[1]
+        rest = dict(described, data_root=ctx['data_root'], caption_file=ctx['rest_captions'][pool_arm].get(n))
+        pool = dict(described, data_root=ctx['pools'][pool_arm])
+    has_rest = ctx['num_train'] > n
+    unlabelled = ([rest] if has_rest else []) + [pool]
+    sizes = ([ctx['num_train'] - n] if has_rest else []) + [ctx['pool_size']]
     share = 1.0 - ctx['labelled_share'] if n > 0 else 1.0
     ratios = [share * s / sum(sizes) for s in sizes]
     return ([labelled] if n > 0 else []) + unlabelled, ([ctx['labelled_share']] if n > 0 else []) + ratios
@@ -202,6 +208,7 @@ def arm_config(arm: str, n: int, ctx: Dict) -> Config:
         arm (str): One of :data:`ARMS`.
         n (int): Labelled images (the first N of the train split).
         ctx (dict): ``data_root``, ``clip``, ``pools``, ``tag_files`` and ``rest_splits`` (per N),
+            ``rest_captions`` (per described arm and N),
             ``num_train``, ``pool_size``, ``labelled_share``, ``batch_size``, ``scales``.
     """
     base = Config.fromfile(osp.join(demo.REPO, LABELS_CONFIG if arm in ('labels', 'tags') else DESCRIBED_CONFIG))
@@ -317,6 +324,7 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
                          f'{ctx["data_root"]}).')
     os.makedirs(data_dir, exist_ok=True)
     ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], ctx['pool_seed'], arms)
+    ctx['rest_captions'] = _describe_rest(ctx, data_dir, arms, ns)
     ctx['tag_files'], ctx['rest_splits'], tag_stats = {}, {}, {}
     if 'tags' not in arms:
         return tag_stats
@@ -333,6 +341,25 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
         tag_stats[str(n)] = soft_tag_file(n, scores, ids, names, ctx['tag_files'][n])
         print(f'[label scarcity] soft tags at N={n}: {tag_stats[str(n)]}', flush=True)
     return tag_stats
+
+
+def _describe_rest(ctx: Dict, data_dir: str, arms: Sequence[str], ns: Sequence[int]) -> Dict[str, Dict[int, str]]:
+    """Descriptions of the unlabelled rest of the train split (all but the first N) for each described
+    arm, as its pool is described (same vagueness); written once per (arm, N)."""
+    out = {}
+    for arm, (folder, vagueness) in POOLS.items():
+        out[arm] = {}
+        if not any(a.startswith(arm) for a in arms):
+            continue
+        for n in ns:
+            if n >= ctx['num_train']:
+                continue
+            path = osp.join(data_dir, f'captions_train_rest_N{n}_{folder}.json')
+            if not osp.isfile(path):
+                write_split_descriptions(ctx['data_root'], 'train', path, DescriptionStyle(vagueness=vagueness),
+                                         skip=n)
+            out[arm][n] = path
+    return out
 
 
 def _metrics(out_dir: str) -> Optional[Dict]:

@@ -5,7 +5,7 @@ the PASCAL VOC layout (:mod:`.voc_writer`) and its captioned image corpus (:mod:
 
 Not imported by ``import mmseg_clip_wsss`` (it registers nothing); import it explicitly.
 """
-from .described_pool import POOL_CAPTIONS, make_described_pool
+from .described_pool import POOL_CAPTIONS, make_described_pool, write_split_descriptions
 from .descriptions import DescriptionStyle, describe_scene
 from .corpus import CaptionCorpus, CorpusConfig, build_corpus, load_corpus, save_corpus
 from .voc_writer import make_demo_data
@@ -13,4 +13,5 @@ from .world import WORLD_PRESETS, WorldConfig, draw_scene, load_world, world_pre
 
 __all__ = ['make_demo_data', 'WorldConfig', 'WORLD_PRESETS', 'world_preset', 'load_world', 'draw_scene',
            'CaptionCorpus', 'CorpusConfig', 'build_corpus', 'load_corpus', 'save_corpus',
-           'DescriptionStyle', 'describe_scene', 'make_described_pool', 'POOL_CAPTIONS']
+           'DescriptionStyle', 'describe_scene', 'make_described_pool', 'write_split_descriptions',
+           'POOL_CAPTIONS']

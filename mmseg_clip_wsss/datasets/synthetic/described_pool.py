@@ -13,6 +13,10 @@
 Images use the generators ``(seed, 3, i)`` (split code 3: no train/val/openvocab image of any seed
 shares them) and descriptions ``(seed, 3, i, 1)``: the same arguments write byte-identical files, and
 a new ``vagueness`` describes the very same images.
+
+:func:`write_split_descriptions` describes the images of a split of a generated dataset the same way
+(its scenes drawn again from the dataset's world and seed, checked against its GT masks; descriptions
+``(seed, split code, i, 1)``), so that its unlabelled images can carry descriptions too.
 """
 import dataclasses
 import json
@@ -27,10 +31,10 @@ from ..caption_files import write_coco_captions
 from ..image_labels import write_image_labels
 from ..palette import write_palette_png
 from .descriptions import DescriptionStyle, describe_scene
-from .voc_writer import JPEG_QUALITY
-from .world import WorldConfig, draw_scene, world_preset
+from .voc_writer import JPEG_QUALITY, SPLIT_CODES
+from .world import WorldConfig, draw_scene, load_world, world_preset
 
-__all__ = ['make_described_pool', 'POOL_SPLIT_CODE', 'POOL_CAPTIONS']
+__all__ = ['make_described_pool', 'write_split_descriptions', 'POOL_SPLIT_CODE', 'POOL_CAPTIONS']
 
 #: Split code of the pool's image generators (train 0, val 1, openvocab 2).
 POOL_SPLIT_CODE = 3
@@ -113,3 +117,58 @@ def make_described_pool(out_dir: str,
         json.dump(info, f, indent=2, sort_keys=True)
         f.write('\n')
     return info
+
+
+def _split_scene(data_root: str, world: WorldConfig, seed: int, split: str, index: int, image_id: str):
+    """The scene of image ``index`` of ``split``, drawn again, checked against its GT mask."""
+    scene = draw_scene(np.random.default_rng([seed, SPLIT_CODES[split], index]), world,
+                       world.classes + world.unseen if split == 'openvocab' else None)
+    names = list(world.class_names) + [c.name for c in world.unseen]
+    label = np.zeros(scene.owner.shape, dtype=np.uint8)
+    for k, obj in enumerate(scene.objects):
+        label[scene.owner == k] = names.index(obj.cls.name)
+    mask_path = osp.join(data_root, 'SegmentationClass', image_id + '.png')
+    if not osp.isfile(mask_path) or not np.array_equal(np.asarray(Image.open(mask_path)), label):
+        raise ValueError(f'write_split_descriptions: {mask_path} is not the mask of the scene drawn again from '
+                         f'{data_root}/demo_info.json (seed {seed}, {split} image {index}): the data was written '
+                         'by another generator version or edited; write it again with tools/make_demo_data.py '
+                         '--overwrite.')
+    return scene
+
+
+def write_split_descriptions(data_root: str, split: str, out_file: str, style: DescriptionStyle = None,
+                             skip: int = 0) -> Dict:
+    """Describe the images of ``split`` of a generated dataset (from the ``skip``-th on) in the COCO
+    captions format, as :func:`make_described_pool` describes its pool.
+
+    Args:
+        data_root (str): A generated dataset (``demo_info.json``: world and seed).
+        split (str): ``'train'``, ``'val'`` or ``'openvocab'``.
+        out_file (str): The captions JSON to write (its ``file_name`` entries are the images' names
+            under ``data_root/JPEGImages``).
+        style (DescriptionStyle, optional): The describer. Defaults to ``DescriptionStyle()``.
+        skip (int): Images at the start of the split left out (the labelled ones). Defaults to 0.
+
+    Returns:
+        dict: ``split``, ``skip``, ``num_images`` described, ``vagueness``.
+
+    Raises:
+        ValueError: an unknown split, or a scene drawn again that differs from its GT mask (the data
+            came from another generator version).
+    """
+    style = style or DescriptionStyle()
+    if split not in SPLIT_CODES:
+        raise ValueError(f'write_split_descriptions: split {split!r} must be one of {sorted(SPLIT_CODES)}.')
+    with open(osp.join(data_root, 'demo_info.json')) as f:
+        seed = int(json.load(f)['seed'])
+    world = load_world(data_root)
+    with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    pairs = []
+    for i, image_id in enumerate(ids[skip:], start=skip):
+        scene = _split_scene(data_root, world, seed, split, i, image_id)
+        rng = np.random.default_rng([seed, SPLIT_CODES[split], i, 1])
+        pairs.append((image_id + '.jpg', [describe_scene(rng, scene.objects, style) for _ in range(style.per_image)]))
+    write_coco_captions(out_file, pairs, info=dict(description=f'described {split} images of {data_root}',
+                                                   seed=seed, vagueness=style.vagueness, skip=skip))
+    return dict(split=split, skip=skip, num_images=len(pairs), vagueness=style.vagueness)
