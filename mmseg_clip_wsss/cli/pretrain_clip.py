@@ -1,5 +1,5 @@
 """``python tools/pretrain_clip.py --data-root data/demo [--out-dir data/demo/clip] [--pairs 20000]
-[--steps 1000] [--batch-size 128] [--lr 2e-3] [--amp {bf16,none}] [--no-channels-last] [--workers 2] [--fresh]
+[--steps 400] [--batch-size 128] [--lr 2e-3] [--amp bf16] [--channels-last] [--workers 2] [--fresh]
 [--no-resume]``: contrastive pretraining of a small open_clip model on the captioned corpus of a
 generated world (:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
 import argparse
@@ -38,10 +38,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='image-caption pairs per step (the contrastive negatives of each other)')
     parser.add_argument('--lr', type=float, default=schedule.lr, help='peak learning rate')
     parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
-    parser.add_argument('--amp', choices=['bf16', 'none'], default=schedule.amp or 'none',
-                        help="bfloat16 autocast of the image tower's forward pass (the default where the "
-                        'CPU has AMX / AVX512-BF16; emulated bfloat16 is slower than float32)')
-    parser.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=schedule.channels_last,
+    parser.add_argument('--amp', choices=['bf16'], help="bfloat16 autocast of the image tower's forward pass "
+                        '(faster on CPUs with AMX / AVX512-BF16 and on GPUs; default float32)')
+    parser.add_argument('--channels-last', action='store_true',
                         help='the image tower in channels-last memory format (faster convolutions on CPU)')
     parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
     parser.add_argument('--threads', type=int, help='torch threads (default: all cores)')
@@ -65,8 +64,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     summary = pretrain_from_world(
         world, out_dir, replace(defaults, num_pairs=args.pairs),
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
-                lr=args.lr, seed=args.seed, pretrained=args.pretrained,
-                amp=None if args.amp == 'none' else args.amp, channels_last=args.channels_last),
+                lr=args.lr, seed=args.seed, pretrained=args.pretrained, amp=args.amp,
+                channels_last=args.channels_last or None),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)
     print(f"[pretrain_clip] {summary['checkpoint']}: loss {summary['loss']:.3f}, temperature "
