@@ -27,9 +27,9 @@ scored on the val split.
 The study schedule is shorter than the demo's so that the whole study (36 stage-1 runs, their
 pseudo masks, 15 stage-2 runs) aims at an hour of a 2-core CPU: stage 1 150 iterations of batch 8
 (the demo: 800), stage 2 150 iterations (the demo: 600), pseudo masks at one scale with flip and
-PAR refinement (the demo: 3 scales). Measured: 81 min on a 2-core CPU shared with other jobs (an
-estimated 30-40 min on an idle one); at this schedule the pool's images are seen less than once
-each, which is too short for the descriptions to pay off (docs/benchmarks.md, "Label scarcity").
+PAR refinement (the demo: 3 scales). Measured: 27 min on an idle 2-core CPU; at this schedule the
+unlabelled images are seen less than once each, which is too short for the descriptions to pay off
+(docs/benchmarks.md, "Label scarcity").
 Every step is a step of :mod:`mmseg_clip_wsss.demo.runner`
 (the same commands and logs, finished steps skipped unless ``fresh``, an interrupted training
 resumed), run up to ``jobs`` side by side (:func:`~mmseg_clip_wsss.demo.runner.run_steps`).

@@ -8,7 +8,7 @@
 
 The study schedule (stage 1: 150 iterations of batch 8, stage 2: 150, pseudo masks at one scale with
 flip and PAR) is shorter than the demo's so that the whole study fits about an hour of a 2-core CPU
-(81 min measured on a CPU shared with other jobs; longer schedules: ``--iters``, ``--stage2-iters``).
+(27 min measured on an idle 2-core CPU; longer schedules: ``--iters``, ``--stage2-iters``).
 The runs and what they write: :mod:`mmseg_clip_wsss.benchmark.label_scarcity`.
 """
 import argparse
