@@ -85,6 +85,8 @@ def test_cfg_options_without_spaces_in_a_string_parse_as_mmengine_parses_them(va
     ('model.x', "'model.x' is no KEY=VALUE pair"),
     ('a=[1,(2', "'a=[1,(2': the '(' at position 3 of '[1,(2' is never closed"),
     ('a=1]', "'a=1]': the ']' at position 1 of '1]' closes no bracket"),
+    ('model..pretrained=x', "'model..pretrained=x': the key 'model..pretrained' has an empty part (a dot "
+     'too many, at its start or its end)'),
 ])
 def test_a_bad_cfg_options_item_is_refused_by_argparse_naming_it(item, words, capsys):
     with pytest.raises(SystemExit) as exc:

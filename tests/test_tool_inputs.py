@@ -37,6 +37,7 @@ from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, MissingDa
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.text.prompt_learner import _check_templates
 from mmseg_clip_wsss.registry import DATASETS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -351,9 +352,33 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, log
     assert config.model.backbone.frozen is True and config.cam_dataloader.batch_size == 2
     assert ('--cfg-options cam_dataloader.batch_size: the config has no such key; it is added (the config '
             'has val_dataloader there: a misspelling?)') in logged  # ... named, 2 letters off
-    with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
-        with naming_cfg_options({'model.x': 1}):
+    with pytest.raises(TypeError, match='another'):  # without --cfg-options a TypeError goes on as it is
+        with naming_cfg_options({}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
+    with pytest.raises(ConfigMismatchError, match=r"^TypeError: f\(\) got an unexpected keyword argument "
+                       r"'another' -- with --cfg-options model.x=1: check these values"):
+        with naming_cfg_options({'model.x': 1}):  # with them, it names every key given
+            raise TypeError("f() got an unexpected keyword argument 'another'")
+
+
+def test_a_none_where_the_model_needs_a_value_is_refused_naming_the_option():
+    """`--cfg-options model.text_encoder.prompt.templates=None` and `model=None` ended in TypeError
+    tracebacks."""
+    with pytest.raises(ConfigMismatchError) as exc:
+        with naming_cfg_options({'model.text_encoder.prompt.templates': None}):
+            _check_templates(None)  # what the prompt learner's build does with the value
+    assert str(exc.value).startswith(
+        "prompt.templates = None: give a template or a list of them, each with one '{}' for the class "
+        "name, e.g. 'a photo of a {}.'. -- with --cfg-options model.text_encoder.prompt.templates=None: ")
+    with pytest.raises(ConfigMismatchError) as exc:
+        with naming_cfg_options({'x': 1}):  # an error with a complete message goes on as it is
+            raise ConfigMismatchError('c.py: 3 classes, 4 prompts')
+    assert str(exc.value) == 'c.py: 3 classes, 4 prompts'
+    config = Config(dict(model=dict(type='M', depth=3)))
+    with pytest.raises(ConfigMismatchError, match=r"^--cfg-options model=None: the model is a dict the tools "
+                       r"build \(type=..., ...\), not a value; set a key inside it"):
+        merge_cfg_options(config, {'model': None})
+    assert config.model.depth == 3  # nothing merged
 
 
 @pytest.mark.parametrize('key,where,there', [
@@ -463,6 +488,10 @@ def test_make_pseudo_masks_refuses_option_values_in_argparse(options, message, t
      "'abc' is no number above 0"),
     ('cam_cfg.bg_threshold=2', 'bg_threshold (--bg-threshold or --cfg-options cam_cfg.bg_threshold=...) = 2 '
      'is out of range; valid: 0 to 1'),
+    ('cam_cfg.bg_threshold=None', 'bg_threshold (--bg-threshold or --cfg-options cam_cfg.bg_threshold=...) = '
+     'None, but it needs a value; give a number from 0 to 1, or leave it out for its default 0.35.'),
+    ('cam_cfg.flip=None', 'flip (--no-flip or --cfg-options cam_cfg.flip=...) = None, but it needs a value; '
+     'give True or False, or leave it out for its default True.'),
     ('cam_cfg.ignore_margin=-1', 'ignore_margin (--ignore-margin or --cfg-options cam_cfg.ignore_margin=...) '
      '= -1 is out of range; valid: 0 or more'),
 ])
