@@ -9,7 +9,7 @@ from mmengine.config import DictAction
 
 import mmseg_clip_wsss.cli
 from mmseg_clip_wsss.apis.config_options import options_dict
-from mmseg_clip_wsss.cli.runner_args import CfgOptionsAction
+from mmseg_clip_wsss.cli.runner_args import CFG_OPTIONS_HELP, CfgOptionsAction
 from mmseg_clip_wsss.cli.segment import parse_args as segment_parse_args
 
 TOOLS = sorted(m.name for m in pkgutil.iter_modules(mmseg_clip_wsss.cli.__path__) if m.name != 'runner_args')
@@ -45,7 +45,11 @@ def test_every_tool_is_walked_and_every_cfg_options_is_the_one_action(monkeypatc
     with_options = {tool for tool in TOOLS if _cfg_options_action(_parser_of(tool, monkeypatch))}
     assert with_options == {'make_pseudo_masks', 'robustness', 'segment', 'test', 'train', 'tune_prompts'}
     for tool in with_options:
-        assert type(_cfg_options_action(_parser_of(tool, monkeypatch))) is CfgOptionsAction, tool
+        action = _cfg_options_action(_parser_of(tool, monkeypatch))
+        assert type(action) is CfgOptionsAction, tool
+        # the help says what the action does (it said "mmengine DictAction syntax", which drops spaces)
+        assert action.help.startswith(CFG_OPTIONS_HELP) and 'DictAction' not in action.help, tool
+    assert 'a comma splits a value into a list' in CFG_OPTIONS_HELP and 'brackets must pair' in CFG_OPTIONS_HELP
 
 
 @pytest.mark.parametrize('tool', ['make_pseudo_masks', 'robustness', 'segment', 'test', 'train',
@@ -53,23 +57,23 @@ def test_every_tool_is_walked_and_every_cfg_options_is_the_one_action(monkeypatc
 def test_cfg_options_keep_the_spaces_inside_a_value(tool, monkeypatch):
     parser = _parser_of(tool, monkeypatch)
     action, namespace = _cfg_options_action(parser), argparse.Namespace()
-    action(parser, namespace, ['model.text_encoder.prompt.template=a photo of a {}.', 'a.b=[1, 2]',
+    action(parser, namespace, ['model.text_encoder.prompt.templates=a photo of a {}.', 'a.b=[1, 2]',
                                'c="two  words"', 'd= (1, x y) '], '--cfg-options')
-    assert namespace.cfg_options == {'model.text_encoder.prompt.template': 'a photo of a {}.',
+    assert namespace.cfg_options == {'model.text_encoder.prompt.templates': 'a photo of a {}.',
                                      'a.b': [1, 2], 'c': 'two  words', 'd': (1, 'x y')}
 
 
 def test_segment_command_line_keeps_a_template_with_spaces():
     args = segment_parse_args(['img.png', '--config', 'c.py', '--checkpoint', 'c.pth', '--out-dir', 'o',
-                       '--cfg-options', 'model.text_encoder.prompt.template=a photo of a {}.',
+                       '--cfg-options', 'model.text_encoder.prompt.templates=a photo of a {}.',
                        'cam_cfg.scales=1.0,0.5'])
-    assert args.cfg_options == {'model.text_encoder.prompt.template': 'a photo of a {}.',
+    assert args.cfg_options == {'model.text_encoder.prompt.templates': 'a photo of a {}.',
                                 'cam_cfg.scales': [1.0, 0.5]}
 
 
 def test_the_demo_option_strings_parse_as_the_tools_parse_them():
-    options = options_dict(['model.text_encoder.prompt.template=a photo of a {}.', 'model.neck.in_index=[1, 2, 3]'])
-    assert options == {'model.text_encoder.prompt.template': 'a photo of a {}.', 'model.neck.in_index': [1, 2, 3]}
+    options = options_dict(['model.text_encoder.prompt.templates=a photo of a {}.', 'model.neck.in_index=[1, 2, 3]'])
+    assert options == {'model.text_encoder.prompt.templates': 'a photo of a {}.', 'model.neck.in_index': [1, 2, 3]}
 
 
 @pytest.mark.parametrize('value', ['1,2,3', '[a, b, c]', '[(1, 2, 3), [a, b], c]', '(1,2)', '(1,)', '[]', '()',

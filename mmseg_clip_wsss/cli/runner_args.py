@@ -29,7 +29,14 @@ from mmseg_clip_wsss.datasets.errors import DatasetError
 _COMPLETE_ERRORS = (ConfigMismatchError, MissingAssetError, DatasetError)
 
 __all__ = ['add_runner_args', 'add_local_rank_arg', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
-           'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download']
+           'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download', 'add_cfg_options_arg',
+           'CFG_OPTIONS_HELP']
+
+#: The help text of every ``--cfg-options``: what :class:`CfgOptionsAction` does with a value.
+CFG_OPTIONS_HELP = ('override settings of the config, as KEY=VALUE pairs; spaces inside a value are '
+                    'kept, a comma splits a value into a list as in mmengine (KEY=a,b is [a, b]; a text '
+                    'with a comma cannot be given here: set it in the config), and brackets must pair '
+                    '(KEY="[1, 2]", KEY="(1, 2)")')
 
 
 class CfgOptionsAction(DictAction):
@@ -37,7 +44,7 @@ class CfgOptionsAction(DictAction):
     every tool, with two differences:
 
     - spaces inside a value are kept: mmengine removes every space of a value before parsing it, so
-      ``"model.text_encoder.prompt.template=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
+      ``"model.text_encoder.prompt.templates=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
       tuples, numbers, booleans and ``None`` parse as mmengine parses them (``KEY=1,2``,
       ``KEY=[a, b]``, ``KEY=(1, 2)``, ``KEY=0.5``, ``KEY=True``); spaces around an element are dropped,
       those inside a string element are kept;
@@ -200,13 +207,17 @@ def naming_clip_download(config: str) -> Iterator[None]:
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank`` to ``parser``."""
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
-        help='override settings of the config, as key=value pairs (mmengine DictAction syntax), '
-        'e.g. train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
+    add_cfg_options_arg(parser, 'train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     add_local_rank_arg(parser)
+
+
+def add_cfg_options_arg(parser: argparse.ArgumentParser, example: str = '') -> None:
+    """Add ``--cfg-options`` (:class:`CfgOptionsAction`, help :data:`CFG_OPTIONS_HELP`) to ``parser``;
+    ``example``: settings the help text shows as an example of the tool (none: no example)."""
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=CFG_OPTIONS_HELP + (f'; e.g. {example}' if example else ''))
 
 
 def add_local_rank_arg(parser: argparse.ArgumentParser) -> None:
