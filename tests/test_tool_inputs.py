@@ -148,6 +148,29 @@ def test_ctrl_c_in_a_long_tool_says_what_is_finished_and_how_to_resume(tool, arg
     assert line.replace('OUT', out) in err[0]
 
 
+def test_the_command_an_interrupted_training_free_row_names_is_accepted(tmp_path, monkeypatch, capsys):
+    """The line said "run the same command again", which was then refused (--out-dir with files)."""
+    cli = importlib.import_module('mmseg_clip_wsss.cli.training_free')
+    out = tmp_path / 'tf'
+    argv = ['--out-dir', str(out), '--data-root', str(tmp_path)]
+
+    def interrupted(*args):
+        (out / 'im0.png').parent.mkdir(exist_ok=True)
+        (out / 'im0.png').write_bytes(b'half a run')
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, 'training_free_row', interrupted)
+    monkeypatch.setattr(sys, 'argv', ['training_free', *argv])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    line = capsys.readouterr().err.strip()
+    assert exc.value.code == 130 and 'run the same command with --overwrite (it makes every mask anew' in line
+    with pytest.raises(FileExistsError, match='pass --overwrite'):  # the plain command is refused ...
+        cli.main(argv)
+    monkeypatch.setattr(cli, 'training_free_row', lambda *args: {'training_free_miou': 1.0})
+    assert cli.main([*argv, '--overwrite']) == {'training_free_miou': 1.0}  # ... the one named is not
+    assert 'run the same command again (' in cli.interrupted_line(cli.parse_args([*argv, '--overwrite']))
+
+
 def test_an_interrupted_atomic_write_leaves_the_old_file(tmp_path):
     path = str(tmp_path / 'row.json')
     write_json_atomically(path, dict(miou=1.0))
