@@ -26,8 +26,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Label scarcity on the demo data: N labelled images, '
                                      'and what CLIP tags and descriptions of unlabelled images add')
     parser.add_argument('--work-dir', default='work_dirs/label_scarcity',
-                        help='folder of the runs and the table; the steps finished there are kept '
-                        '(default work_dirs/label_scarcity)')
+                        help='folder of the runs and the table (default work_dirs/label_scarcity); a step '
+                        'finished there with the same settings is skipped; with other settings (another '
+                        '--iters, --ns, ...) their steps run and summary.json and label_scarcity.md are '
+                        'written anew with this command\'s cells alone (a line says so)')
     parser.add_argument('--data-root', default='data/demo', help='the demo data (tools/make_demo_data.py)')
     parser.add_argument('--clip', help='CLIP checkpoint (default: DATA_ROOT/clip/clip.pt)')
     parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS,
