@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
-from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError, read_config
 from mmseg_clip_wsss.apis.runner import check_resume_checkpoint
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
@@ -754,6 +754,32 @@ def test_a_data_root_is_refused_naming_the_parts_it_lacks(tmp_path):
                         option='cam_dataloader.dataset.data_root')
     (root / 'SegmentationClass').mkdir()
     check_data_root(str(root), splits=('val', ))  # all there: no error
+    with pytest.raises(MissingDatasetFileError) as err:  # a split it has not: writing the demo data again
+        check_data_root(str(root), splits=('bogus', ))  # would not make it; the splits it has are named
+    assert str(err.value) == (f'--data-root {root} has no split bogus (it lacks ImageSets/Segmentation/bogus.txt); '
+                              'its splits: val. Choose one of them, or write the missing file(s), one image id a '
+                              'line (docs/datasets.md).')
+
+
+def test_a_data_root_that_is_empty_text_or_a_file_and_a_config_that_is_a_folder_are_named(tmp_path):
+    """`--data-root ''` read "--data-root  does not exist; ... make_demo_data.py --out ", a file "does not
+    exist", and `tools/train.py configs` "config configs does not exist"."""
+    with pytest.raises(MissingDatasetFileError) as err:
+        check_data_root('')
+    assert str(err.value) == ("--data-root '' names no folder: give the folder of a dataset in the VOC layout, "
+                              'e.g. --data-root data/demo (write the demo data there with `python '
+                              'tools/make_demo_data.py --out data/demo`).')
+    file = tmp_path / 'labels.txt'
+    file.write_text('kept')
+    with pytest.raises(MissingDatasetFileError) as err:
+        check_data_root(str(file))
+    assert str(err.value).startswith(f'--data-root {file} is a file, not a folder; it must hold a dataset')
+    assert str(err.value).endswith('docs/datasets.md). Point --data-root at a folder of that layout (e.g. data/demo).')
+    assert file.read_text() == 'kept'
+    with pytest.raises(MissingAssetError) as err:
+        read_config(str(tmp_path))
+    assert str(err.value) == (f'config {tmp_path} is a folder, not a config file: give the path of a config file, '
+                              'e.g. configs/demo/clip_wsss_clip-rn_demo.py.')
 
 
 def test_a_stage2_dataset_refuses_a_1x1_pseudo_mask_naming_mask_image_and_fix(tmp_path):
