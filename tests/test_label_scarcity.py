@@ -15,7 +15,7 @@ from mmseg_clip_wsss.benchmark.label_scarcity import (aggregate_label_scarcity, 
                                                       format_label_scarcity_markdown, study_runs)
 from mmseg_clip_wsss.cli.label_scarcity import main as scarcity_main
 from mmseg_clip_wsss.cli.tag_images import main as tag_main
-from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, PackWSSSInputs, load_soft_labels, write_soft_labels
+from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, MissingDatasetFileError, PackWSSSInputs, load_soft_labels, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic.voc_writer import make_demo_data
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.structures import LABEL_CONFIDENCE, image_label_weights, set_image_labels
@@ -233,3 +233,20 @@ def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_
                      "earlier table"]
     protocol = json.loads((work / 'labels_N2' / 'seed0' / 'pseudo_masks' / 'protocol.json').read_text())
     assert protocol['checkpoint'].endswith('iter_3.pth')
+
+
+def test_label_scarcity_names_an_empty_data_root_and_a_missing_clip_with_their_commands(tmp_path):
+    """The fixes read "`python tools/make_demo_data.py`" (no --out) and "`python tools/pretrain_clip.py
+    --data-root DATA_ROOT, or give --clip`" (the backtick after the alternative)."""
+    empty, work = tmp_path / 'empty', tmp_path / 'study'
+    empty.mkdir()
+    with pytest.raises(MissingDatasetFileError, match=rf'--data-root {empty} is an empty folder; .* Write the demo '
+                       rf'data there with `python tools/make_demo_data.py --out {empty}`'):
+        scarcity_main(['--work-dir', str(work), '--data-root', str(empty)])
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=2, num_val=1, size=64, show_progress=False)
+    with pytest.raises(FileNotFoundError) as err:
+        scarcity_main(['--work-dir', str(work), '--data-root', str(root)])
+    assert str(err.value) == (f"label scarcity: the CLIP checkpoint {root / 'clip' / 'clip.pt'} does not exist: "
+                              f'make it with `python tools/pretrain_clip.py --data-root {root}`, or give --clip FILE.')
+    assert not work.exists()

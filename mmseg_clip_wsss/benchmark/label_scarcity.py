@@ -52,7 +52,7 @@ from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.apis.tagging import (CLIPTagger, best_f1_thresholds, fit_temperature,
                                           precision_recall, soft_tags)
 from mmseg_clip_wsss.clip_pretrain.evaluate import read_split_images
-from mmseg_clip_wsss.datasets import write_soft_labels
+from mmseg_clip_wsss.datasets import check_data_root, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic import (DescriptionStyle, load_world, make_described_pool,
                                                write_split_descriptions)
 from mmseg_clip_wsss.demo import runner as demo
@@ -495,10 +495,10 @@ def run_label_scarcity(work_dir: str = 'work_dirs/label_scarcity', data_root: st
     ctx.update(work_dir=osp.abspath(work_dir), data_root=osp.abspath(data_root), fresh=fresh,
                clip=osp.abspath(clip or osp.join(data_root, 'clip', 'clip.pt')), results={}, stage2={},
                threads=threads or max(1, (os.cpu_count() or 1) // max(1, jobs)), start=time.time())
-    for path, fix in ((osp.join(ctx['data_root'], 'ImageSets', 'Segmentation', 'train.txt'), 'python tools/make_demo_data.py'),
-                      (ctx['clip'], 'python tools/pretrain_clip.py --data-root DATA_ROOT, or give --clip')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'label scarcity: {path} does not exist: make it with `{fix}`.')
+    check_data_root(data_root, splits=('train', 'val'), demo_info=True)
+    if not osp.isfile(ctx['clip']):
+        raise FileNotFoundError(f'label scarcity: the CLIP checkpoint {ctx["clip"]} does not exist: make it with '
+                                f'`python tools/pretrain_clip.py --data-root {data_root}`, or give --clip FILE.')
     runs = study_runs(arms, ns, ctx['stage2_n'])
     _check_ns(ctx, ns)
     settings = dict(command=command, seeds=list(seeds), arms=list(arms), ns=list(ns), data_root=ctx['data_root'],
