@@ -110,3 +110,38 @@ def test_every_option_of_every_tool_has_a_help_text(tool, monkeypatch):
               if not (a.help or '').strip() or a.help == argparse.SUPPRESS]
     assert not silent, f'{tool}: options without a help text: {silent}'
     assert 'show this help message' in parser.format_help()  # the help renders (e.g. no bare % in a text)
+
+
+def _helps(parser):
+    """The help text of every option of ``parser`` as ``--help`` prints it (defaults added)."""
+    formatter = parser._get_formatter()
+    return {(a.option_strings or [a.dest])[0]: ' '.join(formatter._expand_help(a).split())
+            for a in parser._actions if a.help and a.help != argparse.SUPPRESS
+            and not isinstance(a, argparse._HelpAction)}
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_no_help_text_states_a_default_twice_or_a_default_of_none(tool, monkeypatch):
+    """eval_clip printed "(default WSSS-Demo-CLIP-RN, the demo CLIP) (default: WSSS-Demo-CLIP-RN)" and
+    pretrain_clip "(default DATA_ROOT/clip) (default: None)"."""
+    helps = _helps(_parser_of(tool, monkeypatch))
+    twice = {o: h for o, h in helps.items() if h.count('(default') > 1 or '(default: None)' in h}
+    assert not twice, f'{tool}: {twice}'
+
+
+@pytest.mark.parametrize('tool,option,default', [
+    ('label_scarcity', '--ns', '(default 0 30 300)'), ('label_scarcity', '--jobs', '(default 2)'),
+    ('label_scarcity', '--data-root', '(default data/demo;'), ('make_demo_data', '--out', '(default data/demo)'),
+    ('make_demo_data', '--num-openvocab', 'default 100)'), ('dense_open_vocab', '--data-root', '(default data/demo)'),
+    ('eval_clip', '--out', '(default: beside the checkpoint, eval.json)'),
+])
+def test_options_with_a_default_state_it(tool, option, default, monkeypatch):
+    assert default in _helps(_parser_of(tool, monkeypatch))[option]
+
+
+def test_tune_prompts_names_a_training_free_config_for_a_missing_one(tmp_path):
+    """It named the stage-1 config configs/demo/clip_wsss_clip-rn_demo.py, which has no prompts to tune."""
+    from mmseg_clip_wsss.apis.preflight import MissingAssetError
+    from mmseg_clip_wsss.cli.tune_prompts import main as tune_main
+    with pytest.raises(MissingAssetError, match=r'e\.g\. configs/clip_es/clip-es-learned-prompts_demo-clip_demo\.py'):
+        tune_main([str(tmp_path / 'missing.py')])

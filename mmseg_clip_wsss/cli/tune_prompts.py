@@ -32,7 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> Dict:
     """Tune and save the prompts with ``argv``; returns :func:`tune_prompts`'s dict."""
     args = parse_args(argv)
-    cfg = read_config(args.config)
+    cfg = read_config(args.config, example='configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py')
     merge_cfg_options(cfg, args.cfg_options)
     check_config_classes(cfg, ('train_dataloader', ))
     with naming_cfg_options(args.cfg_options):
