@@ -187,7 +187,7 @@ def _interrupted(interrupted: Optional[Callable[[], str]]) -> None:
             what = interrupted()
         except Exception:  # the line must not turn into a traceback itself
             pass
-    print(f'\ninterrupted (Ctrl-C): {what}', file=sys.stderr, flush=True)
+    print(f'interrupted (Ctrl-C): {what}', file=sys.stderr, flush=True)
     sys.exit(130)
 
 
