@@ -823,7 +823,8 @@ def test_a_config_that_does_not_exist_is_named_with_the_fix(tool, argv, tmp_path
                                                for a in argv] + extra)
     with pytest.raises(SystemExit) as exc:
         importlib.import_module(f'mmseg_clip_wsss.cli.{tool}').run()
+    example = ('configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py' if tool == 'tune_prompts' else
+               'configs/demo/clip_wsss_clip-rn_demo.py')  # tune_prompts: a config with prompts to tune
     assert exc.value.code == (f'error: config {cfg} does not exist: give the path of a config file, e.g. '
-                              'configs/demo/clip_wsss_clip-rn_demo.py (the configs/ folder of the source '
-                              'checkout).')
+                              f'{example} (the configs/ folder of the source checkout).')
     assert not out.exists()
