@@ -214,14 +214,18 @@ def test_segment_interrupted_keeps_finished_images_whole(tmp_path):
 
 
 # --------------------------------------------------------------------------- existing outputs
-def test_dense_open_vocab_refuses_an_existing_out_unless_overwrite(tmp_path, monkeypatch, capsys):
-    cli = importlib.import_module('mmseg_clip_wsss.cli.dense_open_vocab')
+@pytest.mark.parametrize('tool,figures,argv', [
+    ('dense_open_vocab', 'dense_open_vocab_figures', ['c.py', '--clip', 'clip.pt']),
+    ('open_vocab', 'open_vocab_figures', ['c.py', 'c.pth']),  # it replaced the file without a word
+])
+def test_open_vocab_tools_refuse_an_existing_out_unless_overwrite(tool, figures, argv, tmp_path, monkeypatch):
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
     out = tmp_path / 'figures.json'
     out.write_text('{"kept": 1}')
     calls = []
-    monkeypatch.setattr(cli, 'dense_open_vocab_figures', lambda *a: calls.append(a) or dict(miou=2.0))
-    argv = ['c.py', '--clip', 'clip.pt', '--out', str(out)]
-    monkeypatch.setattr(sys, 'argv', ['dense_open_vocab', *argv])
+    monkeypatch.setattr(cli, figures, lambda *a, **k: calls.append(a) or dict(miou=2.0))
+    argv = [*argv, '--out', str(out)]
+    monkeypatch.setattr(sys, 'argv', [tool, *argv])
     with pytest.raises(SystemExit) as exc:
         cli.run()
     assert exc.value.code == (f'error: --out {out} exists; pass --overwrite to replace it, or give '
