@@ -103,3 +103,32 @@ def test_split_descriptions_describe_the_scenes_of_a_generated_split_and_refuse_
         write_split_descriptions(str(root), 'train', str(again), skip=2)
     with pytest.raises(ValueError, match="split 'test' must be one of"):
         write_split_descriptions(str(root), 'test', str(again))
+
+
+def test_split_descriptions_refuse_a_bad_skip_a_missing_mask_and_a_missing_data_root(tmp_path):
+    """skip=-2 ended in numpy's ValueError, a skip beyond the split wrote an empty captions file, a
+    missing mask read "is not the mask of the scene drawn again" and a missing data root was a bare
+    [Errno 2] of demo_info.json."""
+    from mmseg_clip_wsss.datasets.errors import MissingDatasetFileError
+    from mmseg_clip_wsss.datasets.synthetic import make_demo_data, write_split_descriptions
+    root, out = tmp_path / 'demo', tmp_path / 'captions.json'
+    make_demo_data(str(root), seed=3, num_train=3, num_val=1, size=64, show_progress=False)
+    with pytest.raises(ValueError, match=r'^write_split_descriptions: skip=-2 must be a whole number, 0 or more'):
+        write_split_descriptions(str(root), 'train', str(out), skip=-2)
+    with pytest.raises(ValueError) as err:
+        write_split_descriptions(str(root), 'train', str(out), skip=3)
+    assert str(err.value) == (f'write_split_descriptions: skip=3 leaves no image of the train split of {root} '
+                              '(3 images) to describe; give skip below 3.')
+    assert not out.exists()  # no empty captions file
+    first = (root / 'ImageSets' / 'Segmentation' / 'train.txt').read_text().split()[0]
+    (root / 'SegmentationClass' / f'{first}.png').unlink()
+    with pytest.raises(MissingDatasetFileError) as err:
+        write_split_descriptions(str(root), 'train', str(out))
+    assert str(err.value).startswith(f"write_split_descriptions: {root / 'SegmentationClass' / first}.png is "
+                                     f'missing (train image 0, {first}, of {root})')
+    assert 'make_demo_data.py --out' in str(err.value) and not out.exists()
+    with pytest.raises(MissingDatasetFileError) as err:
+        write_split_descriptions(str(tmp_path / 'none'), 'train', str(out))
+    assert str(err.value).startswith(f"write_split_descriptions: data_root {tmp_path / 'none'} does not exist; "
+                                     'it must hold a dataset in the VOC layout of a generated dataset')
+    assert f"make_demo_data.py --out {tmp_path / 'none'}" in str(err.value)

@@ -203,7 +203,7 @@ def test_segment_tool_names_a_missing_path(model_files, tmp_path):
                       '--out-dir', str(tmp_path / 'out')])
 
 
-def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_files, tmp_path):
+def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_files, tmp_path, capfd):
     config, checkpoint = model_files
     image = _image(tmp_path / 'a.jpg')
     key = 'model.test_cfg.verify_classes.clip_pretrained'
@@ -218,6 +218,8 @@ def test_segment_tool_takes_cfg_options_and_names_a_missing_weight_file(model_fi
         assert list(result['written'].values()) == ['a']
         shares[threshold] = json.loads((out / 'a.json').read_text())['classes']
     assert shares['0.5']['background'] == 100.0 and shares['0.0']['background'] < 100.0
+    shown = capfd.readouterr()
+    assert 'Inference' not in shown.out + shown.err  # --no-progress: not mmengine's bar either
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,7 @@ from mmseg_clip_wsss.benchmark.label_scarcity import (aggregate_label_scarcity, 
                                                       format_label_scarcity_markdown, study_runs)
 from mmseg_clip_wsss.cli.label_scarcity import main as scarcity_main
 from mmseg_clip_wsss.cli.tag_images import main as tag_main
-from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, PackWSSSInputs, load_soft_labels, write_soft_labels
+from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, MissingDatasetFileError, PackWSSSInputs, load_soft_labels, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic.voc_writer import make_demo_data
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
 from mmseg_clip_wsss.structures import LABEL_CONFIDENCE, image_label_weights, set_image_labels
@@ -151,7 +151,7 @@ def test_label_scarcity_refuses_more_labels_than_the_train_split_before_any_work
     with pytest.raises(ValueError, match=r'N \[5\] outside 0\.\.4'):
         scarcity_main(['--work-dir', str(tmp_path / 'study'), '--data-root', str(root), '--ns', '5',
                        '--clip', clip])
-    assert not (tmp_path / 'study' / 'data').exists()
+    assert not (tmp_path / 'study').exists()  # refused before the work dir is made
 
 
 def test_arm_configs_mix_the_sources_of_each_arm():
@@ -217,11 +217,36 @@ def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_
     again = scarcity_main(argv)
     assert again['settings']['steps'] == dict(ran=0, skipped=8)
     assert again['arms'] == summary['arms'] and again['stage2'] == summary['stage2']
-    assert 'skipped: stage 1 tags N=2 s0' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'skipped: stage 1 tags N=2 s0' in out and 'other settings' not in out  # the same settings
+    assert 'Pseudo-mask mIoU (%) of the 4-image train split' in (work / 'label_scarcity.md').read_text()
     # another --iters trains stage 1 again: its pseudo masks and stage 2 are made again, not reused
     longer = [*argv[:argv.index('--arms')], '--arms', 'labels', '--ns', '2', *argv[argv.index('--seeds'):]]
     longer[longer.index('--iters') + 1] = '3'
     third = scarcity_main(longer)
     assert third['settings']['steps'] == dict(ran=3, skipped=0)
+    lines = [line for line in capsys.readouterr().out.splitlines() if 'other settings' in line]
+    assert lines == [f"[label scarcity] {work / 'summary.json'} was made with other settings (arms ['labels', "
+                     "'tags'] -> ['labels']; ns [0, 2] -> [2]; iters 2 -> 3): the steps of these settings run "
+                     "(finished ones of the same settings are skipped) and summary.json and label_scarcity.md "
+                     "are written anew with this command's cells alone; give another --work-dir to keep the "
+                     "earlier table"]
     protocol = json.loads((work / 'labels_N2' / 'seed0' / 'pseudo_masks' / 'protocol.json').read_text())
     assert protocol['checkpoint'].endswith('iter_3.pth')
+
+
+def test_label_scarcity_names_an_empty_data_root_and_a_missing_clip_with_their_commands(tmp_path):
+    """The fixes read "`python tools/make_demo_data.py`" (no --out) and "`python tools/pretrain_clip.py
+    --data-root DATA_ROOT, or give --clip`" (the backtick after the alternative)."""
+    empty, work = tmp_path / 'empty', tmp_path / 'study'
+    empty.mkdir()
+    with pytest.raises(MissingDatasetFileError, match=rf'--data-root {empty} is an empty folder; .* Write the demo '
+                       rf'data there with `python tools/make_demo_data.py --out {empty}`'):
+        scarcity_main(['--work-dir', str(work), '--data-root', str(empty)])
+    root = tmp_path / 'demo'
+    make_demo_data(str(root), seed=0, num_train=2, num_val=1, size=64, show_progress=False)
+    with pytest.raises(FileNotFoundError) as err:
+        scarcity_main(['--work-dir', str(work), '--data-root', str(root)])
+    assert str(err.value) == (f"label scarcity: the CLIP checkpoint {root / 'clip' / 'clip.pt'} does not exist: "
+                              f'make it with `python tools/pretrain_clip.py --data-root {root}`, or give --clip FILE.')
+    assert not work.exists()

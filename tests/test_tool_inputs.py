@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
-from mmseg_clip_wsss.apis.preflight import ConfigMismatchError
+from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError, read_config
 from mmseg_clip_wsss.apis.runner import check_resume_checkpoint
 from mmseg_clip_wsss.apis.segment import segment_images
 from mmseg_clip_wsss.cam import postprocess
@@ -37,6 +37,7 @@ from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, MissingDa
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip, write_random_clip_checkpoint
+from mmseg_clip_wsss.models.text.prompt_learner import _check_templates
 from mmseg_clip_wsss.registry import DATASETS, TRANSFORMS
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -142,9 +143,32 @@ def test_ctrl_c_in_a_long_tool_says_what_is_finished_and_how_to_resume(tool, arg
     with pytest.raises(SystemExit) as exc:
         cli.run()
     assert exc.value.code == 130
-    err = capsys.readouterr().err.strip().splitlines()
+    err = capsys.readouterr().err.splitlines()  # one line: no blank line before it
     assert len(err) == 1 and err[0].startswith('interrupted (Ctrl-C): ')
     assert line.replace('OUT', out) in err[0]
+
+
+def test_the_command_an_interrupted_training_free_row_names_is_accepted(tmp_path, monkeypatch, capsys):
+    """The line said "run the same command again", which was then refused (--out-dir with files)."""
+    cli = importlib.import_module('mmseg_clip_wsss.cli.training_free')
+    out = tmp_path / 'tf'
+    argv = ['--out-dir', str(out), '--data-root', str(tmp_path)]
+
+    def interrupted(*args):
+        (out / 'im0.png').parent.mkdir(exist_ok=True)
+        (out / 'im0.png').write_bytes(b'half a run')
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, 'training_free_row', interrupted)
+    monkeypatch.setattr(sys, 'argv', ['training_free', *argv])
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    line = capsys.readouterr().err.strip()
+    assert exc.value.code == 130 and 'run the same command with --overwrite (it makes every mask anew' in line
+    with pytest.raises(FileExistsError, match='pass --overwrite'):  # the plain command is refused ...
+        cli.main(argv)
+    monkeypatch.setattr(cli, 'training_free_row', lambda *args: {'training_free_miou': 1.0})
+    assert cli.main([*argv, '--overwrite']) == {'training_free_miou': 1.0}  # ... the one named is not
+    assert 'run the same command again (' in cli.interrupted_line(cli.parse_args([*argv, '--overwrite']))
 
 
 def test_an_interrupted_atomic_write_leaves_the_old_file(tmp_path):
@@ -190,14 +214,18 @@ def test_segment_interrupted_keeps_finished_images_whole(tmp_path):
 
 
 # --------------------------------------------------------------------------- existing outputs
-def test_dense_open_vocab_refuses_an_existing_out_unless_overwrite(tmp_path, monkeypatch, capsys):
-    cli = importlib.import_module('mmseg_clip_wsss.cli.dense_open_vocab')
+@pytest.mark.parametrize('tool,figures,argv', [
+    ('dense_open_vocab', 'dense_open_vocab_figures', ['c.py', '--clip', 'clip.pt']),
+    ('open_vocab', 'open_vocab_figures', ['c.py', 'c.pth']),  # it replaced the file without a word
+])
+def test_open_vocab_tools_refuse_an_existing_out_unless_overwrite(tool, figures, argv, tmp_path, monkeypatch):
+    cli = importlib.import_module(f'mmseg_clip_wsss.cli.{tool}')
     out = tmp_path / 'figures.json'
     out.write_text('{"kept": 1}')
     calls = []
-    monkeypatch.setattr(cli, 'dense_open_vocab_figures', lambda *a: calls.append(a) or dict(miou=2.0))
-    argv = ['c.py', '--clip', 'clip.pt', '--out', str(out)]
-    monkeypatch.setattr(sys, 'argv', ['dense_open_vocab', *argv])
+    monkeypatch.setattr(cli, figures, lambda *a, **k: calls.append(a) or dict(miou=2.0))
+    argv = [*argv, '--out', str(out)]
+    monkeypatch.setattr(sys, 'argv', [tool, *argv])
     with pytest.raises(SystemExit) as exc:
         cli.run()
     assert exc.value.code == (f'error: --out {out} exists; pass --overwrite to replace it, or give '
@@ -351,9 +379,33 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, log
     assert config.model.backbone.frozen is True and config.cam_dataloader.batch_size == 2
     assert ('--cfg-options cam_dataloader.batch_size: the config has no such key; it is added (the config '
             'has val_dataloader there: a misspelling?)') in logged  # ... named, 2 letters off
-    with pytest.raises(TypeError, match='another'):  # a TypeError of no option goes on as it is
-        with naming_cfg_options({'model.x': 1}):
+    with pytest.raises(TypeError, match='another'):  # without --cfg-options a TypeError goes on as it is
+        with naming_cfg_options({}):
             raise TypeError("f() got an unexpected keyword argument 'another'")
+    with pytest.raises(ConfigMismatchError, match=r"^TypeError: f\(\) got an unexpected keyword argument "
+                       r"'another' -- with --cfg-options model.x=1: check these values"):
+        with naming_cfg_options({'model.x': 1}):  # with them, it names every key given
+            raise TypeError("f() got an unexpected keyword argument 'another'")
+
+
+def test_a_none_where_the_model_needs_a_value_is_refused_naming_the_option():
+    """`--cfg-options model.text_encoder.prompt.templates=None` and `model=None` ended in TypeError
+    tracebacks."""
+    with pytest.raises(ConfigMismatchError) as exc:
+        with naming_cfg_options({'model.text_encoder.prompt.templates': None}):
+            _check_templates(None)  # what the prompt learner's build does with the value
+    assert str(exc.value).startswith(
+        "prompt.templates = None: give a template or a list of them, each with one '{}' for the class "
+        "name, e.g. 'a photo of a {}.'. -- with --cfg-options model.text_encoder.prompt.templates=None: ")
+    with pytest.raises(ConfigMismatchError) as exc:
+        with naming_cfg_options({'x': 1}):  # an error with a complete message goes on as it is
+            raise ConfigMismatchError('c.py: 3 classes, 4 prompts')
+    assert str(exc.value) == 'c.py: 3 classes, 4 prompts'
+    config = Config(dict(model=dict(type='M', depth=3)))
+    with pytest.raises(ConfigMismatchError, match=r"^--cfg-options model=None: the model is a dict the tools "
+                       r"build \(type=..., ...\), not a value; set a key inside it"):
+        merge_cfg_options(config, {'model': None})
+    assert config.model.depth == 3  # nothing merged
 
 
 @pytest.mark.parametrize('key,where,there', [
@@ -463,6 +515,10 @@ def test_make_pseudo_masks_refuses_option_values_in_argparse(options, message, t
      "'abc' is no number above 0"),
     ('cam_cfg.bg_threshold=2', 'bg_threshold (--bg-threshold or --cfg-options cam_cfg.bg_threshold=...) = 2 '
      'is out of range; valid: 0 to 1'),
+    ('cam_cfg.bg_threshold=None', 'bg_threshold (--bg-threshold or --cfg-options cam_cfg.bg_threshold=...) = '
+     'None, but it needs a value; give a number from 0 to 1, or leave it out for its default 0.35.'),
+    ('cam_cfg.flip=None', 'flip (--no-flip or --cfg-options cam_cfg.flip=...) = None, but it needs a value; '
+     'give True or False, or leave it out for its default True.'),
     ('cam_cfg.ignore_margin=-1', 'ignore_margin (--ignore-margin or --cfg-options cam_cfg.ignore_margin=...) '
      '= -1 is out of range; valid: 0 or more'),
 ])
@@ -702,6 +758,32 @@ def test_a_data_root_is_refused_naming_the_parts_it_lacks(tmp_path):
                         option='cam_dataloader.dataset.data_root')
     (root / 'SegmentationClass').mkdir()
     check_data_root(str(root), splits=('val', ))  # all there: no error
+    with pytest.raises(MissingDatasetFileError) as err:  # a split it has not: writing the demo data again
+        check_data_root(str(root), splits=('bogus', ))  # would not make it; the splits it has are named
+    assert str(err.value) == (f'--data-root {root} has no split bogus (it lacks ImageSets/Segmentation/bogus.txt); '
+                              'its splits: val. Choose one of them, or write the missing file(s), one image id a '
+                              'line (docs/datasets.md).')
+
+
+def test_a_data_root_that_is_empty_text_or_a_file_and_a_config_that_is_a_folder_are_named(tmp_path):
+    """`--data-root ''` read "--data-root  does not exist; ... make_demo_data.py --out ", a file "does not
+    exist", and `tools/train.py configs` "config configs does not exist"."""
+    with pytest.raises(MissingDatasetFileError) as err:
+        check_data_root('')
+    assert str(err.value) == ("--data-root '' names no folder: give the folder of a dataset in the VOC layout, "
+                              'e.g. --data-root data/demo (write the demo data there with `python '
+                              'tools/make_demo_data.py --out data/demo`).')
+    file = tmp_path / 'labels.txt'
+    file.write_text('kept')
+    with pytest.raises(MissingDatasetFileError) as err:
+        check_data_root(str(file))
+    assert str(err.value).startswith(f'--data-root {file} is a file, not a folder; it must hold a dataset')
+    assert str(err.value).endswith('docs/datasets.md). Point --data-root at a folder of that layout (e.g. data/demo).')
+    assert file.read_text() == 'kept'
+    with pytest.raises(MissingAssetError) as err:
+        read_config(str(tmp_path))
+    assert str(err.value) == (f'config {tmp_path} is a folder, not a config file: give the path of a config file, '
+                              'e.g. configs/demo/clip_wsss_clip-rn_demo.py.')
 
 
 def test_a_stage2_dataset_refuses_a_1x1_pseudo_mask_naming_mask_image_and_fix(tmp_path):
@@ -745,7 +827,8 @@ def test_a_config_that_does_not_exist_is_named_with_the_fix(tool, argv, tmp_path
                                                for a in argv] + extra)
     with pytest.raises(SystemExit) as exc:
         importlib.import_module(f'mmseg_clip_wsss.cli.{tool}').run()
+    example = ('configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py' if tool == 'tune_prompts' else
+               'configs/demo/clip_wsss_clip-rn_demo.py')  # tune_prompts: a config with prompts to tune
     assert exc.value.code == (f'error: config {cfg} does not exist: give the path of a config file, e.g. '
-                              'configs/demo/clip_wsss_clip-rn_demo.py (the configs/ folder of the source '
-                              'checkout).')
+                              f'{example} (the configs/ folder of the source checkout).')
     assert not out.exists()

@@ -50,6 +50,9 @@ def read_config(path: str, what: str = 'config', example: str = 'configs/demo/cl
     Raises:
         MissingAssetError: ``path`` does not exist (or is a folder).
     """
+    if osp.isdir(path):
+        raise MissingAssetError(f'{what} {path} is a folder, not a config file: give the path of a config '
+                                f'file, e.g. {example}.')
     if not osp.isfile(path):
         where = '' if osp.isabs(path) else f' (relative to the working directory {os.getcwd()})'
         raise MissingAssetError(f'{what} {path} does not exist{where}: give the path of a config file, '

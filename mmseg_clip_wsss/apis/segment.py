@@ -166,6 +166,7 @@ def segment_images(inferencer: WSSSInferencer, paths: Sequence[str], out_dir: st
     palette = inferencer.model.dataset_meta.get('palette')  # a checkpoint may carry none
     palette = np.asarray(voc_palette(len(classes)) if palette is None else palette, dtype=np.uint8)
     written, skipped, taken = {}, {}, set()
+    inferencer.show_progress = False  # mmengine's "Inference" bar of every image: this bar is the only one
     bar = ProgressBar(len(paths)) if show_progress and len(paths) > 1 else None
     for path in paths:
         if resume and _finished(path, out_dir, _output_stem(path, set(taken))):

@@ -52,7 +52,7 @@ from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.apis.tagging import (CLIPTagger, best_f1_thresholds, fit_temperature,
                                           precision_recall, soft_tags)
 from mmseg_clip_wsss.clip_pretrain.evaluate import read_split_images
-from mmseg_clip_wsss.datasets import write_soft_labels
+from mmseg_clip_wsss.datasets import check_data_root, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic import (DescriptionStyle, load_world, make_described_pool,
                                                write_split_descriptions)
 from mmseg_clip_wsss.demo import runner as demo
@@ -276,8 +276,10 @@ def _cell(stats: Optional[Dict]) -> str:
     return f'{stats["mean"]:.2f} ± {stats["std"]:.2f} ({len(stats["runs"])})'
 
 
-def format_label_scarcity_markdown(summary: Dict, ns: Sequence[int], stage2_n: int = 30) -> str:
-    """The table: pseudo-mask mIoU per arm and N, and stage-2 val mIoU at ``stage2_n``."""
+def format_label_scarcity_markdown(summary: Dict, ns: Sequence[int], stage2_n: int = 30,
+                                   num_train: Optional[int] = None) -> str:
+    """The table: pseudo-mask mIoU per arm and N, and stage-2 val mIoU at ``stage2_n``; its footer
+    names the ``num_train`` images of the train split the masks are scored on."""
     stage2 = stage2_n in ns
     head = ' | '.join(f'N = {n}' for n in ns) + (f' | stage 2 val, N = {stage2_n}' if stage2 else '')
     lines = [f'| arm | {head} |', '|---' * (len(ns) + 1 + stage2) + '|']
@@ -286,7 +288,8 @@ def format_label_scarcity_markdown(summary: Dict, ns: Sequence[int], stage2_n: i
         if stage2:
             cells.append(_cell(summary['stage2'].get(arm, {}).get(str(stage2_n))))
         lines.append(f'| {arm} | {" | ".join(cells)} |')
-    lines += ['', 'Pseudo-mask mIoU (%) of the 300-image train split (stage 2: val mIoU, %): mean ± '
+    split = f'the {num_train}-image train split' if num_train is not None else 'the train split'
+    lines += ['', f'Pseudo-mask mIoU (%) of {split} (stage 2: val mIoU, %): mean ± '
               'sample std (runs). "-": not trained.']
     return '\n'.join(lines) + '\n'
 
@@ -313,15 +316,42 @@ def plot_label_scarcity(summary: Dict, ns: Sequence[int], path: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- the runs
+def _check_ns(ctx: Dict, ns: Sequence[int]) -> None:
+    """``ctx['num_train']``: the images of the train split; an N beyond them is refused (before the
+    work dir is made)."""
+    ctx['num_train'] = len(_split_ids(ctx['data_root'], 'train'))
+    bad = [n for n in ns if not 0 <= n <= ctx['num_train']]
+    if bad:
+        raise ValueError(f'label scarcity: N {bad} outside 0..{ctx["num_train"]} (the train split of '
+                         f'{ctx["data_root"]}); give --ns between 0 and {ctx["num_train"]}.')
+
+
+#: The settings that decide the runs: a work dir's summary.json made with others is said to be replaced.
+_RUN_SETTINGS = ('data_root', 'clip', 'arms', 'ns', 'seeds') + tuple(DEFAULTS)
+
+
+def _say_what_is_redone(work_dir: str, settings: Dict) -> None:
+    """Print one line when ``work_dir/summary.json`` was made with other settings: which differ, and
+    that the table is written anew with this command's cells alone."""
+    path = osp.join(work_dir, 'summary.json')
+    try:
+        with open(path) as f:
+            earlier = json.load(f)['settings']
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no earlier table (or none readable): nothing is replaced that was finished
+    now = json.loads(json.dumps({k: settings.get(k) for k in _RUN_SETTINGS}))
+    differ = [f'{k} {earlier.get(k)} -> {now[k]}' for k in _RUN_SETTINGS if earlier.get(k) != now[k]]
+    if differ:
+        print(f'[label scarcity] {path} was made with other settings ({"; ".join(differ)}): the steps of '
+              'these settings run (finished ones of the same settings are skipped) and summary.json and '
+              'label_scarcity.md are written anew with this command\'s cells alone; give another --work-dir '
+              'to keep the earlier table', flush=True)
+
+
 def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     """Pools, CLIP scores, the soft tags and rest-of-train split files per N; returns tag stats."""
     data_dir = osp.join(ctx['work_dir'], 'data')
     ids = dict(train=_split_ids(ctx['data_root'], 'train'))
-    ctx['num_train'] = len(ids['train'])
-    bad = [n for n in ns if not 0 <= n <= ctx['num_train']]
-    if bad:  # before any pool is written
-        raise ValueError(f'label scarcity: N {bad} outside 0..{ctx["num_train"]} (the train split of '
-                         f'{ctx["data_root"]}).')
     os.makedirs(data_dir, exist_ok=True)
     ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], ctx['pool_seed'], arms)
     ctx['rest_captions'] = _describe_rest(ctx, data_dir, arms, ns)
@@ -420,7 +450,7 @@ def _write_outputs(ctx: Dict, arms: Sequence[str], ns: Sequence[int], settings: 
     work_dir = ctx['work_dir']
     with open(osp.join(work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
-    table = format_label_scarcity_markdown(summary, ns, ctx['stage2_n'])
+    table = format_label_scarcity_markdown(summary, ns, ctx['stage2_n'], ctx['num_train'])
     with open(osp.join(work_dir, 'label_scarcity.md'), 'w') as f:
         f.write(table + f'\nCommand: `{settings["command"]}`\n')
     plot_label_scarcity(summary, ns, osp.join(work_dir, 'label_scarcity.png'))
@@ -465,14 +495,16 @@ def run_label_scarcity(work_dir: str = 'work_dirs/label_scarcity', data_root: st
     ctx.update(work_dir=osp.abspath(work_dir), data_root=osp.abspath(data_root), fresh=fresh,
                clip=osp.abspath(clip or osp.join(data_root, 'clip', 'clip.pt')), results={}, stage2={},
                threads=threads or max(1, (os.cpu_count() or 1) // max(1, jobs)), start=time.time())
-    for path, fix in ((osp.join(ctx['data_root'], 'ImageSets', 'Segmentation', 'train.txt'), 'python tools/make_demo_data.py'),
-                      (ctx['clip'], 'python tools/pretrain_clip.py --data-root DATA_ROOT, or give --clip')):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'label scarcity: {path} does not exist: make it with `{fix}`.')
+    check_data_root(data_root, splits=('train', 'val'), demo_info=True)
+    if not osp.isfile(ctx['clip']):
+        raise FileNotFoundError(f'label scarcity: the CLIP checkpoint {ctx["clip"]} does not exist: make it with '
+                                f'`python tools/pretrain_clip.py --data-root {data_root}`, or give --clip FILE.')
     runs = study_runs(arms, ns, ctx['stage2_n'])
-    os.makedirs(ctx['work_dir'], exist_ok=True)
+    _check_ns(ctx, ns)
     settings = dict(command=command, seeds=list(seeds), arms=list(arms), ns=list(ns), data_root=ctx['data_root'],
                     clip=ctx['clip'], **{k: ctx[k] for k in DEFAULTS}, std='sample (n - 1)')
+    _say_what_is_redone(ctx['work_dir'], settings)
+    os.makedirs(ctx['work_dir'], exist_ok=True)
     settings['soft_tags'] = _prepare(ctx, arms, ns)
     _write_configs(ctx, runs)
     counts, lock = dict(ran=0, skipped=0), threading.Lock()

@@ -54,15 +54,22 @@ def check_scales(scales) -> Tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-def _check_value(name: str, value, low: Optional[float] = None, high: Optional[float] = None):
+def _check_value(name: str, value, low: Optional[float] = None, high: Optional[float] = None,
+                 optional: bool = False):
     """``value`` of the protocol field ``name``, checked: a bool for ``low`` None, else a number in
-    ``[low, high]`` (no ``high``: ``low`` and up); None passes (an unset optional field).
+    ``[low, high]`` (no ``high``: ``low`` and up); None passes only for an ``optional`` field.
 
     Raises:
-        ValueError: naming the field, its option and the valid values.
+        ValueError: naming the field, its option and the valid values (None for a field that is
+            not optional, e.g. ``cam_cfg.bg_threshold=None``, which would fail later in the run).
     """
-    if value is None:
+    if value is None and optional:
         return None
+    if value is None:
+        valid = 'True or False' if low is None else (f'a number, {low} or more' if high is None
+                                                      else f'a number from {low} to {high}')
+        raise ValueError(f'CAM protocol: {_where(name)} = None, but it needs a value; give '
+                         f'{valid}, or leave it out for its default {getattr(CAMProtocol, name)!r}.')
     if low is None:
         if not isinstance(value, bool):
             raise ValueError(f'CAM protocol: {_where(name)} = {value!r} is no bool; use True or False.')
@@ -158,7 +165,7 @@ class CAMProtocol:
                       refine=dict(refine) if isinstance(refine, dict) else refine,
                       bg_threshold=_check_value('bg_threshold', self.bg_threshold, 0, 1),
                       bg_power=_check_value('bg_power', self.bg_power, 0),
-                      ignore_margin=_check_value('ignore_margin', self.ignore_margin, 0),
+                      ignore_margin=_check_value('ignore_margin', self.ignore_margin, 0, optional=True),
                       normalise=_check_value('normalise', self.normalise),
                       ignore_band=check_ignore_band(self.ignore_band, self.bg_threshold,
                                                     self.bg_mode))

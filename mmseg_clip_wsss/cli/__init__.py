@@ -28,7 +28,7 @@ from mmseg_clip_wsss.engine.weight_files import WeightFileError
 from mmseg_clip_wsss.startup import end_startup_guard
 
 __all__ = ['USER_ERRORS', 'INPUT_ERRORS', 'run_tool', 'report_json', 'device_arg',
-           'finished_files', 'refuse_existing', 'int_at_least', 'float_between']
+           'finished_files', 'refuse_existing', 'int_at_least', 'float_between', 'DefaultsHelpFormatter']
 
 #: Errors of the tools that carry a complete message (file and fix): printed without a traceback.
 USER_ERRORS = (MissingAssetError, ConfigMismatchError, CheckpointMismatchError, NonFiniteLossError,
@@ -132,6 +132,19 @@ def float_between(low: float, high: Optional[float] = None) -> Callable[[str], f
     return parse
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """The help formatter of the tools that print their options' defaults: ``(default: X)`` is added
+    to an option's help unless the help says its default itself or there is none (None, False): argparse's
+    own formatter printed ``(default WSSS-Demo-CLIP-RN, the demo CLIP) (default: WSSS-Demo-CLIP-RN)``
+    and ``(default: None)`` after a help that named the default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ''
+        if 'default' in help_text or action.default in (None, False, argparse.SUPPRESS):
+            return help_text
+        return super()._get_help_string(action)
+
+
 def report_json(result: Dict, out: Optional[str] = None) -> Dict:
     """Print ``result`` as JSON and, with ``out``, write it there too (atomically, its folder made);
     returns it."""
@@ -174,7 +187,7 @@ def _interrupted(interrupted: Optional[Callable[[], str]]) -> None:
             what = interrupted()
         except Exception:  # the line must not turn into a traceback itself
             pass
-    print(f'\ninterrupted (Ctrl-C): {what}', file=sys.stderr, flush=True)
+    print(f'interrupted (Ctrl-C): {what}', file=sys.stderr, flush=True)
     sys.exit(130)
 
 

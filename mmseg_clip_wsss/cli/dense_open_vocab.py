@@ -15,7 +15,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Open-vocabulary figures of a dense zero-shot mode (no training)')
     parser.add_argument('config', help='a TrainingFreeDenseCLIP config (configs/dense_clip/*_demo.py)')
-    parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split')
+    parser.add_argument('--data-root', default='data/demo', help='demo data with the openvocab split (default data/demo)')
     parser.add_argument('--clip', default=None,
                         help='the CLIP of both towers (default: the config\'s, under DATA_ROOT: '
                         'DATA_ROOT/clip/clip.pt for the demo CLIP)')

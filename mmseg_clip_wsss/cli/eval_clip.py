@@ -9,14 +9,14 @@ from mmseg_clip_wsss.clip_pretrain.pipeline import evaluate_checkpoint, write_js
 from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig, build_corpus
 from mmseg_clip_wsss.datasets.synthetic.world import resolve_world
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, DefaultsHelpFormatter, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Zero-shot figures of a CLIP and of the random tower',
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument('checkpoint', help='open_clip state dict (tools/pretrain_clip.py writes clip.pt)')
     parser.add_argument('--data-root', default='data/demo', help='dataset with labelled images')
     parser.add_argument('--world', help='world preset (default: the dataset\'s world)')

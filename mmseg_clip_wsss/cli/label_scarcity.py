@@ -26,13 +26,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Label scarcity on the demo data: N labelled images, '
                                      'and what CLIP tags and descriptions of unlabelled images add')
     parser.add_argument('--work-dir', default='work_dirs/label_scarcity',
-                        help='folder of the runs and the table; the steps finished there are kept '
-                        '(default work_dirs/label_scarcity)')
-    parser.add_argument('--data-root', default='data/demo', help='the demo data (tools/make_demo_data.py)')
+                        help='folder of the runs and the table (default work_dirs/label_scarcity); a step '
+                        'finished there with the same settings is skipped; with other settings (another '
+                        '--iters, --ns, ...) their steps run and summary.json and label_scarcity.md are '
+                        'written anew with this command\'s cells alone (a line says so)')
+    parser.add_argument('--data-root', default='data/demo', help='the demo data (default data/demo; tools/make_demo_data.py writes it)')
     parser.add_argument('--clip', help='CLIP checkpoint (default: DATA_ROOT/clip/clip.pt)')
     parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS,
                         help='what the N labelled images are given beside them (default: all)')
-    parser.add_argument('--ns', type=int_at_least(0), nargs='+', default=list(NS), help='numbers of labelled images')
+    parser.add_argument('--ns', type=int_at_least(0), nargs='+', default=list(NS), help=f'numbers of labelled images (default {" ".join(map(str, NS))})')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
                         help='seeds of every arm and N (default 0 1 2; the table gives mean and std)')
     parser.add_argument('--iters', type=int_at_least(1), help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
@@ -43,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int_at_least(1), help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
     parser.add_argument('--pool-size', type=int_at_least(1), help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
     parser.add_argument('--pool-seed', type=int, help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
-    parser.add_argument('--jobs', type=int_at_least(1), default=2, help='steps run side by side')
+    parser.add_argument('--jobs', type=int_at_least(1), default=2, help='steps run side by side (default 2)')
     parser.add_argument('--threads', type=int_at_least(1), help='CPU threads of every step (default: the cores / --jobs)')
     parser.add_argument('--fresh', action='store_true', help='redo finished steps')
     return parser.parse_args(argv)

@@ -20,7 +20,7 @@ from . import INPUT_ERRORS, run_tool
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Write a generated WSSS dataset in the PASCAL VOC devkit layout')
-    parser.add_argument('--out', default='data/demo', help='dataset root to write')
+    parser.add_argument('--out', default='data/demo', help='dataset root to write (default data/demo)')
     parser.add_argument('--world', default='demo', choices=sorted(WORLD_PRESETS),
                         help='the world to draw (what decides a class, image size, unseen classes)')
     parser.add_argument('--seed', type=int, default=0, help='random seed (output is byte-identical '
@@ -30,7 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--num-val', type=int, default=None, help='val images (default 100, 500 '
                         'with --large)')
     parser.add_argument('--num-openvocab', type=int, default=100,
-                        help='images of the open-vocabulary split (worlds with unseen classes)')
+                        help='images of the open-vocabulary split (worlds with unseen classes; default 100)')
     parser.add_argument('--size', type=int, default=None, help="image side in pixels (default: the "
                         "world's, 192 with --large)")
     parser.add_argument('--large', action='store_true',

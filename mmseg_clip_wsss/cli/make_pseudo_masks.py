@@ -14,7 +14,7 @@ from mmseg_clip_wsss.apis.preflight import check_config_classes, read_config
 from mmseg_clip_wsss.cam.protocol import BG_MODES, CAMProtocol
 from mmseg_clip_wsss.cam.run import check_split, init_distributed, make_pseudo_masks
 from . import INPUT_ERRORS, device_arg, finished_files, float_between, int_at_least, run_tool
-from .runner_args import (CfgOptionsAction, add_local_rank_arg, merge_cfg_options, naming_cfg_options,
+from .runner_args import (add_cfg_options_arg, add_local_rank_arg, merge_cfg_options, naming_cfg_options,
                           naming_clip_download)
 
 __all__ = ['parse_args', 'protocol_from_args', 'main', 'interrupted_line', 'run']
@@ -69,9 +69,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='job launcher: with pytorch (torchrun) or slurm (srun) every process '
                         'writes the masks of its share of the images')
     add_local_rank_arg(parser)
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
-        help='override settings of the config, as key=value pairs (mmengine DictAction syntax)')
+    add_cfg_options_arg(parser, 'cam_cfg.bg_threshold=0.4')
     args = parser.parse_args(argv)
     if args.ignore_band is not None and args.ignore_band[0] > args.ignore_band[1]:
         parser.error(f'argument --ignore-band: LOW {args.ignore_band[0]} is above HIGH '

@@ -13,7 +13,7 @@ from mmseg_clip_wsss.clip_pretrain.pipeline import pretrain_from_world
 from mmseg_clip_wsss.clip_pretrain.train import PretrainConfig
 from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig
 from mmseg_clip_wsss.datasets.synthetic.world import resolve_world
-from . import INPUT_ERRORS, int_at_least, run_tool
+from . import INPUT_ERRORS, DefaultsHelpFormatter, int_at_least, run_tool
 
 __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
@@ -23,7 +23,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     defaults, schedule = CorpusConfig(), PretrainConfig()
     parser = argparse.ArgumentParser(description='Contrastive pretraining of a small open_clip model on '
                                      'the captioned corpus of a generated world',
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument('--data-root', default='data/demo', help='generated dataset whose world is captioned')
     parser.add_argument('--world', help='a world preset instead of the dataset\'s world')
     parser.add_argument('--out-dir', help='output folder (default DATA_ROOT/clip)')

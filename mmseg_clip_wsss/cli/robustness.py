@@ -12,7 +12,7 @@ from mmseg_clip_wsss.apis.robustness import evaluate_robustness, markdown_table,
 from mmseg_clip_wsss.datasets.transforms.corruption import CORRUPTIONS, MAX_SEVERITY
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from . import INPUT_ERRORS, device_arg, run_tool
-from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
+from .runner_args import add_cfg_options_arg, merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'run']
 
@@ -30,8 +30,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--title', help='chart / table title (default: the config name)')
     parser.add_argument('--device', type=device_arg, help='default: cuda if available, else cpu')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override settings of the config (mmengine DictAction syntax)')
+    add_cfg_options_arg(parser)
     return parser.parse_args(argv)
 
 

@@ -23,9 +23,20 @@ from mmengine.logging import print_log
 
 from mmseg_clip_wsss.apis.config_options import parse_option_value
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError, read_config
+from mmseg_clip_wsss.datasets.errors import DatasetError
+
+#: Errors whose message is complete already (file or option, and the fix): passed on unchanged.
+_COMPLETE_ERRORS = (ConfigMismatchError, MissingAssetError, DatasetError)
 
 __all__ = ['add_runner_args', 'add_local_rank_arg', 'load_runner_config', 'merge_cfg_options', 'naming_cfg_options',
-           'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download']
+           'one_typo_apart', 'CfgOptionsAction', 'naming_clip_download', 'add_cfg_options_arg',
+           'CFG_OPTIONS_HELP']
+
+#: The help text of every ``--cfg-options``: what :class:`CfgOptionsAction` does with a value.
+CFG_OPTIONS_HELP = ('override settings of the config, as KEY=VALUE pairs; spaces inside a value are '
+                    'kept, a comma splits a value into a list as in mmengine (KEY=a,b is [a, b]; a text '
+                    'with a comma cannot be given here: set it in the config), and brackets must pair '
+                    '(KEY="[1, 2]", KEY="(1, 2)")')
 
 
 class CfgOptionsAction(DictAction):
@@ -33,7 +44,7 @@ class CfgOptionsAction(DictAction):
     every tool, with two differences:
 
     - spaces inside a value are kept: mmengine removes every space of a value before parsing it, so
-      ``"model.text_encoder.prompt.template=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
+      ``"model.text_encoder.prompt.templates=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
       tuples, numbers, booleans and ``None`` parse as mmengine parses them (``KEY=1,2``,
       ``KEY=[a, b]``, ``KEY=(1, 2)``, ``KEY=0.5``, ``KEY=True``); spaces around an element are dropped,
       those inside a string element are kept;
@@ -51,6 +62,10 @@ class CfgOptionsAction(DictAction):
                              'write each setting as KEY=VALUE, e.g. cam_cfg.bg_threshold=0.4 '
                              'model.backbone.pretrained=FILE')
             key, value = item.split('=', 1)
+            if '' in key.split('.'):
+                parser.error(f'argument {option}: {item!r}: the key {key!r} has an empty part (a dot '
+                             'too many, at its start or its end); write it as the config nests it, '
+                             'e.g. model.backbone.pretrained=FILE')
             try:
                 options[key] = self._parse_iterable(value)
             except ValueError as err:
@@ -111,6 +126,11 @@ def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
     """
     if not options:
         return []
+    if 'model' in options and not isinstance(options['model'], dict):
+        raise ConfigMismatchError(
+            f'--cfg-options model={options["model"]!r}: the model is a dict the tools build '
+            '(type=..., ...), not a value; set a key inside it, e.g. model.backbone.pretrained=FILE. '
+            'Nothing was run.')
     added = []
     for key in options:
         missing = _missing_part(cfg, key)
@@ -134,23 +154,33 @@ def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
 
 @contextmanager
 def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
-    """Run the block; a ``TypeError`` of an unexpected keyword argument that is the last part of a
-    ``--cfg-options`` key (a key the built class does not take) is re-raised naming that option.
+    """Run the block (the build of a model, and the run); with ``--cfg-options`` given, a
+    ``TypeError`` or ``ValueError`` that carries no complete message of its own (one of
+    :data:`~mmseg_clip_wsss.apis.preflight` 's errors, or a dataset's) is re-raised naming the
+    options: an unexpected keyword argument names its key, any other error (``None`` where a list
+    is needed, ...) every key given.
 
     Raises:
-        ConfigMismatchError: naming the option, the class's error and the fix.
+        ConfigMismatchError: naming the option(s), the error and the fix.
     """
     try:
         yield
-    except TypeError as err:
-        found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
-        keys = [k for k in (options or {}) if found and k.split('.')[-1] == found.group(1)]
-        if not keys:
+    except (TypeError, ValueError) as err:
+        if not options or isinstance(err, _COMPLETE_ERRORS):
             raise
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        keys = [k for k in options if found and k.split('.')[-1] == found.group(1)]
+        if keys:
+            raise ConfigMismatchError(
+                f'--cfg-options {keys[0]}: {found.group(1)!r} is no argument of what the config builds '
+                f'there ({err}); check the key against the config (its spelling, and where it goes), '
+                'e.g. with `python -c "from mmengine import Config; '
+                'print(Config.fromfile(CONFIG).pretty_text)"`.') from err
+        given = ' '.join(f'{k}={v!r}' for k, v in options.items())
         raise ConfigMismatchError(
-            f'--cfg-options {keys[0]}: {found.group(1)!r} is no argument of what the config builds there '
-            f'({err}); check the key against the config (its spelling, and where it goes), e.g. with '
-            '`python -c "from mmengine import Config; print(Config.fromfile(CONFIG).pretty_text)"`.') from err
+            f'{"TypeError: " if isinstance(err, TypeError) else ""}{err} -- with --cfg-options {given}: check these values against '
+            'the config (the type it holds there: a list, a number, a dict ...); '
+            'a value with a comma is a list, e.g. KEY=a,b.') from err
 
 
 @contextmanager
@@ -177,13 +207,17 @@ def naming_clip_download(config: str) -> Iterator[None]:
 def add_runner_args(parser: argparse.ArgumentParser) -> None:
     """Add ``--work-dir``, ``--cfg-options``, ``--launcher`` and ``--local-rank`` to ``parser``."""
     parser.add_argument('--work-dir', help='the dir to save logs, checkpoints and metrics')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=CfgOptionsAction,
-        help='override settings of the config, as key=value pairs (mmengine DictAction syntax), '
-        'e.g. train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
+    add_cfg_options_arg(parser, 'train_cfg.max_iters=100 "model.backbone.init_cfg=None"')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     add_local_rank_arg(parser)
+
+
+def add_cfg_options_arg(parser: argparse.ArgumentParser, example: str = '') -> None:
+    """Add ``--cfg-options`` (:class:`CfgOptionsAction`, help :data:`CFG_OPTIONS_HELP`) to ``parser``;
+    ``example``: settings the help text shows as an example of the tool (none: no example)."""
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        help=CFG_OPTIONS_HELP + (f'; e.g. {example}' if example else ''))
 
 
 def add_local_rank_arg(parser: argparse.ArgumentParser) -> None:

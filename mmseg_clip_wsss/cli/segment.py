@@ -12,7 +12,7 @@ from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, resolve_classes
 from mmseg_clip_wsss.apis.preflight import check_config_assets, read_config
 from mmseg_clip_wsss.apis.segment import check_out_dir, list_images, segment_images
 from . import INPUT_ERRORS, device_arg, finished_files, run_tool
-from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
+from .runner_args import add_cfg_options_arg, merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
@@ -36,9 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', type=device_arg, default=None,
                         help='cpu, cuda, ... (default: CUDA if available)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override settings of the config (mmengine DictAction syntax), e.g. the CLIP: '
-                        'model.backbone.pretrained=P model.text_encoder.pretrained=P')
+    add_cfg_options_arg(parser, 'the CLIP: model.backbone.pretrained=P model.text_encoder.pretrained=P')
     return parser.parse_args(argv)
 
 

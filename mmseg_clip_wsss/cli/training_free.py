@@ -53,9 +53,11 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
 
 def interrupted_line(args: argparse.Namespace) -> str:
-    """What an interrupted row left: masks of an unfinished run, no row."""
-    return (f'the masks in {args.out_dir} are those of an unfinished run and no row was written; run the '
-            'same command again (it makes every mask anew, so that the time is that of making them)')
+    """What an interrupted row left (masks of an unfinished run, no row) and the command that runs it
+    again: the same with ``--overwrite``, as ``--out-dir`` with files in it is refused without it."""
+    again = 'the same command again' if args.overwrite else 'the same command with --overwrite'
+    return (f'the masks in {args.out_dir} are those of an unfinished run and no row was written; run '
+            f'{again} (it makes every mask anew, so that the time is that of making them)')
 
 
 def run() -> None:

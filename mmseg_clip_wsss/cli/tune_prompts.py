@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 from mmseg_clip_wsss.apis.preflight import check_config_classes, read_config
 from mmseg_clip_wsss.apis.prompt_tuning import tune_prompts
 from . import INPUT_ERRORS, device_arg, run_tool
-from .runner_args import CfgOptionsAction, merge_cfg_options, naming_cfg_options
+from .runner_args import add_cfg_options_arg, merge_cfg_options, naming_cfg_options
 
 __all__ = ['parse_args', 'main', 'interrupted_line', 'run']
 
@@ -25,15 +25,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--device', type=device_arg, default=None,
                         help='cpu, cuda, cuda:0 ... (default: cuda if available)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar or epoch log')
-    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
-                        help='override settings of the config, as key=value pairs')
+    add_cfg_options_arg(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     """Tune and save the prompts with ``argv``; returns :func:`tune_prompts`'s dict."""
     args = parse_args(argv)
-    cfg = read_config(args.config)
+    cfg = read_config(args.config, example='configs/clip_es/clip-es-learned-prompts_demo-clip_demo.py')
     merge_cfg_options(cfg, args.cfg_options)
     check_config_classes(cfg, ('train_dataloader', ))
     with naming_cfg_options(args.cfg_options):

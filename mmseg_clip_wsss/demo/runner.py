@@ -326,7 +326,7 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
                 os.remove(calibration)
             run_command('open vocabulary', ['-m', 'mmseg_clip_wsss.cli.open_vocab', STAGE1[0][1],
                                             checkpoints['stage1'], '--data-root', data_root, '--clip', clip,
-                                            '--combine', OPEN_VOCAB_COMBINE_CONFIG, '--out', out],
+                                            '--combine', OPEN_VOCAB_COMBINE_CONFIG, '--out', out, '--overwrite'],
                         osp.join(work_dir, 'open_vocab.log'), threads)
         with open(out) as f:
             figures = json.load(f)

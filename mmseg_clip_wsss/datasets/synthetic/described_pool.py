@@ -28,6 +28,8 @@ import numpy as np
 from PIL import Image
 
 from ..caption_files import write_coco_captions
+from ..data_root import check_data_root
+from ..errors import MissingDatasetFileError
 from ..image_labels import write_image_labels
 from ..palette import write_palette_png
 from .descriptions import DescriptionStyle, describe_scene
@@ -128,7 +130,12 @@ def _split_scene(data_root: str, world: WorldConfig, seed: int, split: str, inde
     for k, obj in enumerate(scene.objects):
         label[scene.owner == k] = names.index(obj.cls.name)
     mask_path = osp.join(data_root, 'SegmentationClass', image_id + '.png')
-    if not osp.isfile(mask_path) or not np.array_equal(np.asarray(Image.open(mask_path)), label):
+    if not osp.isfile(mask_path):
+        raise MissingDatasetFileError(
+            f'write_split_descriptions: {mask_path} is missing ({split} image {index}, {image_id}, of '
+            f'{data_root}): its scene is checked against it. Write the data again with `python '
+            f'tools/make_demo_data.py --out {data_root} --overwrite`.')
+    if not np.array_equal(np.asarray(Image.open(mask_path)), label):
         raise ValueError(f'write_split_descriptions: {mask_path} is not the mask of the scene drawn again from '
                          f'{data_root}/demo_info.json (seed {seed}, {split} image {index}): the data was written '
                          'by another generator version or edited; write it again with tools/make_demo_data.py '
@@ -153,17 +160,26 @@ def write_split_descriptions(data_root: str, split: str, out_file: str, style: D
         dict: ``split``, ``skip``, ``num_images`` described, ``vagueness``.
 
     Raises:
-        ValueError: an unknown split, or a scene drawn again that differs from its GT mask (the data
-            came from another generator version).
+        ValueError: an unknown split, ``skip`` below 0 or leaving no image, or a scene drawn again
+            that differs from its GT mask (the data came from another generator version).
+        MissingDatasetFileError: ``data_root`` lacks a part it reads (``demo_info.json``, the split
+            file, a GT mask), naming it and the fix.
     """
     style = style or DescriptionStyle()
     if split not in SPLIT_CODES:
         raise ValueError(f'write_split_descriptions: split {split!r} must be one of {sorted(SPLIT_CODES)}.')
+    if isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0:
+        raise ValueError(f'write_split_descriptions: skip={skip!r} must be a whole number, 0 or more (the '
+                         'labelled images at the start of the split, left out).')
+    check_data_root(data_root, splits=(split, ), demo_info=True, option='write_split_descriptions: data_root')
     with open(osp.join(data_root, 'demo_info.json')) as f:
         seed = int(json.load(f)['seed'])
     world = load_world(data_root)
     with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
         ids = [line.strip() for line in f if line.strip()]
+    if skip >= len(ids):
+        raise ValueError(f'write_split_descriptions: skip={skip} leaves no image of the {split} split of '
+                         f'{data_root} ({len(ids)} images) to describe; give skip below {len(ids)}.')
     pairs = []
     for i, image_id in enumerate(ids[skip:], start=skip):
         scene = _split_scene(data_root, world, seed, split, i, image_id)

@@ -58,6 +58,9 @@ DEFAULT_TEMPLATES: Tuple[str, ...] = (
 
 
 def _check_templates(templates: Sequence[str]) -> List[str]:
+    if not isinstance(templates, (str, list, tuple)):
+        raise ValueError(f'prompt.templates = {templates!r}: give a template or a list of them, each '
+                         "with one '{}' for the class name, e.g. 'a photo of a {}.'.")
     templates = [templates] if isinstance(templates, str) else list(templates)
     if not templates:
         raise ValueError('prompt.templates is empty: give at least one template such as '
