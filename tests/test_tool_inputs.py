@@ -531,6 +531,7 @@ def test_make_pseudo_masks_refuses_cam_cfg_values_naming_the_option(option, mess
     with pytest.raises(SystemExit) as exc:
         make_pseudo_masks_cli.run()
     assert str(exc.value.code).startswith(f'error: CAM protocol: {message}')
+    assert '-- with --cfg-options' not in str(exc.value.code)  # it names its option: complete as it is
     assert not out.exists()
 
 

@@ -156,7 +156,8 @@ def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
 def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
     """Run the block (the build of a model, and the run); with ``--cfg-options`` given, a
     ``TypeError`` or ``ValueError`` that carries no complete message of its own (one of
-    :data:`~mmseg_clip_wsss.apis.preflight` 's errors, or a dataset's) is re-raised naming the
+    :data:`~mmseg_clip_wsss.apis.preflight` 's errors, a dataset's, or one that names a given
+    option) is re-raised naming the
     options: an unexpected keyword argument names its key, any other error (``None`` where a list
     is needed, ...) every key given.
 
@@ -166,8 +167,8 @@ def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
     try:
         yield
     except (TypeError, ValueError) as err:
-        if not options or isinstance(err, _COMPLETE_ERRORS):
-            raise
+        if not options or isinstance(err, _COMPLETE_ERRORS) or any(k in str(err) for k in options):
+            raise  # a message that names an option it was given is complete
         found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
         keys = [k for k in options if found and k.split('.')[-1] == found.group(1)]
         if keys:
