@@ -97,6 +97,11 @@ def test_split_descriptions_describe_the_scenes_of_a_generated_split_and_refuse_
     again = tmp_path / 'again.json'
     write_split_descriptions(str(root), 'train', str(again), DescriptionStyle(vagueness=0.0, empty=0.0), skip=2)
     assert again.read_bytes() == out.read_bytes()  # the same files from the same data
+    written = again.stat().st_mtime_ns
+    write_split_descriptions(str(root), 'train', str(again), DescriptionStyle(vagueness=0.0, empty=0.0), skip=2)
+    assert again.stat().st_mtime_ns == written  # up to date: kept, not drawn again
+    write_split_descriptions(str(root), 'train', str(again), DescriptionStyle(vagueness=1.0), skip=2)
+    assert again.read_bytes() != out.read_bytes()  # another style: written again
     mask = root / 'SegmentationClass' / f'{ids[0]}.png'
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(mask)
     with pytest.raises(ValueError, match=rf'{mask}.*tools/make_demo_data.py --overwrite'):

@@ -375,7 +375,8 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
 
 def _describe_rest(ctx: Dict, data_dir: str, arms: Sequence[str], ns: Sequence[int]) -> Dict[str, Dict[int, str]]:
     """Descriptions of the unlabelled rest of the train split (all but the first N) for each described
-    arm, as its pool is described (same vagueness); written once per (arm, N)."""
+    arm, as its pool is described (same vagueness); written again only for another data root,
+    data seed or style."""
     out = {}
     for arm, (folder, vagueness) in POOLS.items():
         out[arm] = {}
@@ -384,10 +385,8 @@ def _describe_rest(ctx: Dict, data_dir: str, arms: Sequence[str], ns: Sequence[i
         for n in ns:
             if n >= ctx['num_train']:
                 continue
-            path = osp.join(data_dir, f'captions_train_rest_N{n}_{folder}.json')
-            if not osp.isfile(path):
-                write_split_descriptions(ctx['data_root'], 'train', path, DescriptionStyle(vagueness=vagueness),
-                                         skip=n)
+            path = osp.join(data_dir, f'captions_train_rest_N{n}_{folder}.json')  # kept if up to date
+            write_split_descriptions(ctx['data_root'], 'train', path, DescriptionStyle(vagueness=vagueness), skip=n)
             out[arm][n] = path
     return out
 

@@ -157,7 +157,8 @@ def write_split_descriptions(data_root: str, split: str, out_file: str, style: D
         skip (int): Images at the start of the split left out (the labelled ones). Defaults to 0.
 
     Returns:
-        dict: ``split``, ``skip``, ``num_images`` described, ``vagueness``.
+        dict: ``split``, ``skip``, ``num_images`` described, ``vagueness``. An ``out_file`` written
+        before with the same data root, seed, style and ``skip`` is kept as it is.
 
     Raises:
         ValueError: an unknown split, ``skip`` below 0 or leaving no image, or a scene drawn again
@@ -180,11 +181,24 @@ def write_split_descriptions(data_root: str, split: str, out_file: str, style: D
     if skip >= len(ids):
         raise ValueError(f'write_split_descriptions: skip={skip} leaves no image of the {split} split of '
                          f'{data_root} ({len(ids)} images) to describe; give skip below {len(ids)}.')
+    summary = dict(split=split, skip=skip, num_images=len(ids) - skip, vagueness=style.vagueness)
+    info = json.loads(json.dumps(dict(description=f'described {split} images of {osp.abspath(data_root)}',
+                                      seed=seed, style=dataclasses.asdict(style), **summary)))
+    if _written_with(out_file, info):
+        return summary  # the same arguments write the same file
     pairs = []
     for i, image_id in enumerate(ids[skip:], start=skip):
         scene = _split_scene(data_root, world, seed, split, i, image_id)
         rng = np.random.default_rng([seed, SPLIT_CODES[split], i, 1])
         pairs.append((image_id + '.jpg', [describe_scene(rng, scene.objects, style) for _ in range(style.per_image)]))
-    write_coco_captions(out_file, pairs, info=dict(description=f'described {split} images of {data_root}',
-                                                   seed=seed, vagueness=style.vagueness, skip=skip))
-    return dict(split=split, skip=skip, num_images=len(pairs), vagueness=style.vagueness)
+    write_coco_captions(out_file, pairs, info=info)
+    return summary
+
+
+def _written_with(path: str, info: Dict) -> bool:
+    """Whether ``path`` is a captions file whose ``info`` is ``info``."""
+    try:
+        with open(path) as f:
+            return json.load(f).get('info') == info
+    except (OSError, ValueError, AttributeError):
+        return False
