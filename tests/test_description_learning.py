@@ -42,7 +42,7 @@ def test_description_naming_no_known_class_gives_no_positive_target():
     assert conf[1, 2] == 1 and conf[0, 0] == 1
     # unnamed classes: "absent" with confidence negative_weight x (1 - the text tower's hint)
     assert conf[0, 1] == pytest.approx(0.0, abs=1e-4)  # the tower is sure of a disc: no "absent"
-    assert conf[0, 3] == pytest.approx(0.5, abs=1e-4)
+    assert conf[0, 3] == pytest.approx(1.0, abs=1e-4)
     # word matches alone (no embeddings), and a word the text tower disagrees with
     y_words, _ = targets(desc)
     assert y_words[0, 1:].sum() == 0 and y_words[1].tolist() == [1, 0, 1, 0, 0]
