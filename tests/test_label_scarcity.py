@@ -13,7 +13,7 @@ from mmseg.structures import SegDataSample
 from mmseg_clip_wsss.apis.tagging import fit_temperature, soft_tags
 from mmseg_clip_wsss.benchmark.label_scarcity import (aggregate_label_scarcity, arm_config,
                                                       format_label_scarcity_markdown, study_runs)
-from mmseg_clip_wsss.cli.label_scarcity import main as scarcity_main
+from mmseg_clip_wsss.cli.label_scarcity import main as scarcity_main, parse_args as scarcity_args
 from mmseg_clip_wsss.cli.tag_images import main as tag_main
 from mmseg_clip_wsss.datasets import DEMO_CLASSES, DatasetError, MissingDatasetFileError, PackWSSSInputs, load_soft_labels, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic.voc_writer import make_demo_data
@@ -184,6 +184,13 @@ def test_arm_configs_mix_the_sources_of_each_arm():
     assert [d.caption_file for d in only.dataset.datasets][0] == '/w/v0.json'
     assert only.sampler.ratios == pytest.approx([300 / 1800, 1500 / 1800])
     assert len(arm_config('descriptions', 300, ctx).train_dataloader.dataset.datasets) == 2  # no rest
+    by_size = arm_config('descriptions', 30, dict(ctx, labelled_share='size')).train_dataloader.sampler
+    assert by_size.ratios == pytest.approx([30 / 1800, 270 / 1800, 1500 / 1800])  # a uniform draw
+    assert scarcity_args(['--labelled-share', 'size']).labelled_share == 'size'
+    assert scarcity_args(['--labelled-share', '0.2']).labelled_share == 0.2
+    for bad in ('1', '0', 'half'):
+        with pytest.raises(SystemExit):
+            scarcity_args(['--labelled-share', bad])
     off = arm_config('vague_descriptions_no_rsca', 30, ctx).model
     assert off.neck.use_aggregation is False and off.neck.loss_region is None and off.region_contrast is False
 

@@ -18,7 +18,8 @@ its own seed) as the unlabelled images, every arm trains stage 1 of the demo
   model.neck.loss_region=None model.region_contrast=False``), at N = 30 only.
 
 The unlabelled sources take half of the draws (``SourceRatioSampler``; within them, by their
-sizes), as the described config does. The figure is the pseudo-mask mIoU of the whole 300-image
+sizes), as the described config does; ``labelled_share`` sets another share of the labelled images,
+or ``'size'``: by the sources' sizes (a uniform draw over all images). The figure is the pseudo-mask mIoU of the whole 300-image
 train split (``tools/make_pseudo_masks.py --eval``; the train split's image-level labels restrict the
 CAMs, as in the demo), per arm and N, mean and sample std (n - 1) over the seeds; at N = 30
 (``stage2_n``) each run's pseudo masks also train stage 2 (``configs/demo/stage2_clip-rn_upernet_demo.py``),
@@ -27,9 +28,9 @@ scored on the val split.
 The study schedule is shorter than the demo's so that the whole study (36 stage-1 runs, their
 pseudo masks, 15 stage-2 runs) aims at an hour of a 2-core CPU: stage 1 150 iterations of batch 8
 (the demo: 800), stage 2 150 iterations (the demo: 600), pseudo masks at one scale with flip and
-PAR refinement (the demo: 3 scales). Measured: 27 min on an idle 2-core CPU; at this schedule the
-unlabelled images are seen less than once each, which is too short for the descriptions to pay off
-(docs/benchmarks.md, "Label scarcity").
+PAR refinement (the demo: 3 scales). Measured: 29 min on an idle 2-core CPU; at this schedule the
+unlabelled images are seen less than once each and, at N = 30 with half of the draws, the labelled
+ones about 20 times (docs/benchmarks.md, "Label scarcity").
 Every step is a step of :mod:`mmseg_clip_wsss.demo.runner`
 (the same commands and logs, finished steps skipped unless ``fresh``, an interrupted training
 resumed), run up to ``jobs`` side by side (:func:`~mmseg_clip_wsss.demo.runner.run_steps`).
@@ -194,9 +195,11 @@ def _sources(arm: str, n: int, base: Config, ctx: Dict) -> Tuple[List[dict], Lis
     has_rest = ctx['num_train'] > n
     unlabelled = ([rest] if has_rest else []) + [pool]
     sizes = ([ctx['num_train'] - n] if has_rest else []) + [ctx['pool_size']]
-    share = 1.0 - ctx['labelled_share'] if n > 0 else 1.0
-    ratios = [share * s / sum(sizes) for s in sizes]
-    return ([labelled] if n > 0 else []) + unlabelled, ([ctx['labelled_share']] if n > 0 else []) + ratios
+    labelled_share = ctx['labelled_share'] if n > 0 else 0.0
+    if labelled_share == 'size':  # a uniform draw over all images
+        labelled_share = n / (n + sum(sizes))
+    ratios = [(1.0 - labelled_share) * s / sum(sizes) for s in sizes]
+    return ([labelled] if n > 0 else []) + unlabelled, ([labelled_share] if n > 0 else []) + ratios
 
 
 def arm_config(arm: str, n: int, ctx: Dict) -> Config:

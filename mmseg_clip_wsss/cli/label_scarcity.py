@@ -4,11 +4,11 @@
 
     python tools/label_scarcity.py [--work-dir work_dirs/label_scarcity] [--data-root data/demo]
         [--clip data/demo/clip/clip.pt] [--arms ...] [--ns 0 30 300] [--seeds 0 1 2]
-        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--jobs 2] [--fresh]
+        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--labelled-share 0.5|size] [--jobs 2] [--fresh]
 
 The study schedule (stage 1: 150 iterations of batch 8, stage 2: 150, pseudo masks at one scale with
 flip and PAR) is shorter than the demo's so that the whole study fits about an hour of a 2-core CPU
-(27 min measured on an idle 2-core CPU; longer schedules: ``--iters``, ``--stage2-iters``).
+(29 min measured on an idle 2-core CPU; longer schedules: ``--iters``, ``--stage2-iters``).
 The runs and what they write: :mod:`mmseg_clip_wsss.benchmark.label_scarcity`.
 """
 import argparse
@@ -20,6 +20,19 @@ from mmseg_clip_wsss.benchmark.label_scarcity import ARMS, DEFAULTS, NS, run_lab
 from . import INPUT_ERRORS, int_at_least, run_tool
 
 __all__ = ['parse_args', 'main', 'run']
+
+
+def _share(text: str):
+    """``--labelled-share``: ``'size'`` or a float in (0, 1)."""
+    if text == 'size':
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f'{text!r} is neither a share in (0, 1) nor "size"')
+    return value
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,6 +58,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--batch-size', type=int_at_least(1), help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
     parser.add_argument('--pool-size', type=int_at_least(1), help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
     parser.add_argument('--pool-seed', type=int, help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
+    parser.add_argument('--labelled-share', type=_share, metavar='SHARE|size',
+                        help=f'share of the draws taken from the N labelled images, in (0, 1), or "size": by '
+                        f'the sources\' sizes, a uniform draw over all images (default {DEFAULTS["labelled_share"]})')
     parser.add_argument('--jobs', type=int_at_least(1), default=2, help='steps run side by side (default 2)')
     parser.add_argument('--threads', type=int_at_least(1), help='CPU threads of every step (default: the cores / --jobs)')
     parser.add_argument('--fresh', action='store_true', help='redo finished steps')
@@ -58,7 +74,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     summary = run_label_scarcity(args.work_dir, args.data_root, args.clip, args.arms, args.ns, args.seeds,
                                  jobs=args.jobs, threads=args.threads, fresh=args.fresh, command=command.strip(),
                                  iters=args.iters, stage2_iters=args.stage2_iters, stage2_n=args.stage2_n,
-                                 batch_size=args.batch_size, pool_size=args.pool_size, pool_seed=args.pool_seed)
+                                 batch_size=args.batch_size, pool_size=args.pool_size, pool_seed=args.pool_seed,
+                                 labelled_share=args.labelled_share)
     with open(osp.join(args.work_dir, 'label_scarcity.md')) as f:
         print(f.read())
     return summary
