@@ -240,6 +240,11 @@ def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_
                      "earlier table"]
     protocol = json.loads((work / 'labels_N2' / 'seed0' / 'pseudo_masks' / 'protocol.json').read_text())
     assert protocol['checkpoint'].endswith('iter_3.pth')
+    # another sampler share (same iterations) trains the tags arm again: its old checkpoint is not reused
+    shared = scarcity_main([*argv[:argv.index('--arms')], '--arms', 'tags', '--ns', '2',
+                            *argv[argv.index('--seeds'):], '--labelled-share', '0.5'])
+    assert shared['settings']['steps'] == dict(ran=3, skipped=0)
+    assert 'ran: stage 1 tags N=2 s0' in capsys.readouterr().out
 
 
 def test_label_scarcity_names_an_empty_data_root_and_a_missing_clip_with_their_commands(tmp_path):

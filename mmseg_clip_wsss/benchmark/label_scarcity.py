@@ -17,9 +17,10 @@ its own seed) as the unlabelled images, every arm trains stage 1 of the demo
 * ``vague_descriptions_no_rsca``: the same without RSC-A (``model.neck.use_aggregation=False
   model.neck.loss_region=None model.region_contrast=False``), at N = 30 only.
 
-The unlabelled sources take half of the draws (``SourceRatioSampler``; within them, by their
-sizes), as the described config does; ``labelled_share`` sets another share of the labelled images,
-or ``'size'``: by the sources' sizes (a uniform draw over all images). The figure is the pseudo-mask mIoU of the whole 300-image
+Every image is drawn alike (``labelled_share='size'``: ``SourceRatioSampler`` by the sources'
+sizes); a float ``labelled_share`` gives the N labelled images that share of the draws instead (the
+described config's 0.5 gave lower pseudo masks at both N on two data seeds at this schedule:
+docs/benchmarks.md, "Label scarcity"). The figure is the pseudo-mask mIoU of the whole 300-image
 train split (``tools/make_pseudo_masks.py --eval``; the train split's image-level labels restrict the
 CAMs, as in the demo), per arm and N, mean and sample std (n - 1) over the seeds; at N = 30
 (``stage2_n``) each run's pseudo masks also train stage 2 (``configs/demo/stage2_clip-rn_upernet_demo.py``),
@@ -29,8 +30,7 @@ The study schedule is shorter than the demo's so that the whole study (36 stage-
 pseudo masks, 15 stage-2 runs) aims at an hour of a 2-core CPU: stage 1 150 iterations of batch 8
 (the demo: 800), stage 2 150 iterations (the demo: 600), pseudo masks at one scale with flip and
 PAR refinement (the demo: 3 scales). Measured: 29 min on an idle 2-core CPU; at this schedule the
-unlabelled images are seen less than once each and, at N = 30 with half of the draws, the labelled
-ones about 20 times (docs/benchmarks.md, "Label scarcity").
+unlabelled images are seen less than once each (docs/benchmarks.md, "Label scarcity").
 Every step is a step of :mod:`mmseg_clip_wsss.demo.runner`
 (the same commands and logs, finished steps skipped unless ``fresh``, an interrupted training
 resumed), run up to ``jobs`` side by side (:func:`~mmseg_clip_wsss.demo.runner.run_steps`).
@@ -42,6 +42,7 @@ Outputs in the work dir, rewritten after every finished step: ``summary.json``
 import json
 import os
 import os.path as osp
+import shutil
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -73,7 +74,9 @@ POOLS = {'descriptions': ('demo_described', 0.3), 'vague_descriptions': ('demo_v
 LABELS_CONFIG = 'configs/demo/clip_wsss_clip-rn_demo.py'
 DESCRIBED_CONFIG = 'configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py'
 STAGE2 = demo.STAGE2
-DEFAULTS = dict(iters=150, stage2_iters=150, batch_size=8, scales=(1.0, ), labelled_share=0.5,
+#: The copy of its arm config a finished stage 1 keeps: a run of another config is not reused.
+TRAINED_CONFIG = 'trained_with.py'
+DEFAULTS = dict(iters=150, stage2_iters=150, batch_size=8, scales=(1.0, ), labelled_share='size',
                 pool_size=1500, pool_seed=1, stage2_n=30)
 
 
@@ -402,6 +405,16 @@ def _metrics(out_dir: str) -> Optional[Dict]:
         return json.load(f)
 
 
+def _trained_with(run_dir: str, config: str) -> bool:
+    """Whether the run in ``run_dir`` was trained with the arm config ``config`` as it is now (its copy,
+    :data:`TRAINED_CONFIG`, is written after training; a run without it is trained again)."""
+    copy = osp.join(run_dir, TRAINED_CONFIG)
+    if not osp.isfile(copy):
+        return False
+    with open(copy) as a, open(config) as b:
+        return a.read() == b.read()
+
+
 def _chain_steps(arm: str, n: int, seed: int, ctx: Dict, record: Callable) -> Dict:
     """Stage 1 -> pseudo masks (-> stage 2 at ``stage2_n``) of one (arm, N, seed)."""
     name, run_dir = f'{arm} N={n} s{seed}', osp.join(ctx['work_dir'], f'{arm}_N{n}', f'seed{seed}')
@@ -411,9 +424,11 @@ def _chain_steps(arm: str, n: int, seed: int, ctx: Dict, record: Callable) -> Di
     state = {}
 
     def fit() -> None:
-        done = not ctx['fresh'] and osp.isfile(osp.join(run_dir, f'iter_{ctx["iters"]}.pth'))
-        state['checkpoint'] = demo.train(name, config, run_dir, options, ctx['iters'], ctx['fresh'], ctx['threads'])
-        state['redo'] = ctx['fresh'] or not done  # a new checkpoint: its masks and stage 2 are made again
+        fresh = ctx['fresh'] or not _trained_with(run_dir, config)  # another config (e.g. sampler share)
+        done = not fresh and osp.isfile(osp.join(run_dir, f'iter_{ctx["iters"]}.pth'))
+        state['checkpoint'] = demo.train(name, config, run_dir, options, ctx['iters'], fresh, ctx['threads'])
+        shutil.copyfile(config, osp.join(run_dir, TRAINED_CONFIG))
+        state['redo'] = fresh or not done  # a new checkpoint: its masks and stage 2 are made again
         record('skipped' if done else 'ran', f'stage 1 {name}')
 
     def score() -> None:
