@@ -4,7 +4,7 @@
 
     python tools/label_scarcity.py [--work-dir work_dirs/label_scarcity] [--data-root data/demo]
         [--clip data/demo/clip/clip.pt] [--arms ...] [--ns 0 30 300] [--seeds 0 1 2]
-        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--labelled-share 0.5|size] [--jobs 2] [--fresh]
+        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--labelled-share size|SHARE] [--jobs 2] [--fresh]
 
 The study schedule (stage 1: 150 iterations of batch 8, stage 2: 150, pseudo masks at one scale with
 flip and PAR) is shorter than the demo's so that the whole study fits about an hour of a 2-core CPU
