@@ -141,3 +141,20 @@ def test_demo_step_refuses_to_resume_a_run_of_another_config(tmp_path):
     with pytest.raises(RuntimeError, match='--fresh') as err:
         train('stage1', 'configs/demo/clip_wsss_clip-rn_demo.py', str(work_dir), [], 800, False, 1)
     assert str(work_dir) in str(err.value) and 'clip_wsss_clip-rn_demo.py' in str(err.value)
+
+
+def test_demo_step_reuses_only_a_finished_run_of_the_same_config_and_options(tmp_path):
+    """A finished run is reused only when its record names the config (as its file reads now) and the
+    options it is asked for; one of other options (another sampler share, seed, data root) is not."""
+    from mmseg_clip_wsss.demo.runner import RUN_RECORD, REPO, finished_run
+    config, work_dir = 'configs/demo/clip_wsss_clip-rn_demo.py', tmp_path / 'stage1'
+    work_dir.mkdir()
+    (work_dir / 'iter_4.pth').write_bytes(b'0')
+    assert finished_run(str(work_dir), config, ['randomness.seed=0'], 4) is None  # no record: not reused
+    text = (Path(REPO) / config).read_text()
+    (work_dir / RUN_RECORD).write_text(json.dumps(dict(config=text, options=['randomness.seed=0'])))
+    assert finished_run(str(work_dir), config, ['randomness.seed=0'], 4) == str(work_dir / 'iter_4.pth')
+    assert finished_run(str(work_dir), config, ['randomness.seed=1'], 4) is None
+    assert finished_run(str(work_dir), config, ['randomness.seed=0'], 8) is None
+    (work_dir / RUN_RECORD).write_text(json.dumps(dict(config=text + '# edited', options=['randomness.seed=0'])))
+    assert finished_run(str(work_dir), config, ['randomness.seed=0'], 4) is None

@@ -42,7 +42,6 @@ Outputs in the work dir, rewritten after every finished step: ``summary.json``
 import json
 import os
 import os.path as osp
-import shutil
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -74,8 +73,6 @@ POOLS = {'descriptions': ('demo_described', 0.3), 'vague_descriptions': ('demo_v
 LABELS_CONFIG = 'configs/demo/clip_wsss_clip-rn_demo.py'
 DESCRIBED_CONFIG = 'configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py'
 STAGE2 = demo.STAGE2
-#: The copy of its arm config a finished stage 1 keeps: a run of another config is not reused.
-TRAINED_CONFIG = 'trained_with.py'
 DEFAULTS = dict(iters=150, stage2_iters=150, batch_size=8, scales=(1.0, ), labelled_share='size',
                 pool_size=1500, pool_seed=1, stage2_n=30)
 
@@ -405,16 +402,6 @@ def _metrics(out_dir: str) -> Optional[Dict]:
         return json.load(f)
 
 
-def _trained_with(run_dir: str, config: str) -> bool:
-    """Whether the run in ``run_dir`` was trained with the arm config ``config`` as it is now (its copy,
-    :data:`TRAINED_CONFIG`, is written after training; a run without it is trained again)."""
-    copy = osp.join(run_dir, TRAINED_CONFIG)
-    if not osp.isfile(copy):
-        return False
-    with open(copy) as a, open(config) as b:
-        return a.read() == b.read()
-
-
 def _chain_steps(arm: str, n: int, seed: int, ctx: Dict, record: Callable) -> Dict:
     """Stage 1 -> pseudo masks (-> stage 2 at ``stage2_n``) of one (arm, N, seed)."""
     name, run_dir = f'{arm} N={n} s{seed}', osp.join(ctx['work_dir'], f'{arm}_N{n}', f'seed{seed}')
@@ -424,11 +411,9 @@ def _chain_steps(arm: str, n: int, seed: int, ctx: Dict, record: Callable) -> Di
     state = {}
 
     def fit() -> None:
-        fresh = ctx['fresh'] or not _trained_with(run_dir, config)  # another config (e.g. sampler share)
-        done = not fresh and osp.isfile(osp.join(run_dir, f'iter_{ctx["iters"]}.pth'))
-        state['checkpoint'] = demo.train(name, config, run_dir, options, ctx['iters'], fresh, ctx['threads'])
-        shutil.copyfile(config, osp.join(run_dir, TRAINED_CONFIG))
-        state['redo'] = fresh or not done  # a new checkpoint: its masks and stage 2 are made again
+        done = not ctx['fresh'] and demo.finished_run(run_dir, config, options, ctx['iters']) is not None
+        state['checkpoint'] = demo.train(name, config, run_dir, options, ctx['iters'], ctx['fresh'], ctx['threads'])
+        state['redo'] = not done  # a new checkpoint: its masks and stage 2 are made again
         record('skipped' if done else 'ran', f'stage 1 {name}')
 
     def score() -> None:

@@ -136,10 +136,35 @@ def max_iters(config: str, iters: Optional[int]) -> int:
     return iters or Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
 
 
+#: The record of what a run in a work dir was started with (its config's text and the options).
+RUN_RECORD = 'run_with.json'
+
+
+def _run_record(config: str, options: List[str]) -> Dict:
+    with open(osp.join(REPO, config)) as f:
+        return dict(config=f.read(), options=list(options))
+
+
 def _finished_checkpoint(work_dir: str, iterations: int) -> Optional[str]:
     """The final checkpoint of a finished run in ``work_dir``, else None."""
     path = osp.join(work_dir, f'iter_{iterations}.pth')
     return path if osp.isfile(path) else None
+
+
+def _same_run(work_dir: str, config: str, options: List[str]) -> Optional[bool]:
+    """Whether the run in ``work_dir`` was started with ``config`` (as its file reads now) and
+    ``options``; None when it holds no record of them."""
+    try:
+        with open(osp.join(work_dir, RUN_RECORD)) as f:
+            return json.load(f) == _run_record(config, options)
+    except (OSError, ValueError):
+        return None
+
+
+def finished_run(work_dir: str, config: str, options: List[str], iterations: int) -> Optional[str]:
+    """The final checkpoint of a finished run in ``work_dir`` started with ``config`` and ``options``,
+    else None: a run of another config or options is not reused."""
+    return _finished_checkpoint(work_dir, iterations) if _same_run(work_dir, config, options) else None
 
 
 def run_command(name: str, argv: List[str], log_file: str, threads: int) -> None:
@@ -168,11 +193,18 @@ def run_command(name: str, argv: List[str], log_file: str, threads: int) -> None
 
 def train(name: str, config: str, work_dir: str, options: List[str], iterations: int, fresh: bool,
           threads: int) -> str:
-    """``tools/train.py`` into ``work_dir`` (resumed if interrupted); returns the final checkpoint."""
-    done = None if fresh else _finished_checkpoint(work_dir, iterations)
+    """``tools/train.py`` into ``work_dir`` (resumed if interrupted); returns the final checkpoint.
+
+    A run is reused (finished) or resumed (interrupted) only if it was started with the same config and
+    options (:func:`finished_run`); a run of others is trained again.
+    """
+    done = None if fresh else finished_run(work_dir, config, options, iterations)
     if done:
         print(f'[{name}] finished run found ({done}): not trained again', flush=True)
         return done
+    if not fresh and (_finished_checkpoint(work_dir, iterations) or _same_run(work_dir, config, options) is False):
+        print(f'[{name}] {work_dir} holds a run of another config or options: trained again', flush=True)
+        fresh = True
     argv = ['-m', 'mmseg_clip_wsss.cli.train', config, '--work-dir', work_dir, '--cfg-options', *options]
     if not fresh and osp.isfile(osp.join(work_dir, 'last_checkpoint')):
         if not osp.isfile(osp.join(work_dir, osp.basename(config))):  # mmengine dumps the config there
@@ -180,6 +212,9 @@ def train(name: str, config: str, work_dir: str, options: List[str], iterations:
                                f'{osp.basename(config)} in it), which cannot be resumed: run the demo '
                                f'with --fresh, or remove {work_dir}.')
         argv.append('--resume')
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, RUN_RECORD), 'w') as f:
+        json.dump(_run_record(config, options), f)
     run_command(name, argv, osp.join(work_dir, 'train.log'), threads)
     done = _finished_checkpoint(work_dir, iterations)
     if done is None:

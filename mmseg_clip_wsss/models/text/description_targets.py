@@ -20,7 +20,7 @@ Descriptions name only some of the objects, so an unnamed class is not surely ab
 0 with a confidence of ``negative_weight * (1 - max softmax)`` -- lower for the classes a vague
 description hints at ('something round' leans towards disc, ring and crescent). Most classes of a
 vocabulary are absent from any one image, so an unnamed class is almost always absent (98.4 % of the
-unnamed classes of the demo's described pool; COCO images hold about 3 of 80 classes): the default
+unnamed classes of the demo's described pool; a COCO image holds 3.5 of 80 classes on average): the default
 ``negative_weight=1.0`` trusts an absence as a label would, the hint aside. A named class has
 confidence 1; the background column (when the class list has one) is target 1, confidence 1, as in
 the image-level multi-hot labels.
