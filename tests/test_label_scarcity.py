@@ -219,7 +219,7 @@ def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_
     assert written['arms'] == summary['arms']
     assert (work / 'label_scarcity.png').stat().st_size > 1000
     assert '| tags |' in (work / 'label_scarcity.md').read_text()
-    soft = json.loads((work / 'data' / 'soft_tags_N2.json').read_text())
+    soft = json.loads((work / 'data' / 'soft_tags_shared_N2.json').read_text())
     assert len(soft['images']) == 2 + 6  # the rest of the train split and the pool
     again = scarcity_main(argv)
     assert again['settings']['steps'] == dict(ran=0, skipped=8)
@@ -245,6 +245,27 @@ def test_label_scarcity_tool_on_a_tiny_world_writes_the_summary_and_resumes(tmp_
                             *argv[argv.index('--seeds'):], '--labelled-share', '0.5'])
     assert shared['settings']['steps'] == dict(ran=3, skipped=0)
     assert 'ran: stage 1 tags N=2 s0' in capsys.readouterr().out
+
+
+def test_the_study_pools_are_drawn_from_the_data_root_world(tmp_path):
+    """The described pools of a data root of another world hold that world's classes (they were the
+    demo world's whatever the data root); an up-to-date pool is kept, one of another world written again."""
+    from mmseg_clip_wsss.benchmark.label_scarcity import _prepare_pools
+    from mmseg_clip_wsss.datasets.synthetic import load_world
+    roots = dict(pairs=tmp_path / 'pairs', demo=tmp_path / 'demo')
+    make_demo_data(str(roots['pairs']), world='shared-pairs-160', seed=1, num_train=2, num_val=1, size=64,
+                   show_progress=False)
+    make_demo_data(str(roots['demo']), num_train=2, num_val=1, size=64, show_progress=False)
+    worlds = {k: json.loads(json.dumps(load_world(str(r)).to_dict())) for k, r in roots.items()}
+    assert worlds['pairs'] != worlds['demo']
+    pool = tmp_path / 'data' / 'demo_described' / 'described_pool.json'
+    _prepare_pools(str(tmp_path / 'data'), str(roots['pairs']), 2, 1, ['descriptions'])
+    assert json.loads(pool.read_text())['world'] == worlds['pairs']
+    stamp = pool.stat().st_mtime_ns
+    _prepare_pools(str(tmp_path / 'data'), str(roots['pairs']), 2, 1, ['descriptions'])
+    assert pool.stat().st_mtime_ns == stamp
+    _prepare_pools(str(tmp_path / 'data'), str(roots['demo']), 2, 1, ['descriptions'])
+    assert json.loads(pool.read_text())['world'] == worlds['demo']
 
 
 def test_label_scarcity_names_an_empty_data_root_and_a_missing_clip_with_their_commands(tmp_path):

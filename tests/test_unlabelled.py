@@ -13,7 +13,8 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import DATASETS, MODELS
 from mmseg.structures import SegDataSample
 
-from mmseg_clip_wsss.apis.tagging import best_f1_thresholds, precision_recall, tag_names
+from mmseg_clip_wsss.apis.tagging import (best_f1_thresholds, choose_thresholds, precision_recall,
+                                          shared_f1_thresholds, tag_names)
 from mmseg_clip_wsss.cli.tag_images import main as tag_main
 from mmseg_clip_wsss.datasets.synthetic.voc_writer import make_demo_data
 from mmseg_clip_wsss.demo.unlabelled import arm_options
@@ -51,6 +52,31 @@ def test_best_f1_thresholds_separate_a_separable_class():
     assert best_f1_thresholds(scores, np.zeros_like(labels))[0] == np.inf
     pr = precision_recall(tags, labels, ['a', 'b'])
     assert pr == dict(precision=pytest.approx(60.0), recall=100.0)  # 3 of the 5 tags true, all 3 found
+
+
+def test_shared_f1_thresholds_fit_one_threshold_in_each_class_spread():
+    """One threshold in standard units of each class's reference spread: classes whose scores sit at
+    other offsets and spreads get thresholds at the same place of their spread, a class without a
+    positive among the labelled images included (per class it would get +inf and never be tagged)."""
+    rng = np.random.default_rng(0)
+    present = rng.random((400, 3)) < 0.3
+    z = np.where(present, 2.0, 0.0) + rng.normal(0, 0.3, present.shape)  # one shape, three classes
+    offset, spread = np.array([0.2, 0.5, 0.4]), np.array([0.05, 0.1, 0.02])
+    scores = offset + spread * z
+    labelled, labels = scores[:40], present[:40].astype(np.float32)
+    labels[:, 2] = 0  # no positive of the last class among the labelled images
+    shared = shared_f1_thresholds(labelled[:, :2], labels[:, :2], scores[:, :2])
+    standard = (shared - scores[:, :2].mean(0)) / scores[:, :2].std(0)
+    assert standard[0] == pytest.approx(standard[1], abs=1e-4)  # the same place of each spread
+    assert np.all(offset[:2] < shared) and np.all(shared < offset[:2] + 2 * spread[:2])  # between the modes
+    unseen = shared_f1_thresholds(labelled, labels, scores)[2]
+    assert offset[2] < unseen < offset[2] + 2 * spread[2]
+    assert np.isinf(choose_thresholds('per-class', labelled, labels, scores)[2])
+    assert np.isinf(shared_f1_thresholds(labelled, np.zeros_like(labels), scores)).all()
+    with pytest.raises(ValueError, match=r'reference scores must be \(M >= 2, 3\), got \(1, 3\)'):
+        shared_f1_thresholds(labelled, labels, scores[:1])
+    with pytest.raises(ValueError, match="threshold rule 'best' is unknown; choose from"):
+        choose_thresholds('best', labelled, labels, scores)
 
 
 def test_tag_images_writes_a_label_file_the_dataset_loads(roots, tmp_path):
@@ -156,6 +182,13 @@ def test_tag_images_refuses_an_existing_out_and_thresholds_of_another_split(root
         tag_main(other + ['--out', str(tmp_path / 'val_tags.txt')])
     tag_main(other + ['--out', str(out), '--overwrite'])
     assert json.loads(Path(first['thresholds']).read_text())['chosen_on'] == f'{labelled}:val'
+    # thresholds of another rule, or standardised on other images to tag, are not reused either
+    other_rule = base + ['--labelled-split', 'val', '--thresholds', first['thresholds'], '--threshold-rule', 'per-class']
+    with pytest.raises(FileExistsError, match=r'threshold_rule shared there, per-class now'):
+        tag_main(other_rule + ['--out', str(tmp_path / 'pc.txt')])
+    with pytest.raises(FileExistsError, match=rf'standardised_on {unlabelled}:train there, {labelled}:train now'):
+        tag_main([clip, '--data-root', str(labelled), '--labelled-split', 'val', '--thresholds',
+                  first['thresholds'], '--out', str(tmp_path / 'self.txt')])
     # a split the data root lacks is refused before the thresholds are chosen
     with pytest.raises(FileNotFoundError, match=r'split file .*nosuch\.txt does not exist: give a --split'):
         tag_main(base + ['--split', 'nosuch', '--out', str(tmp_path / 'x.txt')])

@@ -3,8 +3,14 @@
 Every class is scored by the CLIP's zero-shot window score
 (:func:`mmseg_clip_wsss.models.clip_windows.window_scores` against the prompt-ensemble class
 embeddings of :func:`~mmseg_clip_wsss.models.text.zero_shot.class_embeddings`); an image is tagged
-with every class whose score reaches that class's threshold. The thresholds are chosen per class on a
-labelled split (the best F1 there) and saved as JSON, so the same tags can be made again later. Tags
+with every class whose score reaches that class's threshold. The thresholds are chosen on a labelled
+split (:func:`choose_thresholds`) and saved as JSON, so the same tags can be made again later. By
+default (rule ``'shared'``, :func:`shared_f1_thresholds`) every class's scores are standardised by
+their mean and standard deviation over the images to tag (no label read) and one threshold in those
+units, the best F1 over every (image, class) pair of the labelled split, serves all classes; rule
+``'per-class'`` (:func:`best_f1_thresholds`) fits each class alone, which needs many labelled images:
+with 30, the classes with 4-5 positives got thresholds that kept 36-39 % of their present images
+(docs/benchmarks.md, "Label scarcity"). Tags
 are written as an image-level label file (:mod:`mmseg_clip_wsss.datasets.image_labels`), which a WSSS
 dataset reads like a converted one.
 
@@ -35,11 +41,13 @@ from mmseg_clip_wsss.datasets.soft_labels import write_soft_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from .inferencer import load_rgb
 
-__all__ = ['CLIPTagger', 'best_f1_thresholds', 'tag_names', 'precision_recall', 'read_split',
+__all__ = ['CLIPTagger', 'best_f1_thresholds', 'shared_f1_thresholds', 'choose_thresholds', 'THRESHOLD_RULES', 'tag_names', 'precision_recall', 'read_split',
            'tag_images', 'TEMPERATURES', 'soft_tags', 'fit_temperature']
 
 #: Temperatures :func:`fit_temperature` chooses among (units of the CLIP's cosine score).
 TEMPERATURES = (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)
+#: How :func:`choose_thresholds` fits the thresholds (the first is the default).
+THRESHOLD_RULES = ('shared', 'per-class')
 
 
 class CLIPTagger:
@@ -86,6 +94,49 @@ def best_f1_thresholds(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return thresholds
 
 
+def shared_f1_thresholds(scores: np.ndarray, labels: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """One best-F1 threshold for every class, in units of each class's spread over ``reference``.
+
+    Each class's scores are standardised, ``z = (score - mean_k) / std_k`` with the mean and standard
+    deviation of class k over the reference images (the images to tag: scores only, no label); the one
+    threshold ``c`` with the best F1 over every (image, class) pair of the labelled images is mapped
+    back per class. One parameter fitted on N x K pairs instead of K fitted on N images each: a class
+    with few (or no) positives among the labelled images still gets a threshold.
+
+    Args:
+        scores (np.ndarray): (N, K) scores of the labelled images.
+        labels (np.ndarray): (N, K) their multi-hot labels.
+        reference (np.ndarray): (M, K) scores of the images to tag (M >= 2).
+
+    Returns:
+        np.ndarray: (K,) thresholds ``mean_k + c * std_k`` in score units; +inf for every class when
+        the labelled images hold no positive.
+
+    Raises:
+        ValueError: fewer than 2 reference images, or another number of classes.
+    """
+    if reference.ndim != 2 or len(reference) < 2 or reference.shape[1] != scores.shape[1]:
+        raise ValueError(f'shared_f1_thresholds: reference scores must be (M >= 2, {scores.shape[1]}), '
+                         f'got {reference.shape}.')
+    mean, std = reference.mean(0), reference.std(0) + 1e-6
+    one = best_f1_thresholds(((scores - mean) / std).reshape(-1, 1), labels.reshape(-1, 1))[0]
+    return mean + one * std
+
+
+def choose_thresholds(rule: str, scores: np.ndarray, labels: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(K,) thresholds by ``rule``: ``'shared'`` (:func:`shared_f1_thresholds`, standardised by
+    ``reference``) or ``'per-class'`` (:func:`best_f1_thresholds`; ``reference`` unused).
+
+    Raises:
+        ValueError: an unknown rule.
+    """
+    if rule == 'shared':
+        return shared_f1_thresholds(scores, labels, reference)
+    if rule == 'per-class':
+        return best_f1_thresholds(scores, labels)
+    raise ValueError(f'threshold rule {rule!r} is unknown; choose from {list(THRESHOLD_RULES)}.')
+
+
 def tag_names(scores: np.ndarray, thresholds: np.ndarray, class_names: Sequence[str],
               min_tags: int = 1) -> List[List[str]]:
     """Class names at or above their thresholds per image (at least ``min_tags``, by margin)."""
@@ -129,7 +180,7 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray, thresholds: np.ndarr
     Args:
         scores (np.ndarray): (N, K) scores of labelled images (never the images that are scored).
         labels (np.ndarray): (N, K) their multi-hot labels.
-        thresholds (np.ndarray): (K,) from :func:`best_f1_thresholds` on the same images.
+        thresholds (np.ndarray): (K,) from :func:`choose_thresholds` on the same images.
         temperatures (Sequence[float]): The candidates. Defaults to :data:`TEMPERATURES`.
 
     Returns:
@@ -193,17 +244,19 @@ def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
     return list(dict.fromkeys([BACKGROUND] + names + extra))
 
 
-def _saved_thresholds(threshold_file: str, names: List[str], chosen_on: str, checkpoint: str) -> np.ndarray:
-    """The thresholds of ``threshold_file``, checked to be those of this labelled split and CLIP.
+def _saved_thresholds(threshold_file: str, names: List[str], made_for: Dict[str, str]) -> np.ndarray:
+    """The thresholds of ``threshold_file``, checked to have been made as ``made_for`` says
+    (``chosen_on``, ``checkpoint``, ``threshold_rule`` and, for the shared rule, ``standardised_on``;
+    a file without a rule was made per class).
 
     Raises:
-        FileExistsError: they were chosen on another labelled split or with another CLIP, or lack a
-            class of ``names``, naming the file, both and the fix.
+        FileExistsError: they were made otherwise or lack a class of ``names``, naming the file, both
+            and the fix.
     """
     with open(threshold_file) as f:
         saved = json.load(f)
-    differ = [f'{key} {saved.get(key)} there, {now} now' for key, now in
-              (('chosen_on', chosen_on), ('checkpoint', osp.abspath(checkpoint))) if saved.get(key) != now]
+    saved.setdefault('threshold_rule', 'per-class')
+    differ = [f'{key} {saved.get(key)} there, {now} now' for key, now in made_for.items() if saved.get(key) != now]
     missing = [n for n in names if n not in saved.get('thresholds', {})]
     if missing:
         differ.append(f'no threshold of {", ".join(missing)}')
@@ -215,26 +268,31 @@ def _saved_thresholds(threshold_file: str, names: List[str], chosen_on: str, che
 
 
 def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, labelled_root: str,
-                labelled_split: str, checkpoint: str, overwrite: bool = False) -> tuple:
-    """Per-class thresholds and the soft-tag temperature: read from ``threshold_file`` if it exists and
-    was chosen on this labelled split with this CLIP (``overwrite``: chosen again; a file without a
-    temperature, written before soft tags, gets it from the labelled split), else chosen on the
-    labelled split (best F1; least BCE) and written there (atomically)."""
-    chosen_on = f'{osp.abspath(labelled_root)}:{labelled_split}'
+                labelled_split: str, checkpoint: str, rule: str, reference: np.ndarray, reference_on: str,
+                overwrite: bool = False) -> tuple:
+    """Thresholds and the soft-tag temperature: read from ``threshold_file`` if it exists and was made
+    the same way (``overwrite``: chosen again; a file without a temperature, written before soft tags,
+    gets it from the labelled split), else chosen on the labelled split (:func:`choose_thresholds`
+    with ``rule``, standardised by the ``reference`` scores of the images to tag, ``reference_on``;
+    least BCE) and written there (atomically)."""
+    made_for = dict(chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}', checkpoint=osp.abspath(checkpoint),
+                    threshold_rule=rule)
+    if rule == 'shared':
+        made_for['standardised_on'] = reference_on
     saved = None
     if osp.isfile(threshold_file) and not overwrite:
-        saved = _saved_thresholds(threshold_file, names, chosen_on, checkpoint)
+        saved = _saved_thresholds(threshold_file, names, made_for)
         with open(threshold_file) as f:
             temperature = json.load(f).get('temperature')
         if temperature is not None:
             return saved, float(temperature)
     images, labels = read_split_images(labelled_root, labelled_split, names)
     scores = tagger.scores(images)
-    thresholds = saved if saved is not None else best_f1_thresholds(scores, labels)
+    thresholds = saved if saved is not None else choose_thresholds(rule, scores, labels, reference)
     temperature = fit_temperature(scores, labels, thresholds)
     write_json_atomically(threshold_file, dict(thresholds=dict(zip(names, thresholds.tolist())),
-                                               temperature=temperature, checkpoint=osp.abspath(checkpoint),
-                                               chosen_on=chosen_on, rule='best F1; temperature: least BCE'))
+                                               temperature=temperature, **made_for,
+                                               rule=f'best F1 ({rule}); temperature: least BCE'))
     return thresholds, temperature
 
 
@@ -257,7 +315,8 @@ def _score_tags(tags, scores: np.ndarray, ids: List[str], names: List[str], data
 def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
                labelled_root: Optional[str] = None, labelled_split: str = 'train',
                thresholds: Optional[str] = None, true_labels: Optional[str] = None,
-               model_name: str = DEMO_CLIP_NAME, overwrite: bool = False, soft: bool = False) -> Dict:
+               model_name: str = DEMO_CLIP_NAME, overwrite: bool = False, soft: bool = False,
+               threshold_rule: str = THRESHOLD_RULES[0]) -> Dict:
     """Tag the images of ``data_root``'s ``split`` and write the tags as the label file ``out``.
 
     Args:
@@ -278,6 +337,8 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
             refused.
         soft (bool): Write confidence-weighted tags (:func:`soft_tags`) as a soft label file
             (JSON, ``WSSSDataset(soft_label_file=...)``) instead of a label file. Defaults to False.
+        threshold_rule (str): ``'shared'`` (one threshold in units of each class's spread over the
+            images to tag) or ``'per-class'`` (:func:`choose_thresholds`). Defaults to 'shared'.
 
     Returns:
         dict: ``label_file``, ``thresholds``, ``num_images`` and, with true labels, ``precision``,
@@ -287,20 +348,27 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
         FileExistsError: ``thresholds`` was made for another labelled split or CLIP (not with
             ``overwrite``).
         FileNotFoundError: ``data_root`` has no split file of ``split`` (before any work).
+        ValueError: an unknown ``threshold_rule`` (before any work), or the shared rule with fewer than
+            2 images to tag.
     """
+    if threshold_rule not in THRESHOLD_RULES:
+        raise ValueError(f'tag_images: threshold rule {threshold_rule!r} is unknown; choose from {list(THRESHOLD_RULES)}.')
     labelled_root = labelled_root or data_root
     class_words = _class_words(labelled_root)
     names = [w[0] for w in class_words]
     tagger = CLIPTagger(checkpoint, class_words, model_name)
     threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
     split_file = osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')
-    if not osp.isfile(split_file):  # before the thresholds are chosen (a minute of work)
+    if not osp.isfile(split_file):  # before the images are scored (a minute of work)
         raise FileNotFoundError(f'tag_images: split file {split_file} does not exist: give a --split of '
                                 f'{data_root} (its ImageSets/Segmentation/*.txt), or write that file.')
-    cut, temperature = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint,
-                                   overwrite)
     ids, images = read_split(data_root, split)
+    if threshold_rule == 'shared' and len(ids) < 2:
+        raise ValueError(f'tag_images: the shared threshold rule standardises the scores over the images to '
+                         f'tag, and {split_file} lists {len(ids)}: tag 2 or more, or pass --threshold-rule per-class.')
     scores = tagger.scores(images)
+    cut, temperature = _thresholds(tagger, names, threshold_file, labelled_root, labelled_split, checkpoint,
+                                   threshold_rule, scores, f'{osp.abspath(data_root)}:{split}', overwrite)
     note = f'zero-shot CLIP tags ({osp.basename(checkpoint)}), thresholds {threshold_file}'
     if soft:
         targets, confidence = soft_tags(scores, cut, temperature)

@@ -8,8 +8,10 @@ its own seed) as the unlabelled images, every arm trains stage 1 of the demo
 
 * ``labels``: the N labelled images alone (none at N = 0: nothing to train, recorded as absent);
 * ``tags``: + confidence-weighted CLIP tags of every unlabelled image (the rest of the train split
-  and the pool; :func:`mmseg_clip_wsss.apis.tagging.soft_tags`), their thresholds and temperature
-  chosen on the N labelled images (on the demo val split at N = 0) -- never on the images scored;
+  and the pool; :func:`mmseg_clip_wsss.apis.tagging.soft_tags`), their thresholds (one shared
+  threshold in units of each class's spread over the tagged images by default, ``threshold_rule``)
+  and temperature chosen on the N labelled images (on the demo val split at N = 0) -- never on the
+  images scored;
 * ``descriptions``: + people-like descriptions (vagueness 0.3) of every unlabelled image: the rest of
   the train split (:func:`~mmseg_clip_wsss.datasets.synthetic.write_split_descriptions`) and the pool
   (``configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py``);
@@ -50,8 +52,7 @@ import numpy as np
 from mmengine.config import Config
 
 from mmseg_clip_wsss.apis.config_options import options_dict
-from mmseg_clip_wsss.apis.tagging import (CLIPTagger, best_f1_thresholds, fit_temperature,
-                                          precision_recall, soft_tags)
+from mmseg_clip_wsss.apis.tagging import CLIPTagger, choose_thresholds, fit_temperature, precision_recall, soft_tags
 from mmseg_clip_wsss.clip_pretrain.evaluate import read_split_images
 from mmseg_clip_wsss.datasets import check_data_root, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic import (DescriptionStyle, load_world, make_described_pool,
@@ -74,7 +75,7 @@ LABELS_CONFIG = 'configs/demo/clip_wsss_clip-rn_demo.py'
 DESCRIBED_CONFIG = 'configs/descriptions/clip_wsss_clip-rn_demo_plus-described.py'
 STAGE2 = demo.STAGE2
 DEFAULTS = dict(iters=150, stage2_iters=150, batch_size=8, scales=(1.0, ), labelled_share='size',
-                pool_size=1500, pool_seed=1, stage2_n=30)
+                pool_size=1500, pool_seed=1, stage2_n=30, threshold_rule='shared')
 
 
 def study_runs(arms: Sequence[str], ns: Sequence[int], stage2_n: int = 30) -> List[Tuple[str, int]]:
@@ -87,28 +88,33 @@ def study_runs(arms: Sequence[str], ns: Sequence[int], stage2_n: int = 30) -> Li
 
 
 # ------------------------------------------------------------------------------------ the data
-def _pool_matches(root: str, size: int, seed: int, vagueness: float) -> bool:
-    """Whether ``root`` holds a pool of these settings (another one is written again)."""
+def _pool_matches(root: str, world: Dict, size: int, seed: int, vagueness: float) -> bool:
+    """Whether ``root`` holds a pool of this world and these settings (another one is written again)."""
     path = osp.join(root, 'described_pool.json')
     if not osp.isfile(path):
         return False
     with open(path) as f:
         info = json.load(f)
-    return (info.get('num_images'), info.get('seed'), info.get('style', {}).get('vagueness')) == (size, seed, vagueness)
+    return (info.get('world'), info.get('num_images'), info.get('seed'), info.get('style', {}).get('vagueness')) \
+        == (world, size, seed, vagueness)
 
 
-def _prepare_pools(data_dir: str, pool_size: int, pool_seed: int, arms: Sequence[str]) -> Dict[str, str]:
-    """The described and vague pools (the same images of seed ``pool_seed``), written if absent."""
+def _prepare_pools(data_dir: str, data_root: str, pool_size: int, pool_seed: int,
+                   arms: Sequence[str]) -> Dict[str, str]:
+    """The described and vague pools (the same images of seed ``pool_seed``, drawn from the world of
+    ``data_root``), written if absent."""
+    world = load_world(data_root)
     roots = {}
     for arm, (folder, vagueness) in POOLS.items():
         root = osp.join(data_dir, folder)
         roots[arm] = root
         needed = arm in arms or (arm == 'vague_descriptions' and 'vague_descriptions_no_rsca' in arms) \
             or (arm == 'descriptions' and 'tags' in arms)  # the tags arm tags the pool's images
-        if needed and not _pool_matches(root, pool_size, pool_seed, vagueness):
-            print(f'[label scarcity] writing the pool {root} ({pool_size} images, seed {pool_seed}, vagueness '
-                  f'{vagueness})', flush=True)
-            make_described_pool(root, seed=pool_seed, num_images=pool_size,
+        as_saved = json.loads(json.dumps(world.to_dict()))  # tuples as the pool's JSON holds them
+        if needed and not _pool_matches(root, as_saved, pool_size, pool_seed, vagueness):
+            print(f'[label scarcity] writing the pool {root} ({pool_size} images of the world of {data_root}, '
+                  f'seed {pool_seed}, vagueness {vagueness})', flush=True)
+            make_described_pool(root, world, seed=pool_seed, num_images=pool_size,
                                 style=DescriptionStyle(vagueness=vagueness), overwrite=True)
     return roots
 
@@ -141,12 +147,13 @@ def _clip_scores(data_root: str, pool_root: str, clip: str, cache: str, names: L
 
 
 def soft_tag_file(n: int, scores: Dict[str, np.ndarray], ids: Dict[str, List[str]], names: List[str],
-                  out: str) -> Dict:
+                  out: str, threshold_rule: str = 'shared') -> Dict:
     """Write the soft CLIP tags of the unlabelled images at N labelled ones.
 
-    The thresholds (best F1 per class) and the temperature (least BCE) are chosen on the N labelled
-    images (the first N of the train split), or on the val split when N = 0; the tags cover the rest
-    of the train split and the pool.
+    The thresholds (best F1, :func:`~mmseg_clip_wsss.apis.tagging.choose_thresholds` with
+    ``threshold_rule``, standardised by the tagged images' scores) and the temperature (least BCE) are
+    chosen on the N labelled images (the first N of the train split), or on the val split when N = 0;
+    the tags cover the rest of the train split and the pool.
 
     Returns:
         dict: ``chosen_on``, ``temperature``, and the precision and recall (%) of the tags
@@ -157,14 +164,14 @@ def soft_tag_file(n: int, scores: Dict[str, np.ndarray], ids: Dict[str, List[str
             f'the {n} labelled train images'
     else:
         fit_scores, fit_labels, chosen_on = scores['val_scores'], scores['val_labels'], 'the val split'
-    thresholds = best_f1_thresholds(fit_scores, fit_labels)
-    temperature = fit_temperature(fit_scores, fit_labels, thresholds)
     tagged = np.concatenate([scores['train_scores'][n:], scores['pool_scores']])
+    thresholds = choose_thresholds(threshold_rule, fit_scores, fit_labels, tagged)
+    temperature = fit_temperature(fit_scores, fit_labels, thresholds)
     truth = np.concatenate([scores['train_labels'][n:], scores['pool_labels']])
     targets, confidence = soft_tags(tagged, thresholds, temperature)
     tagged_ids = ids['train'][n:] + ids['pool']
     write_soft_labels(out, names, {i: (t, c) for i, t, c in zip(tagged_ids, targets, confidence)},
-                      note=f'soft CLIP tags; thresholds (best F1) and temperature {temperature} chosen '
+                      note=f'soft CLIP tags; thresholds (best F1, {threshold_rule}) and temperature {temperature} chosen '
                       f'on {chosen_on}')
     tags = [[names[k] for k in np.flatnonzero(row)] for row in targets]
     quality = precision_recall(tags, truth, names)
@@ -356,7 +363,7 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     data_dir = osp.join(ctx['work_dir'], 'data')
     ids = dict(train=_split_ids(ctx['data_root'], 'train'))
     os.makedirs(data_dir, exist_ok=True)
-    ctx['pools'] = _prepare_pools(data_dir, ctx['pool_size'], ctx['pool_seed'], arms)
+    ctx['pools'] = _prepare_pools(data_dir, ctx['data_root'], ctx['pool_size'], ctx['pool_seed'], arms)
     ctx['rest_captions'] = _describe_rest(ctx, data_dir, arms, ns)
     ctx['tag_files'], ctx['rest_splits'], tag_stats = {}, {}, {}
     if 'tags' not in arms:
@@ -367,11 +374,12 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     scores = _clip_scores(ctx['data_root'], ctx['pools']['descriptions'], ctx['clip'],
                           osp.join(data_dir, 'clip_scores.npz'), names, words)
     for n in ns:
-        ctx['tag_files'][n] = osp.join(data_dir, f'soft_tags_N{n}.json')
+        # the rule in the name: tags of another rule make another config, trained again
+        ctx['tag_files'][n] = osp.join(data_dir, f'soft_tags_{ctx["threshold_rule"]}_N{n}.json')
         ctx['rest_splits'][n] = osp.join(data_dir, f'train_rest_N{n}.txt')
         with open(ctx['rest_splits'][n], 'w') as f:
             f.write(''.join(f'{i}\n' for i in ids['train'][n:]))
-        tag_stats[str(n)] = soft_tag_file(n, scores, ids, names, ctx['tag_files'][n])
+        tag_stats[str(n)] = soft_tag_file(n, scores, ids, names, ctx['tag_files'][n], ctx['threshold_rule'])
         print(f'[label scarcity] soft tags at N={n}: {tag_stats[str(n)]}', flush=True)
     return tag_stats
 
@@ -483,7 +491,8 @@ def run_label_scarcity(work_dir: str = 'work_dirs/label_scarcity', data_root: st
         fresh (bool): Redo finished steps. Defaults to False.
         command (str): The command line, recorded in the outputs.
         **options: ``iters``, ``stage2_iters``, ``batch_size``, ``scales``, ``labelled_share``,
-            ``pool_size``, ``pool_seed``, ``stage2_n`` (an N not in ``ns``: no stage 2) (defaults:
+            ``pool_size``, ``pool_seed``, ``stage2_n`` (an N not in ``ns``: no stage 2),
+            ``threshold_rule`` (of the tags arm's thresholds) (defaults:
             :data:`DEFAULTS`).
 
     Raises:

@@ -4,7 +4,8 @@
 
     python tools/label_scarcity.py [--work-dir work_dirs/label_scarcity] [--data-root data/demo]
         [--clip data/demo/clip/clip.pt] [--arms ...] [--ns 0 30 300] [--seeds 0 1 2]
-        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--labelled-share size|SHARE] [--jobs 2] [--fresh]
+        [--iters 150] [--stage2-iters 150] [--batch-size 8] [--labelled-share size|SHARE] [--threshold-rule shared|per-class]
+        [--jobs 2] [--fresh]
 
 The study schedule (stage 1: 150 iterations of batch 8, stage 2: 150, pseudo masks at one scale with
 flip and PAR) is shorter than the demo's so that the whole study fits about an hour of a 2-core CPU
@@ -16,6 +17,7 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+from mmseg_clip_wsss.apis.tagging import THRESHOLD_RULES
 from mmseg_clip_wsss.benchmark.label_scarcity import ARMS, DEFAULTS, NS, run_label_scarcity
 from . import INPUT_ERRORS, int_at_least, run_tool
 
@@ -61,6 +63,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--labelled-share', type=_share, metavar='SHARE|size',
                         help=f'share of the draws taken from the N labelled images, in (0, 1), or "size": by '
                         f'the sources\' sizes, a uniform draw over all images (default {DEFAULTS["labelled_share"]})')
+    parser.add_argument('--threshold-rule', choices=THRESHOLD_RULES,
+                        help='how the tags arm\'s thresholds are fitted on the N labelled images: one shared '
+                        'threshold in units of each class\'s spread over the tagged images, or each class '
+                        f'its own (default {DEFAULTS["threshold_rule"]}; tools/tag_images.py --threshold-rule)')
     parser.add_argument('--jobs', type=int_at_least(1), default=2, help='steps run side by side (default 2)')
     parser.add_argument('--threads', type=int_at_least(1), help='CPU threads of every step (default: the cores / --jobs)')
     parser.add_argument('--fresh', action='store_true', help='redo finished steps')
@@ -75,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                                  jobs=args.jobs, threads=args.threads, fresh=args.fresh, command=command.strip(),
                                  iters=args.iters, stage2_iters=args.stage2_iters, stage2_n=args.stage2_n,
                                  batch_size=args.batch_size, pool_size=args.pool_size, pool_seed=args.pool_seed,
-                                 labelled_share=args.labelled_share)
+                                 labelled_share=args.labelled_share, threshold_rule=args.threshold_rule)
     with open(osp.join(args.work_dir, 'label_scarcity.md')) as f:
         print(f.read())
     return summary

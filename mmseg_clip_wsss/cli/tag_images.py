@@ -1,11 +1,12 @@
 """``python tools/tag_images.py CHECKPOINT --data-root D --out LABELS [--split train]
-[--labelled-root L] [--thresholds T] [--true-labels F] [--soft] [--overwrite]``: zero-shot image-level
+[--labelled-root L] [--thresholds T] [--threshold-rule shared|per-class] [--true-labels F] [--soft]
+[--overwrite]``: zero-shot image-level
 tags of unlabelled images from a CLIP, written as a label file (``--soft``: confidence-weighted tags,
 a soft label file) (:func:`mmseg_clip_wsss.apis.tagging.tag_images`)."""
 import argparse
 from typing import Dict, List, Optional
 
-from mmseg_clip_wsss.apis.tagging import tag_images
+from mmseg_clip_wsss.apis.tagging import THRESHOLD_RULES, tag_images
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME
 from . import INPUT_ERRORS, refuse_existing, run_tool
 
@@ -27,6 +28,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--thresholds', help='thresholds JSON: read if it exists (it must have been chosen '
                         'on the same labelled split and CLIP), else chosen on the labelled split and '
                         'written here (default: beside --out)')
+    parser.add_argument('--threshold-rule', choices=THRESHOLD_RULES, default=THRESHOLD_RULES[0],
+                        help='shared (default): one threshold, the best F1 over every image and class of the '
+                        'labelled split, in units of each class\'s spread over the images to tag; per-class: '
+                        'each class\'s own best F1 (wants many labelled images per class)')
     parser.add_argument('--true-labels', help='label file of the tagged images to score the tags '
                         'against (default: DATA_ROOT/ImageLabels/SPLIT.txt if it exists)')
     parser.add_argument('--soft', action='store_true', help='confidence-weighted tags: write a soft label '
