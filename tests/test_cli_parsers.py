@@ -50,6 +50,21 @@ def test_every_tool_is_walked_and_every_cfg_options_is_the_one_action(monkeypatc
         # the help says what the action does (it said "mmengine DictAction syntax", which drops spaces)
         assert action.help.startswith(CFG_OPTIONS_HELP) and 'DictAction' not in action.help, tool
     assert 'a comma splits a value into a list' in CFG_OPTIONS_HELP and 'brackets must pair' in CFG_OPTIONS_HELP
+    assert 'unless it is inside quotes' in CFG_OPTIONS_HELP
+
+
+@pytest.mark.parametrize('value,parsed', [
+    ("'a photo of a {}, small.'", 'a photo of a {}, small.'),
+    ('"(a, b]"', '(a, b]'),  # brackets inside quotes do not count
+    ("['a, b', c]", ['a, b', 'c']),
+    ("[('x, y', 2), 3]", [('x, y', 2), 3]),
+    ("'1'", '1'),  # quoted: a string (mmengine: the number 1)
+    ("a dog's {}, cat", ["a dog's {}", 'cat']),  # a quote inside a word opens nothing
+])
+def test_a_quoted_value_is_a_string_kept_whole(value, parsed):
+    """A text with a comma could not be given: mmengine splits at every comma."""
+    ours = CfgOptionsAction._parse_iterable(value)
+    assert ours == parsed and type(ours) is type(parsed)
 
 
 @pytest.mark.parametrize('tool', ['make_pseudo_masks', 'robustness', 'segment', 'test', 'train',

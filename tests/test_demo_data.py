@@ -218,3 +218,26 @@ def test_openvocab_split_labels_unseen_classes_after_the_labelled_ones(tmp_path)
     closed = make_demo.make_demo_data(str(tmp_path / 'closed'), num_train=2, num_val=0, num_openvocab=5,
                                       world=dataclasses.replace(WORLD_64, unseen=()), show_progress=False)
     assert closed['num_openvocab'] == 0 and 'openvocab' not in closed['splits']
+
+
+@pytest.mark.parametrize('damage', ['cut', 'not an object'])
+def test_a_damaged_demo_info_is_refused_naming_the_file_and_the_fix(tmp_path, damage):
+    """A ``demo_info.json`` cut short (or holding a list) ends in the file, where it breaks and the
+    command that writes it again, not in json's own error; the tools that read the world say it too."""
+    from mmseg_clip_wsss.cli.tag_images import main as tag_main
+    from mmseg_clip_wsss.datasets import DatasetError
+    from mmseg_clip_wsss.datasets.synthetic import load_world, read_demo_info
+    root = tmp_path / 'demo'
+    make_demo.make_demo_data(str(root), seed=0, num_train=2, num_val=1, size=64, show_progress=False)
+    info = root / 'demo_info.json'
+    text = info.read_text()
+    info.write_text(text[:len(text) // 2] if damage == 'cut' else '[1, 2]')
+    where = r' \(.* at line \d+, column \d+\)' if damage == 'cut' else ''
+    expected = (rf'{info} is not the JSON object the data generator writes{where}: it was cut short or edited\. '
+                rf'Write the data again with `python tools/make_demo_data.py --out {root} --overwrite`')
+    for read in (read_demo_info, load_world):
+        with pytest.raises(DatasetError, match=expected):
+            read(str(root))
+    with pytest.raises(DatasetError, match=expected):
+        tag_main(['clip.pt', '--data-root', str(root), '--out', str(tmp_path / 'tags.txt')])
+    assert not (tmp_path / 'tags.txt').exists()

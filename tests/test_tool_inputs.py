@@ -16,7 +16,7 @@ import open_clip.factory
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import Registry, init_default_scope
 from PIL import Image
 from test_pseudo_mask_speed import _tool_config  # the PMSpeedStub config of the pseudo-mask tool tests
 
@@ -381,11 +381,30 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, log
             'has val_dataloader there: a misspelling?)') in logged  # ... named, 2 letters off
     with pytest.raises(TypeError, match='another'):  # without --cfg-options a TypeError goes on as it is
         with naming_cfg_options({}):
-            raise TypeError("f() got an unexpected keyword argument 'another'")
+            _build_calling(lambda: _raise(TypeError("f() got an unexpected keyword argument 'another'")))
     with pytest.raises(ConfigMismatchError, match=r"^TypeError: f\(\) got an unexpected keyword argument "
                        r"'another' -- with --cfg-options model.x=1: check these values"):
         with naming_cfg_options({'model.x': 1}):  # with them, it names every key given
-            raise TypeError("f() got an unexpected keyword argument 'another'")
+            _build_calling(lambda: _raise(TypeError("f() got an unexpected keyword argument 'another'")))
+    with pytest.raises(ValueError, match=r'^a step went wrong$'):  # raised outside a build: not blamed
+        with naming_cfg_options({'model.x': 1}):
+            raise ValueError('a step went wrong')
+
+
+def _build_calling(call) -> None:
+    """Build an object through a registry (mmengine's ``build_from_cfg``) whose constructor calls ``call``."""
+    registry = Registry('calling')
+
+    @registry.register_module()
+    class Calling:
+        def __init__(self):
+            call()
+
+    registry.build(dict(type='Calling'))
+
+
+def _raise(err: Exception) -> None:
+    raise err
 
 
 def test_a_none_where_the_model_needs_a_value_is_refused_naming_the_option():
@@ -393,7 +412,7 @@ def test_a_none_where_the_model_needs_a_value_is_refused_naming_the_option():
     tracebacks."""
     with pytest.raises(ConfigMismatchError) as exc:
         with naming_cfg_options({'model.text_encoder.prompt.templates': None}):
-            _check_templates(None)  # what the prompt learner's build does with the value
+            _build_calling(lambda: _check_templates(None))  # what the prompt learner's build does
     assert str(exc.value).startswith(
         "prompt.templates = None: give a template or a list of them, each with one '{}' for the class "
         "name, e.g. 'a photo of a {}.'. -- with --cfg-options model.text_encoder.prompt.templates=None: ")

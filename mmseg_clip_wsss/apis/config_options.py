@@ -1,6 +1,9 @@
 """The values of ``--cfg-options KEY=VALUE`` (and of the demo's option strings), parsed as mmengine's
 ``DictAction`` parses them but with the spaces inside a string kept: mmengine removes every space of a
-value first, so a prompt template ``a photo of a {}.`` became ``aphotoofa{}.``."""
+value first, so a prompt template ``a photo of a {}.`` became ``aphotoofa{}.``. And a value, or an
+element of a list, in matching quotes is a string kept whole, commas and brackets included
+(``KEY="'a photo of a {}, small.'"``, ``KEY="['a, b', c]"``): mmengine splits at every comma, so
+such a text could not be given."""
 from typing import Any, Dict, List, Sequence
 
 from mmengine.config import DictAction
@@ -15,15 +18,20 @@ def parse_option_value(val: str) -> Any:
         val (str): The text after ``KEY=``.
 
     Returns:
-        list | tuple | int | float | bool | None | str: ``[...]`` or ``a,b``: a list, ``(...)``: a
-        tuple (elements parsed the same way, nested), else the number, boolean, ``None`` or the
-        string (its outer spaces and quotes stripped).
+        list | tuple | int | float | bool | None | str: ``'...'`` or ``"..."``: the string between the
+        quotes, as it is; ``[...]`` or ``a,b``: a list, ``(...)``: a tuple (elements parsed the same
+        way, nested), else the number, boolean, ``None`` or the string (its outer spaces and stray
+        quotes stripped).
 
     Raises:
         ValueError: the brackets of ``val`` do not pair.
     """
-    val = val.strip().strip('\'"')
+    val = val.strip()
     closes = _bracket_pairs(val)
+    if len(val) > 1 and val[0] in _QUOTES and closes.get(0) == len(val) - 1:
+        return val[1:-1]
+    if not closes:  # mmengine strips stray quotes at the ends
+        val = val.strip(_QUOTES)
     bracketed = bool(val) and val[0] in '([' and closes.get(0) == len(val) - 1
     inner = val[1:-1] if bracketed else val
     if not bracketed and _top_level_commas(inner, closes, 0) == []:
@@ -43,14 +51,26 @@ def options_dict(options: Sequence[str]) -> Dict[str, Any]:
     return {key: parse_option_value(value) for key, value in (o.split('=', 1) for o in options)}
 
 
+_QUOTES = '\'"'
+
+
 def _bracket_pairs(text: str) -> Dict[int, int]:
-    """The index of the closing bracket of each opening ``(`` / ``[`` of ``text``.
+    """The index of the closing bracket of each opening ``(`` / ``[`` of ``text``, and of the closing
+    quote of each quote that opens an element (at the start, or after ``[``, ``(`` or ``,`` and
+    spaces) and is closed by the same quote later; nothing inside quotes is a bracket.
 
     Raises:
         ValueError: a bracket of ``text`` is not closed, closed by the other kind, or closes nothing.
     """
-    pairs, opened = {}, []
-    for i, char in enumerate(text):
+    pairs, opened, i = {}, [], -1
+    while i + 1 < len(text):
+        i += 1
+        char = text[i]
+        if char in _QUOTES and text[:i].rstrip()[-1:] in ('', '[', '(', ','):
+            end = text.find(char, i + 1)
+            if end > 0:
+                pairs[i], i = end, end
+                continue
         if char in '([':
             opened.append(i)
         elif char in ')]':
@@ -67,7 +87,7 @@ def _top_level_commas(inner: str, closes: Dict[int, int], offset: int) -> List[i
     the text ``inner`` starts at ``offset`` of)."""
     commas, i = [], 0
     while i < len(inner):
-        if inner[i] in '([':
+        if i + offset in closes:  # a bracket or a quote: to its end
             i = closes[i + offset] - offset
         elif inner[i] == ',':
             commas.append(i)

@@ -34,7 +34,7 @@ from PIL import Image
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
 from mmseg_clip_wsss.models.clip_windows import window_scores
 from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
-from mmseg_clip_wsss.datasets.synthetic.world import load_world
+from mmseg_clip_wsss.datasets.synthetic.world import load_world, read_demo_info
 from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
 from mmseg_clip_wsss.datasets.soft_labels import write_soft_labels
@@ -239,8 +239,7 @@ def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
     info_file = osp.join(data_root, 'demo_info.json')
     extra: List[str] = []
     if osp.isfile(info_file):
-        with open(info_file) as f:
-            extra = list(json.load(f).get('open_vocab_classes', []))
+        extra = list(read_demo_info(data_root).get('open_vocab_classes', []))
     return list(dict.fromkeys([BACKGROUND] + names + extra))
 
 

@@ -34,15 +34,17 @@ __all__ = ['add_runner_args', 'add_local_rank_arg', 'load_runner_config', 'merge
 
 #: The help text of every ``--cfg-options``: what :class:`CfgOptionsAction` does with a value.
 CFG_OPTIONS_HELP = ('override settings of the config, as KEY=VALUE pairs; spaces inside a value are '
-                    'kept, a comma splits a value into a list as in mmengine (KEY=a,b is [a, b]; a text '
-                    'with a comma cannot be given here: set it in the config), and brackets must pair '
-                    '(KEY="[1, 2]", KEY="(1, 2)")')
+                    'kept, a comma splits a value into a list as in mmengine (KEY=a,b is [a, b]) unless '
+                    'it is inside quotes (KEY="\'a, b\'" is the text a, b; KEY="[\'a, b\', c]"), and '
+                    'brackets must pair (KEY="[1, 2]", KEY="(1, 2)")')
 
 
 class CfgOptionsAction(DictAction):
     """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``), the one ``--cfg-options`` action of
-    every tool, with two differences:
+    every tool, with three differences:
 
+    - a value or list element in matching quotes is a string kept whole, commas included (mmengine
+      splits at every comma, and parses ``'1'`` as the number);
     - spaces inside a value are kept: mmengine removes every space of a value before parsing it, so
       ``"model.text_encoder.prompt.templates=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
       tuples, numbers, booleans and ``None`` parse as mmengine parses them (``KEY=1,2``,
@@ -152,14 +154,25 @@ def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
     return added
 
 
+def _raised_while_building(err: BaseException) -> bool:
+    """Whether ``err`` passed through a registry build (mmengine's ``build_from_cfg``) on its way up."""
+    frame = err.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == 'build_from_cfg':
+            return True
+        frame = frame.tb_next
+    return False
+
+
 @contextmanager
 def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
     """Run the block (the build of a model, and the run); with ``--cfg-options`` given, a
-    ``TypeError`` or ``ValueError`` that carries no complete message of its own (one of
-    :data:`~mmseg_clip_wsss.apis.preflight` 's errors, a dataset's, or one that names a given
-    option) is re-raised naming the
-    options: an unexpected keyword argument names its key, any other error (``None`` where a list
-    is needed, ...) every key given.
+    ``TypeError`` or ``ValueError`` raised while a registry builds an object from the config
+    (mmengine's ``build_from_cfg``: where the config's values become arguments) that carries no
+    complete message of its own (one of :data:`~mmseg_clip_wsss.apis.preflight` 's errors, a
+    dataset's, or one that names a given option) is re-raised naming the options: an unexpected
+    keyword argument names its key, any other error (``None`` where a list is needed, ...) every key
+    given. An error raised elsewhere (a run's step) goes on as it is: the options are not blamed.
 
     Raises:
         ConfigMismatchError: naming the option(s), the error and the fix.
@@ -167,7 +180,8 @@ def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
     try:
         yield
     except (TypeError, ValueError) as err:
-        if not options or isinstance(err, _COMPLETE_ERRORS) or any(k in str(err) for k in options):
+        if not options or isinstance(err, _COMPLETE_ERRORS) or any(k in str(err) for k in options) \
+                or not _raised_while_building(err):
             raise  # a message that names an option it was given is complete
         found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
         keys = [k for k in options if found and k.split('.')[-1] == found.group(1)]

@@ -14,7 +14,6 @@ source and the fit split::
 [--calibration FILE]`` adds the ``open_vocab_combined_*`` figures to the open-vocabulary ones (the
 calibration is fitted once and written to FILE, then read from it).
 """
-import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +24,7 @@ from mmengine.config import Config
 from mmseg_clip_wsss.apis.inferencer import WSSSInferencer, load_rgb
 from mmseg_clip_wsss.apis.preflight import read_config
 from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_label_png
+from mmseg_clip_wsss.datasets.synthetic.world import read_demo_info
 from mmseg_clip_wsss.registry import MODELS
 from .dense_open_vocab import build_dense_model, dense_name_scores, open_vocab_class_words
 
@@ -122,8 +122,7 @@ def combined_open_vocab_figures(inferencer: WSSSInferencer, combine_config: str,
     if cfg.fit_split == split:
         raise ValueError(f'{combine_config}: fit_split {cfg.fit_split!r} is the scored split: fit the '
                          "calibration on another split (the demo's 'val').")
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        info = json.load(f)
+    info = read_demo_info(data_root)
     names, trained = list(info['open_vocab_classes']), list(info['classes'])
     dense, _ = build_dense_model(cfg.dense_config, clip_checkpoint, open_vocab_class_words(data_root),
                                  cfg.combiner.get('dense_mode', 'maskclip'))

@@ -10,7 +10,6 @@ image's true labels (``*_true_labels``: the softmax over them) separates drawing
 ``python -m mmseg_clip_wsss.cli.dense_open_vocab CONFIG [--data-root data/demo] [--clip CLIP]
 [--dense-mode MODE] [--out figures.json]`` prints them as JSON.
 """
-import json
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
@@ -25,7 +24,7 @@ from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou, read_labe
 from mmseg_clip_wsss.cam.protocol import CAMProtocol
 from mmseg_clip_wsss.cam.pseudo_mask import cams_to_pseudo_mask
 from mmseg_clip_wsss.datasets.data_root import check_data_root
-from mmseg_clip_wsss.datasets.synthetic.world import load_world
+from mmseg_clip_wsss.datasets.synthetic.world import load_world, read_demo_info
 from mmseg_clip_wsss.models.data_preprocessor import normalise_images
 from mmseg_clip_wsss.registry import MODELS
 
@@ -40,8 +39,7 @@ def open_vocab_class_words(data_root: str) -> List[List[str]]:
     Raises:
         KeyError: ``demo_info.json`` has no ``open_vocab_classes`` (data without the split).
     """
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        info = json.load(f)
+    info = read_demo_info(data_root)
     if 'open_vocab_classes' not in info:
         raise KeyError(f'{data_root}/demo_info.json has no open_vocab_classes: write the data with '
                        'num_openvocab > 0 (tools/make_demo_data.py --num-openvocab 100).')
@@ -124,8 +122,7 @@ def dense_open_vocab_figures(config: str, data_root: str, clip_checkpoint: str, 
     check_data_root(data_root, splits=(split, ), demo_info=True)
     words = open_vocab_class_words(data_root)
     names = [w[0] for w in words]
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        seen = json.load(f)['classes']
+    seen = read_demo_info(data_root)['classes']
     model, protocol = build_dense_model(config, clip_checkpoint, words, dense_mode)
     with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
         ids = [line.strip() for line in f if line.strip()]

@@ -21,8 +21,6 @@
 [--combine COMBINE_CONFIG] [--calibration FILE] [--out figures.json]`` prints them as JSON (``make demo``
 runs it on its stage-1 model).
 """
-import json
-import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -36,7 +34,7 @@ from mmseg_clip_wsss.cam.evaluate import compute_miou, mean_class_iou
 from mmseg_clip_wsss.clip_pretrain.evaluate import multilabel_map, read_split_images
 from mmseg_clip_wsss.structures import set_image_labels
 from mmseg_clip_wsss.datasets.data_root import check_data_root
-from mmseg_clip_wsss.datasets.synthetic.world import load_world
+from mmseg_clip_wsss.datasets.synthetic.world import load_world, read_demo_info
 from .combined_open_vocab import combined_open_vocab_figures, read_split
 
 __all__ = ['open_vocab_figures', 'tagging_figures', 'closest_seen_iou']
@@ -105,8 +103,7 @@ def tagging_figures(clip_checkpoint: str, data_root: str, threshold_split: str =
 
 def _class_lists(data_root: str) -> Tuple[List[str], List[str]]:
     """The ``openvocab`` split's classes (seen, then unseen) and the seen (labelled) ones."""
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        info = json.load(f)
+    info = read_demo_info(data_root)
     if 'open_vocab_classes' not in info:
         raise KeyError(f'{data_root}/demo_info.json has no open_vocab_classes: write the data with '
                        'num_openvocab > 0 (tools/make_demo_data.py --num-openvocab 100).')

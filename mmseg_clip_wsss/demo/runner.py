@@ -45,7 +45,7 @@ from mmengine.runner import Runner
 from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.cam import CAMProtocol, draw_overview, multi_scale_flip_cams, read_label_png
 from mmseg_clip_wsss.cam.run import build_cam_dataloader_cfg, build_cam_model
-from mmseg_clip_wsss.datasets.synthetic import make_demo_data
+from mmseg_clip_wsss.datasets.synthetic import make_demo_data, read_demo_info
 from mmseg_clip_wsss.models import write_random_clip_checkpoint
 from mmseg_clip_wsss.structures import stack_image_labels
 
@@ -97,9 +97,8 @@ def prepare_demo_data(data_root: str, world: str = 'demo') -> None:
     an older generator, which drew only the ``'demo'`` world, is written again)."""
     info_file = osp.join(data_root, 'demo_info.json')
     if osp.isfile(info_file):
-        with open(info_file) as f:
-            if 'world' in json.load(f):
-                return
+        if 'world' in read_demo_info(data_root):
+            return
         print(f'[demo] {info_file} has no world entry (an older generator): writing the data again')
     make_demo_data(data_root, world=world, num_openvocab=NUM_OPENVOCAB, overwrite=True)
 
@@ -371,12 +370,11 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
                                                                'training_free'), ()),
                  training_free_clip_es=(lambda: training_free('training_free_clip_es', CLIP_ES_CONFIG,
                                                               'training_free_clip_es'), ()))
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        if 'open_vocab_classes' in json.load(f):
-            steps['open_vocab'] = (open_vocab, ('stage1', ))
-        else:
-            print(f'[demo] {data_root} has no open-vocabulary split: no open-vocabulary or tagging row '
-                  f'(write the data with tools/make_demo_data.py --num-openvocab {NUM_OPENVOCAB})')
+    if 'open_vocab_classes' in read_demo_info(data_root):
+        steps['open_vocab'] = (open_vocab, ('stage1', ))
+    else:
+        print(f'[demo] {data_root} has no open-vocabulary split: no open-vocabulary or tagging row '
+              f'(write the data with tools/make_demo_data.py --num-openvocab {NUM_OPENVOCAB})')
     return steps
 
 

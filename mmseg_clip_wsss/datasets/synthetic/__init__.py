@@ -9,9 +9,9 @@ from .described_pool import POOL_CAPTIONS, make_described_pool, write_split_desc
 from .descriptions import DescriptionStyle, describe_scene
 from .corpus import CaptionCorpus, CorpusConfig, build_corpus, load_corpus, save_corpus
 from .voc_writer import make_demo_data
-from .world import WORLD_PRESETS, WorldConfig, draw_scene, load_world, world_preset
+from .world import WORLD_PRESETS, WorldConfig, draw_scene, load_world, read_demo_info, world_preset
 
-__all__ = ['make_demo_data', 'WorldConfig', 'WORLD_PRESETS', 'world_preset', 'load_world', 'draw_scene',
+__all__ = ['make_demo_data', 'WorldConfig', 'WORLD_PRESETS', 'world_preset', 'load_world', 'read_demo_info', 'draw_scene',
            'CaptionCorpus', 'CorpusConfig', 'build_corpus', 'load_corpus', 'save_corpus',
            'DescriptionStyle', 'describe_scene', 'make_described_pool', 'write_split_descriptions',
            'POOL_CAPTIONS']

@@ -34,7 +34,7 @@ from ..image_labels import write_image_labels
 from ..palette import write_palette_png
 from .descriptions import DescriptionStyle, describe_scene
 from .voc_writer import JPEG_QUALITY, SPLIT_CODES
-from .world import WorldConfig, draw_scene, load_world, world_preset
+from .world import WorldConfig, draw_scene, load_world, read_demo_info, world_preset
 
 __all__ = ['make_described_pool', 'write_split_descriptions', 'POOL_SPLIT_CODE', 'POOL_CAPTIONS']
 
@@ -173,8 +173,7 @@ def write_split_descriptions(data_root: str, split: str, out_file: str, style: D
         raise ValueError(f'write_split_descriptions: skip={skip!r} must be a whole number, 0 or more (the '
                          'labelled images at the start of the split, left out).')
     check_data_root(data_root, splits=(split, ), demo_info=True, option='write_split_descriptions: data_root')
-    with open(osp.join(data_root, 'demo_info.json')) as f:
-        seed = int(json.load(f)['seed'])
+    seed = int(read_demo_info(data_root)['seed'])
     world = load_world(data_root)
     with open(osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')) as f:
         ids = [line.strip() for line in f if line.strip()]

@@ -18,7 +18,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['SHAPES', 'TEXTURES', 'OBJECT_COLOURS', 'COLOUR_NAMES', 'ObjectClass', 'WorldConfig',
+from ..errors import DatasetError, MissingDatasetFileError
+
+__all__ = ['SHAPES', 'TEXTURES', 'OBJECT_COLOURS', 'COLOUR_NAMES', 'ObjectClass', 'WorldConfig', 'read_demo_info',
            'SceneObject', 'Scene', 'draw_scene', 'world_preset', 'WORLD_PRESETS', 'load_world',
            'resolve_world']
 
@@ -386,19 +388,44 @@ def draw_scene(rng: np.random.Generator, world: WorldConfig,
     return Scene(np.clip(np.rint(img), 0, 255).astype(np.uint8), owner, objects)
 
 
+def read_demo_info(data_root: str) -> Dict:
+    """``<data_root>/demo_info.json``, the record of a generated dataset (world, seed, class lists).
+
+    Raises:
+        MissingDatasetFileError: no such file (not a generated dataset).
+        DatasetError: the file is not a JSON object (cut short or edited), naming the file, where it
+            breaks and the fix.
+    """
+    path = osp.join(data_root, 'demo_info.json')
+    if not osp.isfile(path):
+        raise MissingDatasetFileError(f'{path} does not exist: {data_root} is not a generated dataset; write one '
+                                      'with tools/make_demo_data.py, or name a world with --world.')
+    with open(path, encoding='utf-8', errors='replace') as f:
+        text = f.read()
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as err:
+        info, where = None, f' ({err.msg} at line {err.lineno}, column {err.colno})'
+    else:
+        where = ''
+    if not isinstance(info, dict):
+        raise DatasetError(f'{path} is not the JSON object the data generator writes{where}: it was cut short or '
+                           f'edited. Write the data again with `python tools/make_demo_data.py --out {data_root} '
+                           '--overwrite` and the --world and --seed it was made with (the images, masks and '
+                           'labels are drawn again the same).')
+    return info
+
+
 def load_world(data_root: str) -> WorldConfig:
     """The world a demo dataset was drawn from (``<data_root>/demo_info.json``).
 
     Raises:
         FileNotFoundError: no ``demo_info.json`` (not a generated dataset).
+        DatasetError: a ``demo_info.json`` that is not a JSON object.
         KeyError: a ``demo_info.json`` without a world (written by an older generator).
     """
     path = osp.join(data_root, 'demo_info.json')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path} does not exist: {data_root} is not a generated dataset; write one '
-                                'with tools/make_demo_data.py, or name a world with --world.')
-    with open(path) as f:
-        info = json.load(f)
+    info = read_demo_info(data_root)
     if 'world' not in info:
         raise KeyError(f'{path} has no "world" entry (an older generator wrote it): write the data again '
                        'with tools/make_demo_data.py --overwrite.')
