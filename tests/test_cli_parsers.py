@@ -58,7 +58,8 @@ def test_every_tool_is_walked_and_every_cfg_options_is_the_one_action(monkeypatc
     ('"(a, b]"', '(a, b]'),  # brackets inside quotes do not count
     ("['a, b', c]", ['a, b', 'c']),
     ("[('x, y', 2), 3]", [('x, y', 2), 3]),
-    ("'1'", '1'),  # quoted: a string (mmengine: the number 1)
+    ("'1'", 1), ("'0.5'", 0.5), ("'None'", None),  # a quoted number is the number, as in mmengine
+    ("'[1,2]'", '[1,2]'),  # kept whole (mmengine: the list)
     ("a dog's {}, cat", ["a dog's {}", 'cat']),  # a quote inside a word opens nothing
 ])
 def test_a_quoted_value_is_a_string_kept_whole(value, parsed):

@@ -191,6 +191,9 @@ def test_arm_configs_mix_the_sources_of_each_arm():
     for bad in ('1', '0', 'half'):
         with pytest.raises(SystemExit):
             scarcity_args(['--labelled-share', bad])
+    for option in ('--seeds', '--pool-seed'):  # a negative seed failed in the runs (numpy's own error)
+        with pytest.raises(SystemExit):
+            scarcity_args([option, '-1'])
     off = arm_config('vague_descriptions_no_rsca', 30, ctx).model
     assert off.neck.use_aggregation is False and off.neck.loss_region is None and off.region_contrast is False
 

@@ -152,9 +152,36 @@ def test_demo_step_reuses_only_a_finished_run_of_the_same_config_and_options(tmp
     (work_dir / 'iter_4.pth').write_bytes(b'0')
     assert finished_run(str(work_dir), config, ['randomness.seed=0'], 4) is None  # no record: not reused
     text = (Path(REPO) / config).read_text()
-    (work_dir / RUN_RECORD).write_text(json.dumps(dict(config=text, options=['randomness.seed=0'])))
+    (work_dir / RUN_RECORD).write_text(json.dumps(dict(config=text, options=['randomness.seed=0'], inputs={})))
     assert finished_run(str(work_dir), config, ['randomness.seed=0'], 4) == str(work_dir / 'iter_4.pth')
     assert finished_run(str(work_dir), config, ['randomness.seed=1'], 4) is None
     assert finished_run(str(work_dir), config, ['randomness.seed=0'], 8) is None
     (work_dir / RUN_RECORD).write_text(json.dumps(dict(config=text + '# edited', options=['randomness.seed=0'])))
     assert finished_run(str(work_dir), config, ['randomness.seed=0'], 4) is None
+
+
+def test_demo_step_is_not_reused_when_a_file_it_reads_changed_behind_the_same_path(tmp_path):
+    """A CLIP pretrained again at the same path, or a data folder drawn again with another seed, made
+    no other options: the finished runs were reused and reported as the new ones."""
+    from mmseg_clip_wsss.demo.runner import RUN_RECORD, _run_record, finished_run
+    config, work_dir = 'configs/demo/clip_wsss_clip-rn_demo.py', tmp_path / 'stage1'
+    work_dir.mkdir()
+    (work_dir / 'iter_4.pth').write_bytes(b'0')
+    clip, pool = tmp_path / 'clip.pt', tmp_path / 'pool'
+    clip.write_bytes(b'weights A')
+    pool.mkdir()
+    (pool / 'described_pool.json').write_text('{"seed": 1}')
+    (pool / 'image.jpg').write_bytes(b'1')
+    options = [f'model.backbone.pretrained={clip}', f"train_dataloader.dataset.data_root='{pool}'"]
+    record = _run_record(config, options)
+    assert set(record['inputs']) == {str(clip), str(pool / 'described_pool.json')}  # a folder: its record only
+    (work_dir / RUN_RECORD).write_text(json.dumps(record))
+    assert finished_run(str(work_dir), config, options, 4) == str(work_dir / 'iter_4.pth')
+    (pool / 'image.jpg').write_bytes(b'2')  # a folder's other files are not read
+    assert finished_run(str(work_dir), config, options, 4) is not None
+    (pool / 'described_pool.json').write_text('{"seed": 5}')
+    assert finished_run(str(work_dir), config, options, 4) is None
+    (pool / 'described_pool.json').write_text('{"seed": 1}')
+    assert finished_run(str(work_dir), config, options, 4) is not None  # the same content again
+    clip.write_bytes(b'weights B')
+    assert finished_run(str(work_dir), config, options, 4) is None

@@ -193,3 +193,33 @@ def test_tag_images_refuses_an_existing_out_and_thresholds_of_another_split(root
     with pytest.raises(FileNotFoundError, match=r'split file .*nosuch\.txt does not exist: give a --split'):
         tag_main(base + ['--split', 'nosuch', '--out', str(tmp_path / 'x.txt')])
     assert not (tmp_path / 'x_thresholds.json').exists()
+
+
+def test_tag_images_refuses_a_changed_clip_a_damaged_thresholds_file_and_missing_inputs(roots, tmp_path):
+    """A CLIP pretrained again at the same path reused the old thresholds; a damaged thresholds file
+    ended in json's or numpy's own error; a missing labelled split was found only after the scoring."""
+    labelled, unlabelled, clip = roots
+    own_clip = tmp_path / 'clip.pt'
+    own_clip.write_bytes(Path(clip).read_bytes())
+    base = [str(own_clip), '--data-root', str(unlabelled), '--labelled-root', str(labelled)]
+    thresholds = Path(tag_main(base + ['--out', str(tmp_path / 'a.txt')])['thresholds'])
+    saved = thresholds.read_text()
+    reuse = base + ['--out', str(tmp_path / 'b.txt'), '--thresholds', str(thresholds)]
+    for content, words in (('{"thresholds": {', r'is not valid JSON \(Expecting'),
+                           ('[1, 2]', r'is not the JSON object tag_images writes'),
+                           (saved.replace('"disc": ', '"disc": "high", "was": '),
+                            r"holds values that are no thresholds \(disc: 'high'\)"),
+                           (saved.replace('"temperature": ', '"temperature": 0, "was": '),
+                            r'holds values that are no thresholds \(temperature: 0 \(a number > 0\)\)')):
+        thresholds.write_text(content)
+        with pytest.raises(ValueError, match=rf'thresholds file {thresholds} {words}.*; pass --overwrite'):
+            tag_main(reuse)
+    thresholds.write_text(saved)
+    tag_main(reuse)  # as it was: read back
+    write_random_clip_checkpoint(str(own_clip), model_name=DEMO_CLIP_NAME, seed=1)  # another CLIP, same path
+    with pytest.raises(FileExistsError, match=r'was made for other data \(checkpoint_stamp .*; standardised_stamp'):
+        tag_main(base + ['--out', str(tmp_path / 'c.txt'), '--thresholds', str(thresholds)])
+    with pytest.raises(FileNotFoundError, match=r'split file .*nosuch\.txt does not exist: give a --labelled-split'):
+        tag_main(base + ['--labelled-split', 'nosuch', '--out', str(tmp_path / 'd.txt')])
+    with pytest.raises(FileNotFoundError, match=r'demo_info\.json does not exist: the class names and synonyms'):
+        tag_main(base[:3] + ['--labelled-root', str(tmp_path), '--out', str(tmp_path / 'e.txt')])

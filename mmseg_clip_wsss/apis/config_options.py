@@ -1,9 +1,9 @@
 """The values of ``--cfg-options KEY=VALUE`` (and of the demo's option strings), parsed as mmengine's
 ``DictAction`` parses them but with the spaces inside a string kept: mmengine removes every space of a
 value first, so a prompt template ``a photo of a {}.`` became ``aphotoofa{}.``. And a value, or an
-element of a list, in matching quotes is a string kept whole, commas and brackets included
-(``KEY="'a photo of a {}, small.'"``, ``KEY="['a, b', c]"``): mmengine splits at every comma, so
-such a text could not be given."""
+element of a list, in matching quotes is kept whole, commas and brackets included
+(``KEY="'a photo of a {}, small.'"``, ``KEY="['a, b', c]"``; a number in quotes is still the
+number, as in mmengine): mmengine splits at every comma, so such a text could not be given."""
 from typing import Any, Dict, List, Sequence
 
 from mmengine.config import DictAction
@@ -18,8 +18,9 @@ def parse_option_value(val: str) -> Any:
         val (str): The text after ``KEY=``.
 
     Returns:
-        list | tuple | int | float | bool | None | str: ``'...'`` or ``"..."``: the string between the
-        quotes, as it is; ``[...]`` or ``a,b``: a list, ``(...)``: a tuple (elements parsed the same
+        list | tuple | int | float | bool | None | str: ``'...'`` or ``"..."``: the text between the
+        quotes kept whole (no list, no brackets; a number, boolean or ``None`` as mmengine parses
+        them, else the string); ``[...]`` or ``a,b``: a list, ``(...)``: a tuple (elements parsed the same
         way, nested), else the number, boolean, ``None`` or the string (its outer spaces and stray
         quotes stripped).
 
@@ -28,8 +29,8 @@ def parse_option_value(val: str) -> Any:
     """
     val = val.strip()
     closes = _bracket_pairs(val)
-    if len(val) > 1 and val[0] in _QUOTES and closes.get(0) == len(val) - 1:
-        return val[1:-1]
+    if len(val) > 1 and val[0] in _QUOTES and closes.get(0) == len(val) - 1:  # kept whole
+        return DictAction._parse_int_float_bool(val[1:-1])
     if not closes:  # mmengine strips stray quotes at the ends
         val = val.strip(_QUOTES)
     bracketed = bool(val) and val[0] in '([' and closes.get(0) == len(val) - 1

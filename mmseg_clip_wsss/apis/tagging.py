@@ -23,6 +23,7 @@ or an absence near the threshold counts for nearly nothing, a clear one fully. T
 target-and-confidence form of the described images (:class:`~mmseg_clip_wsss.models.text.DescriptionTargets`),
 written as a soft label file (:mod:`mmseg_clip_wsss.datasets.soft_labels`).
 """
+import hashlib
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -36,13 +37,15 @@ from mmseg_clip_wsss.models.clip_windows import window_scores
 from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from mmseg_clip_wsss.datasets.synthetic.world import load_world, read_demo_info
 from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
+from mmseg_clip_wsss.datasets.file_stamps import file_stamp
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
 from mmseg_clip_wsss.datasets.soft_labels import write_soft_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
 from .inferencer import load_rgb
 
-__all__ = ['CLIPTagger', 'best_f1_thresholds', 'shared_f1_thresholds', 'choose_thresholds', 'THRESHOLD_RULES', 'tag_names', 'precision_recall', 'read_split',
-           'tag_images', 'TEMPERATURES', 'soft_tags', 'fit_temperature']
+__all__ = ['CLIPTagger', 'best_f1_thresholds', 'shared_f1_thresholds', 'choose_thresholds', 'THRESHOLD_RULES',
+           'tag_names', 'precision_recall', 'read_split', 'tag_images', 'TEMPERATURES', 'soft_tags',
+           'fit_temperature']
 
 #: Temperatures :func:`fit_temperature` chooses among (units of the CLIP's cosine score).
 TEMPERATURES = (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)
@@ -243,27 +246,55 @@ def _label_file_classes(data_root: str, names: List[str]) -> List[str]:
     return list(dict.fromkeys([BACKGROUND] + names + extra))
 
 
-def _saved_thresholds(threshold_file: str, names: List[str], made_for: Dict[str, str]) -> np.ndarray:
-    """The thresholds of ``threshold_file``, checked to have been made as ``made_for`` says
-    (``chosen_on``, ``checkpoint``, ``threshold_rule`` and, for the shared rule, ``standardised_on``;
-    a file without a rule was made per class).
+def _saved_thresholds(threshold_file: str, names: List[str], made_for: Dict[str, str]) -> tuple:
+    """The thresholds and temperature of ``threshold_file``, checked to have been made as ``made_for``
+    says (``chosen_on``, ``checkpoint`` and its stamp, ``threshold_rule`` and, for the shared rule,
+    ``standardised_on`` and the stamp of those scores; a file without a rule was made per class).
+
+    Returns:
+        tuple: (K,) thresholds (a ``null`` is +inf: a class never tagged) and the temperature (None
+        in a file written before soft tags).
 
     Raises:
         FileExistsError: they were made otherwise or lack a class of ``names``, naming the file, both
             and the fix.
+        ValueError: the file is not such a JSON object (cut short, edited: a threshold that is no
+            number, a temperature <= 0), naming the file, what is wrong and the fix.
     """
-    with open(threshold_file) as f:
-        saved = json.load(f)
+    fix = 'pass --overwrite to choose them again on this labelled split, or give another --thresholds'
+    try:
+        with open(threshold_file) as f:
+            saved = json.load(f)
+    except ValueError as err:
+        raise ValueError(f'thresholds file {threshold_file} is not valid JSON ({err}); {fix}') from err
+    if not isinstance(saved, dict) or not isinstance(saved.get('thresholds'), dict):
+        raise ValueError(f'thresholds file {threshold_file} is not the JSON object tag_images writes '
+                         f'({{"thresholds": {{CLASS: NUMBER, ...}}, ...}}); {fix}')
     saved.setdefault('threshold_rule', 'per-class')
     differ = [f'{key} {saved.get(key)} there, {now} now' for key, now in made_for.items() if saved.get(key) != now]
-    missing = [n for n in names if n not in saved.get('thresholds', {})]
+    missing = [n for n in names if n not in saved['thresholds']]
     if missing:
         differ.append(f'no threshold of {", ".join(missing)}')
     if differ:
         raise FileExistsError(f'thresholds file {threshold_file} was made for other data ({"; ".join(differ)}); '
-                              'pass --overwrite to choose them again on this labelled split, or give another '
-                              '--thresholds')
-    return np.array([saved['thresholds'][n] for n in names])
+                              f'{fix}')
+    values = [saved['thresholds'][n] for n in names]
+    bad = [f'{n}: {v!r}' for n, v in zip(names, values)
+           if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or np.isnan(v))]
+    temperature = saved.get('temperature')
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not temperature > 0):
+        bad.append(f'temperature: {temperature!r} (a number > 0)')
+    if bad:
+        raise ValueError(f'thresholds file {threshold_file} holds values that are no thresholds '
+                         f'({"; ".join(bad)}); {fix}')
+    thresholds = np.array([np.inf if v is None else float(v) for v in values])
+    return thresholds, None if temperature is None else float(temperature)
+
+
+def _scores_stamp(scores: np.ndarray) -> str:
+    """A short fingerprint of CLIP scores (rounded to 1e-5): the images and the CLIP that gave them."""
+    return hashlib.sha256(np.round(scores.astype(np.float64), 5).tobytes()).hexdigest()[:16]
 
 
 def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, labelled_root: str,
@@ -273,23 +304,28 @@ def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, label
     the same way (``overwrite``: chosen again; a file without a temperature, written before soft tags,
     gets it from the labelled split), else chosen on the labelled split (:func:`choose_thresholds`
     with ``rule``, standardised by the ``reference`` scores of the images to tag, ``reference_on``;
-    least BCE) and written there (atomically)."""
+    least BCE) and written there (atomically; a class never tagged has the threshold ``null``)."""
     made_for = dict(chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}', checkpoint=osp.abspath(checkpoint),
+                    checkpoint_stamp=file_stamp(checkpoint) if osp.isfile(checkpoint) else checkpoint,
                     threshold_rule=rule)
     if rule == 'shared':
-        made_for['standardised_on'] = reference_on
+        made_for.update(standardised_on=reference_on, standardised_stamp=_scores_stamp(reference))
     saved = None
     if osp.isfile(threshold_file) and not overwrite:
-        saved = _saved_thresholds(threshold_file, names, made_for)
-        with open(threshold_file) as f:
-            temperature = json.load(f).get('temperature')
+        saved, temperature = _saved_thresholds(threshold_file, names, made_for)
         if temperature is not None:
-            return saved, float(temperature)
+            return saved, temperature
     images, labels = read_split_images(labelled_root, labelled_split, names)
     scores = tagger.scores(images)
     thresholds = saved if saved is not None else choose_thresholds(rule, scores, labels, reference)
+    never = [n for n, t in zip(names, thresholds) if np.isinf(t)]
+    if never:
+        print(f'[tag_images] no image of {labelled_root}:{labelled_split} holds {", ".join(never)}: '
+              f'{"they are" if len(never) > 1 else "it is"} never tagged (per-class thresholds; '
+              '--threshold-rule shared gives every class one)')
     temperature = fit_temperature(scores, labels, thresholds)
-    write_json_atomically(threshold_file, dict(thresholds=dict(zip(names, thresholds.tolist())),
+    values = [None if np.isinf(t) else t for t in thresholds.tolist()]
+    write_json_atomically(threshold_file, dict(thresholds=dict(zip(names, values)),
                                                temperature=temperature, **made_for,
                                                rule=f'best F1 ({rule}); temperature: least BCE'))
     return thresholds, temperature
@@ -327,7 +363,7 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
             world gives the class names and synonyms. Defaults to ``data_root``.
         labelled_split (str): Its split. Defaults to 'train'.
         thresholds (str, optional): Thresholds JSON, read if it exists, else written. Defaults to
-            ``<out>_thresholds.json``.
+            ``--out`` without its extension + ``_thresholds.json``.
         true_labels (str, optional): Label file to score the tags against. Defaults to
             ``<data_root>/ImageLabels/<split>.txt`` if it exists.
         model_name (str): open_clip model name. Defaults to the demo CLIP.
@@ -353,14 +389,20 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
     if threshold_rule not in THRESHOLD_RULES:
         raise ValueError(f'tag_images: threshold rule {threshold_rule!r} is unknown; choose from {list(THRESHOLD_RULES)}.')
     labelled_root = labelled_root or data_root
+    if not osp.isfile(osp.join(labelled_root, 'demo_info.json')):
+        raise FileNotFoundError(f'tag_images: {osp.join(labelled_root, "demo_info.json")} does not exist: the class '
+                                'names and synonyms are read from the world of a generated dataset; give '
+                                '--labelled-root a dataset written by tools/make_demo_data.py.')
+    split_file = osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')
+    for root, name, option in ((data_root, split, '--split'), (labelled_root, labelled_split, '--labelled-split')):
+        path = osp.join(root, 'ImageSets', 'Segmentation', f'{name}.txt')
+        if not osp.isfile(path):  # before the images are scored (a minute of work)
+            raise FileNotFoundError(f'tag_images: split file {path} does not exist: give a {option} of '
+                                    f'{root} (its ImageSets/Segmentation/*.txt), or write that file.')
     class_words = _class_words(labelled_root)
     names = [w[0] for w in class_words]
     tagger = CLIPTagger(checkpoint, class_words, model_name)
     threshold_file = thresholds or osp.splitext(out)[0] + '_thresholds.json'
-    split_file = osp.join(data_root, 'ImageSets', 'Segmentation', f'{split}.txt')
-    if not osp.isfile(split_file):  # before the images are scored (a minute of work)
-        raise FileNotFoundError(f'tag_images: split file {split_file} does not exist: give a --split of '
-                                f'{data_root} (its ImageSets/Segmentation/*.txt), or write that file.')
     ids, images = read_split(data_root, split)
     if threshold_rule == 'shared' and len(ids) < 2:
         raise ValueError(f'tag_images: the shared threshold rule standardises the scores over the images to '

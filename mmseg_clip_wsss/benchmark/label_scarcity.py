@@ -54,7 +54,7 @@ from mmengine.config import Config
 from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.apis.tagging import CLIPTagger, choose_thresholds, fit_temperature, precision_recall, soft_tags
 from mmseg_clip_wsss.clip_pretrain.evaluate import read_split_images
-from mmseg_clip_wsss.datasets import check_data_root, write_soft_labels
+from mmseg_clip_wsss.datasets import check_data_root, folder_stamps, write_soft_labels
 from mmseg_clip_wsss.datasets.synthetic import (DescriptionStyle, load_world, make_described_pool,
                                                write_split_descriptions)
 from mmseg_clip_wsss.demo import runner as demo
@@ -127,9 +127,8 @@ def _split_ids(root: str, split: str) -> List[str]:
 def _clip_scores(data_root: str, pool_root: str, clip: str, cache: str, names: List[str],
                  words: List[List[str]]) -> Dict[str, np.ndarray]:
     """CLIP zero-shot scores and true labels of the train, val and pool images (cached in ``cache``,
-    computed again for another data root, pool or CLIP)."""
-    with open(osp.join(pool_root, 'described_pool.json')) as f:
-        stamp = json.dumps([data_root, clip, f.read()])
+    computed again for another data root, pool or CLIP, or one changed behind the same path)."""
+    stamp = json.dumps([data_root, clip, folder_stamps([data_root, pool_root, clip])])
     if osp.isfile(cache):
         cached = dict(np.load(cache))
         if str(cached.pop('stamp', '')) == stamp:
@@ -510,7 +509,11 @@ def run_label_scarcity(work_dir: str = 'work_dirs/label_scarcity', data_root: st
     if not osp.isfile(ctx['clip']):
         raise FileNotFoundError(f'label scarcity: the CLIP checkpoint {ctx["clip"]} does not exist: make it with '
                                 f'`python tools/pretrain_clip.py --data-root {data_root}`, or give --clip FILE.')
+    arms, ns, seeds = (list(dict.fromkeys(v)) for v in (arms, ns, seeds))  # each once, in the order given
     runs = study_runs(arms, ns, ctx['stage2_n'])
+    if 'vague_descriptions_no_rsca' in arms and ctx['stage2_n'] not in ns:
+        print(f'[label scarcity] vague_descriptions_no_rsca runs at N = stage2_n ({ctx["stage2_n"]}) only, which '
+              f'is not in --ns {ns}: it trains nothing', flush=True)
     _check_ns(ctx, ns)
     settings = dict(command=command, seeds=list(seeds), arms=list(arms), ns=list(ns), data_root=ctx['data_root'],
                     clip=ctx['clip'], **{k: ctx[k] for k in DEFAULTS}, std='sample (n - 1)')

@@ -50,7 +50,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--arms', nargs='+', default=list(ARMS), choices=ARMS,
                         help='what the N labelled images are given beside them (default: all)')
     parser.add_argument('--ns', type=int_at_least(0), nargs='+', default=list(NS), help=f'numbers of labelled images (default {" ".join(map(str, NS))})')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+    parser.add_argument('--seeds', type=int_at_least(0), nargs='+', default=[0, 1, 2],
                         help='seeds of every arm and N (default 0 1 2; the table gives mean and std)')
     parser.add_argument('--iters', type=int_at_least(1), help=f'stage-1 iterations (default {DEFAULTS["iters"]})')
     parser.add_argument('--stage2-iters', type=int_at_least(1),
@@ -59,7 +59,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'an N not in --ns: no stage 2)')
     parser.add_argument('--batch-size', type=int_at_least(1), help=f'stage-1 batch (default {DEFAULTS["batch_size"]})')
     parser.add_argument('--pool-size', type=int_at_least(1), help=f'images of the described pool (default {DEFAULTS["pool_size"]})')
-    parser.add_argument('--pool-seed', type=int, help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
+    parser.add_argument('--pool-seed', type=int_at_least(0), help=f'seed of the pool (default {DEFAULTS["pool_seed"]})')
     parser.add_argument('--labelled-share', type=_share, metavar='SHARE|size',
                         help=f'share of the draws taken from the N labelled images, in (0, 1), or "size": by '
                         f'the sources\' sizes, a uniform draw over all images (default {DEFAULTS["labelled_share"]})')

@@ -11,7 +11,7 @@ from typing import List, Optional
 from mmseg_clip_wsss.datasets.synthetic.described_pool import POOL_CAPTIONS, make_described_pool
 from mmseg_clip_wsss.datasets.synthetic.descriptions import DescriptionStyle
 from mmseg_clip_wsss.datasets.synthetic.world import WORLD_PRESETS
-from . import INPUT_ERRORS, run_tool
+from . import INPUT_ERRORS, int_at_least, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -19,7 +19,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         description='Write unlabelled generated images with descriptions in the COCO captions format')
     parser.add_argument('--out', default='data/demo_described', help='folder to write')
     parser.add_argument('--world', default='demo', choices=sorted(WORLD_PRESETS), help='the world to draw')
-    parser.add_argument('--seed', type=int, default=1, help="the pool's seed (its images never repeat a "
+    parser.add_argument('--seed', type=int_at_least(0), default=1, help="the pool's seed (its images never repeat a "
                         'train/val image of any seed)')
     parser.add_argument('--num-images', type=int, default=1500, help='images of the pool')
     parser.add_argument('--vagueness', type=float, default=0.3, help='chance that an object is named by a '

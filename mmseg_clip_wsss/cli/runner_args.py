@@ -43,8 +43,8 @@ class CfgOptionsAction(DictAction):
     """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``), the one ``--cfg-options`` action of
     every tool, with three differences:
 
-    - a value or list element in matching quotes is a string kept whole, commas included (mmengine
-      splits at every comma, and parses ``'1'`` as the number);
+    - a value or list element in matching quotes is kept whole, commas included (mmengine splits at
+      every comma); a number in quotes is still the number;
     - spaces inside a value are kept: mmengine removes every space of a value before parsing it, so
       ``"model.text_encoder.prompt.templates=a photo of a {}."`` arrived as ``'aphotoofa{}.'``. Lists,
       tuples, numbers, booleans and ``None`` parse as mmengine parses them (``KEY=1,2``,

@@ -31,6 +31,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ from mmengine.runner import Runner
 from mmseg_clip_wsss.apis.config_options import options_dict
 from mmseg_clip_wsss.cam import CAMProtocol, draw_overview, multi_scale_flip_cams, read_label_png
 from mmseg_clip_wsss.cam.run import build_cam_dataloader_cfg, build_cam_model
+from mmseg_clip_wsss.datasets import folder_stamps
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data, read_demo_info
 from mmseg_clip_wsss.models import write_random_clip_checkpoint
 from mmseg_clip_wsss.structures import stack_image_labels
@@ -139,9 +141,23 @@ def max_iters(config: str, iters: Optional[int]) -> int:
 RUN_RECORD = 'run_with.json'
 
 
+def _named_paths(texts: Sequence[str]) -> List[str]:
+    """The quoted strings of ``texts`` (a config's text, ``KEY=VALUE`` options) that look like paths
+    (hold a ``/``), relative ones taken from the checkout, as the runs read them."""
+    found = set()
+    for text in texts:
+        found.update(a or b for a, b in re.findall(r"'([^'\n]*/[^'\n]*)'|\"([^\"\n]*/[^\"\n]*)\"", text))
+        if '=' in text and '\n' not in text:  # an option: its value, unquoted
+            found.update(v.strip(' \'"') for v in text.split('=', 1)[1].split(',') if '/' in v)
+    return [p if osp.isabs(p) else osp.join(REPO, p) for p in sorted(found)]
+
+
 def _run_record(config: str, options: List[str]) -> Dict:
+    """The config's text, the options and the stamps of the files they name (a file behind the same
+    path that changed -- a CLIP pretrained again, a pool of another seed -- makes another run)."""
     with open(osp.join(REPO, config)) as f:
-        return dict(config=f.read(), options=list(options))
+        text = f.read()
+    return dict(config=text, options=list(options), inputs=folder_stamps(_named_paths([text, *options])))
 
 
 def _finished_checkpoint(work_dir: str, iterations: int) -> Optional[str]:
@@ -151,8 +167,8 @@ def _finished_checkpoint(work_dir: str, iterations: int) -> Optional[str]:
 
 
 def _same_run(work_dir: str, config: str, options: List[str]) -> Optional[bool]:
-    """Whether the run in ``work_dir`` was started with ``config`` (as its file reads now) and
-    ``options``; None when it holds no record of them."""
+    """Whether the run in ``work_dir`` was started with ``config`` (as its file reads now),
+    ``options`` and the files they name as they are now; None when it holds no record of them."""
     try:
         with open(osp.join(work_dir, RUN_RECORD)) as f:
             return json.load(f) == _run_record(config, options)
@@ -161,8 +177,8 @@ def _same_run(work_dir: str, config: str, options: List[str]) -> Optional[bool]:
 
 
 def finished_run(work_dir: str, config: str, options: List[str], iterations: int) -> Optional[str]:
-    """The final checkpoint of a finished run in ``work_dir`` started with ``config`` and ``options``,
-    else None: a run of another config or options is not reused."""
+    """The final checkpoint of a finished run in ``work_dir`` started with ``config``, ``options`` and
+    the files they name as they are now (:func:`_run_record`), else None: another run is not reused."""
     return _finished_checkpoint(work_dir, iterations) if _same_run(work_dir, config, options) else None
 
 
@@ -194,15 +210,16 @@ def train(name: str, config: str, work_dir: str, options: List[str], iterations:
           threads: int) -> str:
     """``tools/train.py`` into ``work_dir`` (resumed if interrupted); returns the final checkpoint.
 
-    A run is reused (finished) or resumed (interrupted) only if it was started with the same config and
-    options (:func:`finished_run`); a run of others is trained again.
+    A run is reused (finished) or resumed (interrupted) only if it was started with the same config,
+    options and input files (:func:`finished_run`); another is trained again.
     """
     done = None if fresh else finished_run(work_dir, config, options, iterations)
     if done:
         print(f'[{name}] finished run found ({done}): not trained again', flush=True)
         return done
     if not fresh and (_finished_checkpoint(work_dir, iterations) or _same_run(work_dir, config, options) is False):
-        print(f'[{name}] {work_dir} holds a run of another config or options: trained again', flush=True)
+        print(f'[{name}] {work_dir} holds a run of another config, options or input files: trained again',
+              flush=True)
         fresh = True
     argv = ['-m', 'mmseg_clip_wsss.cli.train', config, '--work-dir', work_dir, '--cfg-options', *options]
     if not fresh and osp.isfile(osp.join(work_dir, 'last_checkpoint')):

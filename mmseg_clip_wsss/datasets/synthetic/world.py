@@ -411,8 +411,9 @@ def read_demo_info(data_root: str) -> Dict:
     if not isinstance(info, dict):
         raise DatasetError(f'{path} is not the JSON object the data generator writes{where}: it was cut short or '
                            f'edited. Write the data again with `python tools/make_demo_data.py --out {data_root} '
-                           '--overwrite` and the --world and --seed it was made with (the images, masks and '
-                           'labels are drawn again the same).')
+                           '--overwrite` and the options it was made with (--world, --seed, --num-train, '
+                           '--num-val, --num-openvocab, --size): the images, masks and labels are drawn '
+                           'again the same.')
     return info
 
 
