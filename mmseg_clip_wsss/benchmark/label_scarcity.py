@@ -104,13 +104,13 @@ def _prepare_pools(data_dir: str, data_root: str, pool_size: int, pool_seed: int
     """The described and vague pools (the same images of seed ``pool_seed``, drawn from the world of
     ``data_root``), written if absent."""
     world = load_world(data_root)
+    as_saved = json.loads(json.dumps(world.to_dict()))  # tuples as the pool's JSON holds them
     roots = {}
     for arm, (folder, vagueness) in POOLS.items():
         root = osp.join(data_dir, folder)
         roots[arm] = root
         needed = arm in arms or (arm == 'vague_descriptions' and 'vague_descriptions_no_rsca' in arms) \
             or (arm == 'descriptions' and 'tags' in arms)  # the tags arm tags the pool's images
-        as_saved = json.loads(json.dumps(world.to_dict()))  # tuples as the pool's JSON holds them
         if needed and not _pool_matches(root, as_saved, pool_size, pool_seed, vagueness):
             print(f'[label scarcity] writing the pool {root} ({pool_size} images of the world of {data_root}, '
                   f'seed {pool_seed}, vagueness {vagueness})', flush=True)
@@ -373,7 +373,7 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     scores = _clip_scores(ctx['data_root'], ctx['pools']['descriptions'], ctx['clip'],
                           osp.join(data_dir, 'clip_scores.npz'), names, words)
     for n in ns:
-        # the rule in the name: tags of another rule make another config, trained again
+        # the rule in the name: each rule's tags kept apart
         ctx['tag_files'][n] = osp.join(data_dir, f'soft_tags_{ctx["threshold_rule"]}_N{n}.json')
         ctx['rest_splits'][n] = osp.join(data_dir, f'train_rest_N{n}.txt')
         with open(ctx['rest_splits'][n], 'w') as f:
