@@ -386,6 +386,10 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, log
                        r"'another' -- with --cfg-options model.x=1: check these values"):
         with naming_cfg_options({'model.x': 1}):  # with them, it names every key given
             _build_calling(lambda: _raise(TypeError("f() got an unexpected keyword argument 'another'")))
+    with pytest.raises(ConfigMismatchError, match=r"^invalid literal for int\(\) with base 10: 'abc' -- with "
+                       r"--cfg-options train_cfg.max_iters='abc': check"):  # the one value the error quotes
+        with naming_cfg_options({'model.x': 1, 'train_cfg.max_iters': 'abc'}):
+            _build_calling(lambda: int('abc'))
     with pytest.raises(ValueError, match=r'^a step went wrong$'):  # raised outside a build: not blamed
         with naming_cfg_options({'model.x': 1}):
             raise ValueError('a step went wrong')

@@ -171,8 +171,10 @@ def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
     (mmengine's ``build_from_cfg``: where the config's values become arguments) that carries no
     complete message of its own (one of :data:`~mmseg_clip_wsss.apis.preflight` 's errors, a
     dataset's, or one that names a given option) is re-raised naming the options: an unexpected
-    keyword argument names its key, any other error (``None`` where a list is needed, ...) every key
-    given. An error raised elsewhere (a run's step) goes on as it is: the options are not blamed.
+    keyword argument names its key, an error that quotes one given value (``invalid literal for
+    int() with base 10: 'abc'``) that value's key, any other error (``None`` where a list is needed,
+    ...) every key given. An error raised elsewhere (a run's step) goes on as it is: the options are
+    not blamed.
 
     Raises:
         ConfigMismatchError: naming the option(s), the error and the fix.
@@ -191,7 +193,9 @@ def naming_cfg_options(options: Optional[Dict]) -> Iterator[None]:
                 f'there ({err}); check the key against the config (its spelling, and where it goes), '
                 'e.g. with `python -c "from mmengine import Config; '
                 'print(Config.fromfile(CONFIG).pretty_text)"`.') from err
-        given = ' '.join(f'{k}={v!r}' for k, v in options.items())
+        quoted = [k for k, v in options.items() if isinstance(v, str) and repr(v) in str(err)]
+        named = quoted if len(quoted) == 1 else list(options)  # the one value the error quotes, else all
+        given = ' '.join(f'{k}={options[k]!r}' for k in named)
         raise ConfigMismatchError(
             f'{"TypeError: " if isinstance(err, TypeError) else ""}{err} -- with --cfg-options {given}: check these values against '
             'the config (the type it holds there: a list, a number, a dict ...); '
