@@ -27,6 +27,7 @@ from mmseg_clip_wsss.cam import postprocess
 from mmseg_clip_wsss.cam import run as cam_run
 from mmseg_clip_wsss.cam.protocol import DEFAULT_PROTOCOL
 from mmseg_clip_wsss.cam.run import UnknownSplitError, check_protocol, model_record
+from mmseg_clip_wsss.datasets import file_stamps
 from mmseg_clip_wsss.cli import device_arg
 from mmseg_clip_wsss.cli import make_pseudo_masks as make_pseudo_masks_cli
 from mmseg_clip_wsss.cli.benchmark import main as benchmark_main
@@ -633,7 +634,7 @@ def test_the_record_of_a_model_identifies_the_files_its_config_names(tmp_path, m
     with pytest.raises(ValueError, match=rf'another model \(file {prompts}: sha256:[0-9a-f]{{64}} -> '
                        r'sha256:[0-9a-f]{64}; see '):
         check_protocol(str(out), dict(protocol, **model_record(cfg, None)))
-    monkeypatch.setattr(cam_run, 'DIGEST_LIMIT', 4)  # a large file: its size and time, not read
+    monkeypatch.setattr(file_stamps, 'DIGEST_LIMIT', 4)  # a large file: its size and time, not read
     assert re.fullmatch(r'11 bytes, mtime \d+', model_record(cfg, None)['files'][str(prompts)])
 
 

@@ -37,7 +37,7 @@ from mmseg_clip_wsss.models.clip_windows import window_scores
 from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from mmseg_clip_wsss.datasets.synthetic.world import load_world, read_demo_info
 from mmseg_clip_wsss.datasets.atomic_files import write_json_atomically
-from mmseg_clip_wsss.datasets.file_stamps import file_stamp
+from mmseg_clip_wsss.datasets.file_stamps import file_identity
 from mmseg_clip_wsss.datasets.image_labels import BACKGROUND, load_image_labels, write_image_labels
 from mmseg_clip_wsss.datasets.soft_labels import write_soft_labels
 from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_NAME, load_open_clip
@@ -306,7 +306,7 @@ def _thresholds(tagger: CLIPTagger, names: List[str], threshold_file: str, label
     with ``rule``, standardised by the ``reference`` scores of the images to tag, ``reference_on``;
     least BCE) and written there (atomically; a class never tagged has the threshold ``null``)."""
     made_for = dict(chosen_on=f'{osp.abspath(labelled_root)}:{labelled_split}', checkpoint=osp.abspath(checkpoint),
-                    checkpoint_stamp=file_stamp(checkpoint) if osp.isfile(checkpoint) else checkpoint,
+                    checkpoint_stamp=file_identity(checkpoint) if osp.isfile(checkpoint) else checkpoint,
                     threshold_rule=rule)
     if rule == 'shared':
         made_for.update(standardised_on=reference_on, standardised_stamp=_scores_stamp(reference))

@@ -37,12 +37,11 @@ replaces them).
 """
 import copy
 import glob
-import hashlib
 import json
 import logging
 import os
 import os.path as osp
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.config import Config
@@ -52,6 +51,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmseg_clip_wsss.datasets.errors import DatasetError, MissingDatasetFileError
+from mmseg_clip_wsss.datasets.file_stamps import file_identity, nested_strings
 from mmseg_clip_wsss.engine.checkpoint_check import build_model_from_checkpoint
 from mmseg_clip_wsss.engine.dist import cpu_distributed, setup_cpu_distributed
 from mmseg_clip_wsss.registry import MODELS, TRANSFORMS
@@ -60,7 +60,7 @@ from .generate import generate_pseudo_masks
 from .protocol import DEFAULT_PROTOCOL, CAMProtocol
 
 __all__ = ['build_cam_dataloader_cfg', 'build_cam_model', 'init_distributed', 'check_protocol',
-           'make_pseudo_masks', 'model_record', 'file_identity', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE',
+           'make_pseudo_masks', 'model_record', 'DEFAULT_CAM_PIPELINE', 'PROTOCOL_FILE',
            'UnknownSplitError', 'config_splits', 'check_split']
 
 #: The loader names the file and the fix for an image it cannot use (missing, corrupt, above the pixel
@@ -70,8 +70,6 @@ DEFAULT_CAM_PIPELINE = [dict(type='LoadWSSSImage'), dict(type='PackWSSSInputs')]
 PROTOCOL_FILE = 'protocol.json'
 #: The fields of ``protocol.json`` that say which model made the masks (:func:`model_record`).
 MODEL_FIELDS = ('model', 'files')
-#: Files up to this size are identified by their SHA-256; larger ones by their size and time.
-DIGEST_LIMIT = 64 * 1024 ** 2
 
 
 class UnknownSplitError(ValueError, KeyError):
@@ -226,32 +224,6 @@ def init_distributed(cfg: Config, launcher: str) -> Optional[str]:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
-def file_identity(path: str) -> str:
-    """What identifies the content of ``path``: ``sha256:<hex>`` for a file up to
-    :data:`DIGEST_LIMIT` bytes, else ``<size> bytes, mtime <seconds>`` (a checkpoint of hundreds of MB
-    is not read twice)."""
-    size = osp.getsize(path)
-    if size > DIGEST_LIMIT:
-        return f'{size} bytes, mtime {int(osp.getmtime(path))}'
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return f'sha256:{digest.hexdigest()}'
-
-
-def _strings(value) -> Iterator[str]:
-    """Every string inside a nested dict / list of a config."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
-
-
 def model_record(cfg: Config, checkpoint: Optional[str]) -> Dict:
     """What makes the masks besides the CAM protocol, as ``protocol.json`` records it.
 
@@ -265,7 +237,7 @@ def model_record(cfg: Config, checkpoint: Optional[str]) -> Dict:
         :func:`file_identity`.
     """
     model = json.loads(json.dumps(cfg.get('model'), default=str))
-    paths = {osp.abspath(v) for v in _strings(model) if osp.isfile(v)}
+    paths = {osp.abspath(v) for v in nested_strings(model) if osp.isfile(v)}
     if checkpoint and osp.isfile(checkpoint):
         paths.add(osp.abspath(checkpoint))
     return dict(model=model, files={p: file_identity(p) for p in sorted(paths)})

@@ -16,7 +16,7 @@ from .converters import (check_class_names, coco_category_to_label, coco_to_labe
                          pseudo_masks_to_coco, render_coco_mask, voc_xml_to_coco, voc_xml_to_labels)
 from .demo import DEMO_CLASSES, DemoWSSSDataset
 from .errors import DatasetError, MissingDatasetFileError
-from .file_stamps import file_stamp, folder_stamps
+from .file_stamps import file_identity, folder_stamps, nested_strings
 from .image_io import (PIXEL_LIMIT_ENV, ImageTooLargeError, apply_pixel_limit, open_image, pixel_limit,
                        read_image, read_rgb)
 from .image_text_dataset import CAPTIONS, ImageTextDataset, image_text_sample
@@ -35,7 +35,7 @@ from .voc import VOC_CLASSES, VOCWSSSDataset
 from .wsss_dataset import WSSSDataset
 
 __all__ = [
-    'atomic_file', 'write_json_atomically', 'file_stamp', 'folder_stamps',
+    'atomic_file', 'write_json_atomically', 'file_identity', 'folder_stamps', 'nested_strings',
     'WSSSDataset', 'VOCWSSSDataset', 'COCOWSSSDataset', 'DemoWSSSDataset', 'VOC_CLASSES',
     'COCO_CLASSES', 'DEMO_CLASSES', 'DATASET_TYPES',
     'dataset_classes', 'parse_class_list', 'PackWSSSInputs', 'LoadWSSSImage', 'LoadWSSSAnnotations',
