@@ -37,7 +37,9 @@ from mmseg_clip_wsss.datasets import (CorruptImageError, DatasetError, MissingDa
                                       check_data_root, write_json_atomically, write_palette_png)
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.engine import WeightFileError, load_weight_file
-from mmseg_clip_wsss.models import DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip, write_random_clip_checkpoint
+from mmseg_clip_wsss.models import (DEMO_CLIP_NAME, TINY_CLIP_NAME, load_open_clip,
+                                    write_random_clip_checkpoint)
+from mmseg_clip_wsss.models.open_clip_models import DEMO_CLIP_VIT_NAME
 from mmseg_clip_wsss.models.text.prompt_learner import _check_templates
 from mmseg_clip_wsss.registry import DATASETS, TRANSFORMS
 
@@ -678,6 +680,22 @@ def test_clip_weights_that_are_not_a_whole_file_are_refused_naming_it(tmp_path):
         with pytest.raises(WeightFileError, match=rf'Owner: CLIP weight file {files[name]} .*download or '
                            'copy it again'):
             load_open_clip(TINY_CLIP_NAME, files[name], owner='Owner')
+
+
+def test_clip_weights_of_another_model_config_name_the_file_and_the_config_they_fit(tmp_path):
+    """A state dict loaded as another architecture (tag_images --model-name, a config's model_name)
+    ends in a message naming the file, the model asked for and the project config the weights fit,
+    not in open_clip's missing-keys dump or its position-embedding assertion."""
+    tiny = write_random_clip_checkpoint(str(tmp_path / 'tiny.pt'), TINY_CLIP_NAME)
+    demo_vit = write_random_clip_checkpoint(str(tmp_path / 'demo_vit.pt'), DEMO_CLIP_VIT_NAME)
+    with pytest.raises(ValueError, match=r"Error\(s\) in loading state_dict.*it fits 'WSSS-Demo-CLIP-ViT'"):
+        load_open_clip(DEMO_CLIP_NAME, demo_vit, owner='Owner')  # same text tower: missing keys
+    for wrong, cause in ((DEMO_CLIP_NAME, 'AssertionError'), ('ViT-B-16', 'AssertionError')):
+        with pytest.raises(ValueError, match=rf"Owner: the CLIP weights in '{re.escape(tiny)}' do not fit "
+                           rf"the open_clip model '{wrong}' \({cause}.*it fits '{TINY_CLIP_NAME}' "
+                           r'\(tools: --model-name'):
+            load_open_clip(wrong, tiny, owner='Owner')
+    assert load_open_clip(TINY_CLIP_NAME, tiny) is not None
 
 
 def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_one(tmp_path, monkeypatch):

@@ -207,10 +207,41 @@ CLIP_WEIGHTS_FIX = ('download or copy it again (the demo CLIP: python tools/pret
 
 def _from_file(model_name: str, path: str, cache_dir: Optional[str], quick_gelu: Optional[bool],
                owner: str) -> nn.Module:
-    """The model with the weights of local file ``path``: a TorchScript archive or a state dict."""
+    """The model with the weights of local file ``path``: a TorchScript archive or a state dict.
+
+    Raises:
+        ValueError: the file's weights do not fit ``model_name`` (open_clip's missing keys, size
+            mismatch or position-embedding assertion), naming the file, the model and the project's
+            model configs the weights do fit.
+    """
     if is_torchscript_archive(path):
         return _from_torchscript(model_name, path, cache_dir, quick_gelu, owner)
-    return _create_model(model_name, path, cache_dir, quick_gelu)
+    try:
+        return _create_model(model_name, path, cache_dir, quick_gelu)
+    except (RuntimeError, AssertionError) as err:
+        if isinstance(err, RuntimeError) and 'state_dict' not in str(err):
+            raise
+        fits = _project_configs_fitting(path)
+        hint = (f'it fits {", ".join(repr(n) for n in fits)}' if fits else
+                "it fits none of the project's model configs; use the model_name it was trained as")
+        raise ValueError(f'{owner}: the CLIP weights in {path!r} do not fit the open_clip model '
+                         f'{model_name!r} ({type(err).__name__}: {" ".join(str(err).split())[:160]}); '
+                         f'{hint} (tools: --model-name, configs: model_name).') from err
+
+
+def _project_configs_fitting(path: str) -> list:
+    """The names of :data:`PROJECT_CLIP_CONFIGS` whose parameter shapes are those of the state dict
+    in ``path`` (small models: each is built once to compare)."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = state.get('state_dict', state) if isinstance(state, dict) else {}
+    shapes = {k.removeprefix('module.'): tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
+    fits = []
+    with torch.random.fork_rng(devices=[]):
+        for name in PROJECT_CLIP_CONFIGS:
+            expected = {k: tuple(v.shape) for k, v in _create_model(name, None, None, False).state_dict().items()}
+            if expected.keys() <= shapes.keys() and all(shapes[k] == v for k, v in expected.items()):
+                fits.append(name)
+    return fits
 
 
 def write_random_clip_checkpoint(path: str, model_name: str = TINY_CLIP_NAME, seed: int = 0) -> str:
