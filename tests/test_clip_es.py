@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
-from mmseg_clip_wsss.models.clip_es import (cam_box_mask, class_aware_affinity_refine, sinkhorn_affinity,
-                                         softmax_grad_cam)
+from mmseg_clip_wsss.models.clip_es import (cam_box_mask, class_aware_affinity_refine, closed_form_supported,
+                                         sinkhorn_affinity, softmax_grad_cam)
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo.training_free import training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
@@ -38,11 +38,12 @@ def vit_checkpoint(tmp_path_factory):
     return write_random_clip_checkpoint(str(tmp_path_factory.mktemp('clip') / 'vit.pt'), VIT_NAME, seed=3)
 
 
-def build_model(name, checkpoint, **kwargs):
+def build_model(name, checkpoint, backbone_kw=None, **kwargs):
     return MODELS.build(dict(
         type='TrainingFreeCLIPES', class_names=CLASSES, background_words=WORDS,
-        backbone=dict(type='CLIPVisionBackbone', model_name=name, pretrained=checkpoint),
-        text_encoder=dict(type='CLIPPromptTextEncoder', model_name=name, pretrained=checkpoint),
+        backbone=dict(type='CLIPVisionBackbone', model_name=name, pretrained=checkpoint, **(backbone_kw or {})),
+        text_encoder=dict(type='CLIPPromptTextEncoder', model_name=name, pretrained=checkpoint,
+                          **(backbone_kw or {})),
         **kwargs)).eval()
 
 
@@ -63,9 +64,11 @@ def direct_grad_cam(clip, x, text, target, softmax_rows):
     return (act * grad.mean(dim=0)).sum(dim=-1).relu()  # (n, )
 
 
+@pytest.mark.parametrize('grad_cam', ['closed_form', 'autograd'])
 @pytest.mark.parametrize('softmax_over', ['labels', 'all', 'none'])
-def test_grad_cam_equals_direct_autograd_on_a_tiny_vit(vit_checkpoint, softmax_over):
-    model = build_model(VIT_NAME, vit_checkpoint, softmax_over=softmax_over, affinity='none')
+def test_grad_cam_equals_direct_autograd_on_a_tiny_vit(vit_checkpoint, softmax_over, grad_cam):
+    model = build_model(VIT_NAME, vit_checkpoint, softmax_over=softmax_over, affinity='none',
+                        grad_cam=grad_cam)
     clip = open_clip.create_model(VIT_NAME, pretrained=vit_checkpoint).eval()
     torch.manual_seed(0)
     x = torch.randn(1, 3, 32, 48)  # not the pretraining size: the position embedding is resized
@@ -83,6 +86,65 @@ def test_grad_cam_equals_direct_autograd_on_a_tiny_vit(vit_checkpoint, softmax_o
         assert direct.abs().max() > 1e-4  # the comparison has something to compare
         torch.testing.assert_close(cams[0, row].flatten(), direct, atol=1e-5, rtol=1e-4)
     assert torch.all(cams[0, 1] == 0) and torch.all(cams[0, 3:] == 0)  # absent class, background words
+
+
+# a ViT of other make: class-token pooling, layer scales, QuickGELU, 3 blocks, 4 heads
+TOK_VIT_NAME = 'WSSS-Test-CLIPES-ViT-tok'
+
+
+@pytest.fixture(scope='module')
+def tok_vit_checkpoint(tmp_path_factory):
+    from open_clip import factory
+    factory._MODEL_CONFIGS[TOK_VIT_NAME] = dict(
+        embed_dim=16, quick_gelu=True,
+        vision_cfg=dict(image_size=32, layers=3, width=32, patch_size=8, head_width=8, ls_init_value=0.5),
+        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))
+    path = str(tmp_path_factory.mktemp('clip') / 'tok.pt')
+    write_random_clip_checkpoint(path, TOK_VIT_NAME, seed=5)
+    state = torch.load(path)  # layer scales of 1 + noise: a wrong factor would show
+    for key in [k for k in state if k.endswith('.gamma')]:
+        state[key] = 1 + 0.5 * torch.randn_like(state[key])
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize('softmax_over,pool', [('labels', 'tower'), ('all', 'patch_mean'), ('none', 'tower')])
+def test_closed_form_grad_cam_equals_autograd_for_every_image_and_class(tok_vit_checkpoint, softmax_over,
+                                                                         pool):
+    """A batch of images with different labels (2, 1 and 3 classes): the written-out backward pass
+    gives every image's CAM of every class, and the last block's attention, as autograd does."""
+    kwargs = dict(softmax_over=softmax_over, pool=pool, affinity_layers=1,
+                  backbone_kw=dict(quick_gelu=True))
+    models = {g: build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam=g, **kwargs)
+              for g in ('closed_form', 'autograd')}
+    block = models['autograd'].backbone.transformer.resblocks[-1]
+    assert type(block.ls_1).__name__ == 'LayerScale' and type(block.mlp.gelu).__name__ == 'QuickGELU'
+    torch.manual_seed(4)
+    x = torch.randn(3, 3, 40, 24)
+    labels = torch.tensor([[1., 1., 0., 1.], [1., 0., 1., 0.], [1., 1., 1., 1.]])
+    out = {}
+    for g, model in models.items():
+        targets, competitors = model._rows(labels)
+        with torch.no_grad():
+            out[g] = model._vit_cams(x, model.text_encoder(), targets, competitors)
+    cams, affinity = out['closed_form']
+    assert cams[:, :3][labels[:, 1:] > 0].flatten(1).amax(dim=1).min() > 1e-5  # something to compare
+    torch.testing.assert_close(cams, out['autograd'][0], atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(affinity, out['autograd'][1], atol=1e-6, rtol=1e-5)
+
+
+def test_grad_cam_falls_back_to_autograd_where_the_closed_form_does_not_apply(tok_vit_checkpoint):
+    model = build_model(TOK_VIT_NAME, tok_vit_checkpoint, backbone_kw=dict(quick_gelu=True))
+    assert closed_form_supported(model.backbone.transformer.resblocks[-1])
+    assert not closed_form_supported(torch.nn.Linear(4, 4))
+    model.pool, model.backbone.pool_type, model.backbone.final_ln_after_pool = 'tower', 'avg', True
+    assert model._token_weights(5) is None  # ln_post of the patch mean: no per-token weighting
+    targets, competitors = model._rows(torch.tensor([[1., 1., 0., 1.]]))
+    with torch.no_grad():  # runs (by autograd) and explains the labelled classes
+        cams, _ = model._vit_cams(torch.randn(1, 3, 32, 32), model.text_encoder(), targets, competitors)
+    assert cams[0, [0, 2]].amax() > 0 and torch.all(cams[0, 1] == 0)
+    with pytest.raises(ValueError, match='grad_cam'):
+        build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam='numeric')
 
 
 def test_softmax_lowers_a_class_where_the_competing_text_explains_the_region():
