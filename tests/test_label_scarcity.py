@@ -118,6 +118,14 @@ def test_tag_images_soft_writes_a_soft_label_file_the_dataset_loads(tmp_path):
     tag_main([clip, '--data-root', str(unlabelled), '--labelled-root', str(labelled), '--out', str(again),
               '--soft', '--thresholds', result['thresholds']])
     assert json.loads(again.read_text())['images'] == json.loads(out.read_text())['images']
+    # another data root whose images have the same ids (every world numbers them alike): refused
+    other = tmp_path / 'other'
+    make_demo_data(str(other), seed=6, num_train=5, num_val=0, size=64, show_progress=False)
+    assert len(json.loads(out.read_text())['image_stamps']) == 5
+    with pytest.raises(DatasetError, match=r"soft\.json was made from other images: its image 'train_00000' is "
+                       r'not .*other/JPEGImages/train_00000\.jpg.*tag_images\.py --soft'):
+        DATASETS.build(dict(type='DemoWSSSDataset', data_root=str(other), data_prefix=dict(img_path='JPEGImages'),
+                            ann_file='ImageSets/Segmentation/train.txt', soft_label_file=str(out), pipeline=[]))
 
 
 def test_aggregate_marks_labels_at_zero_absent():

@@ -414,7 +414,8 @@ def tag_images(checkpoint: str, data_root: str, out: str, split: str = 'train',
     if soft:
         targets, confidence = soft_tags(scores, cut, temperature)
         write_soft_labels(out, names, {i: (t, c) for i, t, c in zip(ids, targets, confidence)},
-                          note=f'confidence-weighted {note}, temperature {temperature}')
+                          note=f'confidence-weighted {note}, temperature {temperature}',
+                          image_files={i: osp.join(data_root, 'JPEGImages', f'{i}.jpg') for i in ids})
         tags = [[names[k] for k in np.flatnonzero(row)] for row in targets]
     else:
         tags = tag_names(scores, cut, names)

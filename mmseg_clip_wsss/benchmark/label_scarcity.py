@@ -146,7 +146,7 @@ def _clip_scores(data_root: str, pool_root: str, clip: str, cache: str, names: L
 
 
 def soft_tag_file(n: int, scores: Dict[str, np.ndarray], ids: Dict[str, List[str]], names: List[str],
-                  out: str, threshold_rule: str = 'shared') -> Dict:
+                  out: str, threshold_rule: str = 'shared', image_files: Optional[Dict[str, str]] = None) -> Dict:
     """Write the soft CLIP tags of the unlabelled images at N labelled ones.
 
     The thresholds (best F1, :func:`~mmseg_clip_wsss.apis.tagging.choose_thresholds` with
@@ -171,7 +171,7 @@ def soft_tag_file(n: int, scores: Dict[str, np.ndarray], ids: Dict[str, List[str
     tagged_ids = ids['train'][n:] + ids['pool']
     write_soft_labels(out, names, {i: (t, c) for i, t, c in zip(tagged_ids, targets, confidence)},
                       note=f'soft CLIP tags; thresholds (best F1, {threshold_rule}) and temperature {temperature} chosen '
-                      f'on {chosen_on}')
+                      f'on {chosen_on}', image_files=image_files)
     tags = [[names[k] for k in np.flatnonzero(row)] for row in targets]
     quality = precision_recall(tags, truth, names)
     return dict(chosen_on=chosen_on, temperature=temperature, mean_confidence=round(float(confidence.mean()), 3),
@@ -370,6 +370,8 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
     ids['pool'] = _split_ids(ctx['pools']['descriptions'], 'pool')
     words = [list(c.words) for c in load_world(ctx['data_root']).classes]
     names = [w[0] for w in words]
+    image_files = {i: osp.join(root, 'JPEGImages', f'{i}.jpg') for key, root in (
+        ('train', ctx['data_root']), ('pool', ctx['pools']['descriptions'])) for i in ids[key]}
     scores = _clip_scores(ctx['data_root'], ctx['pools']['descriptions'], ctx['clip'],
                           osp.join(data_dir, 'clip_scores.npz'), names, words)
     for n in ns:
@@ -378,7 +380,8 @@ def _prepare(ctx: Dict, arms: Sequence[str], ns: Sequence[int]) -> Dict:
         ctx['rest_splits'][n] = osp.join(data_dir, f'train_rest_N{n}.txt')
         with open(ctx['rest_splits'][n], 'w') as f:
             f.write(''.join(f'{i}\n' for i in ids['train'][n:]))
-        tag_stats[str(n)] = soft_tag_file(n, scores, ids, names, ctx['tag_files'][n], ctx['threshold_rule'])
+        tag_stats[str(n)] = soft_tag_file(n, scores, ids, names, ctx['tag_files'][n], ctx['threshold_rule'],
+                                          image_files)
         print(f'[label scarcity] soft tags at N={n}: {tag_stats[str(n)]}', flush=True)
     return tag_stats
 

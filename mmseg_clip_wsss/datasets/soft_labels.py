@@ -5,7 +5,8 @@ A soft label file is JSON::
 
     {"classes": ["disc", "ring", ...],            # foreground classes, the columns below
      "images": {"<image id>": {"targets": [0.0, 1.0, ...], "confidence": [0.93, 0.41, ...]}, ...},
-     "note": "..."}                               # optional: how the file was made
+     "note": "...",                               # optional: how the file was made
+     "image_stamps": {"<image id>": "sha256:...", ...}}  # optional: a few of the images it tagged
 
 ``targets`` and ``confidence`` hold one value in [0, 1] per class of ``classes``. A dataset reads the
 columns by class name (:func:`load_soft_labels`), so the file's class order need not be the
@@ -13,6 +14,11 @@ dataset's; a dataset class the file does not list is absent (target 0) with conf
 background column (class 0 ``'background'``) is target 1, confidence 1, as in the multi-hot labels.
 The image-level losses weigh each class's term by its confidence (the form the targets of described
 images take from :class:`~mmseg_clip_wsss.models.text.DescriptionTargets`).
+
+Image ids repeat across datasets (every generated world numbers its images alike), so the writer keeps
+the content identity (:func:`~mmseg_clip_wsss.datasets.file_stamps.file_identity`) of up to
+:data:`STAMPED_IMAGES` of the tagged images, and a dataset whose image of such an id differs refuses
+the file: tags of one data root are never trained on another's images.
 """
 import json
 import os
@@ -22,9 +28,13 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import DatasetError, MissingDatasetFileError
+from .file_stamps import file_identity
 from .image_labels import BACKGROUND
 
-__all__ = ['load_soft_labels', 'write_soft_labels']
+__all__ = ['load_soft_labels', 'write_soft_labels', 'STAMPED_IMAGES']
+
+#: How many of the tagged images a soft label file identifies by content (evenly spaced by id).
+STAMPED_IMAGES = 8
 
 
 def _refuse(path: str, what: str) -> None:
@@ -58,12 +68,28 @@ def _row(path: str, image_id: str, entry, key: str, width: int) -> np.ndarray:
     return row
 
 
-def load_soft_labels(path: str, classes: Sequence[str]) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+def _check_images(path: str, stamps, image_files: Mapping[str, str]) -> None:
+    """Refuse the file when an image it identifies is another file's content in ``image_files``."""
+    if not isinstance(stamps, dict):
+        _refuse(path, '"image_stamps" must be an object (image id -> file identity)')
+    for image_id, stamp in stamps.items():
+        image = image_files.get(image_id)
+        if image is not None and osp.isfile(image) and file_identity(image) != stamp:
+            raise DatasetError(
+                f'soft label file {path} was made from other images: its image {image_id!r} is not '
+                f'{image} (another data root whose images have the same ids?). Tag this data root '
+                'again (tools/tag_images.py --soft), or point soft_label_file to the file made for it.')
+
+
+def load_soft_labels(path: str, classes: Sequence[str],
+                     image_files: Optional[Mapping[str, str]] = None) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
     """Read a soft label file into the columns of a dataset's class list.
 
     Args:
         path (str): The JSON file.
         classes (Sequence[str]): The dataset's classes, ``'background'`` first when it has one.
+        image_files (Mapping[str, str], optional): image id -> image file of the dataset; the images
+            the file identifies (``image_stamps``) must be these files' content. None: not checked.
 
     Returns:
         dict: image id -> (targets (K,), confidence (K,)), float32 over ``classes``.
@@ -71,9 +97,12 @@ def load_soft_labels(path: str, classes: Sequence[str]) -> Dict[str, Tuple[np.nd
     Raises:
         MissingDatasetFileError: the file does not exist.
         DatasetError: not JSON, keys missing, a row of the wrong length or values outside [0, 1],
-            or a class of the file that the dataset does not have (naming the file and the fix).
+            a class of the file that the dataset does not have, or an image of ``image_files`` that
+            is not the image the file tagged (naming the file and the fix).
     """
     data = _read_json(path)
+    if image_files is not None and 'image_stamps' in data:
+        _check_images(path, data['image_stamps'], image_files)
     names = [str(n) for n in data['classes']]
     unknown = [n for n in names if n not in classes]
     if unknown:
@@ -92,7 +121,7 @@ def load_soft_labels(path: str, classes: Sequence[str]) -> Dict[str, Tuple[np.nd
 
 
 def write_soft_labels(path: str, classes: Sequence[str], rows: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
-                      note: Optional[str] = None) -> None:
+                      note: Optional[str] = None, image_files: Optional[Mapping[str, str]] = None) -> None:
     """Write a soft label file.
 
     Args:
@@ -100,9 +129,17 @@ def write_soft_labels(path: str, classes: Sequence[str], rows: Mapping[str, Tupl
         classes (Sequence[str]): The foreground classes, the columns of the rows.
         rows (Mapping): image id -> (targets (K,), confidence (K,)), values in [0, 1].
         note (str, optional): How the file was made.
+        image_files (Mapping[str, str], optional): image id -> the image file the row was made from;
+            :data:`STAMPED_IMAGES` of them are identified in the file (see the module docstring).
     """
     images = {str(i): dict(targets=[round(float(v), 4) for v in t], confidence=[round(float(v), 4) for v in c])
               for i, (t, c) in rows.items()}
+    record = dict(classes=list(classes), images=images, note=note or '')
+    if image_files:
+        known = sorted(i for i in images if i in image_files)
+        picked = [known[int(j)] for j in np.unique(np.linspace(0, len(known) - 1, STAMPED_IMAGES).round())] \
+            if known else []
+        record['image_stamps'] = {i: file_identity(image_files[i]) for i in picked}
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as f:
-        json.dump(dict(classes=list(classes), images=images, note=note or ''), f)
+        json.dump(record, f)

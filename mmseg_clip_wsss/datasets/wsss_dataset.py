@@ -231,8 +231,10 @@ class WSSSDataset(BaseSegDataset):
 
     def _attach_soft_labels(self, data_list: List[dict]) -> None:
         """``gt_image_labels`` (soft targets) and ``gt_label_confidence`` of every image from the soft
-        label file; an image without an entry is refused, naming it and the file."""
-        rows = load_soft_labels(self.soft_label_file, self._metainfo['classes'])
+        label file; an image without an entry, or one that is not the image the file tagged, is refused,
+        naming it and the file."""
+        images = {info['img_id']: info['img_path'] for info in data_list} if self._local else None
+        rows = load_soft_labels(self.soft_label_file, self._metainfo['classes'], images)
         self._refuse_unlisted(data_list, rows, f'no entry in soft label file {self.soft_label_file}',
                               'Write the file for this split, or point soft_label_file to the right file.')
         for info in data_list:
