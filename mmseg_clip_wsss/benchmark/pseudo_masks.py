@@ -192,13 +192,16 @@ def _preprocessed(model, loader: DataLoader) -> List[torch.Tensor]:
 # ------------------------------------------------------------------------- the runs
 def forward_probes(model) -> List[Tuple[object, str, str]]:
     """``(owner, attribute, stage)`` of the calls timed inside the CAM stage: the model's forward
-    passes; for training-free CLIP-ES also its Grad-CAM and affinity steps (looked up in the module
+    passes; for training-free CLIP-ES also its Grad-CAM (with ``grad_cam='closed_form'`` the last
+    block's forward pass included) and affinity steps (looked up in the module
     of :class:`~mmseg_clip_wsss.models.segmentors.TrainingFreeCLIPES`; a name it no longer has is
     left out and its time stays in ``forward``)."""
     if not getattr(model, 'training_free', False):
         return [(model, '_forward', 'forward')]
     return [(model, 'compute_cams', 'forward'),
             (training_free_clip_es, 'softmax_grad_cam', 'grad-cam'),
+            # the closed form runs the last block's forward pass itself: its time is in grad-cam
+            (training_free_clip_es, 'vit_last_block_grad_cam', 'grad-cam'),
             (training_free_clip_es, 'sinkhorn_affinity', 'affinity'),
             (training_free_clip_es, 'class_aware_affinity_refine', 'affinity')]
 
