@@ -174,8 +174,9 @@ def vit_last_block_grad_cam(block: nn.Module,
       over the patch rows ``j > 0``, ``r_j = do_j . o_j``.
 
     Per target row this costs the MLP's and the output projection's backward and one (N, N) product
-    per head (about 0.4x the block's forward pass; a backward pass through the block costs about
-    1.1x). The CAMs equal :func:`softmax_grad_cam`'s to float rounding (checked in the tests).
+    per head: about 0.6x the block's forward pass, where autograd's backward pass through the block
+    costs about 1.1x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
+    rounding (checked in the tests).
 
     Args:
         block (nn.Module): The last block (:func:`closed_form_supported`).

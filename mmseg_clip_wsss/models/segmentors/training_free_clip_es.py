@@ -115,7 +115,7 @@ class TrainingFreeCLIPES(BaseModel):
             backward pass written out for every class at once, the attention weights of the
             affinity taken from the same forward pass) or ``'autograd'`` (one backward pass through
             the last block per class). The same CAMs to float rounding; the closed form costs about
-            0.04x of a ViT-B/16 tower pass per class instead of 0.1x. A block or pooling it does not
+            0.05x of a ViT-B/16 tower pass per class instead of 0.1x. A block or pooling it does not
             cover (:func:`~mmseg_clip_wsss.models.clip_es.closed_form_supported`) and a
             ModifiedResNet use autograd. Defaults to ``'closed_form'``.
         data_preprocessor (dict, optional): The segmentation data preprocessor (CLIP's mean and std).
