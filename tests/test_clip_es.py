@@ -131,6 +131,11 @@ def test_closed_form_grad_cam_equals_autograd_for_every_image_and_class(tok_vit_
     assert cams[:, :3][labels[:, 1:] > 0].flatten(1).amax(dim=1).min() > 1e-5  # something to compare
     torch.testing.assert_close(cams, out['autograd'][0], atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(affinity, out['autograd'][1], atol=1e-6, rtol=1e-5)
+    model = models['closed_form']  # images without a foreground label: no row to explain
+    targets, competitors = model._rows(torch.tensor([[1., 0., 0., 0.]] * 2))
+    with torch.no_grad():
+        cams, _ = model._vit_cams(x[:2], model.text_encoder(), targets, competitors)
+    assert cams.shape[:2] == (2, 5) and torch.all(cams == 0)
 
 
 def test_grad_cam_falls_back_to_autograd_where_the_closed_form_does_not_apply(tok_vit_checkpoint):

@@ -119,8 +119,8 @@ def closed_form_supported(block: nn.Module) -> bool:
             and isinstance(getattr(block, 'ln_2', None), nn.LayerNorm) and not hasattr(block, 'ln_1_kv')
             and isinstance(mlp, nn.Sequential) and list(mlp._modules) == ['c_fc', 'gelu', 'c_proj']
             and type(mlp.gelu).__name__ in _ELEMENTWISE_ACTIVATIONS
-            and all(_layer_scale(getattr(block, n, None)) is not False for n in ('ls_1', 'ls_2')))
-
+            and all(_layer_scale(getattr(block, n, None)) is not False for n in ('ls_1', 'ls_2'))
+            and block.ln_1.weight is not None and block.ln_2.weight is not None)
 
 
 def _layer_scale(module: Optional[nn.Module]):
@@ -192,15 +192,37 @@ def vit_last_block_grad_cam(block: nn.Module,
     """
     targets = targets.bool()
     _check_rows(targets, competitors)
-    b, n, c = x.shape
+    b, n, _ = x.shape
+    fwd = _last_block_forward(block, x, ln_post)
+    token_weights = token_weights.to(x)
+    image = torch.einsum('n,bnd->bd', token_weights, fwd['out_ln'] @ proj)  # (B, D)
+    cams = x.new_zeros(b, text.shape[0], n - 1, dtype=torch.float32)
+    rows = torch.nonzero(targets.any(dim=0), as_tuple=False).flatten().tolist()
+    if rows:
+        # the gradient of every target row's score at the image embedding: (B, R, D)
+        with torch.enable_grad():
+            leaf = image.detach().requires_grad_(True)
+            scores = _scores(leaf, text, competitors, logit_scale)  # (B, T)
+            grad_image = torch.stack([torch.autograd.grad((scores[:, t] * targets[:, t]).sum(), leaf,
+                                                          retain_graph=True)[0] for t in rows], dim=1)
+        grad_ln = (grad_image.to(x) @ proj.t())[:, :, None] * token_weights[:, None]  # (B, R, N, C)
+        weights = _patch_mean_grad(block, fwd, ln_post, grad_ln)  # (B, R, C)
+        cams[:, rows] = torch.einsum('bnc,brc->brn', fwd['z'][:, 1:], weights).float().relu()
+    return cams * targets[:, :, None], fwd['a'].mean(dim=1)
+
+
+def _last_block_forward(block: nn.Module, x: Tensor, ln_post: nn.LayerNorm) -> dict:
+    """The last block and ``ln_post`` on tokens (B, N, C), keeping what the backward pass reads:
+    ``z`` (``ln_1`` output), per-head ``q``, ``k``, ``v``, attention ``a`` and output ``o``
+    ((B, H, N, d) / (B, H, N, N)), the standardised inputs and stds of ``ln_2`` and ``ln_post``, the
+    activation's derivative (B, N, 4C) and ``out_ln``, the output tokens after ``ln_post``."""
     attn = block.attn
+    b, n, c = x.shape
     heads = attn.num_heads
-    d = c // heads
-    # forward, keeping what the backward pass reads
-    z = block.ln_1(x)  # (B, N, C): the Grad-CAM's activations
-    q, k, v = (t.reshape(b, n, heads, d).transpose(1, 2)  # (B, H, N, d)
+    z = block.ln_1(x)  # (B, N, C)
+    q, k, v = (t.reshape(b, n, heads, c // heads).transpose(1, 2)  # (B, H, N, d)
                for t in F.linear(z, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
-    a = (q @ k.transpose(-2, -1) * d ** -0.5).softmax(dim=-1)  # (B, H, N, N)
+    a = (q @ k.transpose(-2, -1) * (c // heads) ** -0.5).softmax(dim=-1)  # (B, H, N, N)
     o = a @ v  # (B, H, N, d)
     y = x + _scaled(attn.out_proj(o.transpose(1, 2).reshape(b, n, c)), block.ls_1)
     y_std, y_sd = _standardised(y, block.ln_2)
@@ -211,39 +233,38 @@ def vit_last_block_grad_cam(block: nn.Module,
         act_grad, = torch.autograd.grad(act.sum(), leaf)  # the activation's derivative
     out = y + _scaled(block.mlp.c_proj(act.detach()), block.ls_2)
     out_std, out_sd = _standardised(out, ln_post)
-    image = torch.einsum('n,bnd->bd', token_weights.to(x), (out_std * ln_post.weight + ln_post.bias) @ proj)
-    # the gradient of every target row's score at the image embedding
-    rows = torch.nonzero(targets.any(dim=0), as_tuple=False).flatten().tolist()
-    with torch.enable_grad():
-        leaf = image.detach().requires_grad_(True)
-        scores = _scores(leaf, text, competitors, logit_scale)  # (B, T)
-        grad_image = torch.stack([torch.autograd.grad((scores[:, t] * targets[:, t]).sum(), leaf,
-                                                      retain_graph=True)[0] for t in rows], dim=1)
-    r = len(rows)
-    # backward to the attention's output, every row at once: (B, R, N, C)
-    grad_out = _layer_norm_grad(out_std[:, None], out_sd[:, None], ln_post,
-                                (grad_image.to(x) @ proj.t())[:, :, None] * token_weights.to(x)[:, None])
-    grad_hidden = (_scaled(grad_out, block.ls_2) @ block.mlp.c_proj.weight) * act_grad[:, None]
-    grad_y = grad_out + _layer_norm_grad(y_std[:, None], y_sd[:, None], block.ln_2,
+    return dict(z=z, q=q, k=k, v=v, a=a, o=o, y_std=y_std, y_sd=y_sd, act_grad=act_grad,
+                out_std=out_std, out_sd=out_sd, out_ln=out_std * ln_post.weight + ln_post.bias)
+
+
+def _patch_mean_grad(block: nn.Module, fwd: dict, ln_post: nn.LayerNorm, grad_ln: Tensor) -> Tensor:
+    """The mean gradient over the patch tokens of ``z`` (B, R, C), from the gradients ``grad_ln``
+    (B, R, N, C) at the output of ``ln_post`` (R target rows at once)."""
+    attn = block.attn
+    b, r, n, c = grad_ln.shape
+    heads = attn.num_heads
+    d = c // heads
+    q, k, v, a, o = (fwd[key] for key in 'qkvao')
+    # back to the attention's output
+    grad_out = _layer_norm_grad(fwd['out_std'][:, None], fwd['out_sd'][:, None], ln_post, grad_ln)
+    grad_hidden = (_scaled(grad_out, block.ls_2) @ block.mlp.c_proj.weight) * fwd['act_grad'][:, None]
+    grad_y = grad_out + _layer_norm_grad(fwd['y_std'][:, None], fwd['y_sd'][:, None], block.ln_2,
                                          grad_hidden @ block.mlp.c_fc.weight)
     grad_o = (_scaled(grad_y, block.ls_1) @ attn.out_proj.weight).reshape(b, r, n, heads, d)
     grad_o = grad_o.transpose(2, 3)  # (B, R, H, N, d)
-    # the attention's backward pass, summed over the patch tokens of z: (B, R, H, d) each
+    # through the attention, summed over the patch tokens: (B, R, H, d) each
     sum_dv = torch.einsum('bhn,brhnd->brhd', 1 - a[..., 0], grad_o)
     ds0 = a[:, None, ..., 0] * torch.einsum('brhnd,bhnd->brhn', grad_o, v[:, :, :1] - o)
     sum_dk = -torch.einsum('brhn,bhnd->brhd', ds0, q) * d ** -0.5
     r_o = torch.einsum('brhnd,bhnd->brhn', grad_o, o)
     patch_rows = a[:, :, 1:]  # (B, H, N - 1, N)
     a_t_do = torch.einsum('bhji,brhjd->brhid', patch_rows, grad_o[..., 1:, :])
-    s = torch.einsum('brhid,bhid->brhi', a_t_do, v) - torch.einsum('bhji,brhj->brhi', patch_rows,
-                                                                   r_o[..., 1:])
+    s = (torch.einsum('brhid,bhid->brhi', a_t_do, v)
+         - torch.einsum('bhji,brhj->brhi', patch_rows, r_o[..., 1:]))
     sum_dq = torch.einsum('brhi,bhid->brhd', s, k) * d ** -0.5
     w_q, w_k, w_v = attn.in_proj_weight.chunk(3, dim=0)
-    weights = sum(g.reshape(b, r, c) @ w for g, w in ((sum_dq, w_q), (sum_dk, w_k), (sum_dv, w_v)))
-    weights = weights / (n - 1)  # (B, R, C): the mean gradient over the patch tokens
-    cams = x.new_zeros(b, text.shape[0], n - 1, dtype=torch.float32)
-    cams[:, rows] = torch.einsum('bnc,brc->brn', z[:, 1:], weights).float().relu()
-    return cams * targets[:, :, None], a.mean(dim=1)
+    total = sum(g.reshape(b, r, c) @ w for g, w in ((sum_dq, w_q), (sum_dk, w_k), (sum_dv, w_v)))
+    return total / (n - 1)
 
 
 #: How :func:`cam_box_mask` draws the boxes: CLIP-ES's released rule or the exact regions' boxes.
