@@ -140,8 +140,17 @@ def test_closed_form_grad_cam_equals_autograd_for_every_image_and_class(tok_vit_
 
 def test_grad_cam_falls_back_to_autograd_where_the_closed_form_does_not_apply(tok_vit_checkpoint):
     model = build_model(TOK_VIT_NAME, tok_vit_checkpoint, backbone_kw=dict(quick_gelu=True))
-    assert closed_form_supported(model.backbone.transformer.resblocks[-1])
+    block = model.backbone.transformer.resblocks[-1]
+    assert closed_form_supported(block)
     assert not closed_form_supported(torch.nn.Linear(4, 4))
+    for name, other in (('attn', torch.nn.MultiheadAttention(32, 4, batch_first=True, add_bias_kv=True)),
+                        ('attn', torch.nn.MultiheadAttention(32, 4, batch_first=True, add_zero_attn=True)),
+                        ('ln_2', torch.nn.LayerNorm(32, bias=False)),
+                        ('ln_1', torch.nn.LayerNorm(32, elementwise_affine=False))):
+        kept = getattr(block, name)
+        setattr(block, name, other)  # computes what the closed form does not: autograd takes it
+        assert not closed_form_supported(block), other
+        setattr(block, name, kept)
     model.pool, model.backbone.pool_type, model.backbone.final_ln_after_pool = 'tower', 'avg', True
     assert model._token_weights(5) is None  # ln_post of the patch mean: no per-token weighting
     targets, competitors = model._rows(torch.tensor([[1., 1., 0., 1.]]))

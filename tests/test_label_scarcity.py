@@ -121,11 +121,23 @@ def test_tag_images_soft_writes_a_soft_label_file_the_dataset_loads(tmp_path):
     # another data root whose images have the same ids (every world numbers them alike): refused
     other = tmp_path / 'other'
     make_demo_data(str(other), seed=6, num_train=5, num_val=0, size=64, show_progress=False)
-    assert len(json.loads(out.read_text())['image_stamps']) == 5
+    record = json.loads(out.read_text())
+    assert len(record['image_stamps']) == 5 and len(record['image_bytes']) == 5
+    other_cfg = dict(type='DemoWSSSDataset', data_root=str(other), data_prefix=dict(img_path='JPEGImages'),
+                     ann_file='ImageSets/Segmentation/train.txt', soft_label_file=str(out), pipeline=[])
     with pytest.raises(DatasetError, match=r"soft\.json was made from other images: its image 'train_00000' is "
                        r'not .*other/JPEGImages/train_00000\.jpg.*tag_images\.py --soft'):
-        DATASETS.build(dict(type='DemoWSSSDataset', data_root=str(other), data_prefix=dict(img_path='JPEGImages'),
-                            ann_file='ImageSets/Segmentation/train.txt', soft_label_file=str(out), pipeline=[]))
+        DATASETS.build(other_cfg)
+    # a split of images none of which is hashed: the sizes still tell
+    (other / 'subset.txt').write_text('train_00001\n')
+    record['image_stamps'] = {i: v for i, v in record['image_stamps'].items() if i != 'train_00001'}
+    out.write_text(json.dumps(record))
+    with pytest.raises(DatasetError, match=r"its image 'train_00001' is not"):
+        DATASETS.build(dict(other_cfg, ann_file='subset.txt'))
+    record['image_stamps'] = {'train_00001': 7}  # damaged
+    out.write_text(json.dumps(record))
+    with pytest.raises(DatasetError, match=r'"image_stamps" must be an object \(image id -> file identity\)'):
+        DATASETS.build(dict(other_cfg, ann_file='subset.txt'))
 
 
 def test_aggregate_marks_labels_at_zero_absent():

@@ -696,6 +696,11 @@ def test_clip_weights_of_another_model_config_name_the_file_and_the_config_they_
                            r'\(tools: --model-name'):
             load_open_clip(wrong, tiny, owner='Owner')
     assert load_open_clip(TINY_CLIP_NAME, tiny) is not None
+    tensor = str(tmp_path / 'tensor.pt')  # a torch file that holds no state dict
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(ValueError, match=r"the CLIP weights in .*tensor\.pt' do not fit .*fits none of the "
+                       r"project's model configs"):
+        load_open_clip(TINY_CLIP_NAME, tensor, owner='Owner')
 
 
 def test_train_resume_refuses_a_cut_short_latest_checkpoint_naming_an_earlier_one(tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ class CLIPTagger:
     """
 
     def __init__(self, checkpoint: str, class_words: Sequence[Sequence[str]], model_name: str = DEMO_CLIP_NAME):
-        self.model = load_open_clip(model_name, checkpoint).eval()
+        self.model = load_open_clip(model_name, checkpoint, owner='CLIPTagger').eval()
         self.class_names = [words[0] for words in class_words]
         self.text = class_embeddings(self.model, model_name, class_words)  # (K, D)
 

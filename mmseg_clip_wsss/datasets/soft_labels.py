@@ -6,7 +6,8 @@ A soft label file is JSON::
     {"classes": ["disc", "ring", ...],            # foreground classes, the columns below
      "images": {"<image id>": {"targets": [0.0, 1.0, ...], "confidence": [0.93, 0.41, ...]}, ...},
      "note": "...",                               # optional: how the file was made
-     "image_stamps": {"<image id>": "sha256:...", ...}}  # optional: a few of the images it tagged
+     "image_bytes": {"<image id>": 5309, ...},     # optional: the size of every image it tagged
+     "image_stamps": {"<image id>": "sha256:...", ...}}  # optional: a few images' content
 
 ``targets`` and ``confidence`` hold one value in [0, 1] per class of ``classes``. A dataset reads the
 columns by class name (:func:`load_soft_labels`), so the file's class order need not be the
@@ -16,9 +17,11 @@ The image-level losses weigh each class's term by its confidence (the form the t
 images take from :class:`~mmseg_clip_wsss.models.text.DescriptionTargets`).
 
 Image ids repeat across datasets (every generated world numbers its images alike), so the writer keeps
-the content identity (:func:`~mmseg_clip_wsss.datasets.file_stamps.file_identity`) of up to
-:data:`STAMPED_IMAGES` of the tagged images, and a dataset whose image of such an id differs refuses
-the file: tags of one data root are never trained on another's images.
+the size in bytes of every tagged image and the content identity
+(:func:`~mmseg_clip_wsss.datasets.file_stamps.file_identity`) of up to :data:`STAMPED_IMAGES` of
+them, and a dataset whose image of such an id differs refuses the file: tags of one data root are
+not trained on another's images (two compressed images of the same id and the same size, none of
+them hashed, would pass).
 """
 import json
 import os
@@ -68,17 +71,23 @@ def _row(path: str, image_id: str, entry, key: str, width: int) -> np.ndarray:
     return row
 
 
-def _check_images(path: str, stamps, image_files: Mapping[str, str]) -> None:
-    """Refuse the file when an image it identifies is another file's content in ``image_files``."""
-    if not isinstance(stamps, dict):
-        _refuse(path, '"image_stamps" must be an object (image id -> file identity)')
-    for image_id, stamp in stamps.items():
-        image = image_files.get(image_id)
-        if image is not None and osp.isfile(image) and file_identity(image) != stamp:
-            raise DatasetError(
-                f'soft label file {path} was made from other images: its image {image_id!r} is not '
-                f'{image} (another data root whose images have the same ids?). Tag this data root '
-                'again (tools/tag_images.py --soft), or point soft_label_file to the file made for it.')
+def _check_images(path: str, data: dict, image_files: Mapping[str, str]) -> None:
+    """Refuse the file when an image it identifies (``image_bytes``: every image's size,
+    ``image_stamps``: a few images' content) is another file in ``image_files``."""
+    checks = (('image_bytes', osp.getsize, int, 'size in bytes'),
+              ('image_stamps', file_identity, str, 'file identity'))
+    for key, _, kind, what in checks:
+        recorded = data.get(key, {})
+        if not isinstance(recorded, dict) or not all(type(v) is kind for v in recorded.values()):
+            _refuse(path, f'"{key}" must be an object (image id -> {what})')
+    for key, identity, _, _ in checks:
+        for image_id, value in data.get(key, {}).items():
+            image = image_files.get(image_id)
+            if image is not None and osp.isfile(image) and identity(image) != value:
+                raise DatasetError(
+                    f'soft label file {path} was made from other images: its image {image_id!r} is not '
+                    f'{image} (another data root whose images have the same ids?). Tag this data root '
+                    'again (tools/tag_images.py --soft), or point soft_label_file to the file made for it.')
 
 
 def load_soft_labels(path: str, classes: Sequence[str],
@@ -89,7 +98,8 @@ def load_soft_labels(path: str, classes: Sequence[str],
         path (str): The JSON file.
         classes (Sequence[str]): The dataset's classes, ``'background'`` first when it has one.
         image_files (Mapping[str, str], optional): image id -> image file of the dataset; the images
-            the file identifies (``image_stamps``) must be these files' content. None: not checked.
+            the file identifies (``image_bytes``, ``image_stamps``) must be these files. None: not
+            checked.
 
     Returns:
         dict: image id -> (targets (K,), confidence (K,)), float32 over ``classes``.
@@ -101,8 +111,8 @@ def load_soft_labels(path: str, classes: Sequence[str],
             is not the image the file tagged (naming the file and the fix).
     """
     data = _read_json(path)
-    if image_files is not None and 'image_stamps' in data:
-        _check_images(path, data['image_stamps'], image_files)
+    if image_files is not None:
+        _check_images(path, data, image_files)
     names = [str(n) for n in data['classes']]
     unknown = [n for n in names if n not in classes]
     if unknown:
@@ -130,15 +140,17 @@ def write_soft_labels(path: str, classes: Sequence[str], rows: Mapping[str, Tupl
         rows (Mapping): image id -> (targets (K,), confidence (K,)), values in [0, 1].
         note (str, optional): How the file was made.
         image_files (Mapping[str, str], optional): image id -> the image file the row was made from;
-            :data:`STAMPED_IMAGES` of them are identified in the file (see the module docstring).
+            their sizes and the content of :data:`STAMPED_IMAGES` of them are kept in the file (see
+            the module docstring).
     """
     images = {str(i): dict(targets=[round(float(v), 4) for v in t], confidence=[round(float(v), 4) for v in c])
               for i, (t, c) in rows.items()}
     record = dict(classes=list(classes), images=images, note=note or '')
     if image_files:
-        known = sorted(i for i in images if i in image_files)
+        known = sorted(i for i in images if i in image_files and osp.isfile(image_files[i]))
         picked = [known[int(j)] for j in np.unique(np.linspace(0, len(known) - 1, STAMPED_IMAGES).round())] \
             if known else []
+        record['image_bytes'] = {i: osp.getsize(image_files[i]) for i in known}
         record['image_stamps'] = {i: file_identity(image_files[i]) for i in picked}
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as f:

@@ -111,16 +111,18 @@ _ELEMENTWISE_ACTIVATIONS = ('GELU', 'QuickGELU', 'SiLU', 'ReLU')
 def closed_form_supported(block: nn.Module) -> bool:
     """Whether :func:`vit_last_block_grad_cam` can run ``block``: an open_clip
     ``ResidualAttentionBlock`` (``ln_1``, an ``nn.MultiheadAttention`` with one input projection and
-    biases, layer scales or none, ``ln_2``, the ``c_fc`` / element-wise activation / ``c_proj`` MLP)."""
+    biases and no ``add_bias_kv`` / ``add_zero_attn``, layer scales or none, ``ln_2``, the ``c_fc`` /
+    element-wise activation / ``c_proj`` MLP; LayerNorms with weight and bias)."""
     attn = getattr(block, 'attn', None)
     mlp = getattr(block, 'mlp', None)
+    norms = [getattr(block, n, None) for n in ('ln_1', 'ln_2')]
     return (isinstance(attn, nn.MultiheadAttention) and attn.batch_first and attn._qkv_same_embed_dim
-            and attn.in_proj_bias is not None and isinstance(getattr(block, 'ln_1', None), nn.LayerNorm)
-            and isinstance(getattr(block, 'ln_2', None), nn.LayerNorm) and not hasattr(block, 'ln_1_kv')
+            and attn.in_proj_bias is not None and attn.bias_k is None and not attn.add_zero_attn
+            and all(isinstance(m, nn.LayerNorm) and m.weight is not None and m.bias is not None for m in norms)
+            and not hasattr(block, 'ln_1_kv')
             and isinstance(mlp, nn.Sequential) and list(mlp._modules) == ['c_fc', 'gelu', 'c_proj']
             and type(mlp.gelu).__name__ in _ELEMENTWISE_ACTIVATIONS
-            and all(_layer_scale(getattr(block, n, None)) is not False for n in ('ls_1', 'ls_2'))
-            and block.ln_1.weight is not None and block.ln_2.weight is not None)
+            and all(_layer_scale(getattr(block, n, None)) is not False for n in ('ls_1', 'ls_2')))
 
 
 def _layer_scale(module: Optional[nn.Module]):
@@ -176,7 +178,7 @@ def vit_last_block_grad_cam(block: nn.Module,
     Per target row this costs the MLP's and the output projection's backward and one (N, N) product
     per head: about 0.6x the block's forward pass, where autograd's backward pass through the block
     costs about 1.1x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
-    rounding (checked in the tests).
+    rounding (about 1e-5 relative in float32; checked in the tests).
 
     Args:
         block (nn.Module): The last block (:func:`closed_form_supported`).

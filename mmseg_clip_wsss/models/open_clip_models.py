@@ -213,19 +213,20 @@ def _from_file(model_name: str, path: str, cache_dir: Optional[str], quick_gelu:
 
     Raises:
         ValueError: the file's weights do not fit ``model_name`` (open_clip's missing keys, size
-            mismatch or position-embedding assertion), naming the file, the model and the project's
-            model configs the weights do fit.
+            mismatch or position-embedding assertion; a file holding no state dict), naming the file,
+            the model and the project's model configs the weights do fit.
     """
     if is_torchscript_archive(path):
         return _from_torchscript(model_name, path, cache_dir, quick_gelu, owner)
     try:
         return _create_model(model_name, path, cache_dir, quick_gelu)
-    except (RuntimeError, AssertionError) as err:
+    except (RuntimeError, AssertionError, AttributeError) as err:
         if isinstance(err, RuntimeError) and 'state_dict' not in str(err):
             raise
         fits = _project_configs_fitting(path)
         hint = (f'it fits {", ".join(repr(n) for n in fits)}' if fits else
-                "it fits none of the project's model configs; use the model_name it was trained as")
+                "it fits none of the project's model configs: a file of another architecture needs that "
+                'model_name, one that is not a whole CLIP state dict has to be written again')
         raise ValueError(f'{owner}: the CLIP weights in {path!r} do not fit the open_clip model '
                          f'{model_name!r} ({type(err).__name__}: {" ".join(str(err).split())[:160]}); '
                          f'{hint} (tools: --model-name, configs: model_name).') from err
@@ -234,7 +235,10 @@ def _from_file(model_name: str, path: str, cache_dir: Optional[str], quick_gelu:
 def _project_configs_fitting(path: str) -> list:
     """The names of :data:`PROJECT_CLIP_CONFIGS` whose parameter shapes are those of the state dict
     in ``path`` (small models: each is built once to compare)."""
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:  # noqa: BLE001  (anything that is not a plain state dict fits nothing here)
+        return []
     state = state.get('state_dict', state) if isinstance(state, dict) else {}
     shapes = {k.removeprefix('module.'): tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
     fits = []
