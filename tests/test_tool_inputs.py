@@ -382,6 +382,13 @@ def test_an_unknown_cfg_options_key_is_named_with_the_closest_keys(tmp_path, log
     assert config.model.backbone.frozen is True and config.cam_dataloader.batch_size == 2
     assert ('--cfg-options cam_dataloader.batch_size: the config has no such key; it is added (the config '
             'has val_dataloader there: a misspelling?)') in logged  # ... named, 2 letters off
+    # an argument the registered type takes (here through a base class) is no new key: no warning
+    config = Config(dict(model=dict(type='TrainingFreeDenseCLIP'), val_dataloader=dict(dataset=dict(
+        type='DemoWSSSDataset'))))
+    assert merge_cfg_options(config, {'model.grad_cam': 'autograd', 'model.grad_cams': 1,
+                                      'val_dataloader.dataset.label_file': 'ImageLabels/val.txt'}) == ['model.grad_cams']
+    assert config.model.grad_cam == 'autograd' and config.val_dataloader.dataset.label_file == 'ImageLabels/val.txt'
+    assert 'model.grad_cam:' not in logged and 'label_file:' not in logged
     with pytest.raises(TypeError, match='another'):  # without --cfg-options a TypeError goes on as it is
         with naming_cfg_options({}):
             _build_calling(lambda: _raise(TypeError("f() got an unexpected keyword argument 'another'")))

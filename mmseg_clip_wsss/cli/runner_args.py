@@ -11,6 +11,7 @@ keys. :func:`naming_cfg_options` turns a build's ``TypeError`` into an error nam
 """
 import argparse
 import difflib
+import inspect
 import logging
 import os
 import os.path as osp
@@ -24,6 +25,7 @@ from mmengine.logging import print_log
 from mmseg_clip_wsss.apis.config_options import parse_option_value
 from mmseg_clip_wsss.apis.preflight import ConfigMismatchError, MissingAssetError, read_config
 from mmseg_clip_wsss.datasets.errors import DatasetError
+from mmseg_clip_wsss.registry import DATASETS, MODELS, TRANSFORMS
 
 #: Errors whose message is complete already (file or option, and the fix): passed on unchanged.
 _COMPLETE_ERRORS = (ConfigMismatchError, MissingAssetError, DatasetError)
@@ -79,10 +81,10 @@ class CfgOptionsAction(DictAction):
     _parse_iterable = staticmethod(parse_option_value)
 
 
-def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str]]]:
+def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str], bool]]:
     """The first part of ``key`` that ``cfg`` lacks: (the key up to it, the part, the keys beside
-    it); None when ``key`` is there or a part leads into no dict of the config (a list index, a
-    value)."""
+    it, whether it is an argument of the registered type of the dict it goes into); None when ``key``
+    is there or a part leads into no dict of the config (a list index, a value)."""
     node = cfg
     parts = key.split('.')
     for i, part in enumerate(parts):
@@ -91,10 +93,24 @@ def _missing_part(cfg: Config, key: str) -> Optional[Tuple[str, str, List[str]]]
         elif isinstance(node, (dict, Config, ConfigDict)) and part in node:
             node = node[part]
         elif isinstance(node, (dict, Config, ConfigDict)):
-            return '.'.join(parts[:i + 1]), part, [str(k) for k in node.keys()]
+            known = i + 1 == len(parts) and _takes_argument(node.get('type'), part)
+            return '.'.join(parts[:i + 1]), part, [str(k) for k in node.keys()], known
         else:
             return None
     return None
+
+
+def _takes_argument(type_name, argument: str) -> bool:
+    """Whether the class a config's ``type`` names (in the plugin's registries) or one of its bases
+    has a constructor argument ``argument`` (a default the config leaves out, e.g. ``grad_cam``)."""
+    if not isinstance(type_name, str):
+        return False
+    for registry in (MODELS, DATASETS, TRANSFORMS):
+        cls = registry.get(type_name)
+        if isinstance(cls, type):
+            return any(argument in inspect.signature(klass.__init__).parameters
+                       for klass in cls.__mro__ if '__init__' in vars(klass))
+    return False
 
 
 def one_typo_apart(a: str, b: str) -> bool:
@@ -112,14 +128,15 @@ def one_typo_apart(a: str, b: str) -> bool:
 
 def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
     """Merge ``--cfg-options`` into ``cfg`` as mmseg's tools do (``Config.merge_from_dict``), after
-    refusing misspelt keys; a new key is added with a warning naming the closest keys beside it.
+    refusing misspelt keys; a new key is added with a warning naming the closest keys beside it,
+    unless it is a constructor argument of the dict's registered ``type`` (left at its default).
 
     Args:
         cfg (Config): The config, changed in place.
         options (dict, optional): The parsed ``--cfg-options`` (None: nothing to merge).
 
     Returns:
-        list[str]: The keys that the config did not have (added).
+        list[str]: The keys that the config did not have and no constructor takes (added).
 
     Raises:
         ConfigMismatchError: a part of a key is not in the config but one typo away from a key
@@ -138,7 +155,9 @@ def merge_cfg_options(cfg: Config, options: Optional[Dict]) -> List[str]:
         missing = _missing_part(cfg, key)
         if missing is None:
             continue
-        where, part, beside = missing
+        where, part, beside, known = missing
+        if known:  # an argument of the type the config leaves at its default
+            continue
         typo = [k for k in beside if one_typo_apart(part, k)]
         if typo:
             raise ConfigMismatchError(
