@@ -46,6 +46,11 @@ def _check_rows(targets: Tensor, competitors: Optional[Tensor]) -> None:
         raise ValueError('softmax_grad_cam: every target row must be one of its image\'s competitors.')
 
 
+def _target_rows(targets: Tensor) -> list:
+    """The text rows that are a target of at least one image."""
+    return torch.nonzero(targets.any(dim=0), as_tuple=False).flatten().tolist()
+
+
 def _scores(image: Tensor, text: Tensor, competitors: Optional[Tensor], logit_scale: float) -> Tensor:
     """``logit_scale * cos(image, text)`` (B, T), softmax over each image's ``competitors``."""
     logits = logit_scale * F.normalize(image.float(), dim=-1) @ F.normalize(text.float(), dim=-1).t()
@@ -94,7 +99,7 @@ def softmax_grad_cam(tokens: Tensor,
         scores = _scores(embed(tokens), text, competitors, logit_scale)  # (B, T)
         spatial = tokens[:, num_prefix:]  # (B, n, C)
         cams = tokens.new_zeros(b, text.shape[0], n - num_prefix, dtype=torch.float32)
-        rows = torch.nonzero(targets.any(dim=0), as_tuple=False).flatten().tolist()
+        rows = _target_rows(targets)
         for i, t in enumerate(rows):
             # images are independent: the gradient of the sum is every image's own gradient
             score = (scores[:, t] * targets[:, t]).sum()
@@ -122,20 +127,19 @@ def closed_form_supported(block: nn.Module) -> bool:
             and not hasattr(block, 'ln_1_kv')
             and isinstance(mlp, nn.Sequential) and list(mlp._modules) == ['c_fc', 'gelu', 'c_proj']
             and type(mlp.gelu).__name__ in _ELEMENTWISE_ACTIVATIONS
-            and all(_layer_scale(getattr(block, n, None)) is not False for n in ('ls_1', 'ls_2')))
+            and all(_is_layer_scale(getattr(block, n, None)) for n in ('ls_1', 'ls_2')))
 
 
-def _layer_scale(module: Optional[nn.Module]):
-    """A layer scale's per-channel factor (C,), None for an identity, False for anything else."""
-    if isinstance(module, nn.Identity):
-        return None
-    gamma = getattr(module, 'gamma', None)
-    return gamma if type(module).__name__ == 'LayerScale' and isinstance(gamma, Tensor) else False
+def _is_layer_scale(module) -> bool:
+    """An identity or a per-channel scale (open_clip's ``LayerScale``, ``x * gamma``)."""
+    return isinstance(module, nn.Identity) or (type(module).__name__ == 'LayerScale'
+                                               and isinstance(getattr(module, 'gamma', None), Tensor))
 
 
 def _scaled(grad: Tensor, module: nn.Module) -> Tensor:
-    gamma = _layer_scale(module)
-    return grad if gamma is None else grad * gamma
+    """The gradient through a layer scale (a new tensor: open_clip's in-place scale would change
+    ``grad``)."""
+    return grad if isinstance(module, nn.Identity) else grad * module.gamma
 
 
 def _standardised(x: Tensor, norm: nn.LayerNorm) -> Tuple[Tensor, Tensor]:
@@ -177,7 +181,7 @@ def vit_last_block_grad_cam(block: nn.Module,
 
     Per target row this costs the MLP's and the output projection's backward and one (N, N) product
     per head: about 0.6x the block's forward pass, where autograd's backward pass through the block
-    costs about 1.1x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
+    costs 1.1-1.5x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
     rounding (about 1e-5 relative in float32; checked in the tests).
 
     Args:
@@ -199,7 +203,7 @@ def vit_last_block_grad_cam(block: nn.Module,
     token_weights = token_weights.to(x)
     image = torch.einsum('n,bnd->bd', token_weights, fwd['out_ln'] @ proj)  # (B, D)
     cams = x.new_zeros(b, text.shape[0], n - 1, dtype=torch.float32)
-    rows = torch.nonzero(targets.any(dim=0), as_tuple=False).flatten().tolist()
+    rows = _target_rows(targets)
     if rows:
         # the gradient of every target row's score at the image embedding: (B, R, D)
         with torch.enable_grad():
@@ -226,14 +230,14 @@ def _last_block_forward(block: nn.Module, x: Tensor, ln_post: nn.LayerNorm) -> d
                for t in F.linear(z, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1))
     a = (q @ k.transpose(-2, -1) * (c // heads) ** -0.5).softmax(dim=-1)  # (B, H, N, N)
     o = a @ v  # (B, H, N, d)
-    y = x + _scaled(attn.out_proj(o.transpose(1, 2).reshape(b, n, c)), block.ls_1)
+    y = x + block.ls_1(attn.out_proj(o.transpose(1, 2).reshape(b, n, c)))
     y_std, y_sd = _standardised(y, block.ln_2)
     hidden = block.mlp.c_fc(y_std * block.ln_2.weight + block.ln_2.bias)  # (B, N, 4C)
     with torch.enable_grad():
         leaf = hidden.detach().requires_grad_(True)
         act = block.mlp.gelu(leaf)
         act_grad, = torch.autograd.grad(act.sum(), leaf)  # the activation's derivative
-    out = y + _scaled(block.mlp.c_proj(act.detach()), block.ls_2)
+    out = y + block.ls_2(block.mlp.c_proj(act.detach()))
     out_std, out_sd = _standardised(out, ln_post)
     return dict(z=z, q=q, k=k, v=v, a=a, o=o, y_std=y_std, y_sd=y_sd, act_grad=act_grad,
                 out_std=out_std, out_sd=out_sd, out_ln=out_std * ln_post.weight + ln_post.bias)
