@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.cli.make_pseudo_masks import main as make_pseudo_masks_main
-from mmseg_clip_wsss.models.clip_es import (cam_box_mask, class_aware_affinity_refine, closed_form_supported,
-                                         sinkhorn_affinity, softmax_grad_cam)
+from mmseg_clip_wsss.models.clip_es import (attention_pool_grad_cam, cam_box_mask, class_aware_affinity_refine,
+                                         closed_form_supported, sinkhorn_affinity, softmax_grad_cam)
 from mmseg_clip_wsss.datasets.synthetic import make_demo_data
 from mmseg_clip_wsss.demo.training_free import training_free_row
 from mmseg_clip_wsss.models import DEMO_CLIP_NAME, write_random_clip_checkpoint
@@ -136,6 +136,53 @@ def test_closed_form_grad_cam_equals_autograd_for_every_image_and_class(tok_vit_
     with torch.no_grad():
         cams, _ = model._vit_cams(x[:2], model.text_encoder(), targets, competitors)
     assert cams.shape[:2] == (2, 5) and torch.all(cams == 0)
+
+
+@pytest.mark.parametrize('softmax_over', ['labels', 'all', 'none'])
+def test_attention_pool_closed_form_equals_autograd_through_open_clips_pooling(softmax_over):
+    """ModifiedResNet: the attention pooling's backward pass written out gives the CAMs of autograd
+    through open_clip's own ``AttentionPool2d``, for a batch of images with 2, 1 and 3 classes."""
+    from open_clip.modified_resnet import AttentionPool2d
+    torch.manual_seed(6)
+    pool = AttentionPool2d(spacial_dim=4, embed_dim=32, num_heads=4, output_dim=8).eval()
+    with torch.no_grad():  # attention far from uniform
+        pool.q_proj.weight.mul_(4)
+        pool.k_proj.weight.mul_(4)
+    x = torch.randn(3, 32, 4, 4)  # (B, C, h, w)
+    text = torch.randn(5, 8)  # 3 classes, 2 background words
+    targets = torch.tensor([[1, 0, 1, 0, 0], [0, 1, 0, 0, 0], [1, 1, 1, 0, 0]]).bool()
+    competitors = dict(labels=targets | torch.tensor([0, 0, 0, 1, 1]).bool(), all=torch.ones_like(targets),
+                       none=None)[softmax_over]
+    direct = softmax_grad_cam(x.flatten(2).transpose(1, 2), lambda t: pool(t.transpose(1, 2).reshape(x.shape)),
+                              text, targets, competitors, 30.)  # (B, T, h * w)
+    with torch.no_grad():
+        cams, none = attention_pool_grad_cam(x, pool, pool.positional_embedding, text, targets, competitors, 30.)
+        wrong, _ = attention_pool_grad_cam(x, pool, pool.positional_embedding * 1.01, text, targets, competitors,
+                                           30.)
+    assert none is None
+    assert torch.all(cams[targets].amax(dim=1) > 0) and torch.all(cams[~targets] == 0)
+    scale = direct.amax()  # the CAMs are of the order of 1e-4 here
+    torch.testing.assert_close(cams / scale, direct / scale, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(wrong / scale, direct / scale, atol=1e-5, rtol=1e-4)  # the check can fail
+
+
+def test_a_modified_resnets_cams_closed_form_and_autograd_agree(tmp_path):
+    """The model's wiring: the resized position embedding of a 3 x 4 last stage, the same pooling."""
+    ckpt = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=2)
+    models = [build_model(DEMO_CLIP_NAME, ckpt, grad_cam=g, softmax_over='all') for g in ('closed_form', 'autograd')]
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 96, 128)
+    labels = torch.tensor([[1., 0., 1., 1.], [1., 1., 1., 1.]])
+    out = []
+    for model in models:
+        targets, competitors = model._rows(labels)
+        with torch.no_grad():
+            out.append(model._resnet_cams(x, model.text_encoder(), targets, competitors))
+    (closed, affinity), (autograd, affinity_autograd) = out
+    scale = autograd.amax()
+    assert closed.shape == (2, 5, 3, 4) and scale > 0
+    torch.testing.assert_close(closed / scale, autograd / scale, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(affinity, affinity_autograd)
 
 
 def test_grad_cam_falls_back_to_autograd_where_the_closed_form_does_not_apply(tok_vit_checkpoint):

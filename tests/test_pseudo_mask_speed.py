@@ -346,8 +346,8 @@ def test_the_floor_is_the_forward_passes_of_the_protocol():
     protocol = CAMProtocol(scales=(1.0, 0.5, 1.5), flip=True)
     pm_bench.floor_seconds(model, [torch.zeros(1, 3, 20, 24)], protocol)
     assert calls == [(2, 3, 20, 24), (2, 3, 10, 12), (2, 3, 30, 36)]  # every scale, flip batched in
-    training_free = types.SimpleNamespace(training_free=True, backbone='tower')
-    assert pm_bench.floor_forward(training_free) == 'tower'
+    tower = types.SimpleNamespace(encode_image='the tower to its image embedding')
+    assert pm_bench.floor_forward(types.SimpleNamespace(training_free=True, backbone=tower)) == tower.encode_image
 
 
 def _tiny_segmentor():

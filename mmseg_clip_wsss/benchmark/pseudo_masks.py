@@ -149,9 +149,11 @@ def image_loader(paths: Sequence[str], num_classes: int, background_index: Optio
 # ------------------------------------------------------------------------ the floor
 def floor_forward(model) -> Callable[[torch.Tensor], object]:
     """The forward pass a protocol must make once per scale (and flip): the image tower of a
-    training-free model, the segmentor's ``_forward`` (backbone, neck, head) otherwise."""
+    training-free model to its image embedding (``encode_image``: a ModifiedResNet's attention
+    pooling included, which its Grad-CAM explains), the segmentor's ``_forward`` (backbone, neck,
+    head) otherwise."""
     if getattr(model, 'training_free', False):
-        return model.backbone
+        return model.backbone.encode_image
     return model._forward
 
 
@@ -202,6 +204,7 @@ def forward_probes(model) -> List[Tuple[object, str, str]]:
             (training_free_clip_es, 'softmax_grad_cam', 'grad-cam'),
             # the closed form runs the last block's forward pass itself: its time is in grad-cam
             (training_free_clip_es, 'vit_last_block_grad_cam', 'grad-cam'),
+            (training_free_clip_es, 'attention_pool_grad_cam', 'grad-cam'),
             (training_free_clip_es, 'sinkhorn_affinity', 'affinity'),
             (training_free_clip_es, 'class_aware_affinity_refine', 'affinity')]
 

@@ -4,9 +4,9 @@
   rows (the present classes and the background words) the gradient of class ``k`` is
   ``p_k (t_k - sum_j p_j t_j)``: where another row's text explains a region better, class ``k``'s
   activation there falls. Without it (``competitors=None``) it is the Grad-CAM of the raw logit.
-- :func:`vit_last_block_grad_cam`: the same CAMs at the last block of a ViT with the backward pass
-  written out for every class at once (the mean gradient over the patches needs far less than a
-  backward pass per class).
+- :func:`vit_last_block_grad_cam` / :func:`attention_pool_grad_cam`: the same CAMs at the last block
+  of a ViT / the last stage of a ModifiedResNet with the backward pass written out for every class
+  at once (the mean gradient over the positions needs far less than a backward pass per class).
 - :func:`cam_box_mask`: the boxes around the connected regions of each CAM above a fraction of its
   maximum (CLIP-ES's ``scoremap2bbox`` with one box per contour; ``rule='clip_es'`` draws them as
   its released code does, ``'exact'`` keeps every box's last row and column).
@@ -27,7 +27,7 @@ from scipy import ndimage
 from torch import Tensor
 
 __all__ = ['BOX_RULES', 'minmax_normalise', 'softmax_grad_cam', 'closed_form_supported',
-           'vit_last_block_grad_cam', 'cam_box_mask', 'sinkhorn_affinity',
+           'vit_last_block_grad_cam', 'attention_pool_grad_cam', 'cam_box_mask', 'sinkhorn_affinity',
            'class_aware_affinity_refine']
 
 
@@ -205,16 +205,87 @@ def vit_last_block_grad_cam(block: nn.Module,
     cams = x.new_zeros(b, text.shape[0], n - 1, dtype=torch.float32)
     rows = _target_rows(targets)
     if rows:
-        # the gradient of every target row's score at the image embedding: (B, R, D)
-        with torch.enable_grad():
-            leaf = image.detach().requires_grad_(True)
-            scores = _scores(leaf, text, competitors, logit_scale)  # (B, T)
-            grad_image = torch.stack([torch.autograd.grad((scores[:, t] * targets[:, t]).sum(), leaf,
-                                                          retain_graph=True)[0] for t in rows], dim=1)
+        grad_image = _score_grads(image, text, targets, competitors, logit_scale, rows)  # (B, R, D)
         grad_ln = (grad_image.to(x) @ proj.t())[:, :, None] * token_weights[:, None]  # (B, R, N, C)
         weights = _patch_mean_grad(block, fwd, ln_post, grad_ln)  # (B, R, C)
         cams[:, rows] = torch.einsum('bnc,brc->brn', fwd['z'][:, 1:], weights).float().relu()
     return cams * targets[:, :, None], fwd['a'].mean(dim=1)
+
+
+def _score_grads(image: Tensor, text: Tensor, targets: Tensor, competitors: Optional[Tensor],
+                 logit_scale: float, rows: list) -> Tensor:
+    """The gradient of every target row's score at the image embeddings (B, D) -> (B, R, D), zero
+    for the images whose target the row is not."""
+    with torch.enable_grad():
+        leaf = image.detach().requires_grad_(True)
+        scores = _scores(leaf, text, competitors, logit_scale)  # (B, T)
+        return torch.stack([torch.autograd.grad((scores[:, t] * targets[:, t]).sum(), leaf,
+                                                retain_graph=True)[0] for t in rows], dim=1)
+
+
+def attention_pool_grad_cam(x: Tensor,
+                            pool: nn.Module,
+                            pos_embed: Tensor,
+                            text: Tensor,
+                            targets: Tensor,
+                            competitors: Optional[Tensor],
+                            logit_scale: float,
+                            position_attention: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+    """:func:`softmax_grad_cam` at the last stage of a ModifiedResNet (the input of its attention
+    pooling), the backward pass written out for every target row at once.
+
+    open_clip's ``AttentionPool2d`` attends from one query, the mean position ``u_0`` (plus its
+    position embedding), to ``u_0`` and every position ``u_i = x_i + pos_i``. The Grad-CAM needs
+    only the mean gradient over the positions ``x_i``, and with ``do`` the gradient at a head's
+    output ``o = sum_i a_i v_i``, summed over every token: the values give ``sum_i a_i do = do``
+    (the attention sums to 1), the keys nothing (a softmax's gradient sums to 0), the query
+    ``dq = sum_i ds_i k_i / sqrt(d)`` with ``ds_i = a_i (do . v_i - do . o)``; ``u_0`` passes a
+    ``1 / n`` share to every position. So the weights are ``(W_v^T do + W_q^T dq) / n``: no
+    backward pass, a few (n, C) products per target row. The CAMs equal :func:`softmax_grad_cam`'s
+    with the pooling as ``embed`` to float rounding (checked in the tests).
+
+    Args:
+        x (Tensor): (B, C, h, w) the last stage's map.
+        pool (nn.Module): The ``AttentionPool2d`` (``q_proj``, ``k_proj``, ``v_proj``, ``c_proj``,
+            ``num_heads``).
+        pos_embed (Tensor): (1 + h * w, C) its position embedding at this size.
+        text, targets, competitors, logit_scale: As for :func:`softmax_grad_cam`.
+        position_attention (bool): Also return the pooling's attention among the positions (its
+            query and key projections at every position, heads averaged; the affinity of a
+            ModifiedResNet), with the keys of the Grad-CAM. Defaults to False.
+
+    Returns:
+        tuple: CAMs (B, T, h * w), non-negative, not normalised; the attention among the positions
+        (B, h * w, h * w), or None.
+    """
+    targets = targets.bool()
+    _check_rows(targets, competitors)
+    b, c, h, w = x.shape
+    n, heads = h * w, pool.num_heads
+    d = c // heads
+    spatial = x.flatten(2).transpose(1, 2)  # (B, n, C)
+    tokens = torch.cat([spatial.mean(dim=1, keepdim=True), spatial], dim=1) + pos_embed.to(x.dtype)
+    queries = pool.q_proj(tokens if position_attention else tokens[:, :1])  # (B, 1 [+ n], C)
+    queries = queries.reshape(b, -1, heads, d).transpose(1, 2)  # (B, H, 1 [+ n], d)
+    k, v = (proj(tokens).reshape(b, n + 1, heads, d).transpose(1, 2)  # (B, H, 1 + n, d)
+            for proj in (pool.k_proj, pool.v_proj))
+    attention = None
+    if position_attention:
+        attention = (queries[:, :, 1:] @ k[:, :, 1:].transpose(-2, -1) * d ** -0.5).softmax(dim=-1).mean(dim=1)
+    q = queries[:, :, 0]  # (B, H, d)
+    a = (torch.einsum('bhd,bhnd->bhn', q, k) * d ** -0.5).softmax(dim=-1)  # (B, H, 1 + n)
+    o = torch.einsum('bhn,bhnd->bhd', a, v)  # (B, H, d)
+    cams = x.new_zeros(b, text.shape[0], n, dtype=torch.float32)
+    rows = _target_rows(targets)
+    if rows:
+        image = pool.c_proj(o.reshape(b, c))  # (B, D)
+        grad_image = _score_grads(image, text, targets, competitors, logit_scale, rows)  # (B, R, D)
+        grad_o = (grad_image.to(x) @ pool.c_proj.weight).reshape(b, len(rows), heads, d)
+        ds = a[:, None] * torch.einsum('brhd,bhnd->brhn', grad_o, v - o[:, :, None])  # (B, R, H, 1 + n)
+        grad_q = torch.einsum('brhn,bhnd->brhd', ds, k) * d ** -0.5
+        weights = (grad_o.flatten(2) @ pool.v_proj.weight + grad_q.flatten(2) @ pool.q_proj.weight) / n
+        cams[:, rows] = torch.einsum('bnc,brc->brn', spatial, weights).float().relu()
+    return cams * targets[:, :, None], attention
 
 
 def _last_block_forward(block: nn.Module, x: Tensor, ln_post: nn.LayerNorm) -> dict:

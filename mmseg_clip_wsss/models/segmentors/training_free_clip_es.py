@@ -12,8 +12,9 @@ from torch import Tensor
 from mmseg_clip_wsss.datasets.class_names import class_name_key
 from mmseg_clip_wsss.registry import MODELS
 from mmseg_clip_wsss.structures import stack_image_labels
-from ..clip_es import (BOX_RULES, class_aware_affinity_refine, closed_form_supported,
-                       minmax_normalise, sinkhorn_affinity, softmax_grad_cam, vit_last_block_grad_cam)
+from ..clip_es import (BOX_RULES, attention_pool_grad_cam, class_aware_affinity_refine,
+                       closed_form_supported, minmax_normalise, sinkhorn_affinity, softmax_grad_cam,
+                       vit_last_block_grad_cam)
 from ..data_preprocessor import denormalise_images, normalise_images
 from ..text.learned_prompts import clip_fingerprint, load_learned_prompts, read_learned_prompts
 from ..text.vocabularies import BACKGROUND_WORDS, ClassNames, resolve_class_prompts
@@ -110,14 +111,16 @@ class TrainingFreeCLIPES(BaseModel):
             file must have been tuned for the same rows (classes, synonyms, background words) and
             the same CLIP, else :class:`~mmseg_clip_wsss.models.text.LearnedPromptsMismatchError`.
             None: the config's prompts (hand-written templates). Defaults to None.
-        grad_cam (str): How the ViT's Grad-CAM is computed: ``'closed_form'``
-            (:func:`~mmseg_clip_wsss.models.clip_es.vit_last_block_grad_cam`: the last block's
-            backward pass written out for every class at once, the attention weights of the
-            affinity taken from the same forward pass) or ``'autograd'`` (one backward pass through
-            the last block per class). The same CAMs to float rounding; the closed form costs about
-            0.05x of a ViT-B/16 tower pass per class instead of 0.1x. A block or pooling it does not
-            cover (:func:`~mmseg_clip_wsss.models.clip_es.closed_form_supported`) and a
-            ModifiedResNet use autograd. Defaults to ``'closed_form'``.
+        grad_cam (str): How the Grad-CAM is computed: ``'closed_form'`` (the backward pass written
+            out for every class at once: ViT,
+            :func:`~mmseg_clip_wsss.models.clip_es.vit_last_block_grad_cam`, the last block's, the
+            attention weights of the affinity taken from the same forward pass; ModifiedResNet,
+            :func:`~mmseg_clip_wsss.models.clip_es.attention_pool_grad_cam`, the attention
+            pooling's) or ``'autograd'`` (one backward pass per class). The same CAMs to float
+            rounding; for the ViT the closed form costs about 0.05x of a ViT-B/16 tower pass per
+            class instead of 0.1x. A ViT block or pooling it does not cover
+            (:func:`~mmseg_clip_wsss.models.clip_es.closed_form_supported`) uses autograd.
+            Defaults to ``'closed_form'``.
         data_preprocessor (dict, optional): The segmentation data preprocessor (CLIP's mean and std).
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
@@ -329,16 +332,21 @@ class TrainingFreeCLIPES(BaseModel):
         x = bb.stem(inputs)
         x = bb.layer4(bb.layer3(bb.layer2(bb.layer1(x))))  # (B, C, h, w)
         b, c, h, w = x.shape
+        with_attention = self.affinity == 'attention'
+        if self.grad_cam == 'closed_form':
+            cams, attn = attention_pool_grad_cam(x, bb.attnpool, bb.resize_pool_pos_embed((h, w)), text,
+                                                 targets, competitors, self.logit_scale,
+                                                 position_attention=with_attention)  # (B, T, h * w)
+        else:
+            def embed(tokens: Tensor) -> Tensor:
+                return bb.attention_pool(tokens.transpose(1, 2).reshape(b, c, h, w))
 
-        def embed(tokens: Tensor) -> Tensor:
-            return bb.attention_pool(tokens.transpose(1, 2).reshape(b, c, h, w))
-
-        cams = softmax_grad_cam(x.flatten(2).transpose(1, 2), embed, text, targets, competitors,
-                                self.logit_scale)  # (B, T, h * w)
+            cams = softmax_grad_cam(x.flatten(2).transpose(1, 2), embed, text, targets, competitors,
+                                    self.logit_scale)  # (B, T, h * w)
+            attn = _pool_self_attention(bb, x) if with_attention else None
         affinity = None
-        if self.affinity == 'attention':
-            affinity = sinkhorn_affinity(_pool_self_attention(bb, x), self.sinkhorn_iters,
-                                         self.affinity_power)
+        if with_attention:
+            affinity = sinkhorn_affinity(attn, self.sinkhorn_iters, self.affinity_power)
         return cams.reshape(b, -1, h, w), affinity
 
     # ------------------------------------------------------------------ CAMs
