@@ -196,7 +196,7 @@ class PixelAdaptiveRefiner(nn.Module):
             padded = F.pad(out, (pad, pad, pad, pad), mode='replicate')  # (B, K', H+2p, W+2p)
             acc = torch.zeros_like(out)
             for n, (dy, dx) in enumerate(self.offsets):
-                acc += weights[:, n:n + 1] * _shifted(padded, dy, dx, pad, h, w)
+                acc.addcmul_(weights[:, n:n + 1], _shifted(padded, dy, dx, pad, h, w))  # no temporary
             out = acc
         if self.renormalise:
             out = out / out.amax(dim=(2, 3), keepdim=True).clamp(min=1e-5)
