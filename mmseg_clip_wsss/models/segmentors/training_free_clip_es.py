@@ -332,20 +332,20 @@ class TrainingFreeCLIPES(BaseModel):
         x = bb.stem(inputs)
         x = bb.layer4(bb.layer3(bb.layer2(bb.layer1(x))))  # (B, C, h, w)
         b, c, h, w = x.shape
-        with_attention = self.affinity == 'attention'
-        if self.grad_cam == 'closed_form':
-            cams, attn = attention_pool_grad_cam(x, bb.attnpool, bb.resize_pool_pos_embed((h, w)), text,
-                                                 targets, competitors, self.logit_scale,
-                                                 position_attention=with_attention)  # (B, T, h * w)
-        else:
+        closed_form = self.grad_cam == 'closed_form'
+        # the pooling's pass also gives the attention among the positions (the affinity's)
+        cams, attn = attention_pool_grad_cam(x, bb.attnpool, bb.resize_pool_pos_embed((h, w)), text,
+                                             targets if closed_form else torch.zeros_like(targets),
+                                             competitors, self.logit_scale,
+                                             position_attention=self.affinity == 'attention')  # (B, T, h * w)
+        if not closed_form:
             def embed(tokens: Tensor) -> Tensor:
                 return bb.attention_pool(tokens.transpose(1, 2).reshape(b, c, h, w))
 
             cams = softmax_grad_cam(x.flatten(2).transpose(1, 2), embed, text, targets, competitors,
                                     self.logit_scale)  # (B, T, h * w)
-            attn = _pool_self_attention(bb, x) if with_attention else None
         affinity = None
-        if with_attention:
+        if attn is not None:
             affinity = sinkhorn_affinity(attn, self.sinkhorn_iters, self.affinity_power)
         return cams.reshape(b, -1, h, w), affinity
 
@@ -445,17 +445,3 @@ def _attention_weights(attn: torch.nn.MultiheadAttention, normed: Tensor) -> Ten
     q = q.reshape(b, n, heads, c // heads).transpose(1, 2)  # (B, heads, N, c')
     k = k.reshape(b, n, heads, c // heads).transpose(1, 2)
     return (q @ k.transpose(-2, -1) * (c // heads) ** -0.5).softmax(dim=-1).mean(dim=1)
-
-
-def _pool_self_attention(backbone, x: Tensor) -> Tensor:
-    """Self-attention among the positions of a ModifiedResNet's last stage (B, C, h, w), from its
-    attention pooling's query and key projections (heads averaged) -> (B, h * w, h * w)."""
-    pool = backbone.attnpool
-    b, c, h, w = x.shape
-    pos = backbone.resize_pool_pos_embed((h, w))[1:]  # (h * w, C)
-    tokens = x.flatten(2).transpose(1, 2) + pos.to(x.dtype)  # (B, n, C)
-    heads = pool.num_heads
-    q = pool.q_proj(tokens).reshape(b, -1, heads, c // heads).transpose(1, 2)  # (B, heads, n, c')
-    k = pool.k_proj(tokens).reshape(b, -1, heads, c // heads).transpose(1, 2)
-    attn = (q @ k.transpose(-2, -1) / (c // heads) ** 0.5).softmax(dim=-1)  # (B, heads, n, n)
-    return attn.mean(dim=1)
