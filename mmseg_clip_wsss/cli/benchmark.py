@@ -109,7 +109,9 @@ def _pseudo_mask_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--amp', action='store_const', const='bf16',
                        help='bfloat16 autocast for every forward pass (floor included); the masks are '
                        'compared with fp32 ones')
-    group.add_argument('--no-crf', action='store_true', help='skip the dense-CRF worker scaling')
+    group.add_argument('--no-crf', action='store_true',
+                       help='skip the separate dense-CRF run of 1 vs 2 workers (the models keep the '
+                            'refinement of their own protocols, dense CRF included)')
     group.add_argument('--crf-only', action='store_true', help='only the dense-CRF worker scaling')
     group.add_argument('--crf-images', type=int, default=16, help='images of the dense-CRF scaling')
     group.add_argument('--crf-size', type=int, nargs=2, default=[384, 512], metavar=('H', 'W'),

@@ -37,9 +37,10 @@ model = dict(
     # are classes of the vocabulary are dropped)
     softmax_over='labels',  # softmax over the image's labelled classes + the background words
     pool='patch_mean',  # image embedding: mean of the last block's projected patch tokens
-    grad_cam='closed_form',  # a ViT's Grad-CAM: the last block's backward pass written out, all classes
-    #                          at once; 'autograd': one backward pass per class, as the authors (same
-    #                          CAMs to float rounding; docs/benchmarks.md)
+    grad_cam='closed_form',  # the Grad-CAM's backward pass written out, all classes at once (a ViT's
+    #                          last block; a ModifiedResNet's attention pooling); 'autograd': one
+    #                          backward pass per class, as the authors (same CAMs to float rounding;
+    #                          docs/benchmarks.md)
     logit_scale=None,  # CLIP's own (100 for 'openai')
     resize_to_multiple=16,  # each side rounded up to a multiple of 16, PIL bicubic; None: the protocol's
     affinity='attention',  # class-aware attention affinity (CAA) ...
