@@ -180,9 +180,12 @@ def vit_last_block_grad_cam(block: nn.Module,
     - queries: ``sum_{j>0} dq_j = sum_i s_i k_i / sqrt(d)``, ``s_i = v_i . (A^T do)_i - (A^T r)_i``
       over the patch rows ``j > 0``, ``r_j = do_j . o_j``.
 
-    Per target row this costs the MLP's and the output projection's backward and one (N, N) product
-    per head: about 0.6x the block's forward pass, where autograd's backward pass through the block
-    costs 1.1-1.5x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
+    The gradient at ``ln_post``'s output is one vector per row, weighted per token, so
+    ``ln_post``'s backward pass is that vector plus a per-token multiple of the token itself, and the
+    MLP's output projection is applied to the tokens once per image. Per target row what is left is
+    the MLP's input projection and the attention's output projection backward and one (N, N)
+    product per head: about 0.4x the block's forward pass, where autograd's backward pass through
+    the block costs 1.1-1.5x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
     rounding (about 1e-5 relative in float32; checked in the tests).
 
     Args:
@@ -207,8 +210,7 @@ def vit_last_block_grad_cam(block: nn.Module,
     rows = _target_rows(targets)
     if rows:
         grad_image = _score_grads(image, text, targets, competitors, logit_scale, rows)  # (B, R, D)
-        grad_ln = (grad_image.to(x) @ proj.t())[:, :, None] * token_weights[:, None]  # (B, R, N, C)
-        weights = _patch_mean_grad(block, fwd, ln_post, grad_ln)  # (B, R, C)
+        weights = _patch_mean_grad(block, fwd, ln_post, grad_image.to(x) @ proj.t(), token_weights)  # (B, R, C)
         cams[:, rows] = torch.einsum('bnc,brc->brn', fwd['z'][:, 1:], weights).float().relu()
     return cams * targets[:, :, None], fwd['a'].mean(dim=1)
 
@@ -318,17 +320,30 @@ def _last_block_forward(block: nn.Module, x: Tensor, ln_post: nn.LayerNorm) -> d
                 out_std=out_std, out_sd=out_sd, out_ln=out_std * ln_post.weight + ln_post.bias)
 
 
-def _patch_mean_grad(block: nn.Module, fwd: dict, ln_post: nn.LayerNorm, grad_ln: Tensor) -> Tensor:
-    """The mean gradient over the patch tokens of ``z`` (B, R, C), from the gradients ``grad_ln``
-    (B, R, N, C) at the output of ``ln_post`` (R target rows at once)."""
+def _patch_mean_grad(block: nn.Module, fwd: dict, ln_post: nn.LayerNorm, grad: Tensor,
+                     token_weights: Tensor) -> Tensor:
+    """The mean gradient over the patch tokens of ``z`` (B, R, C), from the gradient
+    ``token_weights[t] * grad[:, r]`` at the output of ``ln_post`` at every token ``t`` (``grad``:
+    (B, R, C), R target rows at once)."""
     attn = block.attn
-    b, r, n, c = grad_ln.shape
+    b, r, c = grad.shape
+    n = token_weights.shape[0]
     heads = attn.num_heads
     d = c // heads
     q, k, v, a, o = (fwd[key] for key in 'qkvao')
-    # back to the attention's output
-    grad_out = _layer_norm_grad(fwd['out_std'][:, None], fwd['out_sd'][:, None], ln_post, grad_ln)
-    grad_hidden = (_scaled(grad_out, block.ls_2) @ block.mlp.c_proj.weight) * fwd['act_grad'][:, None]
+    # back through ln_post: with x_t its standardised input and s_t its std, the gradient at token t
+    # is (w_t / s_t) (h - x_t (h . x_t) / C), h the centred grad * weight: the same h for every token
+    x_std = fwd['out_std']  # (B, N, C)
+    h = grad * ln_post.weight
+    h = h - h.mean(dim=-1, keepdim=True)  # (B, R, C)
+    along = torch.einsum('brc,bnc->brn', h, x_std)[..., None] / c  # (B, R, N, 1)
+    scale = (token_weights[:, None] / fwd['out_sd'])[:, None]  # (B, 1, N, 1)
+    grad_out = scale * (h[:, :, None] - along * x_std[:, None])  # (B, R, N, C)
+    # the MLP's output projection, backward, term by term: x_t's product is made once per image
+    w_out = block.mlp.c_proj.weight  # (C, 4C)
+    x_out = _scaled(x_std, block.ls_2) @ w_out  # (B, N, 4C)
+    h_out = _scaled(h, block.ls_2) @ w_out  # (B, R, 4C)
+    grad_hidden = scale * (h_out[:, :, None] - along * x_out[:, None]) * fwd['act_grad'][:, None]
     grad_y = grad_out + _layer_norm_grad(fwd['y_std'][:, None], fwd['y_sd'][:, None], block.ln_2,
                                          grad_hidden @ block.mlp.c_fc.weight)
     grad_o = (_scaled(grad_y, block.ls_1) @ attn.out_proj.weight).reshape(b, r, n, heads, d)
