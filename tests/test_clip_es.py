@@ -181,7 +181,29 @@ def test_a_modified_resnets_cams_closed_form_and_autograd_agree(tmp_path):
     scale = autograd.amax()
     assert closed.shape == (2, 5, 3, 4) and scale > 0
     torch.testing.assert_close(closed / scale, autograd / scale, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(affinity, affinity_autograd)
+    # the affinity: the pooling's attention among the positions, as torch's own multi-head attention
+    # computes it (heads averaged; on a random map, the tower's being nearly uniform here)
+    bb, model = models[0].backbone, models[0]
+    pool, pos = bb.attnpool, bb.resize_pool_pos_embed((3, 4))
+    targets, competitors = model._rows(labels)
+    with torch.no_grad():
+        feat = bb.layer4(bb.layer3(bb.layer2(bb.layer1(bb.stem(x)))))  # (2, C, 3, 4)
+        _, own = attention_pool_grad_cam(feat, pool, pos, model.text_encoder(), targets, competitors,
+                                         model.logit_scale, position_attention=True)
+        feat = torch.randn_like(feat) * 30
+        tokens = (feat.flatten(2).transpose(1, 2) + pos[1:]).transpose(0, 1)  # (12, 2, C)
+        _, attn = F.multi_head_attention_forward(
+            tokens, tokens, tokens, tokens.shape[-1], pool.num_heads, None,
+            torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]), None, None, False, 0.,
+            pool.c_proj.weight, pool.c_proj.bias, training=False, need_weights=True,
+            use_separate_proj_weight=True, q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight,
+            v_proj_weight=pool.v_proj.weight, average_attn_weights=True)  # (2, 12, 12)
+        _, random_own = attention_pool_grad_cam(feat, pool, pos, model.text_encoder(), targets, competitors,
+                                                model.logit_scale, position_attention=True)
+    assert attn.amax() > 2 * attn.mean()  # not uniform: something to compare
+    torch.testing.assert_close(random_own, attn)
+    for affinity_of in (affinity, affinity_autograd):
+        torch.testing.assert_close(affinity_of, sinkhorn_affinity(own, model.sinkhorn_iters, model.affinity_power))
 
 
 def test_grad_cam_falls_back_to_autograd_where_the_closed_form_does_not_apply(tok_vit_checkpoint):
