@@ -235,3 +235,21 @@ def test_a_cached_clip_is_reused_when_its_record_predates_a_new_setting(tmp_path
     other = pretrain_from_world(world, out, corpus_cfg, replace(cfg, lr=1e-3), show_progress=False)
     assert other['settings']['pretrain']['lr'] == 1e-3
     assert 'was made with other settings: pretraining again' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('capabilities,amp', [({'avx512_bf16': True}, 'bf16'), ({'amx_bf16': True}, 'bf16'),
+                                              ({'avx512_f': True, 'avx2': True}, None)])
+def test_pretrain_clip_amp_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch, capabilities, amp):
+    """``--amp auto`` (the default) records bf16 on a CPU with AVX512-BF16 or AMX-BF16 and float32
+    elsewhere; ``--amp none`` / ``--no-channels-last`` give float32 in the default layout."""
+    from mmseg_clip_wsss.cli import pretrain_clip as tool
+    seen = []
+    monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: dict(capabilities))
+    monkeypatch.setattr(tool, 'pretrain_from_world', lambda world, out_dir, corpus_cfg, cfg, **kw: seen.append(
+        cfg) or dict(checkpoint='clip.pt', loss=1.0, logit_scale=10.0, seconds=1, corpus_seconds=0,
+                     train_seconds=1))
+    tool.main(['--data-root', 'unused', '--world', 'demo'])
+    tool.main(['--data-root', 'unused', '--world', 'demo', '--amp', 'none', '--no-channels-last'])
+    tool.main(['--data-root', 'unused', '--world', 'demo', '--amp', 'bf16'])
+    assert [(c.amp, c.channels_last, c.steps) for c in seen] == [(amp, True, 1000), (None, None, 1000),
+                                                                 ('bf16', True, 1000)]

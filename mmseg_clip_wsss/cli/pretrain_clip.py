@@ -1,7 +1,7 @@
 """``python tools/pretrain_clip.py --data-root data/demo [--out-dir data/demo/clip] [--pairs 20000]
-[--steps 400] [--batch-size 128] [--lr 2e-3] [--amp bf16] [--channels-last] [--workers 2] [--fresh]
-[--no-resume]``: contrastive pretraining of a small open_clip model on the captioned corpus of a
-generated world (:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
+[--steps 1000] [--batch-size 128] [--lr 2e-3] [--amp {auto,bf16,none}] [--[no-]channels-last]
+[--workers 2] [--fresh] [--no-resume]``: contrastive pretraining of a small open_clip model on the
+captioned corpus of a generated world (:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
 import argparse
 import os.path as osp
 from dataclasses import replace
@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 import torch
 
 from mmseg_clip_wsss.clip_pretrain.pipeline import pretrain_from_world
-from mmseg_clip_wsss.clip_pretrain.train import PretrainConfig
+from mmseg_clip_wsss.clip_pretrain.train import PretrainConfig, native_bf16_amp
 from mmseg_clip_wsss.datasets.synthetic.corpus import CorpusConfig
 from mmseg_clip_wsss.datasets.synthetic.world import resolve_world
 from . import INPUT_ERRORS, DefaultsHelpFormatter, int_at_least, run_tool
@@ -38,9 +38,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='image-caption pairs per step (the contrastive negatives of each other)')
     parser.add_argument('--lr', type=float, default=schedule.lr, help='peak learning rate')
     parser.add_argument('--seed', type=int, default=schedule.seed, help='seed of the init and batch order')
-    parser.add_argument('--amp', choices=['bf16'], help="bfloat16 autocast of the image tower's forward pass "
-                        '(faster on CPUs with AMX / AVX512-BF16 and on GPUs; default float32)')
-    parser.add_argument('--channels-last', action='store_true',
+    parser.add_argument('--amp', choices=['auto', 'bf16', 'none'], default='auto',
+                        help="bfloat16 autocast of the image tower's forward pass (1.4x a step of the "
+                        'demo CLIP with --channels-last); auto: bf16 where the CPU computes in bfloat16 '
+                        'natively (AVX512-BF16 / AMX), float32 elsewhere; none: float32')
+    parser.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
                         help='the image tower in channels-last memory format (faster convolutions on CPU)')
     parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
     parser.add_argument('--threads', type=int, help='torch threads (default: all cores)')
@@ -64,7 +66,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     summary = pretrain_from_world(
         world, out_dir, replace(defaults, num_pairs=args.pairs),
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
-                lr=args.lr, seed=args.seed, pretrained=args.pretrained, amp=args.amp,
+                lr=args.lr, seed=args.seed, pretrained=args.pretrained,
+                amp=native_bf16_amp() if args.amp == 'auto' else {'none': None}.get(args.amp, args.amp),
                 channels_last=args.channels_last or None),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)

@@ -397,8 +397,8 @@ def _inference_steps(work_dir: str, data_root: str, clip: str, checkpoints: Dict
 
 def _pretrain_demo_clip(data_root: str, clip_dir: str, clip_args: Sequence[str], fresh: bool) -> Dict:
     """Pretrain the demo world's CLIP once (cached in ``clip_dir``); returns its pretraining time."""
-    print(f'[demo] the demo world\'s CLIP: pretrained once (about 8 minutes on 2 cores), then reused from '
-          f'{clip_dir}', flush=True)
+    print(f'[demo] the demo world\'s CLIP: pretrained once (about 8 minutes on 2 cores, 11 on a CPU '
+          f'without native bfloat16), then reused from {clip_dir}', flush=True)
     run_command('clip pretraining', ['-m', 'mmseg_clip_wsss.cli.pretrain_clip', '--data-root', data_root,
                                      '--no-progress', *clip_args, *(['--fresh'] if fresh else [])],
                 osp.join(clip_dir, 'pretrain.log'), os.cpu_count() or 1)
