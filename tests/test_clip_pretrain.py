@@ -156,6 +156,7 @@ def test_bf16_channels_last_pretraining_lowers_the_loss_and_saves_plain_weights(
     assert more['loss'] < first['loss'] - 0.3
     saved = torch.load(more['checkpoint'], weights_only=True)['state_dict']
     assert all(v.dtype == torch.float32 for v in saved.values() if v.is_floating_point())
+    assert all(v.is_contiguous() for v in saved.values())  # not the channels-last layout it trained in
     model = open_clip.create_model(TINY_CLIP_NAME, pretrained=more['checkpoint'])
     assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="amp='fp16' must be None or 'bf16'"):
@@ -179,7 +180,8 @@ def test_resume_continues_to_the_same_weights(tmp_path, monkeypatch):
         pretrain_clip(tiny, cfg, str(tmp_path / 'resumed'), show_progress=False)
     monkeypatch.setattr(train_module, '_save', save)
     # the unfinished run is not resumed under other settings
-    with pytest.raises(ValueError, match='another configuration'):
+    with pytest.raises(ValueError, match=r'another configuration \(its setting -> this one: lr: 0.002 -> '
+                                         r'0.0001\)'):
         pretrain_clip(tiny, replace(cfg, lr=1e-4), str(tmp_path / 'resumed'), resume=True,
                       show_progress=False)
     resumed = pretrain_clip(tiny, cfg, str(tmp_path / 'resumed'), resume=True, show_progress=False)
@@ -230,11 +232,12 @@ def test_a_cached_clip_is_reused_when_its_record_predates_a_new_setting(tmp_path
     write_json(osp.join(out, 'pretrain.json'), record)
     assert same_settings(record['settings'], dict(first['settings']))
     again = pretrain_from_world(world, out, corpus_cfg, cfg, show_progress=False)
-    assert again['seconds'] == first['seconds']  # the record, not a new run
+    assert again['seconds'] == first['seconds'] and again['reused']  # the record, not a new run
     assert 'pretraining again' not in capsys.readouterr().out
     other = pretrain_from_world(world, out, corpus_cfg, replace(cfg, lr=1e-3), show_progress=False)
-    assert other['settings']['pretrain']['lr'] == 1e-3
-    assert 'was made with other settings: pretraining again' in capsys.readouterr().out
+    assert other['settings']['pretrain']['lr'] == 1e-3 and 'reused' not in other
+    assert ('was made with other settings (pretrain.lr: 0.002 -> 0.001): pretraining again'
+            in capsys.readouterr().out)
 
 
 @pytest.mark.parametrize('capabilities,amp', [({'avx512_bf16': True}, 'bf16'), ({'amx_bf16': True}, 'bf16'),

@@ -71,6 +71,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                 channels_last=args.channels_last or None),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)
+    if summary.get('reused'):
+        print(f"[pretrain_clip] {summary['checkpoint']} was made with these settings: reused (--fresh "
+              'makes it again); when it was made:', flush=True)
     print(f"[pretrain_clip] {summary['checkpoint']}: loss {summary['loss']:.3f}, temperature "
           f"{1 / summary['logit_scale']:.4f}, {summary['seconds']:.0f} s (corpus "
           f"{summary['corpus_seconds']:.0f} s, training {summary['train_seconds']:.0f} s)")

@@ -26,7 +26,7 @@ from mmseg_clip_wsss.datasets.synthetic.corpus import CaptionCorpus, CorpusConfi
 from mmseg_clip_wsss.models.clip_windows import window_scores
 from mmseg_clip_wsss.models.text.zero_shot import class_embeddings
 from .evaluate import multilabel_map, read_split_images, retrieval_recall_at_1
-from .train import PretrainConfig, pretrain_clip
+from .train import PretrainConfig, pretrain_clip, settings_differences
 
 __all__ = ['corpus_for', 'pretrain_from_world', 'evaluate_checkpoint', 'write_json', 'same_settings']
 
@@ -89,7 +89,8 @@ def pretrain_from_world(world: WorldConfig, out_dir: str, corpus_cfg: Optional[C
     Returns:
         dict: ``pretrain.json``'s content: ``checkpoint``, ``seconds`` (corpus + pretraining wall
         time of the run that made the checkpoint), ``corpus_seconds``, ``train_seconds``, ``loss``,
-        ``logit_scale`` and the settings.
+        ``logit_scale`` and the settings; ``reused`` (True) where ``clip.pt`` was not made again
+        (``checkpoint`` then names it under ``out_dir``, wherever the record was written).
     """
     corpus_cfg = corpus_cfg or CorpusConfig()
     pretrain_cfg = pretrain_cfg or PretrainConfig()
@@ -100,9 +101,11 @@ def pretrain_from_world(world: WorldConfig, out_dir: str, corpus_cfg: Optional[C
         with open(summary_path) as f:
             done = json.load(f)
         if same_settings(done.get('settings'), settings):
-            return done
-        print(f'[pretrain_clip] {summary_path} was made with other settings: pretraining again '
-              '(its clip.pt is replaced)', flush=True)
+            return dict(done, checkpoint=osp.join(out_dir, 'clip.pt'), reused=True)
+        changed = '; '.join(settings_differences(_without_none(done.get('settings') or {}),
+                                                 _without_none(settings)))
+        print(f'[pretrain_clip] {summary_path} was made with other settings ({changed}): pretraining '
+              'again (its clip.pt is replaced)', flush=True)
     start = time.time()
     corpus = corpus_for(world, corpus_cfg, osp.join(out_dir, 'corpus.npz'), workers, fresh, show_progress)
     corpus_seconds = time.time() - start

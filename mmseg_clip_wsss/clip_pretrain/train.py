@@ -15,7 +15,7 @@ import os
 import os.path as osp
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import open_clip
@@ -31,7 +31,8 @@ from mmseg_clip_wsss.datasets.synthetic.captions import truth_matrix
 from mmseg_clip_wsss.datasets.synthetic.corpus import CaptionCorpus
 from .loss import MultiPositiveClipLoss
 
-__all__ = ['PretrainConfig', 'pretrain_clip', 'normalise_images', 'encode_captions', 'native_bf16_amp']
+__all__ = ['PretrainConfig', 'pretrain_clip', 'normalise_images', 'encode_captions', 'native_bf16_amp',
+           'settings_differences']
 
 CLAIM_FIELDS = ('class_set', 'counts', 'objects', 'count_claims', 'descriptors')
 
@@ -160,15 +161,34 @@ def _set_fields(config: Dict) -> Dict:
     return {k: v for k, v in config.items() if v is not None}
 
 
+def settings_differences(recorded: Dict, settings: Dict, prefix: str = '') -> List[str]:
+    """``'key: recorded -> now'`` for every (dotted, nested) field where two settings dicts differ; a
+    field that holds None is the same as an absent one."""
+    lines = []
+    for key in sorted(set(recorded) | set(settings)):
+        old, new = recorded.get(key), settings.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            lines += settings_differences(old, new, f'{prefix}{key}.')
+        elif old != new:
+            lines.append(f'{prefix}{key}: {_short(old)} -> {_short(new)}')
+    return lines
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + '...'
+
+
 def _resume_step(latest: str, resume: bool, cfg: PretrainConfig, model, optimizer, scheduler) -> int:
     """Load the state of ``latest`` (with ``resume``, if it exists); returns the step to start at."""
     if not (resume and osp.isfile(latest)):
         return 0
     state = torch.load(latest, map_location='cpu', weights_only=True)
     if _set_fields(state['config']) != _set_fields(asdict(cfg)):
+        changed = '; '.join(settings_differences(state['config'], asdict(cfg)))
         raise ValueError(f'pretrain_clip: {latest} is an unfinished run of another configuration '
-                         f'({state["config"]}): pass the same options to finish it, or --fresh '
-                         '(or --no-resume) to start over with these.')
+                         f'(its setting -> this one: {changed}): pass the options it was started with '
+                         'to finish it, or --fresh (or --no-resume) to start over with these.')
     model.load_state_dict(state['state_dict'])
     optimizer.load_state_dict(state['optimizer'])
     scheduler.load_state_dict(state['scheduler'])
@@ -248,7 +268,8 @@ def pretrain_clip(corpus: CaptionCorpus, cfg: PretrainConfig, work_dir: str, res
                        scheduler=scheduler.state_dict(), step=step + 1, config=asdict(cfg)), latest)
     bar.close()
     out = osp.join(work_dir, 'clip.pt')
-    _save(dict(state_dict=model.state_dict()), out)
+    # weights in the default memory layout, however they were trained (channels_last)
+    _save(dict(state_dict={k: v.contiguous() for k, v in model.state_dict().items()}), out)
     if osp.isfile(latest):  # the run is finished: its resumable state has served
         os.remove(latest)
     return dict(checkpoint=out, seconds=round(time.time() - begin, 1),

@@ -8,13 +8,13 @@ tokenizer (vocabulary 49408), only smaller.
 - :data:`TINY_CLIP_NAME`: a token-sized CLIP for tests (text width 64, 2 layers; a 1-layer ViT).
 - :data:`DEMO_CLIP_NAME`: the CLIP that ``tools/pretrain_clip.py`` trains on the captioned corpus
   of the demo world (a ModifiedResNet image tower of width 32 at 64 px, text width 128, 3 layers,
-  joint space of 128 dims). A convolutional tower learns the shapes of the demo world from 400 steps
+  joint space of 128 dims). A convolutional tower learns the shapes of the demo world from 1,000 steps
   on two CPU cores; a ViT of the same cost did not (docs/benchmarks.md).
 - :data:`DEMO_CLIP_VIT_NAME`: the same text tower with a small ViT image tower (4 blocks of width
   128, 8-px patches at 64 px), for the ViT-only dense zero-shot modes on the demo world
   (docs/dense_modes.md); ``tools/pretrain_clip.py --model-name WSSS-Demo-CLIP-ViT --steps 1500
   --batch-size 64 --lr 1e-3 --amp bf16`` (about 16 minutes on two cores; zero-shot mAP 75.2 against
-  88.6 for the demo CLIP, docs/benchmarks.md).
+  88.6 for the demo CLIP of 400 steps then, 93.5 of 1,000 now; docs/benchmarks.md).
 
 :func:`load_open_clip` is the loader of :class:`CLIPPromptTextEncoder` and :class:`CLIPVisionBackbone`:
 a model-config name plus an open_clip pretrained tag or a local checkpoint file, with errors that say
