@@ -247,10 +247,14 @@ def test_pretrain_clip_amp_auto_takes_bf16_only_where_the_cpu_has_it(monkeypatch
     elsewhere; ``--amp none`` / ``--no-channels-last`` give float32 in the default layout."""
     from mmseg_clip_wsss.cli import pretrain_clip as tool
     seen = []
+
+    def record(world, out_dir, corpus_cfg, cfg, **kwargs):
+        seen.append(cfg)
+        return dict(checkpoint='clip.pt', loss=1.0, logit_scale=10.0, seconds=1, corpus_seconds=0,
+                    train_seconds=1)
+
     monkeypatch.setattr(torch.cpu, 'get_capabilities', lambda: dict(capabilities))
-    monkeypatch.setattr(tool, 'pretrain_from_world', lambda world, out_dir, corpus_cfg, cfg, **kw: seen.append(
-        cfg) or dict(checkpoint='clip.pt', loss=1.0, logit_scale=10.0, seconds=1, corpus_seconds=0,
-                     train_seconds=1))
+    monkeypatch.setattr(tool, 'pretrain_from_world', record)
     tool.main(['--data-root', 'unused', '--world', 'demo'])
     tool.main(['--data-root', 'unused', '--world', 'demo', '--amp', 'none', '--no-channels-last'])
     tool.main(['--data-root', 'unused', '--world', 'demo', '--amp', 'bf16'])
