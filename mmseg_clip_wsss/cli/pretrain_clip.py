@@ -67,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         world, out_dir, replace(defaults, num_pairs=args.pairs),
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
                 lr=args.lr, seed=args.seed, pretrained=args.pretrained,
-                amp=native_bf16_amp() if args.amp == 'auto' else {'none': None}.get(args.amp, args.amp),
+                amp={'auto': native_bf16_amp(), 'bf16': 'bf16', 'none': None}[args.amp],
                 channels_last=args.channels_last or None),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)

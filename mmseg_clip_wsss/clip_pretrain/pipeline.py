@@ -36,20 +36,11 @@ def write_json(path: str, data: Dict) -> str:
     return write_json_atomically(path, data)
 
 
-def _without_none(value):
-    """``value`` with the dict entries that hold None left out, at every depth."""
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_none(v) for v in value]
-    return value
-
-
 def same_settings(recorded: Optional[Dict], settings: Dict) -> bool:
     """Whether the settings a cached result records are ``settings``. A field that holds None is
     the same as a field that is absent, so a setting added since the record was written (whose
     default is None, e.g. ``PretrainConfig.pretrained``) does not invalidate it."""
-    return recorded is not None and _without_none(recorded) == _without_none(settings)
+    return recorded is not None and not settings_differences(recorded, settings)
 
 
 def corpus_for(world: WorldConfig, cfg: CorpusConfig, path: str, workers: int = 1,
@@ -102,8 +93,7 @@ def pretrain_from_world(world: WorldConfig, out_dir: str, corpus_cfg: Optional[C
             done = json.load(f)
         if same_settings(done.get('settings'), settings):
             return dict(done, checkpoint=osp.join(out_dir, 'clip.pt'), reused=True)
-        changed = '; '.join(settings_differences(_without_none(done.get('settings') or {}),
-                                                 _without_none(settings)))
+        changed = '; '.join(settings_differences(done.get('settings') or {}, settings))
         print(f'[pretrain_clip] {summary_path} was made with other settings ({changed}): pretraining '
               'again (its clip.pt is replaced)', flush=True)
     start = time.time()

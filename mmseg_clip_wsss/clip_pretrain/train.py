@@ -155,20 +155,28 @@ def _check_image_size(model, corpus: CaptionCorpus, model_name: str) -> None:
                          f'{model_name} takes {size} px; draw the corpus with image_size={size}.')
 
 
-def _set_fields(config: Dict) -> Dict:
-    """A schedule's fields that hold a value (None is the same as absent: a checkpoint written before
-    a field with the default None existed still resumes)."""
-    return {k: v for k, v in config.items() if v is not None}
+def _without_none(value):
+    """``value`` with the dict entries that hold None left out, at every depth."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
-def settings_differences(recorded: Dict, settings: Dict, prefix: str = '') -> List[str]:
-    """``'key: recorded -> now'`` for every (dotted, nested) field where two settings dicts differ; a
-    field that holds None is the same as an absent one."""
+def settings_differences(recorded: Dict, settings: Dict) -> List[str]:
+    """``'key: recorded -> now'`` for every (dotted, nested) field where two settings differ; empty
+    when they are the same. A field that holds None is the same as an absent one, at every depth, so a
+    record written before a field with the default None existed still matches."""
+    return _differences(_without_none(recorded), _without_none(settings), '')
+
+
+def _differences(recorded: Dict, settings: Dict, prefix: str) -> List[str]:
     lines = []
     for key in sorted(set(recorded) | set(settings)):
         old, new = recorded.get(key), settings.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            lines += settings_differences(old, new, f'{prefix}{key}.')
+            lines += _differences(old, new, f'{prefix}{key}.')
         elif old != new:
             lines.append(f'{prefix}{key}: {_short(old)} -> {_short(new)}')
     return lines
@@ -184,8 +192,8 @@ def _resume_step(latest: str, resume: bool, cfg: PretrainConfig, model, optimize
     if not (resume and osp.isfile(latest)):
         return 0
     state = torch.load(latest, map_location='cpu', weights_only=True)
-    if _set_fields(state['config']) != _set_fields(asdict(cfg)):
-        changed = '; '.join(settings_differences(state['config'], asdict(cfg)))
+    changed = '; '.join(settings_differences(state['config'], asdict(cfg)))
+    if changed:
         raise ValueError(f'pretrain_clip: {latest} is an unfinished run of another configuration '
                          f'(its setting -> this one: {changed}): pass the options it was started with '
                          'to finish it, or --fresh (or --no-resume) to start over with these.')
