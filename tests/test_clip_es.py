@@ -229,6 +229,41 @@ def test_grad_cam_falls_back_to_autograd_where_the_closed_form_does_not_apply(to
         build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam='numeric')
 
 
+def test_grad_cam_in_bfloat16_keeps_the_labels_and_the_float32_weights(tok_vit_checkpoint, tmp_path):
+    """``grad_cam_dtype='bfloat16'``: the last block's Grad-CAM on bfloat16 copies gives the float32
+    labels at GRAD_CAM_LOW_PRECISION_AGREEMENT of the pixels or more; the copies are no part of the
+    model (state dict, dtypes) and follow a weight that changes; the options it cannot serve refuse."""
+    from mmseg_clip_wsss.models.segmentors.training_free_clip_es import GRAD_CAM_LOW_PRECISION_AGREEMENT
+    kwargs = dict(softmax_over='all', affinity_layers=2, backbone_kw=dict(quick_gelu=True))
+    exact = build_model(TOK_VIT_NAME, tok_vit_checkpoint, **kwargs)
+    low = build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam_dtype='bfloat16', **kwargs)
+    torch.manual_seed(7)
+    x = torch.randn(4, 3, 64, 48)
+    labels = torch.tensor([[1., 1., 0., 1.], [1., 0., 1., 0.], [1., 1., 1., 1.], [1., 0., 1., 1.]])
+    with torch.no_grad():
+        cams = {name: model.compute_cams(x, labels) for name, model in (('exact', exact), ('low', low))}
+    assert cams['low'].dtype == torch.float32
+    assert (cams['low'] - cams['exact']).abs().max() < 0.05
+    present = labels[:, :, None, None] > 0
+    masks = {k: torch.where(present, v, -1.).argmax(dim=1) for k, v in cams.items()}  # (B, H, W)
+    assert (masks['low'] == masks['exact']).float().mean() >= GRAD_CAM_LOW_PRECISION_AGREEMENT
+    assert not torch.equal(cams['low'], cams['exact'])  # it did run in bfloat16
+    assert set(low.state_dict()) == set(exact.state_dict())
+    assert all(p.dtype == torch.float32 for p in low.parameters())
+    with torch.no_grad():  # a changed weight is copied again
+        low.backbone.transformer.resblocks[-1].mlp.c_fc.weight.mul_(0)
+        low.compute_cams(x, labels)
+    copied_block = low._grad_cam_weights()[0]
+    assert copied_block.mlp.c_fc.weight.dtype == torch.bfloat16 and not copied_block.mlp.c_fc.weight.any()
+    with pytest.raises(ValueError, match="grad_cam_dtype='bfloat16' needs grad_cam='closed_form'"):
+        build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam='autograd', grad_cam_dtype='bfloat16')
+    with pytest.raises(ValueError, match='grad_cam_dtype'):
+        build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam_dtype='float64')
+    resnet = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
+    with pytest.raises(ValueError, match='ModifiedResNet'):
+        build_model(DEMO_CLIP_NAME, resnet, grad_cam_dtype='bfloat16')
+
+
 def test_softmax_lowers_a_class_where_the_competing_text_explains_the_region():
     # text A = e1, text B = e2; region 1 (tokens 0-1) is A-like with a strong third feature, region 2
     # (tokens 2-3) is mostly B but also a little A. On the raw cosine logit of A, region 2 is what

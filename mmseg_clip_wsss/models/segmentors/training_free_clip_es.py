@@ -1,4 +1,5 @@
 """Training-free CLIP pseudo masks in the manner of CLIP-ES (Lin et al., CVPR 2023)."""
+import copy
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -24,6 +25,10 @@ __all__ = ['TrainingFreeCLIPES']
 _SOFTMAX = ('labels', 'all', 'none')
 _AFFINITY = ('attention', 'none')
 _GRAD_CAM = ('closed_form', 'autograd')
+_GRAD_CAM_DTYPES = (None, 'bfloat16', 'float16')
+#: Share of the pseudo-mask pixels at least whose label with ``grad_cam_dtype='bfloat16'`` is
+#: float32's (the tests check it on a tiny ViT; docs/benchmarks.md on ViT-B/16).
+GRAD_CAM_LOW_PRECISION_AGREEMENT = 0.995
 
 
 @MODELS.register_module()
@@ -121,6 +126,16 @@ class TrainingFreeCLIPES(BaseModel):
             class instead of 0.1x. A ViT block or pooling it does not cover
             (:func:`~mmseg_clip_wsss.models.clip_es.closed_form_supported`) uses autograd.
             Defaults to ``'closed_form'``.
+        grad_cam_dtype (str, optional): ``'bfloat16'`` or ``'float16'``: the closed-form Grad-CAM of
+            a ViT (the last block's forward pass, its attention for the affinity and the backward
+            pass of every class) in that precision, on a copy of the last block's weights; the
+            blocks before it, the scores and the rest of the pipeline stay float32. On a CPU with
+            AVX512-BF16 or AMX, or a recent GPU, that part costs about half as much; elsewhere
+            bfloat16 is emulated and slower. The labels differ from float32's at a few pixels in a
+            thousand (:data:`GRAD_CAM_LOW_PRECISION_AGREEMENT`; docs/benchmarks.md has the figures).
+            Only the ViT closed form has a per-class pass worth it (a ModifiedResNet's is a few (n, C)
+            products): a ModifiedResNet tower or ``grad_cam='autograd'`` refuses it. None: float32,
+            CLIP-ES's own arithmetic. Defaults to None.
         data_preprocessor (dict, optional): The segmentation data preprocessor (CLIP's mean and std).
         init_cfg (dict, optional): mmengine init config. Defaults to None.
     """
@@ -149,10 +164,11 @@ class TrainingFreeCLIPES(BaseModel):
                  background_index: Optional[int] = 0,
                  prompts: Optional[str] = None,
                  grad_cam: str = 'closed_form',
+                 grad_cam_dtype: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        _check_options(softmax_over, pool, affinity, box_rule, resize_to_multiple, grad_cam)
+        _check_options(softmax_over, pool, affinity, box_rule, resize_to_multiple, grad_cam, grad_cam_dtype)
         prompts_file = prompts  # (``prompts`` names the class prompts below)
         self.backbone = MODELS.build(dict(backbone, frozen=True))
         if self.backbone.arch == 'resnet' and pool == 'patch_mean':
@@ -187,6 +203,13 @@ class TrainingFreeCLIPES(BaseModel):
         self.rescale_output = bool(rescale_output)
         self.float16_output = bool(float16_output)
         self.grad_cam = grad_cam
+        if grad_cam_dtype is not None and self.backbone.arch == 'resnet':
+            raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} applies to the closed-form '
+                             "Grad-CAM of a ViT tower; this backbone is a ModifiedResNet (its closed form "
+                             'has no per-class backward pass to speed up): set grad_cam_dtype=None.')
+        self.grad_cam_dtype = None if grad_cam_dtype is None else getattr(torch, grad_cam_dtype)
+        self._low_precision_block = None  # (key, last block, ln_post, proj) in grad_cam_dtype; a
+        # tuple, so the copies are no submodules (not in the state dict, not moved by .to())
 
     def train(self, mode: bool = True):
         """Always in eval mode: nothing here trains."""
@@ -287,10 +310,11 @@ class TrainingFreeCLIPES(BaseModel):
         block = bb.transformer.resblocks[-1]
         token_weights = self._token_weights(x.shape[1])
         if self.grad_cam == 'closed_form' and token_weights is not None and closed_form_supported(block):
-            cams, attn = vit_last_block_grad_cam(block, x, bb.ln_post, bb.proj, token_weights, text,
-                                                 targets, competitors, self.logit_scale)  # (B, T, h * w)
+            block, ln_post, proj = self._grad_cam_weights()
+            cams, attn = vit_last_block_grad_cam(block, x.to(proj.dtype), ln_post, proj, token_weights.to(proj.dtype),
+                                                 text, targets, competitors, self.logit_scale)  # (B, T, h * w)
             if self.affinity == 'attention':
-                attentions.append(attn)
+                attentions.append(attn.to(x.dtype))
         else:
             normed = block.ln_1(x)  # (B, N, C)
             if self.affinity == 'attention':
@@ -310,6 +334,22 @@ class TrainingFreeCLIPES(BaseModel):
             attn = torch.stack(attentions).mean(dim=0)[:, 1:, 1:]  # (B, n, n)
             affinity = sinkhorn_affinity(attn, self.sinkhorn_iters, self.affinity_power)
         return cams.reshape(*cams.shape[:2], h, w), affinity
+
+    def _grad_cam_weights(self) -> Tuple[torch.nn.Module, torch.nn.Module, Tensor]:
+        """The last block, ``ln_post`` and ``proj`` of the closed-form Grad-CAM: the tower's own, or
+        with ``grad_cam_dtype`` copies in that dtype, made again when a weight changed (loaded,
+        moved to another device)."""
+        bb = self.backbone
+        block, ln_post, proj = bb.transformer.resblocks[-1], bb.ln_post, bb.proj
+        if self.grad_cam_dtype is None:
+            return block, ln_post, proj
+        sources = [*block.parameters(), *ln_post.parameters(), proj]
+        key = tuple((p.data_ptr(), p._version, p.device) for p in sources)
+        if self._low_precision_block is None or self._low_precision_block[0] != key:
+            dtype = self.grad_cam_dtype
+            self._low_precision_block = (key, copy.deepcopy(block).to(dtype), copy.deepcopy(ln_post).to(dtype),
+                                         proj.detach().to(dtype))
+        return self._low_precision_block[1:]
 
     def _token_weights(self, num_tokens: int) -> Optional[Tensor]:
         """(N,) weight of every output token of the last block in the image embedding (after
@@ -409,7 +449,7 @@ class TrainingFreeCLIPES(BaseModel):
 
 
 def _check_options(softmax_over: str, pool: str, affinity: str, box_rule: str,
-                   resize_to_multiple: Optional[int], grad_cam: str) -> None:
+                   resize_to_multiple: Optional[int], grad_cam: str, grad_cam_dtype: Optional[str]) -> None:
     """Raise a ValueError naming the first option of :class:`TrainingFreeCLIPES` that has no valid value."""
     if softmax_over not in _SOFTMAX:
         raise ValueError(f'TrainingFreeCLIPES: softmax_over={softmax_over!r} must be one of {_SOFTMAX}.')
@@ -421,6 +461,11 @@ def _check_options(softmax_over: str, pool: str, affinity: str, box_rule: str,
         raise ValueError(f'TrainingFreeCLIPES: box_rule={box_rule!r} must be one of {BOX_RULES}.')
     if grad_cam not in _GRAD_CAM:
         raise ValueError(f'TrainingFreeCLIPES: grad_cam={grad_cam!r} must be one of {_GRAD_CAM}.')
+    if grad_cam_dtype not in _GRAD_CAM_DTYPES:
+        raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} must be one of {_GRAD_CAM_DTYPES}.')
+    if grad_cam_dtype is not None and grad_cam != 'closed_form':
+        raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} needs '
+                         f"grad_cam='closed_form' (got {grad_cam!r}); set grad_cam_dtype=None for autograd.")
     if resize_to_multiple is not None and int(resize_to_multiple) < 1:
         raise ValueError(f'TrainingFreeCLIPES: resize_to_multiple={resize_to_multiple!r} must be a '
                          'positive integer (CLIP-ES: 16, the patch size) or None.')
