@@ -339,6 +339,24 @@ def test_benchmark_pseudo_masks_reports_every_stage_against_the_floor(tmp_path):
     assert os.path.isfile(out / 'pseudo_masks.json')
 
 
+def test_a_model_with_a_reference_reports_the_pixels_labelled_as_there(tmp_path):
+    """``PseudoMaskSpec.reference``: the masks are compared with those of the named model of the
+    same run (the same generated images); the floor table names it. A changed protocol (another
+    refinement) shows as less than full agreement."""
+    from mmseg_clip_wsss.benchmark.report import _floor_table
+    cfg, _ = _tool_config(tmp_path, dict(type='par', num_iters=2))
+    specs = [pm_bench.PseudoMaskSpec('a', str(cfg), (24, 32), images=3),
+             pm_bench.PseudoMaskSpec('b', str(cfg), (24, 32), images=3, reference='a'),
+             pm_bench.PseudoMaskSpec('c', str(cfg), (24, 32), images=3, reference='a',
+                                     cfg_options={'cam_cfg.refine': None})]
+    entries = pm_bench.measure_pseudo_masks(specs, str(tmp_path / 'bench'), repeats=1, say=lambda _: None)
+    assert 'reference' not in entries[0]
+    assert entries[1]['reference'] == 'a' and entries[1]['reference_mask_agreement'] == 1.0
+    assert entries[2]['reference_mask_agreement'] < 1.0
+    table = _floor_table(dict(workers=1, models=entries))
+    assert 'pixels as in the reference masks' in table and '100.00% of `a`' in table
+
+
 def test_the_floor_is_the_forward_passes_of_the_protocol():
     model = PMSpeedStub().eval()
     calls = []

@@ -69,6 +69,9 @@ class PseudoMaskSpec:
         description (str): What it is, for the tables.
         images (int, optional): Images to measure on; None takes the run's number.
         cfg_options (dict): Overrides merged into the config.
+        reference (str, optional): Name of another model of the same run, size and image count
+            (the same generated images) whose masks this one's are compared with
+            (``reference_mask_agreement``: pixels with its label). Defaults to None.
     """
     name: str
     config: str
@@ -76,6 +79,7 @@ class PseudoMaskSpec:
     description: str = ''
     images: Optional[int] = None
     cfg_options: Dict = field(default_factory=dict)
+    reference: Optional[str] = None
 
 
 #: The stage-1 configs (their own protocols) and the training-free CLIP-ES configs.
@@ -90,6 +94,12 @@ DEFAULT_PSEUDO_MASK_SPECS = (
                    'training-free CLIP-ES, ViT-B/16, its protocol (dense CRF)', 4),
     PseudoMaskSpec('clip-es_demo', 'configs/clip_es/clip-es_demo-clip_demo.py', (128, 128),
                    'training-free CLIP-ES on the demo CLIP (ModifiedResNet), its protocol', 48),
+    PseudoMaskSpec('clip-es_vit-b16_no-crf', 'configs/clip_es/clip-es_vit-b16_voc.py', (448, 448),
+                   'training-free CLIP-ES, ViT-B/16: CAMs, affinity and masks, no CRF', 4,
+                   {'cam_cfg.refine': None}),
+    PseudoMaskSpec('clip-es_vit-b16_no-crf_bf16', 'configs/clip_es/clip-es_vit-b16_voc.py', (448, 448),
+                   'the same, its Grad-CAM in bfloat16 (model.grad_cam_dtype)', 4,
+                   {'cam_cfg.refine': None, 'model.grad_cam_dtype': 'bfloat16'}, 'clip-es_vit-b16_no-crf'),
 )
 
 
@@ -348,7 +358,8 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
     """The floor, the one-process run (by stage) and the run with workers of every model,
     round-robin over ``repeats`` rounds after one untimed warm-up round. With ``amp``, every run
     and the floor use it, and one more fp32 one-process run gives ``fp32_mask_agreement`` (pixels
-    with the label of the fp32 masks) and ``fp32_one_process_ratio`` (its time / the amp floor).
+    with the label of the fp32 masks) and ``fp32_one_process_ratio`` (its time / the amp floor). A
+    model with a ``reference`` in the run gets ``reference_mask_agreement``.
 
     Returns:
         list[dict]: One entry per model (see the module docstring; ``*_ratio`` = cost / floor).
@@ -368,6 +379,12 @@ def measure_pseudo_masks(specs: Sequence[PseudoMaskSpec], work_dir: str, num_ima
                 setup.worker_stages.clear()
         say(f'  round {r + 1}/{repeats + 1} ({"warm-up" if r == 0 else "timed"}) done')
     entries = [_entry(setup, workers) for setup in setups]
+    one_dirs = {setup.spec.name: osp.join(setup.work_dir, 'one') for setup in setups}
+    for setup, entry in zip(setups, entries):
+        if setup.spec.reference in one_dirs:
+            entry['reference'] = setup.spec.reference
+            entry['reference_mask_agreement'] = _mask_agreement(one_dirs[setup.spec.name],
+                                                                one_dirs[setup.spec.reference])
     if amp is not None:
         for setup, entry in zip(setups, entries):
             fp32 = osp.join(setup.work_dir, 'fp32')

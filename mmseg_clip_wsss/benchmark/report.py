@@ -116,15 +116,19 @@ def _floor_table(result: Dict) -> str:
     """Every model's cost against its floor (the forward passes of its protocol)."""
     workers = result['workers']
     amp = any('fp32_mask_agreement' in m for m in result['models'])
+    reference = any('reference_mask_agreement' in m for m in result['models'])
     rows = [[f'`{m["name"]}`', f'{m["size"][0]}x{m["size"][1]}', str(m['images']),
              ', '.join(f'{s:g}' for s in m['scales']), 'yes' if m['flip'] else 'no',
              str(m['refine']), f'{m["one_process_ratio"]:.3f}x', f'{m["workers_ratio"]:.3f}x',
              'yes' if m['same_pngs'] else '**no**']
             + ([f'{m["fp32_one_process_ratio"]:.3f}x', f'{100 * m["fp32_mask_agreement"]:.2f}%']
-               if amp else []) for m in result['models']]
+               if amp else [])
+            + ([f'{100 * m["reference_mask_agreement"]:.2f}% of `{m["reference"]}`'
+                if 'reference' in m else '-'] if reference else []) for m in result['models']]
     return _table(['model', 'input', 'images', 'scales', 'flip', 'refine', 'one process / floor',
                    f'{workers} worker(s) / floor', 'same PNGs']
-                  + (['fp32, one process / floor', 'pixels as in fp32 masks'] if amp else []), rows)
+                  + (['fp32, one process / floor', 'pixels as in fp32 masks'] if amp else [])
+                  + (['pixels as in the reference masks'] if reference else []), rows)
 
 
 def _stage_table(result: Dict) -> str:
