@@ -15,6 +15,7 @@ import mmseg_clip_wsss  # noqa: F401  (registration)
 from mmseg_clip_wsss.datasets.synthetic.captions import GROUND_WORDS, truth_matrix
 from mmseg_clip_wsss.datasets.synthetic.corpus import (CaptionCorpus, CorpusConfig, build_corpus, load_corpus,
                                                      save_corpus)
+from mmseg_clip_wsss.clip_pretrain.hard_negatives import class_swap_negatives
 from mmseg_clip_wsss.clip_pretrain.loss import MultiPositiveClipLoss
 from mmseg_clip_wsss.clip_pretrain.pipeline import pretrain_from_world, same_settings, write_json
 from mmseg_clip_wsss.clip_pretrain.train import CLAIM_FIELDS, PretrainConfig, pretrain_clip
@@ -24,6 +25,7 @@ from mmseg_clip_wsss.models.backbones import CLIPVisionBackbone
 from mmseg_clip_wsss.models.text import CLIPPromptTextEncoder
 
 WORLD = world_preset('demo')
+WORLD_NAMES = [c.name for c in WORLD.classes + WORLD.unseen]
 NUMBERS = {'two': 2, 'three': 3, 'four': 4, 'five': 5, 'six': 6}
 
 
@@ -123,6 +125,73 @@ def test_multi_positive_loss_is_clip_loss_on_the_identity_and_uses_positives():
         ours(img, txt, scale, torch.zeros(6, 6))
     with pytest.raises(ValueError, match='must match the logits'):
         ours(img, txt, scale, torch.eye(5))
+
+
+def test_class_swap_negatives_name_other_classes_and_their_claims_say_so(corpus):
+    """Every caption naming classes gets a negative naming as many other classes, the rest of its
+    words kept; its claims are the swapped classes (true of no image of those objects, the own
+    image included), and the corpus round trip keeps the words the swap needs."""
+    words = corpus.words_of_classes()
+    negatives, claims, valid = class_swap_negatives(corpus.captions, corpus.claims, words, seed=1)
+    named = corpus.claims['class_set'] != 0
+    assert valid.sum() == named.sum() > 0.8 * len(corpus)  # every caption that names a class
+    forms = sorted({f for ws in words for w in ws for f in (w, w + ('es' if w.endswith(('s', 'sh', 'ch', 'x')) else 's'))},
+                   key=len, reverse=True)
+
+    def without_class_words(text):
+        for form in forms:
+            text = re.sub(rf'\b{re.escape(form)}\b', '#', text)
+        return re.sub(r'\ban\b', 'a', text)
+    for caption, negative, ok, before, after in zip(corpus.captions, negatives, valid, corpus.claims['class_set'],
+                                                   claims['class_set']):
+        if not ok:
+            assert negative == caption and after == before
+            continue
+        assert negative != caption and int(after) & int(before) == 0
+        assert bin(int(after)).count('1') == bin(int(before)).count('1')
+        assert set(_named_classes(negative, WORLD)) == {WORLD_NAMES[k] for k in range(len(words)) if after >> k & 1}
+        assert without_class_words(negative) == without_class_words(caption)  # only the classes changed
+    image = [torch.from_numpy(corpus.claims[f]) for f in CLAIM_FIELDS]
+    truth = truth_matrix(image[0], image[1], image[2], torch.from_numpy(claims['count_claims']),
+                         torch.from_numpy(claims['descriptors']), caption_class_set=torch.from_numpy(claims['class_set']))
+    assert truth.shape == (len(corpus), len(corpus)) and not truth.diag()[torch.from_numpy(valid)].any()
+    assert torch.equal(truth_matrix(*image, caption_class_set=image[0]), truth_matrix(*image))
+    with pytest.raises(ValueError, match='claims lack'):
+        class_swap_negatives(corpus.captions, {}, words)
+
+
+def test_hard_negatives_are_image_to_text_columns_of_the_loss():
+    torch.manual_seed(1)
+    img, txt, neg = (F.normalize(torch.randn(n, 8), dim=1) for n in (4, 4, 3))
+    scale = torch.tensor(10.0)
+    loss = MultiPositiveClipLoss()
+    logits = scale * img @ torch.cat([txt, neg]).t()  # (4, 7)
+    targets = torch.cat([torch.eye(4), torch.zeros(4, 3)], dim=1)
+    image_to_text = -(targets * logits.log_softmax(1)).sum(1).mean()
+    text_to_image = -(torch.eye(4) * (scale * txt @ img.t()).log_softmax(1)).sum(1).mean()
+    got = loss(img, txt, scale, negative_features=neg)
+    assert torch.allclose(got, (image_to_text + text_to_image) / 2)
+    assert got > ClipLoss()(img, txt, scale)  # more to tell apart
+    true_of_image_2 = torch.zeros(4, 3)
+    true_of_image_2[2, 0] = 1  # a swapped caption that describes image 2: a positive there
+    with_positive = loss(img, txt, scale, torch.eye(4), negative_features=neg, negative_targets=true_of_image_2)
+    assert not torch.allclose(with_positive, got)
+    with pytest.raises(ValueError, match='negative_targets'):
+        loss(img, txt, scale, negative_features=neg, negative_targets=torch.zeros(4, 2))
+
+
+def test_pretraining_with_hard_negatives_lowers_the_loss_and_is_recorded(tmp_path):
+    world = replace(WORLD, image_size=64)
+    tiny = build_corpus(world, CorpusConfig(num_pairs=64, image_size=32, seed=3))
+    assert tiny.class_words and load_corpus(save_corpus(tiny, str(tmp_path / 'c.npz'))).class_words == tiny.class_words
+    cfg = PretrainConfig(model_name=TINY_CLIP_NAME, steps=1, batch_size=32, lr=2e-3, hard_negatives=True)
+    first = pretrain_clip(tiny, cfg, str(tmp_path / 'a'), show_progress=False)
+    more = pretrain_clip(tiny, replace(cfg, steps=40), str(tmp_path / 'b'), show_progress=False)
+    assert more['loss'] < first['loss'] - 0.3
+    plain = pretrain_clip(tiny, replace(cfg, steps=1, hard_negatives=None), str(tmp_path / 'c'), show_progress=False)
+    assert first['loss'] > plain['loss']  # the same first step ranks more captions
+    with pytest.raises(ValueError, match='hard_negatives needs the claims'):
+        pretrain_clip(replace(tiny, claims=None), cfg, str(tmp_path / 'd'), show_progress=False)
 
 
 def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads_like_real_weights(tmp_path):

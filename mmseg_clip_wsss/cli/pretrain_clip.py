@@ -1,6 +1,6 @@
 """``python tools/pretrain_clip.py --data-root data/demo [--out-dir data/demo/clip] [--pairs 20000]
 [--steps 1000] [--batch-size 128] [--lr 2e-3] [--amp {auto,bf16,none}] [--[no-]channels-last]
-[--workers 2] [--fresh] [--no-resume]``: contrastive pretraining of a small open_clip model on the
+[--hard-negatives] [--workers 2] [--fresh] [--no-resume]``: contrastive pretraining of a small open_clip model on the
 captioned corpus of a generated world (:func:`mmseg_clip_wsss.clip_pretrain.pipeline.pretrain_from_world`)."""
 import argparse
 import os.path as osp
@@ -44,6 +44,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'natively (AVX512-BF16 / AMX), float32 elsewhere; none: float32')
     parser.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=True,
                         help='the image tower in channels-last memory format (faster convolutions on CPU)')
+    parser.add_argument('--hard-negatives', action='store_true',
+                        help='every caption also as a negative with its classes swapped for others '
+                        '(NegCLIP-style; the text tower encodes twice the captions: docs/demo_clip.md)')
     parser.add_argument('--workers', type=int, default=2, help='processes drawing the corpus')
     parser.add_argument('--threads', type=int, help='torch threads (default: all cores)')
     parser.add_argument('--fresh', action='store_true', help='redo the corpus and the pretraining')
@@ -68,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         replace(schedule, model_name=args.model_name, steps=args.steps, batch_size=args.batch_size,
                 lr=args.lr, seed=args.seed, pretrained=args.pretrained,
                 amp={'auto': native_bf16_amp(), 'bf16': 'bf16', 'none': None}[args.amp],
-                channels_last=args.channels_last or None),
+                channels_last=args.channels_last or None, hard_negatives=args.hard_negatives or None),
         workers=args.workers, resume=not args.no_resume, fresh=args.fresh,
         show_progress=not args.no_progress)
     if summary.get('reused'):

@@ -1,6 +1,7 @@
 """open_clip's contrastive loss with several positives per image and per caption."""
 from typing import Optional
 
+import torch
 from open_clip.loss import ClipLoss
 from torch import Tensor
 
@@ -18,7 +19,8 @@ class MultiPositiveClipLoss(ClipLoss):
 
         loss = ( CE(logits_per_image, T / T.sum(1)) + CE(logits_per_text, T.t() / T.t().sum(1)) ) / 2
 
-    With ``targets=None`` (or the identity) it is exactly ``ClipLoss``. The logits, the learnable
+    With ``targets=None`` (or the identity) it is exactly ``ClipLoss``. ``negative_features`` add
+    captions that only the image-to-text direction ranks (hard negatives, NegCLIP). The logits, the learnable
     temperature (``logit_scale``) and the multi-process gather are open_clip's own
     (:meth:`ClipLoss.get_logits`); with ``world_size > 1`` and ``local_loss=False`` the targets must
     cover the gathered batch.
@@ -29,7 +31,8 @@ class MultiPositiveClipLoss(ClipLoss):
 
     def forward(self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor,
                 targets: Optional[Tensor] = None, logit_bias: Optional[Tensor] = None,
-                output_dict: bool = False):
+                output_dict: bool = False, negative_features: Optional[Tensor] = None,
+                negative_targets: Optional[Tensor] = None):
         """Contrastive loss of normalised features.
 
         Args:
@@ -40,6 +43,11 @@ class MultiPositiveClipLoss(ClipLoss):
                 positive (the diagonal, for paired data). None: the identity.
             logit_bias (Tensor, optional): See ``ClipLoss``.
             output_dict (bool): Return ``{'contrastive_loss': loss}``.
+            negative_features (Tensor, optional): (M, D) L2-normalised embeddings of extra captions
+                (hard negatives, :mod:`.hard_negatives`): more columns of the image-to-text
+                cross-entropy only (NegCLIP); not gathered across processes.
+            negative_targets (Tensor, optional): (N_img, M) which extra captions are true of which
+                images (a swapped caption may describe another image); None: none is.
 
         Returns:
             Tensor | dict: The loss.
@@ -47,10 +55,12 @@ class MultiPositiveClipLoss(ClipLoss):
         Raises:
             ValueError: targets of the wrong shape, or a row/column without a positive.
         """
-        if targets is None:
+        if targets is None and negative_features is None:
             return super().forward(image_features, text_features, logit_scale, logit_bias, output_dict)
         logits_per_image, logits_per_text = self.get_logits(image_features, text_features, logit_scale,
                                                             logit_bias)
+        if targets is None:
+            targets = torch.eye(*logits_per_image.shape, device=logits_per_image.device)
         if targets.shape != logits_per_image.shape:
             raise ValueError(f'MultiPositiveClipLoss: targets {tuple(targets.shape)} must match the logits '
                              f'{tuple(logits_per_image.shape)} (images x captions).')
@@ -58,7 +68,19 @@ class MultiPositiveClipLoss(ClipLoss):
         if bool((targets.sum(1) <= 0).any()) or bool((targets.sum(0) <= 0).any()):
             raise ValueError('MultiPositiveClipLoss: every image and every caption needs a positive '
                              '(for paired data, the diagonal).')
-        image_to_text = -(targets / targets.sum(1, keepdim=True) *
+        image_targets = targets
+        if negative_features is not None:
+            extra = logit_scale * image_features @ negative_features.t()  # (N_img, M)
+            if logit_bias is not None:
+                extra = extra + logit_bias
+            if negative_targets is None:
+                negative_targets = extra.new_zeros(extra.shape)
+            if negative_targets.shape != extra.shape:
+                raise ValueError(f'MultiPositiveClipLoss: negative_targets {tuple(negative_targets.shape)} '
+                                 f'must be (images, extra captions) = {tuple(extra.shape)}.')
+            logits_per_image = torch.cat([logits_per_image, extra], dim=1)
+            image_targets = torch.cat([targets, negative_targets.to(targets)], dim=1)
+        image_to_text = -(image_targets / image_targets.sum(1, keepdim=True) *
                           logits_per_image.log_softmax(1)).sum(1).mean()
         t = targets.t()
         text_to_image = -(t / t.sum(1, keepdim=True) * logits_per_text.log_softmax(1)).sum(1).mean()

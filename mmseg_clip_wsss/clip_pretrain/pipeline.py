@@ -13,7 +13,7 @@ import json
 import os
 import os.path as osp
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Dict, Optional
 
 import torch
@@ -52,8 +52,8 @@ def corpus_for(world: WorldConfig, cfg: CorpusConfig, path: str, workers: int = 
     record = json.loads(json.dumps(record))  # tuples -> lists, as read back
     if not fresh and osp.isfile(path) and osp.isfile(record_path):
         with open(record_path) as f:
-            if same_settings(json.load(f), record):
-                return load_corpus(path)
+            if same_settings(json.load(f), record):  # (a corpus written before class_words: the world's)
+                return replace(load_corpus(path), class_words=tuple(c.words for c in world.classes + world.unseen))
     bar = tqdm(total=cfg.num_pairs, desc='captioned corpus', disable=not show_progress, dynamic_ncols=True)
     corpus = build_corpus(world, cfg, workers=workers, progress=bar.update)
     bar.close()

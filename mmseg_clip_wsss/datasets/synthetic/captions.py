@@ -13,7 +13,7 @@ gives each object. :func:`truth_matrix` turns the claims of a batch into ``T[i, 
 are not checked (two captions that differ only there count as describing the same images).
 """
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from torch import Tensor
@@ -212,7 +212,7 @@ def _claims(objects, class_index, count_claims, descriptors, num_classes=None) -
 
 
 def truth_matrix(class_set: Tensor, counts: Tensor, objects: Tensor, count_claims: Tensor,
-                 descriptors: Tensor) -> Tensor:
+                 descriptors: Tensor, caption_class_set: Optional[Tensor] = None) -> Tensor:
     """``T[i, j]``: caption ``j`` is true of image ``i`` (the stacked :class:`Claims` of a batch).
 
     True when both name the same classes, every count caption ``j`` states is the count in image
@@ -220,16 +220,21 @@ def truth_matrix(class_set: Tensor, counts: Tensor, objects: Tensor, count_claim
     with all the attributes it claims.
 
     Args:
-        class_set (Tensor): (N,) int64 bitmasks.
+        class_set (Tensor): (N,) int64 bitmasks (the classes in each image, which its caption names).
         counts (Tensor): (N, C) objects per class.
         objects (Tensor): (N, O, 2) (class, attribute bits), -1 padded.
-        count_claims (Tensor): (N, C) stated counts (0: none).
-        descriptors (Tensor): (N, D, 2) (class, claimed bits), -1 padded.
+        count_claims (Tensor): (M, C) stated counts (0: none).
+        descriptors (Tensor): (M, D, 2) (class, claimed bits), -1 padded.
+        caption_class_set (Tensor, optional): (M,) the classes each caption names, for captions
+            other than the images' own (:mod:`mmseg_clip_wsss.clip_pretrain.hard_negatives`); None:
+            ``class_set`` (M = N).
 
     Returns:
-        Tensor: (N, N) bool; the diagonal is True for captions of their own images.
+        Tensor: (N, M) bool; without ``caption_class_set`` the diagonal is True for captions of
+        their own images.
     """
-    same_classes = class_set[:, None] == class_set[None, :]  # (Ni, Nj)
+    caption_class_set = class_set if caption_class_set is None else caption_class_set
+    same_classes = class_set[:, None] == caption_class_set[None, :]  # (Ni, Nj)
     stated = count_claims[None, :, :]  # (1, Nj, C)
     counts_ok = ((stated == 0) | (counts[:, None, :] == stated)).all(dim=2)  # (Ni, Nj)
     obj_cls, obj_bits = objects[..., 0], objects[..., 1]  # (Ni, O)

@@ -14,6 +14,7 @@ seed of its own, never the WSSS images), in one of three kinds:
 The result is deterministic for the same arguments (pair ``i`` uses the generator seeded with
 ``(seed, i)``), whatever the number of worker processes.
 """
+import json
 import multiprocessing as mp
 import os
 import os.path as osp
@@ -59,12 +60,19 @@ class CaptionCorpus:
     ``images`` (N, S, S, 3) uint8 RGB; ``captions`` list of N str; ``claims`` (optional): the fields
     of :class:`~mmseg_clip_wsss.datasets.synthetic.captions.Claims` stacked over the pairs, which tell
     the captions that are true of other images too (a generated corpus has them; real pairs do not);
-    ``class_names``: the vocabulary (labelled then unseen classes) the claims index.
+    ``class_names``: the vocabulary (labelled then unseen classes) the claims index; ``class_words``:
+    per class, the words the captions use for it (its name, then its synonyms; empty: the names
+    alone, as in a corpus written before the field).
     """
     images: np.ndarray
     captions: List[str]
     claims: Optional[Dict[str, np.ndarray]] = None
     class_names: Tuple[str, ...] = ()
+    class_words: Tuple[Tuple[str, ...], ...] = ()
+
+    def words_of_classes(self) -> List[Tuple[str, ...]]:
+        """Per class of ``class_names``, its caption words (the name alone where none are known)."""
+        return [tuple(w) for w in self.class_words] if self.class_words else [(n, ) for n in self.class_names]
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -136,8 +144,9 @@ def build_corpus(world: WorldConfig, cfg: CorpusConfig, workers: int = 1, progre
             if progress:
                 progress(len(part))
     claims = {f: np.stack([np.asarray(getattr(p[2], f)) for p in pairs]) for f in _CLAIM_FIELDS}
+    classes = world.classes + world.unseen
     return CaptionCorpus(np.stack([p[0] for p in pairs]), [p[1] for p in pairs], claims,
-                         tuple(c.name for c in world.classes + world.unseen))
+                         tuple(c.name for c in classes), tuple(c.words for c in classes))
 
 
 def save_corpus(corpus: CaptionCorpus, path: str) -> str:
@@ -145,7 +154,8 @@ def save_corpus(corpus: CaptionCorpus, path: str) -> str:
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = f'{path}.tmp.npz'
     np.savez(tmp, images=corpus.images, captions=np.array(corpus.captions),
-             class_names=np.array(corpus.class_names), **(corpus.claims or {}))
+             class_names=np.array(corpus.class_names), class_words=np.array(json.dumps(corpus.class_words)),
+             **(corpus.claims or {}))
     os.replace(tmp, path)
     return path
 
@@ -154,5 +164,6 @@ def load_corpus(path: str) -> CaptionCorpus:
     """Read a corpus written by :func:`save_corpus`."""
     with np.load(path) as data:
         claims = {f: data[f] for f in _CLAIM_FIELDS} if _CLAIM_FIELDS[0] in data.files else None
+        words = json.loads(str(data['class_words'])) if 'class_words' in data.files else ()
         return CaptionCorpus(data['images'], [str(c) for c in data['captions']], claims,
-                             tuple(str(c) for c in data['class_names']))
+                             tuple(str(c) for c in data['class_names']), tuple(tuple(w) for w in words))
