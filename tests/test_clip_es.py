@@ -259,6 +259,11 @@ def test_grad_cam_in_bfloat16_keeps_the_labels_and_the_float32_weights(tok_vit_c
         build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam='autograd', grad_cam_dtype='bfloat16')
     with pytest.raises(ValueError, match='grad_cam_dtype'):
         build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam_dtype='float64')
+    assert build_model(TOK_VIT_NAME, tok_vit_checkpoint, grad_cam_dtype='float32').grad_cam_dtype is None
+    low.pool, low.backbone.pool_type, low.backbone.final_ln_after_pool = 'tower', 'avg', True
+    with torch.no_grad():  # no closed form for a pooling after ln_post: autograd in float32, said once
+        low.compute_cams(x[:1], labels[:1])
+    assert low._fallback_said
     resnet = write_random_clip_checkpoint(str(tmp_path / 'rn.pt'), DEMO_CLIP_NAME, seed=0)
     with pytest.raises(ValueError, match='ModifiedResNet'):
         build_model(DEMO_CLIP_NAME, resnet, grad_cam_dtype='bfloat16')

@@ -158,6 +158,10 @@ def test_class_swap_negatives_name_other_classes_and_their_claims_say_so(corpus)
     assert torch.equal(truth_matrix(*image, caption_class_set=image[0]), truth_matrix(*image))
     with pytest.raises(ValueError, match='claims lack'):
         class_swap_negatives(corpus.captions, {}, words)
+    one = {'class_set': np.array([1 << WORLD_NAMES.index('arrow')]), 'count_claims': np.zeros((1, len(words)), int),
+           'descriptors': -np.ones((1, 2, 2), int)}
+    (swapped, ), _, _ = class_swap_negatives(['An arrow on the ground.'], one, words)
+    assert re.fullmatch(r'(An [aeiou]|A [^aeiou])\w* on the ground\.', swapped), swapped
 
 
 def test_hard_negatives_are_image_to_text_columns_of_the_loss():
@@ -178,6 +182,8 @@ def test_hard_negatives_are_image_to_text_columns_of_the_loss():
     assert not torch.allclose(with_positive, got)
     with pytest.raises(ValueError, match='negative_targets'):
         loss(img, txt, scale, negative_features=neg, negative_targets=torch.zeros(4, 2))
+    with pytest.raises(ValueError, match='one process'):
+        MultiPositiveClipLoss(world_size=2)(img, txt, scale, negative_features=neg)
 
 
 def test_pretraining_with_hard_negatives_lowers_the_loss_and_is_recorded(tmp_path):

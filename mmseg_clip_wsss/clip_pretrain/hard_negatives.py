@@ -42,8 +42,13 @@ def _class_forms(class_words: Sequence[Sequence[str]]) -> Tuple[re.Pattern, Dict
 
 
 def _fix_articles(text: str) -> str:
-    """'a' / 'an' as the next word needs it (a swap may change the word after the article)."""
-    return re.sub(r'\b(a|an) (\w)', lambda m: ('an' if m.group(2) in 'aeiou' else 'a') + ' ' + m.group(2), text)
+    """'a' / 'an' as the next word needs it (a swap may change the word after the article), the
+    article's capital kept."""
+    def article(m: re.Match) -> str:
+        word = 'an' if m.group(2).lower() in 'aeiou' else 'a'
+        return (word.capitalize() if m.group(1)[0] == 'A' else word) + ' ' + m.group(2)
+
+    return re.sub(r'\b(a|an|A|An) (\w)', article, text)
 
 
 def class_swap_negatives(captions: Sequence[str], claims: Dict[str, np.ndarray],

@@ -20,8 +20,8 @@ class MultiPositiveClipLoss(ClipLoss):
         loss = ( CE(logits_per_image, T / T.sum(1)) + CE(logits_per_text, T.t() / T.t().sum(1)) ) / 2
 
     With ``targets=None`` (or the identity) it is exactly ``ClipLoss``. ``negative_features`` add
-    captions that only the image-to-text direction ranks (hard negatives, NegCLIP). The logits, the learnable
-    temperature (``logit_scale``) and the multi-process gather are open_clip's own
+    captions that only the image-to-text direction ranks (hard negatives, NegCLIP; one process only).
+    The logits, the learnable temperature (``logit_scale``) and the multi-process gather are open_clip's own
     (:meth:`ClipLoss.get_logits`); with ``world_size > 1`` and ``local_loss=False`` the targets must
     cover the gathered batch.
 
@@ -53,8 +53,12 @@ class MultiPositiveClipLoss(ClipLoss):
             Tensor | dict: The loss.
 
         Raises:
-            ValueError: targets of the wrong shape, or a row/column without a positive.
+            ValueError: targets of the wrong shape, a row/column without a positive, negative
+                features with world_size > 1 or negative_targets of the wrong shape.
         """
+        if negative_features is not None and self.world_size > 1:
+            raise ValueError('MultiPositiveClipLoss: negative_features are not gathered across processes; '
+                             'pretrain with hard negatives in one process (world_size=1).')
         if targets is None and negative_features is None:
             return super().forward(image_features, text_features, logit_scale, logit_bias, output_dict)
         logits_per_image, logits_per_text = self.get_logits(image_features, text_features, logit_scale,

@@ -1,11 +1,13 @@
 """Training-free CLIP pseudo masks in the manner of CLIP-ES (Lin et al., CVPR 2023)."""
 import copy
+import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from PIL import Image
 from torch import Tensor
@@ -25,7 +27,7 @@ __all__ = ['TrainingFreeCLIPES']
 _SOFTMAX = ('labels', 'all', 'none')
 _AFFINITY = ('attention', 'none')
 _GRAD_CAM = ('closed_form', 'autograd')
-_GRAD_CAM_DTYPES = (None, 'bfloat16', 'float16')
+_GRAD_CAM_DTYPES = (None, 'float32', 'bfloat16', 'float16')
 #: Share of the pseudo-mask pixels at least whose label with ``grad_cam_dtype='bfloat16'`` is
 #: float32's (the tests check it on a tiny ViT; docs/benchmarks.md on ViT-B/16).
 GRAD_CAM_LOW_PRECISION_AGREEMENT = 0.995
@@ -134,7 +136,9 @@ class TrainingFreeCLIPES(BaseModel):
             bfloat16 is emulated and slower. The labels differ from float32's at a few pixels in a
             thousand (:data:`GRAD_CAM_LOW_PRECISION_AGREEMENT`; docs/benchmarks.md has the figures).
             Only the ViT closed form has a per-class pass worth it (a ModifiedResNet's is a few (n, C)
-            products): a ModifiedResNet tower or ``grad_cam='autograd'`` refuses it. None: float32,
+            products): a ModifiedResNet tower or ``grad_cam='autograd'`` refuses it, and where the
+            closed form does not apply (a pooling after ``ln_post``, an unsupported block) the
+            autograd fallback runs in float32 and says so once. None or ``'float32'``: float32,
             CLIP-ES's own arithmetic. Defaults to None.
         data_preprocessor (dict, optional): The segmentation data preprocessor (CLIP's mean and std).
         init_cfg (dict, optional): mmengine init config. Defaults to None.
@@ -203,13 +207,14 @@ class TrainingFreeCLIPES(BaseModel):
         self.rescale_output = bool(rescale_output)
         self.float16_output = bool(float16_output)
         self.grad_cam = grad_cam
-        if grad_cam_dtype is not None and self.backbone.arch == 'resnet':
+        if grad_cam_dtype not in (None, 'float32') and self.backbone.arch == 'resnet':
             raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} applies to the closed-form '
                              "Grad-CAM of a ViT tower; this backbone is a ModifiedResNet (its closed form "
                              'has no per-class backward pass to speed up): set grad_cam_dtype=None.')
-        self.grad_cam_dtype = None if grad_cam_dtype is None else getattr(torch, grad_cam_dtype)
+        self.grad_cam_dtype = None if grad_cam_dtype in (None, 'float32') else getattr(torch, grad_cam_dtype)
         self._low_precision_block = None  # (key, last block, ln_post, proj) in grad_cam_dtype; a
         # tuple, so the copies are no submodules (not in the state dict, not moved by .to())
+        self._fallback_said = False
 
     def train(self, mode: bool = True):
         """Always in eval mode: nothing here trains."""
@@ -316,6 +321,11 @@ class TrainingFreeCLIPES(BaseModel):
             if self.affinity == 'attention':
                 attentions.append(attn.to(x.dtype))
         else:
+            if self.grad_cam_dtype is not None and not self._fallback_said:
+                print_log(f'TrainingFreeCLIPES: grad_cam_dtype={self.grad_cam_dtype} is not used: the closed form '
+                          'does not cover this tower (its pooling or last block), and the autograd Grad-CAM '
+                          'runs in float32.', logger='current', level=logging.WARNING)
+                self._fallback_said = True
             normed = block.ln_1(x)  # (B, N, C)
             if self.affinity == 'attention':
                 attentions.append(_attention_weights(block.attn, normed))
@@ -463,7 +473,7 @@ def _check_options(softmax_over: str, pool: str, affinity: str, box_rule: str,
         raise ValueError(f'TrainingFreeCLIPES: grad_cam={grad_cam!r} must be one of {_GRAD_CAM}.')
     if grad_cam_dtype not in _GRAD_CAM_DTYPES:
         raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} must be one of {_GRAD_CAM_DTYPES}.')
-    if grad_cam_dtype is not None and grad_cam != 'closed_form':
+    if grad_cam_dtype not in (None, 'float32') and grad_cam != 'closed_form':
         raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} needs '
                          f"grad_cam='closed_form' (got {grad_cam!r}); set grad_cam_dtype=None for autograd.")
     if resize_to_multiple is not None and int(resize_to_multiple) < 1:
