@@ -186,9 +186,9 @@ def vit_last_block_grad_cam(block: nn.Module,
     the MLP's input projection and the attention's output projection backward and one (N, N)
     product per head: about 0.4x the block's forward pass, where autograd's backward pass through
     the block costs 1.1-1.5x (docs/benchmarks.md). The CAMs equal :func:`softmax_grad_cam`'s to float
-    rounding (about 1e-5 relative in float32; checked in the tests). The block, ``x`` and ``token_weights`` may be
-    in a lower precision (``TrainingFreeCLIPES.grad_cam_dtype``): the scores and their gradient at the
-    image embedding are computed in float32 either way.
+    rounding (about 1e-5 relative in float32; checked in the tests). The block, ``x`` and
+    ``token_weights`` may be in a lower precision (``TrainingFreeCLIPES.grad_cam_dtype``): the scores
+    and their gradient at the image embedding are computed in float32 either way.
 
     Args:
         block (nn.Module): The last block (:func:`closed_form_supported`).

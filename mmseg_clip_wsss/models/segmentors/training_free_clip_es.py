@@ -207,11 +207,11 @@ class TrainingFreeCLIPES(BaseModel):
         self.rescale_output = bool(rescale_output)
         self.float16_output = bool(float16_output)
         self.grad_cam = grad_cam
-        if grad_cam_dtype not in (None, 'float32') and self.backbone.arch == 'resnet':
+        self.grad_cam_dtype = None if grad_cam_dtype in (None, 'float32') else getattr(torch, grad_cam_dtype)
+        if self.grad_cam_dtype is not None and self.backbone.arch == 'resnet':
             raise ValueError(f'TrainingFreeCLIPES: grad_cam_dtype={grad_cam_dtype!r} applies to the closed-form '
                              "Grad-CAM of a ViT tower; this backbone is a ModifiedResNet (its closed form "
                              'has no per-class backward pass to speed up): set grad_cam_dtype=None.')
-        self.grad_cam_dtype = None if grad_cam_dtype in (None, 'float32') else getattr(torch, grad_cam_dtype)
         self._low_precision_block = None  # (key, last block, ln_post, proj) in grad_cam_dtype; a
         # tuple, so the copies are no submodules (not in the state dict, not moved by .to())
         self._fallback_said = False
