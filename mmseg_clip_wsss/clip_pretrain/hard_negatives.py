@@ -18,15 +18,12 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from mmseg_clip_wsss.datasets.synthetic.captions import _plural  # the caption writer's plural
+
 __all__ = ['class_swap_negatives', 'CAPTION_CLAIM_FIELDS']
 
 #: The claim fields that describe the caption (the others describe the image).
 CAPTION_CLAIM_FIELDS = ('class_set', 'count_claims', 'descriptors')
-
-
-def _plural(word: str) -> str:
-    """The plural the caption writer uses (:mod:`~mmseg_clip_wsss.datasets.synthetic.captions`)."""
-    return word + 'es' if word.endswith(('s', 'sh', 'ch', 'x')) else word + 's'
 
 
 def _class_forms(class_words: Sequence[Sequence[str]]) -> Tuple[re.Pattern, Dict[str, Tuple[int, bool]]]:

@@ -246,8 +246,8 @@ def _train_step(model, tower: TextTower, criterion, optimizer, scheduler, corpus
     with torch.autocast('cpu', dtype=torch.bfloat16, enabled=cfg.amp == 'bf16'):
         image_features = model.encode_image(images)
     image_features = F.normalize(image_features.float(), dim=-1)
-    batch_claims = [claims[f][idx] for f in CLAIM_FIELDS] if claims is not None else None
-    targets = truth_matrix(*batch_claims) if claims is not None else torch.eye(len(idx), dtype=torch.bool)
+    batch = {f: claims[f][idx] for f in CLAIM_FIELDS} if claims is not None else None
+    targets = truth_matrix(**batch) if claims is not None else torch.eye(len(idx), dtype=torch.bool)
     extra = {}
     if negatives is not None:
         swapped = idx[negatives.valid[idx]]  # (M, ): pairs whose caption has a negative
@@ -255,8 +255,8 @@ def _train_step(model, tower: TextTower, criterion, optimizer, scheduler, corpus
                                     dim=-1)
         text_features, extra['negative_features'] = text_features[:len(idx)], text_features[len(idx):]
         caption = {f: negatives.claims[f][swapped] for f in CAPTION_CLAIM_FIELDS}
-        extra['negative_targets'] = truth_matrix(
-            batch_claims[0], batch_claims[1], batch_claims[2], caption['count_claims'], caption['descriptors'],
+        extra['negative_targets'] = truth_matrix(  # the batch's images against the swapped captions
+            batch['class_set'], batch['counts'], batch['objects'], caption['count_claims'], caption['descriptors'],
             caption_class_set=caption['class_set']).float()  # (B, M)
     else:
         text_features = F.normalize(encode_captions(tower, tokens[idx]), dim=-1)
